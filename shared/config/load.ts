@@ -1,0 +1,159 @@
+// Reads tandem.yaml, validates it, resolves paths against the file's folder and checks the
+// rules that span several keys. Any problem throws TANDEM_ERR_CONFIG_* naming the key.
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { TandemError } from '../errors.ts';
+import { configSchema, type ParsedConfig } from './schema.ts';
+
+export interface NodeAddresses {
+  name: string;
+  channel: { host: string; port: number };
+  control: { host: string; port: number };
+  public?: string | undefined;
+}
+
+export interface ProtectedRoot {
+  name: string;
+  /** Absolute path of the root on this node. */
+  path: string;
+  exclude: string[];
+}
+
+export interface TandemConfig extends Omit<ParsedConfig, 'nodes' | 'protect' | 'stateDir' | 'keyFile' | 'log'> {
+  /** Absolute path of the file this was read from (undefined when built in memory). */
+  file: string | undefined;
+  self: NodeAddresses;
+  peer: NodeAddresses;
+  protect: ProtectedRoot[];
+  stateDir: string;
+  keyFile: string;
+  log: { level: ParsedConfig['log']['level']; file: string | undefined };
+}
+
+const HINT = 'see docs/configuration.md for every key, its type and its default';
+
+function invalid(file: string, key: string, reason: string): TandemError {
+  return new TandemError({
+    code: 'TANDEM_ERR_CONFIG_INVALID',
+    op: `load config ${file}`,
+    reason: `key "${key}": ${reason}`,
+    hint: HINT,
+    details: { key },
+  });
+}
+
+export function splitHostPort(hp: string): { host: string; port: number } {
+  const i = hp.lastIndexOf(':');
+  const host = hp.slice(0, i).replace(/^\[|\]$/g, '');
+  return { host, port: Number(hp.slice(i + 1)) };
+}
+
+export function loadConfig(file: string): TandemConfig {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = fs.readFileSync(abs, 'utf8');
+  } catch (err) {
+    throw TandemError.wrap(err, {
+      code: 'TANDEM_ERR_CONFIG_READ',
+      op: `load config ${abs}`,
+      hint: 'pass the path of an existing tandem.yaml with -c',
+    });
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw TandemError.wrap(err, {
+      code: 'TANDEM_ERR_CONFIG_READ',
+      op: `load config ${abs}`,
+      reason: `not valid YAML: ${(err as Error).message.split('\n')[0]}`,
+      hint: HINT,
+    });
+  }
+  return parseConfig(raw, abs);
+}
+
+/** Validates an already parsed document; relative paths are resolved against `file`'s folder. */
+export function parseConfig(raw: unknown, file: string): TandemConfig {
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const key = issue.path.map(String).join('.') || '(top level)';
+    let reason = issue.message;
+    if (issue.code === 'unrecognized_keys') reason = `unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    throw invalid(file, issue.code === 'unrecognized_keys' ? [key, issue.keys[0]].filter((k) => k !== '(top level)').join('.') : key, reason);
+  }
+  const c = result.data;
+  const base = path.dirname(file);
+  const resolve = (p: string) => path.resolve(base, p);
+
+  const names = Object.keys(c.nodes);
+  if (names.length !== 2) throw invalid(file, 'nodes', `a pair has exactly two nodes, found ${names.length}`);
+  if (!names.includes(c.node)) throw invalid(file, 'node', `"${c.node}" is not one of nodes (${names.join(', ')})`);
+  const peerName = names.find((n) => n !== c.node)!;
+  const toAddr = (n: string): NodeAddresses => {
+    const spec = c.nodes[n]!;
+    return { name: n, channel: splitHostPort(spec.channel), control: splitHostPort(spec.control), public: spec.public };
+  };
+  for (const n of names) {
+    for (const k of ['channel', 'control'] as const) {
+      const { port } = splitHostPort(c.nodes[n]![k]);
+      if (port < 1 || port > 65535) throw invalid(file, `nodes.${n}.${k}`, `port ${port} is out of range 1-65535`);
+    }
+  }
+
+  const bs = c.blockSize;
+  if (bs < 4096 || bs > 16 * 1024 * 1024 || (bs & (bs - 1)) !== 0) {
+    throw invalid(file, 'blockSize', `must be a power of two from 4KiB to 16MiB, got ${bs}`);
+  }
+  if (c.journal.batchBytes < bs) throw invalid(file, 'journal.batchBytes', `must be at least blockSize (${bs})`);
+  if (c.journal.maxBytes < 4 * c.journal.batchBytes) {
+    throw invalid(file, 'journal.maxBytes', `must hold at least four batches (4 × journal.batchBytes = ${4 * c.journal.batchBytes})`);
+  }
+  if (c.journal.segmentBytes < c.journal.batchBytes) throw invalid(file, 'journal.segmentBytes', 'must be at least journal.batchBytes');
+  // A batch travels in one frame; leave room for the frame's own fields.
+  if (c.channel.maxFrameBytes < c.journal.batchBytes + 64 * 1024) {
+    throw invalid(file, 'channel.maxFrameBytes', `must exceed journal.batchBytes by 64KiB (at least ${c.journal.batchBytes + 65536})`);
+  }
+  if (c.channel.windowBytes < c.journal.batchBytes) throw invalid(file, 'channel.windowBytes', 'must be at least journal.batchBytes');
+  if (c.channel.reconnectMax < c.channel.reconnectMin) throw invalid(file, 'channel.reconnectMax', 'must be at least channel.reconnectMin');
+  if (c.apply.retryMax < c.apply.retryMin) throw invalid(file, 'apply.retryMax', 'must be at least apply.retryMin');
+
+  const protect = c.protect.map((r) => ({ name: r.name, path: resolve(r.path), exclude: r.exclude }));
+  const seen = new Set<string>();
+  protect.forEach((r, i) => {
+    if (seen.has(r.name)) throw invalid(file, `protect.${i}.name`, `root name "${r.name}" is used twice`);
+    seen.add(r.name);
+  });
+  for (const [i, a] of protect.entries()) {
+    for (const [j, b] of protect.entries()) {
+      if (i !== j && isInside(a.path, b.path)) {
+        throw invalid(file, `protect.${i}.path`, `root "${a.name}" lies inside root "${b.name}"; roots must not nest`);
+      }
+    }
+  }
+  const stateDir = resolve(c.stateDir);
+  for (const [i, r] of protect.entries()) {
+    if (isInside(stateDir, r.path) || stateDir === r.path) {
+      throw invalid(file, 'stateDir', `lies inside protected root "${r.name}" (protect.${i}.path); keep Tandem's own state outside what it replicates`);
+    }
+  }
+
+  return {
+    ...c,
+    file,
+    self: toAddr(c.node),
+    peer: toAddr(peerName),
+    protect,
+    stateDir,
+    keyFile: resolve(c.keyFile),
+    log: { level: c.log.level, file: c.log.file === undefined ? undefined : resolve(c.log.file) },
+  };
+}
+
+function isInside(child: string, parent: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+}

@@ -1,0 +1,106 @@
+// The shape of tandem.yaml, with every default in one place. docs/configuration.md documents
+// each key; test/unit/shared/config-docs.test.ts fails when a key is missing there.
+import { z } from 'zod';
+import { parseDuration, parseSize } from '../sizes.ts';
+
+const size = (def: string) =>
+  z
+    .unknown()
+    .optional()
+    .transform((v, ctx) => {
+      const n = v === undefined ? parseSize(def) : typeof v === 'string' || typeof v === 'number' ? parseSize(v) : undefined;
+      if (n === undefined) {
+        ctx.addIssue({ code: 'custom', message: `expected a size such as 64KiB or 1GiB, got ${JSON.stringify(v)}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const duration = (def: string) =>
+  z
+    .unknown()
+    .optional()
+    .transform((v, ctx) => {
+      const n = v === undefined ? parseDuration(def) : typeof v === 'string' || typeof v === 'number' ? parseDuration(v) : undefined;
+      if (n === undefined) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration such as 500ms or 5s, got ${JSON.stringify(v)}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 10.0.0.1:7700');
+const name = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'expected a lower-case name: letters, digits, dashes, at most 32');
+
+export const nodeSchema = z.strictObject({
+  /** Where this node's replication channel listens (the dedicated link). */
+  channel: hostPort,
+  /** Where this node's control API listens (CLI, console). Keep it on loopback or a management network. */
+  control: hostPort,
+  /** This node's own address on the public network (used by the public link checks). */
+  public: z.string().min(1).optional(),
+});
+
+export const rootSchema = z.strictObject({
+  name,
+  path: z.string().min(1),
+  exclude: z.array(z.string().min(1)).default([]),
+});
+
+export const configSchema = z.strictObject({
+  pair: name,
+  node: name,
+  role: z.enum(['active', 'passive']).default('passive'),
+  nodes: z.record(name, nodeSchema),
+  protect: z.array(rootSchema).min(1, 'at least one protected root is needed'),
+  stateDir: z.string().min(1).default('./state'),
+  keyFile: z.string().min(1).default('./pair.key'),
+  blockSize: size('64KiB'),
+  journal: z
+    .strictObject({
+      maxBytes: size('1GiB'),
+      segmentBytes: size('64MiB'),
+      batchBytes: size('4MiB'),
+      batchDelay: duration('2ms'),
+    })
+    .prefault({}),
+  capture: z
+    .strictObject({
+      settle: duration('50ms'),
+      scanInterval: duration('60s'),
+      renameWindow: duration('150ms'),
+    })
+    .prefault({}),
+  channel: z
+    .strictObject({
+      encryption: z.enum(['tls-psk', 'none']).default('tls-psk'),
+      windowBatches: z.number().int().min(1).max(1024).default(32),
+      windowBytes: size('64MiB'),
+      maxFrameBytes: size('16MiB'),
+      reconnectMin: duration('100ms'),
+      reconnectMax: duration('5s'),
+      handshakeTimeout: duration('5s'),
+    })
+    .prefault({}),
+  apply: z
+    .strictObject({
+      retryMin: duration('500ms'),
+      retryMax: duration('10s'),
+    })
+    .prefault({}),
+  heartbeat: z
+    .strictObject({
+      interval: duration('1s'),
+      threshold: z.number().int().min(1).max(1000).default(5),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+      file: z.string().min(1).optional(),
+    })
+    .prefault({}),
+});
+
+export type RawConfig = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;

@@ -1,0 +1,93 @@
+// One error class for the whole project. Every error carries a stable code (listed in
+// docs/errors.md), the operation that failed, the cause, and a hint for the operator.
+// Never throw a bare Error across a component boundary: wrap it with `TandemError.wrap`.
+
+export const ERROR_CODES = {
+  TANDEM_ERR_USAGE: 'A command was called with missing or unknown arguments.',
+  TANDEM_ERR_CONFIG_READ: 'The configuration file could not be read or is not valid YAML.',
+  TANDEM_ERR_CONFIG_INVALID: 'A configuration key has a wrong type or value.',
+  TANDEM_ERR_KEY_INVALID: 'The pair key file is missing, unreadable, too short or too open.',
+  TANDEM_ERR_STATE_LOCKED: 'Another agent already runs on this state directory.',
+  TANDEM_ERR_STATE_IO: 'The state directory could not be read or written.',
+  TANDEM_ERR_AUTH_FAILED: 'The peer does not hold the pair key (wrong key or an impostor).',
+  TANDEM_ERR_PEER_UNEXPECTED: 'The peer authenticated but is not the node this pair expects.',
+  TANDEM_ERR_FRAME_TOO_LARGE: 'A channel frame exceeded channel.maxFrameBytes.',
+  TANDEM_ERR_FRAME_MALFORMED: 'A channel frame could not be decoded or has a wrong shape.',
+  TANDEM_ERR_PROTOCOL: 'The peer sent a message that is not valid at this point of the protocol.',
+  TANDEM_ERR_CHECKSUM: 'A record failed its checksum.',
+  TANDEM_ERR_PATH_OUTSIDE_ROOT: 'A record names a path outside the protected roots.',
+  TANDEM_ERR_APPLY_FAILED: 'The passive could not apply a write (disk full, permission…).',
+  TANDEM_ERR_JOURNAL_CORRUPT: 'A journal or receive-log segment is damaged before its tail.',
+  TANDEM_ERR_CONTROL_UNREACHABLE: 'The agent control API did not answer.',
+  TANDEM_ERR_CONTROL_REFUSED: 'The agent control API refused the request.',
+  TANDEM_ERR_INTERNAL: 'A bug: an invariant of Tandem itself did not hold.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface TandemErrorInit {
+  code: ErrorCode;
+  /** What was being done, e.g. "apply write data/a.txt". */
+  op: string;
+  /** Why it failed, in words; the message is "op: reason". */
+  reason: string;
+  /** What the operator can do about it. */
+  hint?: string;
+  cause?: unknown;
+  /** Extra structured facts for logs and status (path, seq, key…). */
+  details?: Record<string, unknown>;
+}
+
+export class TandemError extends Error {
+  readonly code: ErrorCode;
+  readonly op: string;
+  readonly reason: string;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown>;
+
+  constructor(init: TandemErrorInit) {
+    super(`${init.op}: ${init.reason}`, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = 'TandemError';
+    this.code = init.code;
+    this.op = init.op;
+    this.reason = init.reason;
+    this.hint = init.hint;
+    this.details = init.details ?? {};
+  }
+
+  /** Wraps any thrown value, keeping a TandemError as it is. */
+  static wrap(err: unknown, init: Omit<TandemErrorInit, 'reason' | 'cause'> & { reason?: string }): TandemError {
+    if (err instanceof TandemError) return err;
+    const reason = init.reason ?? describeCause(err);
+    return new TandemError({ ...init, reason, cause: err });
+  }
+
+  /** The plain form used in status JSON, control API answers and the CLI. */
+  toJSON(): { code: ErrorCode; op: string; message: string; hint?: string; details?: Record<string, unknown> } {
+    return {
+      code: this.code,
+      op: this.op,
+      message: this.message,
+      ...(this.hint === undefined ? {} : { hint: this.hint }),
+      ...(Object.keys(this.details).length === 0 ? {} : { details: this.details }),
+    };
+  }
+}
+
+/** "ENOSPC: no space left on device" from any thrown value. */
+export function describeCause(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code !== undefined && !err.message.startsWith(code) ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}
+
+/** The errno code of a Node system error, if any. */
+export function errnoOf(err: unknown): string | undefined {
+  if (typeof err === 'object' && err !== null && 'code' in err) {
+    const code = (err as { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}

@@ -1,0 +1,7 @@
+// The protocol: records of the write log, their framing on disk and on the wire, and the
+// channel messages. Pure data and pure functions: it never opens a socket or a file.
+export * from './codec.ts';
+export * from './frames.ts';
+export * from './messages.ts';
+export * from './paths.ts';
+export * from './records.ts';

@@ -1,0 +1,151 @@
+// Messages on the replication channel: one msgpack map per WebSocket binary frame. Everything
+// decoded from the peer is untrusted until `messageProblem` says it has the right shape.
+import { relPathProblem } from './paths.ts';
+
+export const PROTOCOL_VERSION = 1;
+
+export type Role = 'active' | 'passive';
+
+/** First message each side sends after the channel is authenticated. */
+export interface HelloMessage {
+  t: 'hello';
+  proto: number;
+  pair: string;
+  node: string;
+  role: Role;
+  generation: string;
+  /** Block size of the manifests: both nodes must use the same one, or block hashes mean nothing. */
+  blockSize: number;
+  /** Active: last journaled sequence. Passive: last sequence it holds durably. */
+  headSeq: number;
+  /** Active: oldest sequence still in the journal. Passive: 0. */
+  firstSeq: number;
+  /** Passive: last sequence applied and durable. Active: last sequence the peer acknowledged. */
+  appliedSeq: number;
+  /** Passive: an initial synchronisation is incomplete, its tree is not a real state yet. */
+  syncing: boolean;
+}
+
+/** A batch: the exact journal frames of records `first..last`, commit frame last. */
+export interface BatchMessage {
+  t: 'batch';
+  first: number;
+  last: number;
+  frames: Uint8Array;
+}
+
+/** Passive → active: every record up to `seq` is applied and durable. */
+export interface AckMessage {
+  t: 'ack';
+  seq: number;
+}
+
+/** Passive → active: how applying goes, sent when it changes (pauses, alarms, sync progress). */
+export interface PeerStateMessage {
+  t: 'peer-state';
+  state: string;
+  alarm?: { code: string; message: string; hint?: string } | undefined;
+}
+
+/** Active → passive: send me your block manifest (initial synchronisation). */
+export interface ManifestRequestMessage {
+  t: 'manifest-request';
+  id: string;
+}
+
+export interface WireManifestEntry {
+  root: string;
+  path: string;
+  kind: 'file' | 'dir' | 'symlink';
+  mode: number;
+  size: number;
+  mtimeMs: number;
+  /** Files: xxhash64 of each block, 8 bytes each, concatenated. */
+  blocks?: Uint8Array | undefined;
+  /** Symlinks: the link's target. */
+  target?: string | undefined;
+}
+
+export interface ManifestChunkMessage {
+  t: 'manifest-chunk';
+  id: string;
+  entries: WireManifestEntry[];
+}
+
+export interface ManifestEndMessage {
+  t: 'manifest-end';
+  id: string;
+  count: number;
+  /** Protected roots the passive has, so a root missing there is reported, not guessed. */
+  roots: string[];
+}
+
+/** Sent before closing the channel on purpose, so the peer can log the reason. */
+export interface ErrorMessage {
+  t: 'error';
+  code: string;
+  message: string;
+}
+
+export type Message =
+  | HelloMessage
+  | BatchMessage
+  | AckMessage
+  | PeerStateMessage
+  | ManifestRequestMessage
+  | ManifestChunkMessage
+  | ManifestEndMessage
+  | ErrorMessage;
+
+const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isStr = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length <= max;
+
+function manifestEntryProblem(e: unknown): string | undefined {
+  if (typeof e !== 'object' || e === null) return 'entry not a map';
+  const r = e as Record<string, unknown>;
+  if (!isStr(r.root) || r.root.length === 0) return 'entry: bad root';
+  const pp = relPathProblem(r.path);
+  if (pp !== undefined) return `entry: path ${pp}`;
+  if (r.kind !== 'file' && r.kind !== 'dir' && r.kind !== 'symlink') return 'entry: bad kind';
+  if (!isUint(r.mode) || !isUint(r.size) || typeof r.mtimeMs !== 'number') return 'entry: bad stat fields';
+  if (r.kind === 'file' && !(r.blocks instanceof Uint8Array && r.blocks.length % 8 === 0)) return 'entry: bad blocks';
+  if (r.kind === 'symlink' && !(isStr(r.target, 4096) && r.target.length > 0)) return 'entry: bad target';
+  return undefined;
+}
+
+/** Undefined when `m` is a well-formed message; otherwise the reason it is not. */
+export function messageProblem(m: unknown): string | undefined {
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return 'not a map';
+  const r = m as Record<string, unknown>;
+  switch (r.t) {
+    case 'hello':
+      if (!isUint(r.proto) || !isStr(r.pair) || !isStr(r.node) || !isStr(r.generation)) return 'hello: bad identity fields';
+      if (!isUint(r.blockSize)) return 'hello: bad blockSize';
+      if (r.role !== 'active' && r.role !== 'passive') return 'hello: bad role';
+      if (!isUint(r.headSeq) || !isUint(r.firstSeq) || !isUint(r.appliedSeq) || typeof r.syncing !== 'boolean') return 'hello: bad sequence fields';
+      return undefined;
+    case 'batch':
+      if (!isUint(r.first) || !isUint(r.last) || r.last < r.first) return 'batch: bad first/last';
+      return r.frames instanceof Uint8Array ? undefined : 'batch: frames not binary';
+    case 'ack':
+      return isUint(r.seq) ? undefined : 'ack: bad seq';
+    case 'peer-state':
+      return isStr(r.state) ? undefined : 'peer-state: bad state';
+    case 'manifest-request':
+      return isStr(r.id) ? undefined : 'manifest-request: bad id';
+    case 'manifest-chunk': {
+      if (!isStr(r.id) || !Array.isArray(r.entries)) return 'manifest-chunk: bad fields';
+      for (const e of r.entries) {
+        const p = manifestEntryProblem(e);
+        if (p !== undefined) return `manifest-chunk: ${p}`;
+      }
+      return undefined;
+    }
+    case 'manifest-end':
+      return isStr(r.id) && isUint(r.count) && Array.isArray(r.roots) && r.roots.every((x) => isStr(x)) ? undefined : 'manifest-end: bad fields';
+    case 'error':
+      return isStr(r.code) && isStr(r.message, 4096) ? undefined : 'error: bad fields';
+    default:
+      return `unknown message type ${JSON.stringify(r.t)}`;
+  }
+}

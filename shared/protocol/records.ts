@@ -1,0 +1,126 @@
+// The records of the write log. Every data record is an *absolute setter*: it says what a path
+// must be ("a regular file of N bytes", "these bytes at this offset", "absent"), never how to
+// change it. Re-applying a run of setters in order therefore ends in the same state whatever
+// part of the run was applied before a crash. `rename` is the one exception (it moves content);
+// the applier treats it as a commit barrier (docs/replication.md).
+import { relPathProblem } from './paths.ts';
+
+interface Base {
+  seq: number;
+  root: string;
+  path: string;
+}
+
+/** Make `path` a directory with this mode (replacing whatever else is there). */
+export interface MkdirRecord extends Base { op: 'mkdir'; mode: number }
+/** Make `path` a regular file of exactly `size` bytes, keeping its bytes below `size`. */
+export interface FileRecord extends Base { op: 'file'; size: number }
+/** These bytes at this offset of the regular file `path`; `hash` is xxhash64 of `data`. */
+export interface WriteRecord extends Base { op: 'write'; offset: number; data: Uint8Array; hash: Uint8Array }
+/** Set the permission bits and the modification time of `path`. */
+export interface MetaRecord extends Base { op: 'meta'; mode: number; mtimeMs: number }
+/** Make `path` a symbolic link to `target` (the target is data: never followed). */
+export interface SymlinkRecord extends Base { op: 'symlink'; target: string }
+/** Make `path` absent (a file or a link). */
+export interface UnlinkRecord extends Base { op: 'unlink' }
+/** Make `path` absent (a directory and anything still below it). */
+export interface RmdirRecord extends Base { op: 'rmdir' }
+/** Move `path` to `to` within the same root, replacing `to`. */
+export interface RenameRecord extends Base { op: 'rename'; to: string }
+
+export type PathRecord =
+  | MkdirRecord
+  | FileRecord
+  | WriteRecord
+  | MetaRecord
+  | SymlinkRecord
+  | UnlinkRecord
+  | RmdirRecord
+  | RenameRecord;
+
+/** An initial synchronisation starts: records up to `baseSeq` are replaced by what follows. */
+export interface SyncBeginRecord { op: 'sync-begin'; seq: number; id: string; baseSeq: number; bytesTotal: number }
+/** The synchronisation `id` is complete: the passive now holds a real state of the active. */
+export interface SyncEndRecord { op: 'sync-end'; seq: number; id: string }
+
+export type DataRecord = PathRecord | SyncBeginRecord | SyncEndRecord;
+
+/** Closes a batch: the unit the passive applies atomically. Carries no sequence of its own. */
+export interface CommitEntry {
+  op: 'commit';
+  first: number;
+  last: number;
+  /** Every file in the batch was read inside one quiet window (a real instant of the disk). */
+  consistent: boolean;
+  /** Wall-clock time the batch was journaled, for lag. */
+  ts: number;
+  generation: string;
+}
+
+/** Receive log only: every record up to `seq` is applied and durable on the passive. */
+export interface AppliedEntry { op: 'applied'; seq: number }
+
+export type LogEntry = DataRecord | CommitEntry | AppliedEntry;
+
+export type PathOp = PathRecord['op'];
+const PATH_OPS = new Set<string>(['mkdir', 'file', 'write', 'meta', 'symlink', 'unlink', 'rmdir', 'rename']);
+
+export function isPathRecord(e: LogEntry): e is PathRecord {
+  return PATH_OPS.has(e.op);
+}
+
+const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
+
+/**
+ * Checks the shape of a decoded entry from an untrusted source (the wire, a log on disk).
+ * Returns a reason when it is not a valid entry. Path *containment* is checked again by the
+ * applier against the real file system; this only checks well-formedness.
+ */
+export function entryProblem(e: unknown): string | undefined {
+  if (typeof e !== 'object' || e === null || Array.isArray(e)) return 'not a map';
+  const r = e as Record<string, unknown>;
+  switch (r.op) {
+    case 'commit':
+      if (!isUint(r.first) || !isUint(r.last) || r.last < r.first) return 'commit: bad first/last';
+      if (typeof r.consistent !== 'boolean' || !isUint(r.ts) || typeof r.generation !== 'string') return 'commit: bad fields';
+      return undefined;
+    case 'applied':
+      return isUint(r.seq) ? undefined : 'applied: bad seq';
+    case 'sync-begin':
+      return isUint(r.seq) && typeof r.id === 'string' && isUint(r.baseSeq) && isUint(r.bytesTotal) ? undefined : 'sync-begin: bad fields';
+    case 'sync-end':
+      return isUint(r.seq) && typeof r.id === 'string' ? undefined : 'sync-end: bad fields';
+    default:
+      break;
+  }
+  if (typeof r.op !== 'string' || !PATH_OPS.has(r.op)) return `unknown op ${JSON.stringify(r.op)}`;
+  if (!isUint(r.seq)) return `${r.op}: bad seq`;
+  if (typeof r.root !== 'string' || r.root.length === 0) return `${r.op}: bad root`;
+  const pp = relPathProblem(r.path);
+  if (pp !== undefined) return `${r.op}: path ${pp}`;
+  switch (r.op) {
+    case 'mkdir':
+      return isUint(r.mode) ? undefined : 'mkdir: bad mode';
+    case 'file':
+      return isUint(r.size) ? undefined : 'file: bad size';
+    case 'write':
+      if (!isUint(r.offset) || !isBytes(r.data) || !isBytes(r.hash) || r.hash.length !== 8) return 'write: bad fields';
+      return undefined;
+    case 'meta':
+      return isUint(r.mode) && typeof r.mtimeMs === 'number' && Number.isFinite(r.mtimeMs) ? undefined : 'meta: bad fields';
+    case 'symlink':
+      return typeof r.target === 'string' && r.target.length > 0 && !r.target.includes('\0') ? undefined : 'symlink: bad target';
+    case 'rename': {
+      const tp = relPathProblem(r.to);
+      return tp === undefined ? undefined : `rename: to ${tp}`;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Bytes of payload a record carries (for window and progress accounting). */
+export function payloadBytes(r: DataRecord): number {
+  return r.op === 'write' ? r.data.length : 0;
+}
