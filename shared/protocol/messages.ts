@@ -22,8 +22,9 @@ export interface HelloMessage {
   firstSeq: number;
   /** Passive: last sequence applied and durable. Active: last sequence the peer acknowledged. */
   appliedSeq: number;
-  /** Passive: an initial synchronisation is incomplete, its tree is not a real state yet. */
-  syncing: boolean;
+  /** Passive: id of an initial synchronisation it has begun but not finished ('' when none);
+   * its tree is not a real state of the active until that synchronisation ends. */
+  syncId: string;
 }
 
 /** A batch: the exact journal frames of records `first..last`, commit frame last. */
@@ -122,7 +123,7 @@ export function messageProblem(m: unknown): string | undefined {
       if (!isUint(r.proto) || !isStr(r.pair) || !isStr(r.node) || !isStr(r.generation)) return 'hello: bad identity fields';
       if (!isUint(r.blockSize)) return 'hello: bad blockSize';
       if (r.role !== 'active' && r.role !== 'passive') return 'hello: bad role';
-      if (!isUint(r.headSeq) || !isUint(r.firstSeq) || !isUint(r.appliedSeq) || typeof r.syncing !== 'boolean') return 'hello: bad sequence fields';
+      if (!isUint(r.headSeq) || !isUint(r.firstSeq) || !isUint(r.appliedSeq) || !isStr(r.syncId)) return 'hello: bad sequence fields';
       return undefined;
     case 'batch':
       if (!isUint(r.first) || !isUint(r.last) || r.last < r.first) return 'batch: bad first/last';
