@@ -35,7 +35,8 @@ class RootTree {
   readonly entries = new Map<string, Entry>();
   /** Directory path ("" for the root itself) → full paths of its known children. */
   readonly children = new Map<string, Set<string>>();
-  /** Inode → path, for regular files and links (hard links keep the latest path). */
+  /** Inode → path, for every kind: a rename (of a file or a whole directory) is recognised
+   * from its new name alone. Hard links share an inode: the index keeps the latest path. */
   readonly byIno = new Map<number, string>();
 }
 
@@ -77,9 +78,9 @@ export class Manifest {
     const t = this.tree(root);
     const prev = t.entries.get(path);
     if (prev?.kind === 'dir' && entry.kind !== 'dir') this.removeChildren(t, root, path);
-    if (prev !== undefined && prev.kind !== 'dir' && t.byIno.get(prev.ino) === path) t.byIno.delete(prev.ino);
+    if (prev !== undefined && t.byIno.get(prev.ino) === path) t.byIno.delete(prev.ino);
     t.entries.set(path, entry);
-    if (entry.kind !== 'dir' && entry.ino !== 0) t.byIno.set(entry.ino, path);
+    if (entry.ino !== 0) t.byIno.set(entry.ino, path);
     let kids = t.children.get(parentOf(path));
     if (kids === undefined) t.children.set(parentOf(path), (kids = new Set()));
     kids.add(path);
@@ -98,7 +99,7 @@ export class Manifest {
 
   private removeOne(t: RootTree, root: string, path: string, prev: Entry): void {
     t.entries.delete(path);
-    if (prev.kind !== 'dir' && t.byIno.get(prev.ino) === path) t.byIno.delete(prev.ino);
+    if (t.byIno.get(prev.ino) === path) t.byIno.delete(prev.ino);
     const parent = parentOf(path);
     const kids = t.children.get(parent);
     kids?.delete(path);

@@ -1,0 +1,114 @@
+// Reads a regular file in chunks and hashes it block by block, without following a symlink and
+// without ever holding the whole file: the next chunk is read while the current one is hashed
+// and handed on, so a 1 GiB file costs two chunk buffers and the event loop never stalls for
+// more than one chunk's hashing (about a millisecond).
+import fsp from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { HASH_BYTES, hash64Into } from '../../shared/hash.ts';
+import { errnoOf } from '../../shared/errors.ts';
+
+export interface FileStat {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  mode: number;
+}
+
+export interface BlockReadResult {
+  kind: 'file';
+  /** Stat taken when the file was opened. */
+  stat: FileStat;
+  /** Bytes actually read (the file's size as read). */
+  size: number;
+  /** xxhash64 of each block read. */
+  blocks: Buffer;
+  /** Wall-clock ms just before the first read. */
+  readAt: number;
+  /** The file changed while it was read: what was read may never have existed as a whole. */
+  torn: boolean;
+}
+
+export type BlockReadOutcome = BlockReadResult | { kind: 'vanished' } | { kind: 'not-a-file' };
+
+/**
+ * Called for each chunk, in order. `chunk` holds whole blocks starting at `offset` (the last
+ * one may be short) and is only valid until the returned promise settles.
+ */
+export type ChunkHandler = (offset: number, chunk: Buffer, hashes: Buffer) => Promise<void> | void;
+
+export function chunkBytesFor(blockSize: number): number {
+  return Math.max(blockSize, Math.floor((1 << 20) / blockSize) * blockSize);
+}
+
+export async function readBlocks(
+  absPath: string,
+  blockSize: number,
+  now: () => number,
+  onChunk: ChunkHandler,
+  /** Called once the file is open, with its stat, before the first chunk. */
+  onOpen?: (stat: FileStat) => void,
+): Promise<BlockReadOutcome> {
+  // O_NONBLOCK: a FIFO swapped in after the lstat must not block the open forever.
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(absPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'vanished' };
+    if (code === 'ELOOP' || code === 'EISDIR') return { kind: 'not-a-file' };
+    throw err;
+  }
+  try {
+    const st0 = await fh.stat();
+    if (!st0.isFile()) return { kind: 'not-a-file' };
+    const stat: FileStat = { ino: st0.ino, size: st0.size, mtimeMs: st0.mtimeMs, mode: st0.mode & 0o7777 };
+    onOpen?.(stat);
+    const chunkBytes = chunkBytesFor(blockSize);
+    const bufs = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
+    const total = st0.size;
+    const nBlocks = Math.ceil(total / blockSize);
+    const blocks = Buffer.allocUnsafe(nBlocks * HASH_BYTES);
+    const readAt = now();
+    let torn = false;
+
+    const readChunk = async (buf: Buffer, offset: number): Promise<number> => {
+      const want = Math.min(chunkBytes, total - offset);
+      let got = 0;
+      while (got < want) {
+        const { bytesRead } = await fh.read(buf, got, want - got, offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return got;
+    };
+
+    let offset = 0;
+    let which = 0;
+    let pending: Promise<number> | undefined = total > 0 ? readChunk(bufs[0]!, 0) : undefined;
+    let size = 0;
+    while (pending !== undefined) {
+      const got = await pending;
+      const buf = bufs[which]!;
+      const nextOffset = offset + got;
+      // Start the next read before hashing this chunk: I/O and hashing overlap.
+      pending = got === chunkBytes && nextOffset < total ? readChunk(bufs[1 - which]!, nextOffset) : undefined;
+      if (got < Math.min(chunkBytes, total - offset)) torn = true; // the file shrank under us
+      const chunk = buf.subarray(0, got);
+      const nChunkBlocks = Math.ceil(got / blockSize);
+      const hashes = Buffer.allocUnsafe(nChunkBlocks * HASH_BYTES);
+      for (let i = 0; i < nChunkBlocks; i++) {
+        hash64Into(chunk.subarray(i * blockSize, Math.min(got, (i + 1) * blockSize)), hashes, i * HASH_BYTES);
+      }
+      hashes.copy(blocks, (offset / blockSize) * HASH_BYTES);
+      await onChunk(offset, chunk, hashes);
+      size = nextOffset;
+      offset = nextOffset;
+      which = 1 - which;
+    }
+    const st1 = await fh.stat();
+    if (st1.size !== st0.size || st1.mtimeMs !== st0.mtimeMs) torn = true;
+    return { kind: 'file', stat, size, blocks: blocks.subarray(0, Math.ceil(size / blockSize) * HASH_BYTES), readAt, torn };
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,581 @@
+// Capture: turns hints ("look at this path") into ordered records in the journal. It trusts no
+// event: it lstat()s the path, compares with the manifest, and for a file reads and hashes it,
+// journaling only the blocks whose hash changed. One loop does all of it, so the journal
+// receives each path's records in order and never interleaved with another writer's.
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Stats } from 'node:fs';
+import type { ProtectedRoot } from '../../shared/config/index.ts';
+import type { Clock, TimerHandle } from '../../shared/clock.ts';
+import type { Logger } from '../../shared/log.ts';
+import { describeCause, errnoOf } from '../../shared/errors.ts';
+import { HASH_BYTES } from '../../shared/hash.ts';
+import { depthOf, isWithin, parentOf, type DataRecord } from '../../shared/protocol/index.ts';
+import type { Entry, FileEntry, Manifest } from '../manifest/index.ts';
+import { readBlocks, type FileStat } from './block-reader.ts';
+import { compileExcludes, type ExcludeMatcher } from './exclude.ts';
+import type { JournalSink, RecordInput } from './journal-sink.ts';
+import { isRacy, kindOf, type EntryKind } from './stat-match.ts';
+import { scanRoot } from './tree-scanner.ts';
+import { RootWatcher } from './watcher.ts';
+
+export interface CaptureOptions {
+  roots: ProtectedRoot[];
+  manifest: Manifest;
+  journal: JournalSink;
+  blockSize: number;
+  batchBytes: number;
+  /** Hints are collected this long before a round starts, so a burst becomes one batch. */
+  batchDelayMs: number;
+  /** A changed file is checked again this long after it was read (chokidar drops the last event). */
+  settleMs: number;
+  /** Interval of the full stat scan that catches what the watcher missed (0: never). */
+  scanIntervalMs: number;
+  /** How long a vanished path waits for its new name to appear before it is journaled as removed. */
+  renameWindowMs: number;
+  /** No records: hash what is there into the manifest (first start on an existing tree). */
+  baseline: boolean;
+  /** Called after each batch is durable in the journal: persist the manifest here, not before. */
+  afterCommit: () => Promise<void>;
+  log: Logger;
+  clock: Clock;
+  /** Tests may run without chokidar and drive capture with hints and scans only. */
+  watch?: boolean;
+}
+
+export interface CaptureStatus {
+  state: 'starting' | 'baseline' | 'running' | 'stopped';
+  pendingPaths: number;
+  filesHashed: number;
+  bytesHashed: number;
+  recordsJournaled: number;
+  waitingForSpace: boolean;
+  degraded: string | undefined;
+  lastScan: { at: number; durationMs: number; entries: number; hinted: number } | undefined;
+  problems: { root: string; path: string; message: string }[];
+}
+
+/** What a task running inside the capture loop (the initial synchronisation) may do. */
+export interface CaptureTaskContext {
+  /** Journals a record (in order with capture's own). */
+  append(record: RecordInput): number;
+  /** Commits when a batch is full and waits while the journal is at its size bound. */
+  makeRoom(): Promise<void>;
+  /** Brings the manifest entry of `relPath` up to date with the disk now (processes it). */
+  refresh(root: string, relPath: string): Promise<void>;
+}
+
+interface RootCtx extends ProtectedRoot {
+  isExcluded: ExcludeMatcher;
+}
+
+interface Hint {
+  root: RootCtx;
+  path: string;
+  force: boolean;
+}
+
+/** Files at least this big are read once they have been quiet for `settleMs`. */
+const LARGE_FILE_BYTES = 4 * 1024 * 1024;
+/** …but never later than this after the first hint, so a file that never stops growing still replicates. */
+const MAX_QUIET_WAIT_MS = 2000;
+
+export class Capture {
+  private readonly roots = new Map<string, RootCtx>();
+  private readonly log: Logger;
+  private readonly dirty = new Map<string, Hint>();
+  private readonly removals = new Map<string, { hint: Hint; due: number }>();
+  private readonly waitingSince = new Map<string, number>();
+  private readonly rechecks = new Map<string, TimerHandle>();
+  private readonly problems = new Map<string, { root: string; path: string; message: string }>();
+  private readonly tasks: { fn: (ctx: CaptureTaskContext) => Promise<void>; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private readonly appendListeners = new Set<(r: DataRecord) => void>();
+  private readonly watchers: RootWatcher[] = [];
+  private loopTimer: TimerHandle | undefined;
+  private removalTimer: TimerHandle | undefined;
+  private scanTimer: TimerHandle | undefined;
+  private running: Promise<void> | undefined;
+  private state: CaptureStatus['state'] = 'starting';
+  private baseline: boolean;
+  private stopped = false;
+  private scanning = false;
+  private hintsDuringRound = 0;
+  private roundTorn = false;
+  private roundSplit = false;
+  private degraded: string | undefined;
+  private waitingForSpace = false;
+  private lastScan: CaptureStatus['lastScan'];
+  private counters = { filesHashed: 0, bytesHashed: 0, recordsJournaled: 0 };
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly opts: CaptureOptions) {
+    this.log = opts.log.child({ component: 'capture' });
+    for (const r of opts.roots) this.roots.set(r.name, { ...r, isExcluded: compileExcludes(r.exclude) });
+    this.baseline = opts.baseline;
+  }
+
+  /** Watches, then scans every root (changes made while stopped), then keeps scanning periodically. */
+  async start(): Promise<void> {
+    for (const root of this.roots.values()) {
+      let st: Stats;
+      try {
+        st = await fsp.stat(root.path);
+      } catch (err) {
+        throw Object.assign(new Error(`protected root ${root.name} (${root.path}) is not accessible: ${describeCause(err)}`), { cause: err });
+      }
+      if (!st.isDirectory()) throw new Error(`protected root ${root.name} (${root.path}) is not a directory`);
+    }
+    if (this.opts.watch !== false) {
+      for (const root of this.roots.values()) {
+        const w = new RootWatcher({
+          root,
+          isExcluded: root.isExcluded,
+          onHint: (rel) => this.hint(root.name, rel),
+          onDegraded: (reason) => (this.degraded = reason),
+          log: this.log,
+        });
+        this.watchers.push(w);
+        await w.start();
+      }
+    }
+    if (this.baseline) {
+      this.state = 'baseline';
+      this.log.info({}, 'capture: first start on this tree: hashing it into the manifest (no records: the passive gets it by synchronisation)');
+    }
+    await this.scanAll('start');
+    await this.whenIdle();
+    if (this.baseline) {
+      this.baseline = false;
+      await this.opts.afterCommit();
+      await this.opts.journal.skipTo(this.opts.journal.headSeq + 1);
+      this.log.info({ files: this.opts.manifest.count(), bytes: this.opts.manifest.totalFileBytes() }, 'capture: baseline complete');
+    }
+    this.state = 'running';
+    this.scheduleScan();
+  }
+
+  /** Says "look at this path again". Cheap; the loop coalesces hints. */
+  hint(rootName: string, relPath: string, force = false): void {
+    const root = this.roots.get(rootName);
+    if (root === undefined || this.stopped) return;
+    const key = `${rootName}\0${relPath}`;
+    const prev = this.dirty.get(key);
+    this.dirty.set(key, { root, path: relPath, force: force || (prev?.force ?? false) });
+    if (this.running !== undefined) this.hintsDuringRound++;
+    this.wake();
+  }
+
+  /** Runs `fn` inside the capture loop, between rounds, with the right to journal records. */
+  runTask(fn: (ctx: CaptureTaskContext) => Promise<void>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.tasks.push({ fn, resolve, reject });
+      this.wake(true);
+    });
+  }
+
+  /** Listens to every record journaled, in order (the synchronisation follows the passive's state). */
+  onAppend(listener: (r: DataRecord) => void): () => void {
+    this.appendListeners.add(listener);
+    return () => this.appendListeners.delete(listener);
+  }
+
+  /** Resolves once nothing is pending: no hint, no task, no round running. */
+  whenIdle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  status(): CaptureStatus {
+    return {
+      state: this.state,
+      pendingPaths: this.dirty.size + this.removals.size + this.rechecks.size,
+      ...this.counters,
+      waitingForSpace: this.waitingForSpace,
+      degraded: this.degraded,
+      lastScan: this.lastScan,
+      problems: [...this.problems.values()].slice(0, 20),
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.state = 'stopped';
+    this.loopTimer?.cancel();
+    this.removalTimer?.cancel();
+    this.scanTimer?.cancel();
+    for (const t of this.rechecks.values()) t.cancel();
+    this.rechecks.clear();
+    await Promise.all(this.watchers.map((w) => w.close()));
+    await this.running;
+    for (const t of this.tasks.splice(0)) t.reject(new Error('capture stopped'));
+  }
+
+  // ---------------------------------------------------------------- the loop
+
+  private isIdle(): boolean {
+    return this.dirty.size === 0 && this.tasks.length === 0 && this.running === undefined && this.loopTimer === undefined;
+  }
+
+  private wake(now = false): void {
+    if (this.stopped || this.running !== undefined || this.loopTimer !== undefined) return;
+    this.loopTimer = this.opts.clock.setTimeout(() => {
+      this.loopTimer = undefined;
+      this.running = this.loop().finally(() => {
+        this.running = undefined;
+        if (this.dirty.size > 0 || this.tasks.length > 0) this.wake();
+        else if (this.isIdle()) for (const w of this.idleWaiters.splice(0)) w();
+      });
+    }, now ? 0 : this.opts.batchDelayMs);
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped && (this.dirty.size > 0 || this.tasks.length > 0)) {
+      const task = this.tasks.shift();
+      if (task !== undefined) {
+        try {
+          await task.fn(this.taskContext());
+          await this.commit();
+          task.resolve();
+        } catch (err) {
+          task.reject(err);
+        }
+        continue;
+      }
+      const hints = [...this.dirty.values()];
+      this.dirty.clear();
+      this.hintsDuringRound = 0;
+      this.roundTorn = false;
+      this.roundSplit = false;
+      // Parents before children: a directory's record precedes what is created inside it.
+      hints.sort((a, b) => depthOf(a.path) - depthOf(b.path) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      for (const h of hints) {
+        if (this.stopped) break;
+        try {
+          await this.processPath(h.root, h.path, h.force);
+          this.problems.delete(`${h.root.name}\0${h.path}`);
+        } catch (err) {
+          // One unreadable path must not stop the others; it is retried by the next scan.
+          const message = describeCause(err);
+          if (!this.problems.has(`${h.root.name}\0${h.path}`)) {
+            this.log.warn({ root: h.root.name, path: h.path, err }, 'capture: cannot read path, it is not replicated until it can be');
+          }
+          this.problems.set(`${h.root.name}\0${h.path}`, { root: h.root.name, path: h.path, message });
+        }
+      }
+      await this.commit();
+    }
+  }
+
+  private taskContext(): CaptureTaskContext {
+    return {
+      append: (r) => this.append(r),
+      makeRoom: () => this.makeRoom(),
+      refresh: async (rootName, relPath) => {
+        const root = this.roots.get(rootName);
+        if (root === undefined) return;
+        this.dirty.delete(`${rootName}\0${relPath}`);
+        await this.processPath(root, relPath, true);
+      },
+    };
+  }
+
+  private append(r: RecordInput): number {
+    if (this.baseline) return 0;
+    const seq = this.opts.journal.append(r);
+    this.counters.recordsJournaled++;
+    if (this.appendListeners.size > 0) {
+      const full = { ...r, seq } as DataRecord;
+      for (const l of this.appendListeners) l(full);
+    }
+    return seq;
+  }
+
+  private async commit(): Promise<void> {
+    if (this.baseline || this.opts.journal.pendingBytes === 0) return;
+    const consistent = this.hintsDuringRound === 0 && !this.roundTorn && !this.roundSplit;
+    await this.opts.journal.commit(consistent);
+    // Only now may the manifest be persisted: it must never claim what the journal lacks.
+    await this.opts.afterCommit();
+  }
+
+  /** Called before reading more data: keeps batches at their size and the journal in its bound. */
+  private async makeRoom(): Promise<void> {
+    const j = this.opts.journal;
+    if (this.baseline) return;
+    if (j.pendingBytes >= this.opts.batchBytes) {
+      this.roundSplit = true;
+      await this.commit();
+    }
+    if (!j.hasSpace()) {
+      await this.commit();
+      this.waitingForSpace = true;
+      this.log.info({ headSeq: j.headSeq }, 'capture: journal full, waiting for the passive to acknowledge');
+      await j.waitForSpace();
+      this.waitingForSpace = false;
+      this.log.info({}, 'capture: journal has room again');
+    }
+  }
+
+  // ---------------------------------------------------------------- one path
+
+  private async processPath(root: RootCtx, rel: string, force: boolean): Promise<void> {
+    if (root.isExcluded(rel)) return;
+    const key = `${root.name}\0${rel}`;
+    const abs = path.join(root.path, rel);
+    let st: Stats | undefined;
+    try {
+      st = await fsp.lstat(abs);
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+    }
+    const kind = st === undefined ? undefined : kindOf(st);
+    const m = this.opts.manifest;
+    if (st === undefined || kind === undefined) {
+      this.waitingSince.delete(key);
+      if (m.get(root.name, rel) !== undefined) this.deferRemoval({ root, path: rel, force: false });
+      else this.removals.delete(key); // already removed with its parent directory
+      return;
+    }
+    this.removals.delete(key);
+    await this.ensureParents(root, rel);
+    let cur = m.get(root.name, rel);
+    if (cur === undefined || cur.ino !== st.ino || cur.kind !== kind) {
+      if (await this.claimRename(root, rel, st, kind)) cur = m.get(root.name, rel);
+    }
+    switch (kind) {
+      case 'dir':
+        return this.processDir(root, rel, st, cur);
+      case 'symlink':
+        return this.processLink(root, rel, st, cur);
+      case 'file':
+        return this.processFile(root, rel, st, cur, force);
+    }
+  }
+
+  /** A path whose parent the manifest does not know yet: the parent is journaled first. */
+  private async ensureParents(root: RootCtx, rel: string): Promise<void> {
+    const parent = parentOf(rel);
+    if (parent === '' || this.opts.manifest.get(root.name, parent)?.kind === 'dir') return;
+    await this.processPath(root, parent, false);
+  }
+
+  /**
+   * A path whose inode the manifest knows under another name that no longer has it: a rename
+   * (of a file, a link or a whole directory), journaled as one record instead of a copy.
+   */
+  private async claimRename(root: RootCtx, rel: string, st: Stats, kind: EntryKind): Promise<boolean> {
+    const m = this.opts.manifest;
+    const src = m.pathForIno(root.name, st.ino);
+    if (src === undefined || src === rel || isWithin(rel, src) || isWithin(src, rel)) return false;
+    if (m.get(root.name, src)?.kind !== kind) return false;
+    const srcSt = await fsp.lstat(path.join(root.path, src)).catch(() => undefined);
+    if (srcSt !== undefined && srcSt.ino === st.ino) return false; // a hard link: both names exist
+    this.append({ op: 'rename', root: root.name, path: src, to: rel });
+    m.move(root.name, src, rel);
+    this.removals.delete(`${root.name}\0${src}`);
+    return true;
+  }
+
+  private async processDir(root: RootCtx, rel: string, st: Stats, cur: Entry | undefined): Promise<void> {
+    const m = this.opts.manifest;
+    const mode = st.mode & 0o7777;
+    if (cur?.kind === 'dir' && cur.ino === st.ino) {
+      if (cur.mode !== mode) {
+        this.append({ op: 'mkdir', root: root.name, path: rel, mode });
+        m.set(root.name, rel, { ...cur, mode });
+      }
+      return;
+    }
+    if (cur?.kind === 'dir') {
+      // Another directory under the same name: what the old one held is gone with it.
+      this.append({ op: 'rmdir', root: root.name, path: rel });
+      m.delete(root.name, rel);
+    }
+    this.append({ op: 'mkdir', root: root.name, path: rel, mode });
+    m.set(root.name, rel, { kind: 'dir', mode, ino: st.ino, mtimeMs: st.mtimeMs });
+    // Entries created before the watch on this new directory existed have no event of their own.
+    const names = await fsp.readdir(path.join(root.path, rel)).catch(() => [] as string[]);
+    for (const n of names) this.hint(root.name, `${rel}/${n}`);
+  }
+
+  private async processLink(root: RootCtx, rel: string, st: Stats, cur: Entry | undefined): Promise<void> {
+    const target = await fsp.readlink(path.join(root.path, rel));
+    const m = this.opts.manifest;
+    if (cur?.kind === 'symlink' && cur.target === target) {
+      if (cur.ino !== st.ino || cur.mtimeMs !== st.mtimeMs) m.set(root.name, rel, { ...cur, ino: st.ino, mtimeMs: st.mtimeMs });
+      return;
+    }
+    this.append({ op: 'symlink', root: root.name, path: rel, target });
+    m.set(root.name, rel, { kind: 'symlink', target, ino: st.ino, mtimeMs: st.mtimeMs });
+  }
+
+  private async processFile(root: RootCtx, rel: string, st: Stats, cur: Entry | undefined, force: boolean): Promise<void> {
+    const m = this.opts.manifest;
+    const key = `${root.name}\0${rel}`;
+    const mode = st.mode & 0o7777;
+    const prev: FileEntry | undefined = cur?.kind === 'file' ? cur : undefined;
+    if (prev !== undefined && prev.ino === st.ino && prev.size === st.size && prev.mtimeMs === st.mtimeMs && !force && !isRacy(prev)) {
+      this.waitingSince.delete(key);
+      if (prev.mode !== mode) {
+        this.append({ op: 'meta', root: root.name, path: rel, mode, mtimeMs: prev.mtimeMs });
+        m.set(root.name, rel, { ...prev, mode });
+      }
+      return;
+    }
+    // A large file still being written is read once it is quiet: reading 1 GiB on every event of
+    // a copy in progress would hash it many times over.
+    const now = this.opts.clock.now();
+    if (!this.baseline && st.size >= LARGE_FILE_BYTES && st.mtimeMs > now - this.opts.settleMs) {
+      const since = this.waitingSince.get(key) ?? now;
+      if (now - since < MAX_QUIET_WAIT_MS) {
+        this.waitingSince.set(key, since);
+        this.scheduleRecheck(root, rel, this.opts.settleMs);
+        return;
+      }
+    }
+    this.waitingSince.delete(key);
+
+    const bs = this.opts.blockSize;
+    const prevBlocks = prev?.blocks;
+    const prevCount = prevBlocks === undefined ? 0 : prevBlocks.length / HASH_BYTES;
+    let changed = false;
+    let opened: FileStat | undefined;
+    const outcome = await readBlocks(path.join(root.path, rel), bs, () => this.opts.clock.now(), async (offset, chunk, hashes) => {
+      if (opened === undefined) throw new Error('internal: chunk before open');
+      await this.makeRoom();
+      const first = offset / bs;
+      const n = hashes.length / HASH_BYTES;
+      for (let i = 0; i < n; i++) {
+        const b = first + i;
+        if (b < prevCount && prevBlocks!.compare(hashes, i * HASH_BYTES, (i + 1) * HASH_BYTES, b * HASH_BYTES, (b + 1) * HASH_BYTES) === 0) {
+          // Same hash, but a shorter or longer last block still differs in length: compare sizes.
+          const oldLen = Math.min(bs, prev!.size - b * bs);
+          const newLen = Math.min(bs, chunk.length - i * bs);
+          if (oldLen === newLen) continue;
+        }
+        const data = chunk.subarray(i * bs, Math.min(chunk.length, (i + 1) * bs));
+        this.append({ op: 'write', root: root.name, path: rel, offset: b * bs, data, hash: hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES) });
+        changed = true;
+      }
+    }, (stat) => {
+      opened = stat;
+      // Make the path a regular file of the size being read before any block of it.
+      if (prev === undefined || prev.size !== stat.size) {
+        this.append({ op: 'file', root: root.name, path: rel, size: stat.size });
+        changed = true;
+      }
+    });
+    if (outcome.kind === 'vanished') {
+      if (m.get(root.name, rel) !== undefined) this.deferRemoval({ root, path: rel, force: false });
+      return;
+    }
+    if (outcome.kind === 'not-a-file') {
+      this.hint(root.name, rel); // it became a directory or a link since the lstat
+      return;
+    }
+    this.counters.filesHashed++;
+    this.counters.bytesHashed += outcome.size;
+    const stat = outcome.stat;
+    if (changed || prev === undefined || prev.mtimeMs !== stat.mtimeMs || prev.mode !== stat.mode) {
+      this.append({ op: 'meta', root: root.name, path: rel, mode: stat.mode, mtimeMs: stat.mtimeMs });
+    }
+    const entry: FileEntry = {
+      kind: 'file',
+      mode: stat.mode,
+      size: outcome.size,
+      mtimeMs: stat.mtimeMs,
+      ino: stat.ino,
+      blocks: Buffer.from(outcome.blocks),
+      readAt: outcome.readAt,
+    };
+    m.set(root.name, rel, entry);
+    if (outcome.torn) this.roundTorn = true;
+    // chokidar drops the last change of a burst, and an mtime this close to the read cannot
+    // prove the content unchanged: look again once the file is quiet.
+    if (outcome.torn || isRacy(entry)) this.scheduleRecheck(root, rel, this.opts.settleMs, true);
+  }
+
+  private scheduleRecheck(root: RootCtx, rel: string, ms: number, force = false): void {
+    const key = `${root.name}\0${rel}`;
+    this.rechecks.get(key)?.cancel();
+    this.rechecks.set(
+      key,
+      this.opts.clock.setTimeout(() => {
+        this.rechecks.delete(key);
+        this.hint(root.name, rel, force);
+      }, ms),
+    );
+  }
+
+  // ---------------------------------------------------------------- removals
+
+  /**
+   * A vanished path is journaled as removed only after `renameWindowMs`: if its inode shows up
+   * under a new name meanwhile (chokidar reports a rename's two halves in either order), the
+   * move is journaled as a rename instead of a delete and a full copy.
+   */
+  private deferRemoval(h: Hint): void {
+    const key = `${h.root.name}\0${h.path}`;
+    const now = this.opts.clock.now();
+    const pending = this.removals.get(key);
+    if (pending === undefined) {
+      this.removals.set(key, { hint: h, due: now + this.opts.renameWindowMs });
+      this.armRemovalTimer();
+      return;
+    }
+    if (pending.due > now) return;
+    this.removals.delete(key);
+    const m = this.opts.manifest;
+    const prev = m.get(h.root.name, h.path);
+    if (prev === undefined) return;
+    this.append({ op: prev.kind === 'dir' ? 'rmdir' : 'unlink', root: h.root.name, path: h.path });
+    m.delete(h.root.name, h.path);
+  }
+
+  private armRemovalTimer(): void {
+    if (this.removalTimer !== undefined || this.removals.size === 0) return;
+    let due = Infinity;
+    for (const r of this.removals.values()) due = Math.min(due, r.due);
+    this.removalTimer = this.opts.clock.setTimeout(() => {
+      this.removalTimer = undefined;
+      const now = this.opts.clock.now();
+      for (const r of this.removals.values()) if (r.due <= now) this.hint(r.hint.root.name, r.hint.path);
+      this.armRemovalTimer();
+    }, Math.max(0, due - this.opts.clock.now()));
+  }
+
+  // ---------------------------------------------------------------- scans
+
+  private scheduleScan(): void {
+    if (this.opts.scanIntervalMs <= 0 || this.stopped) return;
+    this.scanTimer = this.opts.clock.setTimeout(() => {
+      this.scanTimer = undefined;
+      void this.scanAll('periodic').finally(() => this.scheduleScan());
+    }, this.opts.scanIntervalMs);
+  }
+
+  /** Stat-scans every root and hints what differs from the manifest. */
+  async scanAll(reason: string): Promise<void> {
+    if (this.scanning) return;
+    this.scanning = true;
+    const t0 = this.opts.clock.monotonic();
+    let entries = 0;
+    let hinted = 0;
+    try {
+      for (const root of this.roots.values()) {
+        const r = await scanRoot(root, this.opts.manifest, root.isExcluded, (rel) => this.hint(root.name, rel), () => this.stopped);
+        entries += r.entries;
+        hinted += r.hinted;
+      }
+    } catch (err) {
+      this.log.warn({ err, reason }, 'capture: scan failed, will retry at the next interval');
+    } finally {
+      this.scanning = false;
+    }
+    const durationMs = Math.round(this.opts.clock.monotonic() - t0);
+    this.lastScan = { at: this.opts.clock.now(), durationMs, entries, hinted };
+    this.log[hinted > 0 || reason === 'start' ? 'info' : 'debug']({ reason, entries, hinted, durationMs }, 'capture: scan done');
+  }
+}
+

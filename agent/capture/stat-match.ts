@@ -1,0 +1,33 @@
+// Whether a path's lstat still proves its manifest entry right. This is how offline changes
+// and missed events are found without hashing: only a file whose stat no longer matches (or
+// whose last read was "racy") is read again.
+import type { Stats } from 'node:fs';
+import { RACY_WINDOW_MS } from '../../shared/constants.ts';
+import type { Entry } from '../manifest/index.ts';
+
+export type EntryKind = Entry['kind'];
+
+export function kindOf(st: Stats): EntryKind | undefined {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  return undefined; // sockets, FIFOs, devices are not replicated
+}
+
+/** The content read at `readAt` may be older than a write made in the same timestamp tick. */
+export function isRacy(entry: Entry): boolean {
+  return entry.kind === 'file' && entry.mtimeMs >= entry.readAt - RACY_WINDOW_MS;
+}
+
+export function statMatches(entry: Entry | undefined, st: Stats): boolean {
+  if (entry === undefined) return false;
+  if (kindOf(st) !== entry.kind || st.ino !== entry.ino) return false;
+  switch (entry.kind) {
+    case 'file':
+      return st.size === entry.size && st.mtimeMs === entry.mtimeMs && (st.mode & 0o7777) === entry.mode && !isRacy(entry);
+    case 'dir':
+      return (st.mode & 0o7777) === entry.mode;
+    case 'symlink':
+      return st.mtimeMs === entry.mtimeMs;
+  }
+}

@@ -1,0 +1,72 @@
+// An in-memory JournalSink for capture's unit tests: keeps every record and batch.
+import type { JournalSink, RecordInput } from '../../agent/capture/index.ts';
+import type { DataRecord } from '../../shared/protocol/index.ts';
+
+export class MemoryJournal implements JournalSink {
+  readonly records: DataRecord[] = [];
+  readonly batches: { first: number; last: number; consistent: boolean }[] = [];
+  headSeq = 0;
+  private pending: DataRecord[] = [];
+  pendingBytes = 0;
+  maxBytes = Infinity;
+  heldBytes = 0;
+  skippedTo = 0;
+  private mark = 0;
+  private spaceWaiters: (() => void)[] = [];
+
+  append(record: RecordInput): number {
+    const seq = this.headSeq + this.pending.length + 1;
+    // Capture reuses its read buffers: keep a copy, as the real journal's frame does.
+    const r = { ...record, seq } as DataRecord;
+    if (r.op === 'write') r.data = Buffer.from(r.data);
+    this.pending.push(r);
+    this.pendingBytes += 64 + (r.op === 'write' ? r.data.length : 0);
+    return seq;
+  }
+
+  async commit(consistent: boolean): Promise<void> {
+    if (this.pending.length === 0) return;
+    const first = this.pending[0]!.seq;
+    const last = this.pending[this.pending.length - 1]!.seq;
+    this.records.push(...this.pending);
+    this.batches.push({ first, last, consistent });
+    this.heldBytes += this.pendingBytes;
+    this.headSeq = last;
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  hasSpace(): boolean {
+    return this.heldBytes + this.pendingBytes < this.maxBytes;
+  }
+
+  waitForSpace(): Promise<void> {
+    if (this.hasSpace()) return Promise.resolve();
+    return new Promise((resolve) => this.spaceWaiters.push(resolve));
+  }
+
+  /** Simulates the passive acknowledging everything. */
+  release(): void {
+    this.heldBytes = 0;
+    for (const w of this.spaceWaiters.splice(0)) w();
+  }
+
+  async skipTo(seq: number): Promise<void> {
+    this.skippedTo = seq;
+    this.headSeq = seq;
+  }
+
+  /** Records journaled since the last `clear()`. */
+  recent(): DataRecord[] {
+    return this.records.slice(this.mark);
+  }
+
+  ops(): string[] {
+    return this.recent().map((r) => (r.op === 'rename' ? `rename ${r.path}>${r.to}` : 'path' in r ? `${r.op} ${r.path}` : r.op));
+  }
+
+  /** Starts a new window for `recent()` and `ops()`; every record stays available. */
+  clear(): void {
+    this.mark = this.records.length;
+  }
+}

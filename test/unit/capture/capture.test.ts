@@ -1,0 +1,302 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Capture } from '../../../agent/capture/index.ts';
+import { Manifest } from '../../../agent/manifest/index.ts';
+import { systemClock } from '../../../shared/clock.ts';
+import { initHash } from '../../../shared/hash.ts';
+import { silentLogger } from '../../../shared/log.ts';
+import { MemoryJournal } from '../../helpers/memory-journal.ts';
+import { diffTrees, readTree, replay, type TreeModel } from '../../helpers/tree-model.ts';
+
+const BS = 4096;
+
+interface Rig {
+  dir: string;
+  capture: Capture;
+  journal: MemoryJournal;
+  manifest: Manifest;
+  model: TreeModel;
+  /** Waits until capture has nothing pending, then replays the new records into the model. */
+  settle(): Promise<void>;
+}
+
+const rigs: Rig[] = [];
+
+async function makeRig(opts: { watch?: boolean; baseline?: boolean; exclude?: string[]; populate?: (dir: string) => void; manifest?: Manifest } = {}): Promise<Rig> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-capture-'));
+  opts.populate?.(dir);
+  const journal = new MemoryJournal();
+  const manifest = opts.manifest ?? new Manifest(['data']);
+  const capture = new Capture({
+    roots: [{ name: 'data', path: dir, exclude: opts.exclude ?? [] }],
+    manifest,
+    journal,
+    blockSize: BS,
+    batchBytes: 256 * 1024,
+    batchDelayMs: 2,
+    settleMs: 40,
+    scanIntervalMs: 0,
+    renameWindowMs: 60,
+    baseline: opts.baseline ?? false,
+    afterCommit: async () => {},
+    log: silentLogger(),
+    clock: systemClock,
+    watch: opts.watch ?? false,
+  });
+  const model: TreeModel = new Map();
+  let replayed = 0;
+  const rig: Rig = {
+    dir,
+    capture,
+    journal,
+    manifest,
+    model,
+    async settle() {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        await capture.whenIdle();
+        await new Promise((r) => setTimeout(r, 20));
+        if (capture.status().pendingPaths === 0) {
+          await capture.whenIdle();
+          if (capture.status().pendingPaths === 0) break;
+        }
+        if (Date.now() > deadline) throw new Error(`capture did not settle: ${JSON.stringify(capture.status())}`);
+      }
+      replay(model, journal.records.slice(replayed));
+      replayed = journal.records.length;
+    },
+  };
+  rigs.push(rig);
+  await capture.start();
+  return rig;
+}
+
+/** Hints as the watcher would, then settles. */
+async function touch(rig: Rig, ...rels: string[]): Promise<void> {
+  for (const r of rels) rig.capture.hint('data', r);
+  await rig.settle();
+}
+
+beforeAll(async () => {
+  await initHash();
+});
+
+afterEach(async () => {
+  for (const r of rigs.splice(0)) {
+    await r.capture.stop();
+    fs.rmSync(r.dir, { recursive: true, force: true });
+  }
+});
+
+describe('capture', () => {
+  it('journals a new file as file, writes and meta, after its new parent directory', async () => {
+    const rig = await makeRig();
+    fs.mkdirSync(path.join(rig.dir, 'sub'));
+    fs.writeFileSync(path.join(rig.dir, 'sub/a.bin'), Buffer.alloc(BS * 2 + 100, 7));
+    await touch(rig, 'sub/a.bin');
+    expect(rig.journal.ops()).toEqual(['mkdir sub', 'file sub/a.bin', 'write sub/a.bin', 'write sub/a.bin', 'write sub/a.bin', 'meta sub/a.bin']);
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('journals only the block that changed in a file', async () => {
+    const rig = await makeRig();
+    const file = path.join(rig.dir, 'big.bin');
+    fs.writeFileSync(file, Buffer.alloc(BS * 8, 1));
+    await touch(rig, 'big.bin');
+    rig.journal.clear();
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.alloc(100, 9), 0, 100, BS * 5 + 10);
+    fs.closeSync(fd);
+    await touch(rig, 'big.bin');
+    const writes = rig.journal.recent().filter((r) => r.op === 'write');
+    expect(writes.map((w) => (w.op === 'write' ? w.offset : -1))).toEqual([BS * 5]);
+    expect(rig.journal.ops()).toEqual(['write big.bin', 'meta big.bin']);
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('journals appends and truncations with the new size before the blocks', async () => {
+    const rig = await makeRig();
+    const file = path.join(rig.dir, 'log.txt');
+    fs.writeFileSync(file, 'x'.repeat(BS + 10));
+    await touch(rig, 'log.txt');
+    rig.journal.clear();
+    fs.appendFileSync(file, 'y'.repeat(BS));
+    await touch(rig, 'log.txt');
+    expect(rig.journal.ops()).toEqual(['file log.txt', 'write log.txt', 'write log.txt', 'meta log.txt']);
+    rig.journal.clear();
+    fs.truncateSync(file, 100);
+    await touch(rig, 'log.txt');
+    expect(rig.journal.ops()).toEqual(['file log.txt', 'write log.txt', 'meta log.txt']);
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('journals a renamed file as one rename record, whatever order the hints come in', async () => {
+    const rig = await makeRig();
+    fs.writeFileSync(path.join(rig.dir, 'a.txt'), 'hello');
+    fs.writeFileSync(path.join(rig.dir, 'c.txt'), 'world');
+    await touch(rig, 'a.txt', 'c.txt');
+    rig.journal.clear();
+    fs.renameSync(path.join(rig.dir, 'a.txt'), path.join(rig.dir, 'b.txt'));
+    fs.renameSync(path.join(rig.dir, 'c.txt'), path.join(rig.dir, 'd.txt'));
+    await touch(rig, 'a.txt', 'b.txt'); // old name first
+    await touch(rig, 'd.txt', 'c.txt'); // new name first
+    expect(rig.journal.ops()).toEqual(['rename a.txt>b.txt', 'rename c.txt>d.txt']);
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('journals a renamed directory as one rename record, not one per file', async () => {
+    const rig = await makeRig();
+    fs.mkdirSync(path.join(rig.dir, 'd1/inner'), { recursive: true });
+    for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(rig.dir, `d1/inner/f${i}`), `file ${i}`);
+    await rig.capture.scanAll('test');
+    await rig.settle();
+    rig.journal.clear();
+    fs.renameSync(path.join(rig.dir, 'd1'), path.join(rig.dir, 'd2'));
+    await rig.capture.scanAll('test');
+    await rig.settle();
+    expect(rig.journal.ops()).toEqual(['rename d1>d2']);
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('journals a deleted tree as one rmdir and a deleted file as unlink', async () => {
+    const rig = await makeRig();
+    fs.mkdirSync(path.join(rig.dir, 'gone/deep'), { recursive: true });
+    fs.writeFileSync(path.join(rig.dir, 'gone/deep/x'), 'x');
+    fs.writeFileSync(path.join(rig.dir, 'y'), 'y');
+    await rig.capture.scanAll('test');
+    await rig.settle();
+    rig.journal.clear();
+    fs.rmSync(path.join(rig.dir, 'gone'), { recursive: true });
+    fs.rmSync(path.join(rig.dir, 'y'));
+    await touch(rig, 'gone/deep/x', 'gone/deep', 'gone', 'y');
+    expect(rig.journal.ops().sort()).toEqual(['rmdir gone', 'unlink y']);
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('journals a symlink as a link, even one pointing outside the root, and never reads through it', async () => {
+    const rig = await makeRig();
+    fs.symlinkSync('/etc/passwd', path.join(rig.dir, 'outside'));
+    fs.mkdirSync(path.join(rig.dir, 'real'));
+    fs.symlinkSync('real', path.join(rig.dir, 'alias'));
+    await rig.capture.scanAll('test');
+    await rig.settle();
+    const links = rig.journal.records.filter((r) => r.op === 'symlink');
+    expect(links.map((l) => (l.op === 'symlink' ? `${l.path}->${l.target}` : ''))).toEqual(expect.arrayContaining(['outside->/etc/passwd', 'alias->real']));
+    expect(rig.journal.records.some((r) => r.op === 'write')).toBe(false);
+  });
+
+  it('journals nothing for excluded paths', async () => {
+    const rig = await makeRig({ exclude: ['*.tmp', 'cache/'] });
+    fs.mkdirSync(path.join(rig.dir, 'cache'));
+    fs.writeFileSync(path.join(rig.dir, 'cache/blob'), 'c');
+    fs.writeFileSync(path.join(rig.dir, 'x.tmp'), 't');
+    fs.writeFileSync(path.join(rig.dir, 'keep.txt'), 'k');
+    await rig.capture.scanAll('test');
+    await rig.settle();
+    const paths = new Set(rig.journal.records.map((r) => ('path' in r ? r.path : '')));
+    expect([...paths]).toEqual(['keep.txt']);
+  });
+
+  it('replicates a file replaced by an atomic save as a diff of its blocks', async () => {
+    const rig = await makeRig();
+    const file = path.join(rig.dir, 'doc.txt');
+    fs.writeFileSync(file, Buffer.alloc(BS * 4, 3));
+    await touch(rig, 'doc.txt');
+    rig.journal.clear();
+    const next = Buffer.alloc(BS * 4, 3);
+    next.fill(4, BS, BS + 10);
+    fs.writeFileSync(`${file}.swp`, next);
+    fs.renameSync(`${file}.swp`, file);
+    await touch(rig, 'doc.txt', 'doc.txt.swp');
+    expect(rig.journal.recent().filter((r) => r.op === 'write').length).toBe(1);
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('hashes only the files whose stat changed while the agent was stopped', async () => {
+    const populate = (dir: string) => {
+      for (let i = 0; i < 50; i++) fs.writeFileSync(path.join(dir, `f${i}`), `content ${i}`);
+    };
+    const first = await makeRig({ populate });
+    await first.capture.scanAll('test');
+    await first.settle();
+    await first.capture.stop();
+    // Make every entry old enough not to be "racy", as it would be after a real restart.
+    for (const [p, e] of first.manifest.entries('data')) if (e.kind === 'file') first.manifest.set('data', p, { ...e, readAt: e.mtimeMs + 1000 });
+    fs.writeFileSync(path.join(first.dir, 'f7'), 'changed while stopped');
+    fs.writeFileSync(path.join(first.dir, 'new'), 'new while stopped');
+    const journal = new MemoryJournal();
+    const second = new Capture({
+      roots: [{ name: 'data', path: first.dir, exclude: [] }],
+      manifest: first.manifest,
+      journal,
+      blockSize: BS,
+      batchBytes: 1 << 20,
+      batchDelayMs: 2,
+      settleMs: 40,
+      scanIntervalMs: 0,
+      renameWindowMs: 60,
+      baseline: false,
+      afterCommit: async () => {},
+      log: silentLogger(),
+      clock: systemClock,
+      watch: false,
+    });
+    await second.start();
+    await second.whenIdle();
+    expect(second.status().filesHashed).toBe(2);
+    expect(new Set(journal.records.map((r) => ('path' in r ? r.path : '')))).toEqual(new Set(['f7', 'new']));
+    await second.stop();
+  });
+
+  it('hashes an existing tree into the manifest on first start and journals nothing', async () => {
+    const rig = await makeRig({
+      baseline: true,
+      populate: (dir) => {
+        fs.mkdirSync(path.join(dir, 'a'));
+        fs.writeFileSync(path.join(dir, 'a/b'), 'bee');
+      },
+    });
+    expect(rig.journal.records).toEqual([]);
+    expect(rig.journal.skippedTo).toBe(1);
+    expect(rig.manifest.get('data', 'a/b')?.kind).toBe('file');
+    fs.writeFileSync(path.join(rig.dir, 'a/c'), 'sea');
+    await touch(rig, 'a/c');
+    expect(rig.journal.ops()).toEqual(['file a/c', 'write a/c', 'meta a/c']);
+  });
+
+  it('waits for room when the journal is at its bound and loses nothing', async () => {
+    const rig = await makeRig();
+    rig.journal.maxBytes = BS * 4;
+    for (let i = 0; i < 6; i++) fs.writeFileSync(path.join(rig.dir, `f${i}`), Buffer.alloc(BS * 2, i));
+    for (let i = 0; i < 6; i++) rig.capture.hint('data', `f${i}`);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(rig.capture.status().waitingForSpace).toBe(true);
+    const timer = setInterval(() => rig.journal.release(), 20);
+    try {
+      await rig.settle();
+    } finally {
+      clearInterval(timer);
+    }
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('catches the end of a burst of 200 appends in 10 ms that the watcher reports once', async () => {
+    const rig = await makeRig({ watch: true });
+    const file = path.join(rig.dir, 'burst.log');
+    fs.writeFileSync(file, '');
+    const fd = fs.openSync(file, 'a');
+    const t0 = Date.now();
+    for (let i = 0; i < 200; i++) fs.writeSync(fd, `line ${i} ${'z'.repeat(50)}\n`);
+    fs.closeSync(fd);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    // Wait until the watcher has said something, then until capture is quiet.
+    const deadline = Date.now() + 5000;
+    while (rig.journal.records.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await rig.settle();
+    await new Promise((r) => setTimeout(r, 150));
+    await rig.settle();
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+});
