@@ -53,8 +53,9 @@ export function applyRecordToManifest(m: Manifest, r: DataRecord, blockSize: num
       m.delete(r.root, r.path);
       return;
     case 'rename':
-      if (prev === undefined) m.delete(r.root, r.to);
-      else m.move(r.root, r.path, r.to);
+      // An unknown source means the rename already happened (a redo) or the source is missing:
+      // the applier then leaves `to` as it is, and so does the manifest.
+      if (prev !== undefined) m.move(r.root, r.path, r.to);
       return;
   }
 }

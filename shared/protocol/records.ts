@@ -2,7 +2,7 @@
 // must be ("a regular file of N bytes", "these bytes at this offset", "absent"), never how to
 // change it. Re-applying a run of setters in order therefore ends in the same state whatever
 // part of the run was applied before a crash. `rename` is the one exception (it moves content);
-// the applier treats it as a commit barrier (docs/replication.md).
+// the applier treats it as a commit barrier (docs/apply.md).
 import { relPathProblem } from './paths.ts';
 
 interface Base {

@@ -1,0 +1,31 @@
+// Applies a batch in a child process so that a test can kill it with SIGKILL at any point.
+// argv: RECORDS_FILE ROOT_DIR KILL_AT_SEQ (-1: never) [marker]. Prints "ready" after init and
+// "durable N" for every durable report, synchronously, before the report returns.
+import fs from 'node:fs';
+import v8 from 'node:v8';
+import { silentLogger } from '../../../shared/log.ts';
+import type { DataRecord } from '../../../shared/protocol/index.ts';
+import { Manifest } from '../../../agent/manifest/index.ts';
+import { Applier } from '../../../agent/apply/applier.ts';
+
+const [recordsFile, rootDir, killAt] = process.argv.slice(2);
+const records = v8.deserialize(fs.readFileSync(recordsFile!)) as DataRecord[];
+const killSeq = Number(killAt);
+const applier = new Applier({
+  roots: [{ name: 'data', path: rootDir!, exclude: [] }],
+  manifest: new Manifest(['data']),
+  blockSize: 4096,
+  log: silentLogger(),
+  seams: {
+    beforeRecord: (r) => {
+      if (r.seq === killSeq) process.kill(process.pid, 'SIGKILL');
+    },
+  },
+});
+await applier.init();
+fs.writeSync(1, 'ready\n');
+await applier.apply(records, async (seq) => {
+  fs.writeSync(1, `durable ${seq}\n`);
+});
+await applier.close();
+fs.writeSync(1, 'done\n');
