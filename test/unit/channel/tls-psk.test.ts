@@ -1,0 +1,34 @@
+import crypto from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { TLS_PSK_CIPHERS, derivePsk, tlsPskClientOptions } from '../../../agent/channel/tls-psk.ts';
+
+describe('derivePsk', () => {
+  const key = crypto.randomBytes(32);
+
+  it('derives the same 32-byte key on both nodes, and not the raw pair key', () => {
+    const a = derivePsk(key, 'demo');
+    expect(a).toHaveLength(32);
+    expect(a.equals(derivePsk(Buffer.from(key), 'demo'))).toBe(true);
+    expect(a.equals(key)).toBe(false);
+  });
+
+  it('derives a different key for another pair id or another pair key', () => {
+    expect(derivePsk(key, 'demo').equals(derivePsk(key, 'other'))).toBe(false);
+    expect(derivePsk(key, 'demo').equals(derivePsk(crypto.randomBytes(32), 'demo'))).toBe(false);
+  });
+
+  it('matches HKDF-SHA256 with the documented info string', () => {
+    const expected = Buffer.from(crypto.hkdfSync('sha256', key, Buffer.alloc(0), 'tandem tls-psk v1 demo', 32));
+    expect(derivePsk(key, 'demo').equals(expected)).toBe(true);
+  });
+});
+
+describe('tlsPskClientOptions', () => {
+  it('pins TLS 1.2 and the two PSK suites, and presents this node as the identity', () => {
+    const psk = crypto.randomBytes(32);
+    const o = tlsPskClientOptions(psk, 'beta');
+    expect(o).toMatchObject({ ciphers: TLS_PSK_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' });
+    expect(o.pskCallback?.('alpha')).toEqual({ psk, identity: 'beta' });
+    expect(TLS_PSK_CIPHERS).toBe('DHE-PSK-AES256-GCM-SHA384:ECDHE-PSK-CHACHA20-POLY1305');
+  });
+});
