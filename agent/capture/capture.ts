@@ -10,11 +10,11 @@ import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
 import { describeCause, errnoOf } from '../../shared/errors.ts';
 import { HASH_BYTES } from '../../shared/hash.ts';
-import { depthOf, isWithin, parentOf, type DataRecord } from '../../shared/protocol/index.ts';
+import { depthOf, isWithin, parentOf, type DataRecord, type NewRecord } from '../../shared/protocol/index.ts';
 import type { Entry, FileEntry, Manifest } from '../manifest/index.ts';
 import { readBlocks, type FileStat } from './block-reader.ts';
 import { compileExcludes, type ExcludeMatcher } from './exclude.ts';
-import type { JournalSink, RecordInput } from './journal-sink.ts';
+import type { JournalSink } from './journal-sink.ts';
 import { isRacy, kindOf, type EntryKind } from './stat-match.ts';
 import { scanRoot } from './tree-scanner.ts';
 import { RootWatcher } from './watcher.ts';
@@ -58,11 +58,13 @@ export interface CaptureStatus {
 /** What a task running inside the capture loop (the initial synchronisation) may do. */
 export interface CaptureTaskContext {
   /** Journals a record (in order with capture's own). */
-  append(record: RecordInput): number;
+  append(record: NewRecord): number;
   /** Commits when a batch is full and waits while the journal is at its size bound. */
   makeRoom(): Promise<void>;
   /** Brings the manifest entry of `relPath` up to date with the disk now (processes it). */
   refresh(root: string, relPath: string): Promise<void>;
+  /** Last committed sequence of the journal (a task starts with no record pending). */
+  headSeq(): number;
 }
 
 interface RootCtx extends ProtectedRoot {
@@ -270,6 +272,7 @@ export class Capture {
     return {
       append: (r) => this.append(r),
       makeRoom: () => this.makeRoom(),
+      headSeq: () => this.opts.journal.headSeq,
       refresh: async (rootName, relPath) => {
         const root = this.roots.get(rootName);
         if (root === undefined) return;
@@ -279,7 +282,7 @@ export class Capture {
     };
   }
 
-  private append(r: RecordInput): number {
+  private append(r: NewRecord): number {
     if (this.baseline) return 0;
     const seq = this.opts.journal.append(r);
     this.counters.recordsJournaled++;

@@ -3,7 +3,7 @@
 // symlink, and never let the manifest claim more than the journal durably holds.
 export { Capture } from './capture.ts';
 export type { CaptureOptions, CaptureStatus, CaptureTaskContext } from './capture.ts';
-export type { JournalSink, RecordInput } from './journal-sink.ts';
+export type { JournalSink } from './journal-sink.ts';
 export { compileExcludes } from './exclude.ts';
 export { readBlocks } from './block-reader.ts';
 export { scanRoot } from './tree-scanner.ts';

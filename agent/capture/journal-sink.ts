@@ -1,15 +1,11 @@
 // What capture needs from the journal. Capture depends on this, not on the journal's
 // implementation, so its unit tests run against an in-memory sink.
-import type { DataRecord } from '../../shared/protocol/index.ts';
+import type { NewRecord } from '../../shared/protocol/index.ts';
 
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-
-/** A record before the journal stamps its sequence number. */
-export type RecordInput = DistributiveOmit<DataRecord, 'seq'>;
 
 export interface JournalSink {
   /** Stamps the next sequence number on `record` and buffers it; returns the sequence. */
-  append(record: RecordInput): number;
+  append(record: NewRecord): number;
   /** Closes the pending records into a durable batch (no-op when none are pending). */
   commit(consistent: boolean): Promise<unknown>;
   /** Bytes appended since the last commit. */

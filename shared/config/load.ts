@@ -113,6 +113,10 @@ export function parseConfig(raw: unknown, file: string): TandemConfig {
     throw invalid(file, 'journal.maxBytes', `must hold at least four batches (4 × journal.batchBytes = ${4 * c.journal.batchBytes})`);
   }
   if (c.journal.segmentBytes < c.journal.batchBytes) throw invalid(file, 'journal.segmentBytes', 'must be at least journal.batchBytes');
+  // Trimming frees whole segments and never the current one: the bound must hold two of them.
+  if (c.journal.maxBytes < 2 * c.journal.segmentBytes) {
+    throw invalid(file, 'journal.segmentBytes', `must be at most half of journal.maxBytes (${Math.floor(c.journal.maxBytes / 2)})`);
+  }
   // A batch travels in one frame; leave room for the frame's own fields.
   if (c.channel.maxFrameBytes < c.journal.batchBytes + 64 * 1024) {
     throw invalid(file, 'channel.maxFrameBytes', `must exceed journal.batchBytes by 64KiB (at least ${c.journal.batchBytes + 65536})`);

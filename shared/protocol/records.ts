@@ -45,6 +45,11 @@ export interface SyncEndRecord { op: 'sync-end'; seq: number; id: string }
 
 export type DataRecord = PathRecord | SyncBeginRecord | SyncEndRecord;
 
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** A record before the journal stamps its sequence number on it. */
+export type NewRecord = DistributiveOmit<DataRecord, 'seq'>;
+
 /** Closes a batch: the unit the passive applies atomically. Carries no sequence of its own. */
 export interface CommitEntry {
   op: 'commit';

@@ -1,6 +1,6 @@
 // An in-memory JournalSink for capture's unit tests: keeps every record and batch.
-import type { JournalSink, RecordInput } from '../../agent/capture/index.ts';
-import type { DataRecord } from '../../shared/protocol/index.ts';
+import type { JournalSink } from '../../agent/capture/index.ts';
+import type { DataRecord, NewRecord } from '../../shared/protocol/index.ts';
 
 export class MemoryJournal implements JournalSink {
   readonly records: DataRecord[] = [];
@@ -14,7 +14,7 @@ export class MemoryJournal implements JournalSink {
   private mark = 0;
   private spaceWaiters: (() => void)[] = [];
 
-  append(record: RecordInput): number {
+  append(record: NewRecord): number {
     const seq = this.headSeq + this.pending.length + 1;
     // Capture reuses its read buffers: keep a copy, as the real journal's frame does.
     const r = { ...record, seq } as DataRecord;

@@ -1,0 +1,524 @@
+// The active's write log: capture appends records, commits them in batches, and the sender
+// ships each durable batch as the exact bytes on disk. Sequence numbers are stamped here and
+// are never used twice, across restarts, skips and damaged segments alike: a passive that
+// holds record N must never be sent a different record N.
+import type { Clock } from '../../shared/clock.ts';
+import { systemClock } from '../../shared/clock.ts';
+import { TandemError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import {
+  FRAME_HEADER_BYTES,
+  MAX_ENTRY_BYTES,
+  encodeFrame,
+  entryProblem,
+  parseFrames,
+  payloadBytes,
+  type CommitEntry,
+  type DataRecord,
+  type NewRecord,
+  type LogEntry,
+} from '../../shared/protocol/index.ts';
+import { BatchIndex, type BatchInfo } from './batch-index.ts';
+import { SegmentLog, type FramePosition, type ScanSummary } from './segment-log.ts';
+
+
+
+
+/** Recent batches kept in memory for the sender, so a connected passive never costs a disk read. */
+export const DEFAULT_JOURNAL_CACHE_BYTES = 64 * 1024 * 1024;
+
+export interface JournalOptions {
+  dir: string;
+  /** A new segment starts at the first batch boundary after a segment reaches this size. */
+  segmentBytes: number;
+  /** Size bound: hasSpace() is false from here until trimming frees room. */
+  maxBytes: number;
+  /** Written into every commit entry. */
+  generation: string;
+  log: Logger;
+  clock?: Clock;
+  /** Bound of the in-memory cache of recent batches. */
+  cacheBytes?: number;
+}
+
+export interface JournalScan extends ScanSummary {
+  /** Segments dropped at open because a sequence gap separates them from the newest ones
+   * (an interrupted skipTo, or the skip made after corruption). */
+  droppedBeforeGap: string[];
+}
+
+interface CachedBatch {
+  last: number;
+  length: number;
+  /** The frames as appended; joined into one buffer the first time the batch is read. */
+  data: Buffer[] | Buffer;
+}
+
+interface SpaceWaiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export class Journal {
+  readonly scan: JournalScan;
+  private readonly index: BatchIndex;
+  /** Highest committed sequence per segment, set when the commit is appended. */
+  private readonly segLast: Map<string, number>;
+  private readonly cache = new Map<number, CachedBatch>();
+  private cachedBytes = 0;
+  private readonly cacheBytes: number;
+  private readonly clock: Clock;
+  private readonly listeners = new Set<(b: BatchInfo) => void>();
+  private spaceWaiters: SpaceWaiter[] = [];
+  private head: number;
+  /** Sequence the next appended record gets. */
+  private nextSeq: number;
+  private pendingCount = 0;
+  private pendingLength = 0;
+  private pendingPayload = 0;
+  private pendingAt: FramePosition | undefined;
+  /** Frames of the open batch for the cache; dropped when the batch outgrows it. */
+  private pendingFrames: Buffer[] | undefined = [];
+  /** Settles when every commit and skip called so far has updated the in-memory state. */
+  private published: Promise<void> = Promise.resolve();
+  /** Trims and skips, one at a time. */
+  private maintenance: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    private readonly opts: JournalOptions,
+    private readonly store: SegmentLog,
+    index: BatchIndex,
+    segLast: Map<string, number>,
+    scan: JournalScan,
+  ) {
+    this.index = index;
+    this.segLast = segLast;
+    this.scan = scan;
+    this.clock = opts.clock ?? systemClock;
+    this.cacheBytes = opts.cacheBytes ?? DEFAULT_JOURNAL_CACHE_BYTES;
+    const segs = store.segments();
+    const lastSeg = segs[segs.length - 1]!;
+    let head = lastSeg.firstSeq - 1;
+    for (const v of segLast.values()) head = Math.max(head, v);
+    this.head = head;
+    this.nextSeq = head + 1;
+  }
+
+  /** Opens the journal in `opts.dir`, rebuilding the batch index by scanning its segments. */
+  static async open(opts: JournalOptions): Promise<Journal> {
+    const index = new BatchIndex();
+    const segLast = new Map<string, number>();
+    let start: FramePosition | undefined;
+    let payload = 0;
+    const visit = (e: LogEntry, at: FramePosition): void => {
+      if (e.op === 'commit') {
+        const s = start ?? at;
+        index.push({
+          first: e.first,
+          last: e.last,
+          consistent: e.consistent,
+          ts: e.ts,
+          generation: e.generation,
+          bytes: at.offset + at.length - s.offset,
+          payloadBytes: payload,
+          segment: at.segment,
+          offset: s.offset,
+          length: at.offset + at.length - s.offset,
+        });
+        segLast.set(at.segment, e.last);
+        start = undefined;
+        payload = 0;
+      } else if (e.op !== 'applied') {
+        start ??= at;
+        payload += payloadBytes(e);
+      }
+    };
+    if (opts.maxBytes < 2 * opts.segmentBytes) {
+      opts.log.warn(
+        { maxBytes: opts.maxBytes, segmentBytes: opts.segmentBytes },
+        'journal: journal.maxBytes is under twice journal.segmentBytes: trimming frees space in whole segments, so the bound is coarse',
+      );
+    }
+    const log = await SegmentLog.open({ dir: opts.dir, segmentBytes: opts.segmentBytes, log: opts.log, name: 'journal', firstSeq: 1, visit });
+    const scan: JournalScan = { ...log.scan, droppedBeforeGap: [] };
+    const j = new Journal(opts, log, index, segLast, scan);
+    try {
+      await j.afterScan();
+    } catch (err) {
+      await log.close().catch(() => undefined);
+      throw err;
+    }
+    return j;
+  }
+
+  /** Last committed (durable) sequence. */
+  get headSeq(): number {
+    return this.head;
+  }
+
+  /** Oldest sequence still readable; headSeq + 1 when the journal holds no batch. */
+  get firstSeq(): number {
+    return this.index.oldest()?.first ?? this.head + 1;
+  }
+
+  /** Bytes of frames appended since the last commit. */
+  get pendingBytes(): number {
+    return this.pendingLength;
+  }
+
+  get pendingRecords(): number {
+    return this.pendingCount;
+  }
+
+  /** Bytes on disk (and buffered), pending records included. */
+  get totalBytes(): number {
+    return this.store.totalBytes;
+  }
+
+  get batchCount(): number {
+    return this.index.count;
+  }
+
+  /** fdatasync calls made so far (for metrics: commits share them). */
+  get syncCount(): number {
+    return this.store.syncCount;
+  }
+
+  segments(): { name: string; firstSeq: number; bytes: number }[] {
+    return this.store.segments();
+  }
+
+  /** Stamps the next sequence on `record`, frames and buffers it. Returns the sequence. */
+  append(record: NewRecord): number {
+    this.throwIfClosed('append');
+    const seq = this.nextSeq;
+    const entry = { ...record, seq } as DataRecord;
+    // A record the scan would refuse must never reach the disk: it would read back as damage.
+    const problem = entryProblem(entry);
+    if (problem !== undefined) {
+      throw new TandemError({ code: 'TANDEM_ERR_INTERNAL', op: 'journal: append', reason: `invalid record: ${problem}`, details: { seq } });
+    }
+    // Framing copies the record, so the caller may reuse its buffers at once.
+    const frame = encodeFrame(entry);
+    if (frame.length - FRAME_HEADER_BYTES > MAX_ENTRY_BYTES) {
+      throw new TandemError({ code: 'TANDEM_ERR_INTERNAL', op: 'journal: append', reason: `record of ${frame.length} bytes exceeds ${MAX_ENTRY_BYTES}`, details: { seq } });
+    }
+    const at = this.store.append(frame);
+    this.nextSeq++;
+    this.pendingAt ??= at;
+    this.pendingCount++;
+    this.pendingLength += frame.length;
+    this.pendingPayload += payloadBytes(entry);
+    if (this.pendingFrames !== undefined) {
+      if (this.pendingLength <= this.cacheBytes) this.pendingFrames.push(frame);
+      else this.pendingFrames = undefined;
+    }
+    return seq;
+  }
+
+  /**
+   * Closes the pending records into a batch and makes it durable; then indexes it, caches its
+   * bytes and tells the listeners. Resolves with the batch, or undefined when nothing was
+   * pending (after earlier commits settled). Batches are committed and published in call order.
+   */
+  commit(consistent: boolean): Promise<BatchInfo | undefined> {
+    try {
+      this.throwIfClosed('commit');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.pendingCount === 0) return this.published.then(() => undefined);
+    const first = this.nextSeq - this.pendingCount;
+    const last = this.nextSeq - 1;
+    const entry: CommitEntry = { op: 'commit', first, last, consistent, ts: Math.floor(this.clock.now()), generation: this.opts.generation };
+    const frame = encodeFrame(entry);
+    let at: FramePosition;
+    try {
+      at = this.store.append(frame);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const start = this.pendingAt!;
+    const info: BatchInfo = {
+      first,
+      last,
+      consistent,
+      ts: entry.ts,
+      generation: entry.generation,
+      bytes: at.offset + frame.length - start.offset,
+      payloadBytes: this.pendingPayload,
+      segment: at.segment,
+      offset: start.offset,
+      length: at.offset + frame.length - start.offset,
+    };
+    const frames = this.pendingFrames !== undefined && info.length <= this.cacheBytes ? [...this.pendingFrames, frame] : undefined;
+    this.pendingCount = 0;
+    this.pendingLength = 0;
+    this.pendingPayload = 0;
+    this.pendingAt = undefined;
+    this.pendingFrames = [];
+    this.segLast.set(at.segment, last);
+    // Rotate now, at the boundary, so that records appended while this commit syncs already
+    // go to the new segment: a batch never spans two segments.
+    if (this.store.isFull()) this.store.rotate(last + 1);
+    const synced = this.store.sync();
+    synced.catch(noop);
+    const done = this.published.then(() => synced).then(() => this.publish(info, frames));
+    this.published = done.then(noop, noop);
+    return done;
+  }
+
+  /** Calls `cb` with every batch once it is durable, in order. Returns the unsubscribe. */
+  onBatch(cb: (b: BatchInfo) => void): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  /** The batch whose first record is `seq`, if the journal still holds it. */
+  batchStartingAt(seq: number): BatchInfo | undefined {
+    return this.index.startingAt(seq);
+  }
+
+  /** The batch that follows `b` without a gap, if committed. */
+  batchAfter(b: BatchInfo): BatchInfo | undefined {
+    return this.index.startingAt(b.last + 1);
+  }
+
+  /** The oldest batch holding a record above `seq`: its `ts` gives the lag behind an ack of `seq`. */
+  oldestBatchAfter(seq: number): BatchInfo | undefined {
+    return this.index.oldestAfter(seq);
+  }
+
+  /** Bytes of the batches not wholly acknowledged by an ack of `seq`. */
+  bytesAfter(seq: number): number {
+    return this.index.lengthAfter(seq);
+  }
+
+  /** The batch's frames, exactly as journaled (records then commit): from memory, else disk. */
+  async readBatch(b: BatchInfo): Promise<Buffer> {
+    const c = this.cache.get(b.first);
+    if (c !== undefined && c.last === b.last) {
+      if (Array.isArray(c.data)) c.data = Buffer.concat(c.data, c.length);
+      return c.data;
+    }
+    const buf = await this.store.read(b.segment, b.offset, b.length);
+    // A disk read is checked before it leaves: the passive would refuse a damaged batch anyway,
+    // and the operator must learn that it is this disk.
+    const problem = batchProblem(buf, b);
+    if (problem !== undefined) {
+      throw new TandemError({
+        code: 'TANDEM_ERR_JOURNAL_CORRUPT',
+        op: `journal: read batch ${b.first}..${b.last} from ${b.segment}`,
+        reason: problem,
+        hint: 'the journal segment was damaged after it was written; check the disk. The passive catches up by synchronisation',
+        details: { segment: b.segment, offset: b.offset, first: b.first, last: b.last },
+      });
+    }
+    return buf;
+  }
+
+  /** False once the journal holds maxBytes: capture must wait (waitForSpace) before reading more. */
+  hasSpace(): boolean {
+    return this.store.totalBytes < this.opts.maxBytes;
+  }
+
+  /** Resolves when trimming made room (at once if there is room). Nothing is ever dropped. */
+  waitForSpace(signal?: AbortSignal): Promise<void> {
+    if (this.hasSpace()) return Promise.resolve();
+    if (this.closed) return Promise.reject(closedError('wait for space'));
+    if (signal?.aborted === true) return Promise.reject(signal.reason);
+    return new Promise<void>((resolve, reject) => {
+      const w: SpaceWaiter = { resolve, reject };
+      this.spaceWaiters.push(w);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          this.spaceWaiters = this.spaceWaiters.filter((x) => x !== w);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
+    });
+  }
+
+  /**
+   * The passive applied every record up to `ackedSeq`: deletes the segments that hold nothing
+   * above it (never the current one) and wakes capture if that made room.
+   */
+  trim(ackedSeq: number): Promise<void> {
+    return this.maintain(async () => {
+      const segs = this.store.segments();
+      let freed = 0;
+      for (const s of segs.slice(0, -1)) {
+        const last = this.segLast.get(s.name) ?? (s.bytes === 0 ? 0 : Infinity);
+        if (last > ackedSeq) break;
+        await this.store.deleteSegment(s.name);
+        this.segLast.delete(s.name);
+        this.index.dropFrontOfSegment(s.name);
+        freed += s.bytes;
+      }
+      // A wholly acknowledged journal must have room whatever the sizes configured: close the
+      // current segment early so that it can go too (capture would otherwise wait forever).
+      if (!this.hasSpace() && this.pendingCount === 0 && ackedSeq >= this.nextSeq - 1 && this.store.currentBytes > 0) {
+        const cur = this.store.currentSegment;
+        await this.store.startSegment(this.nextSeq);
+        await this.store.deleteSegment(cur.name);
+        this.segLast.delete(cur.name);
+        this.index.dropFrontOfSegment(cur.name);
+        freed += cur.bytes;
+      }
+      this.evictAcked(ackedSeq);
+      if (freed > 0) this.opts.log.debug({ seq: ackedSeq, bytesFreed: freed, totalBytes: this.store.totalBytes }, 'journal: trimmed');
+      this.wakeSpaceWaiters();
+    });
+  }
+
+  /**
+   * Declares that records up to `seq` will never be available from this journal (a baseline
+   * scan or a synchronisation replaces them): deletes every segment and continues at seq + 1.
+   * Only between batches. Appends made after the call already get sequences above `seq`.
+   */
+  skipTo(seq: number): Promise<void> {
+    try {
+      this.throwIfClosed('skip');
+      if (this.pendingCount > 0) {
+        throw new TandemError({ code: 'TANDEM_ERR_INTERNAL', op: `journal: skip to ${seq}`, reason: `${this.pendingCount} records are not committed` });
+      }
+      if (seq < this.nextSeq - 1) {
+        throw new TandemError({ code: 'TANDEM_ERR_INTERNAL', op: `journal: skip to ${seq}`, reason: `sequences up to ${this.nextSeq - 1} are already used` });
+      }
+      this.store.rotate(seq + 1);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.nextSeq = seq + 1;
+    const newest = this.store.currentSegment.name;
+    const obsolete = this.store.segments().filter((s) => s.name !== newest).map((s) => s.name);
+    const before = this.published;
+    const done = this.maintain(async () => {
+      await before;
+      await this.store.sync();
+      for (const name of obsolete) {
+        await this.store.deleteSegment(name);
+        this.segLast.delete(name);
+        this.index.dropFrontOfSegment(name);
+      }
+      this.evictAcked(seq);
+      this.head = Math.max(this.head, seq);
+      this.opts.log.info({ seq, segments: obsolete.length }, 'journal: skipped: records up to seq will never be sent');
+      this.wakeSpaceWaiters();
+    });
+    // Commits called after this must publish after the skip emptied the index.
+    this.published = done.then(noop, noop);
+    return done;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.published;
+    await this.maintenance;
+    for (const w of this.spaceWaiters.splice(0)) w.reject(closedError('wait for space'));
+    await this.store.close();
+  }
+
+  private publish(info: BatchInfo, frames: Buffer[] | undefined): BatchInfo {
+    this.head = info.last;
+    this.index.push(info);
+    if (frames !== undefined) {
+      this.cache.set(info.first, { last: info.last, length: info.length, data: frames });
+      this.cachedBytes += info.length;
+      for (const [first, c] of this.cache) {
+        if (this.cachedBytes <= this.cacheBytes) break;
+        this.cache.delete(first);
+        this.cachedBytes -= c.length;
+      }
+    }
+    for (const cb of this.listeners) {
+      try {
+        cb(info);
+      } catch (err) {
+        this.opts.log.error({ err, seq: info.last }, 'journal: a batch listener failed');
+      }
+    }
+    return info;
+  }
+
+  /** At open: enforce "one contiguous run of batches" and never reuse a lost sequence. */
+  private async afterScan(): Promise<void> {
+    const segs = this.store.segments();
+    // A segment named above everything before it marks a skip: what precedes it is obsolete.
+    let cut = 0;
+    let head = 0;
+    segs.forEach((s, k) => {
+      if (k > 0 && s.firstSeq > head + 1) cut = k;
+      head = Math.max(head, s.firstSeq - 1, this.segLast.get(s.name) ?? 0);
+    });
+    let obsolete = segs.slice(0, cut).map((s) => s.name);
+    const corruption = this.scan.corruption;
+    if (corruption !== undefined && corruption.lostThroughSeq > this.head) {
+      // Records after the damage may have reached the passive: continue above all of them, and
+      // drop the kept prefix too, since a journal with a hole cannot feed a passive in order.
+      this.store.rotate(corruption.lostThroughSeq + 1);
+      this.nextSeq = corruption.lostThroughSeq + 1;
+      this.head = corruption.lostThroughSeq;
+      obsolete = segs.map((s) => s.name);
+      await this.store.sync();
+    }
+    for (const name of obsolete) {
+      await this.store.deleteSegment(name);
+      this.segLast.delete(name);
+      this.index.dropFrontOfSegment(name);
+    }
+    this.scan.droppedBeforeGap = obsolete;
+    if (obsolete.length > 0) this.opts.log.info({ segments: obsolete }, 'journal: dropped segments before a sequence gap');
+    this.opts.log.info(
+      { headSeq: this.head, firstSeq: this.firstSeq, batches: this.index.count, bytes: this.store.totalBytes, generation: this.opts.generation },
+      'journal: opened',
+    );
+  }
+
+  private maintain(fn: () => Promise<void>): Promise<void> {
+    const run = this.maintenance.then(fn);
+    this.maintenance = run.then(noop, noop);
+    return run;
+  }
+
+  private evictAcked(seq: number): void {
+    for (const [first, c] of this.cache) {
+      if (c.last > seq) break;
+      this.cache.delete(first);
+      this.cachedBytes -= c.length;
+    }
+  }
+
+  private wakeSpaceWaiters(): void {
+    if (!this.hasSpace()) return;
+    for (const w of this.spaceWaiters.splice(0)) w.resolve();
+  }
+
+  private throwIfClosed(what: string): void {
+    if (this.closed) throw closedError(what);
+  }
+}
+
+/** Why `buf` is not exactly the frames of batch `b` (records first..last, then its commit). */
+export function batchProblem(buf: Uint8Array, b: { first: number; last: number }): string | undefined {
+  const { frames, stop } = parseFrames(buf);
+  if (stop.kind !== 'end') return `${stop.kind} frame at offset ${stop.offset}`;
+  if (frames.length !== b.last - b.first + 2) return `${frames.length} frames for records ${b.first}..${b.last}`;
+  for (let i = 0; i < frames.length - 1; i++) {
+    const e = frames[i]!.entry;
+    if (e.op === 'commit' || e.op === 'applied' || e.seq !== b.first + i) return `frame ${i} is not record ${b.first + i}`;
+  }
+  const c = frames[frames.length - 1]!.entry;
+  if (c.op !== 'commit' || c.first !== b.first || c.last !== b.last) return 'the last frame is not the batch commit';
+  return undefined;
+}
+
+function closedError(what: string): TandemError {
+  return new TandemError({ code: 'TANDEM_ERR_INTERNAL', op: `journal: ${what}`, reason: 'the journal is closed' });
+}
+
+function noop(): void {}
