@@ -1,11 +1,15 @@
-// Runs once around the whole suite: after it, no process started by a test may survive.
+// Runs once around the whole suite. It gives this run a marker that every test child carries in
+// its process title (forked workers inherit the environment), and after the run kills whatever
+// carries it: a crashed worker's children, never another run's.
+import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 
 export default function setup(): () => void {
+  process.env.TANDEM_TEST_RUN ??= crypto.randomBytes(4).toString('hex');
+  const marker = `tandem-test-${process.env.TANDEM_TEST_RUN}`;
   return () => {
-    // Belt and braces: every test kills what it started; this catches what a crashed worker left.
     try {
-      execFileSync('pkill', ['-f', 'tandem-test-marker'], { stdio: 'ignore' });
+      execFileSync('pkill', ['-f', marker], { stdio: 'ignore' });
     } catch {
       // pkill exits 1 when nothing matched.
     }

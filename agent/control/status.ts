@@ -1,0 +1,107 @@
+// The one status document (DESIGN.md "Interfaces"): what `tandem status --json`, the console
+// and the tests all read. A pure function of the components' own statuses, so every field
+// has a single source.
+import type { Role } from '../../shared/protocol/index.ts';
+import type { CaptureStatus } from '../capture/index.ts';
+import type { Alarm, ReceiverStatus, SenderStatus } from '../replication/index.ts';
+
+export type NodeStateName = 'standalone' | 'syncing' | 'in-sync' | 'degraded';
+
+export interface AgentStatus {
+  node: string;
+  pair: string;
+  role: Role;
+  state: NodeStateName;
+  generation: string;
+  peer: { name: string; connected: boolean; role: Role | null };
+  links: { channel: 'up' | 'down'; public: 'up' | 'down' | 'unknown' };
+  replication: {
+    /** The last sequence the active journaled (on the passive: as last heard from it). */
+    headSeq: number;
+    /** The last sequence the passive applied (on the active: as last acknowledged). */
+    appliedSeq: number;
+    lagMs: number;
+    queueBytes: number;
+    inSync: boolean;
+    sync: { id: string; bytesDone: number; bytesTotal: number; etaMs: number | null } | null;
+  };
+  alarms: { code: string; message: string; hint?: string; since?: number; source: string }[];
+  capture: { state: string; pendingPaths: number; filesHashed: number; bytesHashed: number; waitingForSpace: boolean; lastScan: CaptureStatus['lastScan'] | null } | null;
+  channel: { bytesIn: number; bytesOut: number };
+  pid: number;
+  startedAt: number;
+}
+
+export interface StatusInputs {
+  node: string;
+  pair: string;
+  peerName: string;
+  role: Role;
+  generation: string;
+  sender?: SenderStatus | undefined;
+  receiver?: ReceiverStatus | undefined;
+  capture?: CaptureStatus | undefined;
+  channel: { bytesIn: number; bytesOut: number };
+  startedAt: number;
+  now: number;
+}
+
+function alarmOf(a: Alarm | { code: string; message: string; hint?: string | undefined }, source: string): AgentStatus['alarms'][number] {
+  return { code: a.code, message: a.message, ...(a.hint === undefined ? {} : { hint: a.hint }), ...('since' in a ? { since: a.since } : {}), source };
+}
+
+export function buildStatus(i: StatusInputs): AgentStatus {
+  const alarms: AgentStatus['alarms'] = [];
+  let connected = false;
+  let replication: AgentStatus['replication'];
+  let state: NodeStateName;
+  if (i.role === 'active') {
+    const s = i.sender;
+    connected = s?.connected ?? false;
+    replication = {
+      headSeq: s?.headSeq ?? 0,
+      appliedSeq: s?.ackedSeq ?? 0,
+      lagMs: s?.lagMs ?? 0,
+      queueBytes: s?.queueBytes ?? 0,
+      inSync: s?.inSync ?? false,
+      sync: s?.sync === undefined ? null : { id: s.sync.id, bytesDone: s.sync.bytesDone, bytesTotal: s.sync.bytesTotal, etaMs: s.sync.etaMs ?? null },
+    };
+    if (s?.peerState?.alarm !== undefined) alarms.push(alarmOf(s.peerState.alarm, 'peer'));
+    state = !connected ? 'standalone' : alarms.length > 0 ? 'degraded' : replication.inSync ? 'in-sync' : 'syncing';
+  } else {
+    const r = i.receiver;
+    connected = r?.connected ?? false;
+    replication = {
+      headSeq: Math.max(r?.peerHeadSeq ?? 0, r?.receivedSeq ?? 0),
+      appliedSeq: r?.appliedSeq ?? 0,
+      lagMs: r?.lagMs ?? 0,
+      queueBytes: r?.queueBytes ?? 0,
+      inSync: r?.inSync ?? false,
+      sync: r?.sync === undefined ? null : { ...r.sync, etaMs: r.sync.etaMs ?? null },
+    };
+    if (r?.alarm !== undefined) alarms.push(alarmOf(r.alarm, 'apply'));
+    state = r?.paused === true ? 'degraded' : !connected ? 'standalone' : replication.inSync ? 'in-sync' : 'syncing';
+  }
+  const c = i.capture;
+  if (c?.degraded !== undefined) alarms.push({ code: 'TANDEM_ERR_STATE_IO', message: `capture: ${c.degraded}`, source: 'capture' });
+  for (const p of c?.problems ?? []) alarms.push({ code: 'TANDEM_ERR_STATE_IO', message: `capture: cannot read ${p.root}/${p.path}: ${p.message}`, source: 'capture' });
+  return {
+    node: i.node,
+    pair: i.pair,
+    role: i.role,
+    state,
+    generation: i.generation,
+    peer: { name: i.peerName, connected, role: connected ? (i.role === 'active' ? 'passive' : 'active') : null },
+    // The public link checks come with the failover work; until then the truth is "unknown".
+    links: { channel: connected ? 'up' : 'down', public: 'unknown' },
+    replication,
+    alarms,
+    capture:
+      c === undefined
+        ? null
+        : { state: c.state, pendingPaths: c.pendingPaths, filesHashed: c.filesHashed, bytesHashed: c.bytesHashed, waitingForSpace: c.waitingForSpace, lastScan: c.lastScan ?? null },
+    channel: i.channel,
+    pid: process.pid,
+    startedAt: i.startedAt,
+  };
+}

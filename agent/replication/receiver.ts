@@ -1,0 +1,444 @@
+// The passive's side of replication. Every batch is checked (frames, checksums, sequence,
+// roots, paths), persisted in the receive log, then applied in order; only what is applied and
+// durable is acknowledged. When a write cannot be applied (disk full, permission), applying
+// pauses with an alarm and retries with backoff: nothing is skipped, nothing is acknowledged
+// early. A malformed or hostile batch is refused whole, before anything of it is written.
+import type { Clock, TimerHandle } from '../../shared/clock.ts';
+import type { ProtectedRoot } from '../../shared/config/index.ts';
+import { TandemError, type ErrorCode } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import { PROTOCOL_VERSION, parseFrames, type BatchMessage, type CommitEntry, type DataRecord, type HelloMessage, type Message } from '../../shared/protocol/index.ts';
+import type { Manifest } from '../manifest/index.ts';
+import type { NodeStateStore } from '../state/index.ts';
+import { manifestChunks, refreshManifest } from '../sync/index.ts';
+import type { LinkCloseInfo, PeerLink } from './peer-link.ts';
+
+export interface StoredBatchLike {
+  first: number;
+  last: number;
+  ts: number;
+  generation: string;
+  records: DataRecord[];
+}
+
+/** What the receiver needs from the receive log. */
+export interface ReceiverLog {
+  readonly appliedSeq: number;
+  readonly receivedSeq: number;
+  pendingBatches(): AsyncIterable<StoredBatchLike>;
+  appendBatch(frames: Uint8Array): Promise<void>;
+  markApplied(seq: number): Promise<void>;
+  trim(): Promise<void>;
+}
+
+export interface ReceiverApplier {
+  apply(records: DataRecord[], durable: (seq: number) => Promise<void>): Promise<void>;
+}
+
+export interface ReceiverOptions {
+  pair: string;
+  self: string;
+  blockSize: number;
+  roots: ProtectedRoot[];
+  receiveLog: ReceiverLog;
+  applier: ReceiverApplier;
+  manifest: Manifest;
+  /** Persists the manifest; called only once what it describes is durable. */
+  flushManifest: () => Promise<void>;
+  nodeState: NodeStateStore;
+  retryMinMs: number;
+  retryMaxMs: number;
+  helloTimeoutMs: number;
+  log: Logger;
+  clock: Clock;
+}
+
+export interface Alarm {
+  code: ErrorCode;
+  message: string;
+  hint?: string | undefined;
+  since: number;
+  details?: Record<string, unknown> | undefined;
+}
+
+export interface ReceiverStatus {
+  connected: boolean;
+  peer: string | undefined;
+  receivedSeq: number;
+  appliedSeq: number;
+  /** The active's journal head as last heard. */
+  peerHeadSeq: number;
+  lagMs: number;
+  queueBytes: number;
+  inSync: boolean;
+  paused: boolean;
+  alarm: Alarm | undefined;
+  sync: { id: string; bytesDone: number; bytesTotal: number; etaMs: number | undefined } | undefined;
+}
+
+interface Pending extends StoredBatchLike {
+  bytes: number;
+}
+
+export class Receiver {
+  private readonly log: Logger;
+  private readonly rootNames: Set<string>;
+  private link: PeerLink | undefined;
+  private peerHello: HelloMessage | undefined;
+  private helloTimer: TimerHandle | undefined;
+  private readonly queue: Pending[] = [];
+  private receivedSeq: number;
+  private appliedSeq: number;
+  private peerHeadSeq = 0;
+  private applying: Promise<void> | undefined;
+  private retryTimer: TimerHandle | undefined;
+  private retryDelay: number;
+  private alarm: Alarm | undefined;
+  private receiveAlarm: Alarm | undefined;
+  private closed = false;
+  private syncBytesDone = 0;
+  private syncBytesTotal = 0;
+  private syncStartedAt = 0;
+  private appendChain: Promise<void> = Promise.resolve();
+  private drainWaiters: (() => void)[] = [];
+  private readonly detachLink: (() => void)[] = [];
+
+  constructor(private readonly opts: ReceiverOptions) {
+    this.log = opts.log.child({ component: 'receiver' });
+    this.rootNames = new Set(opts.roots.map((r) => r.name));
+    this.receivedSeq = opts.receiveLog.receivedSeq;
+    this.appliedSeq = opts.receiveLog.appliedSeq;
+    this.retryDelay = opts.retryMinMs;
+  }
+
+  /** Redoes, after a restart, every batch held but not yet applied and durable. */
+  async recover(): Promise<void> {
+    const pending: StoredBatchLike[] = [];
+    for await (const b of this.opts.receiveLog.pendingBatches()) pending.push(b);
+    for (const b of pending) this.queue.push({ ...b, bytes: batchDataBytes(b.records) });
+    if (pending.length > 0) {
+      this.log.info({ batches: pending.length, from: pending[0]!.first, to: pending[pending.length - 1]!.last, appliedSeq: this.appliedSeq }, 'receiver: applying batches held before the restart');
+    }
+    this.kick();
+  }
+
+  attach(link: PeerLink): void {
+    if (this.link !== undefined) this.detach('replaced by a newer connection');
+    this.link = link;
+    const onMessage = (m: Message) => {
+      try {
+        this.onMessage(m);
+      } catch (err) {
+        this.refuse(TandemError.wrap(err, { code: 'TANDEM_ERR_INTERNAL', op: `handle ${m.t}` }));
+      }
+    };
+    const onClose = (info: LinkCloseInfo) => {
+      if (this.link === link) this.detach(`channel closed: ${info.code} ${info.reason}`);
+    };
+    link.on('message', onMessage);
+    link.on('close', onClose);
+    this.detachLink.push(() => {
+      link.off('message', onMessage);
+      link.off('close', onClose);
+    });
+    const s = this.opts.nodeState.get();
+    link.send({
+      t: 'hello',
+      proto: PROTOCOL_VERSION,
+      pair: this.opts.pair,
+      node: this.opts.self,
+      role: 'passive',
+      generation: s.generation,
+      blockSize: this.opts.blockSize,
+      headSeq: this.receivedSeq,
+      firstSeq: 0,
+      appliedSeq: this.appliedSeq,
+      syncId: s.syncId,
+    });
+    this.sendPeerState();
+    this.helloTimer = this.opts.clock.setTimeout(() => {
+      if (this.link === link && this.peerHello === undefined) this.refuse(this.protocolError(`the peer sent no hello within ${this.opts.helloTimeoutMs} ms`));
+    }, this.opts.helloTimeoutMs);
+  }
+
+  status(): ReceiverStatus {
+    const now = this.opts.clock.now();
+    const head = this.queue[0];
+    const syncId = this.opts.nodeState.get().syncId;
+    let sync: ReceiverStatus['sync'];
+    if (syncId !== '') {
+      const rate = this.syncBytesDone / Math.max(1, now - this.syncStartedAt);
+      sync = {
+        id: syncId,
+        bytesDone: this.syncBytesDone,
+        bytesTotal: this.syncBytesTotal,
+        etaMs: rate > 0 ? Math.round(Math.max(0, this.syncBytesTotal - this.syncBytesDone) / rate) : undefined,
+      };
+    }
+    const connected = this.link !== undefined && this.peerHello !== undefined;
+    return {
+      connected,
+      peer: this.link?.peer,
+      receivedSeq: this.receivedSeq,
+      appliedSeq: this.appliedSeq,
+      peerHeadSeq: this.peerHeadSeq,
+      lagMs: head === undefined ? 0 : Math.max(0, now - head.ts),
+      queueBytes: this.queue.reduce((n, b) => n + b.bytes, 0),
+      inSync: connected && syncId === '' && this.queue.length === 0 && this.appliedSeq >= this.peerHeadSeq,
+      paused: this.alarm !== undefined,
+      alarm: this.alarm ?? this.receiveAlarm,
+      sync,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.retryTimer?.cancel();
+    if (this.link !== undefined) {
+      const link = this.link;
+      this.detach('agent stopping');
+      link.close('normal', 'agent stopping');
+    }
+    await this.appendChain;
+    await this.applying;
+  }
+
+  // ------------------------------------------------------------------ session
+
+  private detach(reason: string): void {
+    const peer = this.link?.peer;
+    for (const d of this.detachLink.splice(0)) d();
+    this.link = undefined;
+    this.peerHello = undefined;
+    this.helloTimer?.cancel();
+    if (peer !== undefined) this.log.info({ peer, reason }, 'replication: active disconnected');
+  }
+
+  private protocolError(reason: string, code: ErrorCode = 'TANDEM_ERR_PROTOCOL', details?: Record<string, unknown>): TandemError {
+    return new TandemError({
+      code,
+      op: `receive from ${this.link?.peer ?? 'peer'}`,
+      reason,
+      hint: code === 'TANDEM_ERR_PATH_OUTSIDE_ROOT' ? 'the active sent a path outside the protected roots; nothing of that batch was written' : 'see docs/errors.md',
+      ...(details === undefined ? {} : { details }),
+    });
+  }
+
+  /** Refuses what the active sent: logs, raises an alarm, tells the peer why and closes. */
+  private refuse(err: TandemError): void {
+    this.log.error({ peer: this.link?.peer, err, code: err.code }, `replication: ${err.message}`);
+    this.receiveAlarm = { code: err.code, message: err.message, hint: err.hint, since: this.opts.clock.now(), details: err.details };
+    const link = this.link;
+    this.detach(err.message);
+    link?.close(err.code, err.message);
+  }
+
+  private onMessage(m: Message): void {
+    switch (m.t) {
+      case 'hello':
+        return this.onHello(m);
+      case 'batch':
+        return this.onBatch(m);
+      case 'peer-state':
+        if (m.headSeq !== undefined) this.peerHeadSeq = Math.max(this.peerHeadSeq, m.headSeq);
+        return;
+      case 'manifest-request':
+        void this.sendManifest(m.id);
+        return;
+      case 'error':
+        return;
+      default:
+        return this.refuse(this.protocolError(`unexpected ${m.t} message from an active`));
+    }
+  }
+
+  private onHello(h: HelloMessage): void {
+    this.helloTimer?.cancel();
+    if (h.proto !== PROTOCOL_VERSION) return this.refuse(this.protocolError(`peer speaks protocol ${h.proto}, this node ${PROTOCOL_VERSION}`));
+    if (h.pair !== this.opts.pair) return this.refuse(this.protocolError(`peer belongs to pair ${h.pair}`, 'TANDEM_ERR_PEER_UNEXPECTED'));
+    if (h.role !== 'active') return this.refuse(this.protocolError('the peer says it is passive too: nothing to replicate from'));
+    if (h.blockSize !== this.opts.blockSize) {
+      return this.refuse(this.protocolError(`peer uses blockSize ${h.blockSize}, this node ${this.opts.blockSize}: set the same blockSize on both nodes`, 'TANDEM_ERR_PEER_UNEXPECTED'));
+    }
+    this.peerHello = h;
+    this.peerHeadSeq = h.headSeq;
+    this.receiveAlarm = undefined;
+    this.log.info({ peer: h.node, peerHeadSeq: h.headSeq, receivedSeq: this.receivedSeq, appliedSeq: this.appliedSeq }, 'replication: connected to the active');
+  }
+
+  private onBatch(m: BatchMessage): void {
+    if (this.peerHello === undefined) return this.refuse(this.protocolError('batch before hello'));
+    const checked = this.checkBatch(m);
+    if (checked instanceof TandemError) return this.refuse(checked);
+    const { records, commit } = checked;
+    this.receivedSeq = m.last;
+    this.peerHeadSeq = Math.max(this.peerHeadSeq, m.last);
+    const link = this.link;
+    // Appends are chained: they reach the log in the order batches arrived.
+    this.appendChain = this.appendChain.then(async () => {
+      try {
+        await this.opts.receiveLog.appendBatch(m.frames);
+      } catch (err) {
+        // Not persisted, so not acknowledged: the active sends it again after the reconnect.
+        this.receivedSeq = Math.min(this.receivedSeq, m.first - 1);
+        if (this.link === link) {
+          this.refuse(TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op: `persist batch ${m.first}-${m.last} in the receive log`, hint: 'free space in the state directory; replication resumes by itself' }));
+        }
+        return;
+      }
+      this.queue.push({ first: m.first, last: m.last, ts: commit.ts, generation: commit.generation, records, bytes: batchDataBytes(records) });
+      this.kick();
+    });
+  }
+
+  /** Everything about a batch that can be checked before a byte of it is written. */
+  private checkBatch(m: BatchMessage): { records: DataRecord[]; commit: CommitEntry } | TandemError {
+    const { frames, stop } = parseFrames(m.frames);
+    if (stop.kind !== 'end') {
+      if (stop.kind === 'checksum') return this.protocolError(`batch ${m.first}-${m.last}: record at byte ${stop.offset} fails its checksum`, 'TANDEM_ERR_CHECKSUM');
+      if (stop.kind === 'malformed' && / path | to /.test(` ${stop.reason}`)) {
+        return this.protocolError(`batch ${m.first}-${m.last}: ${stop.reason}`, 'TANDEM_ERR_PATH_OUTSIDE_ROOT', { reason: stop.reason });
+      }
+      return this.protocolError(`batch ${m.first}-${m.last}: ${stop.kind === 'malformed' ? stop.reason : 'truncated frames'}`, 'TANDEM_ERR_FRAME_MALFORMED');
+    }
+    const last = frames[frames.length - 1]?.entry;
+    if (last?.op !== 'commit' || last.first !== m.first || last.last !== m.last) return this.protocolError(`batch ${m.first}-${m.last} does not end with its commit`);
+    const records: DataRecord[] = [];
+    for (let i = 0; i < frames.length - 1; i++) {
+      const e = frames[i]!.entry;
+      if (e.op === 'commit' || e.op === 'applied') return this.protocolError(`batch ${m.first}-${m.last}: ${e.op} entry inside a batch`);
+      if (e.seq !== m.first + i) return this.protocolError(`batch ${m.first}-${m.last}: record ${i} has seq ${e.seq}, expected ${m.first + i}`);
+      if ('root' in e && !this.rootNames.has(e.root)) {
+        return this.protocolError(`batch ${m.first}-${m.last}: record ${e.seq} names root "${e.root}", which this node does not protect`, 'TANDEM_ERR_PATH_OUTSIDE_ROOT', { seq: e.seq, root: e.root });
+      }
+      records.push(e);
+    }
+    if (records.length !== m.last - m.first + 1) return this.protocolError(`batch ${m.first}-${m.last} holds ${records.length} records`);
+    if (m.first !== this.receivedSeq + 1) {
+      // Only a synchronisation may jump forward: it replaces everything before it.
+      const jump = m.first > this.receivedSeq + 1 && records[0]!.op === 'sync-begin';
+      if (!jump) return this.protocolError(`batch starts at ${m.first}, expected ${this.receivedSeq + 1}`);
+    }
+    return { records, commit: last };
+  }
+
+  // ------------------------------------------------------------------ applying
+
+  private kick(): void {
+    if (this.applying !== undefined || this.closed || this.retryTimer !== undefined) return;
+    this.applying = this.applyLoop().finally(() => {
+      this.applying = undefined;
+      if (this.queue.length > 0 && this.alarm === undefined) this.kick();
+    });
+  }
+
+  private async applyLoop(): Promise<void> {
+    while (this.queue.length > 0 && !this.closed) {
+      const batch = this.queue[0]!;
+      const records = batch.records.filter((r) => r.seq > this.appliedSeq);
+      try {
+        await this.opts.applier.apply(records, (seq) => this.durable(batch, seq));
+      } catch (err) {
+        this.pause(TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op: `apply batch ${batch.first}-${batch.last}` }));
+        return;
+      }
+      this.queue.shift();
+      if (this.alarm !== undefined) {
+        this.log.info({ seq: this.appliedSeq, code: this.alarm.code }, 'apply: recovered, replication resumed');
+        this.alarm = undefined;
+        this.retryDelay = this.opts.retryMinMs;
+        this.sendPeerState();
+      }
+      if (this.queue.length === 0) {
+        await this.opts.receiveLog.trim().catch((err: unknown) => this.log.warn({ err }, 'receive log: trim failed'));
+        for (const w of this.drainWaiters.splice(0)) w();
+      }
+    }
+  }
+
+  /** Records up to `seq` are applied and durable: remember it, then (only then) acknowledge. */
+  private async durable(batch: Pending, seq: number): Promise<void> {
+    await this.opts.flushManifest();
+    // Sync markers change what the tree is; persist that before the applied mark passes them,
+    // or a crash in between would forget that the tree is mid-synchronisation.
+    for (const r of batch.records) {
+      if (r.seq <= this.appliedSeq || r.seq > seq) continue;
+      if (r.op === 'sync-begin') {
+        await this.opts.nodeState.update({ syncId: r.id, generation: batch.generation });
+        this.syncBytesTotal = r.bytesTotal;
+        this.syncBytesDone = 0;
+        this.syncStartedAt = this.opts.clock.now();
+        this.log.info({ sync: r.id, bytesTotal: r.bytesTotal, generation: batch.generation }, 'sync: started by the active');
+      } else if (r.op === 'sync-end') {
+        await this.opts.nodeState.update({ syncId: '' });
+        this.log.info({ sync: r.id, bytes: this.syncBytesDone }, 'sync: complete, this node holds a real state of the active');
+      } else if (r.op === 'write' && this.opts.nodeState.get().syncId !== '') {
+        this.syncBytesDone += r.data.length;
+      }
+    }
+    await this.opts.receiveLog.markApplied(seq);
+    this.appliedSeq = seq;
+    const link = this.link;
+    if (link?.open === true && this.peerHello !== undefined) link.send({ t: 'ack', seq });
+  }
+
+  private pause(err: TandemError): void {
+    const first = this.alarm === undefined || this.alarm.code !== err.code || this.alarm.message !== err.message;
+    if (first) {
+      this.log.error({ err, code: err.code, seq: this.appliedSeq + 1, retryMs: this.retryDelay }, `apply: ${err.message}; replication paused, retrying`);
+      this.alarm = { code: err.code, message: err.message, hint: err.hint, since: this.opts.clock.now(), details: err.details };
+      this.sendPeerState();
+    }
+    this.retryTimer = this.opts.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      this.kick();
+    }, this.retryDelay);
+    this.retryDelay = Math.min(this.opts.retryMaxMs, this.retryDelay * 2);
+  }
+
+  private sendPeerState(): void {
+    const link = this.link;
+    if (link?.open !== true) return;
+    link.send({
+      t: 'peer-state',
+      state: this.alarm !== undefined ? 'paused' : this.opts.nodeState.get().syncId !== '' ? 'syncing' : 'passive',
+      alarm: this.alarm === undefined ? undefined : { code: this.alarm.code, message: this.alarm.message, ...(this.alarm.hint === undefined ? {} : { hint: this.alarm.hint }) },
+    });
+  }
+
+  // ------------------------------------------------------------------ synchronisation
+
+  private whenDrained(): Promise<void> {
+    if (this.queue.length === 0 && this.applying === undefined) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Answers a manifest request once every batch held is applied, with the manifest made true. */
+  private async sendManifest(id: string): Promise<void> {
+    const link = this.link;
+    try {
+      await this.appendChain;
+      await this.whenDrained();
+      if (this.link !== link || link === undefined) return;
+      const t0 = this.opts.clock.monotonic();
+      const r = await refreshManifest(this.opts.roots, this.opts.manifest, this.opts.blockSize, this.opts.clock);
+      await this.opts.flushManifest();
+      let count = 0;
+      for (const entries of manifestChunks(this.opts.manifest)) {
+        if (this.link !== link || !link.open) return;
+        link.send({ t: 'manifest-chunk', id, entries });
+        count += entries.length;
+      }
+      link.send({ t: 'manifest-end', id, count, roots: this.opts.roots.map((x) => x.name) });
+      this.log.info({ sync: id, entries: count, rehashed: r.rehashed, bytesHashed: r.bytesHashed, durationMs: Math.round(this.opts.clock.monotonic() - t0) }, 'sync: manifest sent to the active');
+    } catch (err) {
+      this.refuse(TandemError.wrap(err, { code: 'TANDEM_ERR_STATE_IO', op: 'build the manifest for synchronisation' }));
+    }
+  }
+}
+
+function batchDataBytes(records: DataRecord[]): number {
+  let n = 0;
+  for (const r of records) n += r.op === 'write' ? r.data.length : 0;
+  return n;
+}

@@ -1,0 +1,411 @@
+// The active's side of replication: one session per connected passive. It decides where the
+// passive resumes, streams committed journal batches inside a window of unacknowledged ones,
+// trims the journal as acknowledgements come, and runs an initial synchronisation when the
+// passive cannot resume. It never sends a batch that is not durable in the journal, and never
+// lets the socket buffer more than a few batches (the heartbeat must get through).
+import crypto from 'node:crypto';
+import type { Clock, TimerHandle } from '../../shared/clock.ts';
+import type { ProtectedRoot } from '../../shared/config/index.ts';
+import { TandemError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import { PROTOCOL_VERSION, type HelloMessage, type Message } from '../../shared/protocol/index.ts';
+import type { Capture } from '../capture/index.ts';
+import { Manifest } from '../manifest/index.ts';
+import { SyncRunner, entryFromWire, type SyncProgress } from '../sync/index.ts';
+import type { LinkCloseInfo, PeerLink } from './peer-link.ts';
+import { decideStart, type StartDecision } from './start-decision.ts';
+
+export interface SenderBatch {
+  first: number;
+  last: number;
+  /** Wall-clock ms the batch was journaled. */
+  ts: number;
+  /** Bytes on the wire (frames). */
+  bytes: number;
+}
+
+/** What the sender needs from the journal. */
+export interface SenderJournal {
+  readonly headSeq: number;
+  readonly firstSeq: number;
+  batchStartingAt(seq: number): SenderBatch | undefined;
+  readBatch(batch: SenderBatch): Promise<Buffer>;
+  onBatch(listener: (batch: SenderBatch) => void): () => void;
+  trim(ackedSeq: number): Promise<void>;
+  oldestBatchAfter(seq: number): SenderBatch | undefined;
+  bytesAfter(seq: number): number;
+}
+
+export interface SenderOptions {
+  pair: string;
+  self: string;
+  generation: string;
+  blockSize: number;
+  roots: ProtectedRoot[];
+  journal: SenderJournal;
+  capture: Capture;
+  manifest: Manifest;
+  windowBatches: number;
+  windowBytes: number;
+  batchBytes: number;
+  helloTimeoutMs: number;
+  log: Logger;
+  clock: Clock;
+}
+
+export interface SenderStatus {
+  connected: boolean;
+  peer: string | undefined;
+  /** Last sequence the passive acknowledged as applied and durable. */
+  ackedSeq: number;
+  headSeq: number;
+  lagMs: number;
+  queueBytes: number;
+  inSync: boolean;
+  sync: (SyncProgress & { etaMs: number | undefined }) | undefined;
+  peerState: { state: string; alarm?: { code: string; message: string; hint?: string } | undefined } | undefined;
+}
+
+/** At most this much may wait in the socket: beyond it batches wait, the heartbeat does not. */
+const MAX_SOCKET_BUFFER_BYTES = 8 * 1024 * 1024;
+const PEER_STATE_INTERVAL_MS = 1000;
+const SYNC_PROGRESS_LOG_MS = 5000;
+
+interface InFlight {
+  first: number;
+  last: number;
+  bytes: number;
+}
+
+export class Sender {
+  private readonly log: Logger;
+  private link: PeerLink | undefined;
+  private peerHello: HelloMessage | undefined;
+  private helloTimer: TimerHandle | undefined;
+  private tickTimer: TimerHandle | undefined;
+  private streaming = false;
+  private nextSeq = 0;
+  private ackedSeq = 0;
+  private inflight: InFlight[] = [];
+  private inflightBytes = 0;
+  private pumping = false;
+  private sync: SyncRunner | undefined;
+  private syncEndSeq: number | undefined;
+  /** While a synchronisation prepares, nothing journaled can reach the passive: trim freely. */
+  private discarding = false;
+  private trimChain: Promise<void> = Promise.resolve();
+  private peerState: SenderStatus['peerState'];
+  private lastSyncLog = 0;
+  private readonly detachJournal: () => void;
+  private readonly detachLink: (() => void)[] = [];
+
+  constructor(private readonly opts: SenderOptions) {
+    this.log = opts.log.child({ component: 'sender' });
+    this.detachJournal = opts.journal.onBatch((b) => {
+      if (this.discarding) this.trim(b.last);
+      this.pump();
+    });
+  }
+
+  /** Takes over a new connection from the passive (a newer one replaces an older one). */
+  attach(link: PeerLink): void {
+    if (this.link !== undefined) this.detach('replaced by a newer connection');
+    this.link = link;
+    const onMessage = (m: Message) => this.onMessage(m);
+    const onClose = (info: LinkCloseInfo) => {
+      if (this.link === link) this.detach(`channel closed: ${info.code} ${info.reason}`);
+    };
+    link.on('message', onMessage);
+    link.on('close', onClose);
+    this.detachLink.push(() => {
+      link.off('message', onMessage);
+      link.off('close', onClose);
+    });
+    link.send(this.hello());
+    this.helloTimer = this.opts.clock.setTimeout(() => {
+      if (this.link === link && this.peerHello === undefined) {
+        this.fail('TANDEM_ERR_PROTOCOL', `the peer sent no hello within ${this.opts.helloTimeoutMs} ms`);
+      }
+    }, this.opts.helloTimeoutMs);
+  }
+
+  status(): SenderStatus {
+    const j = this.opts.journal;
+    const now = this.opts.clock.now();
+    const oldest = j.oldestBatchAfter(this.ackedSeq);
+    const connected = this.link !== undefined && this.streaming;
+    let sync: SenderStatus['sync'];
+    if (this.sync !== undefined) {
+      const p = this.sync.progress;
+      const elapsed = Math.max(1, now - p.startedAt);
+      const rate = p.bytesDone / elapsed;
+      sync = { ...p, etaMs: rate > 0 ? Math.round((p.bytesTotal - p.bytesDone) / rate) : undefined };
+    }
+    return {
+      connected,
+      peer: this.link?.peer,
+      ackedSeq: this.ackedSeq,
+      headSeq: j.headSeq,
+      lagMs: oldest === undefined ? 0 : Math.max(0, now - oldest.ts),
+      queueBytes: j.bytesAfter(this.ackedSeq),
+      inSync: connected && this.sync === undefined && !this.discarding && this.ackedSeq >= j.headSeq,
+      sync,
+      peerState: this.peerState,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.detachJournal();
+    if (this.link !== undefined) {
+      const link = this.link;
+      this.detach('agent stopping');
+      link.close('normal', 'agent stopping');
+    }
+    this.sync?.cancel();
+    await this.trimChain;
+  }
+
+  // ------------------------------------------------------------------ session
+
+  private hello(): HelloMessage {
+    const j = this.opts.journal;
+    return {
+      t: 'hello',
+      proto: PROTOCOL_VERSION,
+      pair: this.opts.pair,
+      node: this.opts.self,
+      role: 'active',
+      generation: this.opts.generation,
+      blockSize: this.opts.blockSize,
+      headSeq: j.headSeq,
+      firstSeq: j.firstSeq,
+      appliedSeq: this.ackedSeq,
+      syncId: this.sync?.progress.id ?? '',
+    };
+  }
+
+  private detach(reason: string): void {
+    const hadPeer = this.link?.peer;
+    for (const d of this.detachLink.splice(0)) d();
+    this.link = undefined;
+    this.peerHello = undefined;
+    this.streaming = false;
+    this.inflight = [];
+    this.inflightBytes = 0;
+    this.helloTimer?.cancel();
+    this.tickTimer?.cancel();
+    this.peerState = undefined;
+    // A synchronisation still collecting the manifest dies with its connection; one that is
+    // journaling goes on, and the passive resumes it from the journal when it is back.
+    this.manifestCollect = undefined;
+    this.discarding = false;
+    if (hadPeer !== undefined) this.log.info({ peer: hadPeer, reason }, 'replication: passive disconnected');
+  }
+
+  private fail(code: 'TANDEM_ERR_PROTOCOL' | 'TANDEM_ERR_PEER_UNEXPECTED', reason: string): void {
+    const link = this.link;
+    if (link === undefined) return;
+    const err = new TandemError({ code, op: `replicate to ${link.peer}`, reason, hint: 'see docs/errors.md' });
+    this.log.error({ peer: link.peer, err, code }, `replication: ${err.message}`);
+    this.detach(reason);
+    link.close(code, reason);
+  }
+
+  private onMessage(m: Message): void {
+    switch (m.t) {
+      case 'hello':
+        return this.onHello(m);
+      case 'ack':
+        return this.onAck(m.seq);
+      case 'peer-state':
+        this.peerState = { state: m.state, alarm: m.alarm };
+        return;
+      case 'manifest-chunk':
+      case 'manifest-end':
+        return this.onManifestMessage(m);
+      case 'error':
+        return; // logged by the channel; the close that follows detaches
+      default:
+        return this.fail('TANDEM_ERR_PROTOCOL', `unexpected ${m.t} message from a passive`);
+    }
+  }
+
+  private onHello(h: HelloMessage): void {
+    this.helloTimer?.cancel();
+    if (h.proto !== PROTOCOL_VERSION) return this.fail('TANDEM_ERR_PROTOCOL', `peer speaks protocol ${h.proto}, this node ${PROTOCOL_VERSION}`);
+    if (h.pair !== this.opts.pair) return this.fail('TANDEM_ERR_PEER_UNEXPECTED', `peer belongs to pair ${h.pair}`);
+    if (h.role !== 'passive') {
+      return this.fail('TANDEM_ERR_PROTOCOL', 'the peer says it is active too: refusing to replicate (two active nodes need an operator decision)');
+    }
+    if (h.blockSize !== this.opts.blockSize) {
+      return this.fail('TANDEM_ERR_PEER_UNEXPECTED', `peer uses blockSize ${h.blockSize}, this node ${this.opts.blockSize}: set the same blockSize on both nodes`);
+    }
+    this.peerHello = h;
+    const j = this.opts.journal;
+    const decision: StartDecision = decideStart(
+      { generation: this.opts.generation, headSeq: j.headSeq, firstSeq: j.firstSeq, syncId: this.sync?.progress.id },
+      h,
+    );
+    this.log.info(
+      { peer: h.node, peerHeadSeq: h.headSeq, peerAppliedSeq: h.appliedSeq, headSeq: j.headSeq, firstSeq: j.firstSeq, decision },
+      decision.kind === 'resume' ? 'replication: passive connected, resuming' : `replication: passive connected, synchronising (${decision.reason})`,
+    );
+    this.streaming = true;
+    this.ackedSeq = Math.max(this.ackedSeq, Math.min(h.appliedSeq, j.headSeq));
+    this.startTick();
+    if (decision.kind === 'resume') {
+      this.nextSeq = decision.fromSeq;
+      this.pump();
+    } else {
+      this.startSync();
+    }
+  }
+
+  private startTick(): void {
+    this.tickTimer?.cancel();
+    const tick = () => {
+      const link = this.link;
+      if (link === undefined || !link.open) return;
+      link.send({ t: 'peer-state', state: this.sync !== undefined ? 'syncing' : 'active', headSeq: this.opts.journal.headSeq });
+      this.logSyncProgress();
+      this.tickTimer = this.opts.clock.setTimeout(tick, PEER_STATE_INTERVAL_MS);
+    };
+    tick();
+  }
+
+  // ------------------------------------------------------------------ streaming
+
+  private pump(): void {
+    if (this.pumping || !this.streaming || this.discarding) return;
+    this.pumping = true;
+    void this.pumpLoop().finally(() => {
+      this.pumping = false;
+    });
+  }
+
+  private async pumpLoop(): Promise<void> {
+    const j = this.opts.journal;
+    for (;;) {
+      const link = this.link;
+      if (link === undefined || !link.open || !this.streaming || this.discarding) return;
+      if (this.inflight.length >= this.opts.windowBatches || this.inflightBytes >= this.opts.windowBytes) return;
+      if (link.bufferedAmount >= MAX_SOCKET_BUFFER_BYTES) return;
+      if (this.nextSeq > j.headSeq) return;
+      const batch = j.batchStartingAt(this.nextSeq);
+      if (batch === undefined) {
+        // The journal no longer holds where this passive stands (trimmed or skipped): only a
+        // synchronisation can bring it back.
+        this.log.warn({ nextSeq: this.nextSeq, firstSeq: j.firstSeq, headSeq: j.headSeq }, 'replication: passive is behind the journal, synchronising');
+        this.startSync();
+        return;
+      }
+      const frames = await j.readBatch(batch);
+      if (this.link !== link || !link.open) return;
+      this.inflight.push({ first: batch.first, last: batch.last, bytes: batch.bytes });
+      this.inflightBytes += batch.bytes;
+      this.nextSeq = batch.last + 1;
+      link.send({ t: 'batch', first: batch.first, last: batch.last, frames }, () => {
+        // Written to the socket: room may have opened below MAX_SOCKET_BUFFER_BYTES.
+        if (link.bufferedAmount < MAX_SOCKET_BUFFER_BYTES) this.pump();
+      });
+    }
+  }
+
+  private onAck(seq: number): void {
+    if (seq <= this.ackedSeq) return;
+    this.ackedSeq = seq;
+    while (this.inflight.length > 0 && this.inflight[0]!.last <= seq) {
+      this.inflightBytes -= this.inflight.shift()!.bytes;
+    }
+    this.trim(seq);
+    this.checkSyncDone();
+    this.pump();
+  }
+
+  /** The synchronisation is over once the passive acknowledged its sync-end record. */
+  private checkSyncDone(): void {
+    if (this.syncEndSeq === undefined || this.ackedSeq < this.syncEndSeq) return;
+    const p = this.sync?.progress;
+    this.log.info({ peer: this.link?.peer, bytesSent: p?.bytesDone, durationMs: p === undefined ? undefined : this.opts.clock.now() - p.startedAt }, 'sync: complete, passive in sync');
+    this.sync = undefined;
+    this.syncEndSeq = undefined;
+  }
+
+  private trim(seq: number): void {
+    this.trimChain = this.trimChain
+      .then(() => this.opts.journal.trim(seq))
+      .catch((err: unknown) => this.log.warn({ err }, 'journal: trim failed'));
+  }
+
+  // ------------------------------------------------------------------ synchronisation
+
+  private manifestCollect: { id: string; shadow: Manifest; count: number } | undefined;
+
+  private startSync(): void {
+    const link = this.link;
+    if (link === undefined) return;
+    this.sync?.cancel();
+    this.sync = undefined;
+    this.syncEndSeq = undefined;
+    // Nothing journaled from now until the sync-begin record will be sent to this passive.
+    this.discarding = true;
+    this.trim(this.opts.journal.headSeq);
+    const id = crypto.randomBytes(6).toString('hex');
+    this.manifestCollect = { id, shadow: new Manifest(this.opts.roots.map((r) => r.name)), count: 0 };
+    link.send({ t: 'manifest-request', id });
+  }
+
+  private onManifestMessage(m: Extract<Message, { t: 'manifest-chunk' | 'manifest-end' }>): void {
+    const c = this.manifestCollect;
+    if (c === undefined || m.id !== c.id) return this.fail('TANDEM_ERR_PROTOCOL', `unexpected ${m.t} for synchronisation ${m.id}`);
+    if (m.t === 'manifest-chunk') {
+      for (const e of m.entries) if (c.shadow.hasRoot(e.root)) c.shadow.set(e.root, e.path, entryFromWire(e));
+      c.count += m.entries.length;
+      return;
+    }
+    this.manifestCollect = undefined;
+    const missing = this.opts.roots.map((r) => r.name).filter((r) => !m.roots.includes(r));
+    if (missing.length > 0) this.log.warn({ roots: missing }, 'sync: the passive does not protect these roots; they are not replicated');
+    this.log.info({ id: c.id, entries: c.count }, 'sync: passive manifest received');
+    const runner = new SyncRunner({
+      id: c.id,
+      capture: this.opts.capture,
+      manifest: this.opts.manifest,
+      shadow: c.shadow,
+      roots: this.opts.roots,
+      blockSize: this.opts.blockSize,
+      sliceBytes: this.opts.batchBytes * 4,
+      log: this.opts.log,
+      clock: this.opts.clock,
+    });
+    this.sync = runner;
+    runner
+      .run((beginSeq) => {
+        // Runs inside capture's loop, before any later record is journaled.
+        this.discarding = false;
+        this.nextSeq = beginSeq;
+        this.trim(beginSeq - 1);
+      })
+      .then((endSeq) => {
+        if (this.sync !== runner) return;
+        this.syncEndSeq = endSeq;
+        this.checkSyncDone();
+      })
+      .catch((err: unknown) => {
+        if (this.sync === runner) {
+          this.log.error({ err }, 'sync: failed; it starts over at the next connection');
+          this.sync = undefined;
+          this.link?.close('TANDEM_ERR_INTERNAL', 'synchronisation failed');
+        }
+      });
+    this.pump();
+  }
+
+  private logSyncProgress(): void {
+    const s = this.status().sync;
+    const now = this.opts.clock.now();
+    if (s === undefined || now - this.lastSyncLog < SYNC_PROGRESS_LOG_MS) return;
+    this.lastSyncLog = now;
+    this.log.info({ sync: s.id, bytesDone: s.bytesDone, bytesTotal: s.bytesTotal, etaMs: s.etaMs, pathsDone: s.pathsDone, pathsTotal: s.pathsTotal }, 'sync: progress');
+  }
+}

@@ -1,0 +1,48 @@
+// The `tandem` command line: one file per command under commands/, all talking to agents only
+// through their control API (or running one). It must never touch an agent's state directly.
+import { TandemError } from '../shared/errors.ts';
+import { EXIT, type Command } from './command.ts';
+import { agentCommand } from './commands/agent.ts';
+import { demoCommand } from './commands/demo.ts';
+import { statusCommand } from './commands/status.ts';
+import { printError } from './output.ts';
+
+const COMMANDS: Command[] = [demoCommand, agentCommand, statusCommand];
+
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `Usage: tandem COMMAND [options]
+
+Tandem keeps a standby server ready to take over from an active one.
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
+  ${'help'.padEnd(width)}  show this help, or a command's: tandem help COMMAND
+
+Every command takes --help. The manual is in docs/ (start with docs/README.md).
+`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    const target = COMMANDS.find((c) => c.name === rest[0]);
+    process.stdout.write(target === undefined ? usage() : `${target.help}\n`);
+    return EXIT.OK;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (command === undefined) {
+    printError(new TandemError({ code: 'TANDEM_ERR_USAGE', op: 'tandem', reason: `unknown command "${name}"`, hint: 'tandem help' }));
+    return EXIT.USAGE;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    printError(err);
+    if (err instanceof TandemError) {
+      if (err.code === 'TANDEM_ERR_USAGE') return EXIT.USAGE;
+      if (err.code === 'TANDEM_ERR_CONTROL_UNREACHABLE') return EXIT.UNREACHABLE;
+    }
+    return EXIT.FAILED;
+  }
+}

@@ -1,0 +1,27 @@
+import { runAgentForeground } from '../../agent/main.ts';
+import { parseCommandArgs, requireOption } from '../args.ts';
+import { EXIT, type Command } from '../command.ts';
+
+export const agentCommand: Command = {
+  name: 'agent',
+  summary: 'run one node\'s agent in the foreground',
+  help: `Usage: tandem agent -c CONFIG
+
+Runs the agent of one node of a pair in the foreground: watches and replicates (active) or
+receives and applies (passive), and serves the control API. Logs are NDJSON on standard output,
+or in log.file when the config sets it. SIGTERM or SIGINT stops it cleanly (exit 0).
+
+Options:
+  -c, --config CONFIG   this node's tandem.yaml (required)
+  -h, --help            show this help
+
+Exit codes: 0 stopped by a signal, 1 could not start (the error says why), 2 usage error.`,
+  async run(args) {
+    const { values } = parseCommandArgs('agent', args, { config: { type: 'string', short: 'c' } });
+    if (values.help === true) {
+      process.stdout.write(`${this.help}\n`);
+      return EXIT.OK;
+    }
+    return runAgentForeground(requireOption('agent', values.config, '-c CONFIG'));
+  },
+};

@@ -1,0 +1,76 @@
+// The demo's protected application: a small web server showing the files of the node that
+// serves it. Only the active node's start script runs it, on the pair's public address, so the
+// page says which node answers and shows that the passive's copy is the same.
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: { root: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, node: { type: 'string' } },
+});
+const root = path.resolve(values.root ?? '.');
+const node = values.node ?? 'unknown';
+const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+
+async function listing(): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (rel: string) => {
+    const entries = await fs.readdir(path.join(root, rel), { withFileTypes: true }).catch(() => []);
+    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+      const r = rel === '' ? e.name : `${rel}/${e.name}`;
+      if (e.isDirectory()) await walk(r);
+      else out.push(r);
+    }
+  };
+  await walk('');
+  return out;
+}
+
+const server = http.createServer((req, res) => {
+  void (async () => {
+    const url = new URL(req.url ?? '/', 'http://demo');
+    if (url.pathname === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ ok: true, node }));
+    }
+    if (url.pathname.startsWith('/files/')) {
+      const rel = decodeURIComponent(url.pathname.slice('/files/'.length));
+      const abs = path.resolve(root, rel);
+      if (!abs.startsWith(`${root}${path.sep}`)) {
+        res.writeHead(403);
+        return res.end('outside the data directory\n');
+      }
+      try {
+        const data = await fs.readFile(abs);
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-served-by': node });
+        return res.end(data);
+      } catch {
+        res.writeHead(404);
+        return res.end('not found\n');
+      }
+    }
+    const files = await listing();
+    const rows = await Promise.all(
+      files.slice(0, 200).map(async (f) => {
+        const text = await fs.readFile(path.join(root, f), 'utf8').catch(() => '');
+        return `<li><a href="/files/${encodeURI(f)}">${esc(f)}</a> <small>${esc(text.slice(0, 80))}</small></li>`;
+      }),
+    );
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'x-served-by': node });
+    res.end(`<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="2"><title>Tandem demo</title>
+<body style="font-family: sans-serif; max-width: 50em; margin: 2em auto">
+<h1>Served by <span id="node">${esc(node)}</span></h1>
+<p>This page is the protected application of the demo pair. It shows the files of the node that serves it;
+edit them on the active node and watch the passive's copy follow.</p>
+<ul id="files">${rows.join('\n')}</ul></body>`);
+  })().catch((err: unknown) => {
+    res.writeHead(500);
+    res.end(String(err));
+  });
+});
+
+server.listen(Number(values.port ?? 8080), values.host ?? '127.0.0.100', () => {
+  process.stdout.write(`demo application of ${node} serving ${root} on http://${values.host}:${values.port}\n`);
+});
+for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => server.close(() => process.exit(0)));

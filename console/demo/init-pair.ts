@@ -1,0 +1,138 @@
+// Writes a complete demo pair into a directory: DIR/alpha and DIR/beta, each with its
+// tandem.yaml, protected directory data/, scripts and state directory, the shared pair key,
+// and DIR/pair.json describing it all. alpha starts active. Nothing is started here.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TandemError } from '../../shared/errors.ts';
+import { generatePairKey, writePairKey } from '../../shared/pair-key.ts';
+import { renderConfig, renderDemoScripts } from '../../installer/index.ts';
+
+export interface DemoNode {
+  name: string;
+  role: 'active' | 'passive';
+  config: string;
+  controlUrl: string;
+  dataDir: string;
+  stateDir: string;
+  scriptsDir: string;
+  logFile: string;
+}
+
+export interface DemoPair {
+  pair: string;
+  dir: string;
+  appUrl: string;
+  scriptsLog: string;
+  nodes: DemoNode[];
+}
+
+const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const APP_HOST = '127.0.0.100';
+
+/** Ports the kernel says are free now (each bound to port 0, read back, released). */
+async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(0, host, () => resolve(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+async function portFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, host, () => s.close(() => resolve(true)));
+  });
+}
+
+export function readDemoPair(dir: string): DemoPair | undefined {
+  const file = path.join(dir, 'pair.json');
+  if (!fs.existsSync(file)) return undefined;
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as DemoPair;
+}
+
+export async function initDemoPair(dirArg: string, opts: { appPort?: number } = {}): Promise<DemoPair> {
+  const dir = path.resolve(dirArg);
+  if (fs.existsSync(path.join(dir, 'pair.json'))) {
+    throw new TandemError({
+      code: 'TANDEM_ERR_USAGE',
+      op: `tandem demo --init-only --dir ${dir}`,
+      reason: 'a pair is already written there',
+      hint: `run it with: tandem demo --dir ${dir}   (or choose an empty directory)`,
+    });
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  const [aChannel, aControl, bChannel, bControl] = (await freePorts(4)) as [number, number, number, number];
+  let appPort = opts.appPort ?? 8080;
+  if (!(await portFree(APP_HOST, appPort))) appPort = (await freePorts(1, APP_HOST))[0]!;
+  const key = generatePairKey();
+  const scriptsLog = path.join(dir, 'scripts.log');
+  const nodesSpec = {
+    alpha: { channel: `127.0.0.1:${aChannel}`, control: `127.0.0.1:${aControl}`, public: APP_HOST },
+    beta: { channel: `127.0.0.1:${bChannel}`, control: `127.0.0.1:${bControl}`, public: APP_HOST },
+  };
+  const nodes: DemoNode[] = [];
+  for (const [name, role] of [['alpha', 'active'], ['beta', 'passive']] as const) {
+    const nodeDir = path.join(dir, name);
+    const dataDir = path.join(nodeDir, 'data');
+    const stateDir = path.join(nodeDir, 'state');
+    const scriptsDir = path.join(nodeDir, 'scripts');
+    const logFile = path.join(nodeDir, 'agent.log');
+    for (const d of [dataDir, stateDir, scriptsDir]) fs.mkdirSync(d, { recursive: true });
+    writePairKey(path.join(nodeDir, 'pair.key'), key);
+    const config = path.join(nodeDir, 'tandem.yaml');
+    fs.writeFileSync(
+      config,
+      renderConfig({
+        pair: 'demo',
+        node: name,
+        role,
+        nodes: nodesSpec,
+        roots: [{ name: 'data', path: './data', exclude: ['*.swp', '*~'] }],
+        stateDir: './state',
+        keyFile: './pair.key',
+        logFile: './agent.log',
+      }),
+    );
+    const scripts = renderDemoScripts({
+      node: name,
+      nodeBin: process.execPath,
+      runTs: path.join(PROJECT, 'bin/run-ts.mjs'),
+      demoApp: path.join(PROJECT, 'console/demo/demo-app.ts'),
+      dataDir,
+      runDir: path.join(nodeDir, 'run'),
+      appHost: APP_HOST,
+      appPort,
+      scriptsLog,
+    });
+    for (const [s, text] of Object.entries(scripts)) fs.writeFileSync(path.join(scriptsDir, `${s}.sh`), text, { mode: 0o755 });
+    nodes.push({ name, role, config, controlUrl: `http://${nodesSpec[name].control}`, dataDir, stateDir, scriptsDir, logFile });
+  }
+  const alphaData = nodes[0]!.dataDir;
+  fs.writeFileSync(path.join(alphaData, 'README.txt'), 'This is the protected directory of the demo pair.\nEdit files here on alpha; they appear in beta/data.\n');
+  fs.mkdirSync(path.join(alphaData, 'notes'));
+  fs.writeFileSync(path.join(alphaData, 'notes', 'hello.txt'), 'hello from alpha\n');
+  const pair: DemoPair = { pair: 'demo', dir, appUrl: `http://${APP_HOST}:${appPort}/`, scriptsLog, nodes };
+  fs.writeFileSync(path.join(dir, 'pair.json'), `${JSON.stringify(pair, null, 2)}\n`);
+  return pair;
+}
+
+/** The lines `--init-only` prints: how to start each agent by hand. */
+export function describePair(pair: DemoPair): string {
+  const bin = path.join(PROJECT, 'bin/tandem.mjs');
+  return [
+    `Demo pair written to ${pair.dir}`,
+    ...pair.nodes.map((n) => `  ${n.name} (${n.role}):  node ${bin} agent -c ${n.config}`),
+    `  status:           node ${bin} status -c ${pair.nodes[0]!.config}`,
+    `  application:      ${pair.appUrl} (started by the active node's scripts/start.sh)`,
+    `  description:      ${path.join(pair.dir, 'pair.json')}`,
+  ].join('\n');
+}
