@@ -45,6 +45,8 @@ export interface AckMessage {
 export interface PeerStateMessage {
   t: 'peer-state';
   state: string;
+  /** Active: its journal head, so the passive can tell whether it is in sync. */
+  headSeq?: number | undefined;
   alarm?: { code: string; message: string; hint?: string } | undefined;
 }
 
@@ -131,7 +133,7 @@ export function messageProblem(m: unknown): string | undefined {
     case 'ack':
       return isUint(r.seq) ? undefined : 'ack: bad seq';
     case 'peer-state':
-      return isStr(r.state) ? undefined : 'peer-state: bad state';
+      return isStr(r.state) && (r.headSeq === undefined || isUint(r.headSeq)) ? undefined : 'peer-state: bad fields';
     case 'manifest-request':
       return isStr(r.id) ? undefined : 'manifest-request: bad id';
     case 'manifest-chunk': {
