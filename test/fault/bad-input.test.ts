@@ -1,0 +1,196 @@
+// Bad input from every side a real pair has: a peer with the wrong key, an authenticated peer
+// that sends garbage or oversized frames, an "active" that sends paths leaving the root, a
+// passive whose disk fills up, and a config with a wrong type. Each must be refused with a
+// clear, logged error and lose nothing.
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ChannelServer, channelOptionsFromConfig, type PeerConnection } from '../../agent/channel/index.ts';
+import { loadConfig } from '../../shared/config/index.ts';
+import { hash64, initHash } from '../../shared/hash.ts';
+import { silentLogger } from '../../shared/log.ts';
+import { generatePairKey, readPairKey, writePairKey } from '../../shared/pair-key.ts';
+import { encodeFrame, PROTOCOL_VERSION, type DataRecord, type Message } from '../../shared/protocol/index.ts';
+import { closedWith, makeClientClaim, rawClient } from '../integration/channel/fixtures.ts';
+import { killAll } from '../helpers/processes.ts';
+import { sleep, TANDEM_BIN, TestPair } from '../helpers/pair.ts';
+
+let pair: TestPair | undefined;
+const mounts: string[] = [];
+const servers: ChannelServer[] = [];
+
+beforeAll(async () => {
+  await initHash();
+});
+
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.close();
+  await killAll();
+  for (const m of mounts.splice(0)) spawnSync('umount', ['-l', m]);
+  await pair?.cleanup();
+  pair = undefined;
+});
+
+const codesIn = (p: TestPair, node: 'alpha' | 'beta') => p.logLines(node).map((l) => l.code as string | undefined).filter((c) => c !== undefined);
+
+async function waitUntil(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Stands in for alpha on its channel address, holding the real pair key. */
+async function rogueActive(p: TestPair): Promise<{ next: () => Promise<PeerConnection> }> {
+  const config = loadConfig(p.node('alpha').config);
+  const opts = channelOptionsFromConfig(config, readPairKey(config.keyFile), silentLogger());
+  const server = new ChannelServer(opts.server);
+  servers.push(server);
+  const waiting: ((c: PeerConnection) => void)[] = [];
+  const ready: PeerConnection[] = [];
+  server.on('connection', (conn) => {
+    const w = waiting.shift();
+    if (w !== undefined) w(conn);
+    else ready.push(conn);
+  });
+  await server.listen();
+  return { next: () => new Promise((resolve) => (ready.length > 0 ? resolve(ready.shift()!) : waiting.push(resolve))) };
+}
+
+function activeHello(headSeq: number): Message {
+  return { t: 'hello', proto: PROTOCOL_VERSION, pair: 'demo', node: 'alpha', role: 'active', generation: 'rogue', blockSize: 65536, headSeq, firstSeq: 1, appliedSeq: 0, syncId: '' };
+}
+
+function batchOf(records: DataRecord[]): Message {
+  const first = records[0]!.seq;
+  const last = records[records.length - 1]!.seq;
+  const frames = Buffer.concat([...records.map((r) => encodeFrame(r)), encodeFrame({ op: 'commit', first, last, consistent: true, ts: Date.now(), generation: 'rogue' })]);
+  return { t: 'batch', first, last, frames };
+}
+
+describe('bad input', () => {
+  it('refuses a passive holding the wrong pair key before any data moves, logs it on both sides, and replicates once the key is right', async () => {
+    pair = await TestPair.create();
+    const p = pair;
+    const betaKey = path.join(path.dirname(p.node('beta').config), 'pair.key');
+    const goodKey = fs.readFileSync(betaKey);
+    writePairKey(betaKey, generatePairKey());
+    await p.startBoth();
+    await waitUntil('the refusal in both logs', () => codesIn(p, 'alpha').includes('TANDEM_ERR_AUTH_FAILED') && codesIn(p, 'beta').includes('TANDEM_ERR_AUTH_FAILED'));
+    expect((await p.status('beta')).peer.connected).toBe(false);
+    expect((await p.status('alpha')).peer.connected).toBe(false);
+    expect(fs.readdirSync(p.data('beta'))).toEqual([]);
+    await p.kill('beta', 'SIGTERM');
+    fs.writeFileSync(betaKey, goodKey, { mode: 0o600 });
+    await p.start('beta');
+    await p.waitIdentical();
+  });
+
+  it('closes an authenticated connection that sends garbage or an oversized frame, logs why, and keeps replicating', async () => {
+    pair = await TestPair.create();
+    const p = pair;
+    await p.start('alpha');
+    const config = loadConfig(p.node('beta').config);
+    const key = readPairKey(config.keyFile);
+    const port = loadConfig(p.node('alpha').config).self.channel.port;
+    const connect = async () => {
+      const c = await rawClient({ port, encryption: 'tls-psk', key, claim: makeClientClaim('demo', 'beta', 'alpha', Date.now()) });
+      if (c.ws === undefined) throw new Error(`rogue could not connect: ${c.status} ${c.error?.message}`);
+      return c.ws;
+    };
+    const garbage = await connect();
+    const closed = closedWith(garbage);
+    garbage.send(Buffer.from('this is not msgpack at all \x00\xff\xfe'));
+    await closed;
+    const huge = await connect();
+    const closedHuge = closedWith(huge);
+    huge.send(Buffer.alloc(config.channel.maxFrameBytes + 1024, 1));
+    expect((await closedHuge).code).toBe(1009);
+    await waitUntil('both refusals in the log', () => codesIn(p, 'alpha').includes('TANDEM_ERR_FRAME_MALFORMED') && codesIn(p, 'alpha').includes('TANDEM_ERR_FRAME_TOO_LARGE'));
+    // The agent is still there and replicates to the real passive.
+    await p.start('beta');
+    fs.writeFileSync(p.data('alpha', 'after-garbage.txt'), 'still replicating');
+    await p.waitIdentical();
+  });
+
+  it('refuses a batch whose record leaves the root, writes nothing of it, and raises an alarm', async () => {
+    pair = await TestPair.create();
+    const p = pair;
+    const rogue = await rogueActive(p);
+    await p.start('beta');
+    const conn = await rogue.next();
+    conn.send(activeHello(3));
+    const data = Buffer.from('owned');
+    conn.send(
+      batchOf([
+        { op: 'file', seq: 1, root: 'data', path: '../escape.txt', size: data.length },
+        { op: 'write', seq: 2, root: 'data', path: '../escape.txt', offset: 0, data, hash: hash64(data) },
+        { op: 'meta', seq: 3, root: 'data', path: '../escape.txt', mode: 0o644, mtimeMs: Date.now() },
+      ]),
+    );
+    const s = await p.waitFor('beta', 'an alarm', (st) => st.alarms.some((a) => a.code === 'TANDEM_ERR_PATH_OUTSIDE_ROOT'));
+    expect(s.replication.appliedSeq).toBe(0);
+    expect(fs.existsSync(path.join(path.dirname(p.data('beta')), 'escape.txt'))).toBe(false);
+    expect(codesIn(p, 'beta')).toContain('TANDEM_ERR_PATH_OUTSIDE_ROOT');
+  });
+
+  it('refuses to write through a symlink on the passive that leads out of the root, and pauses with an alarm', async () => {
+    pair = await TestPair.create();
+    const p = pair;
+    const outside = path.join(p.dir, 'outside');
+    fs.mkdirSync(outside);
+    fs.symlinkSync(outside, p.data('beta', 'link'));
+    const rogue = await rogueActive(p);
+    await p.start('beta');
+    const conn = await rogue.next();
+    conn.send(activeHello(3));
+    const data = Buffer.from('owned');
+    conn.send(
+      batchOf([
+        { op: 'file', seq: 1, root: 'data', path: 'link/pwned', size: data.length },
+        { op: 'write', seq: 2, root: 'data', path: 'link/pwned', offset: 0, data, hash: hash64(data) },
+        { op: 'meta', seq: 3, root: 'data', path: 'link/pwned', mode: 0o644, mtimeMs: Date.now() },
+      ]),
+    );
+    const s = await p.waitFor('beta', 'an alarm', (st) => st.state === 'degraded' && st.alarms.some((a) => a.code === 'TANDEM_ERR_PATH_OUTSIDE_ROOT'));
+    expect(s.replication.appliedSeq).toBe(0);
+    expect(fs.readdirSync(outside)).toEqual([]);
+  });
+
+  it('pauses on a full disk on the passive with an alarm on both nodes, and catches up losing nothing once there is room', async () => {
+    pair = await TestPair.create();
+    const p = pair;
+    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', p.data('beta')]);
+    if (mount.status !== 0) {
+      console.warn(`skipping: cannot mount a tmpfs here (${mount.stderr.toString().trim()})`);
+      return;
+    }
+    mounts.push(p.data('beta'));
+    await p.startBoth();
+    await p.waitIdentical();
+    for (let i = 0; i < 30; i++) fs.writeFileSync(p.data('alpha', `big-${i}.bin`), Buffer.alloc(100_000, i));
+    const beta = await p.waitFor('beta', 'the disk-full alarm', (s) => s.state === 'degraded' && s.alarms.some((a) => a.code === 'TANDEM_ERR_APPLY_FAILED' && a.message.includes('ENOSPC')));
+    expect(beta.replication.inSync).toBe(false);
+    await p.waitFor('alpha', "the passive's alarm", (s) => s.alarms.some((a) => a.code === 'TANDEM_ERR_APPLY_FAILED'));
+    // Still paused a while later: nothing is skipped to get past the full disk.
+    await sleep(500);
+    expect((await p.status('beta')).state).toBe('degraded');
+    execFileSync('mount', ['-o', 'remount,size=64m', p.data('beta')]);
+    await p.waitIdentical();
+    expect((await p.status('beta')).alarms).toEqual([]);
+  });
+
+  it('refuses to start on a config with a wrong type, naming the key, and creates nothing', async () => {
+    pair = await TestPair.create();
+    const config = pair.node('beta').config;
+    fs.writeFileSync(config, fs.readFileSync(config, 'utf8').replace('blockSize: 64KiB', 'blockSize: [64]'));
+    fs.rmSync(pair.node('beta').stateDir, { recursive: true });
+    const run = spawnSync(process.execPath, [TANDEM_BIN, 'agent', '-c', config], { encoding: 'utf8', timeout: 30_000 });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('TANDEM_ERR_CONFIG_INVALID');
+    expect(run.stderr).toContain('"blockSize"');
+    expect(fs.existsSync(pair.node('beta').stateDir)).toBe(false);
+  });
+});
