@@ -108,6 +108,9 @@ export class Receiver {
     this.rootNames = new Set(opts.roots.map((r) => r.name));
     this.receivedSeq = opts.receiveLog.receivedSeq;
     this.appliedSeq = opts.receiveLog.appliedSeq;
+    // A synchronisation interrupted by a restart: its total is known, what was done before is not.
+    this.syncBytesTotal = opts.nodeState.get().syncBytesTotal;
+    this.syncStartedAt = opts.clock.now();
     this.retryDelay = opts.retryMinMs;
   }
 
@@ -364,13 +367,13 @@ export class Receiver {
     for (const r of batch.records) {
       if (r.seq <= this.appliedSeq || r.seq > seq) continue;
       if (r.op === 'sync-begin') {
-        await this.opts.nodeState.update({ syncId: r.id, generation: batch.generation });
         this.syncBytesTotal = r.bytesTotal;
         this.syncBytesDone = 0;
         this.syncStartedAt = this.opts.clock.now();
+        await this.opts.nodeState.update({ syncId: r.id, generation: batch.generation, syncBytesTotal: r.bytesTotal });
         this.log.info({ sync: r.id, bytesTotal: r.bytesTotal, generation: batch.generation }, 'sync: started by the active');
       } else if (r.op === 'sync-end') {
-        await this.opts.nodeState.update({ syncId: '' });
+        await this.opts.nodeState.update({ syncId: '', syncBytesTotal: 0 });
         this.log.info({ sync: r.id, bytes: this.syncBytesDone }, 'sync: complete, this node holds a real state of the active');
       } else if (r.op === 'write' && this.opts.nodeState.get().syncId !== '') {
         this.syncBytesDone += r.data.length;

@@ -14,6 +14,8 @@ export interface NodeState {
   generation: string;
   /** Passive: a synchronisation begun and not finished; its tree is not a real state until it ends. */
   syncId: string;
+  /** Passive: bytes of block data that synchronisation sends (its progress survives a restart). */
+  syncBytesTotal: number;
 }
 
 export function newGeneration(): string {
@@ -36,7 +38,7 @@ export class NodeStateStore {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw TandemError.wrap(err, { code: 'TANDEM_ERR_STATE_IO', op: `read ${file}` });
     }
     if (text === undefined) {
-      const state: NodeState = { role: initialRole, generation: initialRole === 'active' ? newGeneration() : '', syncId: '' };
+      const state: NodeState = { role: initialRole, generation: initialRole === 'active' ? newGeneration() : '', syncId: '', syncBytesTotal: 0 };
       const store = new NodeStateStore(file, state);
       await store.write();
       return { store, created: true };
@@ -55,7 +57,8 @@ export class NodeStateStore {
     if ((parsed.role !== 'active' && parsed.role !== 'passive') || typeof parsed.generation !== 'string') {
       throw new TandemError({ code: 'TANDEM_ERR_STATE_IO', op: `read ${file}`, reason: 'missing role or generation', hint: 'restore the file or remove the state directory' });
     }
-    return { store: new NodeStateStore(file, { role: parsed.role, generation: parsed.generation, syncId: parsed.syncId ?? '' }), created: false };
+    const state: NodeState = { role: parsed.role, generation: parsed.generation, syncId: parsed.syncId ?? '', syncBytesTotal: parsed.syncBytesTotal ?? 0 };
+    return { store: new NodeStateStore(file, state), created: false };
   }
 
   get(): Readonly<NodeState> {

@@ -21,6 +21,8 @@ export type NodeName = 'alpha' | 'beta';
 export interface PairOptions {
   /** Changes applied to both tandem.yaml documents before anything starts. */
   config?: (doc: Record<string, any>, node: NodeName) => void;
+  /** Remove the demo's sample files, so tests can count every byte they put there. */
+  emptyData?: boolean;
 }
 
 /** Defaults that make tests quick without changing what is tested. */
@@ -40,6 +42,9 @@ export class TestPair {
   static async create(opts: PairOptions = {}): Promise<TestPair> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-it-'));
     const info = await initDemoPair(dir);
+    if (opts.emptyData === true) {
+      for (const n of info.nodes) for (const e of fs.readdirSync(n.dataDir)) fs.rmSync(path.join(n.dataDir, e), { recursive: true });
+    }
     for (const n of info.nodes) {
       const doc = parseYaml(fs.readFileSync(n.config, 'utf8')) as Record<string, any>;
       testDefaults(doc);
