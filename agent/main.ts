@@ -11,7 +11,7 @@ import { createLogger, type Logger } from '../shared/log.ts';
 import { readPairKey } from '../shared/pair-key.ts';
 import { Applier } from './apply/applier.ts';
 import { ReceiveLog } from './apply/receive-log.ts';
-import { Capture } from './capture/index.ts';
+import { Capture, replayJournalIntoManifest } from './capture/index.ts';
 import { ChannelDialer, ChannelServer, channelOptionsFromConfig, type PeerConnection } from './channel/index.ts';
 import { ControlServer, buildStatus, type AgentStatus } from './control/index.ts';
 import { Journal } from './journal/index.ts';
@@ -91,6 +91,11 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
         clock,
       });
       cleanups.push(() => journal.close());
+      const replayed = await replayJournalIntoManifest(journal, manifestStore.manifest, manifestStore.throughSeq, config.blockSize);
+      if (replayed.records > 0) {
+        log.info({ ...replayed, fromSeq: manifestStore.throughSeq + 1, headSeq: journal.headSeq }, 'capture: manifest brought up to the journal after an unclean stop');
+      }
+      await manifestStore.flush(journal.headSeq);
       capture = new Capture({
         roots: config.protect,
         manifest: manifestStore.manifest,
@@ -102,7 +107,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
         scanIntervalMs: config.capture.scanInterval,
         renameWindowMs: config.capture.renameWindow,
         baseline: manifestWasEmpty && journal.headSeq === 0,
-        afterCommit: () => manifestStore.flush(),
+        afterCommit: () => manifestStore.flush(journal.headSeq),
         log,
         clock,
       });
@@ -121,6 +126,8 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
         windowBytes: config.channel.windowBytes,
         batchBytes: config.journal.batchBytes,
         helloTimeoutMs: config.channel.handshakeTimeout,
+        // The journal is the manifest's write-ahead log: never trim past what the manifest holds.
+        trimLimit: () => manifestStore.throughSeq,
         log,
         clock,
       });
@@ -130,9 +137,11 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
         countConnection(conn);
         snd.attach(conn);
       });
+      // Capture first: a synchronisation is journaled through capture's loop, which must have
+      // finished its baseline (where nothing is journaled) before any passive can ask for one.
+      await capture.start();
       await server.listen();
       cleanups.push(() => server.close());
-      await capture.start();
     } else {
       const receiveLog = await ReceiveLog.open({ dir: path.join(config.stateDir, 'receive'), segmentBytes: config.journal.segmentBytes, log });
       cleanups.push(() => receiveLog.close());

@@ -109,6 +109,9 @@ export class Capture {
   private lastScan: CaptureStatus['lastScan'];
   private counters = { filesHashed: 0, bytesHashed: 0, recordsJournaled: 0 };
   private idleWaiters: (() => void)[] = [];
+  private splitCommit: Promise<unknown> | undefined;
+  private markStarted: () => void = () => {};
+  private readonly started = new Promise<void>((resolve) => (this.markStarted = resolve));
 
   constructor(private readonly opts: CaptureOptions) {
     this.log = opts.log.child({ component: 'capture' });
@@ -153,6 +156,7 @@ export class Capture {
       this.log.info({ files: this.opts.manifest.count(), bytes: this.opts.manifest.totalFileBytes() }, 'capture: baseline complete');
     }
     this.state = 'running';
+    this.markStarted();
     this.scheduleScan();
   }
 
@@ -167,8 +171,12 @@ export class Capture {
     this.wake();
   }
 
-  /** Runs `fn` inside the capture loop, between rounds, with the right to journal records. */
-  runTask(fn: (ctx: CaptureTaskContext) => Promise<void>): Promise<void> {
+  /**
+   * Runs `fn` inside the capture loop, between rounds, with the right to journal records. Tasks
+   * wait for start() to finish: during a baseline nothing is journaled, a task's records included.
+   */
+  async runTask(fn: (ctx: CaptureTaskContext) => Promise<void>): Promise<void> {
+    await this.started;
     return new Promise((resolve, reject) => {
       this.tasks.push({ fn, resolve, reject });
       this.wake(true);
@@ -294,11 +302,18 @@ export class Capture {
   }
 
   private async commit(): Promise<void> {
+    await this.settleSplit();
     if (this.baseline || this.opts.journal.pendingBytes === 0) return;
     const consistent = this.hintsDuringRound === 0 && !this.roundTorn && !this.roundSplit;
     await this.opts.journal.commit(consistent);
     // Only now may the manifest be persisted: it must never claim what the journal lacks.
     await this.opts.afterCommit();
+  }
+
+  private async settleSplit(): Promise<void> {
+    const p = this.splitCommit;
+    this.splitCommit = undefined;
+    await p;
   }
 
   /** Called before reading more data: keeps batches at their size and the journal in its bound. */
@@ -307,7 +322,11 @@ export class Capture {
     if (this.baseline) return;
     if (j.pendingBytes >= this.opts.batchBytes) {
       this.roundSplit = true;
-      await this.commit();
+      // Read on while this batch is made durable; at most one such commit is in flight. The
+      // manifest is flushed only by the round's last commit, which waits for this one.
+      await this.settleSplit();
+      this.splitCommit = j.commit(false);
+      this.splitCommit.catch(() => {});
     }
     if (!j.hasSpace()) {
       await this.commit();

@@ -7,3 +7,4 @@ export type { JournalSink } from './journal-sink.ts';
 export { compileExcludes } from './exclude.ts';
 export { readBlocks } from './block-reader.ts';
 export { scanRoot } from './tree-scanner.ts';
+export { replayJournalIntoManifest } from './manifest-recovery.ts';

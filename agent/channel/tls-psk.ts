@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
 
-export const TLS_PSK_CIPHERS = 'DHE-PSK-AES256-GCM-SHA384:ECDHE-PSK-CHACHA20-POLY1305';
+export const TLS_PSK_CIPHERS = 'DHE-PSK-AES128-GCM-SHA256:DHE-PSK-AES256-GCM-SHA384:ECDHE-PSK-CHACHA20-POLY1305';
 
 const TLS_VERSION = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' } as const;
 

@@ -9,7 +9,7 @@ import type { Logger } from '../../shared/log.ts';
 import {
   FRAME_HEADER_BYTES,
   MAX_ENTRY_BYTES,
-  encodeFrame,
+  encodeFrameInto,
   entryProblem,
   parseFrames,
   payloadBytes,
@@ -26,6 +26,23 @@ import { SegmentLog, type FramePosition, type ScanSummary } from './segment-log.
 
 /** Recent batches kept in memory for the sender, so a connected passive never costs a disk read. */
 export const DEFAULT_JOURNAL_CACHE_BYTES = 64 * 1024 * 1024;
+
+/** Size of the frame arenas, and the room a batch needs left in one to start there. */
+const ARENA_BYTES = 16 * 1024 * 1024;
+const ARENA_BATCH_ROOM = 8 * 1024 * 1024;
+
+/** The frames of a batch as one buffer: a view when they lie side by side in one arena, else a copy. */
+function joinFrames(parts: Buffer[], length: number): Buffer {
+  const first = parts[0];
+  if (first === undefined) return Buffer.alloc(0);
+  let end = first.byteOffset + first.length;
+  for (let i = 1; i < parts.length; i++) {
+    const p = parts[i]!;
+    if (p.buffer !== first.buffer || p.byteOffset !== end) return Buffer.concat(parts, length);
+    end += p.length;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, length);
+}
 
 export interface JournalOptions {
   dir: string;
@@ -79,6 +96,13 @@ export class Journal {
   private pendingAt: FramePosition | undefined;
   /** Frames of the open batch for the cache; dropped when the batch outgrows it. */
   private pendingFrames: Buffer[] | undefined = [];
+  /**
+   * Frames are written into this arena, one batch after another, so that a batch's frames are
+   * one contiguous view (sent and cached without a copy) and 64 KiB records cost no allocation
+   * each. A batch starts a new arena when the old one may not hold it whole.
+   */
+  private arena: Buffer = Buffer.alloc(0);
+  private arenaUsed = 0;
   /** Settles when every commit and skip called so far has updated the in-memory state. */
   private published: Promise<void> = Promise.resolve();
   /** Trims and skips, one at a time. */
@@ -200,7 +224,8 @@ export class Journal {
       throw new TandemError({ code: 'TANDEM_ERR_INTERNAL', op: 'journal: append', reason: `invalid record: ${problem}`, details: { seq } });
     }
     // Framing copies the record, so the caller may reuse its buffers at once.
-    const frame = encodeFrame(entry);
+    if (this.pendingCount === 0 && this.arena.length - this.arenaUsed < ARENA_BATCH_ROOM) this.newArena(0);
+    const frame = encodeFrameInto(entry, (n) => this.arenaSlice(n));
     if (frame.length - FRAME_HEADER_BYTES > MAX_ENTRY_BYTES) {
       throw new TandemError({ code: 'TANDEM_ERR_INTERNAL', op: 'journal: append', reason: `record of ${frame.length} bytes exceeds ${MAX_ENTRY_BYTES}`, details: { seq } });
     }
@@ -232,7 +257,7 @@ export class Journal {
     const first = this.nextSeq - this.pendingCount;
     const last = this.nextSeq - 1;
     const entry: CommitEntry = { op: 'commit', first, last, consistent, ts: Math.floor(this.clock.now()), generation: this.opts.generation };
-    const frame = encodeFrame(entry);
+    const frame = encodeFrameInto(entry, (n) => this.arenaSlice(n));
     let at: FramePosition;
     try {
       at = this.store.append(frame);
@@ -269,6 +294,18 @@ export class Journal {
     return done;
   }
 
+  private newArena(atLeast: number): void {
+    this.arena = Buffer.allocUnsafe(Math.max(ARENA_BYTES, atLeast));
+    this.arenaUsed = 0;
+  }
+
+  private arenaSlice(bytes: number): Buffer {
+    if (this.arena.length - this.arenaUsed < bytes) this.newArena(bytes);
+    const slice = this.arena.subarray(this.arenaUsed, this.arenaUsed + bytes);
+    this.arenaUsed += bytes;
+    return slice;
+  }
+
   /** Calls `cb` with every batch once it is durable, in order. Returns the unsubscribe. */
   onBatch(cb: (b: BatchInfo) => void): () => void {
     this.listeners.add(cb);
@@ -299,7 +336,7 @@ export class Journal {
   async readBatch(b: BatchInfo): Promise<Buffer> {
     const c = this.cache.get(b.first);
     if (c !== undefined && c.last === b.last) {
-      if (Array.isArray(c.data)) c.data = Buffer.concat(c.data, c.length);
+      if (Array.isArray(c.data)) c.data = joinFrames(c.data, c.length);
       return c.data;
     }
     const buf = await this.store.read(b.segment, b.offset, b.length);

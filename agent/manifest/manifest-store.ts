@@ -1,8 +1,11 @@
 // Keeps the manifest on disk: a snapshot plus a log of changed entries, compacted when the log
 // outgrows the snapshot. The store may lag behind the truth (a crash loses the last changes)
 // but must never run ahead of it: callers flush only after the data the entries describe is
-// durable (the journal on the active, the applied files on the passive). A manifest that is
-// behind only costs a rehash of the files whose stat no longer matches.
+// durable (the journal on the active, the applied files on the passive).
+// A manifest that merely lags would forget files journaled just before a crash, and never
+// journal their removal. So on the active the journal is the manifest's write-ahead log: each
+// flush records the journal sequence it reflects (`throughSeq`), and after a restart the records
+// journaled past it are replayed into the manifest (capture/manifest-recovery.ts) first.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -17,6 +20,13 @@ interface Header {
   format: number;
   blockSize: number;
   roots: string[];
+  /** The journal sequence the entries that follow reflect (0 on a passive). */
+  throughSeq?: number;
+}
+
+/** Written after the deltas of a flush: everything up to `mark` is reflected. */
+interface Mark {
+  mark: number;
 }
 
 interface Delta {
@@ -29,6 +39,7 @@ interface Delta {
 function deltaProblem(v: unknown): string | undefined {
   if (typeof v !== 'object' || v === null) return 'not a map';
   const d = v as Record<string, unknown>;
+  if ('mark' in d) return typeof d.mark === 'number' && Number.isSafeInteger(d.mark) ? undefined : 'bad mark';
   if (typeof d.r !== 'string' || typeof d.p !== 'string') return 'bad key';
   if (d.e === null) return undefined;
   if (typeof d.e !== 'object' || d.e === undefined) return 'bad entry';
@@ -58,6 +69,7 @@ export class ManifestStore {
   private changesFd: number;
   private changesBytes: number;
   private snapshotBytes: number;
+  private through = 0;
 
   private constructor(
     private readonly opts: ManifestStoreOptions,
@@ -82,7 +94,8 @@ export class ManifestStore {
     let snapshotBytes = 0;
     let usable = true;
 
-    const load = (buf: Buffer, what: string): Delta[] | undefined => {
+    let throughSeq = 0;
+    const load = (buf: Buffer, what: string): (Delta | Mark)[] | undefined => {
       const { frames: headerFrames } = parseFramesWith<Header>(buf.subarray(0, Math.min(buf.length, 4096)), 0, headerProblem);
       const header = headerFrames[0];
       if (header === undefined) return undefined;
@@ -91,7 +104,8 @@ export class ManifestStore {
         usable = false;
         return undefined;
       }
-      const { frames, stop } = parseFramesWith<Delta>(buf, header.length, deltaProblem);
+      if (header.entry.throughSeq !== undefined) throughSeq = header.entry.throughSeq;
+      const { frames, stop } = parseFramesWith<Delta | Mark>(buf, header.length, deltaProblem);
       if (stop.kind !== 'end') log.warn({ file: what, offset: stop.offset, kind: stop.kind }, 'manifest: damaged tail cut');
       return frames.map((f) => f.entry);
     };
@@ -108,38 +122,53 @@ export class ManifestStore {
           hint: 'move the manifest folder aside; the agent then hashes every protected file again',
         });
       }
-      for (const d of deltas ?? []) applyDelta(manifest, d);
+      for (const d of deltas ?? []) throughSeq = applyDelta(manifest, d) ?? throughSeq;
     }
     const changes = usable ? await readIfExists(changesFile) : undefined;
     let changesBytes = 0;
     if (changes !== undefined && changes.length > 0) {
       const deltas = load(changes, changesFile);
       if (deltas !== undefined) {
-        for (const d of deltas) applyDelta(manifest, d);
+        for (const d of deltas) throughSeq = applyDelta(manifest, d) ?? throughSeq;
         changesBytes = changes.length;
       }
     }
-    if (!usable) manifest.clear();
+    if (!usable) {
+      manifest.clear();
+      throughSeq = 0;
+    }
 
     // Start a fresh changes log after a compacting snapshot, so a damaged tail is never appended to.
     const store = new ManifestStore(opts, manifest, -1, 0, snapshotBytes);
+    store.through = throughSeq;
     await store.writeSnapshot();
     store.dirty.clear();
     log.debug({ entries: manifest.count(), loadedChangeBytes: changesBytes }, 'manifest: loaded');
     return store;
   }
 
-  /** Writes the entries changed since the last flush. Call only once they describe durable data. */
-  async flush(): Promise<void> {
-    if (this.dirty.size === 0) return;
+  /** The journal sequence the persisted manifest reflects (active; 0 on a passive). */
+  get throughSeq(): number {
+    return this.through;
+  }
+
+  /**
+   * Writes the entries changed since the last flush. Call only once they describe durable data;
+   * `throughSeq` (active) is the last journal sequence they reflect.
+   */
+  async flush(throughSeq?: number): Promise<void> {
+    const marks = throughSeq !== undefined && throughSeq !== this.through;
+    if (this.dirty.size === 0 && !marks) return;
     const parts: Buffer[] = [];
     for (const { root, path: p } of this.dirty.values()) {
       const e = this.manifest.hasRoot(root) ? (this.manifest.get(root, p) ?? null) : null;
       parts.push(encodeFrameOf({ r: root, p, e } satisfies Delta));
     }
     this.dirty.clear();
+    if (throughSeq !== undefined) parts.push(encodeFrameOf({ mark: throughSeq } satisfies Mark));
     const buf = Buffer.concat(parts);
     await writeAll(this.changesFd, buf);
+    if (throughSeq !== undefined) this.through = throughSeq;
     this.changesBytes += buf.length;
     if (this.changesBytes > Math.max(16 * 1024 * 1024, this.snapshotBytes)) await this.writeSnapshot();
   }
@@ -149,7 +178,7 @@ export class ManifestStore {
     const tmp = path.join(dir, 'snapshot.tmp');
     const fh = await fsp.open(tmp, 'w');
     try {
-      const header: Header = { format: FORMAT, blockSize: this.opts.blockSize, roots: this.opts.roots };
+      const header: Header = { format: FORMAT, blockSize: this.opts.blockSize, roots: this.opts.roots, throughSeq: this.through };
       let chunk: Buffer[] = [encodeFrameOf(header)];
       let chunkBytes = chunk[0]!.length;
       let total = 0;
@@ -177,7 +206,7 @@ export class ManifestStore {
     await fsyncDir(dir);
     if (this.changesFd >= 0) fs.closeSync(this.changesFd);
     this.changesFd = fs.openSync(path.join(dir, 'changes'), 'w');
-    await writeAll(this.changesFd, encodeFrameOf({ format: FORMAT, blockSize: this.opts.blockSize, roots: this.opts.roots } satisfies Header));
+    await writeAll(this.changesFd, encodeFrameOf({ format: FORMAT, blockSize: this.opts.blockSize, roots: this.opts.roots, throughSeq: this.through } satisfies Header));
     this.changesBytes = 0;
   }
 
@@ -188,14 +217,18 @@ export class ManifestStore {
   }
 }
 
-function applyDelta(m: Manifest, d: Delta): void {
-  if (!m.hasRoot(d.r)) return;
+/** Applies one frame of a manifest file; returns the sequence when it is a mark. */
+function applyDelta(m: Manifest, f: Delta | Mark): number | undefined {
+  if ('mark' in f) return f.mark;
+  const d = f;
+  if (!m.hasRoot(d.r)) return undefined;
   if (d.e === null) m.delete(d.r, d.p);
   else {
     const e = d.e;
     if (e.kind === 'file') e.blocks = Buffer.from(e.blocks.buffer, e.blocks.byteOffset, e.blocks.byteLength);
     m.set(d.r, d.p, e);
   }
+  return undefined;
 }
 
 async function readIfExists(file: string): Promise<Buffer | undefined> {

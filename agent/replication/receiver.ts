@@ -26,7 +26,7 @@ export interface ReceiverLog {
   readonly appliedSeq: number;
   readonly receivedSeq: number;
   pendingBatches(): AsyncIterable<StoredBatchLike>;
-  appendBatch(frames: Uint8Array): Promise<void>;
+  appendBatch(frames: Uint8Array, commit?: CommitEntry): Promise<void>;
   markApplied(seq: number): Promise<void>;
   trim(): Promise<void>;
 }
@@ -280,7 +280,7 @@ export class Receiver {
     // Appends are chained: they reach the log in the order batches arrived.
     this.appendChain = this.appendChain.then(async () => {
       try {
-        await this.opts.receiveLog.appendBatch(m.frames);
+        await this.opts.receiveLog.appendBatch(m.frames, commit);
       } catch (err) {
         // Not persisted, so not acknowledged: the active sends it again after the reconnect.
         this.receivedSeq = Math.min(this.receivedSeq, m.first - 1);

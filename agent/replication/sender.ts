@@ -49,6 +49,8 @@ export interface SenderOptions {
   windowBytes: number;
   batchBytes: number;
   helloTimeoutMs: number;
+  /** Highest sequence the journal may be trimmed to, whatever the passive acknowledged. */
+  trimLimit?: () => number;
   log: Logger;
   clock: Clock;
 }
@@ -332,8 +334,9 @@ export class Sender {
   }
 
   private trim(seq: number): void {
+    const limit = this.opts.trimLimit?.() ?? seq;
     this.trimChain = this.trimChain
-      .then(() => this.opts.journal.trim(seq))
+      .then(() => this.opts.journal.trim(Math.min(seq, limit)))
       .catch((err: unknown) => this.log.warn({ err }, 'journal: trim failed'));
   }
 

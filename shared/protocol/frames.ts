@@ -14,6 +14,19 @@ export function encodeFrame(entry: LogEntry): Buffer {
   return encodeFrameOf(entry);
 }
 
+/**
+ * Frames `entry` into memory from `alloc` (the journal's per-batch arena), so the only copy is
+ * from msgpackr's buffer into the frame.
+ */
+export function encodeFrameInto(entry: LogEntry, alloc: (bytes: number) => Buffer): Buffer {
+  const payload = encodeShared(entry);
+  const frame = alloc(FRAME_HEADER_BYTES + payload.length);
+  frame.writeUInt32LE(payload.length, 0);
+  frame.writeUInt32LE(hash32(payload), 4);
+  payload.copy(frame, FRAME_HEADER_BYTES);
+  return frame;
+}
+
 /** Frames any msgpack-encodable value (manifest deltas use the same framing as logs). */
 export function encodeFrameOf(entry: unknown): Buffer {
   const payload = encodeShared(entry);

@@ -29,6 +29,6 @@ describe('tlsPskClientOptions', () => {
     const o = tlsPskClientOptions(psk, 'beta');
     expect(o).toMatchObject({ ciphers: TLS_PSK_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' });
     expect(o.pskCallback?.('alpha')).toEqual({ psk, identity: 'beta' });
-    expect(TLS_PSK_CIPHERS).toBe('DHE-PSK-AES256-GCM-SHA384:ECDHE-PSK-CHACHA20-POLY1305');
+    expect(TLS_PSK_CIPHERS).toBe('DHE-PSK-AES128-GCM-SHA256:DHE-PSK-AES256-GCM-SHA384:ECDHE-PSK-CHACHA20-POLY1305');
   });
 });
