@@ -1,0 +1,95 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { parseConfig } from '../../../shared/config/index.ts';
+import { configSchema } from '../../../shared/config/schema.ts';
+import { TandemError } from '../../../shared/errors.ts';
+import { PROJECT } from '../../helpers/pair.ts';
+
+const base = {
+  pair: 'p',
+  node: 'alpha',
+  nodes: { alpha: { channel: '127.0.0.1:1', control: '127.0.0.1:2' }, beta: { channel: '127.0.0.1:3', control: '127.0.0.1:4' } },
+  protect: [{ name: 'data', path: './data' }],
+};
+
+function refusal(doc: unknown): TandemError {
+  try {
+    parseConfig(doc, '/etc/tandem/tandem.yaml');
+  } catch (err) {
+    if (err instanceof TandemError) return err;
+    throw err;
+  }
+  throw new Error('the config was accepted');
+}
+
+/** Every key path of the schema: "journal.maxBytes", "nodes.<name>.channel", "protect[].name"… */
+function keyPaths(schema: z.ZodType, prefix = ''): string[] {
+  const def = (schema as any)._zod.def;
+  switch (def.type) {
+    case 'object':
+      return Object.entries(def.shape as Record<string, z.ZodType>).flatMap(([k, v]) => {
+        const p = prefix === '' ? k : `${prefix}.${k}`;
+        const inner = keyPaths(v, p);
+        return inner.length > 0 ? inner : [p];
+      });
+    case 'record':
+      return keyPaths(def.valueType, `${prefix}.<name>`);
+    case 'array':
+      return keyPaths(def.element, `${prefix}[]`);
+    case 'default':
+    case 'prefault':
+    case 'optional':
+      return keyPaths(def.innerType, prefix);
+    case 'pipe':
+      return keyPaths(def.in, prefix);
+    default:
+      return [];
+  }
+}
+
+describe('configuration', () => {
+  it('fills every default and resolves paths against the file', () => {
+    const c = parseConfig(base, '/etc/tandem/tandem.yaml');
+    expect(c.blockSize).toBe(65536);
+    expect(c.journal.maxBytes).toBe(1024 ** 3);
+    expect(c.capture.settle).toBe(50);
+    expect(c.channel.encryption).toBe('tls-psk');
+    expect(c.protect[0]!.path).toBe('/etc/tandem/data');
+    expect(c.stateDir).toBe('/etc/tandem/state');
+    expect(c.peer.name).toBe('beta');
+  });
+
+  it('refuses a wrong type, naming the key and what was expected', () => {
+    const e = refusal({ ...base, journal: { maxBytes: true } });
+    expect(e.code).toBe('TANDEM_ERR_CONFIG_INVALID');
+    expect(e.message).toContain('"journal.maxBytes"');
+    expect(e.message).toContain('expected a size');
+    expect(refusal({ ...base, heartbeat: { threshold: 'five' } }).message).toContain('"heartbeat.threshold"');
+    expect(refusal({ ...base, capture: { settle: '5 parsecs' } }).message).toContain('expected a duration');
+  });
+
+  it('refuses unknown keys, so a typo is never silently ignored', () => {
+    expect(refusal({ ...base, journal: { maxByte: '1GiB' } }).message).toContain('"journal.maxByte"');
+  });
+
+  it('refuses values that do not fit together', () => {
+    expect(refusal({ ...base, blockSize: '3000' }).message).toContain('power of two');
+    expect(refusal({ ...base, node: 'gamma' }).message).toContain('"node"');
+    expect(refusal({ ...base, stateDir: './data/state' }).message).toContain('"stateDir"');
+    expect(refusal({ ...base, protect: [{ name: 'a', path: './x' }, { name: 'b', path: './x/y' }] }).message).toContain('must not nest');
+    expect(refusal({ ...base, channel: { maxFrameBytes: '4MiB' } }).message).toContain('"channel.maxFrameBytes"');
+    expect(refusal({ ...base, journal: { maxBytes: '64MiB' } }).message).toContain('"journal.segmentBytes"');
+  });
+
+  it('documents every key in docs/configuration.md', () => {
+    const doc = fs.readFileSync(path.join(PROJECT, 'docs/configuration.md'), 'utf8');
+    const keys = keyPaths(configSchema);
+    expect(keys.length).toBeGreaterThan(25);
+    expect(keys).toContain('nodes.<name>.channel');
+    expect(keys).toContain('protect[].exclude');
+    const missing = keys.filter((k) => !doc.includes(`\`${k}\``));
+    expect(missing).toEqual([]);
+  });
+});
