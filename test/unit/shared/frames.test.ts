@@ -1,0 +1,42 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { hash64, initHash } from '../../../shared/hash.ts';
+import { encodeFrame, encodeFrameInto, parseFrames, type WriteRecord } from '../../../shared/protocol/index.ts';
+
+beforeAll(async () => {
+  await initHash();
+});
+
+function writeFrame(data = Buffer.from('block data '.repeat(500))): { frame: Buffer; record: WriteRecord } {
+  const record: WriteRecord = { op: 'write', seq: 7, root: 'data', path: 'a/b.bin', offset: 65536, data, hash: hash64(data) };
+  return { frame: encodeFrameInto(record, (n) => Buffer.alloc(n)), record };
+}
+
+describe('frames', () => {
+  it('decode a write frame to the same record, data and hash', () => {
+    const { frame, record } = writeFrame();
+    const { frames, stop } = parseFrames(frame);
+    expect(stop.kind).toBe('end');
+    const e = frames[0]!.entry as WriteRecord;
+    expect({ ...e, data: Buffer.from(e.data), hash: Buffer.from(e.hash) }).toEqual({ ...record, data: record.data, hash: record.hash });
+  });
+
+  it('catch damage anywhere in a write frame: its fields, its data, or a hash that does not match the data', () => {
+    const { frame } = writeFrame();
+    for (const at of [8, 20, 40, frame.length - 1, frame.length - 300]) {
+      const bad = Buffer.from(frame);
+      bad[at] = bad[at]! ^ 0x01;
+      expect(parseFrames(bad).stop.kind, `byte ${at}`).not.toBe('end');
+    }
+    const data = Buffer.from('real data');
+    const lying: WriteRecord = { op: 'write', seq: 1, root: 'data', path: 'x', offset: 0, data, hash: hash64(Buffer.from('other data')) };
+    expect(parseFrames(encodeFrameInto(lying, (n) => Buffer.alloc(n))).stop.kind).toBe('checksum');
+  });
+
+  it('report a frame cut short as truncated, so a log can cut its torn tail', () => {
+    const { frame } = writeFrame();
+    const both = Buffer.concat([encodeFrame({ op: 'unlink', seq: 6, root: 'data', path: 'gone' }), frame]);
+    const { frames, stop } = parseFrames(both.subarray(0, both.length - 10));
+    expect(frames.length).toBe(1);
+    expect(stop.kind).toBe('truncated');
+  });
+});
