@@ -9,6 +9,19 @@ export interface LinkCloseInfo {
   byPeer: boolean;
 }
 
+/**
+ * Listens to a link's messages and its close, the same way for every session; returns what
+ * stops listening.
+ */
+export function listenTo(link: PeerLink, onMessage: (m: Message) => void, onClose: (info: LinkCloseInfo) => void): () => void {
+  link.on('message', onMessage);
+  link.on('close', onClose);
+  return () => {
+    link.off('message', onMessage);
+    link.off('close', onClose);
+  };
+}
+
 export interface PeerLink {
   readonly peer: string;
   readonly open: boolean;

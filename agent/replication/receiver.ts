@@ -11,7 +11,7 @@ import { PROTOCOL_VERSION, parseFrames, type BatchMessage, type CommitEntry, typ
 import type { Manifest } from '../manifest/index.ts';
 import type { NodeStateStore } from '../state/index.ts';
 import { manifestChunks, refreshManifest } from '../sync/index.ts';
-import type { LinkCloseInfo, PeerLink } from './peer-link.ts';
+import { listenTo, type LinkCloseInfo, type PeerLink } from './peer-link.ts';
 
 export interface StoredBatchLike {
   first: number;
@@ -138,12 +138,7 @@ export class Receiver {
     const onClose = (info: LinkCloseInfo) => {
       if (this.link === link) this.detach(`channel closed: ${info.code} ${info.reason}`);
     };
-    link.on('message', onMessage);
-    link.on('close', onClose);
-    this.detachLink.push(() => {
-      link.off('message', onMessage);
-      link.off('close', onClose);
-    });
+    this.detachLink.push(listenTo(link, onMessage, onClose));
     const s = this.opts.nodeState.get();
     link.send({
       t: 'hello',

@@ -12,7 +12,7 @@ import { PROTOCOL_VERSION, type HelloMessage, type Message } from '../../shared/
 import type { Capture } from '../capture/index.ts';
 import { Manifest } from '../manifest/index.ts';
 import { SyncRunner, entryFromWire, type SyncProgress } from '../sync/index.ts';
-import type { LinkCloseInfo, PeerLink } from './peer-link.ts';
+import { listenTo, type LinkCloseInfo, type PeerLink } from './peer-link.ts';
 import { decideStart, type StartDecision } from './start-decision.ts';
 
 export interface SenderBatch {
@@ -117,12 +117,7 @@ export class Sender {
     const onClose = (info: LinkCloseInfo) => {
       if (this.link === link) this.detach(`channel closed: ${info.code} ${info.reason}`);
     };
-    link.on('message', onMessage);
-    link.on('close', onClose);
-    this.detachLink.push(() => {
-      link.off('message', onMessage);
-      link.off('close', onClose);
-    });
+    this.detachLink.push(listenTo(link, onMessage, onClose));
     link.send(this.hello());
     this.helloTimer = this.opts.clock.setTimeout(() => {
       if (this.link === link && this.peerHello === undefined) {

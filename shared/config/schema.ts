@@ -1,33 +1,24 @@
 // The shape of tandem.yaml, with every default in one place. docs/configuration.md documents
-// each key; test/unit/shared/config-docs.test.ts fails when a key is missing there.
+// each key; test/unit/shared/config.test.ts fails when a key is missing there.
 import { z } from 'zod';
 import { parseDuration, parseSize } from '../sizes.ts';
 
-const size = (def: string) =>
+/** A quantity written as a number or a string with a unit ("64KiB", "5s"), with its default. */
+const quantity = (parse: (v: string | number) => number | undefined, expected: string) => (def: string) =>
   z
     .unknown()
     .optional()
     .transform((v, ctx) => {
-      const n = v === undefined ? parseSize(def) : typeof v === 'string' || typeof v === 'number' ? parseSize(v) : undefined;
+      const n = v === undefined ? parse(def) : typeof v === 'string' || typeof v === 'number' ? parse(v) : undefined;
       if (n === undefined) {
-        ctx.addIssue({ code: 'custom', message: `expected a size such as 64KiB or 1GiB, got ${JSON.stringify(v)}` });
+        ctx.addIssue({ code: 'custom', message: `expected ${expected}, got ${JSON.stringify(v)}` });
         return z.NEVER;
       }
       return n;
     });
 
-const duration = (def: string) =>
-  z
-    .unknown()
-    .optional()
-    .transform((v, ctx) => {
-      const n = v === undefined ? parseDuration(def) : typeof v === 'string' || typeof v === 'number' ? parseDuration(v) : undefined;
-      if (n === undefined) {
-        ctx.addIssue({ code: 'custom', message: `expected a duration such as 500ms or 5s, got ${JSON.stringify(v)}` });
-        return z.NEVER;
-      }
-      return n;
-    });
+const size = quantity(parseSize, 'a size such as 64KiB or 1GiB');
+const duration = quantity(parseDuration, 'a duration such as 500ms or 5s');
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 10.0.0.1:7700');
 const name = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'expected a lower-case name: letters, digits, dashes, at most 32');
