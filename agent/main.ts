@@ -107,7 +107,10 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
         scanIntervalMs: config.capture.scanInterval,
         renameWindowMs: config.capture.renameWindow,
         baseline: manifestWasEmpty && journal.headSeq === 0,
-        afterCommit: () => manifestStore.flush(journal.headSeq),
+        afterCommit: async () => {
+          await manifestStore.flush(journal.headSeq);
+          sender?.retrim();
+        },
         log,
         clock,
       });

@@ -27,7 +27,7 @@ export interface CaptureOptions {
   batchBytes: number;
   /** Hints are collected this long before a round starts, so a burst becomes one batch. */
   batchDelayMs: number;
-  /** A changed file is checked again this long after it was read (chokidar drops the last event). */
+  /** A file that may still be changing is checked again this long after it was read. */
   settleMs: number;
   /** Interval of the full stat scan that catches what the watcher missed (0: never). */
   scanIntervalMs: number;
@@ -39,7 +39,7 @@ export interface CaptureOptions {
   afterCommit: () => Promise<void>;
   log: Logger;
   clock: Clock;
-  /** Tests may run without chokidar and drive capture with hints and scans only. */
+  /** Tests may run without the watcher and drive capture with hints and scans only. */
   watch?: boolean;
 }
 
@@ -92,7 +92,9 @@ export class Capture {
   private readonly problems = new Map<string, { root: string; path: string; message: string }>();
   private readonly tasks: { fn: (ctx: CaptureTaskContext) => Promise<void>; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readonly appendListeners = new Set<(r: DataRecord) => void>();
-  private readonly watchers: RootWatcher[] = [];
+  private readonly watchers = new Map<string, RootWatcher>();
+  /** Paths being processed right now (a large file can take seconds): they are pending too. */
+  private processing = 0;
   private loopTimer: TimerHandle | undefined;
   private removalTimer: TimerHandle | undefined;
   private scanTimer: TimerHandle | undefined;
@@ -139,7 +141,7 @@ export class Capture {
           onDegraded: (reason) => (this.degraded = reason),
           log: this.log,
         });
-        this.watchers.push(w);
+        this.watchers.set(root.name, w);
         await w.start();
       }
     }
@@ -198,7 +200,7 @@ export class Capture {
   status(): CaptureStatus {
     return {
       state: this.state,
-      pendingPaths: this.dirty.size + this.removals.size + this.rechecks.size,
+      pendingPaths: this.dirty.size + this.removals.size + this.rechecks.size + this.processing,
       ...this.counters,
       waitingForSpace: this.waitingForSpace,
       degraded: this.degraded,
@@ -215,7 +217,7 @@ export class Capture {
     this.scanTimer?.cancel();
     for (const t of this.rechecks.values()) t.cancel();
     this.rechecks.clear();
-    await Promise.all(this.watchers.map((w) => w.close()));
+    await Promise.all([...this.watchers.values()].map((w) => w.close()));
     await this.running;
     for (const t of this.tasks.splice(0)) t.reject(new Error('capture stopped'));
   }
@@ -260,6 +262,7 @@ export class Capture {
       hints.sort((a, b) => depthOf(a.path) - depthOf(b.path) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       for (const h of hints) {
         if (this.stopped) break;
+        this.processing++;
         try {
           await this.processPath(h.root, h.path, h.force);
           this.problems.delete(`${h.root.name}\0${h.path}`);
@@ -270,6 +273,8 @@ export class Capture {
             this.log.warn({ root: h.root.name, path: h.path, err }, 'capture: cannot read path, it is not replicated until it can be');
           }
           this.problems.set(`${h.root.name}\0${h.path}`, { root: h.root.name, path: h.path, message });
+        } finally {
+          this.processing--;
         }
       }
       await this.commit();
@@ -303,10 +308,14 @@ export class Capture {
 
   private async commit(): Promise<void> {
     await this.settleSplit();
-    if (this.baseline || this.opts.journal.pendingBytes === 0) return;
-    const consistent = this.hintsDuringRound === 0 && !this.roundTorn && !this.roundSplit;
-    await this.opts.journal.commit(consistent);
-    // Only now may the manifest be persisted: it must never claim what the journal lacks.
+    if (this.baseline) return;
+    if (this.opts.journal.pendingBytes > 0) {
+      const consistent = this.hintsDuringRound === 0 && !this.roundTorn && !this.roundSplit;
+      await this.opts.journal.commit(consistent);
+    }
+    // Only now may the manifest be persisted: it must never claim what the journal lacks. Also
+    // after a split commit took everything pending: the journal can be trimmed only up to what
+    // the manifest reflects, so skipping this flush would keep a full journal full for good.
     await this.opts.afterCommit();
   }
 
@@ -396,6 +405,8 @@ export class Capture {
     this.append({ op: 'rename', root: root.name, path: src, to: rel });
     m.move(root.name, src, rel);
     this.removals.delete(`${root.name}\0${src}`);
+    // A watch follows its directory's inode: re-record the moved subtree under its new name.
+    if (kind === 'dir') await this.watchers.get(root.name)?.moveTree(src, rel);
     return true;
   }
 
@@ -416,7 +427,11 @@ export class Capture {
     }
     this.append({ op: 'mkdir', root: root.name, path: rel, mode });
     m.set(root.name, rel, { kind: 'dir', mode, ino: st.ino, mtimeMs: st.mtimeMs });
-    // Entries created before the watch on this new directory existed have no event of their own.
+    // Watch first, then list: an entry created in between is seen by one or the other. Entries
+    // created before the watch existed have no event of their own.
+    const w = this.watchers.get(root.name);
+    if (cur?.kind === 'dir') w?.unwatchTree(rel);
+    await w?.watchTree(rel);
     const names = await fsp.readdir(path.join(root.path, rel)).catch(() => [] as string[]);
     for (const n of names) this.hint(root.name, `${rel}/${n}`);
   }
@@ -513,8 +528,9 @@ export class Capture {
     };
     m.set(root.name, rel, entry);
     if (outcome.torn) this.roundTorn = true;
-    // chokidar drops the last change of a burst, and an mtime this close to the read cannot
-    // prove the content unchanged: look again once the file is quiet.
+    // Events come late and coalesced (and watchers are known to drop the last of a burst), and
+    // an mtime this close to the read cannot prove the content unchanged: look again once the
+    // file is quiet.
     if (outcome.torn || isRacy(entry)) this.scheduleRecheck(root, rel, this.opts.settleMs, true);
   }
 
@@ -534,7 +550,7 @@ export class Capture {
 
   /**
    * A vanished path is journaled as removed only after `renameWindowMs`: if its inode shows up
-   * under a new name meanwhile (chokidar reports a rename's two halves in either order), the
+   * under a new name meanwhile (a rename's two halves are reported in either order), the
    * move is journaled as a rename instead of a delete and a full copy.
    */
   private deferRemoval(h: Hint): void {
@@ -553,6 +569,7 @@ export class Capture {
     if (prev === undefined) return;
     this.append({ op: prev.kind === 'dir' ? 'rmdir' : 'unlink', root: h.root.name, path: h.path });
     m.delete(h.root.name, h.path);
+    if (prev.kind === 'dir') this.watchers.get(h.root.name)?.unwatchTree(h.path);
   }
 
   private armRemovalTimer(): void {

@@ -1,7 +1,8 @@
 // Walks a protected root and hints every path whose lstat does not match the manifest, and
 // every manifest path that is gone. It hashes nothing: capture reads only what it is hinted.
 // Used at start-up (changes made while the agent was stopped) and periodically (what the
-// watcher missed: chokidar drops events, and past the inotify limit it watches nothing).
+// watcher missed: events can be lost (inotify queue overflow), and past the inotify watch limit
+// a directory is not watched at all).
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Stats } from 'node:fs';

@@ -63,7 +63,8 @@ export function buildStatus(i: StatusInputs): AgentStatus {
       appliedSeq: s?.ackedSeq ?? 0,
       lagMs: s?.lagMs ?? 0,
       queueBytes: s?.queueBytes ?? 0,
-      inSync: s?.inSync ?? false,
+      // Changes seen and not journaled yet (a large file being read) are not in sync either.
+      inSync: (s?.inSync ?? false) && (i.capture?.pendingPaths ?? 0) === 0,
       sync: s?.sync === undefined ? null : { id: s.sync.id, bytesDone: s.sync.bytesDone, bytesTotal: s.sync.bytesTotal, etaMs: s.sync.etaMs ?? null },
     };
     if (s?.peerState?.alarm !== undefined) alarms.push(alarmOf(s.peerState.alarm, 'peer'));

@@ -132,7 +132,8 @@ export class Sender {
     const oldest = j.oldestBatchAfter(this.ackedSeq);
     const connected = this.link !== undefined && this.streaming;
     let sync: SenderStatus['sync'];
-    if (this.sync !== undefined) {
+    // Reported once planned: before the sync-begin record its total is not known yet.
+    if (this.sync !== undefined && this.sync.progress.beginSeq > 0) {
       const p = this.sync.progress;
       const elapsed = Math.max(1, now - p.startedAt);
       const rate = p.bytesDone / elapsed;
@@ -326,6 +327,15 @@ export class Sender {
     this.log.info({ peer: this.link?.peer, bytesSent: p?.bytesDone, durationMs: p === undefined ? undefined : this.opts.clock.now() - p.startedAt }, 'sync: complete, passive in sync');
     this.sync = undefined;
     this.syncEndSeq = undefined;
+  }
+
+  /**
+   * Trims again up to what the passive acknowledged: called when the trim limit moved (the
+   * manifest was persisted further). Without it, a journal held back by the limit when the last
+   * acknowledgement came would stay full, and capture would wait for room forever.
+   */
+  retrim(): void {
+    if (this.ackedSeq > 0) this.trim(this.ackedSeq);
   }
 
   private trim(seq: number): void {

@@ -96,7 +96,7 @@ export class Workload {
     fs.symlinkSync('missing-target', path.join(this.root, 'links/dangling'));
   }
 
-  /** 200 appends in about 10 ms to one file: chokidar reports the first and drops the rest. */
+  /** 200 appends in about 10 ms to one file: a watcher reports them late and coalesced. */
   burstAppend(rel = 'burst.log', appends = 200): number {
     const abs = path.join(this.root, rel);
     const fd = fs.openSync(abs, 'a');

@@ -299,4 +299,34 @@ describe('capture', () => {
     await rig.settle();
     expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
   });
+
+  it('sees files created at once in several new directories, with no scan to help', async () => {
+    const rig = await makeRig({ watch: true });
+    for (let d = 0; d < 4; d++) {
+      fs.mkdirSync(path.join(rig.dir, `new${d}/deeper`), { recursive: true });
+      for (let i = 0; i < 25; i++) fs.writeFileSync(path.join(rig.dir, `new${d}/deeper/f${i}`), `file ${d}/${i}`);
+    }
+    const deadline = Date.now() + 5000;
+    while (rig.journal.records.filter((r) => r.op === 'meta').length < 100 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await rig.settle();
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('keeps watching a renamed directory under its new name', async () => {
+    const rig = await makeRig({ watch: true });
+    fs.mkdirSync(path.join(rig.dir, 'before'));
+    fs.writeFileSync(path.join(rig.dir, 'before/a'), 'a');
+    let deadline = Date.now() + 5000;
+    while (rig.journal.records.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await rig.settle();
+    fs.renameSync(path.join(rig.dir, 'before'), path.join(rig.dir, 'after'));
+    await new Promise((r) => setTimeout(r, 300));
+    await rig.settle();
+    fs.writeFileSync(path.join(rig.dir, 'after/b'), 'written after the rename');
+    deadline = Date.now() + 5000;
+    while (!rig.journal.records.some((r) => 'path' in r && r.path === 'after/b') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await rig.settle();
+    expect(rig.journal.ops()).toContain('rename before>after');
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
 });
