@@ -1,0 +1,182 @@
+// (a) Replication lag under load: small files written on the active at a paced rate, each
+// timed from "written on the active" to "complete on the passive", measured from outside the
+// agents (the writer here, the poller in its own process; both read CLOCK_MONOTONIC).
+import fs from 'node:fs';
+import path from 'node:path';
+import { nowMs, sleep } from './clock.ts';
+import { exited, spawnTracked, stopChild } from './children.ts';
+import { PROJECT, type BenchPair } from './bench-pair.ts';
+import { lagDirs, lagFile } from './lag-files.ts';
+import type { PollerResult, PollerStart } from './lag-poller.ts';
+import { percentiles, type Percentiles } from './stats.ts';
+import { StatusTimeline, type TimelineSample } from './status-timeline.ts';
+
+export interface LagOptions {
+  /** Files per second. */
+  rate: number;
+  seconds: number;
+  dirCount: number;
+}
+
+export interface LagResult {
+  rate: number;
+  seconds: number;
+  dirCount: number;
+  written: number;
+  bytesWritten: number;
+  writeSeconds: number;
+  achievedRate: number;
+  /** How late the writer was against its schedule (ms): p50/p99/max. */
+  writerLatenessMs: Percentiles;
+  arrived: number;
+  allArrived: boolean;
+  lagMs: Percentiles | null;
+  over100ms: number;
+  foundByScan: number;
+  pollerCpuMs: number;
+  /** Poller CPU as a share of one core over its run. */
+  pollerCpuPercent: number;
+  wireBytes: number;
+  /** Where the time went, from the agents' own status sampled every TIMELINE_INTERVAL_MS. */
+  stages: LagStages;
+}
+
+export interface LagStages {
+  intervalMs: number;
+  /** Seconds after the first write when capture had journaled everything (head final, nothing pending). */
+  journaledAllAfterS: number | null;
+  /** …when the active held the passive's acknowledgement of the final head. */
+  acknowledgedAllAfterS: number | null;
+  peakPendingPaths: number;
+  peakQueueBytes: number;
+  /** Files capture read and hashed during the load (capture.filesHashed delta). */
+  filesHashed: number;
+}
+
+const TIMELINE_INTERVAL_MS = 100;
+
+function stagesOf(samples: TimelineSample[], t0: number, finalHead: number): LagStages {
+  // Samples are taken from just before the first write; the first one is the baseline.
+  const after = (x: TimelineSample | undefined) => (x === undefined ? null : (x.at - t0) / 1000);
+  const journaled = samples.find((x) => x.alpha.replication.headSeq >= finalHead && x.alpha.capture?.pendingPaths === 0);
+  const acked = samples.find((x) => x.alpha.replication.appliedSeq >= finalHead);
+  const hashed = (x: TimelineSample | undefined) => x?.alpha.capture?.filesHashed ?? 0;
+  return {
+    intervalMs: TIMELINE_INTERVAL_MS,
+    journaledAllAfterS: after(journaled),
+    acknowledgedAllAfterS: after(acked),
+    peakPendingPaths: Math.max(0, ...samples.map((x) => x.alpha.capture?.pendingPaths ?? 0)),
+    peakQueueBytes: Math.max(0, ...samples.map((x) => x.alpha.replication.queueBytes)),
+    filesHashed: hashed(samples[samples.length - 1]) - hashed(samples[0]),
+  };
+}
+
+const SUBDIR = 'lag';
+const ARRIVAL_TIMEOUT_MS = 60_000;
+
+/**
+ * Creates the directories the files go to. Call it before the agents start: they are then part
+ * of the baseline, as an application's directories would be. (A directory created a moment
+ * before a burst was sometimes never watched, and its files waited for the periodic scan.)
+ */
+export function createLagDirs(pair: BenchPair, dirCount: number): void {
+  for (const d of lagDirs(dirCount)) fs.mkdirSync(path.join(pair.data('alpha', SUBDIR), d), { recursive: true });
+}
+
+export async function measureLag(pair: BenchPair, opts: LagOptions, progress: (line: string) => void): Promise<LagResult> {
+  const activeRoot = pair.data('alpha', SUBDIR);
+  const passiveRoot = pair.data('beta', SUBDIR);
+  await pair.waitSettled();
+  for (const d of lagDirs(opts.dirCount)) {
+    const deadline = Date.now() + 30_000;
+    while (!fs.existsSync(path.join(passiveRoot, d))) {
+      if (Date.now() > deadline) throw new Error(`lag: directory ${SUBDIR}/${d} never reached the passive`);
+      await sleep(20);
+    }
+  }
+
+  const poller = spawnTracked(process.execPath, [path.join(PROJECT, 'bin/run-ts.mjs'), path.join(PROJECT, 'bench/lag-poller.ts')], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  try {
+    const count = Math.round(opts.rate * opts.seconds);
+    let onReady: () => void = () => {};
+    const ready = new Promise<void>((resolve) => (onReady = resolve));
+    const result = new Promise<PollerResult>((resolve, reject) => {
+      poller.on('message', (m: { type: string }) => {
+        if (m.type === 'ready') onReady();
+        if (m.type === 'result') resolve(m as PollerResult);
+      });
+      poller.once('exit', (code) => reject(new Error(`lag poller exited with ${code} before it reported`)));
+    });
+    result.catch(() => {});
+    const start: PollerStart = { type: 'start', root: passiveRoot, dirCount: opts.dirCount, count };
+    poller.send(start);
+    await Promise.race([ready, result]);
+
+    const before = await pair.status('alpha');
+    const timeline = new StatusTimeline(pair, TIMELINE_INTERVAL_MS);
+    timeline.start();
+    progress(`(a) writing ${count} files at ${opts.rate}/s for ${opts.seconds} s`);
+    const writtenAt = new Float64Array(count);
+    const lateness: number[] = [];
+    let bytesWritten = 0;
+    const t0 = nowMs();
+    const intervalMs = 1000 / opts.rate;
+    await new Promise<void>((resolve) => {
+      let i = 0;
+      // Every tick writes what is due by now, so a late tick catches up instead of slowing the rate.
+      const tick = () => {
+        const due = Math.min(count, Math.floor((nowMs() - t0) / intervalMs) + 1);
+        while (i < due) {
+          const f = lagFile(i, opts.dirCount);
+          fs.writeFileSync(path.join(activeRoot, f.dir, f.name), f.content);
+          writtenAt[i] = nowMs();
+          lateness.push(writtenAt[i]! - (t0 + i * intervalMs));
+          bytesWritten += f.size;
+          i++;
+        }
+        if (i >= count) resolve();
+        else setTimeout(tick, 1);
+      };
+      tick();
+    });
+    const writeSeconds = (writtenAt[count - 1]! - t0) / 1000;
+
+    const timeout = setTimeout(() => poller.send({ type: 'stop' }), ARRIVAL_TIMEOUT_MS);
+    const r = await result;
+    clearTimeout(timeout);
+    await exited(poller);
+    await pair.waitSettled();
+    const after = await pair.status('alpha');
+    const samples = await timeline.stop();
+
+    const lags: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const at = r.appearedAt[i];
+      if (at !== null && at !== undefined) lags.push(at - writtenAt[i]!);
+    }
+    const cpuMs = r.cpuUserMs + r.cpuSystemMs;
+    return {
+      rate: opts.rate,
+      seconds: opts.seconds,
+      dirCount: opts.dirCount,
+      written: count,
+      bytesWritten,
+      writeSeconds,
+      achievedRate: count / ((writtenAt[count - 1]! - t0) / 1000 + intervalMs / 1000),
+      writerLatenessMs: percentiles(lateness)!,
+      arrived: lags.length,
+      allArrived: lags.length === count,
+      lagMs: percentiles(lags),
+      over100ms: lags.filter((l) => l > 100).length,
+      foundByScan: r.foundByScan,
+      pollerCpuMs: cpuMs,
+      pollerCpuPercent: (100 * cpuMs) / r.wallMs,
+      wireBytes: after.channel.bytesOut - before.channel.bytesOut + (after.channel.bytesIn - before.channel.bytesIn),
+      stages: stagesOf(samples, t0, after.replication.headSeq),
+    };
+  } finally {
+    await stopChild(poller, 'SIGTERM', 1000);
+  }
+}

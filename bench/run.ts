@@ -1,0 +1,268 @@
+// `npm run bench`: measures Tandem side by side with its anchors in one run and writes
+// bench/results/latest.json and latest.md. See "Goals" in DESIGN.md. Benchmarks report; they
+// never assert.
+//
+//   npm run bench -- [--quick] [--only a,b,c] [--encryption tls-psk|none] [--tmpfs] [--keep]
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BenchPair, PROJECT } from './bench-pair.ts';
+import { BIG_FILE_NAME, QUIET_MS, measureNewFile, measureOverwrite } from './big-file.ts';
+import { killAllChildrenNow, stopAllChildren } from './children.ts';
+import { writeRandomFile } from './file-checks.ts';
+import { createLagDirs, measureLag } from './lag.ts';
+import { machineInfo } from './machine.ts';
+import { ProcessSampler } from './process-sampler.ts';
+import { renderMarkdown, renderText, type BenchResults } from './report.ts';
+import { ensureRsync, RsyncDaemon, type RsyncAvailability } from './rsync-daemon.ts';
+
+const PARTS = ['a', 'b', 'c'] as const;
+type Part = (typeof PARTS)[number];
+
+interface Options {
+  quick: boolean;
+  only: Part[];
+  encryption: 'tls-psk' | 'none';
+  tmpfs: boolean;
+  keep: boolean;
+  cpuProf: boolean;
+  lagRate: number;
+  onePair: boolean;
+}
+
+const USAGE = `usage: npm run bench -- [options]
+  --quick                 256 MiB file and 3 s of lag load instead of 1 GiB and 10 s
+  --only a,b,c            parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite
+  --encryption MODE       channel.encryption: tls-psk (default, the product default) or none
+  --tmpfs                 put both trees and the agents' state on /dev/shm (takes the disk out)
+  --keep                  keep the temp dir (logs, state) after the run
+  --lag-rate N            files per second in (a) (default 1000, the goal's load)
+  --one-pair              run (b) and (c) on the pair (a) used, instead of a fresh one
+  --cpu-prof              run the agents with node --cpu-prof; profiles go to bench/results/profiles/
+`;
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = { quick: false, only: [...PARTS], encryption: 'tls-psk', tmpfs: false, keep: false, cpuProf: false, lagRate: 1000, onePair: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = () => {
+      const eq = a.indexOf('=');
+      if (eq >= 0) return a.slice(eq + 1);
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value\n${USAGE}`);
+      return v;
+    };
+    const name = a.split('=')[0];
+    if (name === '--quick') o.quick = true;
+    else if (name === '--tmpfs') o.tmpfs = true;
+    else if (name === '--keep') o.keep = true;
+    else if (name === '--cpu-prof') o.cpuProf = true;
+    else if (name === '--one-pair') o.onePair = true;
+    else if (name === '--lag-rate') {
+      const v = Number(value());
+      if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new Error(`--lag-rate: expected files per second (1-100000)\n${USAGE}`);
+      o.lagRate = v;
+    }
+    else if (name === '--only') {
+      const parts = value().split(',').map((s) => s.trim()).filter((s) => s !== '');
+      const bad = parts.filter((p) => !(PARTS as readonly string[]).includes(p));
+      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c; got ${JSON.stringify(parts)}\n${USAGE}`);
+      o.only = PARTS.filter((p) => parts.includes(p));
+    } else if (name === '--encryption') {
+      const v = value();
+      if (v !== 'tls-psk' && v !== 'none') throw new Error(`--encryption: expected tls-psk or none, got ${JSON.stringify(v)}\n${USAGE}`);
+      o.encryption = v;
+    } else if (name === '--help' || name === '-h') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    } else throw new Error(`unknown option ${a}\n${USAGE}`);
+  }
+  return o;
+}
+
+function progress(line: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  const fileBytes = opts.quick ? 256 * 2 ** 20 : 2 ** 30;
+  const lag = { rate: opts.lagRate, seconds: opts.quick ? 3 : 10, dirCount: 4 };
+  const want = (p: Part) => opts.only.includes(p);
+  const startedAt = new Date().toISOString();
+  const baseDir = opts.tmpfs ? '/dev/shm' : os.tmpdir();
+  const dir = fs.mkdtempSync(path.join(baseDir, 'tandem-bench-'));
+
+  let pair: BenchPair | undefined;
+  let daemon: RsyncDaemon | undefined;
+  let cleaned: Promise<void> | undefined;
+  let keepForEvidence = false;
+  const cleanup = () =>
+    (cleaned ??= (async () => {
+      await pair?.stop().catch(() => {});
+      await daemon?.stop().catch(() => {});
+      await stopAllChildren(2000);
+      if (opts.cpuProf) progress('CPU profiles of the agents: bench/results/profiles/');
+      if (opts.keep || keepForEvidence) progress(`kept ${dir}${keepForEvidence ? " (a part failed: the agents' logs and state are there; delete it when done)" : ''}`);
+      else fs.rmSync(dir, { recursive: true, force: true });
+    })());
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      progress(`${sig}: stopping the agents and the rsync daemon`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  process.once('exit', killAllChildrenNow);
+
+  const sampler = new ProcessSampler(() => ({ alpha: pair?.pid('alpha'), beta: pair?.pid('beta') }));
+  /** A fresh pair for each group of parts (unless --one-pair), started and in sync. */
+  const freshPair = async (label: string, prepare: (p: BenchPair) => void = () => {}): Promise<BenchPair> => {
+    if (pair !== undefined) {
+      sampler.closePair();
+      await pair.stop();
+    }
+    const pairDir = path.join(dir, `pair-${label}`);
+    progress(`writing a pair into ${pairDir}`);
+    const cpuProfileDir = opts.cpuProf ? path.join(PROJECT, 'bench/results/profiles', label) : undefined;
+    const p = await BenchPair.create(pairDir, { encryption: opts.encryption, cpuProfileDir });
+    prepare(p);
+    pair = p;
+    await p.start('alpha');
+    await p.start('beta');
+    sampler.setPhase('start');
+    progress('agents started; waiting for the initial synchronisation');
+    await p.waitSettled();
+    return p;
+  };
+
+  try {
+    const machine = machineInfo(dir);
+    const rsync: RsyncAvailability = want('b') || want('c') ? ensureRsync(progress) : { available: false, version: null, note: 'not needed (only part a)' };
+    if (!rsync.available && (want('b') || want('c'))) progress(`rsync ${rsync.note}: the rsync columns will say so`);
+    sampler.start();
+
+    const first = await freshPair(want('a') && !opts.onePair ? 'a' : opts.only.join(''), (p) => {
+      if (want('a')) createLagDirs(p, lag.dirCount);
+    });
+    const cfg = first.config('alpha');
+    const results: BenchResults = {
+      startedAt,
+      finishedAt: '',
+      options: { quick: opts.quick, only: opts.only, encryption: opts.encryption, tmpfs: opts.tmpfs, onePair: opts.onePair, fileBytes, lagSeconds: lag.seconds, lagRate: lag.rate },
+      machine,
+      rsync,
+      tandem: {
+        blockSize: cfg.blockSize,
+        encryption: cfg.channel.encryption,
+        settleMs: cfg.capture.settle,
+        batchDelayMs: cfg.journal.batchDelay,
+        journalMaxBytes: cfg.journal.maxBytes,
+        windowBytes: cfg.channel.windowBytes,
+      },
+      lag: null,
+      newFile: null,
+      overwrite: null,
+      memory: {},
+      agentWarnings: {},
+      failures: {},
+      notes: [],
+    };
+    const collectWarnings = (p: BenchPair) => {
+      for (const n of ['alpha', 'beta'] as const) {
+        const w = p.warnings(n);
+        const r = (results.agentWarnings[n] ??= { count: 0, first: [] });
+        r.count += w.length;
+        r.first.push(...w.slice(0, 3 - r.first.length).map((x) => String(x.msg ?? JSON.stringify(x))));
+      }
+    };
+
+    // A part that fails is reported as failed and the run goes on: a benchmark reports, and the
+    // temp dir (agents' logs and state) is kept as the evidence.
+    const attempt = async (part: Part, fn: () => Promise<void>): Promise<boolean> => {
+      try {
+        await fn();
+        return true;
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        results.failures[part] = message;
+        keepForEvidence = true;
+        progress(`(${part}) FAILED: ${message}`);
+        return false;
+      }
+    };
+
+    if (want('a')) {
+      sampler.setPhase('a');
+      await attempt('a', async () => {
+        results.lag = await measureLag(first, lag, progress);
+      });
+    }
+
+    if (want('b') || want('c')) {
+      // (b) and (c) start from a pair of their own: what (a) left in the journal and the
+      // manifest is not theirs to carry (--one-pair runs everything on one pair).
+      collectWarnings(first);
+      const p = want('a') && !opts.onePair ? await freshPair('bc') : first;
+      sampler.setPhase('prepare');
+      const srcDir = path.join(dir, 'src');
+      fs.mkdirSync(srcDir);
+      const src = path.join(srcDir, BIG_FILE_NAME);
+      progress(`writing a ${fileBytes}-byte random source file`);
+      const srcSha = writeRandomFile(src, fileBytes);
+      spawnSync('sync');
+      if (rsync.available) daemon = await RsyncDaemon.start(path.join(dir, 'rsync'), path.join(dir, 'rsync', 'dest'));
+      const rsyncd = daemon ?? null;
+
+      let haveBigFile: boolean;
+      if (want('b')) {
+        sampler.setPhase('b');
+        haveBigFile = await attempt('b', async () => {
+          results.newFile = await measureNewFile(p, src, srcSha, fileBytes, rsyncd, progress);
+        });
+      } else {
+        progress('(c) putting the big file on both nodes first (not measured)');
+        haveBigFile = await attempt('c', async () => {
+          fs.copyFileSync(src, p.data('alpha', BIG_FILE_NAME));
+          await p.waitQuiet(QUIET_MS);
+        });
+      }
+      if (want('c') && haveBigFile) {
+        sampler.setPhase('c');
+        await attempt('c', async () => {
+          results.overwrite = await measureOverwrite(p, src, fileBytes, rsyncd, !want('b'), progress);
+        });
+      } else if (want('c') && results.failures.c === undefined) {
+        results.failures.c = 'not run: (b) did not put the big file on both nodes';
+      }
+      if (p !== first) collectWarnings(p);
+    } else {
+      collectWarnings(first);
+    }
+
+    results.memory = sampler.finish();
+    if (opts.tmpfs) results.notes.push('--tmpfs: trees, state and the rsync destination on /dev/shm; disk writes and fsyncs cost nothing here.');
+    if (want('a') && (want('b') || want('c'))) {
+      results.notes.push(opts.onePair ? '--one-pair: all parts ran on one pair, one after the other.' : '(a) ran on one pair, (b) and (c) on a second, fresh one (same configuration).');
+    }
+    results.finishedAt = new Date().toISOString();
+
+    const outDir = path.join(PROJECT, 'bench/results');
+    fs.mkdirSync(outDir, { recursive: true });
+    fs.writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+    fs.writeFileSync(path.join(outDir, 'latest.md'), renderMarkdown(results));
+    process.stdout.write(`\n${renderText(results)}\n`);
+    if (Object.keys(results.failures).length > 0) process.exitCode = 1;
+    progress(`written ${path.relative(process.cwd(), path.join(outDir, 'latest.json'))} and latest.md`);
+  } catch (err) {
+    keepForEvidence = true;
+    throw err;
+  } finally {
+    await cleanup();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});
