@@ -4,7 +4,8 @@
 // `rename` is the exception and therefore a commit barrier. It must never write outside a
 // protected root, never follow a symbolic link, and never report a record durable before it is.
 import fs, { constants as C, type Stats } from 'node:fs';
-import fsp, { type FileHandle } from 'node:fs/promises';
+import fsp from 'node:fs/promises';
+import { syncFs, type SyncFile } from './sync-fs.ts';
 import { TandemError, errnoOf } from '../../shared/errors.ts';
 import { hash64, initHash } from '../../shared/hash.ts';
 import type { Logger } from '../../shared/log.ts';
@@ -27,6 +28,8 @@ import { PathGuard, lstatOrUndefined, outsideRootError } from './path-guard.ts';
 
 /** Files kept open inside one apply call; beyond this the least recently used is synced and closed. */
 export const MAX_OPEN_FILES = 64;
+/** The applier works at most this long before it lets the event loop run other callbacks. */
+const YIELD_EVERY_MS = 5;
 /** Mode of parent directories the applier creates, and of files it creates before a `meta`. */
 export const CREATED_DIR_MODE = 0o755;
 export const CREATED_FILE_MODE = 0o644;
@@ -65,7 +68,7 @@ interface OpenFile {
   key: string;
   root: string;
   rel: string;
-  fh: FileHandle;
+  fh: SyncFile;
   writable: boolean;
   /** Written, truncated, created or chmod-ed since the last durable point: needs fsync. */
   dirty: boolean;
@@ -205,7 +208,13 @@ export class Applier {
     let pending = false;
     try {
       let i = 0;
+      let sliceStart = performance.now();
       while (i < records.length) {
+        // Most calls are synchronous (sync-fs.ts): let timers and sockets run every few ms.
+        if (performance.now() - sliceStart > YIELD_EVERY_MS) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          sliceStart = performance.now();
+        }
         const r = records[i]!;
         if (r.op === 'rename') {
           // Commit barrier: everything before the rename must be durable (and reported) before
@@ -307,14 +316,14 @@ export class Applier {
       st = undefined;
     }
     if (st === undefined) {
-      await fsp.mkdir(abs, mode & 0o777);
+      await syncFs.mkdir(abs, mode & 0o777);
       this.markDir(r.root, parentOf(r.path), absParent(abs));
     }
     // mkdir's mode passes through the umask and drops setgid/sticky: chmod says what it must be.
     if (st === undefined || (st.mode & 0o7777) !== mode) {
-      await fsp.chmod(abs, mode);
+      await syncFs.chmod(abs, mode);
       this.markDir(r.root, r.path, abs);
-      st = await fsp.lstat(abs);
+      st = await syncFs.lstat(abs);
     }
     this.guard!.noteDir(r.root, r.path);
     applyRecordToManifest(this.manifest, r, this.opts.blockSize);
@@ -380,7 +389,7 @@ export class Applier {
     });
   }
 
-  private async writeAll(fh: FileHandle, buffers: Uint8Array[], position: number): Promise<void> {
+  private async writeAll(fh: SyncFile, buffers: Uint8Array[], position: number): Promise<void> {
     let pos = position;
     let rest = buffers;
     while (rest.length > 0) {
@@ -421,7 +430,7 @@ export class Applier {
     const t = toSeconds(r.mtimeMs);
     if (st.isSymbolicLink()) {
       // Link permissions mean nothing on Linux; only its own times, never the target's.
-      await fsp.lutimes(abs, t, t);
+      await syncFs.lutimes(abs, t, t);
       this.markDir(r.root, parentOf(r.path), absParent(abs));
       applyRecordToManifest(this.manifest, r, this.opts.blockSize);
       this.fillIno(r.root, r.path, st);
@@ -442,11 +451,11 @@ export class Applier {
     }
     // A directory (or a file that could not be opened, or a fifo): by path. Parents are real
     // directories and the final component was not a link a moment ago.
-    await fsp.chmod(abs, mode);
-    await fsp.utimes(abs, t, t);
+    await syncFs.chmod(abs, mode);
+    await syncFs.utimes(abs, t, t);
     if (st.isDirectory()) this.markDir(r.root, r.path, abs);
     else this.markDir(r.root, parentOf(r.path), absParent(abs));
-    const after = await fsp.lstat(abs);
+    const after = await syncFs.lstat(abs);
     applyRecordToManifest(this.manifest, r, this.opts.blockSize);
     if (after.isFile()) this.fillFileStat(r.root, r.path, after);
     else this.fillIno(r.root, r.path, after);
@@ -456,20 +465,20 @@ export class Applier {
     const abs = await this.prepare(r, r.path, true);
     let st: Stats | undefined;
     try {
-      await fsp.symlink(r.target, abs);
+      await syncFs.symlink(r.target, abs);
     } catch (err) {
       if (errnoOf(err) !== 'EEXIST') throw err;
-      const cur = await fsp.lstat(abs);
-      if (cur.isSymbolicLink() && (await fsp.readlink(abs)) === r.target) st = cur;
+      const cur = await syncFs.lstat(abs);
+      if (cur.isSymbolicLink() && (await syncFs.readlink(abs)) === r.target) st = cur;
       else {
         await this.removePath(r.root, r.path, abs, cur);
-        await fsp.symlink(r.target, abs);
+        await syncFs.symlink(r.target, abs);
       }
     }
     this.dropUnder(r.root, r.path);
     this.guard!.invalidate(r.root, r.path);
     this.markDir(r.root, parentOf(r.path), absParent(abs));
-    st ??= await fsp.lstat(abs);
+    st ??= await syncFs.lstat(abs);
     applyRecordToManifest(this.manifest, r, this.opts.blockSize);
     this.fillIno(r.root, r.path, st);
   }
@@ -550,7 +559,7 @@ export class Applier {
       this.dropUnder(r.root, r.to);
       guard.invalidate(r.root, r.path);
       guard.invalidate(r.root, r.to);
-      await fsp.rename(src.abs, dst.abs);
+      await syncFs.rename(src.abs, dst.abs);
       this.markDir(r.root, parentOf(r.path), absParent(src.abs));
       this.markDir(r.root, parentOf(r.to), absParent(dst.abs));
       applyRecordToManifest(this.manifest, r, this.opts.blockSize);
@@ -594,23 +603,23 @@ export class Applier {
       const dirRel = segs.slice(0, i + 1).join('/');
       const abs = `${rootPath}/${dirRel}`;
       try {
-        await fsp.mkdir(abs, CREATED_DIR_MODE);
+        await syncFs.mkdir(abs, CREATED_DIR_MODE);
       } catch (err) {
         if (errnoOf(err) !== 'EEXIST') throw err;
-        const st = await fsp.lstat(abs);
+        const st = await syncFs.lstat(abs);
         if (st.isSymbolicLink()) throw outsideRootError(op, root, rel, `parent "${dirRel}" is a symbolic link`, seq);
         if (st.isDirectory()) {
           this.guard!.noteDir(root, dirRel);
           continue;
         }
         await this.removePath(root, dirRel, abs, st);
-        await fsp.mkdir(abs, CREATED_DIR_MODE);
+        await syncFs.mkdir(abs, CREATED_DIR_MODE);
       }
-      await fsp.chmod(abs, CREATED_DIR_MODE);
+      await syncFs.chmod(abs, CREATED_DIR_MODE);
       this.markDir(root, parentOf(dirRel), absParent(abs));
       this.guard!.noteDir(root, dirRel);
       if (this.manifest.hasRoot(root)) {
-        const st = await fsp.lstat(abs);
+        const st = await syncFs.lstat(abs);
         this.manifest.set(root, dirRel, { kind: 'dir', mode: CREATED_DIR_MODE, ino: st.ino, mtimeMs: 0 });
       }
     }
@@ -626,7 +635,7 @@ export class Applier {
     if (st.isDirectory()) await fsp.rm(abs, { recursive: true, force: true });
     else {
       try {
-        await fsp.unlink(abs);
+        await syncFs.unlink(abs);
       } catch (err) {
         if (errnoOf(err) !== 'ENOENT') throw err;
       }
@@ -670,7 +679,7 @@ export class Applier {
       carryDirty = cached.dirty;
       await cached.fh.close();
     }
-    let fh: FileHandle | undefined;
+    let fh: SyncFile | undefined;
     let created = false;
     let triedChmod = false;
     // A path the manifest does not know is most likely new: try to create it first, which saves
@@ -681,7 +690,7 @@ export class Applier {
       if (createFirst) {
         createFirst = false;
         try {
-          fh = await fsp.open(abs, CREATE_WRITE, CREATED_FILE_MODE);
+          fh = await syncFs.open(abs, CREATE_WRITE, CREATED_FILE_MODE);
           created = true;
           break;
         } catch (err) {
@@ -690,7 +699,7 @@ export class Applier {
         }
       }
       try {
-        const h = await fsp.open(abs, want.writable ? OPEN_WRITE : OPEN_READ);
+        const h = await syncFs.open(abs, want.writable ? OPEN_WRITE : OPEN_READ);
         const st = await h.stat();
         if (st.isFile()) {
           fh = h;
@@ -704,7 +713,7 @@ export class Applier {
         if (code === 'ENOENT') {
           if (!want.create) return undefined;
           try {
-            fh = await fsp.open(abs, CREATE_WRITE, CREATED_FILE_MODE);
+            fh = await syncFs.open(abs, CREATE_WRITE, CREATED_FILE_MODE);
             created = true;
           } catch (e2) {
             if (errnoOf(e2) !== 'EEXIST') throw e2;
@@ -736,7 +745,7 @@ export class Applier {
     const st = await lstatOrUndefined(abs);
     const uid = process.getuid?.();
     if (st === undefined || !st.isFile() || (uid !== undefined && uid !== 0 && st.uid !== uid)) return false;
-    await fsp.chmod(abs, (st.mode & 0o7777) | (writable ? 0o600 : 0o400));
+    await syncFs.chmod(abs, (st.mode & 0o7777) | (writable ? 0o600 : 0o400));
     return true;
   }
 
@@ -819,9 +828,9 @@ export class Applier {
 
   /** fsync of a directory (or file) by path; a directory removed since it was marked needs none. */
   private async fsyncPath(abs: string): Promise<void> {
-    let fh: FileHandle;
+    let fh: SyncFile;
     try {
-      fh = await fsp.open(abs, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+      fh = await syncFs.open(abs, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
     } catch (err) {
       const code = errnoOf(err);
       if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return;

@@ -2,8 +2,8 @@
 // without ever holding the whole file: the next chunk is read while the current one is hashed
 // and handed on, so a 1 GiB file costs two chunk buffers and the event loop never stalls for
 // more than one chunk's hashing (about a millisecond).
+import fs, { constants as fsConstants } from 'node:fs';
 import fsp from 'node:fs/promises';
-import { constants as fsConstants } from 'node:fs';
 import { HASH_BYTES, hash64Into } from '../../shared/hash.ts';
 import { errnoOf } from '../../shared/errors.ts';
 
@@ -63,9 +63,10 @@ export async function readBlocks(
     if (!st0.isFile()) return { kind: 'not-a-file' };
     const stat: FileStat = { ino: st0.ino, size: st0.size, mtimeMs: st0.mtimeMs, mode: st0.mode & 0o7777 };
     onOpen?.(stat);
-    const chunkBytes = chunkBytesFor(blockSize);
-    const bufs = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
     const total = st0.size;
+    // Never larger than the file: a small file must not cost two 1 MiB buffers.
+    const chunkBytes = Math.min(chunkBytesFor(blockSize), Math.max(blockSize, Math.ceil(total / blockSize) * blockSize));
+    const bufs = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
     const nBlocks = Math.ceil(total / blockSize);
     const blocks = Buffer.allocUnsafe(nBlocks * HASH_BYTES);
     const readAt = now();
@@ -110,5 +111,61 @@ export async function readBlocks(
     return { kind: 'file', stat, size, blocks: blocks.subarray(0, Math.ceil(size / blockSize) * HASH_BYTES), readAt, torn };
   } finally {
     await fh.close();
+  }
+}
+
+/** Files up to this size are read in one synchronous call (see readBlocksSync). */
+export const SYNC_READ_MAX_BYTES = 256 * 1024;
+
+let scratch = Buffer.alloc(0);
+
+/**
+ * Reads a small file in one go, synchronously. For a file of a few KiB the six asynchronous
+ * round trips of open/fstat/read/fstat/close cost about a millisecond of waiting, while the
+ * synchronous calls take tens of microseconds from the page cache: at 1,000 new files a second
+ * that is the difference between keeping up and falling behind. `chunk` is a view into a buffer
+ * reused by the next call. A file that turns out larger than SYNC_READ_MAX_BYTES is not read:
+ * the caller reads it with readBlocks.
+ */
+export function readBlocksSync(
+  absPath: string,
+  blockSize: number,
+  now: () => number,
+  onChunk: (offset: number, chunk: Buffer, hashes: Buffer) => void,
+  onOpen?: (stat: FileStat) => void,
+): BlockReadOutcome | { kind: 'too-large' } {
+  let fd: number;
+  try {
+    fd = fs.openSync(absPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'vanished' };
+    if (code === 'ELOOP' || code === 'EISDIR') return { kind: 'not-a-file' };
+    throw err;
+  }
+  try {
+    const st0 = fs.fstatSync(fd);
+    if (!st0.isFile()) return { kind: 'not-a-file' };
+    if (st0.size > SYNC_READ_MAX_BYTES) return { kind: 'too-large' };
+    const stat: FileStat = { ino: st0.ino, size: st0.size, mtimeMs: st0.mtimeMs, mode: st0.mode & 0o7777 };
+    onOpen?.(stat);
+    if (scratch.length < st0.size) scratch = Buffer.allocUnsafe(Math.max(st0.size, 64 * 1024));
+    const readAt = now();
+    let got = 0;
+    while (got < st0.size) {
+      const n = fs.readSync(fd, scratch, got, st0.size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    const chunk = scratch.subarray(0, got);
+    const nBlocks = Math.ceil(got / blockSize);
+    const hashes = Buffer.allocUnsafe(nBlocks * HASH_BYTES);
+    for (let i = 0; i < nBlocks; i++) hash64Into(chunk.subarray(i * blockSize, Math.min(got, (i + 1) * blockSize)), hashes, i * HASH_BYTES);
+    if (got > 0) onChunk(0, chunk, hashes);
+    const st1 = fs.fstatSync(fd);
+    const torn = got !== st0.size || st1.size !== st0.size || st1.mtimeMs !== st0.mtimeMs;
+    return { kind: 'file', stat, size: got, blocks: hashes, readAt, torn };
+  } finally {
+    fs.closeSync(fd);
   }
 }

@@ -2,6 +2,7 @@
 // event: it lstat()s the path, compares with the manifest, and for a file reads and hashes it,
 // journaling only the blocks whose hash changed. One loop does all of it, so the journal
 // receives each path's records in order and never interleaved with another writer's.
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Stats } from 'node:fs';
@@ -12,7 +13,7 @@ import { describeCause, errnoOf } from '../../shared/errors.ts';
 import { HASH_BYTES } from '../../shared/hash.ts';
 import { depthOf, isWithin, parentOf, type DataRecord, type NewRecord } from '../../shared/protocol/index.ts';
 import type { Entry, FileEntry, Manifest } from '../manifest/index.ts';
-import { readBlocks, type FileStat } from './block-reader.ts';
+import { readBlocks, readBlocksSync, SYNC_READ_MAX_BYTES, type BlockReadOutcome, type FileStat } from './block-reader.ts';
 import { compileExcludes, type ExcludeMatcher } from './exclude.ts';
 import type { JournalSink } from './journal-sink.ts';
 import { isRacy, kindOf, type EntryKind } from './stat-match.ts';
@@ -77,6 +78,9 @@ interface Hint {
   force: boolean;
 }
 
+/** Capture works at most this long before it lets the event loop run other callbacks. */
+const YIELD_EVERY_MS = 5;
+
 /** Files at least this big are read once they have been quiet for `settleMs`. */
 const LARGE_FILE_BYTES = 4 * 1024 * 1024;
 /** …but never later than this after the first hint, so a file that never stops growing still replicates. */
@@ -93,7 +97,7 @@ export class Capture {
   private readonly tasks: { fn: (ctx: CaptureTaskContext) => Promise<void>; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readonly appendListeners = new Set<(r: DataRecord) => void>();
   private readonly watchers = new Map<string, RootWatcher>();
-  /** Paths being processed right now (a large file can take seconds): they are pending too. */
+  /** Paths of the round in progress: pending until the round's records are durably journaled. */
   private processing = 0;
   private loopTimer: TimerHandle | undefined;
   private removalTimer: TimerHandle | undefined;
@@ -260,9 +264,15 @@ export class Capture {
       this.roundSplit = false;
       // Parents before children: a directory's record precedes what is created inside it.
       hints.sort((a, b) => depthOf(a.path) - depthOf(b.path) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      this.processing = hints.length;
+      let sliceStart = this.opts.clock.monotonic();
       for (const h of hints) {
         if (this.stopped) break;
-        this.processing++;
+        // Small files are read synchronously: give timers and sockets their turn every few ms.
+        if (this.opts.clock.monotonic() - sliceStart > YIELD_EVERY_MS) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          sliceStart = this.opts.clock.monotonic();
+        }
         try {
           await this.processPath(h.root, h.path, h.force);
           this.problems.delete(`${h.root.name}\0${h.path}`);
@@ -273,11 +283,10 @@ export class Capture {
             this.log.warn({ root: h.root.name, path: h.path, err }, 'capture: cannot read path, it is not replicated until it can be');
           }
           this.problems.set(`${h.root.name}\0${h.path}`, { root: h.root.name, path: h.path, message });
-        } finally {
-          this.processing--;
         }
       }
       await this.commit();
+      this.processing = 0;
     }
   }
 
@@ -355,7 +364,8 @@ export class Capture {
     const abs = path.join(root.path, rel);
     let st: Stats | undefined;
     try {
-      st = await fsp.lstat(abs);
+      // Synchronous: a few microseconds from the inode cache, against a thread-pool round trip.
+      st = fs.lstatSync(abs);
     } catch (err) {
       const code = errnoOf(err);
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
@@ -477,10 +487,15 @@ export class Capture {
     const prevBlocks = prev?.blocks;
     const prevCount = prevBlocks === undefined ? 0 : prevBlocks.length / HASH_BYTES;
     let changed = false;
-    let opened: FileStat | undefined;
-    const outcome = await readBlocks(path.join(root.path, rel), bs, () => this.opts.clock.now(), async (offset, chunk, hashes) => {
-      if (opened === undefined) throw new Error('internal: chunk before open');
-      await this.makeRoom();
+    // Make the path a regular file of the size being read before any block of it.
+    const onOpen = (stat: FileStat) => {
+      if (prev === undefined || prev.size !== stat.size) {
+        this.append({ op: 'file', root: root.name, path: rel, size: stat.size });
+        changed = true;
+      }
+    };
+    // Journal the blocks of a chunk whose hash (or length) changed.
+    const emit = (offset: number, chunk: Buffer, hashes: Buffer) => {
       const first = offset / bs;
       const n = hashes.length / HASH_BYTES;
       for (let i = 0; i < n; i++) {
@@ -495,14 +510,20 @@ export class Capture {
         this.append({ op: 'write', root: root.name, path: rel, offset: b * bs, data, hash: hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES) });
         changed = true;
       }
-    }, (stat) => {
-      opened = stat;
-      // Make the path a regular file of the size being read before any block of it.
-      if (prev === undefined || prev.size !== stat.size) {
-        this.append({ op: 'file', root: root.name, path: rel, size: stat.size });
-        changed = true;
-      }
-    });
+    };
+    const abs = path.join(root.path, rel);
+    const clockNow = () => this.opts.clock.now();
+    let outcome: BlockReadOutcome | { kind: 'too-large' } = { kind: 'too-large' };
+    if (st.size <= SYNC_READ_MAX_BYTES) {
+      await this.makeRoom();
+      outcome = readBlocksSync(abs, bs, clockNow, emit, onOpen);
+    }
+    if (outcome.kind === 'too-large') {
+      outcome = await readBlocks(abs, bs, clockNow, async (offset, chunk, hashes) => {
+        await this.makeRoom();
+        emit(offset, chunk, hashes);
+      }, onOpen);
+    }
     if (outcome.kind === 'vanished') {
       if (m.get(root.name, rel) !== undefined) this.deferRemoval({ root, path: rel, force: false });
       return;

@@ -1,0 +1,72 @@
+// The file-system calls of the applier, with the shapes of node:fs/promises but done with
+// synchronous calls. A small file costs the applier about ten calls (open, chmod, truncate,
+// write, stat, utimes…); as thread-pool round trips they left the passive waiting ~1 ms per
+// file and unable to keep up with 1,000 new files a second, while each takes microseconds from
+// the page cache. fsync stays asynchronous: it waits for the disk, and many run in parallel.
+import fs, { type MakeDirectoryOptions, type Mode, type PathLike, type Stats } from 'node:fs';
+
+/** A file descriptor with the FileHandle methods the applier uses. */
+export class SyncFile {
+  private closed = false;
+
+  constructor(readonly fd: number) {}
+
+  async stat(): Promise<Stats> {
+    return fs.fstatSync(this.fd);
+  }
+
+  async truncate(len: number): Promise<void> {
+    fs.ftruncateSync(this.fd, len);
+  }
+
+  async chmod(mode: Mode): Promise<void> {
+    fs.fchmodSync(this.fd, mode);
+  }
+
+  async utimes(atime: number, mtime: number): Promise<void> {
+    fs.futimesSync(this.fd, atime, mtime);
+  }
+
+  async writev(buffers: readonly NodeJS.ArrayBufferView[], position: number): Promise<{ bytesWritten: number }> {
+    return { bytesWritten: fs.writevSync(this.fd, buffers, position) };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    fs.closeSync(this.fd);
+  }
+}
+
+export const syncFs = {
+  async open(path: PathLike, flags: number, mode?: Mode): Promise<SyncFile> {
+    return new SyncFile(fs.openSync(path, flags, mode));
+  },
+  async lstat(path: PathLike): Promise<Stats> {
+    return fs.lstatSync(path);
+  },
+  async mkdir(path: PathLike, mode?: Mode | MakeDirectoryOptions): Promise<void> {
+    fs.mkdirSync(path, mode);
+  },
+  async chmod(path: PathLike, mode: Mode): Promise<void> {
+    fs.chmodSync(path, mode);
+  },
+  async utimes(path: PathLike, atime: number, mtime: number): Promise<void> {
+    fs.utimesSync(path, atime, mtime);
+  },
+  async lutimes(path: PathLike, atime: number, mtime: number): Promise<void> {
+    fs.lutimesSync(path, atime, mtime);
+  },
+  async symlink(target: PathLike, path: PathLike): Promise<void> {
+    fs.symlinkSync(target, path);
+  },
+  async readlink(path: PathLike): Promise<string> {
+    return fs.readlinkSync(path, 'utf8');
+  },
+  async unlink(path: PathLike): Promise<void> {
+    fs.unlinkSync(path);
+  },
+  async rename(from: PathLike, to: PathLike): Promise<void> {
+    fs.renameSync(from, to);
+  },
+};
