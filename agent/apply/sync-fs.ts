@@ -5,6 +5,9 @@
 // the page cache. fsync stays asynchronous: it waits for the disk, and many run in parallel.
 import fs, { type MakeDirectoryOptions, type Mode, type PathLike, type Stats } from 'node:fs';
 
+/** Writes up to this size are made synchronously. */
+const SYNC_WRITE_MAX_BYTES = 256 * 1024;
+
 /** A file descriptor with the FileHandle methods the applier uses. */
 export class SyncFile {
   private closed = false;
@@ -27,8 +30,17 @@ export class SyncFile {
     fs.futimesSync(this.fd, atime, mtime);
   }
 
+  /**
+   * Small writes synchronously (the round trip would cost more than the copy); large ones in the
+   * thread pool, where copying megabytes overlaps with decoding and hashing the next batch.
+   */
   async writev(buffers: readonly NodeJS.ArrayBufferView[], position: number): Promise<{ bytesWritten: number }> {
-    return { bytesWritten: fs.writevSync(this.fd, buffers, position) };
+    let bytes = 0;
+    for (const b of buffers) bytes += b.byteLength;
+    if (bytes <= SYNC_WRITE_MAX_BYTES) return { bytesWritten: fs.writevSync(this.fd, buffers, position) };
+    return new Promise((resolve, reject) =>
+      fs.writev(this.fd, buffers, position, (err, bytesWritten) => (err ? reject(err) : resolve({ bytesWritten }))),
+    );
   }
 
   async close(): Promise<void> {
