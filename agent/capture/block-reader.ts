@@ -36,6 +36,14 @@ export type BlockReadOutcome = BlockReadResult | { kind: 'vanished' } | { kind: 
  */
 export type ChunkHandler = (offset: number, chunk: Buffer, hashes: Buffer) => Promise<void> | void;
 
+/** What a failed open of a hinted path means: gone, or not a regular file; anything else throws. */
+function openFailure(err: unknown): BlockReadOutcome {
+  const code = errnoOf(err);
+  if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'vanished' };
+  if (code === 'ELOOP' || code === 'EISDIR') return { kind: 'not-a-file' };
+  throw err;
+}
+
 export function chunkBytesFor(blockSize: number): number {
   return Math.max(blockSize, Math.floor((1 << 20) / blockSize) * blockSize);
 }
@@ -53,10 +61,7 @@ export async function readBlocks(
   try {
     fh = await fsp.open(absPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
   } catch (err) {
-    const code = errnoOf(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'vanished' };
-    if (code === 'ELOOP' || code === 'EISDIR') return { kind: 'not-a-file' };
-    throw err;
+    return openFailure(err);
   }
   try {
     const st0 = await fh.stat();
@@ -138,10 +143,7 @@ export function readBlocksSync(
   try {
     fd = fs.openSync(absPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
   } catch (err) {
-    const code = errnoOf(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'vanished' };
-    if (code === 'ELOOP' || code === 'EISDIR') return { kind: 'not-a-file' };
-    throw err;
+    return openFailure(err);
   }
   try {
     const st0 = fs.fstatSync(fd);

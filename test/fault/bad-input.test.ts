@@ -70,6 +70,16 @@ function batchOf(records: DataRecord[]): Message {
   return { t: 'batch', first, last, frames };
 }
 
+/** A batch that makes `relPath` a small file: its path is what the tests make hostile. */
+function fileBatch(relPath: string): Message {
+  const data = Buffer.from('owned');
+  return batchOf([
+    { op: 'file', seq: 1, root: 'data', path: relPath, size: data.length },
+    { op: 'write', seq: 2, root: 'data', path: relPath, offset: 0, data, hash: hash64(data) },
+    { op: 'meta', seq: 3, root: 'data', path: relPath, mode: 0o644, mtimeMs: Date.now() },
+  ]);
+}
+
 describe('bad input', () => {
   it('refuses a passive holding the wrong pair key before any data moves, logs it on both sides, and replicates once the key is right', async () => {
     pair = await TestPair.create();
@@ -122,14 +132,7 @@ describe('bad input', () => {
     await p.start('beta');
     const conn = await rogue.next();
     conn.send(activeHello(3));
-    const data = Buffer.from('owned');
-    conn.send(
-      batchOf([
-        { op: 'file', seq: 1, root: 'data', path: '../escape.txt', size: data.length },
-        { op: 'write', seq: 2, root: 'data', path: '../escape.txt', offset: 0, data, hash: hash64(data) },
-        { op: 'meta', seq: 3, root: 'data', path: '../escape.txt', mode: 0o644, mtimeMs: Date.now() },
-      ]),
-    );
+    conn.send(fileBatch('../escape.txt'));
     const s = await p.waitFor('beta', 'an alarm', (st) => st.alarms.some((a) => a.code === 'TANDEM_ERR_PATH_OUTSIDE_ROOT'));
     expect(s.replication.appliedSeq).toBe(0);
     expect(fs.existsSync(path.join(path.dirname(p.data('beta')), 'escape.txt'))).toBe(false);
@@ -146,14 +149,7 @@ describe('bad input', () => {
     await p.start('beta');
     const conn = await rogue.next();
     conn.send(activeHello(3));
-    const data = Buffer.from('owned');
-    conn.send(
-      batchOf([
-        { op: 'file', seq: 1, root: 'data', path: 'link/pwned', size: data.length },
-        { op: 'write', seq: 2, root: 'data', path: 'link/pwned', offset: 0, data, hash: hash64(data) },
-        { op: 'meta', seq: 3, root: 'data', path: 'link/pwned', mode: 0o644, mtimeMs: Date.now() },
-      ]),
-    );
+    conn.send(fileBatch('link/pwned'));
     const s = await p.waitFor('beta', 'an alarm', (st) => st.state === 'degraded' && st.alarms.some((a) => a.code === 'TANDEM_ERR_PATH_OUTSIDE_ROOT'));
     expect(s.replication.appliedSeq).toBe(0);
     expect(fs.readdirSync(outside)).toEqual([]);
