@@ -26,7 +26,7 @@ export function renderConfig(spec: ConfigSpec): string {
     .map(
       ([name, a]) =>
         `  ${name}:\n    channel: ${q(a.channel)}   # replication channel (dedicated link)\n    control: ${q(a.control)}   # control API (CLI, console)${
-          a.public === undefined ? '' : `\n    public: ${q(a.public)}`
+          a.public === undefined ? '' : `\n    public: ${q(a.public)}   # presence: the peer checks this node through the public network`
         }`,
     )
     .join('\n');

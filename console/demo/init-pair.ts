@@ -70,14 +70,14 @@ export async function initDemoPair(dirArg: string, opts: { appPort?: number } = 
     });
   }
   fs.mkdirSync(dir, { recursive: true });
-  const [aChannel, aControl, bChannel, bControl] = (await freePorts(4)) as [number, number, number, number];
+  const [aChannel, aControl, bChannel, bControl, aPublic, bPublic] = (await freePorts(6)) as [number, number, number, number, number, number];
   let appPort = opts.appPort ?? 8080;
   if (!(await portFree(APP_HOST, appPort))) appPort = (await freePorts(1, APP_HOST))[0]!;
   const key = generatePairKey();
   const scriptsLog = path.join(dir, 'scripts.log');
   const nodesSpec = {
-    alpha: { channel: `127.0.0.1:${aChannel}`, control: `127.0.0.1:${aControl}`, public: APP_HOST },
-    beta: { channel: `127.0.0.1:${bChannel}`, control: `127.0.0.1:${bControl}`, public: APP_HOST },
+    alpha: { channel: `127.0.0.1:${aChannel}`, control: `127.0.0.1:${aControl}`, public: `127.0.0.1:${aPublic}` },
+    beta: { channel: `127.0.0.1:${bChannel}`, control: `127.0.0.1:${bControl}`, public: `127.0.0.1:${bPublic}` },
   };
   const nodes: DemoNode[] = [];
   for (const [name, role] of [['alpha', 'active'], ['beta', 'passive']] as const) {

@@ -4,13 +4,22 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { TandemError } from '../errors.ts';
+import { parseDuration } from '../sizes.ts';
 import { configSchema, type ParsedConfig } from './schema.ts';
 
 export interface NodeAddresses {
   name: string;
   channel: { host: string; port: number };
   control: { host: string; port: number };
-  public?: string | undefined;
+  /** Where the node's agent answers presence probes on the public network. */
+  public?: { host: string; port: number } | undefined;
+}
+
+export interface PublicTarget {
+  /** As written: tcp://host:port, http(s)://url or ping://host. */
+  url: string;
+  kind: 'tcp' | 'http' | 'ping';
+  timeoutMs: number;
 }
 
 export interface ProtectedRoot {
@@ -20,7 +29,7 @@ export interface ProtectedRoot {
   exclude: string[];
 }
 
-export interface TandemConfig extends Omit<ParsedConfig, 'nodes' | 'protect' | 'stateDir' | 'keyFile' | 'log'> {
+export interface TandemConfig extends Omit<ParsedConfig, 'nodes' | 'protect' | 'stateDir' | 'keyFile' | 'log' | 'heartbeat' | 'links' | 'scripts'> {
   /** Absolute path of the file this was read from (undefined when built in memory). */
   file: string | undefined;
   self: NodeAddresses;
@@ -29,6 +38,17 @@ export interface TandemConfig extends Omit<ParsedConfig, 'nodes' | 'protect' | '
   stateDir: string;
   keyFile: string;
   log: { level: ParsedConfig['log']['level']; file: string | undefined };
+  heartbeat: { intervalMs: number; threshold: number; demoteThreshold: number };
+  links: {
+    public: { targets: PublicTarget[]; intervalMs: number; timeoutMs: number; threshold: number };
+    presence: { intervalMs: number; timeoutMs: number };
+  };
+  scripts: Omit<ParsedConfig['scripts'], 'timeout' | 'checkTimeout' | 'checkInterval' | 'restartWindow'> & {
+    timeoutMs: number;
+    checkTimeoutMs: number;
+    checkIntervalMs: number;
+    restartWindowMs: number;
+  };
 }
 
 const HINT = 'see docs/configuration.md for every key, its type and its default';
@@ -95,7 +115,7 @@ export function parseConfig(raw: unknown, file: string): TandemConfig {
   const peerName = names.find((n) => n !== c.node)!;
   const toAddr = (n: string): NodeAddresses => {
     const spec = c.nodes[n]!;
-    return { name: n, channel: splitHostPort(spec.channel), control: splitHostPort(spec.control), public: spec.public };
+    return { name: n, channel: splitHostPort(spec.channel), control: splitHostPort(spec.control), public: spec.public === undefined ? undefined : splitHostPort(spec.public) };
   };
   for (const n of names) {
     for (const k of ['channel', 'control'] as const) {
@@ -145,6 +165,28 @@ export function parseConfig(raw: unknown, file: string): TandemConfig {
     }
   }
 
+  const hb = c.heartbeat;
+  const demoteThreshold = hb.demoteThreshold ?? Math.max(1, hb.threshold - 2);
+  // An isolated active must stop serving before its peer may start (DESIGN: T_demote < T_promote).
+  if (demoteThreshold >= hb.threshold) {
+    throw invalid(file, 'heartbeat.demoteThreshold', `must be smaller than heartbeat.threshold (${hb.threshold}), so an isolated active stops before its peer starts`);
+  }
+  const targets: PublicTarget[] = c.links.public.targets.map((t, i) => {
+    const url = typeof t === 'string' ? t : t.url;
+    const kind = url.startsWith('tcp://') ? 'tcp' : url.startsWith('ping://') ? 'ping' : 'http';
+    let timeoutMs = c.links.public.timeout;
+    if (typeof t !== 'string' && t.timeout !== undefined) {
+      const ms = typeof t.timeout === 'string' || typeof t.timeout === 'number' ? parseDuration(t.timeout) : undefined;
+      if (ms === undefined) throw invalid(file, `links.public.targets.${i}.timeout`, `expected a duration such as 500ms, got ${JSON.stringify(t.timeout)}`);
+      timeoutMs = ms;
+    }
+    return { url, kind, timeoutMs };
+  });
+  if (c.links.public.timeout >= c.links.public.interval * c.links.public.threshold) {
+    throw invalid(file, 'links.public.timeout', 'must be shorter than links.public.interval × links.public.threshold');
+  }
+  const s = c.scripts;
+
   return {
     ...c,
     file,
@@ -154,6 +196,21 @@ export function parseConfig(raw: unknown, file: string): TandemConfig {
     stateDir,
     keyFile: resolve(c.keyFile),
     log: { level: c.log.level, file: c.log.file === undefined ? undefined : resolve(c.log.file) },
+    heartbeat: { intervalMs: hb.interval, threshold: hb.threshold, demoteThreshold },
+    links: {
+      public: { targets, intervalMs: c.links.public.interval, timeoutMs: c.links.public.timeout, threshold: c.links.public.threshold },
+      presence: { intervalMs: c.links.presence.interval, timeoutMs: c.links.presence.timeout },
+    },
+    scripts: {
+      start: resolve(s.start),
+      stop: resolve(s.stop),
+      check: resolve(s.check),
+      maxRestarts: s.maxRestarts,
+      timeoutMs: s.timeout,
+      checkTimeoutMs: s.checkTimeout,
+      checkIntervalMs: s.checkInterval,
+      restartWindowMs: s.restartWindow,
+    },
   };
 }
 

@@ -28,9 +28,21 @@ export const nodeSchema = z.strictObject({
   channel: hostPort,
   /** Where this node's control API listens (CLI, console). Keep it on loopback or a management network. */
   control: hostPort,
-  /** This node's own address on the public network (used by the public link checks). */
-  public: z.string().min(1).optional(),
+  /**
+   * Where this node's agent answers presence probes on the public network: the peer asks it
+   * whether this node is still there, through the network the clients use.
+   */
+  public: hostPort.optional(),
 });
+
+/** A public check target: "tcp://host:port", "http://…" / "https://…", or "ping://host". */
+const target = z.union([
+  z.string().regex(/^(tcp:\/\/.+:\d{1,5}|https?:\/\/.+|ping:\/\/.+)$/, 'expected tcp://host:port, http(s)://url or ping://host'),
+  z.strictObject({
+    url: z.string().regex(/^(tcp:\/\/.+:\d{1,5}|https?:\/\/.+|ping:\/\/.+)$/, 'expected tcp://host:port, http(s)://url or ping://host'),
+    timeout: z.unknown().optional(),
+  }),
+]);
 
 export const rootSchema = z.strictObject({
   name,
@@ -82,7 +94,49 @@ export const configSchema = z.strictObject({
   heartbeat: z
     .strictObject({
       interval: duration('1s'),
-      threshold: z.number().int().min(1).max(1000).default(5),
+      threshold: z.number().int().min(2).max(1000).default(5),
+      /** An isolated active stops serving after this many intervals: fewer than `threshold`. */
+      demoteThreshold: z.number().int().min(1).max(999).optional(),
+    })
+    .prefault({}),
+  links: z
+    .strictObject({
+      public: z
+        .strictObject({
+          targets: z.array(target).default([]),
+          interval: duration('1s'),
+          timeout: duration('1s'),
+          threshold: z.number().int().min(1).max(1000).default(3),
+        })
+        .prefault({}),
+      presence: z
+        .strictObject({
+          interval: duration('500ms'),
+          timeout: duration('1s'),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  failover: z
+    .strictObject({
+      auto: z.boolean().default(true),
+      maxLagOnFailover: duration('10s'),
+      allowDataLoss: z.boolean().default(false),
+      autoFailback: z.boolean().default(false),
+      maxRoleChangesPerHour: z.number().int().min(1).max(100).default(3),
+      startRetries: z.number().int().min(0).max(10).default(2),
+    })
+    .prefault({}),
+  scripts: z
+    .strictObject({
+      start: z.string().min(1).default('./scripts/start.sh'),
+      stop: z.string().min(1).default('./scripts/stop.sh'),
+      check: z.string().min(1).default('./scripts/check.sh'),
+      timeout: duration('30s'),
+      checkTimeout: duration('10s'),
+      checkInterval: duration('5s'),
+      maxRestarts: z.number().int().min(0).max(100).default(3),
+      restartWindow: duration('10m'),
     })
     .prefault({}),
   log: z
