@@ -1,0 +1,326 @@
+// The failover decision: a pure state machine. Given what the links observed and what the
+// runner reported, it says what this node must do about its role. It never touches a socket,
+// a script or the clock: time comes in the input. DESIGN.md "Roles, links and the failover
+// decision" is the specification; docs/failover.md explains each rule to operators.
+//
+// Rules, in the order of the invariants:
+//  1. Never two active nodes. A node serves only while it can justify it; an active that is
+//     isolated (channel down, own public checks failing) stops after demoteThreshold intervals,
+//     before its peer may start after threshold intervals. A node that meets an active peer
+//     with a higher epoch yields at once. A restarted node does not serve until it has heard
+//     its peer or waited out the failover threshold.
+//  2. Never lose replicated data: a passive that was behind beyond maxLagOnFailover (or in the
+//     middle of a synchronisation) refuses to take over unless allowDataLoss.
+//  3. Take over only when the active is really gone: channel down AND its presence probe
+//     refused or unreachable, for threshold intervals. A stalled agent (connects, never
+//     answers) or one lost link is not a failure. A passive whose own public checks fail
+//     never promotes (it may be the isolated one).
+//  4. Damping: at most maxRoleChangesPerHour automatic role changes, then hold and alarm.
+import type { Role } from '../../shared/protocol/index.ts';
+
+export type PublicState = 'unknown' | 'ok' | 'failing';
+export type PresenceState = 'unknown' | 'unconfigured' | 'alive' | 'stalled' | 'dead' | 'unreachable' | 'invalid';
+
+/** What the peer said of itself in its last heartbeat (while the channel was up). */
+export interface PeerView {
+  role: Role;
+  epoch: number;
+  serving: boolean;
+  publicState: PublicState;
+  /** Passive peer: whether it had applied everything the active journaled. */
+  inSync: boolean;
+  at: number;
+}
+
+export interface Observations {
+  /** Up while a connection is open and the peer's heartbeats arrive within interval × threshold. */
+  channel: { up: boolean; since: number };
+  peer: PeerView | undefined;
+  ownPublic: { state: PublicState; since: number; checked: boolean };
+  presence: { state: PresenceState; since: number; answer?: { role: Role; epoch: number; serving: boolean } | undefined };
+  /** Passive: how far behind it was when it last heard from the active, and whether it is mid-synchronisation. */
+  replication: { lagMs: number | undefined; syncing: boolean };
+}
+
+export interface DecisionConfig {
+  intervalMs: number;
+  threshold: number;
+  demoteThreshold: number;
+  auto: boolean;
+  maxLagOnFailoverMs: number;
+  allowDataLoss: boolean;
+  autoFailback: boolean;
+  maxRoleChangesPerHour: number;
+  /** This node is the one configured active: with autoFailback, the role returns to it. */
+  preferred: boolean;
+}
+
+export type Phase =
+  /** Just started: not serving until the peer is heard or the failover threshold passed. */
+  | 'starting'
+  | 'steady'
+  /** An action is running in the runner; its outcome comes back as a `done` input. */
+  | 'busy';
+
+export type Action = 'serve' | 'promote' | 'demote' | 'switchover' | 'release';
+
+export interface Alarm {
+  message: string;
+  since: number;
+}
+
+export interface DecisionState {
+  role: Role;
+  epoch: number;
+  phase: Phase;
+  /** The start script succeeded and no stop ran since: this node holds the public identity. */
+  serving: boolean;
+  startedAt: number;
+  /** The action the runner is performing while phase is 'busy'. */
+  pending: Action | undefined;
+  /** Times of automatic role changes, for damping. */
+  roleChanges: number[];
+  /** Active conditions worth an operator's attention, by error code. */
+  alarms: Record<string, Alarm>;
+  /** Why the node is in its current role (for status). */
+  reason: string;
+  /** After a failed start, the next attempt waits until then (no script storm). */
+  retryServeAt: number;
+}
+
+export type Input =
+  | { kind: 'tick'; now: number; obs: Observations }
+  /** The runner finished an action. For 'promote' `epoch` is the new generation's epoch. */
+  | { kind: 'done'; now: number; action: Action; ok: boolean; error?: string; epoch?: number }
+  /** An operator asked for a switchover (tandem switchover). */
+  | { kind: 'operator-switchover'; now: number }
+  /** The application monitor gave up restarting the application locally. */
+  | { kind: 'app-failed'; now: number; reason: string }
+  /** The active peer hands its role over (planned switchover): take it. */
+  | { kind: 'takeover'; now: number; epoch: number };
+
+export type Effect =
+  /** Run `start` and hold the public identity (the role is already active). */
+  | { kind: 'serve'; reason: string }
+  /** Passive → active: finish applying what is held, new epoch, active engines, `start`. */
+  | { kind: 'promote'; reason: string; epoch: number }
+  /** Active → passive: `stop`, passive engines. */
+  | { kind: 'demote'; reason: string }
+  /** Planned handover to the peer: stop, drain, hand over, become passive. */
+  | { kind: 'switchover'; reason: string }
+  /** Not active and yet serving (e.g. a stale start): run `stop`. */
+  | { kind: 'release'; reason: string };
+
+export interface StepResult {
+  state: DecisionState;
+  effects: Effect[];
+}
+
+export const HOUR_MS = 3_600_000;
+
+export function initialState(role: Role, epoch: number, now: number): DecisionState {
+  return { role, epoch, phase: 'starting', serving: false, startedAt: now, pending: undefined, roleChanges: [], alarms: {}, reason: 'starting', retryServeAt: 0 };
+}
+
+function withAlarm(s: DecisionState, code: string, message: string, now: number): DecisionState {
+  const cur = s.alarms[code];
+  if (cur !== undefined && cur.message === message) return s;
+  return { ...s, alarms: { ...s.alarms, [code]: { message, since: cur?.since ?? now } } };
+}
+
+function withoutAlarm(s: DecisionState, ...codes: string[]): DecisionState {
+  if (!codes.some((c) => c in s.alarms)) return s;
+  const alarms = { ...s.alarms };
+  for (const c of codes) delete alarms[c];
+  return { ...s, alarms };
+}
+
+function busy(s: DecisionState, action: Action, effect: Effect): StepResult {
+  return { state: { ...s, phase: 'busy', pending: action }, effects: [effect] };
+}
+
+/** Automatic role changes still counted at `now`. */
+function recentChanges(s: DecisionState, now: number): number[] {
+  return s.roleChanges.filter((t) => now - t < HOUR_MS);
+}
+
+function damped(s: DecisionState, cfg: DecisionConfig, now: number): boolean {
+  return recentChanges(s, now).length >= cfg.maxRoleChangesPerHour;
+}
+
+export function step(s: DecisionState, input: Input, cfg: DecisionConfig): StepResult {
+  switch (input.kind) {
+    case 'done':
+      return onDone(s, input, cfg);
+    case 'takeover':
+      if (s.role !== 'passive' || s.phase === 'busy') return { state: s, effects: [] };
+      return busy({ ...s, reason: 'planned switchover' }, 'promote', { kind: 'promote', reason: 'planned switchover: the active handed over', epoch: Math.max(s.epoch, input.epoch) });
+    case 'operator-switchover':
+    case 'app-failed': {
+      if (s.role !== 'active' || s.phase === 'busy') return { state: s, effects: [] };
+      const reason = input.kind === 'app-failed' ? `application failed: ${input.reason}` : 'operator asked for a switchover';
+      if (input.kind === 'app-failed' && damped(s, cfg, input.now)) {
+        return { state: withAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED', `${reason}; not switching over: ${cfg.maxRoleChangesPerHour} automatic role changes in the last hour`, input.now), effects: [] };
+      }
+      return busy(s, 'switchover', { kind: 'switchover', reason });
+    }
+    case 'tick':
+      return s.phase === 'busy' ? { state: s, effects: [] } : onTick(s, input.now, input.obs, cfg);
+  }
+}
+
+function onDone(s: DecisionState, d: Extract<Input, { kind: 'done' }>, cfg: DecisionConfig): StepResult {
+  const now = d.now;
+  let n: DecisionState = { ...s, phase: 'steady', pending: undefined };
+  const automatic = (reason: string) => !reason.startsWith('operator');
+  switch (d.action) {
+    case 'serve':
+      if (d.ok) return { state: withoutAlarm({ ...n, serving: true }, 'TANDEM_ERR_FAILOVER_FAILED'), effects: [] };
+      return { state: withAlarm({ ...n, retryServeAt: now + retryDelay(cfg) }, 'TANDEM_ERR_FAILOVER_FAILED', `the start script failed: ${d.error ?? 'no detail'}; not serving`, now), effects: [] };
+    case 'promote':
+      n = { ...n, role: 'active', epoch: d.epoch ?? n.epoch + 1, roleChanges: [...recentChanges(n, now), now] };
+      if (d.ok) return { state: withoutAlarm({ ...n, serving: true }, 'TANDEM_ERR_FAILOVER_FAILED', 'TANDEM_ERR_FAILOVER_REFUSED'), effects: [] };
+      // Active without serving: the failed start was retried already; say so and try again
+      // at a later tick (the role stays: the old active is gone, nobody else may serve).
+      return { state: withAlarm({ ...n, serving: false, retryServeAt: now + retryDelay(cfg) }, 'TANDEM_ERR_FAILOVER_FAILED', `failover: the start script failed: ${d.error ?? 'no detail'}; the pair is not serving`, now), effects: [] };
+    case 'demote':
+      n = { ...n, role: 'passive', serving: false, roleChanges: automatic(n.reason) ? [...recentChanges(n, now), now] : n.roleChanges };
+      return { state: d.ok ? n : withAlarm(n, 'TANDEM_ERR_SCRIPT_FAILED', `the stop script failed while stepping down: ${d.error ?? 'no detail'}`, now), effects: [] };
+    case 'release':
+      return { state: d.ok ? { ...n, serving: false } : withAlarm(n, 'TANDEM_ERR_SCRIPT_FAILED', `the stop script failed: ${d.error ?? 'no detail'}`, now), effects: [] };
+    case 'switchover':
+      if (d.ok) {
+        n = { ...n, role: 'passive', serving: false, roleChanges: automatic(n.reason) ? [...recentChanges(n, now), now] : n.roleChanges };
+        return { state: withoutAlarm(n, 'TANDEM_ERR_SWITCHOVER_FAILED'), effects: [] };
+      }
+      // A failed switchover rolls back to this node: it is active and serves again.
+      return { state: withAlarm(n, 'TANDEM_ERR_SWITCHOVER_FAILED', `switchover failed and was rolled back: ${d.error ?? 'no detail'}`, now), effects: [] };
+  }
+}
+
+/** How long after a failed start the next one is tried. */
+function retryDelay(cfg: DecisionConfig): number {
+  return Math.max(5_000, cfg.intervalMs * cfg.threshold);
+}
+
+function onTick(s: DecisionState, now: number, obs: Observations, cfg: DecisionConfig): StepResult {
+  const hb = cfg.intervalMs;
+  const promoteAfter = hb * cfg.threshold;
+  const demoteAfter = hb * cfg.demoteThreshold;
+  const channelDownFor = obs.channel.up ? 0 : now - obs.channel.since;
+  const ownFailingFor = obs.ownPublic.state === 'failing' ? now - obs.ownPublic.since : 0;
+  const peer = obs.channel.up ? obs.peer : undefined;
+
+  // Whatever else holds: an active peer of a higher epoch took over while this node was away.
+  if (s.role === 'active' && peer?.role === 'active' && peer.epoch > s.epoch) {
+    return busy({ ...s, reason: `the peer took over (epoch ${peer.epoch} > ${s.epoch})` }, 'demote', { kind: 'demote', reason: `the peer is active with a newer generation (epoch ${peer.epoch})` });
+  }
+  if (s.role === 'active' && peer?.role === 'active' && peer.epoch === s.epoch) {
+    // Two actives of the same epoch cannot come from one failover: an operator must decide.
+    return { state: withAlarm(s, 'TANDEM_ERR_TWO_ACTIVE', `both nodes are active in epoch ${s.epoch}`, now), effects: [] };
+  }
+  if (s.role === 'passive' && s.serving) return busy(s, 'release', { kind: 'release', reason: 'a passive node must not serve' });
+
+  if (s.phase === 'starting') return onStart(s, now, obs, cfg, channelDownFor);
+
+  if (s.role === 'active') {
+    let n = withoutAlarm(s, 'TANDEM_ERR_TWO_ACTIVE');
+    // 1. Isolated: stop serving before the peer may start.
+    if (channelDownFor >= demoteAfter && obs.ownPublic.checked && ownFailingFor >= demoteAfter) {
+      return busy({ ...n, reason: 'isolated: channel down and own public checks failing' }, 'demote', { kind: 'demote', reason: 'isolated: channel and public network both lost' });
+    }
+    // 2. Own public side down while the passive sees the public network: hand over, drained.
+    if (peer !== undefined && obs.ownPublic.checked && obs.ownPublic.state === 'failing') {
+      if (peer.publicState === 'ok' && peer.inSync) {
+        if (damped(n, cfg, now)) return { state: withAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED', `public link down but ${cfg.maxRoleChangesPerHour} automatic role changes in the last hour: holding`, now), effects: [] };
+        return busy({ ...n, reason: 'own public link down' }, 'switchover', { kind: 'switchover', reason: 'own public link down; the passive sees the public network' });
+      }
+      n = withAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED', `own public link down, but the passive ${peer.publicState !== 'ok' ? 'does not see the public network either' : 'is not in sync'}: staying active`, now);
+    } else n = withoutAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED');
+    // 3. Failback to the preferred node once it caught up.
+    if (cfg.autoFailback && !cfg.preferred && peer?.role === 'passive' && peer.inSync && peer.publicState === 'ok' && !damped(n, cfg, now)) {
+      return busy({ ...n, reason: 'failback to the preferred node' }, 'switchover', { kind: 'switchover', reason: 'automatic failback to the preferred node' });
+    }
+    if (!n.serving && now >= n.retryServeAt) {
+      // Active and not serving (a failed start): try again, no more often than retryDelay.
+      return busy(n, 'serve', { kind: 'serve', reason: 'active but not serving: starting the applications again' });
+    }
+    return { state: n, effects: [] };
+  }
+
+  // Passive.
+  return onPassive(s, now, obs, cfg, channelDownFor, promoteAfter);
+}
+
+function onStart(s: DecisionState, now: number, obs: Observations, cfg: DecisionConfig, channelDownFor: number): StepResult {
+  const waited = now - s.startedAt >= cfg.intervalMs * cfg.threshold;
+  const peer = obs.channel.up ? obs.peer : undefined;
+  if (s.role === 'passive') {
+    // A passive never serves; it is steady at once (promotion is decided like any other time).
+    return { state: { ...s, phase: 'steady', reason: 'passive' }, effects: [] };
+  }
+  // A node that was active when it stopped: serve only once it is sure the peer is not active.
+  if (peer !== undefined) {
+    if (peer.role === 'passive') return busy({ ...s, reason: 'active; the passive is connected' }, 'serve', { kind: 'serve', reason: 'start-up: the peer is passive' });
+    if (peer.epoch < s.epoch) {
+      return { state: withAlarm(s, 'TANDEM_ERR_TWO_ACTIVE', `the peer is active with an older generation (epoch ${peer.epoch}); waiting for it to step down`, now), effects: [] };
+    }
+    return busy({ ...s, reason: `the peer is active (epoch ${peer.epoch})` }, 'demote', { kind: 'demote', reason: `start-up: the peer is active (epoch ${peer.epoch})` });
+  }
+  const answer = obs.presence.state === 'alive' ? obs.presence.answer : undefined;
+  if (answer?.role === 'active' && answer.epoch >= s.epoch) {
+    return busy({ ...s, reason: `the peer is active (epoch ${answer.epoch}), seen on the public network` }, 'demote', { kind: 'demote', reason: 'start-up: the peer is active on the public network' });
+  }
+  if (!waited || channelDownFor < cfg.intervalMs * cfg.threshold) {
+    return { state: { ...s, reason: 'starting: waiting to hear the peer before serving' }, effects: [] };
+  }
+  const gone = obs.presence.state === 'dead' || obs.presence.state === 'unreachable' || (answer !== undefined && answer.role === 'passive');
+  if (obs.presence.state === 'stalled' || obs.presence.state === 'invalid') {
+    return { state: withAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED', `start-up: the peer's agent is ${obs.presence.state}; not serving until it is heard`, now), effects: [] };
+  }
+  if (obs.ownPublic.state === 'failing') {
+    return { state: withAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED', 'start-up: own public checks failing; not serving', now), effects: [] };
+  }
+  if (!gone && obs.presence.state !== 'unconfigured') return { state: s, effects: [] };
+  return busy({ ...withoutAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED'), reason: 'active; the peer is away' }, 'serve', { kind: 'serve', reason: 'start-up: the peer is not there' });
+}
+
+function onPassive(s: DecisionState, now: number, obs: Observations, cfg: DecisionConfig, channelDownFor: number, promoteAfter: number): StepResult {
+  let n = s;
+  const peer = obs.channel.up ? obs.peer : undefined;
+  if (peer !== undefined) {
+    // Heard the active: nothing to decide; clear what only made sense while it was away.
+    return { state: withoutAlarm({ ...n, reason: peer.role === 'active' ? 'passive' : 'passive; the peer is passive too' }, 'TANDEM_ERR_FAILOVER_REFUSED', 'TANDEM_ERR_PEER_STALLED'), effects: [] };
+  }
+  if (channelDownFor < promoteAfter) return { state: n, effects: [] };
+  const p = obs.presence;
+  // The active's agent is there but silent: slow is not gone.
+  if (p.state === 'stalled') {
+    return { state: withAlarm(n, 'TANDEM_ERR_PEER_STALLED', 'the active agent accepts connections but does not answer (stalled); not taking over', now), effects: [] };
+  }
+  n = withoutAlarm(n, 'TANDEM_ERR_PEER_STALLED');
+  if (p.state === 'alive') {
+    // Only the channel is lost: the active is visible on the public network.
+    return { state: withoutAlarm({ ...n, reason: 'passive, outdated: channel down, the active is visible on the public network' }, 'TANDEM_ERR_FAILOVER_REFUSED'), effects: [] };
+  }
+  const gone = (p.state === 'dead' || p.state === 'unreachable') && now - p.since >= promoteAfter;
+  if (!gone) {
+    if (p.state === 'unconfigured' || p.state === 'invalid') {
+      return { state: withAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED', `the channel is down and the active's presence is ${p.state === 'unconfigured' ? 'not configured (nodes.<peer>.public)' : 'answered by something that cannot prove it is the peer'}: cannot tell whether it is gone; not taking over`, now), effects: [] };
+    }
+    return { state: n, effects: [] };
+  }
+  const refuse = (why: string) => ({ state: withAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED', `the active is gone but this node does not take over: ${why}`, now), effects: [] });
+  if (!cfg.auto) return refuse('failover.auto is off');
+  if (obs.ownPublic.state === 'failing') return refuse('its own public checks fail (it may be the isolated one)');
+  if (obs.ownPublic.state === 'unknown') return refuse('its own public checks have not completed yet');
+  if (!cfg.allowDataLoss) {
+    if (obs.replication.syncing) return refuse('it is in the middle of a synchronisation (its tree is not a state of the active)');
+    const lag = obs.replication.lagMs;
+    if (lag === undefined) return refuse('it never heard from the active since it started');
+    if (lag > cfg.maxLagOnFailoverMs) return refuse(`it was ${lag} ms behind when it last heard from the active (failover.maxLagOnFailover is ${cfg.maxLagOnFailoverMs} ms)`);
+  }
+  if (damped(n, cfg, now)) return refuse(`${cfg.maxRoleChangesPerHour} automatic role changes in the last hour (failover.maxRoleChangesPerHour)`);
+  const reason = `failover: channel down and the active's agent ${p.state === 'dead' ? 'refuses connections (gone)' : 'is unreachable'} for ${Math.round((now - Math.max(obs.channel.since, p.since)) / 100) / 10} s`;
+  return busy({ ...n, reason }, 'promote', { kind: 'promote', reason, epoch: n.epoch + 1 });
+}

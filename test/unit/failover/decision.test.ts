@@ -1,0 +1,247 @@
+// Every row of DESIGN.md's decision matrix, and the rules around it, with time passed in
+// explicitly (the decision never reads a clock).
+import { describe, expect, it } from 'vitest';
+import { initialState, step, type DecisionConfig, type DecisionState, type Effect, type Input, type Observations, type PeerView } from '../../../agent/failover/decision.ts';
+
+const cfg: DecisionConfig = {
+  intervalMs: 1000,
+  threshold: 5,
+  demoteThreshold: 3,
+  auto: true,
+  maxLagOnFailoverMs: 10_000,
+  allowDataLoss: false,
+  autoFailback: false,
+  maxRoleChangesPerHour: 3,
+  preferred: false,
+};
+
+const T0 = 1_000_000;
+
+function peer(p: Partial<PeerView> = {}): PeerView {
+  return { role: 'active', epoch: 1, serving: true, publicState: 'ok', inSync: true, at: T0, ...p };
+}
+
+function obs(o: Partial<Observations> = {}): Observations {
+  return {
+    channel: { up: true, since: T0 },
+    peer: peer(),
+    ownPublic: { state: 'ok', since: T0, checked: true },
+    presence: { state: 'alive', since: T0, answer: { role: 'active', epoch: 1, serving: true } },
+    replication: { lagMs: 0, syncing: false },
+    ...o,
+  };
+}
+
+/** Runs ticks every 100 ms from `from` to `to` with observations from `at(t)`, feeding back no done. */
+function run(s: DecisionState, from: number, to: number, at: (t: number) => Observations, c = cfg): { state: DecisionState; effects: { t: number; e: Effect }[] } {
+  const effects: { t: number; e: Effect }[] = [];
+  let state = s;
+  for (let t = from; t <= to; t += 100) {
+    const r = step(state, { kind: 'tick', now: t, obs: at(t) }, c);
+    state = r.state;
+    for (const e of r.effects) effects.push({ t, e });
+  }
+  return { state, effects };
+}
+
+function done(s: DecisionState, input: Omit<Extract<Input, { kind: 'done' }>, 'kind'>): DecisionState {
+  return step(s, { kind: 'done', ...input }, cfg).state;
+}
+
+/** A steady passive of epoch 1, in sync. */
+function steadyPassive(): DecisionState {
+  return run(initialState('passive', 1, T0), T0, T0 + 100, () => obs()).state;
+}
+
+/** A steady, serving active of epoch 1. */
+function steadyActive(): DecisionState {
+  const r = run(initialState('active', 1, T0), T0, T0, () => obs({ peer: peer({ role: 'passive' }) }));
+  expect(r.effects.map((x) => x.e.kind)).toEqual(['serve']);
+  return done(r.state, { now: T0 + 10, action: 'serve', ok: true });
+}
+
+describe('the failover decision', () => {
+  describe('matrix: what the passive does', () => {
+    it('does nothing while the channel is up and the active is visible (normal)', () => {
+      const r = run(steadyPassive(), T0, T0 + 60_000, () => obs());
+      expect(r.effects).toEqual([]);
+      expect(r.state.role).toBe('passive');
+    });
+
+    it('never fails over when only the channel is down and the active is visible on the public network', () => {
+      const r = run(steadyPassive(), T0, T0 + 60_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: "alive", since: T0 } }));
+      expect(r.effects).toEqual([]);
+      expect(r.state.reason).toContain('outdated');
+    });
+
+    it('fails over after threshold intervals when the channel is down and the active is gone from the public network', () => {
+      const gone = (t: number) => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: t >= T0 ? 'dead' : 'alive', since: T0 } });
+      const r = run(steadyPassive(), T0, T0 + 10_000, gone);
+      expect(r.effects.map((x) => x.e.kind)).toEqual(['promote']);
+      expect(r.effects[0]!.t).toBe(T0 + 5_000); // interval × threshold, not before
+      const promoted = r.effects[0]!.e;
+      expect(promoted.kind === 'promote' && promoted.epoch).toBe(2);
+    });
+
+    it('also fails over when the active host is unreachable (no answer to the connection)', () => {
+      const r = run(steadyPassive(), T0, T0 + 10_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'unreachable', since: T0 } }));
+      expect(r.effects.map((x) => x.e.kind)).toEqual(['promote']);
+    });
+
+    it('never promotes while its own public checks fail: it may be the isolated one', () => {
+      const r = run(steadyPassive(), T0, T0 + 60_000, () =>
+        obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'unreachable', since: T0 }, ownPublic: { state: 'failing', since: T0, checked: true } }),
+      );
+      expect(r.effects).toEqual([]);
+      expect(r.state.alarms.TANDEM_ERR_FAILOVER_REFUSED?.message).toContain('own public checks fail');
+    });
+
+    it('never fails over from an active that is stalled (its agent accepts connections but does not answer)', () => {
+      const r = run(steadyPassive(), T0, T0 + 60_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'stalled', since: T0 } }));
+      expect(r.effects).toEqual([]);
+      expect(r.state.alarms.TANDEM_ERR_PEER_STALLED).toBeDefined();
+    });
+
+    it('refuses to fail over when it was behind beyond maxLagOnFailover, or mid-synchronisation, unless data loss is allowed', () => {
+      const gone = (replication: Observations['replication']) => () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'dead', since: T0 }, replication });
+      const behind = run(steadyPassive(), T0, T0 + 10_000, gone({ lagMs: 30_000, syncing: false }));
+      expect(behind.effects).toEqual([]);
+      expect(behind.state.alarms.TANDEM_ERR_FAILOVER_REFUSED?.message).toContain('behind');
+      const syncing = run(steadyPassive(), T0, T0 + 10_000, gone({ lagMs: 0, syncing: true }));
+      expect(syncing.effects).toEqual([]);
+      const allowed = run(steadyPassive(), T0, T0 + 10_000, gone({ lagMs: 30_000, syncing: false }), { ...cfg, allowDataLoss: true });
+      expect(allowed.effects.map((x) => x.e.kind)).toEqual(['promote']);
+    });
+
+    it('refuses to fail over without a way to see the active on the public network', () => {
+      const r = run(steadyPassive(), T0, T0 + 10_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'unconfigured', since: T0 } }));
+      expect(r.effects).toEqual([]);
+      expect(r.state.alarms.TANDEM_ERR_FAILOVER_REFUSED?.message).toContain('not configured');
+    });
+
+    it('does not fail over when failover.auto is off', () => {
+      const r = run(steadyPassive(), T0, T0 + 10_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'dead', since: T0 } }), { ...cfg, auto: false });
+      expect(r.effects).toEqual([]);
+    });
+  });
+
+  describe('matrix: what the active does', () => {
+    it('keeps serving and journaling while only the channel is down', () => {
+      const r = run(steadyActive(), T0, T0 + 60_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined }));
+      expect(r.effects).toEqual([]);
+      expect(r.state.serving).toBe(true);
+    });
+
+    it('switches over (drained) when its own public checks fail and the passive sees the public network', () => {
+      const r = run(steadyActive(), T0, T0 + 5_000, () => obs({ peer: peer({ role: 'passive' }), ownPublic: { state: 'failing', since: T0, checked: true } }));
+      expect(r.effects.map((x) => x.e.kind)).toEqual(['switchover']);
+    });
+
+    it('stays active with an alarm when its public checks fail but the passive is not in sync or not on the public network', () => {
+      for (const p of [peer({ role: 'passive', inSync: false }), peer({ role: 'passive', publicState: 'failing' })]) {
+        const r = run(steadyActive(), T0, T0 + 5_000, () => obs({ peer: p, ownPublic: { state: 'failing', since: T0, checked: true } }));
+        expect(r.effects).toEqual([]);
+        expect(r.state.alarms.TANDEM_ERR_FAILOVER_REFUSED).toBeDefined();
+      }
+    });
+
+    it('stops serving when isolated, after demoteThreshold intervals: before its peer may promote', () => {
+      const isolated = () => obs({ channel: { up: false, since: T0 }, peer: undefined, ownPublic: { state: 'failing', since: T0, checked: true } });
+      const r = run(steadyActive(), T0, T0 + 10_000, isolated);
+      expect(r.effects.map((x) => x.e.kind)).toEqual(['demote']);
+      expect(r.effects[0]!.t).toBe(T0 + 3_000);
+      // The passive's promotion for the same outage comes at threshold intervals: later.
+      const p = run(steadyPassive(), T0, T0 + 10_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'unreachable', since: T0 } }));
+      expect(p.effects[0]!.t).toBeGreaterThan(r.effects[0]!.t);
+    });
+
+    it('does not demote for failing public checks it cannot confirm (no targets configured)', () => {
+      const r = run(steadyActive(), T0, T0 + 10_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, ownPublic: { state: 'ok', since: T0, checked: false } }));
+      expect(r.effects).toEqual([]);
+    });
+
+    it('steps down at once when it meets an active peer of a newer epoch (it was failed over while away)', () => {
+      const r = run(steadyActive(), T0, T0 + 200, () => obs({ peer: peer({ role: 'active', epoch: 2 }) }));
+      expect(r.effects.map((x) => x.e.kind)).toEqual(['demote']);
+      const after = done(r.state, { now: T0 + 300, action: 'demote', ok: true });
+      expect(after.role).toBe('passive');
+      expect(after.serving).toBe(false);
+    });
+  });
+
+  describe('start-up', () => {
+    it('does not serve before it has heard its peer or waited out the failover threshold', () => {
+      const silent = () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'dead', since: T0 } });
+      const r = run(initialState('active', 1, T0), T0, T0 + 4_900, silent);
+      expect(r.effects).toEqual([]);
+      const later = run(r.state, T0 + 5_000, T0 + 5_000, silent);
+      expect(later.effects.map((x) => x.e.kind)).toEqual(['serve']);
+    });
+
+    it('rejoins as passive when the peer became active meanwhile (no automatic failback)', () => {
+      const r = run(initialState('active', 1, T0), T0, T0 + 100, () => obs({ peer: peer({ role: 'active', epoch: 2 }) }));
+      expect(r.effects.map((x) => x.e.kind)).toEqual(['demote']);
+    });
+
+    it('learns from the public network that the peer is active even with the channel down', () => {
+      const r = run(initialState('active', 1, T0), T0, T0 + 100, () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'alive', since: T0, answer: { role: 'active', epoch: 2, serving: true } } }));
+      expect(r.effects.map((x) => x.e.kind)).toEqual(['demote']);
+    });
+
+    it('does not serve while the peer is stalled', () => {
+      const r = run(initialState('active', 1, T0), T0, T0 + 20_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'stalled', since: T0 } }));
+      expect(r.effects).toEqual([]);
+    });
+  });
+
+  describe('outcomes and damping', () => {
+    it('becomes active with the new epoch when the promotion succeeded, and keeps the role with an alarm when start failed', () => {
+      const ok = done({ ...steadyPassive(), phase: 'busy', pending: 'promote' }, { now: T0, action: 'promote', ok: true, epoch: 2 });
+      expect([ok.role, ok.epoch, ok.serving]).toEqual(['active', 2, true]);
+      const failed = done({ ...steadyPassive(), phase: 'busy', pending: 'promote' }, { now: T0, action: 'promote', ok: false, epoch: 2, error: 'exit 1' });
+      expect([failed.role, failed.serving]).toEqual(['active', false]);
+      expect(failed.alarms.TANDEM_ERR_FAILOVER_FAILED).toBeDefined();
+      // It tries to start again later, not on every tick.
+      const retry = run(failed, T0 + 100, T0 + 6_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'dead', since: T0 } }));
+      expect(retry.effects.map((x) => x.e.kind)).toEqual(['serve']);
+      expect(retry.effects[0]!.t).toBeGreaterThanOrEqual(T0 + 5_000);
+    });
+
+    it('holds after maxRoleChangesPerHour automatic role changes, and counts only the last hour', () => {
+      let s = { ...steadyPassive(), roleChanges: [T0 - 50 * 60_000, T0 - 40 * 60_000, T0 - 30 * 60_000] };
+      const gone = () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'dead', since: T0 } });
+      const held = run(s, T0, T0 + 10_000, gone);
+      expect(held.effects).toEqual([]);
+      expect(held.state.alarms.TANDEM_ERR_FAILOVER_REFUSED?.message).toContain('automatic role changes');
+      s = { ...s, roleChanges: [T0 - 70 * 60_000, T0 - 40 * 60_000, T0 - 30 * 60_000] };
+      expect(run(s, T0, T0 + 10_000, gone).effects.map((x) => x.e.kind)).toEqual(['promote']);
+    });
+
+    it('rolls back to serving when a switchover fails, and becomes passive when it succeeds', () => {
+      const a = steadyActive();
+      const failed = done({ ...a, phase: 'busy', pending: 'switchover' }, { now: T0, action: 'switchover', ok: false, error: 'the passive did not take over' });
+      expect([failed.role, failed.serving]).toEqual(['active', true]);
+      expect(failed.alarms.TANDEM_ERR_SWITCHOVER_FAILED).toBeDefined();
+      const ok = done({ ...a, phase: 'busy', pending: 'switchover' }, { now: T0, action: 'switchover', ok: true });
+      expect([ok.role, ok.serving]).toEqual(['passive', false]);
+    });
+
+    it('takes over on a planned handover with the epoch the active proposed', () => {
+      const r = step(steadyPassive(), { kind: 'takeover', now: T0, epoch: 2 }, cfg);
+      expect(r.effects).toEqual([{ kind: 'promote', reason: 'planned switchover: the active handed over', epoch: 2 }]);
+    });
+
+    it('gives the role back to the preferred node only when autoFailback is on and it caught up', () => {
+      const a = steadyActive();
+      const passivePeer = () => obs({ peer: peer({ role: 'passive', inSync: true }) });
+      expect(run(a, T0, T0 + 5_000, passivePeer).effects).toEqual([]);
+      expect(run(a, T0, T0 + 5_000, passivePeer, { ...cfg, autoFailback: true }).effects.map((x) => x.e.kind)).toEqual(['switchover']);
+      expect(run(a, T0, T0 + 5_000, passivePeer, { ...cfg, autoFailback: true, preferred: true }).effects).toEqual([]);
+    });
+
+    it('ignores ticks while an action runs: one action at a time', () => {
+      const r = run({ ...steadyPassive(), phase: 'busy', pending: 'promote' }, T0, T0 + 60_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'dead', since: T0 } }));
+      expect(r.effects).toEqual([]);
+    });
+  });
+});
