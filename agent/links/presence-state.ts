@@ -1,0 +1,64 @@
+// What the presence probes say about the peer, as a pure fold over probe results. The verdicts
+// are kept apart because only 'dead' and 'unreachable' are evidence that the peer is gone;
+// 'stalled' (its kernel accepts, its agent is silent) is a slow peer, never a gone one.
+import type { LinkChange } from './public-link-state.ts';
+import type { PresenceAnswer } from './presence-proof.ts';
+
+/**
+ * - alive: a valid, signed answer from the expected node.
+ * - stalled: the TCP connection opened but no complete answer came in time.
+ * - dead: the peer's host refused or reset the connection: the host is up, no agent holds the port.
+ * - unreachable: the connection did not open in time, or the network said the host is unreachable.
+ * - invalid: something answered, but not the expected agent with this pair key (or not a presence answer).
+ * - error: this node could not make the probe (no socket, no name resolution): no evidence either way.
+ */
+export type PresenceVerdict = 'alive' | 'stalled' | 'dead' | 'unreachable' | 'invalid' | 'error';
+
+/** 'unknown' before the first probe; 'unconfigured' when the peer has no public address. */
+export type PresenceState = PresenceVerdict | 'unknown' | 'unconfigured';
+
+export interface PresenceProbeResult {
+  verdict: PresenceVerdict;
+  /** Time from the connect call to the verdict. */
+  latencyMs: number;
+  /** Present when the verdict is 'alive'. */
+  answer?: PresenceAnswer;
+  /** Why, in words, when the verdict is not 'alive'. */
+  error?: string;
+  /** The error code of an 'invalid' verdict. */
+  code?: 'TANDEM_ERR_AUTH_FAILED' | 'TANDEM_ERR_PEER_UNEXPECTED' | 'TANDEM_ERR_PROTOCOL';
+}
+
+export interface PresenceView {
+  state: PresenceState;
+  /** clock.now() when this state began. */
+  since: number;
+  /** The last valid answer, kept through later failures: "last seen at receivedAt, as active". */
+  lastAnswer?: PresenceAnswer & { receivedAt: number };
+  /** clock.now() when the last probe ended. */
+  lastProbeAt?: number;
+  /** Probes in a row that gave this state (0 for unknown and unconfigured). */
+  consecutive: number;
+  /** Why the last probe was not 'alive'. */
+  error?: string;
+}
+
+export function initialPresenceView(now: number, configured: boolean): PresenceView {
+  return { state: configured ? 'unknown' : 'unconfigured', since: now, consecutive: 0 };
+}
+
+/** The view after one more probe that ended at `now`, and the state change, if any. */
+export function applyPresenceResult(prev: PresenceView, r: PresenceProbeResult, now: number): { view: PresenceView; change?: LinkChange<PresenceState> } {
+  const same = r.verdict === prev.state;
+  const view: PresenceView = {
+    state: r.verdict,
+    since: same ? prev.since : now,
+    consecutive: same ? prev.consecutive + 1 : 1,
+    lastProbeAt: now,
+  };
+  if (r.verdict === 'alive' && r.answer !== undefined) view.lastAnswer = { ...r.answer, receivedAt: now };
+  else if (prev.lastAnswer !== undefined) view.lastAnswer = prev.lastAnswer;
+  if (r.verdict !== 'alive' && r.error !== undefined) view.error = r.error;
+  if (same) return { view };
+  return { view, change: { from: prev.state, to: r.verdict, reason: r.error ?? 'the peer agent answered' } };
+}

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../../../shared/clock.ts';
+import { applyPresenceResult, initialPresenceView, type PresenceProbeResult, type PresenceView } from '../../../agent/links/presence-state.ts';
+import type { PresenceAnswer } from '../../../agent/links/presence-proof.ts';
+
+const ANSWER: PresenceAnswer = { node: 'beta', role: 'active', epoch: 4, serving: true, publicState: 'ok', at: 1 };
+const alive: PresenceProbeResult = { verdict: 'alive', latencyMs: 1, answer: ANSWER };
+const stalled: PresenceProbeResult = { verdict: 'stalled', latencyMs: 500, error: 'connected, but no answer within 500 ms' };
+const dead: PresenceProbeResult = { verdict: 'dead', latencyMs: 1, error: 'connection refused' };
+
+function feed(clock: FakeClock, view: PresenceView, results: PresenceProbeResult[]) {
+  const changes: string[] = [];
+  for (const r of results) {
+    clock.advance(500);
+    const next = applyPresenceResult(view, r, clock.now());
+    view = next.view;
+    if (next.change) changes.push(`${next.change.from}>${next.change.to}`);
+  }
+  return { view, changes };
+}
+
+describe('presence state', () => {
+  it('starts unknown, or unconfigured when the peer has no public address', () => {
+    const clock = new FakeClock();
+    expect(initialPresenceView(clock.now(), true)).toEqual({ state: 'unknown', since: clock.now(), consecutive: 0 });
+    expect(initialPresenceView(clock.now(), false)).toEqual({ state: 'unconfigured', since: clock.now(), consecutive: 0 });
+  });
+
+  it('counts probes in the same state and keeps the time the state began', () => {
+    const clock = new FakeClock();
+    const start = clock.now();
+    const { view, changes } = feed(clock, initialPresenceView(start, true), [alive, alive, alive]);
+    expect(view).toMatchObject({ state: 'alive', since: start + 500, consecutive: 3, lastProbeAt: clock.now() });
+    expect(view.lastAnswer).toEqual({ ...ANSWER, receivedAt: clock.now() });
+    expect(changes).toEqual(['unknown>alive']);
+  });
+
+  it('keeps the last answer through a stall and a death, with the time it was received', () => {
+    const clock = new FakeClock();
+    const { view, changes } = feed(clock, initialPresenceView(clock.now(), true), [alive, stalled, stalled, dead]);
+    const answeredAt = clock.now() - 1500;
+    expect(view).toMatchObject({ state: 'dead', since: clock.now(), consecutive: 1, error: 'connection refused' });
+    expect(view.lastAnswer?.receivedAt).toBe(answeredAt);
+    expect(changes).toEqual(['unknown>alive', 'alive>stalled', 'stalled>dead']);
+  });
+
+  it('reports each change with the probe error as its reason', () => {
+    const clock = new FakeClock();
+    const r = applyPresenceResult(initialPresenceView(clock.now(), true), stalled, clock.now());
+    expect(r.change).toEqual({ from: 'unknown', to: 'stalled', reason: stalled.error });
+    expect(applyPresenceResult(r.view, stalled, clock.now()).change).toBeUndefined();
+  });
+});
