@@ -31,7 +31,7 @@ const server = http.createServer((req, res) => {
   void (async () => {
     const url = new URL(req.url ?? '/', 'http://demo');
     if (url.pathname === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' });
+      res.writeHead(200, { 'content-type': 'application/json', 'x-served-by': node });
       return res.end(JSON.stringify({ ok: true, node }));
     }
     if (url.pathname.startsWith('/files/')) {

@@ -17,6 +17,8 @@ export interface DemoNode {
   dataDir: string;
   stateDir: string;
   scriptsDir: string;
+  /** The demo application's pid file, written by start.sh while this node serves. */
+  pidFile: string;
   logFile: string;
 }
 
@@ -71,8 +73,9 @@ export async function initDemoPair(dirArg: string, opts: { appPort?: number } = 
   }
   fs.mkdirSync(dir, { recursive: true });
   const [aChannel, aControl, bChannel, bControl, aPublic, bPublic] = (await freePorts(6)) as [number, number, number, number, number, number];
+  // 0 asks for any free port (tests run several pairs at once).
   let appPort = opts.appPort ?? 8080;
-  if (!(await portFree(APP_HOST, appPort))) appPort = (await freePorts(1, APP_HOST))[0]!;
+  if (appPort === 0 || !(await portFree(APP_HOST, appPort))) appPort = (await freePorts(1, APP_HOST))[0]!;
   const key = generatePairKey();
   const scriptsLog = path.join(dir, 'scripts.log');
   const nodesSpec = {
@@ -80,11 +83,16 @@ export async function initDemoPair(dirArg: string, opts: { appPort?: number } = 
     beta: { channel: `127.0.0.1:${bChannel}`, control: `127.0.0.1:${bControl}`, public: `127.0.0.1:${bPublic}` },
   };
   const nodes: DemoNode[] = [];
+  // Each start script must know the other node's stop script and pid file (demo-only fencing,
+  // see DemoScriptSpec.demoFence), so both nodes' script paths are fixed before either is written.
+  const scriptsDirOf = (n: string) => path.join(dir, n, 'scripts');
+  const runDirOf = (n: string) => path.join(dir, n, 'run');
   for (const [name, role] of [['alpha', 'active'], ['beta', 'passive']] as const) {
+    const peerName = name === 'alpha' ? 'beta' : 'alpha';
     const nodeDir = path.join(dir, name);
     const dataDir = path.join(nodeDir, 'data');
     const stateDir = path.join(nodeDir, 'state');
-    const scriptsDir = path.join(nodeDir, 'scripts');
+    const scriptsDir = scriptsDirOf(name);
     const logFile = path.join(nodeDir, 'agent.log');
     for (const d of [dataDir, stateDir, scriptsDir]) fs.mkdirSync(d, { recursive: true });
     writePairKey(path.join(nodeDir, 'pair.key'), key);
@@ -108,13 +116,15 @@ export async function initDemoPair(dirArg: string, opts: { appPort?: number } = 
       runTs: path.join(PROJECT, 'bin/run-ts.mjs'),
       demoApp: path.join(PROJECT, 'console/demo/demo-app.ts'),
       dataDir,
-      runDir: path.join(nodeDir, 'run'),
+      runDir: runDirOf(name),
       appHost: APP_HOST,
       appPort,
       scriptsLog,
+      demoFence: { peerNode: peerName, peerStopScript: path.join(scriptsDirOf(peerName), 'stop.sh'), peerPidFile: path.join(runDirOf(peerName), 'app.pid') },
     });
     for (const [s, text] of Object.entries(scripts)) fs.writeFileSync(path.join(scriptsDir, `${s}.sh`), text, { mode: 0o755 });
-    nodes.push({ name, role, config, controlUrl: `http://${nodesSpec[name].control}`, dataDir, stateDir, scriptsDir, logFile });
+    const pidFile = path.join(runDirOf(name), 'app.pid');
+    nodes.push({ name, role, config, controlUrl: `http://${nodesSpec[name].control}`, dataDir, stateDir, scriptsDir, pidFile, logFile });
   }
   const alphaData = nodes[0]!.dataDir;
   fs.writeFileSync(path.join(alphaData, 'README.txt'), 'This is the protected directory of the demo pair.\nEdit files here on alpha; they appear in beta/data.\n');
