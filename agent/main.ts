@@ -1,6 +1,7 @@
 // The agent: wires the components of one node together and nothing more. Every decision lives
-// in a component; this file only builds them in order, connects their ends, and takes them down
-// in reverse order on SIGTERM/SIGINT.
+// in a component (the failover decision, the role controller, the sessions); this file only
+// builds them in order, connects their ends, and takes them down in reverse order on
+// SIGTERM/SIGINT.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { systemClock, type Clock } from '../shared/clock.ts';
@@ -9,14 +10,13 @@ import { TandemError } from '../shared/errors.ts';
 import { initHash } from '../shared/hash.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import { readPairKey } from '../shared/pair-key.ts';
-import { Applier } from './apply/applier.ts';
-import { ReceiveLog } from './apply/receive-log.ts';
-import { Capture, replayJournalIntoManifest } from './capture/index.ts';
-import { ChannelDialer, ChannelServer, channelOptionsFromConfig, type PeerConnection } from './channel/index.ts';
-import { ControlServer, buildStatus, type AgentStatus } from './control/index.ts';
-import { Journal } from './journal/index.ts';
+import { PeerChannel, channelOptionsFromConfig } from './channel/index.ts';
+import { ControlServer, buildStatus, controlToken, type AgentStatus } from './control/index.ts';
+import { FailoverRunner } from './failover/index.ts';
+import { PresenceProber, PresenceServer, PublicChecker } from './links/index.ts';
 import { ManifestStore } from './manifest/index.ts';
-import { Receiver, Sender } from './replication/index.ts';
+import { RoleController } from './roles/index.ts';
+import { AppMonitor, ScriptRunner } from './scripts/index.ts';
 import { NodeStateStore, acquireStateLock } from './state/index.ts';
 
 export interface RunningAgent {
@@ -49,8 +49,8 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
   const startedAt = clock.now();
   try {
     const { store: nodeState, created } = await NodeStateStore.open(config.stateDir, config.role);
-    const role = nodeState.get().role;
-    log.info({ role, generation: nodeState.get().generation, firstStart: created, config: config.file }, 'agent: starting');
+    const s0 = nodeState.get();
+    log.info({ role: s0.role, epoch: s0.epoch, generation: s0.generation, firstStart: created, config: config.file }, 'agent: starting');
 
     const manifestStore = await ManifestStore.open({
       dir: path.join(config.stateDir, 'manifest'),
@@ -59,149 +59,129 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
       log,
     });
     cleanups.push(() => manifestStore.close());
-    const manifestWasEmpty = manifestStore.manifest.count() === 0;
 
-    const channelOpts = channelOptionsFromConfig(config, key, log, clock);
-    const server = new ChannelServer(channelOpts.server);
-    let dialer: ChannelDialer | undefined;
-    let sender: Sender | undefined;
-    let receiver: Receiver | undefined;
-    let capture: Capture | undefined;
+    const channel = new PeerChannel({ ...channelOptionsFromConfig(config, key, log, clock), log });
     const wire = { bytesIn: 0, bytesOut: 0 };
-    const countConnection = (conn: PeerConnection) => {
+    channel.on('connection', (conn) => {
       conn.once('close', () => {
-        const s = conn.stats();
-        wire.bytesIn += s.bytesIn;
-        wire.bytesOut += s.bytesOut;
+        const st = conn.stats();
+        wire.bytesIn += st.bytesIn;
+        wire.bytesOut += st.bytesOut;
       });
-    };
+    });
     const liveStats = () => {
-      const conn = server.connection ?? dialer?.connection;
-      const s = conn?.stats();
-      return { bytesIn: wire.bytesIn + (s?.bytesIn ?? 0), bytesOut: wire.bytesOut + (s?.bytesOut ?? 0) };
+      const st = channel.connection?.stats();
+      return { bytesIn: wire.bytesIn + (st?.bytesIn ?? 0), bytesOut: wire.bytesOut + (st?.bytesOut ?? 0) };
     };
 
-    if (role === 'active') {
-      const journal = await Journal.open({
-        dir: path.join(config.stateDir, 'journal'),
-        segmentBytes: config.journal.segmentBytes,
-        maxBytes: config.journal.maxBytes,
-        generation: nodeState.get().generation,
-        log,
-        clock,
-      });
-      cleanups.push(() => journal.close());
-      const replayed = await replayJournalIntoManifest(journal, manifestStore.manifest, manifestStore.throughSeq, config.blockSize);
-      if (replayed.records > 0) {
-        log.info({ ...replayed, fromSeq: manifestStore.throughSeq + 1, headSeq: journal.headSeq }, 'capture: manifest brought up to the journal after an unclean stop');
-      }
-      await manifestStore.flush(journal.headSeq);
-      capture = new Capture({
-        roots: config.protect,
-        manifest: manifestStore.manifest,
-        journal,
-        blockSize: config.blockSize,
-        batchBytes: config.journal.batchBytes,
-        batchDelayMs: config.journal.batchDelay,
-        settleMs: config.capture.settle,
-        scanIntervalMs: config.capture.scanInterval,
-        renameWindowMs: config.capture.renameWindow,
-        baseline: manifestWasEmpty && journal.headSeq === 0,
-        afterCommit: async () => {
-          await manifestStore.flush(journal.headSeq);
-          sender?.retrim();
-        },
-        log,
-        clock,
-      });
-      const cap = capture;
-      cleanups.push(() => cap.stop());
-      sender = new Sender({
-        pair: config.pair,
-        self: config.self.name,
-        generation: nodeState.get().generation,
-        blockSize: config.blockSize,
-        roots: config.protect,
-        journal,
-        capture,
-        manifest: manifestStore.manifest,
-        windowBatches: config.channel.windowBatches,
-        windowBytes: config.channel.windowBytes,
-        batchBytes: config.journal.batchBytes,
-        helloTimeoutMs: config.channel.handshakeTimeout,
-        // The journal is the manifest's write-ahead log: never trim past what the manifest holds.
-        trimLimit: () => manifestStore.throughSeq,
-        log,
-        clock,
-      });
-      const snd = sender;
-      cleanups.push(() => snd.close());
-      server.on('connection', (conn) => {
-        countConnection(conn);
-        snd.attach(conn);
-      });
-      // Capture first: a synchronisation is journaled through capture's loop, which must have
-      // finished its baseline (where nothing is journaled) before any passive can ask for one.
-      await capture.start();
-      await server.listen();
-      cleanups.push(() => server.close());
-    } else {
-      const receiveLog = await ReceiveLog.open({ dir: path.join(config.stateDir, 'receive'), segmentBytes: config.journal.segmentBytes, log });
-      cleanups.push(() => receiveLog.close());
-      const applier = new Applier({ roots: config.protect, manifest: manifestStore.manifest, blockSize: config.blockSize, log, clock });
-      await applier.init();
-      cleanups.push(() => applier.close());
-      receiver = new Receiver({
-        pair: config.pair,
-        self: config.self.name,
-        blockSize: config.blockSize,
-        roots: config.protect,
-        receiveLog,
-        applier,
-        manifest: manifestStore.manifest,
-        flushManifest: () => manifestStore.flush(),
-        nodeState,
-        retryMinMs: config.apply.retryMin,
-        retryMaxMs: config.apply.retryMax,
-        helloTimeoutMs: config.channel.handshakeTimeout,
-        log,
-        clock,
-      });
-      const rcv = receiver;
-      cleanups.push(() => rcv.close());
-      await receiver.recover();
-      // The passive listens too (roles change later) but dials the active: bulk data then flows
-      // server to client, which WebSocket does not mask.
-      await server.listen();
-      cleanups.push(() => server.close());
-      dialer = new ChannelDialer(channelOpts.dialer);
-      dialer.on('connection', (conn) => {
-        countConnection(conn);
-        rcv.attach(conn);
-      });
-      const dl = dialer;
-      cleanups.push(() => dl.stop());
-      dialer.start();
+    const publicChecker = new PublicChecker({ targets: config.links.public.targets, intervalMs: config.links.public.intervalMs, threshold: config.links.public.threshold, clock, log });
+    const scripts = new ScriptRunner({
+      paths: { start: config.scripts.start, stop: config.scripts.stop, check: config.scripts.check },
+      timeoutMs: config.scripts.timeoutMs,
+      checkTimeoutMs: config.scripts.checkTimeoutMs,
+      env: { node: config.self.name, peer: config.peer.name, pair: config.pair },
+      log,
+      clock,
+    });
+    // The runner is made last (it reads everything else); the closures below ask it late.
+    let runner: FailoverRunner | undefined;
+    const serving = () => runner?.serving ?? false;
+    const controller = new RoleController({
+      config,
+      log,
+      clock,
+      manifestStore,
+      nodeState,
+      channel,
+      scripts,
+      serving,
+      publicState: () => publicChecker.view().state,
+      onTakeover: (epoch) => runner?.input({ kind: 'takeover', now: clock.now(), epoch }),
+    });
+    await controller.start();
+    cleanups.push(() => controller.stop());
+
+    const presenceServer =
+      config.self.public === undefined
+        ? undefined
+        : new PresenceServer({
+            host: config.self.public.host,
+            port: config.self.public.port,
+            pair: config.pair,
+            self: config.self.name,
+            key,
+            describe: () => ({ node: config.self.name, role: controller.role, epoch: controller.epoch, serving: serving(), publicState: publicChecker.view().state, at: clock.now() }),
+            log,
+          });
+    const presenceProber =
+      config.peer.public === undefined
+        ? undefined
+        : new PresenceProber({
+            host: config.peer.public.host,
+            port: config.peer.public.port,
+            pair: config.pair,
+            peer: config.peer.name,
+            self: config.self.name,
+            key,
+            intervalMs: config.links.presence.intervalMs,
+            timeoutMs: config.links.presence.timeoutMs,
+            clock,
+            log,
+          });
+    if (presenceProber === undefined) log.warn({ key: `nodes.${config.peer.name}.public` }, 'failover: the peer has no presence address: this node cannot tell whether it is gone and will not take over automatically');
+    const monitor = new AppMonitor({
+      runner: scripts,
+      intervalMs: config.scripts.checkIntervalMs,
+      maxRestarts: config.scripts.maxRestarts,
+      restartWindowMs: config.scripts.restartWindowMs,
+      context: () => ({ role: controller.role, reason: 'application check', generation: nodeState.get().generation }),
+      onSwitchover: (reason) => runner?.input({ kind: 'app-failed', now: clock.now(), reason }),
+      clock,
+      log,
+    });
+    runner = new FailoverRunner({ config, log, clock, controller, nodeState, publicLink: publicChecker, presence: presenceProber, monitor });
+
+    await channel.start();
+    cleanups.push(() => channel.close());
+    publicChecker.start();
+    cleanups.push(() => publicChecker.stop());
+    if (presenceServer !== undefined) {
+      await presenceServer.listen();
+      cleanups.push(() => presenceServer.close());
     }
+    presenceProber?.start();
+    if (presenceProber !== undefined) cleanups.push(() => presenceProber.stop());
+    const failover = runner;
+    failover.start();
+    cleanups.push(() => failover.stop());
 
     const status = (): AgentStatus =>
       buildStatus({
         node: config.self.name,
         pair: config.pair,
         peerName: config.peer.name,
-        role,
+        role: controller.role,
         generation: nodeState.get().generation,
-        sender: sender?.status(),
-        receiver: receiver?.status(),
-        capture: capture?.status(),
+        sender: controller.senderStatus(),
+        receiver: controller.receiverStatus(),
+        capture: controller.active?.capture.status(),
+        failover: failover.status(),
+        peer: controller.heartbeat.observe().peer,
         channel: liveStats(),
         startedAt,
         now: clock.now(),
       });
-    const control = new ControlServer({ host: config.self.control.host, port: config.self.control.port, status, log });
+    const control = new ControlServer({
+      host: config.self.control.host,
+      port: config.self.control.port,
+      status,
+      token: controlToken(key),
+      switchover: () => requestSwitchover(failover, controller, clock),
+      log,
+    });
     await control.listen();
     cleanups.push(() => control.close());
-    log.info({ role, channel: config.self.channel, control: config.self.control }, 'agent: running');
+    log.info({ role: controller.role, channel: config.self.channel, control: config.self.control }, 'agent: running');
 
     let stopping: Promise<void> | undefined;
     return {
@@ -221,6 +201,25 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
     await runCleanups(cleanups, log);
     throw err;
   }
+}
+
+/**
+ * An operator's switchover, on the active node: feeds it to the decision and waits until the
+ * role moved (or the switchover was rolled back).
+ */
+async function requestSwitchover(failover: FailoverRunner, controller: RoleController, clock: Clock): Promise<{ ok: boolean; message: string }> {
+  if (controller.role !== 'active') return { ok: false, message: 'this node is not active; ask the active node' };
+  failover.input({ kind: 'operator-switchover', now: clock.now() });
+  const deadline = clock.monotonic() + 120_000;
+  while (clock.monotonic() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    const st = failover.status();
+    if (st.phase === 'busy') continue;
+    if ((controller.role as string) === 'passive') return { ok: true, message: 'the peer is active now' };
+    const failed = st.alarms.find((a) => a.code === 'TANDEM_ERR_SWITCHOVER_FAILED');
+    return { ok: false, message: failed?.message ?? 'the switchover did not happen' };
+  }
+  return { ok: false, message: 'the switchover did not finish within 120 s' };
 }
 
 async function runCleanups(cleanups: (() => Promise<void> | void)[], log: Logger): Promise<void> {

@@ -1,5 +1,5 @@
-// Keeps one outbound connection to the peer (the passive dials the active): while none is open
-// it dials, backing off from reconnectMinMs to reconnectMaxMs. Failures are logged at most once
+// Keeps one outbound connection to the peer: while none is open (and it is not paused) it dials,
+// backing off from reconnectMinMs to reconnectMaxMs. Failures are logged at most once
 // per backoff level, kind of failure or 30 s, and the recovery in one 'channel: connected' line.
 import { EventEmitter } from 'node:events';
 import { systemClock, type Clock, type TimerHandle } from '../../shared/clock.ts';
@@ -27,6 +27,8 @@ export class ChannelDialer extends EventEmitter<ChannelDialerEvents> {
   private readonly clock: Clock;
   private readonly backoff: ReconnectBackoff;
   private running = false;
+  /** Paused while another connection to the peer (an inbound one) serves: no dialing. */
+  private paused = false;
   private attempt: AbortController | undefined;
   private attemptDone: Promise<void> = Promise.resolve();
   private retryTimer: TimerHandle | undefined;
@@ -49,12 +51,30 @@ export class ChannelDialer extends EventEmitter<ChannelDialerEvents> {
     return this.current;
   }
 
-  /** Starts dialing (at once) and keeps a connection open until stop(). */
-  start(): void {
+  /** Starts dialing (at once, or after `delayMs`) and keeps a connection open until stop(). */
+  start(delayMs = 0): void {
     if (this.running) return;
     this.running = true;
     this.downSince = this.clock.monotonic();
-    this.dial();
+    if (delayMs > 0) this.retryTimer = this.clock.setTimeout(() => this.dial(), delayMs);
+    else this.dial();
+  }
+
+  /** Stops dialing new connections (an open one stays) until resume(). */
+  pause(): void {
+    this.paused = true;
+    this.retryTimer?.cancel();
+    this.retryTimer = undefined;
+  }
+
+  /** Dials again (at once, or after `delayMs`) when no connection of its own is open. */
+  resume(delayMs = 0): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (!this.running || this.current !== undefined || this.attempt !== undefined) return;
+    this.retryTimer?.cancel();
+    if (delayMs > 0) this.retryTimer = this.clock.setTimeout(() => this.dial(), delayMs);
+    else this.dial();
   }
 
   /** Stops dialing, gives up an attempt in progress and closes the connection; resolves once no socket is left. */
@@ -71,7 +91,7 @@ export class ChannelDialer extends EventEmitter<ChannelDialerEvents> {
 
   private dial(): void {
     this.retryTimer = undefined;
-    if (!this.running || this.current !== undefined) return;
+    if (!this.running || this.paused || this.current !== undefined) return;
     const ac = new AbortController();
     this.attempt = ac;
     this.attemptDone = new Promise((resolve) => {
@@ -137,7 +157,7 @@ export class ChannelDialer extends EventEmitter<ChannelDialerEvents> {
         'channel: cannot connect to the peer',
       );
     }
-    this.retryTimer = this.clock.setTimeout(() => this.dial(), delay);
+    if (!this.paused) this.retryTimer = this.clock.setTimeout(() => this.dial(), delay);
   }
 
   private onClose(conn: PeerConnection): void {
@@ -145,7 +165,7 @@ export class ChannelDialer extends EventEmitter<ChannelDialerEvents> {
     this.current = undefined;
     this.backoff.disconnected();
     this.downSince = this.clock.monotonic();
-    if (!this.running) return;
+    if (!this.running || this.paused) return;
     this.retryTimer = this.clock.setTimeout(() => this.dial(), this.backoff.nextDelayMs());
   }
 }

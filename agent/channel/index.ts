@@ -5,6 +5,8 @@
 export { ChannelServer } from './channel-server.ts';
 export type { ChannelServerEvents } from './channel-server.ts';
 export { ChannelDialer } from './channel-dialer.ts';
+export { PeerChannel } from './peer-channel.ts';
+export type { PeerChannelEvents } from './peer-channel.ts';
 export type { ChannelDialerEvents } from './channel-dialer.ts';
 export { PeerConnection, CLOSE_GRACE_MS } from './peer-connection.ts';
 export type { ChannelDirection, ChannelStats, PeerConnectionEvents } from './peer-connection.ts';

@@ -1,16 +1,27 @@
 // The agent's control API: HTTP on the control address. GET /v1/status answers the status
-// document. Read-only for now; commands that change roles come with switchover and failover.
-// It must never block on replication work: every answer is built from in-memory state.
+// document; POST /v1/switchover asks the active node to hand its role over. Requests that change
+// anything must carry the control token (derived from the pair key). Status answers never block
+// on replication work: they are built from in-memory state.
+import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../shared/log.ts';
+import { CONTROL_TOKEN_HEADER } from '../../shared/constants.ts';
 import type { AgentStatus } from './status.ts';
 
 export interface ControlServerOptions {
   host: string;
   port: number;
   status: () => AgentStatus;
+  /** Required in the x-tandem-token header of requests that change anything. */
+  token: string;
+  switchover: () => Promise<{ ok: boolean; message: string }>;
   log: Logger;
+}
+
+/** The control token: a MAC of the pair key, so the CLI (which can read the key) can prove itself. */
+export function controlToken(key: Buffer): string {
+  return crypto.createHmac('sha256', key).update('tandem control v1').digest('hex');
 }
 
 export class ControlServer {
@@ -46,11 +57,30 @@ export class ControlServer {
     try {
       if (req.method === 'GET' && url.pathname === '/v1/status') return send(200, this.opts.status());
       if (req.method === 'GET' && url.pathname === '/healthz') return send(200, { ok: true });
-      send(404, { code: 'TANDEM_ERR_USAGE', message: `no such endpoint: ${req.method} ${url.pathname}`, hint: 'GET /v1/status' });
+      if (req.method === 'POST' && url.pathname === '/v1/switchover') {
+        req.resume();
+        if (!this.authorised(req)) {
+          this.log.warn({ remote: req.socket.remoteAddress }, 'control: switchover refused: no valid control token');
+          return send(403, { code: 'TANDEM_ERR_CONTROL_REFUSED', message: 'switchover: no valid control token', hint: 'use tandem switchover -c CONFIG on a host that holds the pair key' });
+        }
+        this.log.info({}, 'control: switchover requested by an operator');
+        void this.opts.switchover().then(
+          (r) => send(r.ok ? 200 : 409, r.ok ? { ok: true, message: r.message } : { ok: false, code: 'TANDEM_ERR_SWITCHOVER_FAILED', message: r.message }),
+          (err: unknown) => send(500, { code: 'TANDEM_ERR_INTERNAL', message: (err as Error).message }),
+        );
+        return;
+      }
+      send(404, { code: 'TANDEM_ERR_USAGE', message: `no such endpoint: ${req.method} ${url.pathname}`, hint: 'GET /v1/status, POST /v1/switchover' });
     } catch (err) {
       this.log.error({ err }, 'control: request failed');
       send(500, { code: 'TANDEM_ERR_INTERNAL', message: (err as Error).message });
     }
+  }
+
+  private authorised(req: http.IncomingMessage): boolean {
+    const got = req.headers[CONTROL_TOKEN_HEADER];
+    if (typeof got !== 'string' || got.length !== this.opts.token.length) return false;
+    return crypto.timingSafeEqual(Buffer.from(got), Buffer.from(this.opts.token));
   }
 
   async close(): Promise<void> {

@@ -3,9 +3,10 @@
 // has a single source.
 import type { Role } from '../../shared/protocol/index.ts';
 import type { CaptureStatus } from '../capture/index.ts';
+import type { FailoverStatus, PeerView } from '../failover/index.ts';
 import type { Alarm, ReceiverStatus, SenderStatus } from '../replication/index.ts';
 
-export type NodeStateName = 'standalone' | 'syncing' | 'in-sync' | 'degraded';
+export type NodeStateName = 'standalone' | 'syncing' | 'in-sync' | 'degraded' | 'starting' | 'failing-over' | 'switching' | 'demoting' | 'split-brain';
 
 export interface AgentStatus {
   node: string;
@@ -28,6 +29,17 @@ export interface AgentStatus {
   alarms: { code: string; message: string; hint?: string; since?: number; source: string }[];
   capture: { state: string; pendingPaths: number; filesHashed: number; bytesHashed: number; waitingForSpace: boolean; lastScan: CaptureStatus['lastScan'] | null } | null;
   channel: { bytesIn: number; bytesOut: number };
+  failover: {
+    phase: string;
+    /** The action running now: serve, promote, demote, switchover or release. */
+    pending: string | null;
+    serving: boolean;
+    epoch: number;
+    reason: string;
+    /** The passive's presence probe of its peer: alive, stalled, dead, unreachable… */
+    presence: string;
+    roleChangesLastHour: number;
+  };
   pid: number;
   startedAt: number;
 }
@@ -41,6 +53,9 @@ export interface StatusInputs {
   sender?: SenderStatus | undefined;
   receiver?: ReceiverStatus | undefined;
   capture?: CaptureStatus | undefined;
+  failover: FailoverStatus;
+  /** The peer as its last heartbeat described it (while the channel is up). */
+  peer: PeerView | undefined;
   channel: { bytesIn: number; bytesOut: number };
   startedAt: number;
   now: number;
@@ -52,7 +67,7 @@ function alarmOf(a: Alarm | { code: string; message: string; hint?: string | und
 
 export function buildStatus(i: StatusInputs): AgentStatus {
   const alarms: AgentStatus['alarms'] = [];
-  let connected = false;
+  let connected: boolean;
   let replication: AgentStatus['replication'];
   let state: NodeStateName;
   if (i.role === 'active') {
@@ -83,6 +98,15 @@ export function buildStatus(i: StatusInputs): AgentStatus {
     if (r?.alarm !== undefined) alarms.push(alarmOf(r.alarm, 'apply'));
     state = r?.paused === true ? 'degraded' : !connected ? 'standalone' : replication.inSync ? 'in-sync' : 'syncing';
   }
+  const f = i.failover;
+  for (const a of f.alarms) alarms.push({ code: a.code, message: a.message, since: a.since, source: 'failover' });
+  // The channel is up while heartbeats arrive; replication may still be starting on it.
+  connected = f.channel.up;
+  if (f.phase === 'busy') {
+    state = f.pending === 'promote' ? 'failing-over' : f.pending === 'switchover' ? 'switching' : f.pending === 'demote' ? 'demoting' : state;
+  } else if (f.alarms.some((a) => a.code === 'TANDEM_ERR_TWO_ACTIVE')) state = 'split-brain';
+  else if (f.phase === 'starting') state = 'starting';
+  else if (!connected) state = 'standalone';
   const c = i.capture;
   if (c?.degraded !== undefined) alarms.push({ code: 'TANDEM_ERR_STATE_IO', message: `capture: ${c.degraded}`, source: 'capture' });
   for (const p of c?.problems ?? []) alarms.push({ code: 'TANDEM_ERR_STATE_IO', message: `capture: cannot read ${p.root}/${p.path}: ${p.message}`, source: 'capture' });
@@ -92,9 +116,8 @@ export function buildStatus(i: StatusInputs): AgentStatus {
     role: i.role,
     state,
     generation: i.generation,
-    peer: { name: i.peerName, connected, role: connected ? (i.role === 'active' ? 'passive' : 'active') : null },
-    // The public link checks come with the failover work; until then the truth is "unknown".
-    links: { channel: connected ? 'up' : 'down', public: 'unknown' },
+    peer: { name: i.peerName, connected, role: connected ? (i.peer?.role ?? null) : null },
+    links: { channel: connected ? 'up' : 'down', public: f.ownPublic === 'ok' ? 'up' : f.ownPublic === 'failing' ? 'down' : 'unknown' },
     replication,
     alarms,
     capture:
@@ -102,6 +125,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
         ? null
         : { state: c.state, pendingPaths: c.pendingPaths, filesHashed: c.filesHashed, bytesHashed: c.bytesHashed, waitingForSpace: c.waitingForSpace, lastScan: c.lastScan ?? null },
     channel: i.channel,
+    failover: { phase: f.phase, pending: f.pending ?? null, serving: f.serving, epoch: f.epoch, reason: f.reason, presence: f.presence, roleChangesLastHour: f.roleChangesLastHour },
     pid: process.pid,
     startedAt: i.startedAt,
   };

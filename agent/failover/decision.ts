@@ -86,6 +86,8 @@ export interface DecisionState {
   reason: string;
   /** After a failed start, the next attempt waits until then (no script storm). */
   retryServeAt: number;
+  /** The highest epoch the peer ever showed: a promotion goes beyond it. */
+  peerEpoch: number;
 }
 
 export type Input =
@@ -119,7 +121,7 @@ export interface StepResult {
 export const HOUR_MS = 3_600_000;
 
 export function initialState(role: Role, epoch: number, now: number): DecisionState {
-  return { role, epoch, phase: 'starting', serving: false, startedAt: now, pending: undefined, roleChanges: [], alarms: {}, reason: 'starting', retryServeAt: 0 };
+  return { role, epoch, phase: 'starting', serving: false, startedAt: now, pending: undefined, roleChanges: [], alarms: {}, reason: 'starting', retryServeAt: 0, peerEpoch: 0 };
 }
 
 function withAlarm(s: DecisionState, code: string, message: string, now: number): DecisionState {
@@ -164,8 +166,11 @@ export function step(s: DecisionState, input: Input, cfg: DecisionConfig): StepR
       }
       return busy(s, 'switchover', { kind: 'switchover', reason });
     }
-    case 'tick':
-      return s.phase === 'busy' ? { state: s, effects: [] } : onTick(s, input.now, input.obs, cfg);
+    case 'tick': {
+      const seen = Math.max(input.obs.peer?.epoch ?? 0, input.obs.presence.state === 'alive' ? (input.obs.presence.answer?.epoch ?? 0) : 0);
+      const n = seen > s.peerEpoch ? { ...s, peerEpoch: seen } : s;
+      return n.phase === 'busy' ? { state: n, effects: [] } : onTick(n, input.now, input.obs, cfg);
+    }
   }
 }
 
@@ -322,5 +327,6 @@ function onPassive(s: DecisionState, now: number, obs: Observations, cfg: Decisi
   }
   if (damped(n, cfg, now)) return refuse(`${cfg.maxRoleChangesPerHour} automatic role changes in the last hour (failover.maxRoleChangesPerHour)`);
   const reason = `failover: channel down and the active's agent ${p.state === 'dead' ? 'refuses connections (gone)' : 'is unreachable'} for ${Math.round((now - Math.max(obs.channel.since, p.since)) / 100) / 10} s`;
-  return busy({ ...n, reason }, 'promote', { kind: 'promote', reason, epoch: n.epoch + 1 });
+  // The new epoch is beyond anything the old active ever had: when it returns, it yields.
+  return busy({ ...n, reason }, 'promote', { kind: 'promote', reason, epoch: Math.max(n.epoch, n.peerEpoch) + 1 });
 }

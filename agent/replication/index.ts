@@ -7,4 +7,5 @@ export { Receiver } from './receiver.ts';
 export type { ReceiverLog, ReceiverApplier, ReceiverOptions, ReceiverStatus, Alarm, StoredBatchLike } from './receiver.ts';
 export { decideStart } from './start-decision.ts';
 export type { StartDecision, ActiveView } from './start-decision.ts';
+export { listenTo } from './peer-link.ts';
 export type { PeerLink, LinkCloseInfo } from './peer-link.ts';

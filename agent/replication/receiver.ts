@@ -7,7 +7,7 @@ import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { TandemError, type ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-import { PROTOCOL_VERSION, parseFrames, type BatchMessage, type CommitEntry, type DataRecord, type HelloMessage, type Message } from '../../shared/protocol/index.ts';
+import { parseFrames, type BatchMessage, type CommitEntry, type DataRecord, type HelloMessage, type Message } from '../../shared/protocol/index.ts';
 import type { Manifest } from '../manifest/index.ts';
 import type { NodeStateStore } from '../state/index.ts';
 import { manifestChunks, refreshManifest } from '../sync/index.ts';
@@ -48,7 +48,6 @@ export interface ReceiverOptions {
   nodeState: NodeStateStore;
   retryMinMs: number;
   retryMaxMs: number;
-  helloTimeoutMs: number;
   log: Logger;
   clock: Clock;
 }
@@ -85,7 +84,6 @@ export class Receiver {
   private readonly rootNames: Set<string>;
   private link: PeerLink | undefined;
   private peerHello: HelloMessage | undefined;
-  private helloTimer: TimerHandle | undefined;
   private readonly queue: Pending[] = [];
   private receivedSeq: number;
   private appliedSeq: number;
@@ -99,6 +97,8 @@ export class Receiver {
   private syncBytesDone = 0;
   private syncBytesTotal = 0;
   private syncStartedAt = 0;
+  private lastContactLagMs: number | undefined;
+  private behindSince: number | undefined;
   private appendChain: Promise<void> = Promise.resolve();
   private drainWaiters: (() => void)[] = [];
   private readonly detachLink: (() => void)[] = [];
@@ -125,7 +125,8 @@ export class Receiver {
     this.kick();
   }
 
-  attach(link: PeerLink): void {
+  /** Takes over a connection to the active whose hellos were exchanged. */
+  attach(link: PeerLink, peerHello: HelloMessage): void {
     if (this.link !== undefined) this.detach('replaced by a newer connection');
     this.link = link;
     const onMessage = (m: Message) => {
@@ -139,24 +140,26 @@ export class Receiver {
       if (this.link === link) this.detach(`channel closed: ${info.code} ${info.reason}`);
     };
     this.detachLink.push(listenTo(link, onMessage, onClose));
-    const s = this.opts.nodeState.get();
-    link.send({
-      t: 'hello',
-      proto: PROTOCOL_VERSION,
-      pair: this.opts.pair,
-      node: this.opts.self,
-      role: 'passive',
-      generation: s.generation,
-      blockSize: this.opts.blockSize,
-      headSeq: this.receivedSeq,
-      firstSeq: 0,
-      appliedSeq: this.appliedSeq,
-      syncId: s.syncId,
-    });
+    this.onHello(peerHello);
     this.sendPeerState();
-    this.helloTimer = this.opts.clock.setTimeout(() => {
-      if (this.link === link && this.peerHello === undefined) this.refuse(this.protocolError(`the peer sent no hello within ${this.opts.helloTimeoutMs} ms`));
-    }, this.opts.helloTimeoutMs);
+  }
+
+  /** This side's part of the hello: what it holds. */
+  helloFields(): Pick<HelloMessage, 'generation' | 'headSeq' | 'firstSeq' | 'appliedSeq' | 'syncId'> {
+    const s = this.opts.nodeState.get();
+    return { generation: s.generation, headSeq: this.receivedSeq, firstSeq: 0, appliedSeq: this.appliedSeq, syncId: s.syncId };
+  }
+
+  /** Applies every batch held (a promotion finishes what it received); resolves with the last applied sequence. */
+  async drain(timeoutMs: number): Promise<number> {
+    await this.appendChain;
+    await Promise.race([this.whenDrained(), new Promise((r) => setTimeout(r, timeoutMs))]);
+    return this.appliedSeq;
+  }
+
+  /** How far behind the active this passive was when it last heard from it (ms), if it ever did. */
+  lagAtLastContact(): number | undefined {
+    return this.lastContactLagMs;
   }
 
   status(): ReceiverStatus {
@@ -208,7 +211,6 @@ export class Receiver {
     for (const d of this.detachLink.splice(0)) d();
     this.link = undefined;
     this.peerHello = undefined;
-    this.helloTimer?.cancel();
     if (peer !== undefined) this.log.info({ peer, reason }, 'replication: active disconnected');
   }
 
@@ -231,14 +233,29 @@ export class Receiver {
     link?.close(err.code, err.message);
   }
 
+  /**
+   * While connected, note how far behind the active this node is in what it *holds* (received
+   * and durable: a promotion applies it first). That is what a failover now would lose.
+   */
+  private noteContact(): void {
+    const now = this.opts.clock.now();
+    if (this.receivedSeq >= this.peerHeadSeq) this.behindSince = undefined;
+    else this.behindSince ??= now;
+    this.lastContactLagMs = this.behindSince === undefined ? 0 : now - this.behindSince;
+  }
+
   private onMessage(m: Message): void {
     switch (m.t) {
       case 'hello':
-        return this.onHello(m);
+      case 'hb':
+      case 'takeover':
+      case 'takeover-result':
+        return; // the role layer's (agent/roles)
       case 'batch':
         return this.onBatch(m);
       case 'peer-state':
         if (m.headSeq !== undefined) this.peerHeadSeq = Math.max(this.peerHeadSeq, m.headSeq);
+        this.noteContact();
         return;
       case 'manifest-request':
         void this.sendManifest(m.id);
@@ -251,13 +268,6 @@ export class Receiver {
   }
 
   private onHello(h: HelloMessage): void {
-    this.helloTimer?.cancel();
-    if (h.proto !== PROTOCOL_VERSION) return this.refuse(this.protocolError(`peer speaks protocol ${h.proto}, this node ${PROTOCOL_VERSION}`));
-    if (h.pair !== this.opts.pair) return this.refuse(this.protocolError(`peer belongs to pair ${h.pair}`, 'TANDEM_ERR_PEER_UNEXPECTED'));
-    if (h.role !== 'active') return this.refuse(this.protocolError('the peer says it is passive too: nothing to replicate from'));
-    if (h.blockSize !== this.opts.blockSize) {
-      return this.refuse(this.protocolError(`peer uses blockSize ${h.blockSize}, this node ${this.opts.blockSize}: set the same blockSize on both nodes`, 'TANDEM_ERR_PEER_UNEXPECTED'));
-    }
     this.peerHello = h;
     this.peerHeadSeq = h.headSeq;
     this.receiveAlarm = undefined;
@@ -271,6 +281,7 @@ export class Receiver {
     const { records, commit } = checked;
     this.receivedSeq = m.last;
     this.peerHeadSeq = Math.max(this.peerHeadSeq, m.last);
+    this.noteContact();
     const link = this.link;
     // Appends are chained: they reach the log in the order batches arrived.
     this.appendChain = this.appendChain.then(async () => {

@@ -8,7 +8,7 @@ import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { TandemError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-import { PROTOCOL_VERSION, type HelloMessage, type Message } from '../../shared/protocol/index.ts';
+import type { HelloMessage, Message } from '../../shared/protocol/index.ts';
 import type { Capture } from '../capture/index.ts';
 import { Manifest } from '../manifest/index.ts';
 import { SyncRunner, entryFromWire, type SyncProgress } from '../sync/index.ts';
@@ -48,7 +48,6 @@ export interface SenderOptions {
   windowBatches: number;
   windowBytes: number;
   batchBytes: number;
-  helloTimeoutMs: number;
   /** Highest sequence the journal may be trimmed to, whatever the passive acknowledged. */
   trimLimit?: () => number;
   log: Logger;
@@ -82,8 +81,6 @@ interface InFlight {
 export class Sender {
   private readonly log: Logger;
   private link: PeerLink | undefined;
-  private peerHello: HelloMessage | undefined;
-  private helloTimer: TimerHandle | undefined;
   private tickTimer: TimerHandle | undefined;
   private streaming = false;
   private nextSeq = 0;
@@ -109,8 +106,11 @@ export class Sender {
     });
   }
 
-  /** Takes over a new connection from the passive (a newer one replaces an older one). */
-  attach(link: PeerLink): void {
+  /**
+   * Takes over a connection to the passive whose hellos were exchanged (a newer one replaces an
+   * older one): decides where it resumes and starts streaming.
+   */
+  attach(link: PeerLink, peerHello: HelloMessage): void {
     if (this.link !== undefined) this.detach('replaced by a newer connection');
     this.link = link;
     const onMessage = (m: Message) => this.onMessage(m);
@@ -118,12 +118,28 @@ export class Sender {
       if (this.link === link) this.detach(`channel closed: ${info.code} ${info.reason}`);
     };
     this.detachLink.push(listenTo(link, onMessage, onClose));
-    link.send(this.hello());
-    this.helloTimer = this.opts.clock.setTimeout(() => {
-      if (this.link === link && this.peerHello === undefined) {
-        this.fail('TANDEM_ERR_PROTOCOL', `the peer sent no hello within ${this.opts.helloTimeoutMs} ms`);
-      }
-    }, this.opts.helloTimeoutMs);
+    this.onHello(peerHello);
+  }
+
+  /** This side's part of the hello: where its journal stands. */
+  helloFields(): Pick<HelloMessage, 'generation' | 'headSeq' | 'firstSeq' | 'appliedSeq' | 'syncId'> {
+    const j = this.opts.journal;
+    return { generation: this.opts.generation, headSeq: j.headSeq, firstSeq: j.firstSeq, appliedSeq: this.ackedSeq, syncId: this.sync?.progress.id ?? '' };
+  }
+
+  /** Last sequence the passive acknowledged as applied and durable. */
+  get acked(): number {
+    return this.ackedSeq;
+  }
+
+  /** Resolves once the passive acknowledged `seq` (a planned switchover drains up to it). */
+  async waitAcked(seq: number, timeoutMs: number): Promise<boolean> {
+    const deadline = this.opts.clock.monotonic() + timeoutMs;
+    while (this.ackedSeq < seq) {
+      if (this.opts.clock.monotonic() > deadline || this.link === undefined) return false;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return true;
   }
 
   status(): SenderStatus {
@@ -165,32 +181,13 @@ export class Sender {
 
   // ------------------------------------------------------------------ session
 
-  private hello(): HelloMessage {
-    const j = this.opts.journal;
-    return {
-      t: 'hello',
-      proto: PROTOCOL_VERSION,
-      pair: this.opts.pair,
-      node: this.opts.self,
-      role: 'active',
-      generation: this.opts.generation,
-      blockSize: this.opts.blockSize,
-      headSeq: j.headSeq,
-      firstSeq: j.firstSeq,
-      appliedSeq: this.ackedSeq,
-      syncId: this.sync?.progress.id ?? '',
-    };
-  }
-
   private detach(reason: string): void {
     const hadPeer = this.link?.peer;
     for (const d of this.detachLink.splice(0)) d();
     this.link = undefined;
-    this.peerHello = undefined;
     this.streaming = false;
     this.inflight = [];
     this.inflightBytes = 0;
-    this.helloTimer?.cancel();
     this.tickTimer?.cancel();
     this.peerState = undefined;
     // A synchronisation still collecting the manifest dies with its connection; one that is
@@ -212,7 +209,10 @@ export class Sender {
   private onMessage(m: Message): void {
     switch (m.t) {
       case 'hello':
-        return this.onHello(m);
+      case 'hb':
+      case 'takeover':
+      case 'takeover-result':
+        return; // the role layer's (agent/roles)
       case 'ack':
         return this.onAck(m.seq);
       case 'peer-state':
@@ -229,16 +229,6 @@ export class Sender {
   }
 
   private onHello(h: HelloMessage): void {
-    this.helloTimer?.cancel();
-    if (h.proto !== PROTOCOL_VERSION) return this.fail('TANDEM_ERR_PROTOCOL', `peer speaks protocol ${h.proto}, this node ${PROTOCOL_VERSION}`);
-    if (h.pair !== this.opts.pair) return this.fail('TANDEM_ERR_PEER_UNEXPECTED', `peer belongs to pair ${h.pair}`);
-    if (h.role !== 'passive') {
-      return this.fail('TANDEM_ERR_PROTOCOL', 'the peer says it is active too: refusing to replicate (two active nodes need an operator decision)');
-    }
-    if (h.blockSize !== this.opts.blockSize) {
-      return this.fail('TANDEM_ERR_PEER_UNEXPECTED', `peer uses blockSize ${h.blockSize}, this node ${this.opts.blockSize}: set the same blockSize on both nodes`);
-    }
-    this.peerHello = h;
     const j = this.opts.journal;
     const decision: StartDecision = decideStart(
       { generation: this.opts.generation, headSeq: j.headSeq, firstSeq: j.firstSeq, syncId: this.sync?.progress.id },

@@ -12,6 +12,8 @@ export interface NodeState {
   role: Role;
   /** Id of the lineage of data this node holds ('' until a passive received its first sync). */
   generation: string;
+  /** Counts role changes: each promotion starts epoch + 1. Of two active nodes, the higher epoch is the real one. */
+  epoch: number;
   /** Passive: a synchronisation begun and not finished; its tree is not a real state until it ends. */
   syncId: string;
   /** Passive: bytes of block data that synchronisation sends (its progress survives a restart). */
@@ -38,7 +40,7 @@ export class NodeStateStore {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw TandemError.wrap(err, { code: 'TANDEM_ERR_STATE_IO', op: `read ${file}` });
     }
     if (text === undefined) {
-      const state: NodeState = { role: initialRole, generation: initialRole === 'active' ? newGeneration() : '', syncId: '', syncBytesTotal: 0 };
+      const state: NodeState = { role: initialRole, generation: initialRole === 'active' ? newGeneration() : '', epoch: initialRole === 'active' ? 1 : 0, syncId: '', syncBytesTotal: 0 };
       const store = new NodeStateStore(file, state);
       await store.write();
       return { store, created: true };
@@ -57,7 +59,13 @@ export class NodeStateStore {
     if ((parsed.role !== 'active' && parsed.role !== 'passive') || typeof parsed.generation !== 'string') {
       throw new TandemError({ code: 'TANDEM_ERR_STATE_IO', op: `read ${file}`, reason: 'missing role or generation', hint: 'restore the file or remove the state directory' });
     }
-    const state: NodeState = { role: parsed.role, generation: parsed.generation, syncId: parsed.syncId ?? '', syncBytesTotal: parsed.syncBytesTotal ?? 0 };
+    const state: NodeState = {
+      role: parsed.role,
+      generation: parsed.generation,
+      epoch: parsed.epoch ?? (parsed.role === 'active' ? 1 : 0),
+      syncId: parsed.syncId ?? '',
+      syncBytesTotal: parsed.syncBytesTotal ?? 0,
+    };
     return { store: new NodeStateStore(file, state), created: false };
   }
 

@@ -35,16 +35,14 @@ export async function runDemo(pair: DemoPair): Promise<number> {
     }
     throw new Error(`agent at ${url} did not start; see its agent.log and agent.out`);
   };
-  let statuses = await Promise.all(pair.nodes.map((n) => waitUp(n.controlUrl)));
-  // Until the agents run the scripts themselves (failover), the demo starts the application on
-  // the node that is active now.
+  const statuses = await Promise.all(pair.nodes.map((n) => waitUp(n.controlUrl)));
+  // The agents run the start script themselves once the active has heard its peer.
   const active = pair.nodes.find((_n, i) => statuses[i]!.role === 'active') ?? pair.nodes[0]!;
-  const started = spawnSync(path.join(active.scriptsDir, 'start.sh'), { stdio: 'inherit', env: { ...process.env, TANDEM_NODE: active.name, TANDEM_ROLE: 'active', TANDEM_REASON: 'demo' } });
   process.stdout.write(
     [
       '',
       `Tandem demo pair in ${pair.dir}`,
-      `  application: ${pair.appUrl}${started.status === 0 ? '' : ' (its start script FAILED: see scripts.log)'}`,
+      `  application: ${pair.appUrl} (served by the active node; kill its agent with -9 and watch the other take over)`,
       `  edit files in ${active.dataDir}`,
       `  and watch them appear in ${pair.nodes.find((n) => n !== active)!.dataDir}`,
       `  agent logs:  ${pair.nodes.map((n) => n.logFile).join(', ')}`,
@@ -56,7 +54,6 @@ export async function runDemo(pair: DemoPair): Promise<number> {
   const timer = setInterval(() => {
     void Promise.all(pair.nodes.map((n) => fetchStatus(n.controlUrl, 900).catch(() => undefined))).then((all) => {
       if (stopping) return;
-      statuses = all.filter((s): s is AgentStatus => s !== undefined);
       process.stdout.write(`${new Date().toISOString().slice(11, 19)}  ${all.map((s, i) => line(s, pair.nodes[i]!.name)).join('  |  ')}\n`);
     });
   }, 1000);
@@ -66,10 +63,15 @@ export async function runDemo(pair: DemoPair): Promise<number> {
       stopping = true;
       clearInterval(timer);
       process.stdout.write('\nstopping the demo pair…\n');
-      spawnSync(path.join(active.scriptsDir, 'stop.sh'), { stdio: 'inherit' });
       for (const c of children) c.kill('SIGTERM');
       let left = children.length;
-      for (const c of children) c.once('exit', () => --left === 0 && resolve(0));
+      // An agent stops its applications only on a role change; the demo stops them on the way out.
+      for (const c of children)
+        c.once('exit', () => {
+          if (--left > 0) return;
+          for (const n of pair.nodes) spawnSync(path.join(n.scriptsDir, 'stop.sh'), { stdio: 'inherit', env: { ...process.env, TANDEM_REASON: 'demo stopped' } });
+          resolve(0);
+        });
       setTimeout(() => {
         for (const c of children) c.kill('SIGKILL');
         resolve(0);

@@ -14,6 +14,10 @@ export interface HelloMessage {
   node: string;
   role: Role;
   generation: string;
+  /** Counts role changes (a promotion starts a new epoch): the higher epoch is the newer active. */
+  epoch: number;
+  /** This node runs its applications (its start script succeeded and no stop ran since). */
+  serving: boolean;
   /** Block size of the manifests: both nodes must use the same one, or block hashes mean nothing. */
   blockSize: number;
   /** Active: last journaled sequence. Passive: last sequence it holds durably. */
@@ -83,6 +87,35 @@ export interface ManifestEndMessage {
   roots: string[];
 }
 
+/** Every heartbeat interval, both ways, once hellos were exchanged: each side's view. */
+export interface HeartbeatMessage {
+  t: 'hb';
+  seq: number;
+  role: Role;
+  epoch: number;
+  serving: boolean;
+  /** This node's own public checks. */
+  publicState: 'unknown' | 'ok' | 'failing';
+  /** Passive: it has applied everything the active journaled. Active: its passive is in sync. */
+  inSync: boolean;
+}
+
+/** Active → passive, planned switchover: everything up to headSeq is yours; take the role. */
+export interface TakeoverMessage {
+  t: 'takeover';
+  epoch: number;
+  headSeq: number;
+  reason: string;
+}
+
+/** Passive → active: the outcome of a takeover. */
+export interface TakeoverResultMessage {
+  t: 'takeover-result';
+  epoch: number;
+  ok: boolean;
+  error?: string | undefined;
+}
+
 /** Sent before closing the channel on purpose, so the peer can log the reason. */
 export interface ErrorMessage {
   t: 'error';
@@ -98,6 +131,9 @@ export type Message =
   | ManifestRequestMessage
   | ManifestChunkMessage
   | ManifestEndMessage
+  | HeartbeatMessage
+  | TakeoverMessage
+  | TakeoverResultMessage
   | ErrorMessage;
 
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -124,6 +160,7 @@ export function messageProblem(m: unknown): string | undefined {
     case 'hello':
       if (!isUint(r.proto) || !isStr(r.pair) || !isStr(r.node) || !isStr(r.generation)) return 'hello: bad identity fields';
       if (!isUint(r.blockSize)) return 'hello: bad blockSize';
+      if (!isUint(r.epoch) || typeof r.serving !== 'boolean') return 'hello: bad epoch/serving';
       if (r.role !== 'active' && r.role !== 'passive') return 'hello: bad role';
       if (!isUint(r.headSeq) || !isUint(r.firstSeq) || !isUint(r.appliedSeq) || !isStr(r.syncId)) return 'hello: bad sequence fields';
       return undefined;
@@ -146,6 +183,14 @@ export function messageProblem(m: unknown): string | undefined {
     }
     case 'manifest-end':
       return isStr(r.id) && isUint(r.count) && Array.isArray(r.roots) && r.roots.every((x) => isStr(x)) ? undefined : 'manifest-end: bad fields';
+    case 'hb':
+      if (!isUint(r.seq) || !isUint(r.epoch) || typeof r.serving !== 'boolean' || typeof r.inSync !== 'boolean') return 'hb: bad fields';
+      if (r.role !== 'active' && r.role !== 'passive') return 'hb: bad role';
+      return r.publicState === 'unknown' || r.publicState === 'ok' || r.publicState === 'failing' ? undefined : 'hb: bad publicState';
+    case 'takeover':
+      return isUint(r.epoch) && isUint(r.headSeq) && isStr(r.reason, 1024) ? undefined : 'takeover: bad fields';
+    case 'takeover-result':
+      return isUint(r.epoch) && typeof r.ok === 'boolean' && (r.error === undefined || isStr(r.error, 4096)) ? undefined : 'takeover-result: bad fields';
     case 'error':
       return isStr(r.code) && isStr(r.message, 4096) ? undefined : 'error: bad fields';
     default:

@@ -60,7 +60,7 @@ async function rogueActive(p: TestPair): Promise<{ next: () => Promise<PeerConne
 }
 
 function activeHello(headSeq: number): Message {
-  return { t: 'hello', proto: PROTOCOL_VERSION, pair: 'demo', node: 'alpha', role: 'active', generation: 'rogue', blockSize: 65536, headSeq, firstSeq: 1, appliedSeq: 0, syncId: '' };
+  return { t: 'hello', proto: PROTOCOL_VERSION, pair: 'demo', node: 'alpha', role: 'active', generation: 'rogue', epoch: 9, serving: true, blockSize: 65536, headSeq, firstSeq: 1, appliedSeq: 0, syncId: '' };
 }
 
 function batchOf(records: DataRecord[]): Message {

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { AgentStatus } from '../../agent/control/index.ts';
@@ -41,7 +41,7 @@ export class TestPair {
 
   static async create(opts: PairOptions = {}): Promise<TestPair> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-it-'));
-    const info = await initDemoPair(dir);
+    const info = await initDemoPair(dir, { appPort: 0 });
     if (opts.emptyData === true) {
       for (const n of info.nodes) for (const e of fs.readdirSync(n.dataDir)) fs.rmSync(path.join(n.dataDir, e), { recursive: true });
     }
@@ -166,6 +166,8 @@ export class TestPair {
 
   async cleanup(): Promise<void> {
     for (const name of [...this.procs.keys()]) await this.kill(name, 'SIGKILL');
+    // The demo applications run detached from the agents (as real services would): stop them.
+    for (const n of this.info.nodes) spawnSync(path.join(n.scriptsDir, 'stop.sh'), { stdio: 'ignore', env: { ...process.env, TANDEM_REASON: 'test cleanup' } });
     // TANDEM_KEEP_TEST_DIRS=1 keeps the pair's files (logs, state) to look at after a failure.
     if (process.env.TANDEM_KEEP_TEST_DIRS === '1') process.stderr.write(`kept test pair in ${this.dir}\n`);
     else fs.rmSync(this.dir, { recursive: true, force: true });

@@ -52,7 +52,7 @@ export function clientTarget(log: Logger, encryption: ChannelEncryption, port: n
 }
 
 export function hello(node: string, role: 'active' | 'passive'): HelloMessage {
-  return { t: 'hello', proto: 1, pair: PAIR, node, role, generation: 'g1', blockSize: 65_536, headSeq: 10, firstSeq: 1, appliedSeq: 7, syncId: '' };
+  return { t: 'hello', proto: 1, pair: PAIR, node, role, generation: 'g1', epoch: 1, serving: false, blockSize: 65_536, headSeq: 10, firstSeq: 1, appliedSeq: 7, syncId: '' };
 }
 
 /** A connection with everything it emitted recorded from its first moment. */

@@ -11,6 +11,9 @@ function decisions(p: TestPair): string[] {
   return p.logLines('alpha').filter((l) => l.component === 'sender' && l.decision !== undefined).map((l) => l.decision.kind as string);
 }
 
+/** These tests are about replication across agent kills, not about failover: no role changes. */
+const noFailover = { config: (doc: Record<string, any>) => (doc.failover = { auto: false }) };
+
 afterEach(async () => {
   await killAll();
   await pair?.cleanup();
@@ -41,7 +44,7 @@ async function burstyWorkload(w: Workload, between: () => Promise<void> = async 
 
 describe('replication between two agent processes', () => {
   it('makes the passive tree byte-identical after 500 files are created, modified, renamed and deleted in bursts', async () => {
-    pair = await TestPair.create();
+    pair = await TestPair.create(noFailover);
     await pair.startBoth();
     await pair.waitIdentical();
     const w = new Workload(pair.data('alpha'), rng(1));
@@ -55,7 +58,7 @@ describe('replication between two agent processes', () => {
   });
 
   it('stays identical when the passive agent is killed with SIGKILL mid-stream and restarted', async () => {
-    pair = await TestPair.create();
+    pair = await TestPair.create(noFailover);
     const p = pair;
     await p.startBoth();
     await p.waitIdentical();
@@ -70,15 +73,21 @@ describe('replication between two agent processes', () => {
         w.modify(60);
         await sleep(100);
         await p.start('beta');
+        // Streaming again before the next kill, so that every kill lands mid-stream.
+        await p.waitFor('beta', 'connected to the active', (st) => st.peer.connected && st.replication.appliedSeq > 0);
       }
     });
     await p.waitIdentical();
-    // It resumed from its last acknowledged sequence every time: one synchronisation at the start only.
-    expect(decisions(p)).toEqual(['sync', 'resume', 'resume', 'resume']);
+    // It resumed from its last acknowledged sequence every time: one synchronisation at the start
+    // only (crossed connects can add resumes; never another synchronisation).
+    const d = decisions(p);
+    expect(d[0]).toBe('sync');
+    expect(d.slice(1).length).toBeGreaterThanOrEqual(3);
+    expect(d.slice(1).every((k) => k === 'resume')).toBe(true);
   });
 
   it('stays identical when the active agent is killed with SIGKILL mid-stream, the tree changes while it is down, and it restarts', async () => {
-    pair = await TestPair.create();
+    pair = await TestPair.create(noFailover);
     const p = pair;
     await p.startBoth();
     await p.waitIdentical();
@@ -96,6 +105,9 @@ describe('replication between two agent processes', () => {
     await p.waitIdentical();
     const beta = await p.status('beta');
     expect(beta.replication.inSync).toBe(true);
-    expect(decisions(p)).toEqual(['sync', 'resume']);
+    const d = decisions(p);
+    expect(d[0]).toBe('sync');
+    expect(d.slice(1).length).toBeGreaterThanOrEqual(1);
+    expect(d.slice(1).every((k) => k === 'resume')).toBe(true);
   });
 });

@@ -83,6 +83,13 @@ describe('the failover decision', () => {
       expect(promoted.kind === 'promote' && promoted.epoch).toBe(2);
     });
 
+    it('promotes beyond the highest epoch the active ever showed, even from an older epoch of its own', () => {
+      const behind = run(initialState('passive', 0, T0), T0, T0 + 100, () => obs({ peer: peer({ epoch: 7 }) })).state;
+      const r = run(behind, T0 + 200, T0 + 10_000, () => obs({ channel: { up: false, since: T0 + 200 }, peer: undefined, presence: { state: 'dead', since: T0 + 200 } }));
+      const promoted = r.effects[0]!.e;
+      expect(promoted.kind === 'promote' && promoted.epoch).toBe(8);
+    });
+
     it('also fails over when the active host is unreachable (no answer to the connection)', () => {
       const r = run(steadyPassive(), T0, T0 + 10_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'unreachable', since: T0 } }));
       expect(r.effects.map((x) => x.e.kind)).toEqual(['promote']);

@@ -1,0 +1,99 @@
+// What runs on the active node: the journal, capture (watching the protected roots) and the
+// sender that streams batches to the passive. Built when the node becomes active, stopped when
+// it stops being so; it must never run on a passive node.
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { Capture, replayJournalIntoManifest } from '../capture/index.ts';
+import { Journal } from '../journal/index.ts';
+import { Sender } from '../replication/index.ts';
+import type { EngineDeps } from './engine-deps.ts';
+
+export class ActiveEngine {
+  private constructor(
+    readonly journal: Journal,
+    readonly capture: Capture,
+    readonly sender: Sender,
+  ) {}
+
+  /**
+   * `freshAfterSeq`: the node was passive until now (a promotion): any journal on disk is from an
+   * older time as active and is discarded; the new journal continues after that sequence.
+   */
+  static async start(deps: EngineDeps, opts: { freshAfterSeq?: number } = {}): Promise<ActiveEngine> {
+    const { config, log, clock, manifestStore, nodeState } = deps;
+    const dir = path.join(config.stateDir, 'journal');
+    if (opts.freshAfterSeq !== undefined) await fsp.rm(dir, { recursive: true, force: true });
+    const journal = await Journal.open({ dir, segmentBytes: config.journal.segmentBytes, maxBytes: config.journal.maxBytes, generation: nodeState.get().generation, log, clock });
+    try {
+      if (opts.freshAfterSeq !== undefined && journal.headSeq < opts.freshAfterSeq) await journal.skipTo(opts.freshAfterSeq);
+      const manifestWasEmpty = manifestStore.manifest.count() === 0;
+      const replayed = await replayJournalIntoManifest(journal, manifestStore.manifest, manifestStore.throughSeq, config.blockSize);
+      if (replayed.records > 0) {
+        log.info({ ...replayed, fromSeq: manifestStore.throughSeq + 1, headSeq: journal.headSeq }, 'capture: manifest brought up to the journal after an unclean stop');
+      }
+      await manifestStore.flush(journal.headSeq);
+      let sender: Sender | undefined;
+      const capture = new Capture({
+        roots: config.protect,
+        manifest: manifestStore.manifest,
+        journal,
+        blockSize: config.blockSize,
+        batchBytes: config.journal.batchBytes,
+        batchDelayMs: config.journal.batchDelay,
+        settleMs: config.capture.settle,
+        scanIntervalMs: config.capture.scanInterval,
+        renameWindowMs: config.capture.renameWindow,
+        baseline: manifestWasEmpty && journal.headSeq === 0,
+        afterCommit: async () => {
+          await manifestStore.flush(journal.headSeq);
+          sender?.retrim();
+        },
+        log,
+        clock,
+      });
+      sender = new Sender({
+        pair: config.pair,
+        self: config.self.name,
+        generation: nodeState.get().generation,
+        blockSize: config.blockSize,
+        roots: config.protect,
+        journal,
+        capture,
+        manifest: manifestStore.manifest,
+        windowBatches: config.channel.windowBatches,
+        windowBytes: config.channel.windowBytes,
+        batchBytes: config.journal.batchBytes,
+        // The journal is the manifest's write-ahead log: never trim past what the manifest holds.
+        trimLimit: () => manifestStore.throughSeq,
+        log,
+        clock,
+      });
+      await capture.start();
+      return new ActiveEngine(journal, capture, sender);
+    } catch (err) {
+      await journal.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  /**
+   * Journals everything capture has seen and waits until capture is idle: after the
+   * applications were stopped, this is the last state the passive must have before it takes over.
+   */
+  async drain(timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await this.capture.whenIdle();
+      if (this.capture.status().pendingPaths === 0) break;
+      if (Date.now() > deadline) throw new Error(`capture still had ${this.capture.status().pendingPaths} paths pending after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return this.journal.headSeq;
+  }
+
+  async stop(): Promise<void> {
+    await this.capture.stop();
+    await this.sender.close();
+    await this.journal.close();
+  }
+}

@@ -1,0 +1,83 @@
+// The heartbeat on the channel: every interval each side sends its view (role, epoch, whether
+// it serves, its public link, whether it is in sync), and the channel counts as up while the
+// peer's heartbeats keep coming. One late heartbeat is nothing: only `threshold` intervals of
+// silence make the channel down. It never decides anything itself (agent/failover does).
+import type { Clock, TimerHandle } from '../../shared/clock.ts';
+import type { HeartbeatMessage, Message } from '../../shared/protocol/index.ts';
+import type { PeerView } from '../failover/decision.ts';
+import { listenTo, type PeerLink } from '../replication/index.ts';
+
+export type OwnHeartbeat = Omit<HeartbeatMessage, 't' | 'seq'>;
+
+export interface ChannelObservation {
+  up: boolean;
+  /** When `up` last changed (the agent's start counts as a change to down). */
+  since: number;
+  peer: PeerView | undefined;
+  /** When the last heartbeat (or hello) arrived. */
+  lastHeardAt: number | undefined;
+}
+
+export class ChannelHeartbeat {
+  private link: PeerLink | undefined;
+  private detach: (() => void) | undefined;
+  private timer: TimerHandle | undefined;
+  private seq = 0;
+  private lastHeardAt: number | undefined;
+  private peer: PeerView | undefined;
+  private up = false;
+  private since: number;
+
+  constructor(
+    private readonly opts: { intervalMs: number; threshold: number; clock: Clock; own: () => OwnHeartbeat },
+  ) {
+    this.since = opts.clock.now();
+  }
+
+  /** Starts beating on a connection whose hellos were exchanged; `peer` is what its hello said. */
+  attach(link: PeerLink, peer: PeerView): void {
+    this.detach?.();
+    this.link = link;
+    this.lastHeardAt = this.opts.clock.now();
+    this.peer = peer;
+    const onMessage = (m: Message) => {
+      if (m.t !== 'hb') return;
+      this.lastHeardAt = this.opts.clock.now();
+      this.peer = { role: m.role, epoch: m.epoch, serving: m.serving, publicState: m.publicState, inSync: m.inSync, at: this.lastHeardAt };
+    };
+    const onClose = () => {
+      if (this.link !== link) return;
+      this.link = undefined;
+      this.observe();
+    };
+    this.detach = listenTo(link, onMessage, onClose);
+    this.beat();
+    this.observe();
+  }
+
+  /** Sends one heartbeat now (also used right after a role change, so the peer learns it at once). */
+  beat(): void {
+    this.timer?.cancel();
+    const link = this.link;
+    if (link?.open === true) link.send({ t: 'hb', seq: ++this.seq, ...this.opts.own() });
+    this.timer = this.opts.clock.setTimeout(() => this.beat(), this.opts.intervalMs);
+  }
+
+  observe(): ChannelObservation {
+    const now = this.opts.clock.now();
+    const fresh = this.link?.open === true && this.lastHeardAt !== undefined && now - this.lastHeardAt <= this.opts.intervalMs * this.opts.threshold;
+    if (fresh !== this.up) {
+      this.up = fresh;
+      // Down since the last sign of life (the last heartbeat), not since we noticed: a closed
+      // connection and a silent one then count the same, from the moment the peer fell silent.
+      this.since = fresh ? now : Math.min(now, this.lastHeardAt ?? now);
+    }
+    return { up: this.up, since: this.since, peer: this.up ? this.peer : undefined, lastHeardAt: this.lastHeardAt };
+  }
+
+  stop(): void {
+    this.timer?.cancel();
+    this.detach?.();
+    this.link = undefined;
+  }
+}

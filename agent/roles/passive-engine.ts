@@ -1,0 +1,58 @@
+// What runs on the passive node: the receive log, the applier and the receiver. Built when the
+// node becomes passive; it must never run next to an active engine.
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { Applier } from '../apply/applier.ts';
+import { ReceiveLog } from '../apply/receive-log.ts';
+import { Receiver } from '../replication/index.ts';
+import type { EngineDeps } from './engine-deps.ts';
+
+export class PassiveEngine {
+  private constructor(
+    readonly receiveLog: ReceiveLog,
+    readonly applier: Applier,
+    readonly receiver: Receiver,
+  ) {}
+
+  /**
+   * `fresh`: the node was active until now (a demotion): a receive log on disk is from an older
+   * time as passive and must not be redone over the current tree; it is discarded.
+   */
+  static async start(deps: EngineDeps, opts: { fresh?: boolean } = {}): Promise<PassiveEngine> {
+    const { config, log, clock, manifestStore, nodeState } = deps;
+    const dir = path.join(config.stateDir, 'receive');
+    if (opts.fresh === true) await fsp.rm(dir, { recursive: true, force: true });
+    const receiveLog = await ReceiveLog.open({ dir, segmentBytes: config.journal.segmentBytes, log });
+    const applier = new Applier({ roots: config.protect, manifest: manifestStore.manifest, blockSize: config.blockSize, log, clock });
+    try {
+      await applier.init();
+      const receiver = new Receiver({
+        pair: config.pair,
+        self: config.self.name,
+        blockSize: config.blockSize,
+        roots: config.protect,
+        receiveLog,
+        applier,
+        manifest: manifestStore.manifest,
+        flushManifest: () => manifestStore.flush(),
+        nodeState,
+        retryMinMs: config.apply.retryMin,
+        retryMaxMs: config.apply.retryMax,
+        log,
+        clock,
+      });
+      await receiver.recover();
+      return new PassiveEngine(receiveLog, applier, receiver);
+    } catch (err) {
+      await applier.close().catch(() => {});
+      await receiveLog.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.receiver.close();
+    await this.applier.close();
+    await this.receiveLog.close();
+  }
+}

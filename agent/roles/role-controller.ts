@@ -1,0 +1,298 @@
+// Carries out role changes: it owns the engine of the current role (active: journal, capture,
+// sender; passive: receive log, applier, receiver), routes every channel connection to it, and
+// performs what the failover decision asks: serve, release, promote, demote, switch over. It
+// decides nothing: each operation reports an outcome that goes back to the decision. It must
+// never let a node serve (run `start`) while it is not active, nor keep serving after `stop`
+// was asked of it.
+import type { Clock } from '../../shared/clock.ts';
+import type { Logger } from '../../shared/log.ts';
+import { PROTOCOL_VERSION, type HelloMessage, type Message, type Role } from '../../shared/protocol/index.ts';
+import type { PeerChannel, PeerConnection } from '../channel/index.ts';
+import type { ReceiverStatus, SenderStatus } from '../replication/index.ts';
+import { newGeneration } from '../state/index.ts';
+import { ActiveEngine } from './active-engine.ts';
+import { ChannelHeartbeat } from './channel-heartbeat.ts';
+import type { EngineDeps } from './engine-deps.ts';
+import { exchangeHello } from './hello-exchange.ts';
+import { PassiveEngine } from './passive-engine.ts';
+
+export type ScriptName = 'start' | 'stop' | 'check';
+
+/** What the controller needs from agent/scripts. */
+export interface Scripts {
+  run(name: ScriptName, ctx: { role: Role; reason: string; generation: string }): Promise<{ ok: boolean; error?: string | undefined; exitCode: number | null; timedOut: boolean }>;
+}
+
+export interface Outcome {
+  ok: boolean;
+  error?: string | undefined;
+  epoch?: number | undefined;
+}
+
+export interface RoleControllerOptions extends EngineDeps {
+  channel: PeerChannel;
+  scripts: Scripts;
+  /** Whether this node serves now (the decision's state): goes into hellos and heartbeats. */
+  serving: () => boolean;
+  /** This node's public link, as its own checks see it. */
+  publicState: () => 'unknown' | 'ok' | 'failing';
+  /** A planned handover arrived from the active: the decision must take it (agent/failover). */
+  onTakeover: (epoch: number, headSeq: number, reason: string) => void;
+}
+
+/** How long a switchover waits for the passive to apply everything and take over. */
+const SWITCHOVER_DRAIN_MS = 30_000;
+const SWITCHOVER_TAKEOVER_MS = 30_000;
+
+export class RoleController {
+  readonly heartbeat: ChannelHeartbeat;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private engine: ActiveEngine | PassiveEngine | undefined;
+  private takeoverWaiter: ((m: Extract<Message, { t: 'takeover-result' }>) => void) | undefined;
+  private pendingTakeover: { link: PeerConnection; epoch: number } | undefined;
+  private stopped = false;
+
+  constructor(private readonly opts: RoleControllerOptions) {
+    this.log = opts.log.child({ component: 'roles' });
+    this.clock = opts.clock;
+    this.heartbeat = new ChannelHeartbeat({
+      intervalMs: opts.config.heartbeat.intervalMs,
+      threshold: opts.config.heartbeat.threshold,
+      clock: opts.clock,
+      own: () => ({ role: this.role, epoch: this.epoch, serving: opts.serving(), publicState: opts.publicState(), inSync: this.inSync() }),
+    });
+    opts.channel.on('connection', (conn) => this.onConnection(conn));
+  }
+
+  get role(): Role {
+    return this.opts.nodeState.get().role;
+  }
+
+  get epoch(): number {
+    return this.opts.nodeState.get().epoch;
+  }
+
+  get active(): ActiveEngine | undefined {
+    return this.engine instanceof ActiveEngine ? this.engine : undefined;
+  }
+
+  get passive(): PassiveEngine | undefined {
+    return this.engine instanceof PassiveEngine ? this.engine : undefined;
+  }
+
+  senderStatus(): SenderStatus | undefined {
+    return this.active?.sender.status();
+  }
+
+  receiverStatus(): ReceiverStatus | undefined {
+    return this.passive?.receiver.status();
+  }
+
+  private inSync(): boolean {
+    return this.active?.sender.status().inSync ?? this.passive?.receiver.status().inSync ?? false;
+  }
+
+  /** Builds the engine of the role the node state holds. */
+  async start(): Promise<void> {
+    this.engine = this.role === 'active' ? await ActiveEngine.start(this.opts) : await PassiveEngine.start(this.opts);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.heartbeat.stop();
+    await this.engine?.stop();
+    this.engine = undefined;
+  }
+
+  // ---------------------------------------------------------------- connections
+
+  private hello(): HelloMessage {
+    const fields = this.active?.sender.helloFields() ??
+      this.passive?.receiver.helloFields() ?? { generation: this.opts.nodeState.get().generation, headSeq: 0, firstSeq: 0, appliedSeq: 0, syncId: '' };
+    return {
+      t: 'hello',
+      proto: PROTOCOL_VERSION,
+      pair: this.opts.config.pair,
+      node: this.opts.config.self.name,
+      role: this.role,
+      epoch: this.epoch,
+      serving: this.opts.serving(),
+      blockSize: this.opts.config.blockSize,
+      ...fields,
+    };
+  }
+
+  private onConnection(conn: PeerConnection): void {
+    if (this.stopped) return;
+    conn.on('message', (m) => this.onControlMessage(conn, m));
+    exchangeHello(conn, this.hello(), {
+      pair: this.opts.config.pair,
+      blockSize: this.opts.config.blockSize,
+      timeoutMs: this.opts.config.channel.handshakeTimeout,
+      clock: this.clock,
+      log: this.log,
+      onPeerHello: (h) => {
+        this.heartbeat.attach(conn, { role: h.role, epoch: h.epoch, serving: h.serving, publicState: 'unknown', inSync: false, at: this.clock.now() });
+        // A passive follows its active's epoch, so that a promotion goes beyond it even after
+        // a restart of this node.
+        if (this.role === 'passive' && h.role === 'active' && h.epoch > this.epoch) {
+          void this.opts.nodeState.update({ epoch: h.epoch }).catch((err: unknown) => this.log.warn({ err }, 'roles: cannot persist the epoch'));
+        }
+        // Replication runs only between an active and a passive; otherwise the heartbeats tell
+        // the decision who must change, and the connection is made again after the change.
+        const active = this.active;
+        const passive = this.passive;
+        if (active !== undefined && h.role === 'passive') active.sender.attach(conn, h);
+        else if (passive !== undefined && h.role === 'active') passive.receiver.attach(conn, h);
+        else this.log.info({ peer: h.node, role: this.role, peerRole: h.role, epoch: this.epoch, peerEpoch: h.epoch }, 'roles: both nodes are ' + this.role + '; no replication until one changes');
+      },
+    });
+  }
+
+  private onControlMessage(conn: PeerConnection, m: Message): void {
+    if (m.t === 'takeover') {
+      if (this.role !== 'passive') {
+        conn.send({ t: 'takeover-result', epoch: m.epoch, ok: false, error: 'this node is not passive' });
+        return;
+      }
+      this.pendingTakeover = { link: conn, epoch: m.epoch };
+      this.opts.onTakeover(m.epoch, m.headSeq, m.reason);
+    } else if (m.t === 'takeover-result') {
+      this.takeoverWaiter?.(m);
+    }
+  }
+
+  // ---------------------------------------------------------------- operations
+
+  private ctx(reason: string) {
+    return { role: this.role, reason, generation: this.opts.nodeState.get().generation };
+  }
+
+  /** Runs `start` (the node is active): takes the public identity and starts the applications. */
+  async serve(reason: string): Promise<Outcome> {
+    if (this.role !== 'active') return { ok: false, error: 'not active' };
+    const r = await this.opts.scripts.run('start', this.ctx(reason));
+    return r.ok ? { ok: true } : { ok: false, error: describe(r) };
+  }
+
+  /** Runs `stop`: releases the public identity. */
+  async release(reason: string): Promise<Outcome> {
+    const r = await this.opts.scripts.run('stop', this.ctx(reason));
+    return r.ok ? { ok: true } : { ok: false, error: describe(r) };
+  }
+
+  /**
+   * Passive → active: apply every complete batch held, start a new generation with `epoch`,
+   * build the active engine, then start the applications (retried) and verify them with check.
+   */
+  async promote(epoch: number, reason: string, startRetries: number): Promise<Outcome> {
+    const passive = this.passive;
+    if (passive === undefined) return { ok: false, error: 'not passive' };
+    const takeover = this.pendingTakeover;
+    this.pendingTakeover = undefined;
+    const appliedSeq = await passive.receiver.drain(30_000);
+    this.log.info({ reason, epoch, appliedSeq }, 'roles: promoting to active');
+    await passive.stop();
+    this.engine = undefined;
+    await this.opts.nodeState.update({ role: 'active', epoch, generation: newGeneration(), syncId: '', syncBytesTotal: 0 });
+    try {
+      this.engine = await ActiveEngine.start(this.opts, { freshAfterSeq: appliedSeq });
+    } catch (err) {
+      // Cannot run as active: go back to passive rather than serve without replication state.
+      this.log.error({ err }, 'roles: the active engine did not start; back to passive');
+      await this.opts.nodeState.update({ role: 'passive' });
+      this.engine = await PassiveEngine.start(this.opts, { fresh: true });
+      takeover?.link.send({ t: 'takeover-result', epoch, ok: false, error: (err as Error).message });
+      return { ok: false, error: `the active engine did not start: ${(err as Error).message}` };
+    }
+    // Tell the peer at once (a planned switchover waits for this) and connect afresh as active.
+    takeover?.link.send({ t: 'takeover-result', epoch, ok: true });
+    this.heartbeat.beat();
+    this.opts.channel.reconnect('role changed: now active');
+    let last: Outcome = { ok: false, error: 'not tried' };
+    for (let attempt = 0; attempt <= startRetries; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 1000 * attempt));
+      const start = await this.opts.scripts.run('start', this.ctx(reason));
+      if (!start.ok) {
+        last = { ok: false, error: `start: ${describe(start)}` };
+        continue;
+      }
+      const check = await this.opts.scripts.run('check', this.ctx(reason));
+      if (check.ok) return { ok: true, epoch };
+      last = { ok: false, error: `check after start: ${describe(check)}` };
+    }
+    return { ...last, epoch };
+  }
+
+  /** Active → passive: stop the applications, then run as passive (a fresh receive log). */
+  async demote(reason: string): Promise<Outcome> {
+    const stop = await this.opts.scripts.run('stop', this.ctx(reason));
+    if (this.active !== undefined) {
+      this.log.info({ reason }, 'roles: stepping down to passive');
+      await this.active.stop();
+      this.engine = undefined;
+      await this.opts.nodeState.update({ role: 'passive' });
+      this.engine = await PassiveEngine.start(this.opts, { fresh: true });
+      this.heartbeat.beat();
+      this.opts.channel.reconnect('role changed: now passive');
+    }
+    return stop.ok ? { ok: true } : { ok: false, error: `stop: ${describe(stop)}` };
+  }
+
+  /**
+   * Planned handover (DESIGN "Switchover"): stop the applications, journal what is left, wait
+   * until the passive applied all of it, hand over the role with the next epoch, become
+   * passive. A step that fails before the handover rolls back (start again, stay active); once
+   * the takeover message is out and no answer comes, this node does not serve again (the peer
+   * may have taken over): it becomes passive and lets the decision sort it out.
+   */
+  async switchover(reason: string): Promise<Outcome> {
+    const active = this.active;
+    if (active === undefined) return { ok: false, error: 'not active' };
+    const epoch = this.epoch + 1;
+    const rollback = async (why: string): Promise<Outcome> => {
+      this.log.warn({ reason: why }, 'roles: switchover failed, rolling back');
+      const start = await this.opts.scripts.run('start', this.ctx(`switchover rolled back: ${why}`));
+      return { ok: false, error: start.ok ? why : `${why}; and the rollback's start failed: ${describe(start)}` };
+    };
+    const stop = await this.opts.scripts.run('stop', this.ctx(reason));
+    if (!stop.ok) return rollback(`stop: ${describe(stop)}`);
+    let headSeq: number;
+    try {
+      headSeq = await active.drain(SWITCHOVER_DRAIN_MS);
+    } catch (err) {
+      return rollback((err as Error).message);
+    }
+    if (!(await active.sender.waitAcked(headSeq, SWITCHOVER_DRAIN_MS))) return rollback(`the passive did not apply up to ${headSeq} in time`);
+    const link = this.opts.channel.connection;
+    if (link === undefined) return rollback('the channel went down');
+    const result = new Promise<Extract<Message, { t: 'takeover-result' }> | undefined>((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), SWITCHOVER_TAKEOVER_MS);
+      this.takeoverWaiter = (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      };
+    });
+    this.log.info({ reason, headSeq, epoch }, 'roles: switchover: everything applied on the passive, handing over');
+    link.send({ t: 'takeover', epoch, headSeq, reason });
+    const answer = await result;
+    this.takeoverWaiter = undefined;
+    if (answer !== undefined && !answer.ok) return rollback(`the passive refused: ${answer.error ?? 'no reason'}`);
+    // Taken over, or no answer: either way this node must not serve again by itself.
+    await active.stop();
+    this.engine = undefined;
+    await this.opts.nodeState.update({ role: 'passive' });
+    this.engine = await PassiveEngine.start(this.opts, { fresh: true });
+    this.heartbeat.beat();
+    this.opts.channel.reconnect('role changed: now passive');
+    if (answer === undefined) this.log.error({ epoch }, 'roles: switchover: the passive did not confirm the takeover; this node stays passive and does not serve');
+    return { ok: true };
+  }
+}
+
+function describe(r: { exitCode: number | null; timedOut: boolean; error?: string | undefined }): string {
+  if (r.error !== undefined) return r.error;
+  if (r.timedOut) return 'timed out';
+  return `exit code ${r.exitCode}`;
+}
