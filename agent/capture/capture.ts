@@ -615,9 +615,16 @@ export class Capture {
     }, this.opts.scanIntervalMs);
   }
 
-  /** Stat-scans every root and hints what differs from the manifest. */
+  /**
+   * Stat-scans every root and hints what differs from the manifest. A periodic scan skips its
+   * turn when one runs; any other reason waits for it and then scans afresh, because its caller
+   * needs a scan that began after now (a switchover's drain).
+   */
   async scanAll(reason: string): Promise<void> {
-    if (this.scanning) return;
+    if (this.scanning) {
+      if (reason === 'periodic') return;
+      while (this.scanning) await new Promise((r) => setTimeout(r, 10));
+    }
     this.scanning = true;
     const t0 = this.opts.clock.monotonic();
     let entries = 0;

@@ -38,7 +38,11 @@ export interface Observations {
   peer: PeerView | undefined;
   ownPublic: { state: PublicState; since: number; checked: boolean };
   presence: { state: PresenceState; since: number; answer?: { role: Role; epoch: number; serving: boolean } | undefined };
-  /** Passive: how far behind it was when it last heard from the active, and whether it is mid-synchronisation. */
+  /**
+   * Passive: how far behind it was when it last heard from the active, and whether it is
+   * mid-synchronisation. Active: how far behind its passive is now, and whether it is
+   * synchronising it.
+   */
   replication: { lagMs: number | undefined; syncing: boolean };
 }
 
@@ -236,11 +240,15 @@ function onTick(s: DecisionState, now: number, obs: Observations, cfg: DecisionC
     }
     // 2. Own public side down while the passive sees the public network: hand over, drained.
     if (peer !== undefined && obs.ownPublic.checked && obs.ownPublic.state === 'failing') {
-      if (peer.publicState === 'ok' && peer.inSync) {
+      // The switchover drains the journal before it hands over, so a passive a little behind
+      // (writes keep coming) is fine; one in mid-synchronisation or far behind would make the
+      // drain time out and roll back, again and again.
+      const caughtUp = peer.inSync || (!obs.replication.syncing && (obs.replication.lagMs ?? Infinity) <= cfg.maxLagOnFailoverMs);
+      if (peer.publicState === 'ok' && caughtUp) {
         if (damped(n, cfg, now)) return { state: withAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED', `public link down but ${cfg.maxRoleChangesPerHour} automatic role changes in the last hour: holding`, now), effects: [] };
         return busy({ ...n, reason: 'own public link down' }, 'switchover', { kind: 'switchover', reason: 'own public link down; the passive sees the public network' });
       }
-      n = withAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED', `own public link down, but the passive ${peer.publicState !== 'ok' ? 'does not see the public network either' : 'is not in sync'}: staying active`, now);
+      n = withAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED', `own public link down, but the passive ${peer.publicState !== 'ok' ? 'does not see the public network either' : 'is synchronising or behind beyond failover.maxLagOnFailover'}: staying active`, now);
     } else n = withoutAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED');
     // 3. Failback to the preferred node once it caught up.
     if (cfg.autoFailback && !cfg.preferred && peer?.role === 'passive' && peer.inSync && peer.publicState === 'ok' && !damped(n, cfg, now)) {

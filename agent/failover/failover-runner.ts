@@ -111,15 +111,16 @@ export class FailoverRunner {
     const presenceState = (p === undefined ? 'unconfigured' : PRESENCE_STATES.has(p.state) ? p.state : 'unknown') as PresenceState;
     const answer = p?.lastAnswer;
     const passive = c.passive;
+    const sender = c.active?.sender.status();
     const obs: Observations = {
       channel: { up: ch.up, since: ch.since },
       peer: ch.peer,
       ownPublic: { state: pub.state, since: pub.since, checked: pub.checked },
       presence: { state: presenceState, since: p?.since ?? 0, answer: answer === undefined ? undefined : { role: answer.role, epoch: answer.epoch, serving: answer.serving } },
-      replication: {
-        lagMs: passive === undefined ? 0 : passive.receiver.lagAtLastContact(),
-        syncing: passive !== undefined && this.opts.nodeState.get().syncId !== '',
-      },
+      replication:
+        sender !== undefined
+          ? { lagMs: sender.lagMs, syncing: sender.sync !== undefined }
+          : { lagMs: passive === undefined ? 0 : passive.receiver.lagAtLastContact(), syncing: passive !== undefined && this.opts.nodeState.get().syncId !== '' },
     };
     this.lastObs = obs;
     return obs;

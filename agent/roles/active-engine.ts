@@ -82,6 +82,9 @@ export class ActiveEngine {
    */
   async drain(timeoutMs: number): Promise<number> {
     const deadline = Date.now() + timeoutMs;
+    // The watcher's events are late hints and can be lost (an inotify overflow): a stat scan
+    // that begins after the applications stopped finds every change they made.
+    await this.capture.scanAll('drain');
     for (;;) {
       await this.capture.whenIdle();
       if (this.capture.status().pendingPaths === 0) break;

@@ -267,12 +267,21 @@ export class RoleController {
     if (!(await active.sender.waitAcked(headSeq, SWITCHOVER_DRAIN_MS))) return rollback(`the passive did not apply up to ${headSeq} in time`);
     const link = this.opts.channel.connection;
     if (link === undefined) return rollback('the channel went down');
+    // The answer comes as a takeover-result on this connection, or, when the peer closed it on
+    // its way to active before the answer got out, as its heartbeats on the next connection:
+    // active with the epoch handed over.
     const result = new Promise<Extract<Message, { t: 'takeover-result' }> | undefined>((resolve) => {
-      const timer = setTimeout(() => resolve(undefined), SWITCHOVER_TAKEOVER_MS);
-      this.takeoverWaiter = (m) => {
+      const done = (m: Extract<Message, { t: 'takeover-result' }> | undefined) => {
         clearTimeout(timer);
+        clearInterval(poll);
         resolve(m);
       };
+      const timer = setTimeout(() => done(undefined), SWITCHOVER_TAKEOVER_MS);
+      const poll = setInterval(() => {
+        const peer = this.heartbeat.observe().peer;
+        if (peer?.role === 'active' && peer.epoch >= epoch) done({ t: 'takeover-result', epoch: peer.epoch, ok: true });
+      }, 20);
+      this.takeoverWaiter = done;
     });
     this.log.info({ reason, headSeq, epoch }, 'roles: switchover: everything applied on the passive, handing over');
     link.send({ t: 'takeover', epoch, headSeq, reason });

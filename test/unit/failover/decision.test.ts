@@ -144,12 +144,24 @@ describe('the failover decision', () => {
       expect(r.effects.map((x) => x.e.kind)).toEqual(['switchover']);
     });
 
-    it('stays active with an alarm when its public checks fail but the passive is not in sync or not on the public network', () => {
-      for (const p of [peer({ role: 'passive', inSync: false }), peer({ role: 'passive', publicState: 'failing' })]) {
-        const r = run(steadyActive(), T0, T0 + 5_000, () => obs({ peer: p, ownPublic: { state: 'failing', since: T0, checked: true } }));
+    it('stays active with an alarm when its public checks fail but the passive is synchronising, far behind, or not on the public network', () => {
+      const behind = peer({ role: 'passive', inSync: false });
+      for (const [p, replication] of [
+        [behind, { lagMs: 0, syncing: true }],
+        [behind, { lagMs: 30_000, syncing: false }],
+        [peer({ role: 'passive', publicState: 'failing' }), { lagMs: 0, syncing: false }],
+      ] as const) {
+        const r = run(steadyActive(), T0, T0 + 5_000, () => obs({ peer: p, replication, ownPublic: { state: 'failing', since: T0, checked: true } }));
         expect(r.effects).toEqual([]);
         expect(r.state.alarms.TANDEM_ERR_FAILOVER_REFUSED).toBeDefined();
       }
+    });
+
+    it('switches over to a passive a little behind while writes go on: the switchover drains first', () => {
+      const r = run(steadyActive(), T0, T0 + 5_000, () =>
+        obs({ peer: peer({ role: 'passive', inSync: false }), replication: { lagMs: 40, syncing: false }, ownPublic: { state: 'failing', since: T0, checked: true } }),
+      );
+      expect(r.effects.map((x) => x.e.kind)).toEqual(['switchover']);
     });
 
     it('stops serving when isolated, after demoteThreshold intervals: before its peer may promote', () => {
