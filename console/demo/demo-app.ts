@@ -41,6 +41,16 @@ const server = http.createServer((req, res) => {
         res.writeHead(403);
         return res.end('outside the data directory\n');
       }
+      if (req.method === 'PUT') {
+        // The application's own writes: what a client was told is stored must survive a
+        // failover or switchover (the fault tests count them).
+        const chunks: Buffer[] = [];
+        for await (const c of req) chunks.push(c as Buffer);
+        await fs.mkdir(path.dirname(abs), { recursive: true });
+        await fs.writeFile(abs, Buffer.concat(chunks));
+        res.writeHead(201, { 'content-type': 'text/plain; charset=utf-8', 'x-served-by': node });
+        return res.end('stored\n');
+      }
       try {
         const data = await fs.readFile(abs);
         res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-served-by': node });

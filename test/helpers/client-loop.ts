@@ -16,6 +16,9 @@ export interface ClientLoopOptions {
   keepAlive?: boolean;
   /** The response header that names the serving node (the demo application sets it). */
   servedByHeader?: string;
+  /** Makes request number n (from 0) something else than a GET of `url`, e.g. a PUT of a new
+   *  file; its `tag` is kept in the record, so a test can tell which writes were acknowledged. */
+  request?: (n: number) => { method: string; path: string; body?: string | Buffer; tag?: string };
 }
 
 /** One request, as the client saw it. Times are epoch milliseconds from a monotonic clock. */
@@ -30,6 +33,8 @@ export interface ClientRequestRecord {
   servedBy?: string;
   /** Why it failed: an errno code (`ECONNREFUSED`), `timeout`, `HTTP 503`, `response cut`. */
   error?: string;
+  /** The tag of a request made by `options.request`. */
+  tag?: string;
 }
 
 export interface ClientLoopGap {
@@ -87,6 +92,8 @@ export class ClientLoop {
   private readonly intervalMs: number;
   private readonly header: string;
   private readonly agent: http.Agent | false;
+  private readonly makeRequest: ClientLoopOptions['request'];
+  private sent = 0;
   private readonly records: ClientRequestRecord[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
@@ -108,6 +115,7 @@ export class ClientLoop {
     const Agent = this.url.protocol === 'https:' ? https.Agent : http.Agent;
     // `false` gives each request its own throwaway agent: a fresh connection, closed after it.
     this.agent = this.keepAlive ? new Agent({ keepAlive: true }) : false;
+    this.makeRequest = opts.request;
   }
 
   start(): void {
@@ -154,6 +162,9 @@ export class ClientLoop {
   private send(): void {
     const t0 = performance.now();
     const startedAt = performance.timeOrigin + t0;
+    const custom = this.makeRequest?.(this.sent);
+    this.sent++;
+    const tag = custom?.tag === undefined ? {} : { tag: custom.tag };
     const done = new Promise<void>((resolve) => {
       let finished = false;
       const finish = (r: { ok: boolean; status?: number; servedBy?: string; error?: string }) => {
@@ -161,11 +172,12 @@ export class ClientLoop {
         finished = true;
         clearTimeout(timeout);
         const latencyMs = performance.now() - t0;
-        this.records.push({ startedAt, endedAt: startedAt + latencyMs, latencyMs, ...r });
+        this.records.push({ startedAt, endedAt: startedAt + latencyMs, latencyMs, ...r, ...tag });
         resolve();
       };
       const mod = this.url.protocol === 'https:' ? https : http;
-      const req = mod.request(this.url, { agent: this.agent, headers: { 'user-agent': 'tandem-client-loop' } }, (res) => {
+      const target = custom === undefined ? this.url : new URL(custom.path, this.url);
+      const req = mod.request(target, { method: custom?.method ?? 'GET', agent: this.agent, headers: { 'user-agent': 'tandem-client-loop' } }, (res) => {
         const status = res.statusCode ?? 0;
         const raw = res.headers[this.header];
         const servedBy = Array.isArray(raw) ? raw[0] : raw;
@@ -181,7 +193,7 @@ export class ClientLoop {
         req.destroy();
       }, this.timeoutMs);
       req.on('error', (err: NodeJS.ErrnoException) => finish({ ok: false, error: err.code ?? err.message }));
-      req.end();
+      req.end(custom?.body);
     });
     this.inFlight.add(done);
     void done.then(() => this.inFlight.delete(done));
