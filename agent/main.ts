@@ -155,8 +155,9 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
     failover.start();
     cleanups.push(() => failover.stop());
 
-    const status = (): AgentStatus =>
-      buildStatus({
+    const status = (): AgentStatus => {
+      const hb = controller.heartbeat.observe();
+      return buildStatus({
         node: config.self.name,
         pair: config.pair,
         peerName: config.peer.name,
@@ -166,11 +167,13 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
         receiver: controller.receiverStatus(),
         capture: controller.active?.capture.status(),
         failover: failover.status(),
-        peer: controller.heartbeat.observe().peer,
+        peer: hb.peer,
+        heartbeat: { lastHeardAt: hb.lastHeardAt, longestGapMs: hb.longestGapMs },
         channel: liveStats(),
         startedAt,
         now: clock.now(),
       });
+    };
     const control = new ControlServer({
       host: config.self.control.host,
       port: config.self.control.port,

@@ -15,7 +15,12 @@ export interface AgentStatus {
   state: NodeStateName;
   generation: string;
   peer: { name: string; connected: boolean; role: Role | null };
-  links: { channel: 'up' | 'down'; public: 'up' | 'down' | 'unknown' };
+  links: {
+    channel: 'up' | 'down';
+    public: 'up' | 'down' | 'unknown';
+    /** Channel heartbeats: how long ago the last one came, and the longest silence between two. */
+    heartbeat: { lastHeardMsAgo: number | null; longestGapMs: number };
+  };
   replication: {
     /** The last sequence the active journaled (on the passive: as last heard from it). */
     headSeq: number;
@@ -56,6 +61,7 @@ export interface StatusInputs {
   failover: FailoverStatus;
   /** The peer as its last heartbeat described it (while the channel is up). */
   peer: PeerView | undefined;
+  heartbeat: { lastHeardAt: number | undefined; longestGapMs: number };
   channel: { bytesIn: number; bytesOut: number };
   startedAt: number;
   now: number;
@@ -117,7 +123,11 @@ export function buildStatus(i: StatusInputs): AgentStatus {
     state,
     generation: i.generation,
     peer: { name: i.peerName, connected, role: connected ? (i.peer?.role ?? null) : null },
-    links: { channel: connected ? 'up' : 'down', public: f.ownPublic === 'ok' ? 'up' : f.ownPublic === 'failing' ? 'down' : 'unknown' },
+    links: {
+      channel: connected ? 'up' : 'down',
+      public: f.ownPublic === 'ok' ? 'up' : f.ownPublic === 'failing' ? 'down' : 'unknown',
+      heartbeat: { lastHeardMsAgo: i.heartbeat.lastHeardAt === undefined ? null : Math.max(0, i.now - i.heartbeat.lastHeardAt), longestGapMs: i.heartbeat.longestGapMs },
+    },
     replication,
     alarms,
     capture:

@@ -16,6 +16,12 @@ export interface ChannelObservation {
   peer: PeerView | undefined;
   /** When the last heartbeat (or hello) arrived. */
   lastHeardAt: number | undefined;
+  /**
+   * The longest silence between two heartbeats on one connection since the agent started: how
+   * close the pair came to a false "channel down" (it must stay well under interval × threshold
+   * even while gigabytes are hashed and sent).
+   */
+  longestGapMs: number;
 }
 
 export class ChannelHeartbeat {
@@ -27,6 +33,7 @@ export class ChannelHeartbeat {
   private peer: PeerView | undefined;
   private up = false;
   private since: number;
+  private longestGapMs = 0;
 
   constructor(
     private readonly opts: { intervalMs: number; threshold: number; clock: Clock; own: () => OwnHeartbeat },
@@ -42,7 +49,9 @@ export class ChannelHeartbeat {
     this.peer = peer;
     const onMessage = (m: Message) => {
       if (m.t !== 'hb') return;
-      this.lastHeardAt = this.opts.clock.now();
+      const now = this.opts.clock.now();
+      if (this.lastHeardAt !== undefined && this.link === link) this.longestGapMs = Math.max(this.longestGapMs, now - this.lastHeardAt);
+      this.lastHeardAt = now;
       this.peer = { role: m.role, epoch: m.epoch, serving: m.serving, publicState: m.publicState, inSync: m.inSync, at: this.lastHeardAt };
     };
     const onClose = () => {
@@ -72,7 +81,7 @@ export class ChannelHeartbeat {
       // connection and a silent one then count the same, from the moment the peer fell silent.
       this.since = fresh ? now : Math.min(now, this.lastHeardAt ?? now);
     }
-    return { up: this.up, since: this.since, peer: this.up ? this.peer : undefined, lastHeardAt: this.lastHeardAt };
+    return { up: this.up, since: this.since, peer: this.up ? this.peer : undefined, lastHeardAt: this.lastHeardAt, longestGapMs: this.longestGapMs };
   }
 
   stop(): void {

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ClientLoop, format, type ClientLoopReport } from '../helpers/client-loop.ts';
 import { DEFAULTS, FailoverPair, TUNED, type FailoverTiming } from '../helpers/failover-pair.ts';
 import { sleep, type NodeName } from '../helpers/pair.ts';
+import { exited, spawnTracked } from '../helpers/processes.ts';
 import { digestTree, treeDiff } from '../helpers/tree-hash.ts';
 
 let current: FailoverPair | undefined;
@@ -161,6 +162,39 @@ describe('failover', () => {
     expect(fp.starts('beta', logFrom)).toEqual([]);
     expect(report.failed).toBe(0);
     await fp.pair.waitFor('beta', 'reconnected', (s) => s.peer.connected && s.replication.inSync);
+    expect(fp.overlaps()).toEqual([]);
+  });
+
+  it('heartbeats keep their rhythm while 256 MiB are hashed, journaled and sent: the channel never goes down', async () => {
+    const fp = await setUp(TUNED);
+    const seen = new Set<string>();
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        for (const n of ['alpha', 'beta'] as const) {
+          const s = await fp.pair.status(n).catch(() => undefined);
+          if (s !== undefined) seen.add(`${n} ${s.role} channel ${s.links.channel}`);
+        }
+        await sleep(100);
+      }
+    })();
+    // The proxies on the links run in this process: the file is written by another one, and
+    // nothing here blocks the event loop until the transfer is over.
+    const writer = spawnTracked(process.execPath, [
+      '-e',
+      'const b = Buffer.alloc(256 << 20); for (let i = 0; i < b.length; i += 4096) b.writeUInt32LE((i * 2654435761) >>> 0, i); require("fs").writeFileSync(process.argv[1], b);',
+      fp.pair.data('alpha', 'big.bin'),
+    ]);
+    expect(await exited(writer)).toBe(0);
+    await fp.pair.waitFor('beta', 'the whole file applied', (s) => s.replication.inSync && s.replication.appliedSeq > 0, 120_000);
+    await fp.pair.waitFor('alpha', 'in sync', (s) => s.replication.inSync, 120_000);
+    watching = false;
+    await watcher;
+    const gaps = await Promise.all((['alpha', 'beta'] as const).map(async (n) => (await fp.pair.status(n)).links.heartbeat.longestGapMs));
+    process.stdout.write(`[failover] 256 MiB replicated: longest silence between heartbeats alpha ${gaps[0]} ms, beta ${gaps[1]} ms (interval 250 ms, down after 1000 ms)\n`);
+    expect([...seen].sort()).toEqual(['alpha active channel up', 'beta passive channel up']);
+    for (const g of gaps) expect(g).toBeLessThan(1_000);
+    await fp.pair.waitIdentical(60_000);
     expect(fp.overlaps()).toEqual([]);
   });
 
