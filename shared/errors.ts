@@ -20,6 +20,13 @@ export const ERROR_CODES = {
   TANDEM_ERR_JOURNAL_CORRUPT: 'A journal or receive-log segment is damaged before its tail.',
   TANDEM_ERR_CONTROL_UNREACHABLE: 'The agent control API did not answer.',
   TANDEM_ERR_CONTROL_REFUSED: 'The agent control API refused the request.',
+  TANDEM_ERR_FAILOVER_REFUSED: 'A node did not take over or hand over its role although asked to: the message says why.',
+  TANDEM_ERR_FAILOVER_FAILED: 'A node took the active role but its start script failed: nothing serves.',
+  TANDEM_ERR_TWO_ACTIVE: 'Both nodes are active at once.',
+  TANDEM_ERR_PEER_STALLED: 'The active peer accepts connections but its agent does not answer; no takeover.',
+  TANDEM_ERR_SWITCHOVER_FAILED: 'A switchover failed and was rolled back to the original active.',
+  TANDEM_ERR_SWITCHOVER_REFUSED: 'A switchover was refused before anything changed (peer not connected, not in sync…).',
+  TANDEM_ERR_SCRIPT_FAILED: 'The stop script failed while the node stepped down or released its identity.',
   TANDEM_ERR_INTERNAL: 'A bug: an invariant of Tandem itself did not hold.',
 } as const;
 
