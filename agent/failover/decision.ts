@@ -36,6 +36,7 @@ export interface Observations {
   /** Up while a connection is open and the peer's heartbeats arrive within interval × threshold. */
   channel: { up: boolean; since: number };
   peer: PeerView | undefined;
+  /** `since`, while failing: the last moment the public network answered (not when the threshold was reached). */
   ownPublic: { state: PublicState; since: number; checked: boolean };
   presence: { state: PresenceState; since: number; answer?: { role: Role; epoch: number; serving: boolean } | undefined };
   /**
@@ -97,7 +98,7 @@ export interface DecisionState {
 export type Input =
   | { kind: 'tick'; now: number; obs: Observations }
   /** The runner finished an action. For 'promote' `epoch` is the new generation's epoch. */
-  | { kind: 'done'; now: number; action: Action; ok: boolean; error?: string; epoch?: number }
+  | { kind: 'done'; now: number; action: Action; ok: boolean; error?: string | undefined; epoch?: number; serving?: boolean }
   /** An operator asked for a switchover (tandem switchover). */
   | { kind: 'operator-switchover'; now: number }
   /** The application monitor gave up restarting the application locally. */
@@ -123,6 +124,9 @@ export interface StepResult {
 }
 
 export const HOUR_MS = 3_600_000;
+
+/** The reason of a promotion the active asked for (a switchover). */
+const PLANNED = 'planned switchover';
 
 export function initialState(role: Role, epoch: number, now: number): DecisionState {
   return { role, epoch, phase: 'starting', serving: false, startedAt: now, pending: undefined, roleChanges: [], alarms: {}, reason: 'starting', retryServeAt: 0, peerEpoch: 0 };
@@ -160,7 +164,7 @@ export function step(s: DecisionState, input: Input, cfg: DecisionConfig): StepR
       return onDone(s, input, cfg);
     case 'takeover':
       if (s.role !== 'passive' || s.phase === 'busy') return { state: s, effects: [] };
-      return busy({ ...s, reason: 'planned switchover' }, 'promote', { kind: 'promote', reason: 'planned switchover: the active handed over', epoch: Math.max(s.epoch, input.epoch) });
+      return busy({ ...s, reason: PLANNED }, 'promote', { kind: 'promote', reason: 'planned switchover: the active handed over', epoch: Math.max(s.epoch, input.epoch) });
     case 'operator-switchover':
     case 'app-failed': {
       if (s.role !== 'active' || s.phase === 'busy') return { state: s, effects: [] };
@@ -168,7 +172,8 @@ export function step(s: DecisionState, input: Input, cfg: DecisionConfig): StepR
       if (input.kind === 'app-failed' && damped(s, cfg, input.now)) {
         return { state: withAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED', `${reason}; not switching over: ${cfg.maxRoleChangesPerHour} automatic role changes in the last hour`, input.now), effects: [] };
       }
-      return busy(s, 'switchover', { kind: 'switchover', reason });
+      // The reason stays in the state: onDone counts only automatic role changes for damping.
+      return busy({ ...s, reason }, 'switchover', { kind: 'switchover', reason });
     }
     case 'tick': {
       const seen = Math.max(input.obs.peer?.epoch ?? 0, input.obs.presence.state === 'alive' ? (input.obs.presence.answer?.epoch ?? 0) : 0);
@@ -187,7 +192,8 @@ function onDone(s: DecisionState, d: Extract<Input, { kind: 'done' }>, cfg: Deci
       if (d.ok) return { state: withoutAlarm({ ...n, serving: true }, 'TANDEM_ERR_FAILOVER_FAILED'), effects: [] };
       return { state: withAlarm({ ...n, retryServeAt: now + retryDelay(cfg) }, 'TANDEM_ERR_FAILOVER_FAILED', `the start script failed: ${d.error ?? 'no detail'}; not serving`, now), effects: [] };
     case 'promote':
-      n = { ...n, role: 'active', epoch: d.epoch ?? n.epoch + 1, roleChanges: [...recentChanges(n, now), now] };
+      // A planned takeover was counted (if automatic) by the active that handed over.
+      n = { ...n, role: 'active', epoch: d.epoch ?? n.epoch + 1, roleChanges: n.reason === PLANNED ? n.roleChanges : [...recentChanges(n, now), now] };
       if (d.ok) return { state: withoutAlarm({ ...n, serving: true }, 'TANDEM_ERR_FAILOVER_FAILED', 'TANDEM_ERR_FAILOVER_REFUSED'), effects: [] };
       // Active without serving: the failed start was retried already; say so and try again
       // at a later tick (the role stays: the old active is gone, nobody else may serve).
@@ -196,13 +202,17 @@ function onDone(s: DecisionState, d: Extract<Input, { kind: 'done' }>, cfg: Deci
       n = { ...n, role: 'passive', serving: false, roleChanges: automatic(n.reason) ? [...recentChanges(n, now), now] : n.roleChanges };
       return { state: d.ok ? n : withAlarm(n, 'TANDEM_ERR_SCRIPT_FAILED', `the stop script failed while stepping down: ${d.error ?? 'no detail'}`, now), effects: [] };
     case 'release':
-      return { state: d.ok ? { ...n, serving: false } : withAlarm(n, 'TANDEM_ERR_SCRIPT_FAILED', `the stop script failed: ${d.error ?? 'no detail'}`, now), effects: [] };
+      if (d.ok) return { state: withoutAlarm({ ...n, serving: false }, 'TANDEM_ERR_SCRIPT_FAILED'), effects: [] };
+      // Tried again, but not on every tick.
+      return { state: withAlarm({ ...n, retryServeAt: now + retryDelay(cfg) }, 'TANDEM_ERR_SCRIPT_FAILED', `the stop script failed: ${d.error ?? 'no detail'}; still trying`, now), effects: [] };
     case 'switchover':
       if (d.ok) {
         n = { ...n, role: 'passive', serving: false, roleChanges: automatic(n.reason) ? [...recentChanges(n, now), now] : n.roleChanges };
         return { state: withoutAlarm(n, 'TANDEM_ERR_SWITCHOVER_FAILED'), effects: [] };
       }
-      // A failed switchover rolls back to this node: it is active and serves again.
+      // A failed switchover rolls back to this node: it is active and serves again, unless the
+      // rollback's own start failed; then the tick retries serving like after any failed start.
+      if (d.serving === false) n = { ...n, serving: false, retryServeAt: now + retryDelay(cfg) };
       return { state: withAlarm(n, 'TANDEM_ERR_SWITCHOVER_FAILED', `switchover failed and was rolled back: ${d.error ?? 'no detail'}`, now), effects: [] };
   }
 }
@@ -228,7 +238,10 @@ function onTick(s: DecisionState, now: number, obs: Observations, cfg: DecisionC
     // Two actives of the same epoch cannot come from one failover: an operator must decide.
     return { state: withAlarm(s, 'TANDEM_ERR_TWO_ACTIVE', `both nodes are active in epoch ${s.epoch}`, now), effects: [] };
   }
-  if (s.role === 'passive' && s.serving) return busy(s, 'release', { kind: 'release', reason: 'a passive node must not serve' });
+  if (s.role === 'passive' && s.serving) {
+    if (now < s.retryServeAt) return { state: s, effects: [] };
+    return busy(s, 'release', { kind: 'release', reason: 'a passive node must not serve' });
+  }
 
   if (s.phase === 'starting') return onStart(s, now, obs, cfg, channelDownFor);
 

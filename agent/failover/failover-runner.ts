@@ -11,7 +11,7 @@ import { initialState, step, type DecisionConfig, type DecisionState, type Effec
 
 /** What the runner reads of the public link monitors (agent/links). */
 export interface PublicView {
-  view(): { state: PublicState; since: number; checked: boolean };
+  view(): { state: PublicState; since: number; checked: boolean; failingSince?: number | undefined };
 }
 
 export interface PresenceViewSource {
@@ -115,7 +115,8 @@ export class FailoverRunner {
     const obs: Observations = {
       channel: { up: ch.up, since: ch.since },
       peer: ch.peer,
-      ownPublic: { state: pub.state, since: pub.since, checked: pub.checked },
+      // Failing counts from the last answered round (see PublicLinkView.failingSince).
+      ownPublic: { state: pub.state, since: pub.state === 'failing' ? Math.min(pub.since, pub.failingSince ?? pub.since) : pub.since, checked: pub.checked },
       presence: { state: presenceState, since: p?.since ?? 0, answer: answer === undefined ? undefined : { role: answer.role, epoch: answer.epoch, serving: answer.serving } },
       replication:
         sender !== undefined
@@ -153,7 +154,7 @@ export class FailoverRunner {
         case 'switchover': {
           this.stopMonitor();
           const o = await c.switchover(e.reason);
-          return { kind: 'done', now: now(), action: 'switchover', ok: o.ok, error: o.error };
+          return { kind: 'done', now: now(), action: 'switchover', ok: o.ok, error: o.error, ...(o.serving === undefined ? {} : { serving: o.serving }) };
         }
       }
     };

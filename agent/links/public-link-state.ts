@@ -23,6 +23,12 @@ export interface PublicLinkView {
   /** False when no usable target is configured: the node cannot tell that it is isolated. */
   checked: boolean;
   consecutiveFailures: number;
+  /**
+   * While rounds fail: the end of the last answered round, the last moment the network was
+   * known to be there. An isolated active counts its isolation from here, not from the moment
+   * `threshold` rounds made it certain, so that it stops serving before its peer may start.
+   */
+  failingSince: number | undefined;
   targets: PublicTargetView[];
   /** clock.now() when the last round ended. */
   lastRoundAt: number | undefined;
@@ -52,6 +58,7 @@ export function initialPublicLinkView(now: number, targets: readonly { url: stri
     since: now,
     checked,
     consecutiveFailures: 0,
+    failingSince: undefined,
     targets: targets.map((t) => ({ url: t.url, ok: null })),
     lastRoundAt: undefined,
   };
@@ -83,6 +90,7 @@ export function applyPublicRound(prev: PublicLinkView, round: PublicRound, thres
     since: state === prev.state ? prev.since : round.at,
     checked: round.checked,
     consecutiveFailures,
+    failingSince: consecutiveFailures === 0 ? undefined : consecutiveFailures === 1 ? (prev.lastRoundAt ?? round.at) : (prev.failingSince ?? round.at),
     targets: round.targets,
     lastRoundAt: round.at,
   };

@@ -27,6 +27,8 @@ export interface Outcome {
   ok: boolean;
   error?: string | undefined;
   epoch?: number | undefined;
+  /** A switchover that failed: whether this node serves again after its rollback. */
+  serving?: boolean | undefined;
 }
 
 export interface RoleControllerOptions extends EngineDeps {
@@ -254,7 +256,7 @@ export class RoleController {
     const rollback = async (why: string): Promise<Outcome> => {
       this.log.warn({ reason: why }, 'roles: switchover failed, rolling back');
       const start = await this.opts.scripts.run('start', this.ctx(`switchover rolled back: ${why}`));
-      return { ok: false, error: start.ok ? why : `${why}; and the rollback's start failed: ${describe(start)}` };
+      return { ok: false, serving: start.ok, error: start.ok ? why : `${why}; and the rollback's start failed: ${describe(start)}` };
     };
     const stop = await this.opts.scripts.run('stop', this.ctx(reason));
     if (!stop.ok) return rollback(`stop: ${describe(stop)}`);

@@ -258,6 +258,40 @@ describe('the failover decision', () => {
       expect(run(a, T0, T0 + 5_000, passivePeer, { ...cfg, autoFailback: true, preferred: true }).effects).toEqual([]);
     });
 
+    it('does not count operator switchovers or planned takeovers towards damping', () => {
+      const a = steadyActive();
+      const asked = step(a, { kind: 'operator-switchover', now: T0 }, cfg);
+      expect(asked.effects.map((e) => e.kind)).toEqual(['switchover']);
+      expect(done(asked.state, { now: T0 + 500, action: 'switchover', ok: true }).roleChanges).toEqual([]);
+      const taken = step(steadyPassive(), { kind: 'takeover', now: T0, epoch: 2 }, cfg);
+      expect(done(taken.state, { now: T0 + 500, action: 'promote', ok: true, epoch: 2 }).roleChanges).toEqual([]);
+      // An automatic one counts.
+      const appFailed = step(a, { kind: 'app-failed', now: T0, reason: 'check failed 3 times' }, cfg);
+      expect(done(appFailed.state, { now: T0 + 500, action: 'switchover', ok: true }).roleChanges).toEqual([T0 + 500]);
+    });
+
+    it('retries a failed stop on a passive that serves, but not on every tick', () => {
+      const s = { ...steadyPassive(), serving: true };
+      const first = run(s, T0, T0, () => obs());
+      expect(first.effects.map((x) => x.e.kind)).toEqual(['release']);
+      const failed = done(first.state, { now: T0 + 100, action: 'release', ok: false, error: 'exit code 1' });
+      expect(failed.alarms.TANDEM_ERR_SCRIPT_FAILED).toBeDefined();
+      const again = run(failed, T0 + 200, T0 + 10_000, () => obs());
+      expect(again.effects.map((x) => x.e.kind)).toEqual(['release']);
+      expect(again.effects[0]!.t).toBeGreaterThanOrEqual(T0 + 5_000);
+      const ok = done(again.state, { now: T0 + 10_100, action: 'release', ok: true });
+      expect([ok.serving, ok.alarms.TANDEM_ERR_SCRIPT_FAILED]).toEqual([false, undefined]);
+    });
+
+    it('after a switchover rolled back whose own start failed, does not count itself serving and starts again later', () => {
+      const a = steadyActive();
+      const failed = done({ ...a, phase: 'busy', pending: 'switchover' }, { now: T0, action: 'switchover', ok: false, serving: false, error: "drain timed out; and the rollback's start failed: exit code 1" });
+      expect([failed.role, failed.serving]).toEqual(['active', false]);
+      const retry = run(failed, T0 + 100, T0 + 10_000, () => obs({ peer: peer({ role: 'passive' }) }));
+      expect(retry.effects.map((x) => x.e.kind)).toEqual(['serve']);
+      expect(retry.effects[0]!.t).toBeGreaterThanOrEqual(T0 + 5_000);
+    });
+
     it('ignores ticks while an action runs: one action at a time', () => {
       const r = run({ ...steadyPassive(), phase: 'busy', pending: 'promote' }, T0, T0 + 60_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'dead', since: T0 } }));
       expect(r.effects).toEqual([]);

@@ -57,6 +57,15 @@ describe('public link state', () => {
     expect(view.targets.map((t) => t.error)).toEqual(['ECONNREFUSED', 'ECONNREFUSED']);
   });
 
+  it('dates a failing link from the last answered round, so an isolated active counts its isolation from then', () => {
+    const clock = new FakeClock();
+    const { view } = feed(clock, initialPublicLinkView(clock.now(), TARGETS), [[true, true], [true, false], [false, false], [false, false], [false, false]]);
+    const lastAnswered = clock.now() - 3000;
+    expect(view).toMatchObject({ state: 'failing', failingSince: lastAnswered });
+    const back = feed(clock, view, [[true, false]]).view;
+    expect(back).toMatchObject({ state: 'ok', failingSince: undefined });
+  });
+
   it('does not count failures that a successful round interrupted', () => {
     const clock = new FakeClock();
     const { view } = feed(clock, initialPublicLinkView(clock.now(), TARGETS), [[true, true], [false, false], [false, false], [true, false], [false, false], [false, false]]);
