@@ -30,6 +30,8 @@ export interface PeerView {
   /** Passive peer: whether it had applied everything the active journaled. */
   inSync: boolean;
   at: number;
+  /** The last epoch in which the peer was active (from its heartbeats; unknown until one came). */
+  activeEpoch?: number | undefined;
 }
 
 export interface Observations {
@@ -93,6 +95,10 @@ export interface DecisionState {
   retryServeAt: number;
   /** The highest epoch the peer ever showed: a promotion goes beyond it. */
   peerEpoch: number;
+  /** The last epoch in which this node was active (0: never): the newest data of two passives. */
+  activeEpoch: number;
+  /** Since when both nodes are passive with the channel up (nobody serves). */
+  bothPassiveSince: number | undefined;
 }
 
 export type Input =
@@ -128,8 +134,8 @@ export const HOUR_MS = 3_600_000;
 /** The reason of a promotion the active asked for (a switchover). */
 const PLANNED = 'planned switchover';
 
-export function initialState(role: Role, epoch: number, now: number): DecisionState {
-  return { role, epoch, phase: 'starting', serving: false, startedAt: now, pending: undefined, roleChanges: [], alarms: {}, reason: 'starting', retryServeAt: 0, peerEpoch: 0 };
+export function initialState(role: Role, epoch: number, now: number, activeEpoch = role === 'active' ? epoch : 0): DecisionState {
+  return { role, epoch, phase: 'starting', serving: false, startedAt: now, pending: undefined, roleChanges: [], alarms: {}, reason: 'starting', retryServeAt: 0, peerEpoch: 0, activeEpoch, bothPassiveSince: undefined };
 }
 
 function withAlarm(s: DecisionState, code: string, message: string, now: number): DecisionState {
@@ -193,7 +199,7 @@ function onDone(s: DecisionState, d: Extract<Input, { kind: 'done' }>, cfg: Deci
       return { state: withAlarm({ ...n, retryServeAt: now + retryDelay(cfg) }, 'TANDEM_ERR_FAILOVER_FAILED', `the start script failed: ${d.error ?? 'no detail'}; not serving`, now), effects: [] };
     case 'promote':
       // A planned takeover was counted (if automatic) by the active that handed over.
-      n = { ...n, role: 'active', epoch: d.epoch ?? n.epoch + 1, roleChanges: n.reason === PLANNED ? n.roleChanges : [...recentChanges(n, now), now] };
+      n = { ...n, role: 'active', epoch: d.epoch ?? n.epoch + 1, activeEpoch: d.epoch ?? n.epoch + 1, bothPassiveSince: undefined, roleChanges: n.reason === PLANNED ? n.roleChanges : [...recentChanges(n, now), now] };
       if (d.ok) return { state: withoutAlarm({ ...n, serving: true }, 'TANDEM_ERR_FAILOVER_FAILED', 'TANDEM_ERR_FAILOVER_REFUSED'), effects: [] };
       // Active without serving: the failed start was retried already; say so and try again
       // at a later tick (the role stays: the old active is gone, nobody else may serve).
@@ -314,9 +320,11 @@ function onStart(s: DecisionState, now: number, obs: Observations, cfg: Decision
 function onPassive(s: DecisionState, now: number, obs: Observations, cfg: DecisionConfig, channelDownFor: number, promoteAfter: number): StepResult {
   let n = s;
   const peer = obs.channel.up ? obs.peer : undefined;
+  if (peer !== undefined && peer.role === 'passive') return onBothPassive(n, now, obs, cfg, peer, promoteAfter);
+  n = n.bothPassiveSince === undefined ? n : { ...n, bothPassiveSince: undefined };
   if (peer !== undefined) {
     // Heard the active: nothing to decide; clear what only made sense while it was away.
-    return { state: withoutAlarm({ ...n, reason: peer.role === 'active' ? 'passive' : 'passive; the peer is passive too' }, 'TANDEM_ERR_FAILOVER_REFUSED', 'TANDEM_ERR_PEER_STALLED'), effects: [] };
+    return { state: withoutAlarm({ ...n, reason: 'passive' }, 'TANDEM_ERR_FAILOVER_REFUSED', 'TANDEM_ERR_PEER_STALLED'), effects: [] };
   }
   if (channelDownFor < promoteAfter) return { state: n, effects: [] };
   const p = obs.presence;
@@ -349,5 +357,28 @@ function onPassive(s: DecisionState, now: number, obs: Observations, cfg: Decisi
   if (damped(n, cfg, now)) return refuse(`${cfg.maxRoleChangesPerHour} automatic role changes in the last hour (failover.maxRoleChangesPerHour)`);
   const reason = `failover: channel down and the active's agent ${p.state === 'dead' ? 'refuses connections (gone)' : 'is unreachable'} for ${Math.round((now - Math.max(obs.channel.since, p.since)) / 100) / 10} s`;
   // The new epoch is beyond anything the old active ever had: when it returns, it yields.
+  return busy({ ...n, reason }, 'promote', { kind: 'promote', reason, epoch: Math.max(n.epoch, n.peerEpoch) + 1 });
+}
+
+/**
+ * Both nodes passive, the channel up: nobody serves. It happens after an outage of every link,
+ * when the isolated active stepped down and its peer could not take over (its own checks failed
+ * too, or it was behind). Once the links are back for threshold intervals, the node that was
+ * active last holds the newest data and takes the role again; the other waits.
+ */
+function onBothPassive(s: DecisionState, now: number, obs: Observations, cfg: DecisionConfig, peer: PeerView, promoteAfter: number): StepResult {
+  let n = withoutAlarm(s, 'TANDEM_ERR_PEER_STALLED');
+  const since = n.bothPassiveSince ?? now;
+  n = { ...n, bothPassiveSince: since, reason: 'passive; the peer is passive too: nobody serves' };
+  const peerActiveEpoch = peer.activeEpoch;
+  // Until the peer said when it was last active (its first heartbeat), nothing is known.
+  if (peerActiveEpoch === undefined || now - since < promoteAfter) return { state: n, effects: [] };
+  const newest = n.activeEpoch > peerActiveEpoch || (n.activeEpoch === peerActiveEpoch && n.activeEpoch > 0 && cfg.preferred);
+  if (!newest) return { state: n, effects: [] };
+  const refuse = (why: string) => ({ state: withAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED', `both nodes are passive and this one holds the newest data, but it does not take over: ${why}`, now), effects: [] });
+  if (!cfg.auto) return refuse('failover.auto is off');
+  if (obs.ownPublic.state !== 'ok') return refuse(`its own public checks are ${obs.ownPublic.state}`);
+  if (damped(n, cfg, now)) return refuse(`${cfg.maxRoleChangesPerHour} automatic role changes in the last hour (failover.maxRoleChangesPerHour)`);
+  const reason = `both nodes passive for ${Math.round((now - since) / 100) / 10} s: this node was active last (epoch ${n.activeEpoch}) and holds the newest data`;
   return busy({ ...n, reason }, 'promote', { kind: 'promote', reason, epoch: Math.max(n.epoch, n.peerEpoch) + 1 });
 }

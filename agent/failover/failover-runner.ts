@@ -76,7 +76,7 @@ export class FailoverRunner {
       preferred: c.role === 'active',
     };
     const s = opts.nodeState.get();
-    this.state = initialState(s.role, s.epoch, opts.clock.now());
+    this.state = initialState(s.role, s.epoch, opts.clock.now(), s.activeEpoch);
   }
 
   get serving(): boolean {

@@ -52,7 +52,7 @@ export class ChannelHeartbeat {
       const now = this.opts.clock.now();
       if (this.lastHeardAt !== undefined && this.link === link) this.longestGapMs = Math.max(this.longestGapMs, now - this.lastHeardAt);
       this.lastHeardAt = now;
-      this.peer = { role: m.role, epoch: m.epoch, serving: m.serving, publicState: m.publicState, inSync: m.inSync, at: this.lastHeardAt };
+      this.peer = { role: m.role, epoch: m.epoch, serving: m.serving, publicState: m.publicState, inSync: m.inSync, at: this.lastHeardAt, ...(m.activeEpoch === undefined ? {} : { activeEpoch: m.activeEpoch }) };
     };
     const onClose = () => {
       if (this.link !== link) return;

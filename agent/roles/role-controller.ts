@@ -62,7 +62,7 @@ export class RoleController {
       intervalMs: opts.config.heartbeat.intervalMs,
       threshold: opts.config.heartbeat.threshold,
       clock: opts.clock,
-      own: () => ({ role: this.role, epoch: this.epoch, serving: opts.serving(), publicState: opts.publicState(), inSync: this.inSync() }),
+      own: () => ({ role: this.role, epoch: this.epoch, activeEpoch: opts.nodeState.get().activeEpoch, serving: opts.serving(), publicState: opts.publicState(), inSync: this.inSync() }),
     });
     opts.channel.on('connection', (conn) => this.onConnection(conn));
   }
@@ -197,7 +197,7 @@ export class RoleController {
     this.log.info({ reason, epoch, appliedSeq }, 'roles: promoting to active');
     await passive.stop();
     this.engine = undefined;
-    await this.opts.nodeState.update({ role: 'active', epoch, generation: newGeneration(), syncId: '', syncBytesTotal: 0 });
+    await this.opts.nodeState.update({ role: 'active', epoch, activeEpoch: epoch, generation: newGeneration(), syncId: '', syncBytesTotal: 0 });
     try {
       this.engine = await ActiveEngine.start(this.opts, { freshAfterSeq: appliedSeq });
     } catch (err) {

@@ -14,6 +14,11 @@ export interface NodeState {
   generation: string;
   /** Counts role changes: each promotion starts epoch + 1. Of two active nodes, the higher epoch is the real one. */
   epoch: number;
+  /**
+   * The last epoch in which this node was active (0: never). Of two passive nodes, the one with
+   * the higher value holds the newest data (agent/failover: both passive after an outage).
+   */
+  activeEpoch: number;
   /** Passive: a synchronisation begun and not finished; its tree is not a real state until it ends. */
   syncId: string;
   /** Passive: bytes of block data that synchronisation sends (its progress survives a restart). */
@@ -40,7 +45,7 @@ export class NodeStateStore {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw TandemError.wrap(err, { code: 'TANDEM_ERR_STATE_IO', op: `read ${file}` });
     }
     if (text === undefined) {
-      const state: NodeState = { role: initialRole, generation: initialRole === 'active' ? newGeneration() : '', epoch: initialRole === 'active' ? 1 : 0, syncId: '', syncBytesTotal: 0 };
+      const state: NodeState = { role: initialRole, generation: initialRole === 'active' ? newGeneration() : '', epoch: initialRole === 'active' ? 1 : 0, activeEpoch: initialRole === 'active' ? 1 : 0, syncId: '', syncBytesTotal: 0 };
       const store = new NodeStateStore(file, state);
       await store.write();
       return { store, created: true };
@@ -63,6 +68,7 @@ export class NodeStateStore {
       role: parsed.role,
       generation: parsed.generation,
       epoch: parsed.epoch ?? (parsed.role === 'active' ? 1 : 0),
+      activeEpoch: parsed.activeEpoch ?? (parsed.role === 'active' ? (parsed.epoch ?? 1) : 0),
       syncId: parsed.syncId ?? '',
       syncBytesTotal: parsed.syncBytesTotal ?? 0,
     };

@@ -98,6 +98,8 @@ export interface HeartbeatMessage {
   publicState: 'unknown' | 'ok' | 'failing';
   /** Passive: it has applied everything the active journaled. Active: its passive is in sync. */
   inSync: boolean;
+  /** The last epoch in which the sender was active (0: never); absent from older agents. */
+  activeEpoch?: number;
 }
 
 /** Active → passive, planned switchover: everything up to headSeq is yours; take the role. */
@@ -186,6 +188,7 @@ export function messageProblem(m: unknown): string | undefined {
     case 'hb':
       if (!isUint(r.seq) || !isUint(r.epoch) || typeof r.serving !== 'boolean' || typeof r.inSync !== 'boolean') return 'hb: bad fields';
       if (r.role !== 'active' && r.role !== 'passive') return 'hb: bad role';
+      if (r.activeEpoch !== undefined && !isUint(r.activeEpoch)) return 'hb: bad activeEpoch';
       return r.publicState === 'unknown' || r.publicState === 'ok' || r.publicState === 'failing' ? undefined : 'hb: bad publicState';
     case 'takeover':
       return isUint(r.epoch) && isUint(r.headSeq) && isStr(r.reason, 1024) ? undefined : 'takeover: bad fields';

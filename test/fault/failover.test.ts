@@ -132,6 +132,32 @@ describe('failover', () => {
     expect(fp.overlaps()).toEqual([]);
   });
 
+  it('every link lost: the isolated active stops serving, the passive does not start, and the active takes the role again once the links are back', async () => {
+    const fp = await setUp(TUNED);
+    const logFrom = fp.scriptsLog().length;
+    await fp.cutChannel(true);
+    await fp.cutPublic('alpha', true);
+    await fp.cutPublic('beta', true);
+    await fp.pair.waitFor('alpha', 'stepped down', (s) => s.role === 'passive' && !s.failover.serving, 15_000);
+    await sleep(3_000);
+    const b = await fp.pair.status('beta');
+    expect(b.role).toBe('passive');
+    expect(b.alarms.map((x) => x.code)).toContain('TANDEM_ERR_FAILOVER_REFUSED');
+    expect(await fp.servedBy()).toBeUndefined();
+    const t0 = Date.now();
+    await fp.cutChannel(false);
+    await fp.cutPublic('alpha', false);
+    await fp.cutPublic('beta', false);
+    await fp.waitServedBy('alpha', 20_000);
+    process.stdout.write(`[failover] every link lost and back: alpha serves again ${((Date.now() - t0) / 1000).toFixed(2)} s after the links returned\n`);
+    const a = await fp.pair.status('alpha');
+    expect(a.role).toBe('active');
+    expect(a.failover.reason).toMatch(/both nodes passive/);
+    expect(fp.starts('beta', logFrom)).toEqual([]);
+    await fp.pair.waitFor('beta', 'following alpha', (s) => s.role === 'passive' && s.peer.connected && s.replication.inSync);
+    expect(fp.overlaps()).toEqual([]);
+  });
+
   it('the active agent stopped with SIGSTOP for 15 s: no failover, and no split brain once it resumes', async () => {
     const fp = await setUp(TUNED);
     const loop = new ClientLoop({ url: fp.pair.info.appUrl, ratePerSecond: 20 });

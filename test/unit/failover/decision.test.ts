@@ -292,6 +292,24 @@ describe('the failover decision', () => {
       expect(retry.effects[0]!.t).toBeGreaterThanOrEqual(T0 + 5_000);
     });
 
+    it('with both nodes passive and the channel up, the node active last takes the role again after threshold intervals', () => {
+      // The isolated active stepped down; its peer could not take over. The links are back.
+      const demoted = { ...steadyPassive(), activeEpoch: 1 };
+      const otherPassive = () => obs({ peer: peer({ role: 'passive', serving: false, activeEpoch: 0 }) });
+      const r = run(demoted, T0, T0 + 10_000, otherPassive);
+      expect(r.effects.map((x) => x.e.kind)).toEqual(['promote']);
+      expect(r.effects[0]!.t).toBe(T0 + 5_000);
+      expect(r.effects[0]!.e).toMatchObject({ epoch: 2 });
+      // The other one waits, and nobody acts before the peer said when it was active last.
+      const never = { ...steadyPassive(), activeEpoch: 0 };
+      expect(run(never, T0, T0 + 60_000, () => obs({ peer: peer({ role: 'passive', serving: false, activeEpoch: 1 }) })).effects).toEqual([]);
+      expect(run(demoted, T0, T0 + 60_000, () => obs({ peer: peer({ role: 'passive', serving: false }) })).effects).toEqual([]);
+      // Not while its own public checks fail.
+      const failing = run(demoted, T0, T0 + 10_000, () => obs({ peer: peer({ role: 'passive', activeEpoch: 0 }), ownPublic: { state: 'failing', since: T0, checked: true } }));
+      expect(failing.effects).toEqual([]);
+      expect(failing.state.alarms.TANDEM_ERR_FAILOVER_REFUSED).toBeDefined();
+    });
+
     it('ignores ticks while an action runs: one action at a time', () => {
       const r = run({ ...steadyPassive(), phase: 'busy', pending: 'promote' }, T0, T0 + 60_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'dead', since: T0 } }));
       expect(r.effects).toEqual([]);
