@@ -132,6 +132,24 @@ describe('failover', () => {
     expect(fp.overlaps()).toEqual([]);
   });
 
+  it('an isolated active (channel and its public side cut) stops serving by itself before the passive starts', async () => {
+    const fp = await setUp(TUNED);
+    const logFrom = fp.scriptsLog().length;
+    await fp.cutChannel(true);
+    await fp.cutPublic('alpha', true);
+    await fp.waitServedBy('beta', 20_000);
+    const log = fp.scriptsLog().slice(logFrom);
+    const lines = log.map((e) => `${e.at} ${e.node} ${e.script} ${e.event} ${e.reason ?? ''}`);
+    process.stdout.write(`[failover] isolated active:\n  ${lines.join('\n  ')}\n`);
+    const alphaStopped = log.findIndex((e) => e.node === 'alpha' && e.script === 'stop' && e.event === 'ok' && /isolated/.test(e.reason ?? ''));
+    const betaStarted = log.findIndex((e) => e.node === 'beta' && e.script === 'start' && e.event === 'begin');
+    expect(alphaStopped).toBeGreaterThanOrEqual(0);
+    expect(betaStarted).toBeGreaterThan(alphaStopped);
+    // No fencing was needed: alpha had stopped on its own.
+    expect(log.filter((e) => e.event === 'fence')).toEqual([]);
+    expect(fp.overlaps()).toEqual([]);
+  });
+
   it('every link lost: the isolated active stops serving, the passive does not start, and the active takes the role again once the links are back', async () => {
     const fp = await setUp(TUNED);
     const logFrom = fp.scriptsLog().length;
