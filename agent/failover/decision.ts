@@ -176,7 +176,9 @@ export function step(s: DecisionState, input: Input, cfg: DecisionConfig): StepR
       if (s.role !== 'active' || s.phase === 'busy') return { state: s, effects: [] };
       const reason = input.kind === 'app-failed' ? `application failed: ${input.reason}` : 'operator asked for a switchover';
       if (input.kind === 'app-failed' && damped(s, cfg, input.now)) {
-        return { state: withAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED', `${reason}; not switching over: ${cfg.maxRoleChangesPerHour} automatic role changes in the last hour`, input.now), effects: [] };
+        // Its own code, so that the public-link rules (which clear FAILOVER_REFUSED) leave it:
+        // it stays until a role change or a successful start.
+        return { state: withAlarm(s, 'TANDEM_ERR_SCRIPT_FAILED', `${reason}; not switching over: ${cfg.maxRoleChangesPerHour} automatic role changes in the last hour (failover.maxRoleChangesPerHour); monitoring goes on`, input.now), effects: [] };
       }
       // The reason stays in the state: onDone counts only automatic role changes for damping.
       return busy({ ...s, reason }, 'switchover', { kind: 'switchover', reason });
@@ -195,7 +197,7 @@ function onDone(s: DecisionState, d: Extract<Input, { kind: 'done' }>, cfg: Deci
   const automatic = (reason: string) => !reason.startsWith('operator');
   switch (d.action) {
     case 'serve':
-      if (d.ok) return { state: withoutAlarm({ ...n, serving: true }, 'TANDEM_ERR_FAILOVER_FAILED'), effects: [] };
+      if (d.ok) return { state: withoutAlarm({ ...n, serving: true }, 'TANDEM_ERR_FAILOVER_FAILED', 'TANDEM_ERR_SCRIPT_FAILED'), effects: [] };
       return { state: withAlarm({ ...n, retryServeAt: now + retryDelay(cfg) }, 'TANDEM_ERR_FAILOVER_FAILED', `the start script failed: ${d.error ?? 'no detail'}; not serving`, now), effects: [] };
     case 'promote':
       // A planned takeover was counted (if automatic) by the active that handed over.
@@ -214,7 +216,7 @@ function onDone(s: DecisionState, d: Extract<Input, { kind: 'done' }>, cfg: Deci
     case 'switchover':
       if (d.ok) {
         n = { ...n, role: 'passive', serving: false, roleChanges: automatic(n.reason) ? [...recentChanges(n, now), now] : n.roleChanges };
-        return { state: withoutAlarm(n, 'TANDEM_ERR_SWITCHOVER_FAILED'), effects: [] };
+        return { state: withoutAlarm(n, 'TANDEM_ERR_SWITCHOVER_FAILED', 'TANDEM_ERR_SCRIPT_FAILED'), effects: [] };
       }
       // A failed switchover rolls back to this node: it is active and serves again, unless the
       // rollback's own start failed; then the tick retries serving like after any failed start.

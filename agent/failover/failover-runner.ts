@@ -101,6 +101,12 @@ export class FailoverRunner {
     this.state = r.state;
     this.report(before, this.state);
     for (const e of r.effects) this.execute(e);
+    // The monitor stops itself when it gives up; if the switchover it asked for was held
+    // (damping), it starts again: the application stays watched and restarted locally.
+    if (i.kind === 'app-failed' && this.state.phase !== 'busy' && this.monitorOn) {
+      this.monitorOn = false;
+      this.syncMonitor();
+    }
   }
 
   private observe(): Observations {

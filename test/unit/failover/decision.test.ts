@@ -310,6 +310,14 @@ describe('the failover decision', () => {
       expect(failing.state.alarms.TANDEM_ERR_FAILOVER_REFUSED).toBeDefined();
     });
 
+    it('holds a switchover asked by application monitoring when damped, with an alarm the public rules leave alone', () => {
+      const a = { ...steadyActive(), roleChanges: [T0 - 3_000, T0 - 2_000, T0 - 1_000] };
+      const held = step(a, { kind: 'app-failed', now: T0, reason: 'check failed after 3 restarts' }, cfg);
+      expect(held.effects).toEqual([]);
+      const later = run(held.state, T0 + 100, T0 + 5_000, () => obs({ peer: peer({ role: 'passive' }) }));
+      expect(later.state.alarms.TANDEM_ERR_SCRIPT_FAILED?.message).toContain('not switching over');
+    });
+
     it('ignores ticks while an action runs: one action at a time', () => {
       const r = run({ ...steadyPassive(), phase: 'busy', pending: 'promote' }, T0, T0 + 60_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'dead', since: T0 } }));
       expect(r.effects).toEqual([]);
