@@ -45,6 +45,8 @@ export interface RoleControllerOptions extends EngineDeps {
 /** How long a switchover waits for the passive to apply everything and take over. */
 const SWITCHOVER_DRAIN_MS = 30_000;
 const SWITCHOVER_TAKEOVER_MS = 30_000;
+/** How long a promotion waits for the passive to apply the complete batches it holds. */
+const PROMOTE_DRAIN_MS = 30_000;
 
 export class RoleController {
   readonly heartbeat: ChannelHeartbeat;
@@ -193,7 +195,13 @@ export class RoleController {
     if (passive === undefined) return { ok: false, error: 'not passive' };
     const takeover = this.pendingTakeover;
     this.pendingTakeover = undefined;
-    const appliedSeq = await passive.receiver.drain(30_000);
+    const appliedSeq = await passive.receiver.drain(PROMOTE_DRAIN_MS);
+    const receivedSeq = passive.receiver.status().receivedSeq;
+    if (receivedSeq > appliedSeq) {
+      // Batches held and not applied in time (the disk is failing, or full): the new generation
+      // starts without them. Never silent: the operator must know what was not taken over.
+      this.log.error({ code: 'TANDEM_ERR_FAILOVER_FAILED', appliedSeq, receivedSeq, timeoutMs: PROMOTE_DRAIN_MS }, `roles: promoting with ${receivedSeq - appliedSeq} received records not applied in time; they are dropped`);
+    }
     this.log.info({ reason, epoch, appliedSeq }, 'roles: promoting to active');
     await passive.stop();
     this.engine = undefined;
