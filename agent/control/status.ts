@@ -109,7 +109,8 @@ export function buildStatus(i: StatusInputs): AgentStatus {
   // The channel is up while heartbeats arrive; replication may still be starting on it.
   connected = f.channel.up;
   if (f.phase === 'busy') {
-    state = f.pending === 'promote' ? 'failing-over' : f.pending === 'switchover' ? 'switching' : f.pending === 'demote' ? 'demoting' : state;
+    // A promotion the active asked for is the second half of a switchover, not a failover.
+    state = f.pending === 'promote' ? (f.reason === 'planned switchover' ? 'switching' : 'failing-over') : f.pending === 'switchover' ? 'switching' : f.pending === 'demote' ? 'demoting' : state;
   } else if (f.alarms.some((a) => a.code === 'TANDEM_ERR_TWO_ACTIVE')) state = 'split-brain';
   else if (f.phase === 'starting') state = 'starting';
   else if (!connected) state = 'standalone';

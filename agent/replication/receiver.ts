@@ -153,7 +153,9 @@ export class Receiver {
   /** Applies every batch held (a promotion finishes what it received); resolves with the last applied sequence. */
   async drain(timeoutMs: number): Promise<number> {
     await this.appendChain;
-    await Promise.race([this.whenDrained(), new Promise((r) => setTimeout(r, timeoutMs))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.whenDrained(), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
     return this.appliedSeq;
   }
 
@@ -192,13 +194,17 @@ export class Receiver {
     };
   }
 
-  async close(): Promise<void> {
+  /**
+   * `keepLink`: leave the connection open (a promotion still has to answer the takeover on it);
+   * the receiver lets go of it either way.
+   */
+  async close(opts: { keepLink?: boolean } = {}): Promise<void> {
     this.closed = true;
     this.retryTimer?.cancel();
     if (this.link !== undefined) {
       const link = this.link;
-      this.detach('agent stopping');
-      link.close('normal', 'agent stopping');
+      this.detach(opts.keepLink === true ? 'this node is taking over' : 'agent stopping');
+      if (opts.keepLink !== true) link.close('normal', 'agent stopping');
     }
     await this.appendChain;
     await this.applying;

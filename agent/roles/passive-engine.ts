@@ -50,8 +50,9 @@ export class PassiveEngine {
     }
   }
 
-  async stop(): Promise<void> {
-    await this.receiver.close();
+  /** `keepLink`: see Receiver.close. */
+  async stop(opts: { keepLink?: boolean } = {}): Promise<void> {
+    await this.receiver.close(opts);
     await this.applier.close();
     await this.receiveLog.close();
   }

@@ -203,7 +203,8 @@ export class RoleController {
       this.log.error({ code: 'TANDEM_ERR_FAILOVER_FAILED', appliedSeq, receivedSeq, timeoutMs: PROMOTE_DRAIN_MS }, `roles: promoting with ${receivedSeq - appliedSeq} received records not applied in time; they are dropped`);
     }
     this.log.info({ reason, epoch, appliedSeq }, 'roles: promoting to active');
-    await passive.stop();
+    // The connection stays open until the takeover is answered on it; reconnect() below closes it.
+    await passive.stop({ keepLink: true });
     this.engine = undefined;
     await this.opts.nodeState.update({ role: 'active', epoch, activeEpoch: epoch, generation: newGeneration(), syncId: '', syncBytesTotal: 0 });
     try {
@@ -214,6 +215,7 @@ export class RoleController {
       await this.opts.nodeState.update({ role: 'passive' });
       this.engine = await PassiveEngine.start(this.opts, { fresh: true });
       takeover?.link.send({ t: 'takeover-result', epoch, ok: false, error: (err as Error).message });
+      this.opts.channel.reconnect('promotion failed: passive again');
       return { ok: false, error: `the active engine did not start: ${(err as Error).message}` };
     }
     // Tell the peer at once (a planned switchover waits for this) and connect afresh as active.
