@@ -5,9 +5,10 @@ import { EXIT, type Command } from './command.ts';
 import { agentCommand } from './commands/agent.ts';
 import { demoCommand } from './commands/demo.ts';
 import { statusCommand } from './commands/status.ts';
+import { switchoverCommand } from './commands/switchover.ts';
 import { printError } from './output.ts';
 
-const COMMANDS: Command[] = [demoCommand, agentCommand, statusCommand];
+const COMMANDS: Command[] = [demoCommand, agentCommand, statusCommand, switchoverCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
