@@ -1,5 +1,7 @@
-// Runs a demo pair until Ctrl-C: both agents as child processes, the active node's start
-// script (the demo application on the public address), and a status line per second.
+// Runs a demo pair until Ctrl-C: both agents as child processes (the active one runs its start
+// script: the demo application on the public address), and a status line per second. An agent
+// that dies is started again after a while, so a failover and the old node's return can be
+// watched from the page.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -7,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { formatBytes } from '../../shared/sizes.ts';
 import type { AgentStatus } from '../../agent/control/index.ts';
 import { fetchStatus } from '../control-client.ts';
-import type { DemoPair } from './init-pair.ts';
+import type { DemoNode, DemoPair } from './init-pair.ts';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/tandem.mjs');
 
@@ -16,15 +18,34 @@ function line(s: AgentStatus | undefined, name: string): string {
   const r = s.replication;
   const sync = r.sync === null ? '' : ` sync ${formatBytes(r.sync.bytesDone)}/${formatBytes(r.sync.bytesTotal)}`;
   const alarm = s.alarms.length > 0 ? ` ALARM ${s.alarms[0]!.code}` : '';
-  return `${s.node} ${s.role}/${s.state} head ${r.headSeq} applied ${r.appliedSeq} lag ${r.lagMs}ms${sync}${alarm}`;
+  return `${s.node} ${s.role}${s.failover.serving ? ' serving' : ''}/${s.state} head ${r.headSeq} applied ${r.appliedSeq} lag ${r.lagMs}ms${sync}${alarm}`;
 }
 
+/** After an agent dies (the operator killed it to watch a failover), the demo starts it again. */
+const RESTART_AFTER_MS = 15_000;
+
 export async function runDemo(pair: DemoPair): Promise<number> {
-  const children: ChildProcess[] = [];
-  for (const n of pair.nodes) {
+  const children = new Map<string, ChildProcess>();
+  let stopping = false;
+  const spawnAgent = (n: DemoNode): void => {
     const out = fs.openSync(path.join(path.dirname(n.config), 'agent.out'), 'a');
-    children.push(spawn(process.execPath, [BIN, 'agent', '-c', n.config], { stdio: ['ignore', out, out] }));
-  }
+    const child = spawn(process.execPath, [BIN, 'agent', '-c', n.config], { stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    children.set(n.name, child);
+    child.once('exit', (code, signal) => {
+      if (stopping) return;
+      process.stdout.write(
+        `\n${n.name}'s agent exited (${signal ?? `code ${code}`}). If it was active, the other node takes over: keep watching ${pair.appUrl}\n` +
+          `The demo starts ${n.name}'s agent again in ${RESTART_AFTER_MS / 1000} s; it will rejoin as passive.\n\n`,
+      );
+      setTimeout(() => {
+        if (stopping) return;
+        process.stdout.write(`\nstarting ${n.name}'s agent again\n\n`);
+        spawnAgent(n);
+      }, RESTART_AFTER_MS).unref();
+    });
+  };
+  for (const n of pair.nodes) spawnAgent(n);
   const waitUp = async (url: string) => {
     for (let i = 0; i < 100; i++) {
       try {
@@ -37,20 +58,23 @@ export async function runDemo(pair: DemoPair): Promise<number> {
   };
   const statuses = await Promise.all(pair.nodes.map((n) => waitUp(n.controlUrl)));
   // The agents run the start script themselves once the active has heard its peer.
-  const active = pair.nodes.find((_n, i) => statuses[i]!.role === 'active') ?? pair.nodes[0]!;
+  const activeAt = statuses.findIndex((s) => s.role === 'active');
+  const active = pair.nodes[Math.max(0, activeAt)]!;
+  const activePid = statuses[Math.max(0, activeAt)]!.pid;
   process.stdout.write(
     [
       '',
       `Tandem demo pair in ${pair.dir}`,
-      `  application: ${pair.appUrl} (served by the active node; kill its agent with -9 and watch the other take over)`,
+      `  application: ${pair.appUrl} (served by the active node)`,
       `  edit files in ${active.dataDir}`,
       `  and watch them appear in ${pair.nodes.find((n) => n !== active)!.dataDir}`,
+      `  failover:    kill -9 ${activePid}   (${active.name}'s agent) and watch the page keep working from the other node`,
+      `  switchover:  npx tandem switchover -c ${active.config}`,
       `  agent logs:  ${pair.nodes.map((n) => n.logFile).join(', ')}`,
       'Ctrl-C stops the pair.',
       '',
     ].join('\n'),
   );
-  let stopping = false;
   const timer = setInterval(() => {
     void Promise.all(pair.nodes.map((n) => fetchStatus(n.controlUrl, 900).catch(() => undefined))).then((all) => {
       if (stopping) return;
@@ -63,29 +87,25 @@ export async function runDemo(pair: DemoPair): Promise<number> {
       stopping = true;
       clearInterval(timer);
       process.stdout.write('\nstopping the demo pair…\n');
-      for (const c of children) c.kill('SIGTERM');
-      let left = children.length;
-      // An agent stops its applications only on a role change; the demo stops them on the way out.
-      for (const c of children)
-        c.once('exit', () => {
-          if (--left > 0) return;
-          for (const n of pair.nodes) spawnSync(path.join(n.scriptsDir, 'stop.sh'), { stdio: 'inherit', env: { ...process.env, TANDEM_REASON: 'demo stopped' } });
-          resolve(0);
-        });
-      setTimeout(() => {
-        for (const c of children) c.kill('SIGKILL');
+      const running = [...children.values()].filter((c) => c.exitCode === null && c.signalCode === null);
+      const finish = () => {
+        // An agent stops its applications only on a role change; the demo stops them on the way out.
+        for (const n of pair.nodes) spawnSync(path.join(n.scriptsDir, 'stop.sh'), { stdio: 'inherit', env: { ...process.env, TANDEM_REASON: 'demo stopped' } });
         resolve(0);
+      };
+      if (running.length === 0) return finish();
+      let left = running.length;
+      for (const c of running) {
+        c.once('exit', () => {
+          if (--left === 0) finish();
+        });
+        c.kill('SIGTERM');
+      }
+      setTimeout(() => {
+        for (const c of running) c.kill('SIGKILL');
       }, 10_000).unref();
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    for (const c of children) {
-      c.once('exit', (code) => {
-        if (!stopping) {
-          process.stderr.write(`an agent exited unexpectedly (code ${code}); see its agent.log\n`);
-          stop();
-        }
-      });
-    }
   });
 }

@@ -1,0 +1,99 @@
+// `tandem demo`, the main job, run as an operator runs it: the page answers from alpha; kill
+// the active agent with -9 and the page keeps working from beta; the demo starts alpha's agent
+// again and it rejoins as passive; Ctrl-C stops everything.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { overlappingStarts, readScriptsLog } from '../../../agent/scripts/index.ts';
+import { fetchStatus } from '../../../console/control-client.ts';
+import { ClientLoop, format } from '../../helpers/client-loop.ts';
+import { sleep, TANDEM_BIN } from '../../helpers/pair.ts';
+import { exited, spawnTracked, TEST_MARKER } from '../../helpers/processes.ts';
+
+interface PairJson {
+  appUrl: string;
+  scriptsLog: string;
+  nodes: { name: string; controlUrl: string; scriptsDir: string }[];
+}
+
+let dir: string | undefined;
+afterEach(async () => {
+  if (dir === undefined) return;
+  // The demo's agents are its own children: if the demo was killed, stop them by their pids.
+  const pairFile = path.join(dir, 'pair.json');
+  if (fs.existsSync(pairFile)) {
+    const pair = JSON.parse(fs.readFileSync(pairFile, 'utf8')) as PairJson;
+    for (const n of pair.nodes) {
+      const s = await fetchStatus(n.controlUrl, 500).catch(() => undefined);
+      if (s !== undefined) process.kill(s.pid, 'SIGKILL');
+      spawnSync(path.join(n.scriptsDir, 'stop.sh'), { stdio: 'ignore', env: { ...process.env, TANDEM_REASON: 'test cleanup' } });
+    }
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+async function servedBy(appUrl: string): Promise<string | undefined> {
+  try {
+    const res = await fetch(new URL('healthz', appUrl), { signal: AbortSignal.timeout(500) });
+    return res.ok ? (res.headers.get('x-served-by') ?? undefined) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+describe('tandem demo', () => {
+  it('keeps the page working from the other node when the active agent is killed, brings the old node back as passive, and stops on Ctrl-C', async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-demo-test-'));
+    const demo = spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, TANDEM_BIN, 'demo', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    demo.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    demo.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const demoExit = exited(demo);
+
+    const pid = await until('the failover hint', () => /kill -9 (\d+)/.exec(out)?.[1], 60_000);
+    const pair = JSON.parse(fs.readFileSync(path.join(dir, 'pair.json'), 'utf8')) as PairJson;
+    await until('alpha serving the page', async () => ((await servedBy(pair.appUrl)) === 'alpha' ? true : undefined), 30_000);
+    const page = await (await fetch(pair.appUrl)).text();
+    expect(page).toContain('Served by <span id="node">alpha</span>');
+
+    const loop = new ClientLoop({ url: pair.appUrl, ratePerSecond: 20 });
+    loop.start();
+    await sleep(500);
+    process.kill(Number(pid), 'SIGKILL');
+    await until('beta serving the page', async () => ((await servedBy(pair.appUrl)) === 'beta' ? true : undefined), 30_000);
+    await sleep(1000);
+    const report = await loop.stop();
+    expect(report.servedBy.map((r) => r.node)).toEqual(['alpha', 'beta']);
+    process.stdout.write(`[demo] kill -9 of the active agent: ${format(report)}\n`);
+    expect((await (await fetch(pair.appUrl)).text()).includes('Served by <span id="node">beta</span>')).toBe(true);
+    expect(out).toMatch(/alpha's agent exited \(SIGKILL\)/);
+
+    // The demo starts alpha's agent again: it rejoins as passive and beta keeps the role.
+    await until('alpha restarted', () => (out.includes("starting alpha's agent again") ? true : undefined), 30_000);
+    const alpha = pair.nodes.find((n) => n.name === 'alpha')!;
+    await until('alpha passive and in sync', async () => {
+      const s = await fetchStatus(alpha.controlUrl, 500).catch(() => undefined);
+      return s?.role === 'passive' && s.replication.inSync ? true : undefined;
+    }, 30_000);
+    expect(await servedBy(pair.appUrl)).toBe('beta');
+
+    demo.kill('SIGINT');
+    expect(await demoExit).toBe(0);
+    expect(await servedBy(pair.appUrl)).toBeUndefined();
+    for (const n of pair.nodes) expect(await fetchStatus(n.controlUrl, 500).catch(() => 'gone')).toBe('gone');
+    expect(overlappingStarts(readScriptsLog(pair.scriptsLog))).toEqual([]);
+  }, 180_000);
+});
