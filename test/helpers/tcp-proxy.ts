@@ -42,6 +42,8 @@ export interface TcpProxyStats {
 /** Above this many bytes queued in one direction (delay mode), stop reading from the sender, so
  *  a slow link pushes back like TCP does instead of buffering without bound. */
 const LANE_HIGH_WATER_BYTES = 1 << 20;
+/** How long closing the listener waits for the sockets it accepted to be reported closed. */
+const SERVER_CLOSE_WAIT_MS = 2_000;
 /** How long a re-listen waits for the port to be free again (another socket may hold it). */
 const RELISTEN_TIMEOUT_MS = 2_000;
 
@@ -347,7 +349,16 @@ export class TcpProxy {
         // it accepted are gone too, which the caller is destroying.
         const server = this.server;
         this.server = undefined;
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        // The handle closes (and the port is free) at once; the callback waits for every socket
+        // the server ever accepted. Those are destroyed by the caller, but under load a close
+        // can be reported late: do not let a test's cleanup hang on it.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, SERVER_CLOSE_WAIT_MS);
+          server.close(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
       }
     });
     // A failed listen must not wedge every later change.

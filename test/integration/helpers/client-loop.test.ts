@@ -8,7 +8,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
+  // Each cleanup gets a bounded time, so one that hangs is named instead of timing out the hook.
+  for (const c of cleanups.splice(0).reverse()) {
+    let timer: NodeJS.Timeout | undefined;
+    const hung = await Promise.race([
+      Promise.resolve(c()).then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 10_000))),
+    ]);
+    clearTimeout(timer);
+    if (hung) console.warn(`a cleanup did not finish in 10 s: ${c.toString().slice(0, 80)}`);
+  }
 });
 
 interface App {
