@@ -105,6 +105,9 @@ export function probePresence(o: PresenceProbeOptions, signal: AbortSignal): Pro
       const cause = describeCause(err);
       if (phase === 'connecting') {
         if (code === 'ECONNREFUSED') return finish({ verdict: 'dead', error: `connection refused: the host is up but no agent listens (${cause})` });
+        // A reset in answer to the connect: something on the way (the host, a relay in front of
+        // it) turned the connection down, just as a refusal would.
+        if (code === 'ECONNRESET') return finish({ verdict: 'dead', error: `connection reset while connecting: no agent takes it (${cause})` });
         if (UNREACHABLE_CODES.has(code)) return finish({ verdict: 'unreachable', error: `the host cannot be reached: ${cause}` });
         // A local failure (no file descriptors, no name resolution) says nothing about the peer.
         return finish({ verdict: 'error', error: `the probe could not be made: ${cause}` });

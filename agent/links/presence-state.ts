@@ -41,7 +41,16 @@ export interface PresenceView {
   consecutive: number;
   /** Why the last probe was not 'alive'. */
   error?: string;
+  /** Probes in a row this node could not make ('error'), tolerated up to PRESENCE_ERRORS_TOLERATED. */
+  errorsInRow?: number;
 }
+
+/**
+ * A probe this node could not make says nothing about the peer: up to this many in a row leave
+ * the verdict (and its `since`) as they were, so that one local hiccup does not restart the
+ * failover's count. More than that, and the verdict becomes 'error': this node is blind.
+ */
+export const PRESENCE_ERRORS_TOLERATED = 3;
 
 export function initialPresenceView(now: number, configured: boolean): PresenceView {
   return { state: configured ? 'unknown' : 'unconfigured', since: now, consecutive: 0 };
@@ -49,12 +58,17 @@ export function initialPresenceView(now: number, configured: boolean): PresenceV
 
 /** The view after one more probe that ended at `now`, and the state change, if any. */
 export function applyPresenceResult(prev: PresenceView, r: PresenceProbeResult, now: number): { view: PresenceView; change?: LinkChange<PresenceState> } {
+  const errorsInRow = r.verdict === 'error' ? (prev.errorsInRow ?? 0) + 1 : 0;
+  if (r.verdict === 'error' && errorsInRow <= PRESENCE_ERRORS_TOLERATED && prev.state !== 'unknown' && prev.state !== 'unconfigured' && prev.state !== 'error') {
+    return { view: { ...prev, lastProbeAt: now, errorsInRow, ...(r.error === undefined ? {} : { error: r.error }) } };
+  }
   const same = r.verdict === prev.state;
   const view: PresenceView = {
     state: r.verdict,
     since: same ? prev.since : now,
     consecutive: same ? prev.consecutive + 1 : 1,
     lastProbeAt: now,
+    errorsInRow,
   };
   if (r.verdict === 'alive' && r.answer !== undefined) view.lastAnswer = { ...r.answer, receivedAt: now };
   else if (prev.lastAnswer !== undefined) view.lastAnswer = prev.lastAnswer;

@@ -44,6 +44,17 @@ describe('presence state', () => {
     expect(changes).toEqual(['unknown>alive', 'alive>stalled', 'stalled>dead']);
   });
 
+  it('keeps the verdict and its start through a few probes this node could not make, then says error', () => {
+    const clock = new FakeClock();
+    const error: PresenceProbeResult = { verdict: 'error', latencyMs: 0, error: 'the probe could not be made: EMFILE' };
+    const gone = feed(clock, initialPresenceView(clock.now(), true), [dead]).view;
+    const t = gone.since;
+    const blind = feed(clock, gone, [error, error, error]).view;
+    expect(blind).toMatchObject({ state: 'dead', since: t });
+    expect(feed(clock, blind, [dead]).view).toMatchObject({ state: 'dead', since: t });
+    expect(feed(clock, blind, [error]).view.state).toBe('error');
+  });
+
   it('reports each change with the probe error as its reason', () => {
     const clock = new FakeClock();
     const r = applyPresenceResult(initialPresenceView(clock.now(), true), stalled, clock.now());
