@@ -4,7 +4,7 @@
 // what the benchmark's options change (channel.encryption).
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { AgentStatus } from '../agent/control/index.ts';
@@ -12,7 +12,7 @@ import { fetchStatus } from '../console/control-client.ts';
 import { initDemoPair, type DemoNode } from '../console/demo/init-pair.ts';
 import { loadConfig, type TandemConfig } from '../shared/config/index.ts';
 import { sleep } from './clock.ts';
-import { spawnTracked, stopChild } from './children.ts';
+import { killDemoApps, spawnTracked, stopChild } from './children.ts';
 
 export const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TANDEM_BIN = path.join(PROJECT, 'bin/tandem.mjs');
@@ -82,9 +82,17 @@ export class BenchPair {
     }
   }
 
+  /** Stops both agents, then the demo application the active one started: an agent stopped
+   *  with SIGTERM leaves its application running (it runs detached), so run each node's stop
+   *  script, as an operator would, and kill by pid whatever it missed. */
   async stop(): Promise<void> {
     await Promise.all([...this.procs.values()].map((c) => stopChild(c, 'SIGTERM', 5000)));
     this.procs.clear();
+    for (const n of this.nodes) {
+      const stop = path.join(n.scriptsDir, 'stop.sh');
+      if (fs.existsSync(stop)) spawnSync(stop, { stdio: 'ignore', timeout: 15_000, env: { ...process.env, TANDEM_REASON: 'benchmark: agents stopped' } });
+    }
+    killDemoApps(this.dir);
   }
 
   status(name: NodeName, timeoutMs = 2000): Promise<AgentStatus> {

@@ -2,6 +2,8 @@
 // here, so that none outlives the run: the finally block of run.ts and the SIGINT/SIGTERM
 // handler both end them, each by its own pid, never by name.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 
 const live = new Set<ChildProcess>();
 
@@ -41,6 +43,39 @@ export function killAllChildrenNow(): void {
   for (const c of live) {
     try {
       c.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/**
+ * Demo applications (console/demo/demo-app.ts) serving a data dir inside `pairDir` (their command
+ * line says `--root PAIRDIR/<node>/data`). The active node's start script runs them detached from
+ * the agent, so they outlive it: this finds the ones of one pair, by that pair's own path.
+ */
+export function demoAppsOf(pairDir: string): number[] {
+  const prefix = `${path.resolve(pairDir)}${path.sep}`;
+  const out: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const args = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+      const i = args.indexOf('--root');
+      const root = i >= 0 ? args[i + 1] : undefined;
+      if (root !== undefined && root.startsWith(prefix) && args.some((a) => a.endsWith('demo-app.ts'))) out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** SIGKILL, by pid, every demo application of the pair in `pairDir` still running. */
+export function killDemoApps(pairDir: string): void {
+  for (const pid of demoAppsOf(pairDir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
     } catch {
       // already gone
     }

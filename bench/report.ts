@@ -2,10 +2,12 @@
 // for the terminal and as markdown for bench/results/latest.md. Every number comes from the
 // results object; the anchors are the only constants, and say so.
 import type { OverwriteResult, NewFileResult, RsyncOutcome } from './big-file.ts';
+import type { FailoverResult, FailoverSeries } from './failover-gap.ts';
 import type { LagResult } from './lag.ts';
 import type { MachineInfo } from './machine.ts';
 import type { ProcessReport } from './process-sampler.ts';
 import type { RsyncAvailability } from './rsync-daemon.ts';
+import type { SwitchoverResult } from './switchover.ts';
 
 /** Published defaults of other tools (not measured here): how long they wait before shipping a change. */
 export const LAG_ANCHORS = [
@@ -14,20 +16,35 @@ export const LAG_ANCHORS = [
   { tool: 'Litestream', delaySeconds: 1, what: 'default sync-interval' },
 ] as const;
 
+/** How long a client waits when the active dies, as published or reported for other tools (not
+ *  measured here; DESIGN.md "Goals"). `highMs` for a range. */
+export const FAILOVER_ANCHORS = [
+  { tool: 'Neverfail', text: '60 s', lowMs: 60_000 },
+  { tool: 'Windows failover clustering', text: '10 s', lowMs: 10_000 },
+  { tool: 'Convoy/NLB', text: '10–15 s seen', lowMs: 10_000, highMs: 15_000 },
+  { tool: 'Pacemaker', text: '3–6.6 s + fencing', lowMs: 3_000, highMs: 6_600 },
+  { tool: 'keepalived', text: '~3.5 s', lowMs: 3_500 },
+] as const;
+
+/** A planned switchover, command to serving, as documented for another tool (not measured). */
+export const SWITCHOVER_ANCHORS = [{ tool: 'Patroni', text: '"< 10 s"', lowMs: 10_000 }] as const;
+
 export interface BenchResults {
   startedAt: string;
   finishedAt: string;
-  options: { quick: boolean; only: string[]; encryption: string; tmpfs: boolean; onePair: boolean; fileBytes: number; lagSeconds: number; lagRate: number };
+  options: { quick: boolean; only: string[]; encryption: string; tmpfs: boolean; onePair: boolean; fileBytes: number; lagSeconds: number; lagRate: number; trials?: number };
   machine: MachineInfo;
   rsync: RsyncAvailability;
   tandem: { blockSize: number; encryption: string; settleMs: number; batchDelayMs: number; journalMaxBytes: number; windowBytes: number };
   lag: LagResult | null;
   newFile: NewFileResult | null;
   overwrite: OverwriteResult | null;
+  failover?: FailoverResult | null;
+  switchover?: SwitchoverResult | null;
   memory: Record<string, ProcessReport>;
   agentWarnings: Record<string, { count: number; first: string[] }>;
   /** Parts that failed, with why: they have no numbers. */
-  failures: Partial<Record<'a' | 'b' | 'c', string>>;
+  failures: Partial<Record<'a' | 'b' | 'c' | 'f' | 's', string>>;
   notes: string[];
 }
 
@@ -73,6 +90,130 @@ function ratio(a: number, b: number): string {
   return b > 0 ? `${(a / b).toFixed(2)}×` : '-';
 }
 
+/** "0.52×" against one anchor value, "0.35–0.52×" against a range (the ratio to each end). */
+function ratioTo(ms: number, a: { lowMs: number; highMs?: number }): string {
+  if (a.highMs === undefined) return ratio(ms, a.lowMs);
+  return `${(ms / a.highMs).toFixed(2)}–${(ms / a.lowMs).toFixed(2)}×`;
+}
+
+function median(xs: number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+const msOrDash = (x: number | null | undefined) => (x === null || x === undefined ? '-' : fmtMs(x));
+const atOrDash = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${(x / 1000).toFixed(2)}`);
+
+function seriesLabel(s: FailoverSeries): string {
+  return `${s.name} (${s.interval} × ${s.threshold})`;
+}
+
+function failoverSections(f: FailoverResult): Section[] {
+  const rows: string[][] = [];
+  for (const s of f.series) {
+    for (const t of s.trials) {
+      const tl = t.timeline;
+      rows.push([
+        seriesLabel(s),
+        String(t.trial),
+        fmtMs(t.longestGapMs),
+        `${t.failed} / ${t.requests}`,
+        atOrDash(t.killToNewMs),
+        atOrDash(tl.channelLostMs),
+        atOrDash(tl.presenceGoneMs),
+        String(t.presenceRestarts),
+        atOrDash(tl.promoteMs),
+        atOrDash(tl.startBeginMs),
+        atOrDash(tl.startOkMs),
+        msOrDash(t.startScriptMs),
+      ]);
+    }
+  }
+  const perTrial: Section = {
+    title: '(f) Failover: the active server dies (agent and application SIGKILLed together)',
+    lines: [],
+    table: {
+      headers: ['timing', 'trial', 'longest gap', 'failed / sent', 'beta answers', 'channel lost', 'presence: gone', 'presence restarts', 'promote', 'start begin', 'start ok', 'start script'],
+      rows,
+      right: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+    },
+    after: [
+      `Client: ${f.clientRate} GET/s on a fixed grid, a new connection each, ${f.clientTimeoutMs} ms timeout (test/helpers/client-loop.ts). Longest gap = longest time between two successful answers: from alpha's last answer before the kill to beta's first. Failed = requests without a 2xx answer (connection refused while nothing listens, timeouts).`,
+      'Columns "beta answers" to "start ok": seconds after the kill. "beta answers": the first successful answer served by beta, seen by the client. The next four come from beta\'s agent log: the channel to alpha lost, the presence probe first saying alpha\'s agent is gone (dead/unreachable), and the decision to promote; "start begin"/"start ok" and "start script" (begin → ok) from the pair\'s scripts log.',
+      'Presence restarts: times beta\'s presence verdict left "gone" between its first "gone" and the promotion. A passive promotes only once the channel is down AND the presence has said "gone" for interval × threshold without a break, so each restart begins the wait again.',
+    ],
+  };
+
+  const sum: string[][] = [];
+  const ser = f.series;
+  sum.push(['median / max longest gap', ...ser.map((s) => (s.medianGapMs === null ? '-' : `${fmtMs(s.medianGapMs)} / ${fmtMs(s.maxGapMs!)}`))]);
+  sum.push([
+    'goal',
+    ...ser.map((s) => (s.medianGapMs === null ? `< ${fmtMs(s.goalMs)}` : `< ${fmtMs(s.goalMs)}: median ${ratio(s.medianGapMs, s.goalMs)}, max ${ratio(s.maxGapMs!, s.goalMs)} (${s.maxGapMs! < s.goalMs ? 'met in every trial' : s.medianGapMs < s.goalMs ? 'median met, not every trial' : 'missed'})`)),
+  ]);
+  for (const a of FAILOVER_ANCHORS) sum.push([`${a.tool} ${a.text}`, ...ser.map((s) => (s.medianGapMs === null ? '-' : `median ${ratioTo(s.medianGapMs, a)}`))]);
+  const parts = ser.map((s) => {
+    const ok = s.trials.filter((t) => t.killToNewMs !== null);
+    const promote = median(ok.flatMap((t) => (t.timeline.promoteMs === null ? [] : [t.timeline.promoteMs])));
+    const gone = median(ok.flatMap((t) => (t.timeline.presenceGoneMs === null ? [] : [t.timeline.presenceGoneMs])));
+    const script = median(ok.flatMap((t) => (t.startScriptMs === null ? [] : [t.startScriptMs])));
+    const toBegin = median(ok.flatMap((t) => (t.timeline.promoteMs === null || t.timeline.startBeginMs === null ? [] : [t.timeline.startBeginMs - t.timeline.promoteMs])));
+    const restarts = ok.reduce((n, t) => n + t.presenceRestarts, 0);
+    const clean = ok.filter((t) => t.presenceRestarts === 0 && t.timeline.promoteMs !== null).map((t) => t.timeline.promoteMs!);
+    return (
+      `${seriesLabel(s)}: detection = interval × threshold = ${fmtMs(s.thresholdMs)}; the presence probe said "gone" ${gone === null ? '?' : fmtMs(gone)} after the kill (median), the promotion came at ${promote === null ? '?' : fmtMs(promote)} (median; ${clean.length > 0 ? `${fmtMs(Math.min(...clean))}–${fmtMs(Math.max(...clean))} in the trials without a presence restart` : 'no trial without a presence restart'}); ${restarts} presence restart(s) over ${ok.length} trial(s); promotion → start begin ${toBegin === null ? '?' : fmtMs(toBegin)}; start script ${script === null ? '?' : fmtMs(script)} (median).`
+    );
+  });
+  const flaps = ser.flatMap((s) => s.trials.filter((t) => t.presenceFlaps.length > 0).map((t) => `${s.name} trial ${t.trial}: ${t.presenceFlaps.slice(0, 3).join('; ')}${t.presenceFlaps.length > 3 ? ` (+${t.presenceFlaps.length - 3})` : ''}`));
+  const summary: Section = {
+    title: '(f) Failover: longest client-visible gap against the goal and the anchors',
+    lines: [],
+    table: { headers: ['', ...ser.map(seriesLabel)], rows: sum },
+    after: [
+      'Ratios: Tandem\'s gap divided by the goal or the anchor (below 1× = shorter). The anchors are other tools\' published or reported figures, not measured here.',
+      'What the gap is made of:',
+      ...parts,
+      ...(flaps.length > 0 ? [`Presence restarts seen (ms after the kill: new verdict (reason)): ${flaps.join(' | ')}`] : []),
+    ],
+  };
+  return [perTrial, summary];
+}
+
+function switchoverSection(s: SwitchoverResult): Section {
+  const rows = s.trials.map((t) => [
+    String(t.trial),
+    `${t.from} → ${t.to}`,
+    t.httpStatus === null ? 'no answer' : `HTTP ${t.httpStatus}`,
+    msOrDash(t.answerMs),
+    msOrDash(t.newNodeMs),
+    fmtMs(t.longestGapMs),
+    `${t.failed} / ${t.requests}`,
+    `${atOrDash(t.timeline.stopBeginMs)} → ${atOrDash(t.timeline.stopOkMs)}`,
+    `${atOrDash(t.timeline.startBeginMs)} → ${atOrDash(t.timeline.startOkMs)}`,
+  ]);
+  const after: string[] = [
+    `Pair: heartbeat ${s.interval} × ${s.threshold} (the defaults); the client loop as in (f). "command → 200": POST /v1/switchover sent to the active's control API (x-tandem-token: the control token of the pair key) until its answer is read. "command → new node": until the first successful answer served by the other node. Stop and start: seconds after the command, from the scripts log (the old active's stop, the new active's start).`,
+  ];
+  if (s.medianNewNodeMs !== null) {
+    after.push(
+      `Command → serving from the new node: median ${fmtMs(s.medianNewNodeMs)}, max ${fmtMs(s.maxNewNodeMs!)}; goal < ${fmtMs(s.goalMs)}: median ${ratio(s.medianNewNodeMs, s.goalMs)}, max ${ratio(s.maxNewNodeMs!, s.goalMs)} (${s.maxNewNodeMs! < s.goalMs ? 'met in every trial' : 'missed'}); ${SWITCHOVER_ANCHORS.map((a) => `${a.tool} ${a.text}: ${ratioTo(s.medianNewNodeMs!, a)}`).join(', ')} (not measured).`,
+    );
+  }
+  if (s.medianAnswerMs !== null) after.push(`The 200 answer came after ${fmtMs(s.medianAnswerMs)} (median): "${s.trials.find((t) => t.httpStatus === 200)?.message ?? ''}". It says the role moved, not that the new node serves yet: compare with the start columns.`);
+  const scripts = s.trials.filter((t) => t.startScriptMs !== null && t.stopScriptMs !== null);
+  if (scripts.length > 0) after.push(`Stop script ${fmtMs(median(scripts.map((t) => t.stopScriptMs!))!)}, start script ${fmtMs(median(scripts.map((t) => t.startScriptMs!))!)} (medians): the gap is mostly the demo application starting on the new node.`);
+  const warned = s.trials.filter((t) => t.warnings.count > 0);
+  if (warned.length > 0) after.push(`Agents' warn/error lines during the switchovers: ${warned.map((t) => `trial ${t.trial}: ${t.warnings.count} (${t.warnings.first.join(' | ')})`).join('; ')}`);
+  return {
+    title: '(s) Switchover: command to serving',
+    lines: [],
+    table: { headers: ['trial', 'direction', 'answer', 'command → 200', 'command → new node', 'longest gap', 'failed / sent', 'stop (s)', 'start (s)'], rows, right: [3, 4, 5, 6] },
+    after,
+  };
+}
+
 function blocksTouched(offset: number, length: number, blockSize: number): number {
   return Math.floor((offset + length - 1) / blockSize) - Math.floor(offset / blockSize) + 1;
 }
@@ -86,7 +227,19 @@ function sections(r: BenchResults): Section[] {
       `machine   ${m.cpus} CPUs (${m.cpuModel}), ${fmtBytes(m.memoryBytes)} RAM, ${m.kernel}, Node ${m.node}, rsync ${r.rsync.available ? `${r.rsync.version} (${r.rsync.note})` : r.rsync.note}`,
       `temp dir  ${m.tempDir}: ${m.disk}`,
       `tandem    blockSize ${fmtBytes(r.tandem.blockSize)}, channel.encryption ${r.tandem.encryption}, capture.settle ${r.tandem.settleMs} ms, journal.batchDelay ${r.tandem.batchDelayMs} ms, journal.maxBytes ${fmtBytes(r.tandem.journalMaxBytes)}, channel.windowBytes ${fmtBytes(r.tandem.windowBytes)}; all else product defaults`,
-      `run       ${r.options.quick ? 'quick' : 'full'}; parts ${r.options.only.join(', ')}; big file ${fmtBytes(r.options.fileBytes)}; lag load ${r.options.lagRate} files/s for ${r.options.lagSeconds} s; started ${r.startedAt}`,
+      `run       ${[
+        r.options.quick ? 'quick' : 'full',
+        `parts ${r.options.only.join(', ')}`,
+        ...(r.options.only.includes('b') || r.options.only.includes('c') ? [`big file ${fmtBytes(r.options.fileBytes)}`] : []),
+        ...(r.options.only.includes('a') ? [`lag load ${r.options.lagRate} files/s for ${r.options.lagSeconds} s`] : []),
+        ...(r.options.trials !== undefined && (r.options.only.includes('f') || r.options.only.includes('s')) ? [`${r.options.trials} trial(s) per timing in (f), ${r.options.trials} in (s)`] : []),
+        `started ${r.startedAt}`,
+      ].join('; ')}`,
+      ...(r.failover || r.switchover
+        ? [
+            `(f)(s)    fresh pairs of test/helpers/failover-pair.ts: TCP proxies on the channel, presence and public links, a local gateway as the public check target; heartbeat.interval × threshold as shown, links.public / links.presence as that helper sets them for the interval (1 s: 1 s / 500 ms, faster: 250 ms / 100 ms); all else product defaults; the demo application on 127.0.0.100`,
+          ]
+        : []),
     ],
   });
 
@@ -188,6 +341,9 @@ function sections(r: BenchResults): Section[] {
     });
   }
 
+  if (r.failover) out.push(...failoverSections(r.failover));
+  if (r.switchover) out.push(switchoverSection(r.switchover));
+
   const warn = Object.entries(r.agentWarnings).filter(([, w]) => w.count > 0);
   const failed = Object.entries(r.failures);
   if (warn.length > 0 || r.notes.length > 0 || failed.length > 0) {
@@ -231,7 +387,7 @@ export function renderText(r: BenchResults): string {
 const mdCell = (s: string) => s.replace(/\|/g, '\\|');
 
 export function renderMarkdown(r: BenchResults): string {
-  const out: string[] = [`# Tandem benchmark (${r.options.quick ? 'quick' : 'full'} run, ${r.startedAt})`, '', 'Written by `npm run bench`; every number below was measured in that run except the anchors, which are the other tools\' documented defaults.', ''];
+  const out: string[] = [`# Tandem benchmark (${r.options.quick ? 'quick' : 'full'} run, ${r.startedAt})`, '', 'Written by `npm run bench`; every number below was measured in that run except the anchors, which are other tools\' documented defaults or published figures.', ''];
   for (const s of sections(r)) {
     out.push(`## ${s.title}`, '');
     for (const l of s.lines) out.push(`- ${mdCell(l)}`);

@@ -2,7 +2,7 @@
 // bench/results/latest.json and latest.md. See "Goals" in DESIGN.md. Benchmarks report; they
 // never assert.
 //
-//   npm run bench -- [--quick] [--only a,b,c] [--encryption tls-psk|none] [--tmpfs] [--keep]
+//   npm run bench -- [--quick] [--only a,b,c,f,s] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,14 +10,17 @@ import path from 'node:path';
 import { BenchPair, PROJECT } from './bench-pair.ts';
 import { BIG_FILE_NAME, QUIET_MS, measureNewFile, measureOverwrite } from './big-file.ts';
 import { killAllChildrenNow, stopAllChildren } from './children.ts';
+import { measureFailover } from './failover-gap.ts';
+import { closeAllHaPairs, closeProblems, killAllHaPairsNow } from './ha-pair.ts';
 import { writeRandomFile } from './file-checks.ts';
 import { createLagDirs, measureLag } from './lag.ts';
 import { machineInfo } from './machine.ts';
 import { ProcessSampler } from './process-sampler.ts';
 import { renderMarkdown, renderText, type BenchResults } from './report.ts';
 import { ensureRsync, RsyncDaemon, type RsyncAvailability } from './rsync-daemon.ts';
+import { measureSwitchover } from './switchover.ts';
 
-const PARTS = ['a', 'b', 'c'] as const;
+const PARTS = ['a', 'b', 'c', 'f', 's'] as const;
 type Part = (typeof PARTS)[number];
 
 interface Options {
@@ -29,21 +32,26 @@ interface Options {
   cpuProf: boolean;
   lagRate: number;
   onePair: boolean;
+  /** Trials of (f) per timing and of (s); undefined: 3 (1 with --quick). */
+  trials: number | undefined;
 }
 
 const USAGE = `usage: npm run bench -- [options]
-  --quick                 256 MiB file and 3 s of lag load instead of 1 GiB and 10 s
-  --only a,b,c            parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite
+  --quick                 256 MiB file, 3 s of lag load and 1 trial of (f) and (s), instead of
+                          1 GiB, 10 s and 3 trials
+  --only a,b,c,f,s        parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite,
+                          f = failover gap (the active server dies), s = switchover
+  --trials N              trials of (f) per heartbeat timing, and of (s) (default 3)
   --encryption MODE       channel.encryption: tls-psk (default, the product default) or none
   --tmpfs                 put both trees and the agents' state on /dev/shm (takes the disk out)
-  --keep                  keep the temp dir (logs, state) after the run
+  --keep                  keep the temp dir (logs, state) after the run, and the pair dirs of (f) and (s)
   --lag-rate N            files per second in (a) (default 1000, the goal's load)
   --one-pair              run (b) and (c) on the pair (a) used, instead of a fresh one
   --cpu-prof              run the agents with node --cpu-prof; profiles go to bench/results/profiles/
 `;
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { quick: false, only: [...PARTS], encryption: 'tls-psk', tmpfs: false, keep: false, cpuProf: false, lagRate: 1000, onePair: false };
+  const o: Options = { quick: false, only: [...PARTS], encryption: 'tls-psk', tmpfs: false, keep: false, cpuProf: false, lagRate: 1000, onePair: false, trials: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -64,10 +72,15 @@ function parseOptions(argv: string[]): Options {
       if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new Error(`--lag-rate: expected files per second (1-100000)\n${USAGE}`);
       o.lagRate = v;
     }
+    else if (name === '--trials') {
+      const v = Number(value());
+      if (!Number.isInteger(v) || v < 1 || v > 100) throw new Error(`--trials: expected a number of trials (1-100)\n${USAGE}`);
+      o.trials = v;
+    }
     else if (name === '--only') {
       const parts = value().split(',').map((s) => s.trim()).filter((s) => s !== '');
       const bad = parts.filter((p) => !(PARTS as readonly string[]).includes(p));
-      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c; got ${JSON.stringify(parts)}\n${USAGE}`);
+      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c, f, s; got ${JSON.stringify(parts)}\n${USAGE}`);
       o.only = PARTS.filter((p) => parts.includes(p));
     } else if (name === '--encryption') {
       const v = value();
@@ -89,7 +102,9 @@ async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
   const fileBytes = opts.quick ? 256 * 2 ** 20 : 2 ** 30;
   const lag = { rate: opts.lagRate, seconds: opts.quick ? 3 : 10, dirCount: 4 };
+  const trials = opts.trials ?? (opts.quick ? 1 : 3);
   const want = (p: Part) => opts.only.includes(p);
+  const wantABC = want('a') || want('b') || want('c');
   const startedAt = new Date().toISOString();
   const baseDir = opts.tmpfs ? '/dev/shm' : os.tmpdir();
   const dir = fs.mkdtempSync(path.join(baseDir, 'tandem-bench-'));
@@ -102,6 +117,8 @@ async function main(): Promise<void> {
     (cleaned ??= (async () => {
       await pair?.stop().catch(() => {});
       await daemon?.stop().catch(() => {});
+      // The pairs of (f) and (s): agents, demo applications and their directories.
+      await closeAllHaPairs(opts.keep).catch(() => {});
       await stopAllChildren(2000);
       if (opts.cpuProf) progress('CPU profiles of the agents: bench/results/profiles/');
       if (opts.keep || keepForEvidence) progress(`kept ${dir}${keepForEvidence ? " (a part failed: the agents' logs and state are there; delete it when done)" : ''}`);
@@ -109,11 +126,14 @@ async function main(): Promise<void> {
     })());
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
-      progress(`${sig}: stopping the agents and the rsync daemon`);
+      progress(`${sig}: stopping the agents, the demo applications and the rsync daemon`);
       void cleanup().finally(() => process.exit(130));
     });
   }
-  process.once('exit', killAllChildrenNow);
+  process.once('exit', () => {
+    killAllChildrenNow();
+    killAllHaPairsNow();
+  });
 
   const sampler = new ProcessSampler(() => ({ alpha: pair?.pid('alpha'), beta: pair?.pid('beta') }));
   /** A fresh pair for each group of parts (unless --one-pair), started and in sync. */
@@ -138,18 +158,24 @@ async function main(): Promise<void> {
 
   try {
     const machine = machineInfo(dir);
-    const rsync: RsyncAvailability = want('b') || want('c') ? ensureRsync(progress) : { available: false, version: null, note: 'not needed (only part a)' };
+    const rsync: RsyncAvailability = want('b') || want('c') ? ensureRsync(progress) : { available: false, version: null, note: 'not needed (no part b or c)' };
     if (!rsync.available && (want('b') || want('c'))) progress(`rsync ${rsync.note}: the rsync columns will say so`);
-    sampler.start();
 
-    const first = await freshPair(want('a') && !opts.onePair ? 'a' : opts.only.join(''), (p) => {
-      if (want('a')) createLagDirs(p, lag.dirCount);
-    });
-    const cfg = first.config('alpha');
+    // The pair of (a), (b), (c); for (f) and (s) alone only a written (never started) pair, to
+    // report the configuration the product defaults give.
+    const abcLabel = want('a') && !opts.onePair ? 'a' : opts.only.filter((p) => p === 'a' || p === 'b' || p === 'c').join('');
+    let first: BenchPair | undefined;
+    if (wantABC) {
+      sampler.start();
+      first = await freshPair(abcLabel, (p) => {
+        if (want('a')) createLagDirs(p, lag.dirCount);
+      });
+    }
+    const cfg = (first ?? (await BenchPair.create(path.join(dir, 'config-only'), { encryption: opts.encryption }))).config('alpha');
     const results: BenchResults = {
       startedAt,
       finishedAt: '',
-      options: { quick: opts.quick, only: opts.only, encryption: opts.encryption, tmpfs: opts.tmpfs, onePair: opts.onePair, fileBytes, lagSeconds: lag.seconds, lagRate: lag.rate },
+      options: { quick: opts.quick, only: opts.only, encryption: opts.encryption, tmpfs: opts.tmpfs, onePair: opts.onePair, fileBytes, lagSeconds: lag.seconds, lagRate: lag.rate, trials },
       machine,
       rsync,
       tandem: {
@@ -163,6 +189,8 @@ async function main(): Promise<void> {
       lag: null,
       newFile: null,
       overwrite: null,
+      failover: null,
+      switchover: null,
       memory: {},
       agentWarnings: {},
       failures: {},
@@ -192,14 +220,14 @@ async function main(): Promise<void> {
       }
     };
 
-    if (want('a')) {
+    if (first !== undefined && want('a')) {
       sampler.setPhase('a');
       await attempt('a', async () => {
         results.lag = await measureLag(first, lag, progress);
       });
     }
 
-    if (want('b') || want('c')) {
+    if (first !== undefined && (want('b') || want('c'))) {
       // (b) and (c) start from a pair of their own: what (a) left in the journal and the
       // manifest is not theirs to carry (--one-pair runs everything on one pair).
       collectWarnings(first);
@@ -236,15 +264,62 @@ async function main(): Promise<void> {
         results.failures.c = 'not run: (b) did not put the big file on both nodes';
       }
       if (p !== first) collectWarnings(p);
-    } else {
+    } else if (first !== undefined) {
       collectWarnings(first);
     }
 
-    results.memory = sampler.finish();
-    if (opts.tmpfs) results.notes.push('--tmpfs: trees, state and the rsync destination on /dev/shm; disk writes and fsyncs cost nothing here.');
-    if (want('a') && (want('b') || want('c'))) {
-      results.notes.push(opts.onePair ? '--one-pair: all parts ran on one pair, one after the other.' : '(a) ran on one pair, (b) and (c) on a second, fresh one (same configuration).');
+    if (first !== undefined) {
+      results.memory = sampler.finish();
+      // (f) and (s) time failovers to the millisecond: nothing of (a)-(c) may run beside them.
+      const running = pair;
+      if (running !== undefined && (want('f') || want('s'))) {
+        progress('stopping the agents of (a)-(c) and the rsync daemon before (f) and (s)');
+        await running.stop();
+        await daemon?.stop();
+        daemon = undefined;
+      }
     }
+
+    if (want('f')) {
+      await attempt('f', async () => {
+        results.failover = await measureFailover({ trials, keepDirs: opts.keep, encryption: opts.encryption, baseDir: dir }, progress);
+        // A trial that went wrong keeps its numbers and says why (its pair's directory is kept).
+        for (const s of results.failover.series) {
+          for (const e of s.errors) {
+            results.notes.push(`(f) ${s.name} ${e}`);
+            keepForEvidence = true;
+          }
+          for (const t of s.trials) {
+            for (const f of t.setupFailures ?? []) results.notes.push(`(f) ${s.name} trial ${t.trial}: a pair could not be set up and was replaced by a fresh one: ${f}`);
+            if (t.failure === undefined) continue;
+            results.notes.push(`(f) ${s.name} trial ${t.trial} went wrong: ${t.failure}`);
+            keepForEvidence = true;
+          }
+        }
+      });
+    }
+    if (want('s')) {
+      await attempt('s', async () => {
+        results.switchover = await measureSwitchover({ trials, keepDirs: opts.keep, encryption: opts.encryption, baseDir: dir }, progress);
+        for (const f of results.switchover.setupFailures ?? []) results.notes.push(`(s) a pair could not be set up and was replaced by a fresh one: ${f}`);
+        if (results.switchover.error !== undefined) {
+          results.notes.push(`(s) ${results.switchover.error}`);
+          keepForEvidence = true;
+        }
+        for (const t of results.switchover.trials) {
+          if (t.failure === undefined) continue;
+          results.notes.push(`(s) trial ${t.trial} (${t.from} → ${t.to}) went wrong: ${t.failure}`);
+          keepForEvidence = true;
+        }
+      });
+    }
+
+    if (opts.tmpfs) results.notes.push('--tmpfs: trees, state and the rsync destination on /dev/shm; disk writes and fsyncs cost nothing here (the pairs of (f) and (s) too).');
+    if (want('a') && (want('b') || want('c'))) {
+      results.notes.push(opts.onePair ? '--one-pair: (a), (b) and (c) ran on one pair, one after the other.' : '(a) ran on one pair, (b) and (c) on a second, fresh one (same configuration).');
+    }
+    results.notes.push(...closeProblems.map((p) => `${p}.`));
+    if (wantABC && (want('f') || want('s'))) results.notes.push('The agents of (a)-(c) were stopped before (f) and (s), which run pairs of their own.');
     results.finishedAt = new Date().toISOString();
 
     const outDir = path.join(PROJECT, 'bench/results');
@@ -262,7 +337,11 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-});
+main()
+  .catch((err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  })
+  // Everything was stopped by cleanup(); a test helper's socket that never reported closed
+  // must not keep the process alive.
+  .finally(() => process.exit());
