@@ -242,9 +242,12 @@ export class RoleController {
     const stop = await this.opts.scripts.run('stop', this.ctx(reason));
     if (this.active !== undefined) {
       this.log.info({ reason }, 'roles: stepping down to passive');
-      await this.active.stop();
-      this.engine = undefined;
+      // Passive first (what hellos, heartbeats and status say), then the engine: the peer must
+      // not see two active nodes while the journal closes.
+      const active = this.active;
       await this.opts.nodeState.update({ role: 'passive' });
+      await active.stop();
+      this.engine = undefined;
       this.engine = await PassiveEngine.start(this.opts, { fresh: true });
       this.heartbeat.beat();
       this.opts.channel.reconnect('role changed: now passive');
@@ -300,10 +303,11 @@ export class RoleController {
     const answer = await result;
     this.takeoverWaiter = undefined;
     if (answer !== undefined && !answer.ok) return rollback(`the passive refused: ${answer.error ?? 'no reason'}`);
-    // Taken over, or no answer: either way this node must not serve again by itself.
+    // Taken over, or no answer: either way this node must not serve again by itself. Passive
+    // first (what the peer and status see), then the engine.
+    await this.opts.nodeState.update({ role: 'passive' });
     await active.stop();
     this.engine = undefined;
-    await this.opts.nodeState.update({ role: 'passive' });
     this.engine = await PassiveEngine.start(this.opts, { fresh: true });
     this.heartbeat.beat();
     this.opts.channel.reconnect('role changed: now passive');
