@@ -237,20 +237,26 @@ export class RoleController {
     return { ...last, epoch };
   }
 
+  /**
+   * The role change of a node that no longer serves: passive first (what hellos, heartbeats and
+   * status say), then the engines, so the peer never sees two active nodes while the journal
+   * closes; then a fresh receive log and a new connection on which the peer learns the role.
+   */
+  private async becomePassive(active: ActiveEngine): Promise<void> {
+    await this.opts.nodeState.update({ role: 'passive' });
+    await active.stop();
+    this.engine = undefined;
+    this.engine = await PassiveEngine.start(this.opts, { fresh: true });
+    this.heartbeat.beat();
+    this.opts.channel.reconnect('role changed: now passive');
+  }
+
   /** Active → passive: stop the applications, then run as passive (a fresh receive log). */
   async demote(reason: string): Promise<Outcome> {
     const stop = await this.opts.scripts.run('stop', this.ctx(reason));
     if (this.active !== undefined) {
       this.log.info({ reason }, 'roles: stepping down to passive');
-      // Passive first (what hellos, heartbeats and status say), then the engine: the peer must
-      // not see two active nodes while the journal closes.
-      const active = this.active;
-      await this.opts.nodeState.update({ role: 'passive' });
-      await active.stop();
-      this.engine = undefined;
-      this.engine = await PassiveEngine.start(this.opts, { fresh: true });
-      this.heartbeat.beat();
-      this.opts.channel.reconnect('role changed: now passive');
+      await this.becomePassive(this.active);
     }
     return stop.ok ? { ok: true } : { ok: false, error: `stop: ${describe(stop)}` };
   }
@@ -303,14 +309,8 @@ export class RoleController {
     const answer = await result;
     this.takeoverWaiter = undefined;
     if (answer !== undefined && !answer.ok) return rollback(`the passive refused: ${answer.error ?? 'no reason'}`);
-    // Taken over, or no answer: either way this node must not serve again by itself. Passive
-    // first (what the peer and status see), then the engine.
-    await this.opts.nodeState.update({ role: 'passive' });
-    await active.stop();
-    this.engine = undefined;
-    this.engine = await PassiveEngine.start(this.opts, { fresh: true });
-    this.heartbeat.beat();
-    this.opts.channel.reconnect('role changed: now passive');
+    // Taken over, or no answer: either way this node must not serve again by itself.
+    await this.becomePassive(active);
     if (answer === undefined) this.log.error({ epoch }, 'roles: switchover: the passive did not confirm the takeover; this node stays passive and does not serve');
     return { ok: true };
   }
