@@ -2,6 +2,7 @@
 // measures the demo application from outside (20 requests per second) and prints its figures.
 // Every test ends by reading the scripts' own log: never two nodes serving at once.
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClientLoop, format, type ClientLoopReport } from '../helpers/client-loop.ts';
@@ -21,6 +22,7 @@ async function setUp(timing: FailoverTiming): Promise<FailoverPair> {
   const fp = current;
   await fp.pair.startBoth();
   await fp.waitServedBy('alpha');
+  await fp.pair.waitFor('alpha', 'serving', (s) => s.failover.serving);
   await fp.pair.waitFor('beta', 'passive and in sync', (s) => s.role === 'passive' && s.replication.inSync && s.peer.connected);
   return fp;
 }
@@ -72,6 +74,58 @@ describe('failover', () => {
       expect(fp.overlaps()).toEqual([]);
     });
   }
+
+  it('a failover whose start script fails: retried, reported in status as a failed failover, nobody serves, and it serves once start works again', async () => {
+    const fp = await setUp(TUNED);
+    const start = path.join(fp.pair.node('beta').scriptsDir, 'start.sh');
+    const good = fs.readFileSync(start, 'utf8');
+    const attempts = path.join(fp.pair.dir, 'start-attempts');
+    fs.writeFileSync(start, `#!/bin/sh\necho attempt >> '${attempts}'\necho 'cannot take the address' >&2\nexit 1\n`);
+    // The active server dies: its agent and its application.
+    const appPid = Number(fs.readFileSync(fp.pair.node('alpha').pidFile, 'utf8'));
+    await fp.pair.kill('alpha', 'SIGKILL');
+    process.kill(appPid, 'SIGKILL');
+    // Its application is gone without a stop: record that in the scripts log the way the dead
+    // node would have (its stop script finds nothing running), so the overlap check stays exact.
+    spawnSync(path.join(fp.pair.node('alpha').scriptsDir, 'stop.sh'), { stdio: 'ignore', env: { ...process.env, TANDEM_REASON: 'the server died (test)' } });
+    const b = await fp.pair.waitFor('beta', 'a failed failover in status', (s) => s.alarms.some((a) => a.code === 'TANDEM_ERR_FAILOVER_FAILED'), 30_000);
+    expect(b.role).toBe('active');
+    expect(b.failover.serving).toBe(false);
+    // One start and failover.startRetries (2) more.
+    expect(fs.readFileSync(attempts, 'utf8').trim().split('\n')).toHaveLength(3);
+    expect(await fp.servedBy()).toBeUndefined();
+    fs.writeFileSync(start, good);
+    await fp.waitServedBy('beta', 30_000);
+    const later = await fp.pair.waitFor('beta', 'the alarm cleared', (s) => s.failover.serving && !s.alarms.some((a) => a.code === 'TANDEM_ERR_FAILOVER_FAILED'));
+    expect(later.role).toBe('active');
+    expect(fp.overlaps()).toEqual([]);
+  });
+
+  it('application monitoring: a dead application is restarted on the active; one that keeps failing its check is switched over', async () => {
+    current = await FailoverPair.create(TUNED, (doc) => {
+      doc.scripts = { checkInterval: '500ms', maxRestarts: 1, restartWindow: '10m' };
+    });
+    const fp = current;
+    await fp.pair.startBoth();
+    await fp.waitServedBy('alpha');
+    await fp.pair.waitFor('beta', 'passive and in sync', (s) => s.role === 'passive' && s.replication.inSync && s.peer.connected);
+    // The application answers before its start script has seen it healthy: wait for the script.
+    await fp.pair.waitFor('alpha', 'serving', (s) => s.failover.serving);
+    const logFrom = fp.scriptsLog().length;
+    // The application dies; the agent lives.
+    process.kill(Number(fs.readFileSync(fp.pair.node('alpha').pidFile, 'utf8')), 'SIGKILL');
+    await until('alpha restarted its application', async () => (fp.starts('alpha', logFrom).length > 0 && (await fp.servedBy()) === 'alpha' ? true : undefined), 20_000);
+    expect((await fp.pair.status('alpha')).role).toBe('active');
+    // Now the check keeps failing: the local restart does not help, so the role moves.
+    const check = path.join(fp.pair.node('alpha').scriptsDir, 'check.sh');
+    fs.writeFileSync(check, '#!/bin/sh\necho unhealthy >&2\nexit 1\n');
+    await fp.waitServedBy('beta', 30_000);
+    const a = await fp.pair.waitFor('alpha', 'passive', (s) => s.role === 'passive');
+    expect(a.failover.serving).toBe(false);
+    const b = await fp.pair.status('beta');
+    expect(b.role).toBe('active');
+    expect(fp.overlaps()).toEqual([]);
+  });
 
   it('channel cut alone: no failover, the active keeps serving and journaling, and the passive catches up after', async () => {
     const fp = await setUp(TUNED);
@@ -291,5 +345,15 @@ async function waitTreesEqual(fp: FailoverPair, from: NodeName, to: NodeName, ti
     }
     if (Date.now() > end) throw new Error(`${to} did not follow ${from}: ${diff}\n${JSON.stringify(b?.replication)}\n${path.basename(fp.pair.dir)}`);
     await sleep(100);
+  }
+}
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
   }
 }
