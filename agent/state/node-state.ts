@@ -19,6 +19,12 @@ export interface NodeState {
    * the higher value holds the newest data (agent/failover: both passive after an outage).
    */
   activeEpoch: number;
+  /**
+   * Where this generation began: the generation it continues and the last sequence of that
+   * generation it holds (a promotion forks at the sequence it had applied). A passive still at
+   * exactly that point of the parent resumes after a role change instead of synchronising.
+   */
+  parent?: { generation: string; forkSeq: number } | undefined;
   /** Passive: a synchronisation begun and not finished; its tree is not a real state until it ends. */
   syncId: string;
   /** Passive: bytes of block data that synchronisation sends (its progress survives a restart). */
@@ -30,6 +36,8 @@ export function newGeneration(): string {
 }
 
 export class NodeStateStore {
+  private writing: Promise<void> = Promise.resolve();
+
   private constructor(
     private readonly file: string,
     private state: NodeState,
@@ -69,6 +77,7 @@ export class NodeStateStore {
       generation: parsed.generation,
       epoch: parsed.epoch ?? (parsed.role === 'active' ? 1 : 0),
       activeEpoch: parsed.activeEpoch ?? (parsed.role === 'active' ? (parsed.epoch ?? 1) : 0),
+      ...(parsed.parent !== undefined && typeof parsed.parent.generation === 'string' && Number.isInteger(parsed.parent.forkSeq) ? { parent: parsed.parent } : {}),
       syncId: parsed.syncId ?? '',
       syncBytesTotal: parsed.syncBytesTotal ?? 0,
     };
@@ -79,9 +88,15 @@ export class NodeStateStore {
     return this.state;
   }
 
+  /**
+   * Changes the state at once and persists it. Writes run one after another (they share one
+   * temp file); each writes the state as it is then, so the last one holds every change.
+   */
   async update(patch: Partial<NodeState>): Promise<void> {
     this.state = { ...this.state, ...patch };
-    await this.write();
+    const written = this.writing.then(() => this.write());
+    this.writing = written.catch(() => undefined);
+    await written;
   }
 
   private async write(): Promise<void> {
