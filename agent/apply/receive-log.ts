@@ -214,6 +214,21 @@ export class ReceiveLog {
   }
 
   /**
+   * An empty log continues after `seq`: the tree already holds the state at that sequence (a
+   * node that was active until now, whose journal ended there). Durable before it resolves.
+   */
+  async startAfter(seq: number): Promise<void> {
+    this.throwIfClosed('start after');
+    if (this.appendedSeq !== 0 || this.held.length > 0) {
+      throw new TandemError({ code: 'TANDEM_ERR_INTERNAL', op: `receive-log: start after ${seq}`, reason: `the log is not empty (received up to ${this.appendedSeq})` });
+    }
+    if (seq <= 0) return;
+    this.appendedSeq = seq;
+    this.received = seq;
+    await this.markApplied(seq);
+  }
+
+  /**
    * Records durably that every record up to `seq` is applied (it may fall inside a batch).
    * A mark at or below the current one changes nothing: appliedSeq never goes back.
    */

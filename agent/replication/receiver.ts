@@ -277,6 +277,18 @@ export class Receiver {
     this.peerHello = h;
     this.peerHeadSeq = h.headSeq;
     this.receiveAlarm = undefined;
+    // The active's generation forked from this node's exactly where this node stands (see
+    // decideStart): this state belongs to both, and from now on this node follows the new one.
+    // Persisted before any batch of it is appended (the append chain keeps the order).
+    const s = this.opts.nodeState.get();
+    if (h.parentGeneration !== undefined && h.parentGeneration === s.generation && h.forkSeq === this.receivedSeq && s.syncId === '') {
+      this.appendChain = this.appendChain
+        .then(() => this.opts.nodeState.update({ generation: h.generation }))
+        .then(
+          () => this.log.info({ generation: h.generation, parent: h.parentGeneration, forkSeq: h.forkSeq }, 'replication: following the new generation from where it forked'),
+          (err: unknown) => this.log.warn({ err }, 'replication: cannot persist the new generation; the next connection decides again'),
+        );
+    }
     this.log.info({ peer: h.node, peerHeadSeq: h.headSeq, receivedSeq: this.receivedSeq, appliedSeq: this.appliedSeq }, 'replication: connected to the active');
   }
 

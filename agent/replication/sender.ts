@@ -40,6 +40,8 @@ export interface SenderOptions {
   pair: string;
   self: string;
   generation: string;
+  /** Where this generation forked from its parent (agent/state NodeState.parent). */
+  parent?: { generation: string; forkSeq: number } | undefined;
   blockSize: number;
   roots: ProtectedRoot[];
   journal: SenderJournal;
@@ -124,7 +126,15 @@ export class Sender {
   /** This side's part of the hello: where its journal stands. */
   helloFields(): Pick<HelloMessage, 'generation' | 'headSeq' | 'firstSeq' | 'appliedSeq' | 'syncId'> {
     const j = this.opts.journal;
-    return { generation: this.opts.generation, headSeq: j.headSeq, firstSeq: j.firstSeq, appliedSeq: this.ackedSeq, syncId: this.sync?.progress.id ?? '' };
+    const parent = this.opts.parent;
+    return {
+      generation: this.opts.generation,
+      headSeq: j.headSeq,
+      firstSeq: j.firstSeq,
+      appliedSeq: this.ackedSeq,
+      syncId: this.sync?.progress.id ?? '',
+      ...(parent === undefined ? {} : { parentGeneration: parent.generation, forkSeq: parent.forkSeq }),
+    };
   }
 
   /** Last sequence the passive acknowledged as applied and durable. */
@@ -231,12 +241,16 @@ export class Sender {
   private onHello(h: HelloMessage): void {
     const j = this.opts.journal;
     const decision: StartDecision = decideStart(
-      { generation: this.opts.generation, headSeq: j.headSeq, firstSeq: j.firstSeq, syncId: this.sync?.progress.id },
+      { generation: this.opts.generation, headSeq: j.headSeq, firstSeq: j.firstSeq, syncId: this.sync?.progress.id, parent: this.opts.parent },
       h,
     );
     this.log.info(
       { peer: h.node, peerHeadSeq: h.headSeq, peerAppliedSeq: h.appliedSeq, headSeq: j.headSeq, firstSeq: j.firstSeq, decision },
-      decision.kind === 'resume' ? 'replication: passive connected, resuming' : `replication: passive connected, synchronising (${decision.reason})`,
+      decision.kind === 'resume'
+        ? decision.fork === true
+          ? 'replication: passive connected, resuming where this generation forked from its own'
+          : 'replication: passive connected, resuming'
+        : `replication: passive connected, synchronising (${decision.reason})`,
     );
     this.streaming = true;
     this.ackedSeq = Math.max(this.ackedSeq, Math.min(h.appliedSeq, j.headSeq));

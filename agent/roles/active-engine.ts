@@ -55,6 +55,7 @@ export class ActiveEngine {
         pair: config.pair,
         self: config.self.name,
         generation: nodeState.get().generation,
+        parent: nodeState.get().parent,
         blockSize: config.blockSize,
         roots: config.protect,
         journal,

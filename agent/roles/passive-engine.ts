@@ -18,11 +18,14 @@ export class PassiveEngine {
    * `fresh`: the node was active until now (a demotion): a receive log on disk is from an older
    * time as passive and must not be redone over the current tree; it is discarded.
    */
-  static async start(deps: EngineDeps, opts: { fresh?: boolean } = {}): Promise<PassiveEngine> {
+  static async start(deps: EngineDeps, opts: { fresh?: boolean; continueAfter?: number } = {}): Promise<PassiveEngine> {
     const { config, log, clock, manifestStore, nodeState } = deps;
     const dir = path.join(config.stateDir, 'receive');
     if (opts.fresh === true) await fsp.rm(dir, { recursive: true, force: true });
     const receiveLog = await ReceiveLog.open({ dir, segmentBytes: config.journal.segmentBytes, log });
+    // `continueAfter` (with `fresh`): the tree is the state this node journaled up to there as
+    // active; the passive holds that much of its own generation, which a new active forked from.
+    if (opts.fresh === true && opts.continueAfter !== undefined) await receiveLog.startAfter(opts.continueAfter);
     const applier = new Applier({ roots: config.protect, manifest: manifestStore.manifest, blockSize: config.blockSize, log, clock });
     try {
       await applier.init();

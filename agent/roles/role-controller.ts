@@ -206,7 +206,11 @@ export class RoleController {
     // The connection stays open until the takeover is answered on it; reconnect() below closes it.
     await passive.stop({ keepLink: true });
     this.engine = undefined;
-    await this.opts.nodeState.update({ role: 'active', epoch, activeEpoch: epoch, generation: newGeneration(), syncId: '', syncBytesTotal: 0 });
+    // The new generation continues the one this passive followed, from what it applied; a tree
+    // mid-synchronisation is no state of it, so that one has no parent.
+    const before = this.opts.nodeState.get();
+    const parent = before.generation !== '' && before.syncId === '' ? { generation: before.generation, forkSeq: appliedSeq } : undefined;
+    await this.opts.nodeState.update({ role: 'active', epoch, activeEpoch: epoch, generation: newGeneration(), parent, syncId: '', syncBytesTotal: 0 });
     try {
       this.engine = await ActiveEngine.start(this.opts, { freshAfterSeq: appliedSeq });
     } catch (err) {
@@ -246,7 +250,9 @@ export class RoleController {
     await this.opts.nodeState.update({ role: 'passive' });
     await active.stop();
     this.engine = undefined;
-    this.engine = await PassiveEngine.start(this.opts, { fresh: true });
+    // What the tree holds: everything journaled (capture stopped). The new active forked at
+    // what it had applied; if that is this very point, replication resumes instead of a sync.
+    this.engine = await PassiveEngine.start(this.opts, { fresh: true, continueAfter: active.journal.headSeq });
     this.heartbeat.beat();
     this.opts.channel.reconnect('role changed: now passive');
   }

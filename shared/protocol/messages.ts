@@ -24,6 +24,9 @@ export interface HelloMessage {
   headSeq: number;
   /** Active: oldest sequence still in the journal. Passive: 0. */
   firstSeq: number;
+  /** Active: the generation its own continues and the sequence it forked at (absent: none). */
+  parentGeneration?: string;
+  forkSeq?: number;
   /** Passive: last sequence applied and durable. Active: last sequence the peer acknowledged. */
   appliedSeq: number;
   /** Passive: id of an initial synchronisation it has begun but not finished ('' when none);
@@ -165,6 +168,7 @@ export function messageProblem(m: unknown): string | undefined {
       if (!isUint(r.epoch) || typeof r.serving !== 'boolean') return 'hello: bad epoch/serving';
       if (r.role !== 'active' && r.role !== 'passive') return 'hello: bad role';
       if (!isUint(r.headSeq) || !isUint(r.firstSeq) || !isUint(r.appliedSeq) || !isStr(r.syncId)) return 'hello: bad sequence fields';
+      if ((r.parentGeneration !== undefined && !isStr(r.parentGeneration)) || (r.forkSeq !== undefined && !isUint(r.forkSeq))) return 'hello: bad parent fields';
       return undefined;
     case 'batch':
       if (!isUint(r.first) || !isUint(r.last) || r.last < r.first) return 'batch: bad first/last';

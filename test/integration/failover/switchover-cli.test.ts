@@ -159,6 +159,13 @@ describe('tandem switchover', () => {
 
     expectConfirmed(p, 'alpha');
     expectConfirmed(p, 'beta');
+    // Each time the old active stood exactly where the new generation forked: replication
+    // resumed from the next sequence, no synchronisation after either switchover.
+    for (const n of ['alpha', 'beta'] as const) {
+      const decisions = p.logLines(n).filter((l) => /^replication: passive connected/.test(String(l.msg)));
+      expect(decisions.map((l) => l.decision?.kind)).toEqual(n === 'alpha' ? ['sync', 'resume'] : ['resume']);
+      expect(decisions.at(-1)?.decision?.fork).toBe(true);
+    }
   }, 300_000);
 
   it('refuses at once, changing nothing, when the passive agent is gone', async () => {

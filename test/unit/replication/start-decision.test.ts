@@ -30,4 +30,18 @@ describe('where the active resumes a passive', () => {
     expect(decideStart(active, passive({ syncId: 's1', headSeq: 420 }))).toEqual({ kind: 'sync', reason: 'sync-restart' });
     expect(decideStart(syncing, passive({ syncId: 's0', headSeq: 420 }))).toEqual({ kind: 'sync', reason: 'sync-restart' });
   });
+
+  it('resumes across a role change a passive that stands exactly where the new generation forked from its own', () => {
+    // g2 began (a promotion) after seq 300 of g1; its journal starts at 301.
+    const forked: ActiveView = { generation: 'g2', headSeq: 350, firstSeq: 301, syncId: undefined, parent: { generation: 'g1', forkSeq: 300 } };
+    expect(decideStart(forked, passive({ generation: 'g1', headSeq: 300 }))).toEqual({ kind: 'resume', fromSeq: 301, fork: true });
+    // Past the fork: it has changes this active never had (an old active's unreplicated writes).
+    expect(decideStart(forked, passive({ generation: 'g1', headSeq: 305 }))).toEqual({ kind: 'sync', reason: 'generation' });
+    // Short of it, or of another lineage, or mid-synchronisation: no shared state to resume from.
+    expect(decideStart(forked, passive({ generation: 'g1', headSeq: 299 }))).toEqual({ kind: 'sync', reason: 'generation' });
+    expect(decideStart(forked, passive({ generation: 'g0', headSeq: 300 }))).toEqual({ kind: 'sync', reason: 'generation' });
+    expect(decideStart(forked, passive({ generation: 'g1', headSeq: 300, syncId: 's1' }))).toEqual({ kind: 'sync', reason: 'sync-restart' });
+    // The journal no longer holds the records after the fork.
+    expect(decideStart({ ...forked, firstSeq: 320 }, passive({ generation: 'g1', headSeq: 300 }))).toEqual({ kind: 'sync', reason: 'generation' });
+  });
 });
