@@ -50,7 +50,7 @@ export function killAllChildrenNow(): void {
 }
 
 /**
- * Demo applications (console/demo/demo-app.ts) serving a data dir inside `pairDir` (their command
+ * Demo applications (console/demo/demo-app.mjs) serving a data dir inside `pairDir` (their command
  * line says `--root PAIRDIR/<node>/data`). The active node's start script runs them detached from
  * the agent, so they outlive it: this finds the ones of one pair, by that pair's own path.
  */
@@ -63,7 +63,7 @@ export function demoAppsOf(pairDir: string): number[] {
       const args = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
       const i = args.indexOf('--root');
       const root = i >= 0 ? args[i + 1] : undefined;
-      if (root !== undefined && root.startsWith(prefix) && args.some((a) => a.endsWith('demo-app.ts'))) out.push(Number(e));
+      if (root !== undefined && root.startsWith(prefix) && args.some((a) => a.endsWith('demo-app.mjs'))) out.push(Number(e));
     } catch {
       // gone meanwhile
     }

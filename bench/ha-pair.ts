@@ -158,7 +158,7 @@ export function appPid(fp: FailoverPair, node: NodeName): number | undefined {
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
   try {
     const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    if (!cmd.includes('demo-app.ts')) return undefined;
+    if (!cmd.includes('demo-app.mjs')) return undefined;
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return undefined;
   } catch {

@@ -9,7 +9,6 @@ export interface DemoScriptSpec {
   node: string;
   /** Absolute paths baked in at generation time: the scripts run without PATH surprises. */
   nodeBin: string;
-  runTs: string;
   demoApp: string;
   dataDir: string;
   runDir: string;
@@ -116,7 +115,7 @@ if [ -f "$PIDFILE" ]; then
   rm -f "$PIDFILE"
 fi
 log_line start begin
-nohup "$NODE_BIN" ${q(spec.runTs)} ${q(spec.demoApp)} --root ${q(spec.dataDir)} --host ${q(spec.appHost)} --port ${spec.appPort} --node ${q(spec.node)} >> "$RUN_DIR/app.log" 2>&1 &
+nohup "$NODE_BIN" ${q(spec.demoApp)} --root ${q(spec.dataDir)} --host ${q(spec.appHost)} --port ${spec.appPort} --node ${q(spec.node)} >> "$RUN_DIR/app.log" 2>&1 &
 PID=$!
 echo "$PID" > "$PIDFILE"
 i=0

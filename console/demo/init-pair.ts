@@ -113,8 +113,7 @@ export async function initDemoPair(dirArg: string, opts: { appPort?: number } = 
     const scripts = renderDemoScripts({
       node: name,
       nodeBin: process.execPath,
-      runTs: path.join(PROJECT, 'bin/run-ts.mjs'),
-      demoApp: path.join(PROJECT, 'console/demo/demo-app.ts'),
+      demoApp: path.join(PROJECT, 'console/demo/demo-app.mjs'),
       dataDir,
       runDir: runDirOf(name),
       appHost: APP_HOST,

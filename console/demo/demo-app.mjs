@@ -1,6 +1,9 @@
+// @ts-check
 // The demo's protected application: a small web server showing the files of the node that
 // serves it. Only the active node's start script runs it, on the pair's public address, so the
-// page says which node answers and shows that the passive's copy is the same.
+// page says which node answers and shows that the passive's copy is the same. Plain JavaScript
+// (type-checked through JSDoc): it stands for the user's application, and starting without a
+// TypeScript loader takes ~0.4 s off every failover and switchover.
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -11,11 +14,17 @@ const { values } = parseArgs({
 });
 const root = path.resolve(values.root ?? '.');
 const node = values.node ?? 'unknown';
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+/** @type {Record<string, string>} */
+const ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
+/** @param {string} s */
+const esc = (s) => s.replace(/[&<>"]/g, (c) => ENTITIES[c] ?? c);
 
-async function listing(): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (rel: string) => {
+/** @returns {Promise<string[]>} */
+async function listing() {
+  /** @type {string[]} */
+  const out = [];
+  /** @param {string} rel */
+  const walk = async (rel) => {
     const entries = await fs.readdir(path.join(root, rel), { withFileTypes: true }).catch(() => []);
     for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
       const r = rel === '' ? e.name : `${rel}/${e.name}`;
@@ -44,8 +53,9 @@ const server = http.createServer((req, res) => {
       if (req.method === 'PUT') {
         // The application's own writes: what a client was told is stored must survive a
         // failover or switchover (the fault tests count them).
-        const chunks: Buffer[] = [];
-        for await (const c of req) chunks.push(c as Buffer);
+        /** @type {Buffer[]} */
+        const chunks = [];
+        for await (const c of req) chunks.push(/** @type {Buffer} */ (c));
         await fs.mkdir(path.dirname(abs), { recursive: true });
         await fs.writeFile(abs, Buffer.concat(chunks));
         res.writeHead(201, { 'content-type': 'text/plain; charset=utf-8', 'x-served-by': node });
@@ -74,7 +84,7 @@ const server = http.createServer((req, res) => {
 <p>This page is the protected application of the demo pair. It shows the files of the node that serves it;
 edit them on the active node and watch the passive's copy follow.</p>
 <ul id="files">${rows.join('\n')}</ul></body>`);
-  })().catch((err: unknown) => {
+  })().catch((err) => {
     res.writeHead(500);
     res.end(String(err));
   });
@@ -83,4 +93,4 @@ edit them on the active node and watch the passive's copy follow.</p>
 server.listen(Number(values.port ?? 8080), values.host ?? '127.0.0.100', () => {
   process.stdout.write(`demo application of ${node} serving ${root} on http://${values.host}:${values.port}\n`);
 });
-for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => server.close(() => process.exit(0)));
+for (const sig of /** @type {const} */ (['SIGTERM', 'SIGINT'])) process.on(sig, () => server.close(() => process.exit(0)));
