@@ -15,7 +15,7 @@ export interface PublicView {
 }
 
 export interface PresenceViewSource {
-  view(): { state: string; since: number; lastAnswer?: { role: 'active' | 'passive'; epoch: number; serving: boolean } | undefined };
+  view(): { state: string; since: number; lastAnswer?: { role: 'active' | 'passive'; epoch: number; serving: boolean; receivedAt?: number } | undefined };
 }
 
 /** Application monitoring on the active (agent/scripts): runs while the node serves. */
@@ -50,6 +50,16 @@ export interface FailoverStatus {
 }
 
 const PRESENCE_STATES = new Set<string>(['unknown', 'unconfigured', 'alive', 'stalled', 'dead', 'unreachable', 'invalid']);
+
+/**
+ * How long the peer has been gone counts from its last signed answer, like the channel's outage
+ * counts from its last heartbeat: a verdict of gone (dead, unreachable) is only seen a probe
+ * interval later, and that delay must not add to the failover.
+ */
+export function presenceSince(state: string, since: number, lastAliveAt: number | undefined): number {
+  if ((state === 'dead' || state === 'unreachable') && lastAliveAt !== undefined) return Math.min(since, lastAliveAt);
+  return since;
+}
 
 export class FailoverRunner {
   private state: DecisionState;
@@ -123,7 +133,7 @@ export class FailoverRunner {
       peer: ch.peer,
       // Failing counts from the last answered round (see PublicLinkView.failingSince).
       ownPublic: { state: pub.state, since: pub.state === 'failing' ? Math.min(pub.since, pub.failingSince ?? pub.since) : pub.since, checked: pub.checked },
-      presence: { state: presenceState, since: p?.since ?? 0, answer: answer === undefined ? undefined : { role: answer.role, epoch: answer.epoch, serving: answer.serving } },
+      presence: { state: presenceState, since: presenceSince(presenceState, p?.since ?? 0, answer?.receivedAt), answer: answer === undefined ? undefined : { role: answer.role, epoch: answer.epoch, serving: answer.serving } },
       replication:
         sender !== undefined
           ? { lagMs: sender.lagMs, syncing: sender.sync !== undefined }
