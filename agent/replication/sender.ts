@@ -5,6 +5,7 @@
 // lets the socket buffer more than a few batches (the heartbeat must get through).
 import crypto from 'node:crypto';
 import type { Clock, TimerHandle } from '../../shared/clock.ts';
+import { RateLimit } from './rate-limit.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { TandemError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
@@ -50,6 +51,8 @@ export interface SenderOptions {
   windowBatches: number;
   windowBytes: number;
   batchBytes: number;
+  /** channel.bandwidthLimit in bytes per second; 0 or absent: no limit. */
+  bandwidthLimit?: number;
   /** Highest sequence the journal may be trimmed to, whatever the passive acknowledged. */
   trimLimit?: () => number;
   log: Logger;
@@ -99,9 +102,12 @@ export class Sender {
   private lastSyncLog = 0;
   private readonly detachJournal: () => void;
   private readonly detachLink: (() => void)[] = [];
+  private readonly rateLimit: RateLimit | undefined;
+  private rateTimer: TimerHandle | undefined;
 
   constructor(private readonly opts: SenderOptions) {
     this.log = opts.log.child({ component: 'sender' });
+    this.rateLimit = (opts.bandwidthLimit ?? 0) > 0 ? new RateLimit(opts.bandwidthLimit!, opts.clock) : undefined;
     this.detachJournal = opts.journal.onBatch((b) => {
       if (this.discarding) this.trim(b.last);
       this.pump();
@@ -179,6 +185,8 @@ export class Sender {
   }
 
   async close(): Promise<void> {
+    this.rateTimer?.cancel();
+    this.rateTimer = undefined;
     this.detachJournal();
     if (this.link !== undefined) {
       const link = this.link;
@@ -294,6 +302,17 @@ export class Sender {
       if (link.bufferedAmount >= MAX_SOCKET_BUFFER_BYTES) return;
       if (this.nextSeq > j.headSeq) return;
       const batch = j.batchStartingAt(this.nextSeq);
+      if (batch !== undefined && this.rateLimit !== undefined) {
+        // channel.bandwidthLimit: wait for the bucket, then pump again.
+        const waitMs = this.rateLimit.delayFor(batch.bytes);
+        if (waitMs > 0) {
+          this.rateTimer ??= this.opts.clock.setTimeout(() => {
+            this.rateTimer = undefined;
+            this.pump();
+          }, waitMs);
+          return;
+        }
+      }
       if (batch === undefined) {
         // The journal no longer holds where this passive stands (trimmed or skipped): only a
         // synchronisation can bring it back.

@@ -63,6 +63,7 @@ export class ActiveEngine {
         manifest: manifestStore.manifest,
         windowBatches: config.channel.windowBatches,
         windowBytes: config.channel.windowBytes,
+        bandwidthLimit: config.channel.bandwidthLimit,
         batchBytes: config.journal.batchBytes,
         // The journal is the manifest's write-ahead log: never trim past what the manifest holds.
         trimLimit: () => manifestStore.throughSeq,

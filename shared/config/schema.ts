@@ -79,6 +79,8 @@ export const configSchema = z.strictObject({
       encryption: z.enum(['tls-psk', 'none']).default('tls-psk'),
       windowBatches: z.number().int().min(1).max(1024).default(32),
       windowBytes: size('64MiB'),
+      /** Bytes per second of replicated and synchronised data, at most; 0: no limit. */
+      bandwidthLimit: size('0'),
       maxFrameBytes: size('16MiB'),
       reconnectMin: duration('100ms'),
       reconnectMax: duration('5s'),
