@@ -1,6 +1,7 @@
 // Writes a complete demo pair into a directory: DIR/alpha and DIR/beta, each with its
 // tandem.yaml, protected directory data/, scripts and state directory, the shared pair key,
 // and DIR/pair.json describing it all. alpha starts active. Nothing is started here.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -34,17 +35,33 @@ const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../.
 const APP_HOST = '127.0.0.100';
 
 /** Ports the kernel says are free now (each bound to port 0, read back, released). */
+/**
+ * Where listening ports are chosen: outside the kernel's ephemeral range. A port found free
+ * there can be taken by an outgoing connection's local end before the agent binds it (seen as
+ * EADDRINUSE when many connections are made, as in the test suite).
+ */
+function listenPortRange(): [number, number] {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number) as [number, number];
+    if (lo > 12_000) return [10_000, lo - 1];
+    if (hi < 63_000) return [hi + 1, 65_000];
+  } catch {
+    // Not Linux: the common defaults leave 10000-32767 outside the ephemeral range.
+  }
+  return [10_000, 32_000];
+}
+
 async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-      const s = net.createServer();
-      s.once('error', reject);
-      s.listen(0, host, () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
+  const [lo, hi] = listenPortRange();
+  const ports = new Set<number>();
+  for (let tries = 0; ports.size < n && tries < 1000; tries++) {
+    const port = lo + crypto.randomInt(hi - lo + 1);
+    if (!ports.has(port) && (await portFree(host, port))) ports.add(port);
+  }
+  if (ports.size < n) {
+    throw new TandemError({ code: 'TANDEM_ERR_USAGE', op: 'choose the demo pair\'s ports', reason: `fewer than ${n} free ports between ${lo} and ${hi} on ${host}`, hint: 'free some ports, or write the addresses into each tandem.yaml by hand' });
+  }
+  return [...ports];
 }
 
 async function portFree(host: string, port: number): Promise<boolean> {
