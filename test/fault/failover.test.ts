@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClientLoop, format, type ClientLoopReport } from '../helpers/client-loop.ts';
 import { DEFAULTS, FailoverPair, TUNED, type FailoverTiming } from '../helpers/failover-pair.ts';
-import { sleep, type NodeName } from '../helpers/pair.ts';
+import { sleep, until, type NodeName } from '../helpers/pair.ts';
 import { exited, spawnTracked } from '../helpers/processes.ts';
 import { digestTree, treeDiff } from '../helpers/tree-hash.ts';
 
@@ -349,15 +349,5 @@ async function waitTreesEqual(fp: FailoverPair, from: NodeName, to: NodeName, ti
     }
     if (Date.now() > end) throw new Error(`${to} did not follow ${from}: ${diff}\n${JSON.stringify(b?.replication)}\n${path.basename(fp.pair.dir)}`);
     await sleep(100);
-  }
-}
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
   }
 }

@@ -12,7 +12,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { parseDuration } from '../../shared/sizes.ts';
 import fs from 'node:fs';
 import { readScriptsLog, overlappingStarts, type ScriptsLogEntry } from '../../agent/scripts/index.ts';
-import { TestPair, sleep, type NodeName, type PairOptions } from './pair.ts';
+import { TestPair, servedBy, sleep, type NodeName, type PairOptions } from './pair.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 
 export interface FailoverTiming {
@@ -112,13 +112,8 @@ export class FailoverPair {
   }
 
   /** Which node's demo application answers at the pair's address, or undefined. */
-  async servedBy(): Promise<string | undefined> {
-    try {
-      const res = await fetch(new URL('healthz', this.pair.info.appUrl), { signal: AbortSignal.timeout(500) });
-      return res.ok ? (res.headers.get('x-served-by') ?? undefined) : undefined;
-    } catch {
-      return undefined;
-    }
+  servedBy(): Promise<string | undefined> {
+    return servedBy(this.pair.info.appUrl);
   }
 
   async waitServedBy(node: NodeName, timeoutMs = 30_000): Promise<number> {

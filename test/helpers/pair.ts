@@ -177,3 +177,24 @@ export class TestPair {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** Polls `f` until it returns something other than undefined, and returns that. */
+export async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Which node's demo application answers at `appUrl` (its x-served-by header), or undefined. */
+export async function servedBy(appUrl: string, timeoutMs = 500): Promise<string | undefined> {
+  try {
+    const res = await fetch(new URL('healthz', appUrl), { signal: AbortSignal.timeout(timeoutMs) });
+    return res.ok ? (res.headers.get('x-served-by') ?? undefined) : undefined;
+  } catch {
+    return undefined;
+  }
+}

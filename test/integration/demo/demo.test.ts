@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { overlappingStarts, readScriptsLog } from '../../../agent/scripts/index.ts';
 import { fetchStatus } from '../../../console/control-client.ts';
 import { ClientLoop, format } from '../../helpers/client-loop.ts';
-import { sleep, TANDEM_BIN } from '../../helpers/pair.ts';
+import { servedBy, sleep, TANDEM_BIN, until } from '../../helpers/pair.ts';
 import { exited, spawnTracked, TEST_MARKER } from '../../helpers/processes.ts';
 
 interface PairJson {
@@ -34,25 +34,6 @@ afterEach(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
   dir = undefined;
 });
-
-async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-async function servedBy(appUrl: string): Promise<string | undefined> {
-  try {
-    const res = await fetch(new URL('healthz', appUrl), { signal: AbortSignal.timeout(500) });
-    return res.ok ? (res.headers.get('x-served-by') ?? undefined) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 describe('tandem demo', () => {
   it('keeps the page working from the other node when the active agent is killed, brings the old node back as passive, and stops on Ctrl-C', async () => {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { overlappingStarts, readScriptsLog } from '../../../agent/scripts/index.ts';
 import { exited, killAll, spawnTracked, TEST_MARKER } from '../../helpers/processes.ts';
-import { sleep, TANDEM_BIN, TestPair, type NodeName } from '../../helpers/pair.ts';
+import { servedBy, sleep, TANDEM_BIN, TestPair, type NodeName } from '../../helpers/pair.ts';
 
 /**
  * The old active heard the new one confirm the takeover (it did not wait out its timeout and
@@ -48,20 +48,11 @@ async function tandem(args: string[], timeoutMs: number): Promise<CliRun> {
   return { code, stdout, stderr, ms: performance.now() - t0 };
 }
 
-async function servedBy(url: string): Promise<string | null> {
-  try {
-    const res = await fetch(new URL('healthz', url), { signal: AbortSignal.timeout(2000) });
-    return res.ok ? res.headers.get('x-served-by') : null;
-  } catch {
-    return null;
-  }
-}
-
 async function waitServedBy(p: TestPair, node: NodeName, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  let last: string | null = null;
+  let last: string | undefined;
   while (Date.now() < deadline) {
-    last = await servedBy(p.info.appUrl);
+    last = await servedBy(p.info.appUrl, 2000);
     if (last === node) return;
     await sleep(50);
   }
