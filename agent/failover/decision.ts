@@ -350,6 +350,11 @@ function onPassive(s: DecisionState, now: number, obs: Observations, cfg: Decisi
   if (!cfg.auto) return refuse('failover.auto is off');
   if (obs.ownPublic.state === 'failing') return refuse('its own public checks fail (it may be the isolated one)');
   if (obs.ownPublic.state === 'unknown') return refuse('its own public checks have not completed yet');
+  // Absence only counts while this node could see the public network: a refused probe sent
+  // while its own side was cut says nothing about the active. Without this, the moment its own
+  // network came back it would take over on a stale verdict, before the next probe found the
+  // active there (seen after an outage of every link).
+  if (now - Math.max(p.since, obs.ownPublic.since) < promoteAfter) return { state: n, effects: [] };
   if (!cfg.allowDataLoss) {
     if (obs.replication.syncing) return refuse('it is in the middle of a synchronisation (its tree is not a state of the active)');
     const lag = obs.replication.lagMs;

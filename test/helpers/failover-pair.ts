@@ -33,11 +33,20 @@ export class FailoverPair {
   private constructor(
     readonly pair: TestPair,
     readonly gateway: net.Server,
+    private readonly gatewaySockets: Set<net.Socket>,
     readonly proxies: Record<'chToAlpha' | 'chToBeta' | 'presAlpha' | 'presBeta' | 'gwAlpha' | 'gwBeta', TcpProxy>,
   ) {}
 
   static async create(timing: FailoverTiming, extra?: PairOptions['config']): Promise<FailoverPair> {
-    const gateway = net.createServer((s) => s.end());
+    // The gateway ends each connection at once; its sockets are kept so that cleanup can destroy
+    // them: server.close() waits for every connection, and a half-closed one could hold it.
+    const gatewaySockets = new Set<net.Socket>();
+    const gateway = net.createServer((s) => {
+      gatewaySockets.add(s);
+      s.on('close', () => gatewaySockets.delete(s));
+      s.on('error', () => undefined);
+      s.end();
+    });
     gateway.on('error', () => undefined);
     await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', r));
     const gwPort = (gateway.address() as net.AddressInfo).port;
@@ -75,7 +84,7 @@ export class FailoverPair {
         doc.links.public.targets = [`tcp://127.0.0.1:${(n === 'alpha' ? p.gwAlpha : p.gwBeta).port}`];
         fs.writeFileSync(file, stringifyYaml(doc));
       }
-      return new FailoverPair(pair, gateway, p);
+      return new FailoverPair(pair, gateway, gatewaySockets, p);
     } catch (err) {
       await pair?.cleanup();
       for (const x of Object.values(proxies)) await x.close();
@@ -126,8 +135,15 @@ export class FailoverPair {
   }
 
   async cleanup(): Promise<void> {
+    // Each step's time is printed when the whole takes long, so that a hook timeout names its cause.
+    const t0 = Date.now();
     await this.pair.cleanup();
+    const t1 = Date.now();
     for (const p of Object.values(this.proxies)) await p.close();
+    const t2 = Date.now();
+    for (const s of this.gatewaySockets) s.destroy();
     await new Promise<void>((r) => this.gateway.close(() => r()));
+    const t3 = Date.now();
+    if (t3 - t0 > 10_000) process.stderr.write(`[failover-pair] slow cleanup: pair ${t1 - t0} ms, proxies ${t2 - t1} ms, gateway ${t3 - t2} ms\n`);
   }
 }

@@ -103,6 +103,17 @@ describe('the failover decision', () => {
       expect(r.state.alarms.TANDEM_ERR_FAILOVER_REFUSED?.message).toContain('own public checks fail');
     });
 
+    it('counts the active as gone only while its own public side works: a verdict from its own outage is not evidence', () => {
+      // Own side cut from T0 to T0 + 8 s; the active refused the probes all along (they never got out).
+      const back = T0 + 8_000;
+      const at = (t: number) =>
+        obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'dead', since: T0 }, ownPublic: t < back ? { state: 'failing', since: T0, checked: true } : { state: 'ok', since: back, checked: true } });
+      const r = run(steadyPassive(), T0, T0 + 20_000, at);
+      expect(r.effects.map((x) => x.e.kind)).toEqual(['promote']);
+      // Not at the moment its network returned, but interval × threshold later.
+      expect(r.effects[0]!.t).toBe(back + cfg.intervalMs * cfg.threshold);
+    });
+
     it('never fails over from an active that is stalled (its agent accepts connections but does not answer)', () => {
       const r = run(steadyPassive(), T0, T0 + 60_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'stalled', since: T0 } }));
       expect(r.effects).toEqual([]);
