@@ -97,6 +97,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
       serving,
       publicState: () => publicChecker.view().state,
       onTakeover: (epoch) => runner?.input({ kind: 'takeover', now: clock.now(), epoch }),
+      onKeepPeer: (reason) => runner?.input({ kind: 'keep-peer', now: clock.now(), reason, operator: false }),
     });
     await controller.start();
     cleanups.push(() => controller.stop());
@@ -180,6 +181,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
       status,
       token: controlToken(key),
       switchover: () => requestSwitchover(failover, controller, clock),
+      resolve: (keep) => requestResolve(keep, config.self.name, config.peer.name, failover, controller, clock),
       log,
     });
     await control.listen();
@@ -223,6 +225,34 @@ async function requestSwitchover(failover: FailoverRunner, controller: RoleContr
     return { ok: false, message: failed?.message ?? 'the switchover did not happen' };
   }
   return { ok: false, message: 'the switchover did not finish within 120 s' };
+}
+
+/**
+ * tandem resolve --keep NODE, on the active node while a split brain holds replication: keep
+ * this node (the passive is synchronised over its changes) or the peer (hand the role over
+ * undrained; this node then has its changes overwritten). Waits for the role change only.
+ */
+async function requestResolve(keep: string, self: string, peer: string, failover: FailoverRunner, controller: RoleController, clock: Clock): Promise<{ ok: boolean; message: string; code?: string }> {
+  const refused = (message: string) => ({ ok: false, message, code: 'TANDEM_ERR_RESOLVE_REFUSED' });
+  if (keep !== self && keep !== peer) return refused(`--keep ${keep}: the pair's nodes are ${self} and ${peer}`);
+  const active = controller.active;
+  if (active === undefined) return refused('this node is not active; ask the active node');
+  const sb = active.sender.status().splitBrain;
+  if (sb === undefined) return refused('no split brain holds replication on this node (status: replication.splitBrain)');
+  if (keep === self) {
+    if (!active.sender.resolveKeepSelf()) return refused('the passive disconnected; try again once the channel is back');
+    return { ok: true, message: `keeping ${self}: ${peer}'s ${sb.passiveChanges} records since the split are being overwritten by a synchronisation` };
+  }
+  failover.input({ kind: 'keep-peer', now: clock.now(), reason: `keeping ${peer}`, operator: true });
+  const deadline = clock.monotonic() + 120_000;
+  while (clock.monotonic() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    if (failover.status().phase === 'busy') continue;
+    if ((controller.role as string) === 'passive') return { ok: true, message: `keeping ${peer}: it is active now, and this node's ${sb.activeChanges} records since the split are being overwritten` };
+    const failed = failover.status().alarms.find((a) => a.code === 'TANDEM_ERR_SWITCHOVER_FAILED' || a.code === 'TANDEM_ERR_FAILOVER_REFUSED');
+    return { ok: false, message: failed?.message ?? `${peer} did not take over`, code: 'TANDEM_ERR_SWITCHOVER_FAILED' };
+  }
+  return { ok: false, message: 'the handover did not finish within 120 s', code: 'TANDEM_ERR_SWITCHOVER_FAILED' };
 }
 
 async function runCleanups(cleanups: (() => Promise<void> | void)[], log: Logger): Promise<void> {

@@ -52,12 +52,17 @@ export type SwitchoverAnswer = { kind: 'answered'; ok: boolean; httpStatus: numb
  * TANDEM_ERR_CONTROL_UNREACHABLE when no connection could be made, TANDEM_ERR_CONTROL_REFUSED
  * when the token is refused, TANDEM_ERR_INTERNAL when the agent failed.
  */
-export async function postSwitchover(baseUrl: string, token: string, timeoutMs: number): Promise<SwitchoverAnswer> {
-  const op = `POST ${baseUrl}/v1/switchover`;
+export function postSwitchover(baseUrl: string, token: string, timeoutMs: number): Promise<SwitchoverAnswer> {
+  return postControl(baseUrl, '/v1/switchover', token, timeoutMs);
+}
+
+/** POST to a control endpoint that changes something (switchover, resolve); same answers as postSwitchover. */
+export async function postControl(baseUrl: string, pathAndQuery: string, token: string, timeoutMs: number): Promise<SwitchoverAnswer> {
+  const op = `POST ${baseUrl}${pathAndQuery}`;
   let res: Response;
   let text: string;
   try {
-    res = await fetch(`${baseUrl}/v1/switchover`, { method: 'POST', headers: { [CONTROL_TOKEN_HEADER]: token }, signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) });
+    res = await fetch(`${baseUrl}${pathAndQuery}`, { method: 'POST', headers: { [CONTROL_TOKEN_HEADER]: token }, signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) });
     text = await res.text();
   } catch (err) {
     if ((err as Error).name === 'TimeoutError') return { kind: 'timed-out', afterMs: timeoutMs };

@@ -20,6 +20,8 @@ export const ERROR_CODES = {
   TANDEM_ERR_JOURNAL_CORRUPT: 'A journal or receive-log segment is damaged before its tail.',
   TANDEM_ERR_CONTROL_UNREACHABLE: 'The agent control API did not answer.',
   TANDEM_ERR_CONTROL_REFUSED: 'The agent control API refused the request.',
+  TANDEM_ERR_RESOLVE_REFUSED: 'tandem resolve could not act: no split brain, not the active node, or an unknown node.',
+  TANDEM_ERR_SPLIT_BRAIN: 'Both nodes changed data while apart: replication holds until tandem resolve (or a policy) chooses a side.',
   TANDEM_ERR_FAILOVER_REFUSED: 'A node did not take over or hand over its role although asked to: the message says why.',
   TANDEM_ERR_FAILOVER_FAILED: 'A node took the active role but its start script failed: nothing serves.',
   TANDEM_ERR_TWO_ACTIVE: 'Both nodes are active at once.',

@@ -1,5 +1,6 @@
 // The agent's control API: HTTP on the control address. GET /v1/status answers the status
-// document; POST /v1/switchover asks the active node to hand its role over. Requests that change
+// document; POST /v1/switchover asks the active node to hand its role over; POST
+// /v1/resolve?keep=NODE ends a split brain. Requests that change
 // anything must carry the control token (derived from the pair key). Status answers never block
 // on replication work: they are built from in-memory state.
 import crypto from 'node:crypto';
@@ -16,6 +17,8 @@ export interface ControlServerOptions {
   /** Required in the x-tandem-token header of requests that change anything. */
   token: string;
   switchover: () => Promise<{ ok: boolean; message: string }>;
+  /** tandem resolve --keep NODE: ends a split brain (on the active node). */
+  resolve: (keep: string) => Promise<{ ok: boolean; message: string; code?: string | undefined }>;
   log: Logger;
 }
 
@@ -70,7 +73,21 @@ export class ControlServer {
         );
         return;
       }
-      send(404, { code: 'TANDEM_ERR_USAGE', message: `no such endpoint: ${req.method} ${url.pathname}`, hint: 'GET /v1/status, POST /v1/switchover' });
+      if (req.method === 'POST' && url.pathname === '/v1/resolve') {
+        req.resume();
+        if (!this.authorised(req)) {
+          this.log.warn({ remote: req.socket.remoteAddress }, 'control: resolve refused: no valid control token');
+          return send(403, { code: 'TANDEM_ERR_CONTROL_REFUSED', message: 'resolve: no valid control token', hint: 'use tandem resolve -c CONFIG on a host that holds the pair key' });
+        }
+        const keep = url.searchParams.get('keep') ?? '';
+        this.log.warn({ keep }, 'control: split brain resolution requested by an operator');
+        void this.opts.resolve(keep).then(
+          (r) => send(r.ok ? 200 : 409, r.ok ? { ok: true, message: r.message } : { ok: false, code: r.code ?? 'TANDEM_ERR_RESOLVE_REFUSED', message: r.message }),
+          (err: unknown) => send(500, { code: 'TANDEM_ERR_INTERNAL', message: (err as Error).message }),
+        );
+        return;
+      }
+      send(404, { code: 'TANDEM_ERR_USAGE', message: `no such endpoint: ${req.method} ${url.pathname}`, hint: 'GET /v1/status, POST /v1/switchover, POST /v1/resolve?keep=NODE' });
     } catch (err) {
       this.log.error({ err }, 'control: request failed');
       send(500, { code: 'TANDEM_ERR_INTERNAL', message: (err as Error).message });

@@ -30,6 +30,10 @@ export interface AgentStatus {
     queueBytes: number;
     inSync: boolean;
     sync: { id: string; bytesDone: number; bytesTotal: number; etaMs: number | null } | null;
+    /** Active: how the passive's session began (resume, catch up, synchronise, split brain). */
+    start: string | null;
+    /** While a split brain holds replication: where the two lines agreed and what each changed since. */
+    splitBrain: { generation: string; commonSeq: number; activeChanges: number; passiveChanges: number; resolving: string | null } | null;
   };
   alarms: { code: string; message: string; hint?: string; since?: number; source: string }[];
   capture: { state: string; pendingPaths: number; filesHashed: number; bytesHashed: number; waitingForSpace: boolean; lastScan: CaptureStatus['lastScan'] | null } | null;
@@ -71,6 +75,13 @@ function alarmOf(a: Alarm | { code: string; message: string; hint?: string | und
   return { code: a.code, message: a.message, ...(a.hint === undefined ? {} : { hint: a.hint }), ...('since' in a ? { since: a.since } : {}), source };
 }
 
+/** The passive learns of a split brain from the active's message, kept as its alarm's details. */
+function splitBrainOf(a: Alarm | undefined): AgentStatus['replication']['splitBrain'] {
+  if (a?.code !== 'TANDEM_ERR_SPLIT_BRAIN' || a.details === undefined) return null;
+  const d = a.details as { generation?: unknown; commonSeq?: unknown; activeChanges?: unknown; passiveChanges?: unknown };
+  return { generation: String(d.generation), commonSeq: Number(d.commonSeq), activeChanges: Number(d.activeChanges), passiveChanges: Number(d.passiveChanges), resolving: null };
+}
+
 export function buildStatus(i: StatusInputs): AgentStatus {
   const alarms: AgentStatus['alarms'] = [];
   let connected: boolean;
@@ -87,8 +98,15 @@ export function buildStatus(i: StatusInputs): AgentStatus {
       // Changes seen and not journaled yet (a large file being read) are not in sync either.
       inSync: (s?.inSync ?? false) && (i.capture?.pendingPaths ?? 0) === 0,
       sync: s?.sync === undefined ? null : { id: s.sync.id, bytesDone: s.sync.bytesDone, bytesTotal: s.sync.bytesTotal, etaMs: s.sync.etaMs ?? null },
+      start: s?.start ?? null,
+      splitBrain: s?.splitBrain === undefined ? null : { generation: s.splitBrain.generation, commonSeq: s.splitBrain.commonSeq, activeChanges: s.splitBrain.activeChanges, passiveChanges: s.splitBrain.passiveChanges, resolving: s.splitBrain.resolving ?? null },
     };
-    if (s?.peerState?.alarm !== undefined) alarms.push(alarmOf(s.peerState.alarm, 'peer'));
+    if (s?.splitBrain !== undefined) {
+      const sb = s.splitBrain;
+      alarms.push({ code: 'TANDEM_ERR_SPLIT_BRAIN', message: `split brain with ${sb.peer}: both changed since sequence ${sb.commonSeq} of generation ${sb.generation} (${sb.activeChanges} records here, ${sb.passiveChanges} on ${sb.peer}); replication holds`, hint: 'tandem resolve --keep NODE -c CONFIG', since: sb.since, source: 'replication' });
+    }
+    // The passive's own alarm comes back in peer-state; the split brain is reported once.
+    if (s?.peerState?.alarm !== undefined && s.peerState.alarm.code !== 'TANDEM_ERR_SPLIT_BRAIN') alarms.push(alarmOf(s.peerState.alarm, 'peer'));
     state = !connected ? 'standalone' : alarms.length > 0 ? 'degraded' : replication.inSync ? 'in-sync' : 'syncing';
   } else {
     const r = i.receiver;
@@ -100,6 +118,8 @@ export function buildStatus(i: StatusInputs): AgentStatus {
       queueBytes: r?.queueBytes ?? 0,
       inSync: r?.inSync ?? false,
       sync: r?.sync === undefined ? null : { ...r.sync, etaMs: r.sync.etaMs ?? null },
+      start: null,
+      splitBrain: splitBrainOf(r?.alarm),
     };
     if (r?.alarm !== undefined) alarms.push(alarmOf(r.alarm, 'apply'));
     state = r?.paused === true ? 'degraded' : !connected ? 'standalone' : replication.inSync ? 'in-sync' : 'syncing';
@@ -111,7 +131,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
   if (f.phase === 'busy') {
     // A promotion the active asked for is the second half of a switchover, not a failover.
     state = f.pending === 'promote' ? (f.reason === 'planned switchover' ? 'switching' : 'failing-over') : f.pending === 'switchover' ? 'switching' : f.pending === 'demote' ? 'demoting' : state;
-  } else if (f.alarms.some((a) => a.code === 'TANDEM_ERR_TWO_ACTIVE')) state = 'split-brain';
+  } else if (f.alarms.some((a) => a.code === 'TANDEM_ERR_TWO_ACTIVE') || replication.splitBrain !== null) state = 'split-brain';
   else if (f.phase === 'starting') state = 'starting';
   else if (!connected) state = 'standalone';
   const c = i.capture;

@@ -99,6 +99,12 @@ export interface DecisionState {
   activeEpoch: number;
   /** Since when both nodes are passive with the channel up (nobody serves). */
   bothPassiveSince: number | undefined;
+  /**
+   * A request that arrived while an action ran, carried out when it ends: a takeover the
+   * active sent while this node was still finishing its own step-down, or a split-brain
+   * resolution for the peer's side. Dropping them would leave the pair waiting on a timeout.
+   */
+  queued?: { kind: 'takeover'; epoch: number } | { kind: 'keep-peer'; reason: string; operator: boolean } | undefined;
 }
 
 export type Input =
@@ -110,7 +116,12 @@ export type Input =
   /** The application monitor gave up restarting the application locally. */
   | { kind: 'app-failed'; now: number; reason: string }
   /** The active peer hands its role over (planned switchover): take it. */
-  | { kind: 'takeover'; now: number; epoch: number };
+  | { kind: 'takeover'; now: number; epoch: number }
+  /**
+   * A split brain was resolved for the peer's side (tandem resolve, or a policy): hand the role
+   * over without draining; this node's changes since the split are overwritten afterwards.
+   */
+  | { kind: 'keep-peer'; now: number; reason: string; operator: boolean };
 
 export type Effect =
   /** Run `start` and hold the public identity (the role is already active). */
@@ -119,8 +130,8 @@ export type Effect =
   | { kind: 'promote'; reason: string; epoch: number }
   /** Active → passive: `stop`, passive engines. */
   | { kind: 'demote'; reason: string }
-  /** Planned handover to the peer: stop, drain, hand over, become passive. */
-  | { kind: 'switchover'; reason: string }
+  /** Planned handover to the peer: stop, drain (unless `discardOwn`), hand over, become passive. */
+  | { kind: 'switchover'; reason: string; discardOwn?: boolean }
   /** Not active and yet serving (e.g. a stale start): run `stop`. */
   | { kind: 'release'; reason: string };
 
@@ -166,11 +177,26 @@ function damped(s: DecisionState, cfg: DecisionConfig, now: number): boolean {
 
 export function step(s: DecisionState, input: Input, cfg: DecisionConfig): StepResult {
   switch (input.kind) {
-    case 'done':
-      return onDone(s, input, cfg);
+    case 'done': {
+      const r = onDone(s, input, cfg);
+      const q = r.state.queued;
+      if (q === undefined || r.state.phase === 'busy' || r.effects.length > 0) return r;
+      return step({ ...r.state, queued: undefined }, q.kind === 'takeover' ? { kind: 'takeover', now: input.now, epoch: q.epoch } : { kind: 'keep-peer', now: input.now, reason: q.reason, operator: q.operator }, cfg);
+    }
     case 'takeover':
-      if (s.role !== 'passive' || s.phase === 'busy') return { state: s, effects: [] };
+      if (s.phase === 'busy') return { state: { ...s, queued: { kind: 'takeover', epoch: input.epoch } }, effects: [] };
+      if (s.role !== 'passive') return { state: s, effects: [] };
       return busy({ ...s, reason: PLANNED }, 'promote', { kind: 'promote', reason: 'planned switchover: the active handed over', epoch: Math.max(s.epoch, input.epoch) });
+    case 'keep-peer': {
+      if (s.phase === 'busy') return { state: { ...s, queued: { kind: 'keep-peer', reason: input.reason, operator: input.operator } }, effects: [] };
+      if (s.role !== 'active') return { state: s, effects: [] };
+      // An operator's word is not an automatic role change (damping counts only those).
+      const reason = input.operator ? `operator resolved a split brain: ${input.reason}` : input.reason;
+      if (!input.operator && damped(s, cfg, input.now)) {
+        return { state: withAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED', `${input.reason}; not handing over: ${cfg.maxRoleChangesPerHour} automatic role changes in the last hour (failover.maxRoleChangesPerHour)`, input.now), effects: [] };
+      }
+      return busy({ ...s, reason }, 'switchover', { kind: 'switchover', reason, discardOwn: true });
+    }
     case 'operator-switchover':
     case 'app-failed': {
       if (s.role !== 'active' || s.phase === 'busy') return { state: s, effects: [] };

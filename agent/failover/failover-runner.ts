@@ -169,7 +169,7 @@ export class FailoverRunner {
         }
         case 'switchover': {
           this.stopMonitor();
-          const o = await c.switchover(e.reason);
+          const o = await c.switchover(e.reason, { discardOwn: e.discardOwn === true });
           return { kind: 'done', now: now(), action: 'switchover', ok: o.ok, error: o.error, ...(o.serving === undefined ? {} : { serving: o.serving }) };
         }
       }

@@ -266,6 +266,15 @@ export class Receiver {
       case 'manifest-request':
         void this.sendManifest(m.id);
         return;
+      case 'split-brain': {
+        // The active holds replication: both changed since they split. Nothing arrives and
+        // nothing here is overwritten until tandem resolve (or a policy) chooses.
+        const message = `split brain: both nodes changed data since sequence ${m.commonSeq} of generation ${m.generation} (${m.activeChanges} records on ${this.link?.peer ?? 'the active'}, ${m.passiveChanges} here); replication holds until tandem resolve --keep <node>`;
+        this.receiveAlarm = { code: 'TANDEM_ERR_SPLIT_BRAIN', message, hint: 'tandem resolve --keep NODE -c CONFIG; see docs/failover.md, "Split brain"', since: this.opts.clock.now(), details: { ...m } };
+        this.log.error({ code: 'TANDEM_ERR_SPLIT_BRAIN', peer: this.link?.peer, generation: m.generation, commonSeq: m.commonSeq, activeChanges: m.activeChanges, passiveChanges: m.passiveChanges }, `replication: ${message}`);
+        this.sendPeerState();
+        return;
+      }
       case 'error':
         return;
       default:
@@ -281,11 +290,12 @@ export class Receiver {
     // decideStart): this state belongs to both, and from now on this node follows the new one.
     // Persisted before any batch of it is appended (the append chain keeps the order).
     const s = this.opts.nodeState.get();
-    if (h.parentGeneration !== undefined && h.parentGeneration === s.generation && h.forkSeq === this.receivedSeq && s.syncId === '') {
+    const parent = h.history?.[0];
+    if (parent !== undefined && parent.generation === s.generation && parent.forkSeq === this.receivedSeq && s.syncId === '') {
       this.appendChain = this.appendChain
-        .then(() => this.opts.nodeState.update({ generation: h.generation }))
+        .then(() => this.opts.nodeState.update({ generation: h.generation, history: h.history ?? [] }))
         .then(
-          () => this.log.info({ generation: h.generation, parent: h.parentGeneration, forkSeq: h.forkSeq }, 'replication: following the new generation from where it forked'),
+          () => this.log.info({ generation: h.generation, parent: parent.generation, forkSeq: parent.forkSeq }, 'replication: following the new generation from where it forked'),
           (err: unknown) => this.log.warn({ err }, 'replication: cannot persist the new generation; the next connection decides again'),
         );
     }
@@ -297,6 +307,8 @@ export class Receiver {
     const checked = this.checkBatch(m);
     if (checked instanceof TandemError) return this.refuse(checked);
     const { records, commit } = checked;
+    // Data again: the split brain was resolved on the active's side.
+    if (this.receiveAlarm?.code === 'TANDEM_ERR_SPLIT_BRAIN') this.receiveAlarm = undefined;
     this.receivedSeq = m.last;
     this.peerHeadSeq = Math.max(this.peerHeadSeq, m.last);
     this.noteContact();
@@ -394,7 +406,10 @@ export class Receiver {
         this.syncBytesTotal = r.bytesTotal;
         this.syncBytesDone = 0;
         this.syncStartedAt = this.opts.clock.now();
-        await this.opts.nodeState.update({ syncId: r.id, generation: batch.generation, syncBytesTotal: r.bytesTotal });
+        // From here this tree becomes a state of the active's line: take its history, and any
+        // changes of its own this node agreed to discard are being overwritten.
+        const history = this.peerHello?.generation === batch.generation ? { history: this.peerHello.history ?? [] } : {};
+        await this.opts.nodeState.update({ syncId: r.id, generation: batch.generation, syncBytesTotal: r.bytesTotal, discard: false, ...history });
         this.log.info({ sync: r.id, bytesTotal: r.bytesTotal, generation: batch.generation }, 'sync: started by the active');
       } else if (r.op === 'sync-end') {
         await this.opts.nodeState.update({ syncId: '', syncBytesTotal: 0 });

@@ -15,6 +15,7 @@ import { Manifest } from '../manifest/index.ts';
 import { SyncRunner, entryFromWire, type SyncProgress } from '../sync/index.ts';
 import { listenTo, type LinkCloseInfo, type PeerLink } from './peer-link.ts';
 import { decideStart, type StartDecision } from './start-decision.ts';
+import { autoKeep, type LineageEntry, type Relation, type SplitBrainPolicy } from './lineage.ts';
 
 export interface SenderBatch {
   first: number;
@@ -41,8 +42,14 @@ export interface SenderOptions {
   pair: string;
   self: string;
   generation: string;
-  /** Where this generation forked from its parent (agent/state NodeState.parent). */
-  parent?: { generation: string; forkSeq: number } | undefined;
+  /** The generations this one continues (agent/state NodeState.history). */
+  history: readonly LineageEntry[];
+  /** The last epoch in which this node was active: split-brain policies compare it. */
+  activeEpoch: number;
+  /** replication.afterSplitBrain: the automatic policies, in order. */
+  splitBrainPolicies: readonly SplitBrainPolicy[];
+  /** A split brain a policy resolved for the passive's side: this node must hand over, undrained. */
+  onKeepPeer?: (reason: string) => void;
   blockSize: number;
   roots: ProtectedRoot[];
   journal: SenderJournal;
@@ -69,7 +76,22 @@ export interface SenderStatus {
   queueBytes: number;
   inSync: boolean;
   sync: (SyncProgress & { etaMs: number | undefined }) | undefined;
+  /** Set while a split brain holds replication: where the lines agreed and what each changed. */
+  splitBrain: SplitBrainState | undefined;
+  /** How the current passive's session began (from both generation histories), as one line. */
+  start: string | undefined;
   peerState: { state: string; alarm?: { code: string; message: string; hint?: string } | undefined } | undefined;
+}
+
+export interface SplitBrainState {
+  peer: string;
+  since: number;
+  generation: string;
+  commonSeq: number;
+  activeChanges: number;
+  passiveChanges: number;
+  /** A policy that chose the passive's side: the handover is under way. */
+  resolving?: string | undefined;
 }
 
 /** At most this much may wait in the socket: beyond it batches wait, the heartbeat does not. */
@@ -94,6 +116,8 @@ export class Sender {
   private inflightBytes = 0;
   private pumping = false;
   private sync: SyncRunner | undefined;
+  private splitBrain: SplitBrainState | undefined;
+  private startLine: string | undefined;
   private syncEndSeq: number | undefined;
   /** While a synchronisation prepares, nothing journaled can reach the passive: trim freely. */
   private discarding = false;
@@ -132,15 +156,24 @@ export class Sender {
   /** This side's part of the hello: where its journal stands. */
   helloFields(): Pick<HelloMessage, 'generation' | 'headSeq' | 'firstSeq' | 'appliedSeq' | 'syncId'> {
     const j = this.opts.journal;
-    const parent = this.opts.parent;
-    return {
-      generation: this.opts.generation,
-      headSeq: j.headSeq,
-      firstSeq: j.firstSeq,
-      appliedSeq: this.ackedSeq,
-      syncId: this.sync?.progress.id ?? '',
-      ...(parent === undefined ? {} : { parentGeneration: parent.generation, forkSeq: parent.forkSeq }),
-    };
+    return { generation: this.opts.generation, headSeq: j.headSeq, firstSeq: j.firstSeq, appliedSeq: this.ackedSeq, syncId: this.sync?.progress.id ?? '' };
+  }
+
+  /**
+   * The operator kept this node's side of a split brain (tandem resolve --keep <this node>):
+   * the passive's changes since the split are overwritten by a synchronisation, which sends
+   * exactly the paths and blocks that differ. False when no split brain holds replication.
+   */
+  resolveKeepSelf(): boolean {
+    const sb = this.splitBrain;
+    if (sb === undefined || this.link === undefined) return false;
+    this.log.warn({ peer: sb.peer, passiveChanges: sb.passiveChanges, activeChanges: sb.activeChanges }, 'replication: split brain resolved by the operator, keeping this node; the passive\'s changes since the split are overwritten');
+    this.splitBrain = undefined;
+    this.startLine = `synchronise over the passive's changes since the split (tandem resolve kept this node)`;
+    this.streaming = true;
+    this.startTick();
+    this.startSync();
+    return true;
   }
 
   /** Last sequence the passive acknowledged as applied and durable. */
@@ -180,6 +213,8 @@ export class Sender {
       queueBytes: j.bytesAfter(this.ackedSeq),
       inSync: connected && this.sync === undefined && !this.discarding && this.ackedSeq >= j.headSeq,
       sync,
+      splitBrain: this.splitBrain,
+      start: this.startLine,
       peerState: this.peerState,
     };
   }
@@ -208,6 +243,9 @@ export class Sender {
     this.inflightBytes = 0;
     this.tickTimer?.cancel();
     this.peerState = undefined;
+    // Found again on the next connection, from both histories.
+    this.splitBrain = undefined;
+    this.startLine = undefined;
     // A synchronisation still collecting the manifest dies with its connection; one that is
     // journaling goes on, and the passive resumes it from the journal when it is back.
     this.manifestCollect = undefined;
@@ -248,10 +286,9 @@ export class Sender {
 
   private onHello(h: HelloMessage): void {
     const j = this.opts.journal;
-    const decision: StartDecision = decideStart(
-      { generation: this.opts.generation, headSeq: j.headSeq, firstSeq: j.firstSeq, syncId: this.sync?.progress.id, parent: this.opts.parent },
-      h,
-    );
+    const decision: StartDecision = decideStart({ generation: this.opts.generation, headSeq: j.headSeq, firstSeq: j.firstSeq, syncId: this.sync?.progress.id, history: this.opts.history }, h);
+    this.startLine = describeStart(decision, h);
+    if (decision.kind === 'split-brain') return this.onSplitBrain(h, decision.relation);
     this.log.info(
       { peer: h.node, peerHeadSeq: h.headSeq, peerAppliedSeq: h.appliedSeq, headSeq: j.headSeq, firstSeq: j.firstSeq, decision },
       decision.kind === 'resume'
@@ -269,6 +306,39 @@ export class Sender {
     } else {
       this.startSync();
     }
+  }
+
+  /**
+   * Both sides changed since they split. Nothing is sent (the passive's changes stay where they
+   * are) until a policy or the operator says which side to keep; the channel stays up for the
+   * heartbeats and the resolution.
+   */
+  private onSplitBrain(h: HelloMessage, r: Extract<Relation, { kind: 'related' }>): void {
+    const facts = { activeChanges: r.activeChanges, passiveChanges: r.passiveChanges, activeEpoch: this.opts.activeEpoch, passiveActiveEpoch: h.activeEpoch ?? 0 };
+    const auto = autoKeep(this.opts.splitBrainPolicies, facts);
+    const fields = { peer: h.node, generation: r.generation, commonSeq: r.commonSeq, ...facts };
+    if (auto?.keep === 'active') {
+      this.log.warn({ ...fields, policy: auto.policy }, `replication: split brain resolved by policy ${auto.policy}: keeping this node, the passive's changes since the split are overwritten`);
+      this.startLine = `synchronise over the passive's changes since the split (policy ${auto.policy} kept this node)`;
+      this.streaming = true;
+      this.startTick();
+      this.startSync();
+      return;
+    }
+    this.splitBrain = { peer: h.node, since: this.opts.clock.now(), generation: r.generation, commonSeq: r.commonSeq, activeChanges: r.activeChanges, passiveChanges: r.passiveChanges, resolving: auto?.policy };
+    this.link?.send({ t: 'split-brain', generation: r.generation, commonSeq: r.commonSeq, activeChanges: r.activeChanges, passiveChanges: r.passiveChanges });
+    if (auto !== undefined) {
+      this.log.warn({ ...fields, policy: auto.policy }, `replication: split brain resolved by policy ${auto.policy}: keeping the passive's side; handing the role over without draining`);
+      this.opts.onKeepPeer?.(`split brain resolved by policy ${auto.policy}: keeping ${h.node}`);
+      return;
+    }
+    const err = new TandemError({
+      code: 'TANDEM_ERR_SPLIT_BRAIN',
+      op: `resume replication to ${h.node}`,
+      reason: `both nodes changed data since they split at sequence ${r.commonSeq} of generation ${r.generation}: ${r.activeChanges} records here, ${r.passiveChanges} on ${h.node}`,
+      hint: `nothing is sent until you choose: tandem resolve --keep <node> discards the other node's changes since the split`,
+    });
+    this.log.error({ ...fields, code: err.code, err }, `replication: ${err.message}`);
   }
 
   private startTick(): void {
@@ -438,5 +508,25 @@ export class Sender {
     if (s === undefined || now - this.lastSyncLog < SYNC_PROGRESS_LOG_MS) return;
     this.lastSyncLog = now;
     this.log.info({ sync: s.id, bytesDone: s.bytesDone, bytesTotal: s.bytesTotal, etaMs: s.etaMs, pathsDone: s.pathsDone, pathsTotal: s.pathsTotal }, 'sync: progress');
+  }
+}
+
+/** What status says of a session's start: resume, catch up (and from where), or split brain. */
+function describeStart(d: StartDecision, h: HelloMessage): string {
+  switch (d.kind) {
+    case 'resume':
+      return d.fork === true ? `resume from sequence ${d.fromSeq}, where this generation forked from ${h.generation}` : `resume from sequence ${d.fromSeq}`;
+    case 'sync':
+      return {
+        empty: 'synchronise: the passive holds no data yet',
+        generation: `synchronise: no generation in common with ${h.generation}`,
+        'behind-journal': `synchronise: the passive (at ${h.headSeq}) is behind what the journal holds`,
+        ahead: `synchronise: the passive (at ${h.headSeq}) is ahead of this journal`,
+        'sync-restart': 'synchronise: the passive was in the middle of another synchronisation',
+        'behind-fork': `catch up from the last shared generation: the passive (${h.generation} at ${h.headSeq}) holds a state of this line`,
+        discard: `synchronise over the passive's changes since the split (it agreed to discard them)`,
+      }[d.reason];
+    case 'split-brain':
+      return `split brain: both changed since sequence ${d.relation.commonSeq} of ${d.relation.generation} (${d.relation.activeChanges} records here, ${d.relation.passiveChanges} there)`;
   }
 }

@@ -12,4 +12,6 @@ export interface EngineDeps {
   clock: Clock;
   manifestStore: ManifestStore;
   nodeState: NodeStateStore;
+  /** A split-brain policy kept the passive's side: the active must hand its role over undrained. */
+  onKeepPeer?: ((reason: string) => void) | undefined;
 }

@@ -10,6 +10,7 @@ import { PROTOCOL_VERSION, type HelloMessage, type Message, type Role } from '..
 import type { PeerChannel, PeerConnection } from '../channel/index.ts';
 import type { ReceiverStatus, SenderStatus } from '../replication/index.ts';
 import { newGeneration } from '../state/index.ts';
+import { forkHistory } from '../replication/index.ts';
 import { ActiveEngine } from './active-engine.ts';
 import { ChannelHeartbeat } from './channel-heartbeat.ts';
 import type { EngineDeps } from './engine-deps.ts';
@@ -112,8 +113,8 @@ export class RoleController {
   // ---------------------------------------------------------------- connections
 
   private hello(): HelloMessage {
-    const fields = this.active?.sender.helloFields() ??
-      this.passive?.receiver.helloFields() ?? { generation: this.opts.nodeState.get().generation, headSeq: 0, firstSeq: 0, appliedSeq: 0, syncId: '' };
+    const fields = this.active?.sender.helloFields() ?? this.passive!.receiver.helloFields();
+    const s = this.opts.nodeState.get();
     return {
       t: 'hello',
       proto: PROTOCOL_VERSION,
@@ -124,11 +125,21 @@ export class RoleController {
       serving: this.opts.serving(),
       blockSize: this.opts.config.blockSize,
       ...fields,
+      history: [...s.history],
+      activeEpoch: s.activeEpoch,
+      ...(s.discard && this.role === 'passive' ? { discard: true } : {}),
     };
   }
 
   private onConnection(conn: PeerConnection): void {
     if (this.stopped) return;
+    if (this.engine === undefined) {
+      // Mid role change: no engine can say where this node's data stands, and a hello without
+      // it (head 0) would have the peer synchronise a node that holds everything. The change
+      // ends with a reconnect, which brings the right hello.
+      conn.close('normal', 'role change in progress');
+      return;
+    }
     conn.on('message', (m) => this.onControlMessage(conn, m));
     exchangeHello(conn, this.hello(), {
       pair: this.opts.config.pair,
@@ -209,8 +220,8 @@ export class RoleController {
     // The new generation continues the one this passive followed, from what it applied; a tree
     // mid-synchronisation is no state of it, so that one has no parent.
     const before = this.opts.nodeState.get();
-    const parent = before.generation !== '' && before.syncId === '' ? { generation: before.generation, forkSeq: appliedSeq } : undefined;
-    await this.opts.nodeState.update({ role: 'active', epoch, activeEpoch: epoch, generation: newGeneration(), parent, syncId: '', syncBytesTotal: 0 });
+    const history = before.generation !== '' && before.syncId === '' ? forkHistory(before, appliedSeq) : [];
+    await this.opts.nodeState.update({ role: 'active', epoch, activeEpoch: epoch, generation: newGeneration(), history, discard: false, syncId: '', syncBytesTotal: 0 });
     try {
       this.engine = await ActiveEngine.start(this.opts, { freshAfterSeq: appliedSeq });
     } catch (err) {
@@ -274,9 +285,10 @@ export class RoleController {
    * the takeover message is out and no answer comes, this node does not serve again (the peer
    * may have taken over): it becomes passive and lets the decision sort it out.
    */
-  async switchover(reason: string): Promise<Outcome> {
+  async switchover(reason: string, opts: { discardOwn?: boolean } = {}): Promise<Outcome> {
     const active = this.active;
     if (active === undefined) return { ok: false, error: 'not active' };
+    if (opts.discardOwn === true) return this.handOverDiscarding(active, reason);
     const epoch = this.epoch + 1;
     const rollback = async (why: string): Promise<Outcome> => {
       this.log.warn({ reason: why }, 'roles: switchover failed, rolling back');
@@ -292,11 +304,24 @@ export class RoleController {
       return rollback((err as Error).message);
     }
     if (!(await active.sender.waitAcked(headSeq, SWITCHOVER_DRAIN_MS))) return rollback(`the passive did not apply up to ${headSeq} in time`);
+    if (this.opts.channel.connection === undefined) return rollback('the channel went down');
+    this.log.info({ reason, headSeq, epoch }, 'roles: switchover: everything applied on the passive, handing over');
+    const answer = await this.handOver(epoch, headSeq, reason);
+    if (answer !== undefined && !answer.ok) return rollback(`the passive refused: ${answer.error ?? 'no reason'}`);
+    // Taken over, or no answer: either way this node must not serve again by itself.
+    await this.becomePassive(active);
+    if (answer === undefined) this.log.error({ epoch }, 'roles: switchover: the passive did not confirm the takeover; this node stays passive and does not serve');
+    return { ok: true };
+  }
+
+  /**
+   * Sends the takeover and waits for its answer: a takeover-result on this connection, or, when
+   * the peer closed it on its way to active before the answer got out, its heartbeats on the
+   * next connection (active with the epoch handed over). Undefined: no answer in time.
+   */
+  private async handOver(epoch: number, headSeq: number, reason: string): Promise<Extract<Message, { t: 'takeover-result' }> | undefined> {
     const link = this.opts.channel.connection;
-    if (link === undefined) return rollback('the channel went down');
-    // The answer comes as a takeover-result on this connection, or, when the peer closed it on
-    // its way to active before the answer got out, as its heartbeats on the next connection:
-    // active with the epoch handed over.
+    if (link === undefined) return { t: 'takeover-result', epoch, ok: false, error: 'the channel is down' };
     const result = new Promise<Extract<Message, { t: 'takeover-result' }> | undefined>((resolve) => {
       const done = (m: Extract<Message, { t: 'takeover-result' }> | undefined) => {
         clearTimeout(timer);
@@ -310,16 +335,38 @@ export class RoleController {
       }, 20);
       this.takeoverWaiter = done;
     });
-    this.log.info({ reason, headSeq, epoch }, 'roles: switchover: everything applied on the passive, handing over');
     link.send({ t: 'takeover', epoch, headSeq, reason });
     const answer = await result;
     this.takeoverWaiter = undefined;
-    if (answer !== undefined && !answer.ok) return rollback(`the passive refused: ${answer.error ?? 'no reason'}`);
-    // Taken over, or no answer: either way this node must not serve again by itself.
+    return answer;
+  }
+
+  /**
+   * A split brain resolved for the passive's side: stop the applications and hand the role over
+   * *without* draining (this node's changes since the split are the ones given up, and the
+   * passive must not receive them); once the peer confirms, this node becomes a passive that
+   * agreed to have its divergent changes overwritten (NodeState.discard, told in its hello).
+   */
+  private async handOverDiscarding(active: ActiveEngine, reason: string): Promise<Outcome> {
+    const epoch = this.epoch + 1;
+    const stop = await this.opts.scripts.run('stop', this.ctx(reason));
+    if (!stop.ok) {
+      const start = await this.opts.scripts.run('start', this.ctx(`handover rolled back: stop failed`));
+      return { ok: false, serving: start.ok, error: `stop: ${describe(stop)}` };
+    }
+    const answer = await this.handOver(epoch, active.journal.headSeq, reason);
+    if (answer !== undefined && !answer.ok) {
+      const start = await this.opts.scripts.run('start', this.ctx(`handover rolled back: ${answer.error ?? 'refused'}`));
+      return { ok: false, serving: start.ok, error: `the passive refused: ${answer.error ?? 'no reason'}` };
+    }
+    // Confirmed: this node's data since the split is to be overwritten. Without a confirmation
+    // it stays passive but keeps its data: the next connection finds the split brain again.
+    if (answer !== undefined) await this.opts.nodeState.update({ discard: true });
     await this.becomePassive(active);
-    if (answer === undefined) this.log.error({ epoch }, 'roles: switchover: the passive did not confirm the takeover; this node stays passive and does not serve');
+    if (answer === undefined) this.log.error({ epoch }, 'roles: handover: the passive did not confirm the takeover; this node stays passive, keeps its data and does not serve');
     return { ok: true };
   }
+
 }
 
 function describe(r: { exitCode: number | null; timedOut: boolean; error?: string | undefined }): string {

@@ -20,15 +20,30 @@ export interface NodeState {
    */
   activeEpoch: number;
   /**
-   * Where this generation began: the generation it continues and the last sequence of that
-   * generation it holds (a promotion forks at the sequence it had applied). A passive still at
-   * exactly that point of the parent resumes after a role change instead of synchronising.
+   * The generations this one continues, newest first: history[0] is the generation it forked
+   * from and the last sequence of it this node held then (agent/replication/lineage.ts). Two
+   * nodes compare histories on every connection: resume, catch up from where they last agreed,
+   * or stop at a split brain.
    */
-  parent?: { generation: string; forkSeq: number } | undefined;
+  history: { generation: string; forkSeq: number }[];
+  /**
+   * Passive: its changes since it split from the active are to be discarded (tandem resolve
+   * chose the peer, or a policy did); told to the active in the hello, cleared once a
+   * synchronisation over them begins.
+   */
+  discard: boolean;
   /** Passive: a synchronisation begun and not finished; its tree is not a real state until it ends. */
   syncId: string;
   /** Passive: bytes of block data that synchronisation sends (its progress survives a restart). */
   syncBytesTotal: number;
+}
+
+/** The history as stored; a state written before histories had at most its `parent`. */
+function historyOf(parsed: Partial<NodeState> & { parent?: unknown }): NodeState['history'] {
+  const valid = (h: unknown): h is { generation: string; forkSeq: number } =>
+    typeof h === 'object' && h !== null && typeof (h as Record<string, unknown>).generation === 'string' && Number.isInteger((h as Record<string, unknown>).forkSeq);
+  if (Array.isArray(parsed.history)) return parsed.history.filter(valid);
+  return valid(parsed.parent) ? [{ generation: parsed.parent.generation, forkSeq: parsed.parent.forkSeq }] : [];
 }
 
 export function newGeneration(): string {
@@ -53,7 +68,7 @@ export class NodeStateStore {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw TandemError.wrap(err, { code: 'TANDEM_ERR_STATE_IO', op: `read ${file}` });
     }
     if (text === undefined) {
-      const state: NodeState = { role: initialRole, generation: initialRole === 'active' ? newGeneration() : '', epoch: initialRole === 'active' ? 1 : 0, activeEpoch: initialRole === 'active' ? 1 : 0, syncId: '', syncBytesTotal: 0 };
+      const state: NodeState = { role: initialRole, generation: initialRole === 'active' ? newGeneration() : '', epoch: initialRole === 'active' ? 1 : 0, activeEpoch: initialRole === 'active' ? 1 : 0, history: [], discard: false, syncId: '', syncBytesTotal: 0 };
       const store = new NodeStateStore(file, state);
       await store.write();
       return { store, created: true };
@@ -77,7 +92,8 @@ export class NodeStateStore {
       generation: parsed.generation,
       epoch: parsed.epoch ?? (parsed.role === 'active' ? 1 : 0),
       activeEpoch: parsed.activeEpoch ?? (parsed.role === 'active' ? (parsed.epoch ?? 1) : 0),
-      ...(parsed.parent !== undefined && typeof parsed.parent.generation === 'string' && Number.isInteger(parsed.parent.forkSeq) ? { parent: parsed.parent } : {}),
+      history: historyOf(parsed),
+      discard: parsed.discard === true,
       syncId: parsed.syncId ?? '',
       syncBytesTotal: parsed.syncBytesTotal ?? 0,
     };

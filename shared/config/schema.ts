@@ -127,6 +127,7 @@ export const configSchema = z.strictObject({
       autoFailback: z.boolean().default(false),
       maxRoleChangesPerHour: z.number().int().min(1).max(100).default(3),
       startRetries: z.number().int().min(0).max(10).default(2),
+      afterSplitBrain: z.array(z.enum(['zero-changes', 'younger-active', 'older-active', 'least-changes'])).max(4).default(['zero-changes']),
     })
     .prefault({}),
   scripts: z

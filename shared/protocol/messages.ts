@@ -24,9 +24,14 @@ export interface HelloMessage {
   headSeq: number;
   /** Active: oldest sequence still in the journal. Passive: 0. */
   firstSeq: number;
-  /** Active: the generation its own continues and the sequence it forked at (absent: none). */
-  parentGeneration?: string;
-  forkSeq?: number;
+  /** The generations this node's continues, newest first, each with the sequence the next
+   *  one forked at (agent/replication/lineage.ts); absent or empty: none known. */
+  history?: { generation: string; forkSeq: number }[];
+  /** The last epoch in which this node was active (0: never): split-brain policies read it. */
+  activeEpoch?: number;
+  /** Passive: the operator (tandem resolve) or a policy chose to discard this node's changes
+   *  since it split from the active; the active may synchronise it over them. */
+  discard?: boolean;
   /** Passive: last sequence applied and durable. Active: last sequence the peer acknowledged. */
   appliedSeq: number;
   /** Passive: id of an initial synchronisation it has begun but not finished ('' when none);
@@ -121,6 +126,16 @@ export interface TakeoverResultMessage {
   error?: string | undefined;
 }
 
+/** Active → passive: both changed since they split; nothing is sent until it is resolved. */
+export interface SplitBrainMessage {
+  t: 'split-brain';
+  /** The generation where the two lines last agreed, and up to which sequence. */
+  generation: string;
+  commonSeq: number;
+  activeChanges: number;
+  passiveChanges: number;
+}
+
 /** Sent before closing the channel on purpose, so the peer can log the reason. */
 export interface ErrorMessage {
   t: 'error';
@@ -139,6 +154,7 @@ export type Message =
   | HeartbeatMessage
   | TakeoverMessage
   | TakeoverResultMessage
+  | SplitBrainMessage
   | ErrorMessage;
 
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -168,7 +184,8 @@ export function messageProblem(m: unknown): string | undefined {
       if (!isUint(r.epoch) || typeof r.serving !== 'boolean') return 'hello: bad epoch/serving';
       if (r.role !== 'active' && r.role !== 'passive') return 'hello: bad role';
       if (!isUint(r.headSeq) || !isUint(r.firstSeq) || !isUint(r.appliedSeq) || !isStr(r.syncId)) return 'hello: bad sequence fields';
-      if ((r.parentGeneration !== undefined && !isStr(r.parentGeneration)) || (r.forkSeq !== undefined && !isUint(r.forkSeq))) return 'hello: bad parent fields';
+      if (r.history !== undefined && !(Array.isArray(r.history) && r.history.length <= 64 && r.history.every((h: unknown) => typeof h === 'object' && h !== null && isStr((h as Record<string, unknown>).generation) && isUint((h as Record<string, unknown>).forkSeq)))) return 'hello: bad history';
+      if ((r.activeEpoch !== undefined && !isUint(r.activeEpoch)) || (r.discard !== undefined && typeof r.discard !== 'boolean')) return 'hello: bad activeEpoch/discard';
       return undefined;
     case 'batch':
       if (!isUint(r.first) || !isUint(r.last) || r.last < r.first) return 'batch: bad first/last';
@@ -198,6 +215,8 @@ export function messageProblem(m: unknown): string | undefined {
       return isUint(r.epoch) && isUint(r.headSeq) && isStr(r.reason, 1024) ? undefined : 'takeover: bad fields';
     case 'takeover-result':
       return isUint(r.epoch) && typeof r.ok === 'boolean' && (r.error === undefined || isStr(r.error, 4096)) ? undefined : 'takeover-result: bad fields';
+    case 'split-brain':
+      return isStr(r.generation) && isUint(r.commonSeq) && isUint(r.activeChanges) && isUint(r.passiveChanges) ? undefined : 'split-brain: bad fields';
     case 'error':
       return isStr(r.code) && isStr(r.message, 4096) ? undefined : 'error: bad fields';
     default:

@@ -139,10 +139,17 @@ export class FailoverPair {
     const t0 = Date.now();
     await this.pair.cleanup();
     const t1 = Date.now();
-    for (const p of Object.values(this.proxies)) await p.close();
+    let step = '';
+    const watchdog = setInterval(() => process.stderr.write(`[failover-pair] cleanup still in "${step}" after ${Math.round((Date.now() - t1) / 1000)} s\n`), 10_000);
+    for (const [name, p] of Object.entries(this.proxies)) {
+      step = `close proxy ${name}`;
+      await p.close();
+    }
     const t2 = Date.now();
+    step = 'close gateway';
     for (const s of this.gatewaySockets) s.destroy();
     await new Promise<void>((r) => this.gateway.close(() => r()));
+    clearInterval(watchdog);
     const t3 = Date.now();
     if (t3 - t0 > 10_000) process.stderr.write(`[failover-pair] slow cleanup: pair ${t1 - t0} ms, proxies ${t2 - t1} ms, gateway ${t3 - t2} ms\n`);
   }

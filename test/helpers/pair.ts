@@ -165,9 +165,24 @@ export class TestPair {
   }
 
   async cleanup(): Promise<void> {
-    for (const name of [...this.procs.keys()]) await this.kill(name, 'SIGKILL');
-    // The demo applications run detached from the agents (as real services would): stop them.
-    for (const n of this.info.nodes) spawnSync(path.join(n.scriptsDir, 'stop.sh'), { stdio: 'ignore', env: { ...process.env, TANDEM_REASON: 'test cleanup' } });
+    // A cleanup that hangs is reported with the step it hangs in (a hook timeout says nothing).
+    let step = 'start';
+    const t0 = Date.now();
+    const watchdog = setInterval(() => process.stderr.write(`[pair] cleanup of ${this.dir} still in "${step}" after ${Math.round((Date.now() - t0) / 1000)} s\n`), 10_000);
+    try {
+      for (const name of [...this.procs.keys()]) {
+        step = `kill ${name}`;
+        await this.kill(name, 'SIGKILL');
+      }
+      // The demo applications run detached from the agents (as real services would): stop
+      // them, each within a bound (a stop script that hangs must not hang the suite).
+      for (const n of this.info.nodes) {
+        step = `stop.sh of ${n.name}`;
+        spawnSync(path.join(n.scriptsDir, 'stop.sh'), { stdio: 'ignore', timeout: 20_000, env: { ...process.env, TANDEM_REASON: 'test cleanup' } });
+      }
+    } finally {
+      clearInterval(watchdog);
+    }
     // TANDEM_KEEP_TEST_DIRS=1 keeps the pair's files (logs, state) to look at after a failure.
     if (process.env.TANDEM_KEEP_TEST_DIRS === '1') process.stderr.write(`kept test pair in ${this.dir}\n`);
     else fs.rmSync(this.dir, { recursive: true, force: true });

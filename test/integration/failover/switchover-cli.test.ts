@@ -5,8 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { overlappingStarts, readScriptsLog } from '../../../agent/scripts/index.ts';
-import { exited, killAll, spawnTracked, TEST_MARKER } from '../../helpers/processes.ts';
-import { servedBy, sleep, TANDEM_BIN, TestPair, type NodeName } from '../../helpers/pair.ts';
+import { killAll } from '../../helpers/processes.ts';
+import { tandem } from '../../helpers/cli.ts';
+import { servedBy, sleep, TestPair, type NodeName } from '../../helpers/pair.ts';
 
 /**
  * The old active heard the new one confirm the takeover (it did not wait out its timeout and
@@ -24,29 +25,6 @@ afterEach(async () => {
   await pair?.cleanup();
   pair = undefined;
 });
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/** Runs `node bin/tandem.mjs ARGS` as a child process; killed if it outlives `timeoutMs`. */
-async function tandem(args: string[], timeoutMs: number): Promise<CliRun> {
-  const t0 = performance.now();
-  const child = spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, TANDEM_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const code = await exited(child);
-  clearTimeout(timer);
-  // Let the pipes deliver what the child wrote last.
-  await sleep(20);
-  return { code, stdout, stderr, ms: performance.now() - t0 };
-}
 
 async function waitServedBy(p: TestPair, node: NodeName, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -154,7 +132,11 @@ describe('tandem switchover', () => {
     // resumed from the next sequence, no synchronisation after either switchover.
     for (const n of ['alpha', 'beta'] as const) {
       const decisions = p.logLines(n).filter((l) => /^replication: passive connected/.test(String(l.msg)));
-      expect(decisions.map((l) => l.decision?.kind)).toEqual(n === 'alpha' ? ['sync', 'resume'] : ['resume']);
+      // (A connection replaced under load resumes once more: still no synchronisation.)
+      const kinds = decisions.map((l) => l.decision?.kind as string);
+      expect(n === 'alpha' ? kinds.slice(1) : kinds).toEqual(kinds.slice(n === 'alpha' ? 1 : 0).map(() => 'resume'));
+      expect(kinds.length).toBeGreaterThan(n === 'alpha' ? 1 : 0);
+      if (n === 'alpha') expect(kinds[0]).toBe('sync');
       expect(decisions.at(-1)?.decision?.fork).toBe(true);
     }
   }, 300_000);

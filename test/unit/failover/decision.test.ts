@@ -334,4 +334,23 @@ describe('the failover decision', () => {
       expect(r.effects).toEqual([]);
     });
   });
+
+  describe('requests that arrive mid-action', () => {
+    it('carries out a takeover that arrives while the passive still finishes its own step', () => {
+      const mid: DecisionState = { ...steadyPassive(), phase: 'busy', pending: 'release' };
+      const r = step(mid, { kind: 'takeover', now: T0 + 1000, epoch: 5 }, cfg);
+      expect(r.effects).toEqual([]);
+      const after = step(r.state, { kind: 'done', now: T0 + 1200, action: 'release', ok: true }, cfg);
+      expect(after.effects).toEqual([{ kind: 'promote', reason: 'planned switchover: the active handed over', epoch: 5 }]);
+      expect(after.state.queued).toBeUndefined();
+    });
+
+    it('hands over for a split brain resolved for the peer once the running action ends, undrained', () => {
+      const mid: DecisionState = { ...steadyActive(), phase: 'busy', pending: 'serve' };
+      const r = step(mid, { kind: 'keep-peer', now: T0 + 1000, reason: 'split brain resolved by policy zero-changes: keeping beta', operator: false }, cfg);
+      expect(r.effects).toEqual([]);
+      const after = step(r.state, { kind: 'done', now: T0 + 1200, action: 'serve', ok: true }, cfg);
+      expect(after.effects).toEqual([{ kind: 'switchover', reason: 'split brain resolved by policy zero-changes: keeping beta', discardOwn: true }]);
+    });
+  });
 });
