@@ -30,6 +30,8 @@ export interface AgentStatus {
     queueBytes: number;
     inSync: boolean;
     sync: { id: string; bytesDone: number; bytesTotal: number; etaMs: number | null } | null;
+    /** While the passive catches up from the journal (docs/replication.md): what is left. */
+    catchUp: { bytesLeft: number; pathsLeft: number } | null;
   };
   alarms: { code: string; message: string; hint?: string; since?: number; source: string }[];
   capture: { state: string; pendingPaths: number; filesHashed: number; bytesHashed: number; waitingForSpace: boolean; lastScan: CaptureStatus['lastScan'] | null } | null;
@@ -87,6 +89,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
       // Changes seen and not journaled yet (a large file being read) are not in sync either.
       inSync: (s?.inSync ?? false) && (i.capture?.pendingPaths ?? 0) === 0,
       sync: s?.sync === undefined ? null : { id: s.sync.id, bytesDone: s.sync.bytesDone, bytesTotal: s.sync.bytesTotal, etaMs: s.sync.etaMs ?? null },
+      catchUp: s?.catchUp ?? null,
     };
     if (s?.peerState?.alarm !== undefined) alarms.push(alarmOf(s.peerState.alarm, 'peer'));
     state = !connected ? 'standalone' : alarms.length > 0 ? 'degraded' : replication.inSync ? 'in-sync' : 'syncing';
@@ -100,6 +103,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
       queueBytes: r?.queueBytes ?? 0,
       inSync: r?.inSync ?? false,
       sync: r?.sync === undefined ? null : { ...r.sync, etaMs: r.sync.etaMs ?? null },
+      catchUp: r?.catchUp ?? null,
     };
     if (r?.alarm !== undefined) alarms.push(alarmOf(r.alarm, 'apply'));
     state = r?.paused === true ? 'degraded' : !connected ? 'standalone' : replication.inSync ? 'in-sync' : 'syncing';

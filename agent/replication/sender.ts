@@ -14,6 +14,7 @@ import type { Capture } from '../capture/index.ts';
 import { Manifest } from '../manifest/index.ts';
 import { SyncRunner, entryFromWire, type SyncProgress } from '../sync/index.ts';
 import { listenTo, type LinkCloseInfo, type PeerLink } from './peer-link.ts';
+import { catchUpLeft, nextCatchUp, type CatchUp, type CatchUpObservation, type CatchUpState } from './catch-up.ts';
 import { decideStart, type StartDecision } from './start-decision.ts';
 
 export interface SenderBatch {
@@ -69,6 +70,8 @@ export interface SenderStatus {
   queueBytes: number;
   inSync: boolean;
   sync: (SyncProgress & { etaMs: number | undefined }) | undefined;
+  /** While the passive catches up (resumed behind, or capture held back by a full journal): what is left. */
+  catchUp: CatchUp | undefined;
   peerState: { state: string; alarm?: { code: string; message: string; hint?: string } | undefined } | undefined;
 }
 
@@ -104,6 +107,7 @@ export class Sender {
   private readonly detachLink: (() => void)[] = [];
   private readonly rateLimit: RateLimit | undefined;
   private rateTimer: TimerHandle | undefined;
+  private catchUp: CatchUpState | undefined;
 
   constructor(private readonly opts: SenderOptions) {
     this.log = opts.log.child({ component: 'sender' });
@@ -180,6 +184,7 @@ export class Sender {
       queueBytes: j.bytesAfter(this.ackedSeq),
       inSync: connected && this.sync === undefined && !this.discarding && this.ackedSeq >= j.headSeq,
       sync,
+      catchUp: this.catchUp === undefined ? undefined : catchUpLeft(this.catchUpObservation()),
       peerState: this.peerState,
     };
   }
@@ -208,6 +213,7 @@ export class Sender {
     this.inflightBytes = 0;
     this.tickTimer?.cancel();
     this.peerState = undefined;
+    this.catchUp = undefined;
     // A synchronisation still collecting the manifest dies with its connection; one that is
     // journaling goes on, and the passive resumes it from the journal when it is back.
     this.manifestCollect = undefined;
@@ -262,6 +268,11 @@ export class Sender {
     );
     this.streaming = true;
     this.ackedSeq = Math.max(this.ackedSeq, Math.min(h.appliedSeq, j.headSeq));
+    // Before the first peer-state: the passive must hear at once that it is catching up.
+    if (decision.kind === 'resume') {
+      this.catchUp = nextCatchUp(undefined, this.catchUpObservation(), true);
+      if (this.catchUp !== undefined) this.log.info({ peer: h.node, fromSeq: decision.fromSeq, headSeq: j.headSeq, bytesLeft: j.bytesAfter(this.ackedSeq) }, 'replication: passive catching up from the journal');
+    }
     this.startTick();
     if (decision.kind === 'resume') {
       this.nextSeq = decision.fromSeq;
@@ -276,7 +287,8 @@ export class Sender {
     const tick = () => {
       const link = this.link;
       if (link === undefined || !link.open) return;
-      link.send({ t: 'peer-state', state: this.sync !== undefined ? 'syncing' : 'active', headSeq: this.opts.journal.headSeq });
+      this.updateCatchUp();
+      this.sendPeerState(link);
       this.logSyncProgress();
       this.tickTimer = this.opts.clock.setTimeout(tick, PEER_STATE_INTERVAL_MS);
     };
@@ -340,7 +352,41 @@ export class Sender {
     }
     this.trim(seq);
     this.checkSyncDone();
+    // The passive hears at once that its catch-up is over, not at the next tick.
+    if (this.catchUp !== undefined && this.updateCatchUp() === undefined && this.link?.open === true) this.sendPeerState(this.link);
     this.pump();
+  }
+
+  private sendPeerState(link: PeerLink): void {
+    const obs = this.catchUpObservation();
+    link.send({
+      t: 'peer-state',
+      state: this.sync !== undefined ? 'syncing' : 'active',
+      headSeq: obs.headSeq,
+      ...(this.catchUp === undefined ? {} : { catchUp: catchUpLeft(obs) }),
+    });
+  }
+
+  private catchUpObservation(): CatchUpObservation {
+    const j = this.opts.journal;
+    const c = this.opts.capture.status();
+    return {
+      connected: this.link !== undefined && this.streaming,
+      syncing: this.sync !== undefined || this.discarding,
+      ackedSeq: this.ackedSeq,
+      headSeq: j.headSeq,
+      journalBytesLeft: j.bytesAfter(this.ackedSeq),
+      capturePending: c.pendingPaths,
+      captureWaitingForSpace: c.waitingForSpace,
+    };
+  }
+
+  private updateCatchUp(): CatchUpState | undefined {
+    const was = this.catchUp;
+    this.catchUp = nextCatchUp(was, this.catchUpObservation());
+    if (this.catchUp !== undefined && was === undefined) this.log.info({ peer: this.link?.peer, headSeq: this.opts.journal.headSeq }, 'replication: passive catching up (capture was held back by a full journal)');
+    if (this.catchUp === undefined && was !== undefined) this.log.info({ peer: this.link?.peer, ackedSeq: this.ackedSeq }, 'replication: catch-up complete, passive in sync');
+    return this.catchUp;
   }
 
   /** The synchronisation is over once the passive acknowledged its sync-end record. */
