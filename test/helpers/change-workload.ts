@@ -13,6 +13,8 @@ export interface BaseTree {
   blockSize: number;
   /** Files per sub-directory. */
   perDir?: number;
+  /** Modification time given to every file, so copies written at different moments look alike to rsync. */
+  mtime?: Date;
 }
 
 export const baseName = (i: number, perDir = 500) => `base/d${String(Math.floor(i / perDir)).padStart(3, '0')}/f${String(i).padStart(6, '0')}.bin`;
@@ -28,6 +30,7 @@ export function writeBaseTree(dirs: string[], t: BaseTree): number {
       const abs = path.join(d, rel);
       if (i % (t.perDir ?? 500) === 0) fs.mkdirSync(path.dirname(abs), { recursive: true });
       fs.writeFileSync(abs, data);
+      if (t.mtime !== undefined) fs.utimesSync(abs, t.mtime, t.mtime);
     }
   }
   return t.files * size;
