@@ -59,7 +59,8 @@ export async function openHaPairRetrying(timing: FailoverTiming, encryption: Enc
  * application, beta passive, connected, in sync, its presence probe seeing alpha alive and its
  * own public checks up: a pair ready to fail over.
  */
-export async function openHaPair(timing: FailoverTiming, encryption: Encryption, baseDir: string): Promise<FailoverPair> {
+/** `prepare` runs once the pair is written and before its agents start (e.g. to fill the trees). */
+export async function openHaPair(timing: FailoverTiming, encryption: Encryption, baseDir: string, prepare?: (fp: FailoverPair) => void): Promise<FailoverPair> {
   // TestPair writes the pair into os.tmpdir(), which follows TMPDIR: put it in the benchmark's
   // own temp dir, where nothing else cleans up and --keep keeps it.
   const before = process.env.TMPDIR;
@@ -76,6 +77,7 @@ export async function openHaPair(timing: FailoverTiming, encryption: Encryption,
   }
   open.add(fp);
   try {
+    prepare?.(fp);
     await fp.pair.startBoth();
     await fp.waitServedBy('alpha', 60_000);
     await waitReady(fp, 'alpha');

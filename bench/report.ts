@@ -2,6 +2,7 @@
 // for the terminal and as markdown for bench/results/latest.md. Every number comes from the
 // results object; the anchors are the only constants, and say so.
 import type { OverwriteResult, NewFileResult, RsyncOutcome } from './big-file.ts';
+import type { CatchUpResult } from './catch-up.ts';
 import type { FailoverResult, FailoverSeries } from './failover-gap.ts';
 import type { LagResult } from './lag.ts';
 import type { MachineInfo } from './machine.ts';
@@ -41,10 +42,12 @@ export interface BenchResults {
   overwrite: OverwriteResult | null;
   failover?: FailoverResult | null;
   switchover?: SwitchoverResult | null;
+  /** (o): rendered on its own into results/catchup.md (bench/catch-up.ts). */
+  catchUp?: CatchUpResult | null;
   memory: Record<string, ProcessReport>;
   agentWarnings: Record<string, { count: number; first: string[] }>;
   /** Parts that failed, with why: they have no numbers. */
-  failures: Partial<Record<'a' | 'b' | 'c' | 'f' | 's', string>>;
+  failures: Partial<Record<'a' | 'b' | 'c' | 'o' | 'f' | 's', string>>;
   notes: string[];
 }
 

@@ -2,7 +2,7 @@
 // bench/results/latest.json and latest.md. See "Goals" in DESIGN.md. Benchmarks report; they
 // never assert.
 //
-//   npm run bench -- [--quick] [--only a,b,c,f,s] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
+//   npm run bench -- [--quick] [--only a,b,c,o,f,s] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,6 +10,7 @@ import path from 'node:path';
 import { BenchPair, PROJECT } from './bench-pair.ts';
 import { BIG_FILE_NAME, QUIET_MS, measureNewFile, measureOverwrite } from './big-file.ts';
 import { killAllChildrenNow, stopAllChildren } from './children.ts';
+import { measureCatchUp, renderCatchUp } from './catch-up.ts';
 import { measureFailover } from './failover-gap.ts';
 import { closeAllHaPairs, closeProblems, killAllHaPairsNow } from './ha-pair.ts';
 import { writeRandomFile } from './file-checks.ts';
@@ -20,7 +21,7 @@ import { renderMarkdown, renderText, type BenchResults } from './report.ts';
 import { ensureRsync, RsyncDaemon, type RsyncAvailability } from './rsync-daemon.ts';
 import { measureSwitchover } from './switchover.ts';
 
-const PARTS = ['a', 'b', 'c', 'f', 's'] as const;
+const PARTS = ['a', 'b', 'c', 'o', 'f', 's'] as const;
 type Part = (typeof PARTS)[number];
 
 interface Options {
@@ -39,7 +40,9 @@ interface Options {
 const USAGE = `usage: npm run bench -- [options]
   --quick                 256 MiB file, 3 s of lag load and 1 trial of (f) and (s), instead of
                           1 GiB, 10 s and 3 trials
-  --only a,b,c,f,s        parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite,
+  --only a,b,c,o,f,s      parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite,
+                          o = catch-up after an outage (bench/catch-up.ts; sizes from
+                          TANDEM_BENCH_CATCHUP_OUTAGE, _BYTES, _FILES; writes results/catchup.md),
                           f = failover gap (the active server dies), s = switchover
   --trials N              trials of (f) per heartbeat timing, and of (s) (default 3)
   --encryption MODE       channel.encryption: tls-psk (default, the product default) or none
@@ -80,7 +83,7 @@ function parseOptions(argv: string[]): Options {
     else if (name === '--only') {
       const parts = value().split(',').map((s) => s.trim()).filter((s) => s !== '');
       const bad = parts.filter((p) => !(PARTS as readonly string[]).includes(p));
-      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c, f, s; got ${JSON.stringify(parts)}\n${USAGE}`);
+      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c, o, f, s; got ${JSON.stringify(parts)}\n${USAGE}`);
       o.only = PARTS.filter((p) => parts.includes(p));
     } else if (name === '--encryption') {
       const v = value();
@@ -191,6 +194,7 @@ async function main(): Promise<void> {
       overwrite: null,
       failover: null,
       switchover: null,
+      catchUp: null,
       memory: {},
       agentWarnings: {},
       failures: {},
@@ -278,6 +282,19 @@ async function main(): Promise<void> {
         await daemon?.stop();
         daemon = undefined;
       }
+    }
+
+    if (want('o')) {
+      await attempt('o', async () => {
+        const c = await measureCatchUp({ encryption: opts.encryption, baseDir: dir, keep: opts.keep }, progress);
+        results.catchUp = c;
+        const outDir = path.join(PROJECT, 'bench/results');
+        fs.mkdirSync(outDir, { recursive: true });
+        fs.writeFileSync(path.join(outDir, 'catchup.json'), `${JSON.stringify({ startedAt, machine: results.machine, ...c }, null, 2)}\n`);
+        const machine = `${results.machine.cpus} CPUs (${results.machine.cpuModel}), ${results.machine.disk}, Node ${results.machine.node}`;
+        fs.writeFileSync(path.join(outDir, 'catchup.md'), renderCatchUp(c, startedAt, machine));
+        process.stdout.write(`\n${renderCatchUp(c, startedAt, machine)}\n`);
+      });
     }
 
     if (want('f')) {

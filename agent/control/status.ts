@@ -34,6 +34,8 @@ export interface AgentStatus {
     start: string | null;
     /** While a split brain holds replication: where the two lines agreed and what each changed since. */
     splitBrain: { generation: string; commonSeq: number; activeChanges: number; passiveChanges: number; resolving: string | null } | null;
+    /** While the passive catches up from the journal (docs/replication.md): what is left. */
+    catchUp: { bytesLeft: number; pathsLeft: number } | null;
   };
   alarms: { code: string; message: string; hint?: string; since?: number; source: string }[];
   capture: { state: string; pendingPaths: number; filesHashed: number; bytesHashed: number; waitingForSpace: boolean; lastScan: CaptureStatus['lastScan'] | null } | null;
@@ -100,6 +102,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
       sync: s?.sync === undefined ? null : { id: s.sync.id, bytesDone: s.sync.bytesDone, bytesTotal: s.sync.bytesTotal, etaMs: s.sync.etaMs ?? null },
       start: s?.start ?? null,
       splitBrain: s?.splitBrain === undefined ? null : { generation: s.splitBrain.generation, commonSeq: s.splitBrain.commonSeq, activeChanges: s.splitBrain.activeChanges, passiveChanges: s.splitBrain.passiveChanges, resolving: s.splitBrain.resolving ?? null },
+      catchUp: s?.catchUp ?? null,
     };
     if (s?.splitBrain !== undefined) {
       const sb = s.splitBrain;
@@ -120,6 +123,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
       sync: r?.sync === undefined ? null : { ...r.sync, etaMs: r.sync.etaMs ?? null },
       start: null,
       splitBrain: splitBrainOf(r?.alarm),
+      catchUp: r?.catchUp ?? null,
     };
     if (r?.alarm !== undefined) alarms.push(alarmOf(r.alarm, 'apply'));
     state = r?.paused === true ? 'degraded' : !connected ? 'standalone' : replication.inSync ? 'in-sync' : 'syncing';

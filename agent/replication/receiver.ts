@@ -73,6 +73,8 @@ export interface ReceiverStatus {
   paused: boolean;
   alarm: Alarm | undefined;
   sync: { id: string; bytesDone: number; bytesTotal: number; etaMs: number | undefined } | undefined;
+  /** While the active reports a catch-up: bytes it has journaled and this node not yet acknowledged, and paths it has not journaled yet (as of its last report, at most a second old). */
+  catchUp: { bytesLeft: number; pathsLeft: number } | undefined;
 }
 
 interface Pending extends StoredBatchLike {
@@ -88,6 +90,8 @@ export class Receiver {
   private receivedSeq: number;
   private appliedSeq: number;
   private peerHeadSeq = 0;
+  /** The active's last word on a catch-up in progress (undefined: none). */
+  private peerCatchUp: { bytesLeft: number; pathsLeft: number } | undefined;
   private applying: Promise<void> | undefined;
   private retryTimer: TimerHandle | undefined;
   private retryDelay: number;
@@ -187,7 +191,9 @@ export class Receiver {
       peerHeadSeq: this.peerHeadSeq,
       lagMs: head === undefined ? 0 : Math.max(0, now - head.ts),
       queueBytes: this.queue.reduce((n, b) => n + b.bytes, 0),
-      inSync: connected && syncId === '' && this.queue.length === 0 && this.appliedSeq >= this.peerHeadSeq,
+      // A catch-up is over when the active says so: changes it held back are not in its head yet.
+      inSync: connected && syncId === '' && this.queue.length === 0 && this.appliedSeq >= this.peerHeadSeq && this.peerCatchUp === undefined,
+      catchUp: connected && syncId === '' ? this.peerCatchUp : undefined,
       paused: this.alarm !== undefined,
       alarm: this.alarm ?? this.receiveAlarm,
       sync,
@@ -261,6 +267,7 @@ export class Receiver {
         return this.onBatch(m);
       case 'peer-state':
         if (m.headSeq !== undefined) this.peerHeadSeq = Math.max(this.peerHeadSeq, m.headSeq);
+        this.peerCatchUp = m.catchUp === undefined ? undefined : { bytesLeft: m.catchUp.bytesLeft, pathsLeft: m.catchUp.pathsLeft };
         this.noteContact();
         return;
       case 'manifest-request':
@@ -285,6 +292,7 @@ export class Receiver {
   private onHello(h: HelloMessage): void {
     this.peerHello = h;
     this.peerHeadSeq = h.headSeq;
+    this.peerCatchUp = undefined;
     this.receiveAlarm = undefined;
     // The active's generation forked from this node's exactly where this node stands (see
     // decideStart): this state belongs to both, and from now on this node follows the new one.

@@ -14,6 +14,7 @@ import type { Capture } from '../capture/index.ts';
 import { Manifest } from '../manifest/index.ts';
 import { SyncRunner, entryFromWire, type SyncProgress } from '../sync/index.ts';
 import { listenTo, type LinkCloseInfo, type PeerLink } from './peer-link.ts';
+import { catchUpLeft, nextCatchUp, type CatchUp, type CatchUpObservation, type CatchUpState } from './catch-up.ts';
 import { decideStart, type StartDecision } from './start-decision.ts';
 import { autoKeep, type LineageEntry, type Relation, type SplitBrainPolicy } from './lineage.ts';
 
@@ -80,6 +81,8 @@ export interface SenderStatus {
   splitBrain: SplitBrainState | undefined;
   /** How the current passive's session began (from both generation histories), as one line. */
   start: string | undefined;
+  /** While the passive catches up (resumed behind, or capture held back by a full journal): what is left. */
+  catchUp: CatchUp | undefined;
   peerState: { state: string; alarm?: { code: string; message: string; hint?: string } | undefined } | undefined;
 }
 
@@ -128,6 +131,7 @@ export class Sender {
   private readonly detachLink: (() => void)[] = [];
   private readonly rateLimit: RateLimit | undefined;
   private rateTimer: TimerHandle | undefined;
+  private catchUp: CatchUpState | undefined;
 
   constructor(private readonly opts: SenderOptions) {
     this.log = opts.log.child({ component: 'sender' });
@@ -215,6 +219,7 @@ export class Sender {
       sync,
       splitBrain: this.splitBrain,
       start: this.startLine,
+      catchUp: this.catchUp === undefined ? undefined : catchUpLeft(this.catchUpObservation()),
       peerState: this.peerState,
     };
   }
@@ -246,6 +251,7 @@ export class Sender {
     // Found again on the next connection, from both histories.
     this.splitBrain = undefined;
     this.startLine = undefined;
+    this.catchUp = undefined;
     // A synchronisation still collecting the manifest dies with its connection; one that is
     // journaling goes on, and the passive resumes it from the journal when it is back.
     this.manifestCollect = undefined;
@@ -299,6 +305,11 @@ export class Sender {
     );
     this.streaming = true;
     this.ackedSeq = Math.max(this.ackedSeq, Math.min(h.appliedSeq, j.headSeq));
+    // Before the first peer-state: the passive must hear at once that it is catching up.
+    if (decision.kind === 'resume') {
+      this.catchUp = nextCatchUp(undefined, this.catchUpObservation(), true);
+      if (this.catchUp !== undefined) this.log.info({ peer: h.node, fromSeq: decision.fromSeq, headSeq: j.headSeq, bytesLeft: j.bytesAfter(this.ackedSeq) }, 'replication: passive catching up from the journal');
+    }
     this.startTick();
     if (decision.kind === 'resume') {
       this.nextSeq = decision.fromSeq;
@@ -346,7 +357,8 @@ export class Sender {
     const tick = () => {
       const link = this.link;
       if (link === undefined || !link.open) return;
-      link.send({ t: 'peer-state', state: this.sync !== undefined ? 'syncing' : 'active', headSeq: this.opts.journal.headSeq });
+      this.updateCatchUp();
+      this.sendPeerState(link);
       this.logSyncProgress();
       this.tickTimer = this.opts.clock.setTimeout(tick, PEER_STATE_INTERVAL_MS);
     };
@@ -410,7 +422,41 @@ export class Sender {
     }
     this.trim(seq);
     this.checkSyncDone();
+    // The passive hears at once that its catch-up is over, not at the next tick.
+    if (this.catchUp !== undefined && this.updateCatchUp() === undefined && this.link?.open === true) this.sendPeerState(this.link);
     this.pump();
+  }
+
+  private sendPeerState(link: PeerLink): void {
+    const obs = this.catchUpObservation();
+    link.send({
+      t: 'peer-state',
+      state: this.sync !== undefined ? 'syncing' : 'active',
+      headSeq: obs.headSeq,
+      ...(this.catchUp === undefined ? {} : { catchUp: catchUpLeft(obs) }),
+    });
+  }
+
+  private catchUpObservation(): CatchUpObservation {
+    const j = this.opts.journal;
+    const c = this.opts.capture.status();
+    return {
+      connected: this.link !== undefined && this.streaming,
+      syncing: this.sync !== undefined || this.discarding,
+      ackedSeq: this.ackedSeq,
+      headSeq: j.headSeq,
+      journalBytesLeft: j.bytesAfter(this.ackedSeq),
+      capturePending: c.pendingPaths,
+      captureWaitingForSpace: c.waitingForSpace,
+    };
+  }
+
+  private updateCatchUp(): CatchUpState | undefined {
+    const was = this.catchUp;
+    this.catchUp = nextCatchUp(was, this.catchUpObservation());
+    if (this.catchUp !== undefined && was === undefined) this.log.info({ peer: this.link?.peer, headSeq: this.opts.journal.headSeq }, 'replication: passive catching up (capture was held back by a full journal)');
+    if (this.catchUp === undefined && was !== undefined) this.log.info({ peer: this.link?.peer, ackedSeq: this.ackedSeq }, 'replication: catch-up complete, passive in sync');
+    return this.catchUp;
   }
 
   /** The synchronisation is over once the passive acknowledged its sync-end record. */

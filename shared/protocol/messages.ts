@@ -60,6 +60,8 @@ export interface PeerStateMessage {
   /** Active: its journal head, so the passive can tell whether it is in sync. */
   headSeq?: number | undefined;
   alarm?: { code: string; message: string; hint?: string } | undefined;
+  /** Active, while the passive catches up: bytes journaled and not acknowledged, paths not yet journaled. */
+  catchUp?: { bytesLeft: number; pathsLeft: number } | undefined;
 }
 
 /** Active → passive: send me your block manifest (initial synchronisation). */
@@ -193,6 +195,10 @@ export function messageProblem(m: unknown): string | undefined {
     case 'ack':
       return isUint(r.seq) ? undefined : 'ack: bad seq';
     case 'peer-state':
+      if (r.catchUp !== undefined) {
+        const c = r.catchUp as Record<string, unknown> | null;
+        if (typeof c !== 'object' || c === null || !isUint(c.bytesLeft) || !isUint(c.pathsLeft)) return 'peer-state: bad catchUp';
+      }
       return isStr(r.state) && (r.headSeq === undefined || isUint(r.headSeq)) ? undefined : 'peer-state: bad fields';
     case 'manifest-request':
       return isStr(r.id) ? undefined : 'manifest-request: bad id';
