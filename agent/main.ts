@@ -17,6 +17,7 @@ import { PresenceProber, PresenceServer, PublicChecker } from './links/index.ts'
 import { ManifestStore } from './manifest/index.ts';
 import { RoleController } from './roles/index.ts';
 import { AppMonitor, ScriptRunner } from './scripts/index.ts';
+import type { Verifier } from './verify/index.ts';
 import { NodeStateStore, acquireStateLock } from './state/index.ts';
 
 export interface RunningAgent {
@@ -170,6 +171,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
         peer: hb.peer,
         heartbeat: { lastHeardAt: hb.lastHeardAt, longestGapMs: hb.longestGapMs },
         channel: liveStats(),
+        verify: controller.active?.verifier.summary(),
         startedAt,
         now: clock.now(),
       });
@@ -180,6 +182,14 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
       status,
       token: controlToken(key),
       switchover: () => requestSwitchover(failover, controller, clock),
+      verify: {
+        start: (repair) => activeVerifier(controller, 'start verify').start(repair),
+        report: () => {
+          const v = activeVerifier(controller, 'report verify');
+          const r = v.report();
+          return r === undefined ? undefined : { ...r, summary: v.summary() };
+        },
+      },
       log,
     });
     await control.listen();
@@ -223,6 +233,15 @@ async function requestSwitchover(failover: FailoverRunner, controller: RoleContr
     return { ok: false, message: failed?.message ?? 'the switchover did not happen' };
   }
   return { ok: false, message: 'the switchover did not finish within 120 s' };
+}
+
+/** The verifier of the active engine; refused on a passive node (the CLI then asks the peer). */
+function activeVerifier(controller: RoleController, op: string): Verifier {
+  const v = controller.active?.verifier;
+  if (v === undefined) {
+    throw new TandemError({ code: 'TANDEM_ERR_VERIFY_REFUSED', op, reason: 'this node is not active; ask the active node', hint: 'tandem verify -c CONFIG asks the peer by itself' });
+  }
+  return v;
 }
 
 async function runCleanups(cleanups: (() => Promise<void> | void)[], log: Logger): Promise<void> {

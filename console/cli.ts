@@ -6,9 +6,10 @@ import { agentCommand } from './commands/agent.ts';
 import { demoCommand } from './commands/demo.ts';
 import { statusCommand } from './commands/status.ts';
 import { switchoverCommand } from './commands/switchover.ts';
+import { verifyCommand } from './commands/verify.ts';
 import { printError } from './output.ts';
 
-const COMMANDS: Command[] = [demoCommand, agentCommand, statusCommand, switchoverCommand];
+const COMMANDS: Command[] = [demoCommand, agentCommand, statusCommand, switchoverCommand, verifyCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
