@@ -81,6 +81,8 @@ const PROGRESS_LOG_MS = 5000;
 const RECHECK_ROUNDS = 6;
 const REPAIR_ACK_TIMEOUT_MS = 120_000;
 const RETRY_PAUSE_MS = 500;
+/** Files up to this size come hashed in the passive's directory listing (no question per file). */
+const LISTED_BLOCKS_UP_TO = 1 << 20;
 
 interface Snapshot {
   headSeq: number;
@@ -290,7 +292,7 @@ export class Verifier {
     const snap = await this.snapshotDir(root.name, dir);
     this.holdSnapshot(snap.headSeq, 1);
     try {
-      const [diskNames, listing] = await Promise.all([this.readdirActive(root, dir), this.ask({ t: 'verify-list', req: 0, root: root.name, path: dir, afterSeq: snap.headSeq })]);
+      const [diskNames, listing] = await Promise.all([this.readdirActive(root, dir), this.ask({ t: 'verify-list', req: 0, root: root.name, path: dir, afterSeq: snap.headSeq, blocksUpTo: LISTED_BLOCKS_UP_TO })]);
       const listed = new Map((listing.entries ?? []).map((e) => [e.name, e]));
       const names = [...new Set([...snap.entries.keys(), ...diskNames, ...listed.keys()])].sort();
       for (const name of names) {
@@ -382,8 +384,10 @@ export class Verifier {
     const disk = await diskView(abs);
     const needHash = a?.kind === 'file' && disk?.kind === 'file' && (listed === undefined || listed.entry?.kind === 'file');
     let passiveWire: WireVerifyEntry | undefined;
+    // A small file's hashes came with the listing: nothing to ask.
+    const inListing = listed?.entry?.blocks !== undefined;
     if (listed === undefined || needHash) {
-      const asked = this.ask({ t: 'verify-entry', req: 0, root: root.name, path: p, afterSeq: headSeq });
+      const asked = inListing ? Promise.resolve({ t: 'verify-reply' as const, req: 0, atSeq: 0, entry: listed!.entry! }) : this.ask({ t: 'verify-entry', req: 0, root: root.name, path: p, afterSeq: headSeq });
       void asked.catch(() => {});
       if (needHash) {
         const hashed = await this.hashFile(abs);

@@ -130,6 +130,8 @@ export interface VerifyListMessage {
   path: string;
   /** Answer only once every record up to this sequence is applied (the active read at this point). */
   afterSeq: number;
+  /** Files of at most this many bytes come with their block hashes (one answer for many small files). */
+  blocksUpTo?: number;
 }
 
 /** Active → passive, `tandem verify`: one path's entry, with the block hashes of a file. */
@@ -261,6 +263,7 @@ export function messageProblem(m: unknown): string | undefined {
     case 'verify-list':
     case 'verify-entry': {
       if (!isUint(r.req) || !isUint(r.afterSeq) || !isStr(r.root) || r.root.length === 0) return `${r.t}: bad fields`;
+      if (r.blocksUpTo !== undefined && !isUint(r.blocksUpTo)) return `${r.t}: bad blocksUpTo`;
       // A listing may name the root itself ("").
       const pp = r.t === 'verify-list' && r.path === '' ? undefined : relPathProblem(r.path);
       return pp === undefined ? undefined : `${r.t}: path ${pp}`;
