@@ -25,6 +25,8 @@ export interface VerifyResponderOptions {
 /** How long a question waits for the passive to apply up to its point before it is answered with an error. */
 const APPLY_WAIT_MS = 20_000;
 const PARALLEL_LSTAT = 32;
+/** Bytes of block hashes one directory listing may carry. */
+const LISTED_HASH_BYTES = 2 * 1024 * 1024;
 
 export class VerifyResponder {
   private readonly roots = new Map<string, ProtectedRoot & { isExcluded: ExcludeMatcher }>();
@@ -89,9 +91,13 @@ export class VerifyResponder {
       const got = await Promise.all(slice.map((n) => statEntry(path.join(abs, n), n)));
       for (const e of got) if (e !== undefined) out.push(e);
     }
-    // Small files come hashed: one answer instead of one question per file.
+    // Small files come hashed: one answer instead of one question per file, within a budget
+    // that keeps the answer far below channel.maxFrameBytes (the others are asked one by one).
+    let budget = LISTED_HASH_BYTES;
     for (const e of out) {
       if (e.kind !== 'file' || e.size > blocksUpTo) continue;
+      budget -= Math.ceil(e.size / this.opts.blockSize) * 8 + 64;
+      if (budget < 0) break;
       const r = await readBlocks(path.join(abs, e.name), this.opts.blockSize, Date.now, () => {});
       if (r.kind === 'file' && !r.torn) Object.assign(e, { size: r.size, mode: r.stat.mode, mtimeMs: r.stat.mtimeMs, blocks: r.blocks });
     }
