@@ -17,6 +17,7 @@ import { PresenceProber, PresenceServer, PublicChecker } from './links/index.ts'
 import { ManifestStore } from './manifest/index.ts';
 import { RoleController } from './roles/index.ts';
 import { AppMonitor, ScriptRunner } from './scripts/index.ts';
+import type { Verifier } from './verify/index.ts';
 import { NodeStateStore, acquireStateLock } from './state/index.ts';
 
 export interface RunningAgent {
@@ -171,6 +172,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
         peer: hb.peer,
         heartbeat: { lastHeardAt: hb.lastHeardAt, longestGapMs: hb.longestGapMs },
         channel: liveStats(),
+        verify: controller.active?.verifier.summary(),
         startedAt,
         now: clock.now(),
       });
@@ -182,6 +184,14 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
       token: controlToken(key),
       switchover: () => requestSwitchover(failover, controller, clock),
       resolve: (keep) => requestResolve(keep, config.self.name, config.peer.name, failover, controller, clock),
+      verify: {
+        start: (repair) => activeVerifier(controller, 'start verify').start(repair),
+        report: () => {
+          const v = activeVerifier(controller, 'report verify');
+          const r = v.report();
+          return r === undefined ? undefined : { ...r, summary: v.summary() };
+        },
+      },
       log,
     });
     await control.listen();
@@ -253,6 +263,15 @@ async function requestResolve(keep: string, self: string, peer: string, failover
     return { ok: false, message: failed?.message ?? `${peer} did not take over`, code: 'TANDEM_ERR_SWITCHOVER_FAILED' };
   }
   return { ok: false, message: 'the handover did not finish within 120 s', code: 'TANDEM_ERR_SWITCHOVER_FAILED' };
+}
+
+/** The verifier of the active engine; refused on a passive node (the CLI then asks the peer). */
+function activeVerifier(controller: RoleController, op: string): Verifier {
+  const v = controller.active?.verifier;
+  if (v === undefined) {
+    throw new TandemError({ code: 'TANDEM_ERR_VERIFY_REFUSED', op, reason: 'this node is not active; ask the active node', hint: 'tandem verify -c CONFIG asks the peer by itself' });
+  }
+  return v;
 }
 
 async function runCleanups(cleanups: (() => Promise<void> | void)[], log: Logger): Promise<void> {

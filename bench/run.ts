@@ -2,7 +2,7 @@
 // bench/results/latest.json and latest.md. See "Goals" in DESIGN.md. Benchmarks report; they
 // never assert.
 //
-//   npm run bench -- [--quick] [--only a,b,c,o,f,s] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
+//   npm run bench -- [--quick] [--only a,b,c,o,f,s,v] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,9 +20,12 @@ import { ProcessSampler } from './process-sampler.ts';
 import { renderMarkdown, renderText, type BenchResults } from './report.ts';
 import { ensureRsync, RsyncDaemon, type RsyncAvailability } from './rsync-daemon.ts';
 import { measureSwitchover } from './switchover.ts';
+import { measureVerify } from './verify-throughput.ts';
 
-const PARTS = ['a', 'b', 'c', 'o', 'f', 's'] as const;
+const PARTS = ['a', 'b', 'c', 'o', 'f', 's', 'v'] as const;
 type Part = (typeof PARTS)[number];
+/** What runs without --only: (v) writes a tree of its own on both nodes, so it is asked for by name. */
+const DEFAULT_PARTS: Part[] = ['a', 'b', 'c', 'f', 's'];
 
 interface Options {
   quick: boolean;
@@ -40,10 +43,13 @@ interface Options {
 const USAGE = `usage: npm run bench -- [options]
   --quick                 256 MiB file, 3 s of lag load and 1 trial of (f) and (s), instead of
                           1 GiB, 10 s and 3 trials
-  --only a,b,c,o,f,s      parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite,
+  --only a,b,c,o,f,s,v    parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite,
                           o = catch-up after an outage (bench/catch-up.ts; sizes from
                           TANDEM_BENCH_CATCHUP_OUTAGE, _BYTES, _FILES; writes results/catchup.md),
-                          f = failover gap (the active server dies), s = switchover
+                          f = failover gap (the active server dies), s = switchover,
+                          v = tandem verify throughput against a plain hash of the same tree
+                          (tree size: TANDEM_BENCH_VERIFY_BYTES, default 1 GiB; not run by
+                          default; results in bench/results/verify.md)
   --trials N              trials of (f) per heartbeat timing, and of (s) (default 3)
   --encryption MODE       channel.encryption: tls-psk (default, the product default) or none
   --tmpfs                 put both trees and the agents' state on /dev/shm (takes the disk out)
@@ -54,7 +60,7 @@ const USAGE = `usage: npm run bench -- [options]
 `;
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { quick: false, only: [...PARTS], encryption: 'tls-psk', tmpfs: false, keep: false, cpuProf: false, lagRate: 1000, onePair: false, trials: undefined };
+  const o: Options = { quick: false, only: [...DEFAULT_PARTS], encryption: 'tls-psk', tmpfs: false, keep: false, cpuProf: false, lagRate: 1000, onePair: false, trials: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -83,7 +89,7 @@ function parseOptions(argv: string[]): Options {
     else if (name === '--only') {
       const parts = value().split(',').map((s) => s.trim()).filter((s) => s !== '');
       const bad = parts.filter((p) => !(PARTS as readonly string[]).includes(p));
-      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c, o, f, s; got ${JSON.stringify(parts)}\n${USAGE}`);
+      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c, o, f, s, v; got ${JSON.stringify(parts)}\n${USAGE}`);
       o.only = PARTS.filter((p) => parts.includes(p));
     } else if (name === '--encryption') {
       const v = value();
@@ -331,6 +337,14 @@ async function main(): Promise<void> {
       });
     }
 
+    if (want('v')) {
+      await attempt('v', async () => {
+        const v = await measureVerify(dir, { encryption: opts.encryption }, progress);
+        results.notes.push(
+          `(v) tandem verify of a ${(v.treeBytes / 2 ** 30).toFixed(2)} GiB tree: ${v.verify.gbPerSec.toFixed(2)} GB/s, plain hash ${v.plainHash.gbPerSec.toFixed(2)} GB/s (ratio ${v.ratio.toFixed(2)}); bench/results/verify.md`,
+        );
+      });
+    }
     if (opts.tmpfs) results.notes.push('--tmpfs: trees, state and the rsync destination on /dev/shm; disk writes and fsyncs cost nothing here (the pairs of (f) and (s) too).');
     if (want('a') && (want('b') || want('c'))) {
       results.notes.push(opts.onePair ? '--one-pair: (a), (b) and (c) ran on one pair, one after the other.' : '(a) ran on one pair, (b) and (c) on a second, fresh one (same configuration).');

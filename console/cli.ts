@@ -7,9 +7,10 @@ import { demoCommand } from './commands/demo.ts';
 import { statusCommand } from './commands/status.ts';
 import { switchoverCommand } from './commands/switchover.ts';
 import { resolveCommand } from './commands/resolve.ts';
+import { verifyCommand } from './commands/verify.ts';
 import { printError } from './output.ts';
 
-const COMMANDS: Command[] = [demoCommand, agentCommand, statusCommand, switchoverCommand, resolveCommand];
+const COMMANDS: Command[] = [demoCommand, agentCommand, statusCommand, switchoverCommand, resolveCommand, verifyCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

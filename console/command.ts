@@ -14,4 +14,6 @@ export const EXIT = {
   FAILED: 1,
   USAGE: 2,
   UNREACHABLE: 3,
+  /** tandem verify: the two sides differ (and were not all repaired). */
+  DIFFERENCES: 4,
 } as const;

@@ -93,3 +93,45 @@ export async function postControl(baseUrl: string, pathAndQuery: string, token: 
   }
   throw new TandemError({ code: res.status >= 500 ? 'TANDEM_ERR_INTERNAL' : 'TANDEM_ERR_CONTROL_REFUSED', op, reason: message, hint: 'read the agent log' });
 }
+
+/** One answer of the verify endpoints: the HTTP status and the parsed body. */
+export interface VerifyAnswer {
+  httpStatus: number;
+  body: Record<string, any>;
+}
+
+/**
+ * POST /v1/verify (start or join, `repair` as asked) or GET /v1/verify (the report). Throws
+ * TANDEM_ERR_CONTROL_UNREACHABLE when no connection could be made, TANDEM_ERR_CONTROL_REFUSED
+ * when the token is refused.
+ */
+export async function callVerify(baseUrl: string, method: 'GET' | 'POST', token: string, repair: boolean, timeoutMs = 10_000): Promise<VerifyAnswer> {
+  const url = `${baseUrl}/v1/verify${method === 'POST' && repair ? '?repair=1' : ''}`;
+  const op = `${method} ${url}`;
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(url, { method, headers: { [CONTROL_TOKEN_HEADER]: token }, signal: AbortSignal.timeout(timeoutMs) });
+    text = await res.text();
+  } catch (err) {
+    throw new TandemError({
+      code: 'TANDEM_ERR_CONTROL_UNREACHABLE',
+      op,
+      reason: (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message,
+      hint: 'is the agent running? tandem status -c CONFIG',
+    });
+  }
+  let body: Record<string, any> = {};
+  try {
+    body = JSON.parse(text) as Record<string, any>;
+  } catch {
+    // Not JSON: the HTTP status says enough.
+  }
+  if (res.status === 403) {
+    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: typeof body.message === 'string' ? body.message : 'HTTP 403', hint: 'the key file named by keyFile in CONFIG must be the pair key the agents use' });
+  }
+  if (res.status === 404) {
+    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: 'the agent has no verify endpoint', hint: 'upgrade the agent to a version with tandem verify' });
+  }
+  return { httpStatus: res.status, body };
+}

@@ -29,6 +29,9 @@ export const ERROR_CODES = {
   TANDEM_ERR_SWITCHOVER_FAILED: 'A switchover failed and was rolled back to the original active.',
   TANDEM_ERR_SWITCHOVER_REFUSED: 'A switchover was refused before anything changed (peer not connected, not in sync…).',
   TANDEM_ERR_SCRIPT_FAILED: 'The stop script failed while the node stepped down or released its identity.',
+  TANDEM_ERR_VERIFY_BUSY: 'A verification is already running with another --repair choice.',
+  TANDEM_ERR_VERIFY_FAILED: 'A verification could not complete (the message says why).',
+  TANDEM_ERR_VERIFY_REFUSED: 'A verification was refused: the node asked is not active, or no passive is connected.',
   TANDEM_ERR_INTERNAL: 'A bug: an invariant of Tandem itself did not hold.',
 } as const;
 

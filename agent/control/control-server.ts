@@ -1,11 +1,13 @@
 // The agent's control API: HTTP on the control address. GET /v1/status answers the status
 // document; POST /v1/switchover asks the active node to hand its role over; POST
-// /v1/resolve?keep=NODE ends a split brain. Requests that change
+// /v1/resolve?keep=NODE ends a split brain; POST /v1/verify starts (or joins) a verification on
+// the active node and GET /v1/verify reports it. Requests that change
 // anything must carry the control token (derived from the pair key). Status answers never block
 // on replication work: they are built from in-memory state.
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { TandemError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { CONTROL_TOKEN_HEADER } from '../../shared/constants.ts';
 import type { AgentStatus } from './status.ts';
@@ -19,6 +21,8 @@ export interface ControlServerOptions {
   switchover: () => Promise<{ ok: boolean; message: string }>;
   /** tandem resolve --keep NODE: ends a split brain (on the active node). */
   resolve: (keep: string) => Promise<{ ok: boolean; message: string; code?: string | undefined }>;
+  /** `tandem verify`: start or join one (throws a TandemError when refused), and report it. */
+  verify?: { start(repair: boolean): unknown; report(): unknown } | undefined;
   log: Logger;
 }
 
@@ -87,7 +91,23 @@ export class ControlServer {
         );
         return;
       }
-      send(404, { code: 'TANDEM_ERR_USAGE', message: `no such endpoint: ${req.method} ${url.pathname}`, hint: 'GET /v1/status, POST /v1/switchover, POST /v1/resolve?keep=NODE' });
+      if (url.pathname === '/v1/verify' && (req.method === 'GET' || req.method === 'POST') && this.opts.verify !== undefined) {
+        req.resume();
+        if (req.method === 'POST' && !this.authorised(req)) {
+          this.log.warn({ remote: req.socket.remoteAddress }, 'control: verify refused: no valid control token');
+          return send(403, { code: 'TANDEM_ERR_CONTROL_REFUSED', message: 'verify: no valid control token', hint: 'use tandem verify -c CONFIG on a host that holds the pair key' });
+        }
+        try {
+          if (req.method === 'GET') return send(200, { verify: this.opts.verify.report() ?? null });
+          const repair = url.searchParams.get('repair') === '1';
+          this.log.info({ repair }, 'control: verify requested by an operator');
+          return send(202, { ok: true, verify: this.opts.verify.start(repair) });
+        } catch (err) {
+          const e = TandemError.wrap(err, { code: 'TANDEM_ERR_INTERNAL', op: 'verify' });
+          return send(e.code === 'TANDEM_ERR_INTERNAL' ? 500 : 409, { ok: false, ...e.toJSON() });
+        }
+      }
+      send(404, { code: 'TANDEM_ERR_USAGE', message: `no such endpoint: ${req.method} ${url.pathname}`, hint: 'GET /v1/status, POST /v1/switchover, POST /v1/resolve?keep=NODE, GET or POST /v1/verify' });
     } catch (err) {
       this.log.error({ err }, 'control: request failed');
       send(500, { code: 'TANDEM_ERR_INTERNAL', message: (err as Error).message });

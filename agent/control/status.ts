@@ -5,6 +5,7 @@ import type { Role } from '../../shared/protocol/index.ts';
 import type { CaptureStatus } from '../capture/index.ts';
 import type { FailoverStatus, PeerView } from '../failover/index.ts';
 import type { Alarm, ReceiverStatus, SenderStatus } from '../replication/index.ts';
+import type { VerifySummary } from '../verify/index.ts';
 
 export type NodeStateName = 'standalone' | 'syncing' | 'in-sync' | 'degraded' | 'starting' | 'failing-over' | 'switching' | 'demoting' | 'split-brain';
 
@@ -40,6 +41,8 @@ export interface AgentStatus {
   alarms: { code: string; message: string; hint?: string; since?: number; source: string }[];
   capture: { state: string; pendingPaths: number; filesHashed: number; bytesHashed: number; waitingForSpace: boolean; lastScan: CaptureStatus['lastScan'] | null } | null;
   channel: { bytesIn: number; bytesOut: number };
+  /** The last or running `tandem verify` (on the active node only; null elsewhere or never run). */
+  verify: VerifySummary | null;
   failover: {
     phase: string;
     /** The action running now: serve, promote, demote, switchover or release. */
@@ -69,6 +72,7 @@ export interface StatusInputs {
   peer: PeerView | undefined;
   heartbeat: { lastHeardAt: number | undefined; longestGapMs: number };
   channel: { bytesIn: number; bytesOut: number };
+  verify?: VerifySummary | undefined;
   startedAt: number;
   now: number;
 }
@@ -160,6 +164,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
         ? null
         : { state: c.state, pendingPaths: c.pendingPaths, filesHashed: c.filesHashed, bytesHashed: c.bytesHashed, waitingForSpace: c.waitingForSpace, lastScan: c.lastScan ?? null },
     channel: i.channel,
+    verify: i.verify ?? null,
     failover: { phase: f.phase, pending: f.pending ?? null, serving: f.serving, epoch: f.epoch, reason: f.reason, presence: f.presence, roleChangesLastHour: f.roleChangesLastHour },
     pid: process.pid,
     startedAt: i.startedAt,

@@ -7,7 +7,17 @@ import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { TandemError, type ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-import { parseFrames, type BatchMessage, type CommitEntry, type DataRecord, type HelloMessage, type Message } from '../../shared/protocol/index.ts';
+import {
+  parseFrames,
+  type BatchMessage,
+  type CommitEntry,
+  type DataRecord,
+  type HelloMessage,
+  type Message,
+  type VerifyEntryMessage,
+  type VerifyListMessage,
+  type VerifyReplyMessage,
+} from '../../shared/protocol/index.ts';
 import type { Manifest } from '../manifest/index.ts';
 import type { NodeStateStore } from '../state/index.ts';
 import { manifestChunks, refreshManifest } from '../sync/index.ts';
@@ -48,6 +58,8 @@ export interface ReceiverOptions {
   nodeState: NodeStateStore;
   retryMinMs: number;
   retryMaxMs: number;
+  /** Answers `tandem verify`'s questions (agent/verify); absent: they are refused. */
+  verify?: { answer(m: VerifyListMessage | VerifyEntryMessage, send: (reply: VerifyReplyMessage) => void): Promise<void> } | undefined;
   log: Logger;
   clock: Clock;
 }
@@ -160,6 +172,20 @@ export class Receiver {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.whenDrained(), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
     clearTimeout(timer);
+    return this.appliedSeq;
+  }
+
+  /** Resolves true once every record up to `seq` is applied and durable; false after `timeoutMs`. */
+  async whenApplied(seq: number, timeoutMs: number): Promise<boolean> {
+    const deadline = this.opts.clock.monotonic() + timeoutMs;
+    while (this.appliedSeq < seq) {
+      if (this.closed || this.opts.clock.monotonic() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return true;
+  }
+
+  get applied(): number {
     return this.appliedSeq;
   }
 
@@ -280,6 +306,18 @@ export class Receiver {
         this.receiveAlarm = { code: 'TANDEM_ERR_SPLIT_BRAIN', message, hint: 'tandem resolve --keep NODE -c CONFIG; see docs/failover.md, "Split brain"', since: this.opts.clock.now(), details: { ...m } };
         this.log.error({ code: 'TANDEM_ERR_SPLIT_BRAIN', peer: this.link?.peer, generation: m.generation, commonSeq: m.commonSeq, activeChanges: m.activeChanges, passiveChanges: m.passiveChanges }, `replication: ${message}`);
         this.sendPeerState();
+        return;
+      }
+      case 'verify-list':
+      case 'verify-entry': {
+        const link = this.link;
+        if (this.opts.verify === undefined) {
+          link?.send({ t: 'verify-reply', req: m.req, atSeq: this.appliedSeq, error: 'this agent does not answer verify questions' });
+          return;
+        }
+        void this.opts.verify.answer(m, (reply) => {
+          if (link?.open === true && this.link === link) link.send(reply);
+        });
         return;
       }
       case 'error':

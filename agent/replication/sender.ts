@@ -9,7 +9,7 @@ import { RateLimit } from './rate-limit.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { TandemError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-import type { HelloMessage, Message } from '../../shared/protocol/index.ts';
+import type { HelloMessage, Message, VerifyReplyMessage } from '../../shared/protocol/index.ts';
 import type { Capture } from '../capture/index.ts';
 import { Manifest } from '../manifest/index.ts';
 import { SyncRunner, entryFromWire, type SyncProgress } from '../sync/index.ts';
@@ -132,6 +132,8 @@ export class Sender {
   private readonly rateLimit: RateLimit | undefined;
   private rateTimer: TimerHandle | undefined;
   private catchUp: CatchUpState | undefined;
+  private readonly verifyReplyListeners = new Set<(m: VerifyReplyMessage) => void>();
+  private readonly detachListeners = new Set<() => void>();
 
   constructor(private readonly opts: SenderOptions) {
     this.log = opts.log.child({ component: 'sender' });
@@ -224,6 +226,31 @@ export class Sender {
     };
   }
 
+  /**
+   * What `tandem verify` (agent/verify) needs of this session: questions go to the passive on
+   * the replication connection, and only while it streams outside an initial synchronisation.
+   */
+  verifyPeer() {
+    return {
+      ready: () => this.link !== undefined && this.link.open && this.streaming && this.sync === undefined && !this.discarding,
+      send: (m: Message): boolean => {
+        const link = this.link;
+        if (link === undefined || !link.open || !this.streaming) return false;
+        link.send(m);
+        return true;
+      },
+      onReply: (l: (m: VerifyReplyMessage) => void) => {
+        this.verifyReplyListeners.add(l);
+        return () => this.verifyReplyListeners.delete(l);
+      },
+      onDetach: (l: () => void) => {
+        this.detachListeners.add(l);
+        return () => this.detachListeners.delete(l);
+      },
+      waitAcked: (seq: number, timeoutMs: number) => this.waitAcked(seq, timeoutMs),
+    };
+  }
+
   async close(): Promise<void> {
     this.rateTimer?.cancel();
     this.rateTimer = undefined;
@@ -257,6 +284,7 @@ export class Sender {
     this.manifestCollect = undefined;
     this.discarding = false;
     if (hadPeer !== undefined) this.log.info({ peer: hadPeer, reason }, 'replication: passive disconnected');
+    for (const l of this.detachListeners) l();
   }
 
   private fail(code: 'TANDEM_ERR_PROTOCOL' | 'TANDEM_ERR_PEER_UNEXPECTED', reason: string): void {
@@ -283,6 +311,9 @@ export class Sender {
       case 'manifest-chunk':
       case 'manifest-end':
         return this.onManifestMessage(m);
+      case 'verify-reply':
+        for (const l of this.verifyReplyListeners) l(m);
+        return;
       case 'error':
         return; // logged by the channel; the close that follows detaches
       default:

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Capture, replayJournalIntoManifest } from '../capture/index.ts';
 import { Journal } from '../journal/index.ts';
 import { Sender } from '../replication/index.ts';
+import { Verifier } from '../verify/index.ts';
 import type { EngineDeps } from './engine-deps.ts';
 
 export class ActiveEngine {
@@ -13,6 +14,7 @@ export class ActiveEngine {
     readonly journal: Journal,
     readonly capture: Capture,
     readonly sender: Sender,
+    readonly verifier: Verifier,
   ) {}
 
   /**
@@ -74,7 +76,22 @@ export class ActiveEngine {
         clock,
       });
       await capture.start();
-      return new ActiveEngine(journal, capture, sender);
+      const verifier = new Verifier({
+        roots: config.protect,
+        blockSize: config.blockSize,
+        rateBytesPerSec: config.verify.rate,
+        stateDir: config.stateDir,
+        generation: nodeState.get().generation,
+        capture,
+        manifest: manifestStore.manifest,
+        headSeq: () => journal.headSeq,
+        peer: sender.verifyPeer(),
+        log,
+        clock,
+      });
+      // An interrupted verification goes on where it stopped (its cursor is in the state dir).
+      await verifier.resumeInterrupted();
+      return new ActiveEngine(journal, capture, sender, verifier);
     } catch (err) {
       await journal.close().catch(() => {});
       throw err;
@@ -100,6 +117,7 @@ export class ActiveEngine {
   }
 
   async stop(): Promise<void> {
+    await this.verifier.stop();
     await this.capture.stop();
     await this.sender.close();
     await this.journal.close();

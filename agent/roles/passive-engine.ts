@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Applier } from '../apply/applier.ts';
 import { ReceiveLog } from '../apply/receive-log.ts';
 import { Receiver } from '../replication/index.ts';
+import { VerifyResponder } from '../verify/index.ts';
 import type { EngineDeps } from './engine-deps.ts';
 
 export class PassiveEngine {
@@ -29,6 +30,15 @@ export class PassiveEngine {
     const applier = new Applier({ roots: config.protect, manifest: manifestStore.manifest, blockSize: config.blockSize, log, clock });
     try {
       await applier.init();
+      // The responder asks the receiver how far it applied; the receiver is made just below.
+      let receiverRef: Receiver | undefined;
+      const verify = new VerifyResponder({
+        roots: config.protect,
+        blockSize: config.blockSize,
+        whenApplied: (seq, ms) => receiverRef?.whenApplied(seq, ms) ?? Promise.resolve(false),
+        appliedSeq: () => receiverRef?.applied ?? 0,
+        log,
+      });
       const receiver = new Receiver({
         pair: config.pair,
         self: config.self.name,
@@ -41,9 +51,11 @@ export class PassiveEngine {
         nodeState,
         retryMinMs: config.apply.retryMin,
         retryMaxMs: config.apply.retryMax,
+        verify,
         log,
         clock,
       });
+      receiverRef = receiver;
       await receiver.recover();
       return new PassiveEngine(receiveLog, applier, receiver);
     } catch (err) {

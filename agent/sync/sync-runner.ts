@@ -192,51 +192,69 @@ export class SyncRunner {
    * far matched the manifest and the shadow followed it, so the caller can simply diff again.
    */
   private async sendFile(ctx: CaptureTaskContext, item: PlanItem, entry: FileEntry, setSize: boolean, blocks: number[]): Promise<boolean> {
-    const bs = this.opts.blockSize;
     const abs = path.join(this.rootPaths.get(item.root)!, item.path);
-    let fh: fsp.FileHandle;
-    try {
-      fh = await fsp.open(abs, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
-    } catch {
-      return false;
-    }
-    try {
-      const st = await fh.stat();
-      if (!st.isFile() || st.ino !== entry.ino || st.size !== entry.size || st.mtimeMs !== entry.mtimeMs) return false;
-      if (setSize) ctx.append({ op: 'file', root: item.root, path: item.path, size: entry.size });
-      const runBlocks = Math.max(1, Math.floor((4 << 20) / bs));
-      const buf = Buffer.allocUnsafe(runBlocks * bs);
-      for (let k = 0; k < blocks.length; ) {
-        // A run of consecutive blocks is read in one call.
-        let n = 1;
-        while (k + n < blocks.length && n < runBlocks && blocks[k + n] === blocks[k]! + n) n++;
-        const offset = blocks[k]! * bs;
-        const len = Math.min(entry.size, offset + n * bs) - offset;
-        let got = 0;
-        while (got < len) {
-          const { bytesRead } = await fh.read(buf, got, len - got, offset + got);
-          if (bytesRead === 0) return false;
-          got += bytesRead;
-        }
-        for (let j = 0; j < n; j++) {
-          const b = blocks[k + j]!;
-          const data = buf.subarray(j * bs, Math.min(len, (j + 1) * bs));
-          const hash = hash64(data);
-          if (hash.compare(entry.blocks, b * HASH_BYTES, (b + 1) * HASH_BYTES) !== 0) return false;
-          await ctx.makeRoom();
-          ctx.append({ op: 'write', root: item.root, path: item.path, offset: b * bs, data, hash });
-          this.progress.bytesDone += data.length;
-        }
-        k += n;
-      }
-      ctx.append({ op: 'meta', root: item.root, path: item.path, mode: entry.mode, mtimeMs: entry.mtimeMs });
-      return true;
-    } finally {
-      await fh.close();
-    }
+    return journalFileBlocks(ctx, { root: item.root, path: item.path, abs }, entry, { setSize, blocks, blockSize: this.opts.blockSize }, (n) => (this.progress.bytesDone += n));
   }
 }
 
+
+/**
+ * Journals blocks `blocks` of one file (and its size first when `setSize`, its mode and mtime
+ * last), each checked against the active manifest `entry` as it is read. False as soon as one
+ * does not match (the file is changing): what was journaled so far matched the manifest, so
+ * the caller can let capture journal the change and diff again. Shared by the initial
+ * synchronisation and `tandem verify --repair`.
+ */
+export async function journalFileBlocks(
+  ctx: CaptureTaskContext,
+  file: { root: string; path: string; abs: string },
+  entry: FileEntry,
+  what: { setSize: boolean; blocks: number[]; blockSize: number },
+  onBytes: (n: number) => void,
+): Promise<boolean> {
+  const bs = what.blockSize;
+  const { blocks } = what;
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(file.abs, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.ino !== entry.ino || st.size !== entry.size || st.mtimeMs !== entry.mtimeMs) return false;
+    if (what.setSize) ctx.append({ op: 'file', root: file.root, path: file.path, size: entry.size });
+    const runBlocks = Math.max(1, Math.floor((4 << 20) / bs));
+    const buf = Buffer.allocUnsafe(runBlocks * bs);
+    for (let k = 0; k < blocks.length; ) {
+      // A run of consecutive blocks is read in one call.
+      let n = 1;
+      while (k + n < blocks.length && n < runBlocks && blocks[k + n] === blocks[k]! + n) n++;
+      const offset = blocks[k]! * bs;
+      const len = Math.min(entry.size, offset + n * bs) - offset;
+      let got = 0;
+      while (got < len) {
+        const { bytesRead } = await fh.read(buf, got, len - got, offset + got);
+        if (bytesRead === 0) return false;
+        got += bytesRead;
+      }
+      for (let j = 0; j < n; j++) {
+        const b = blocks[k + j]!;
+        const data = buf.subarray(j * bs, Math.min(len, (j + 1) * bs));
+        const hash = hash64(data);
+        if (hash.compare(entry.blocks, b * HASH_BYTES, (b + 1) * HASH_BYTES) !== 0) return false;
+        await ctx.makeRoom();
+        ctx.append({ op: 'write', root: file.root, path: file.path, offset: b * bs, data, hash });
+        onBytes(data.length);
+      }
+      k += n;
+    }
+    ctx.append({ op: 'meta', root: file.root, path: file.path, mode: entry.mode, mtimeMs: entry.mtimeMs });
+    return true;
+  } finally {
+    await fh.close();
+  }
+}
 
 /** Turns a manifest received from the passive into Entry objects (no inode: another machine's). */
 export function entryFromWire(e: { kind: 'file' | 'dir' | 'symlink'; mode: number; size: number; mtimeMs: number; blocks?: Uint8Array | undefined; target?: string | undefined }): Entry {

@@ -87,6 +87,12 @@ export const configSchema = z.strictObject({
       handshakeTimeout: duration('5s'),
     })
     .prefault({}),
+  verify: z
+    .strictObject({
+      /** Bytes per second `tandem verify` reads on the active, at most; 0: no limit. */
+      rate: size('64MiB'),
+    })
+    .prefault({}),
   apply: z
     .strictObject({
       retryMin: duration('500ms'),

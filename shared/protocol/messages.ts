@@ -138,6 +138,54 @@ export interface SplitBrainMessage {
   passiveChanges: number;
 }
 
+/** Active → passive, `tandem verify`: the entries of directory `path` ("" is the root). */
+export interface VerifyListMessage {
+  t: 'verify-list';
+  /** The active's number for this request; the reply carries it back. */
+  req: number;
+  root: string;
+  path: string;
+  /** Answer only once every record up to this sequence is applied (the active read at this point). */
+  afterSeq: number;
+  /** Files of at most this many bytes come with their block hashes (one answer for many small files). */
+  blocksUpTo?: number;
+}
+
+/** Active → passive, `tandem verify`: one path's entry, with the block hashes of a file. */
+export interface VerifyEntryMessage {
+  t: 'verify-entry';
+  req: number;
+  root: string;
+  path: string;
+  afterSeq: number;
+}
+
+/** What the passive has at one path. Only hashes travel, never file data. */
+export interface WireVerifyEntry {
+  name: string;
+  kind: 'file' | 'dir' | 'symlink';
+  mode: number;
+  size: number;
+  mtimeMs: number;
+  /** Files, in a verify-entry reply: xxhash64 of each block, 8 bytes each. */
+  blocks?: Uint8Array;
+  target?: string;
+}
+
+/** Passive → active: the answer to a verify-list (`entries`) or a verify-entry (`entry`, null: absent). */
+export interface VerifyReplyMessage {
+  t: 'verify-reply';
+  req: number;
+  /** The passive's applied sequence when it read (at least the request's afterSeq). */
+  atSeq: number;
+  /** verify-list: the directory is absent (or not a directory) on the passive. */
+  missing?: boolean;
+  entries?: WireVerifyEntry[];
+  entry?: WireVerifyEntry | null;
+  /** Set when the passive could not answer (not applied far enough in time, unreadable path). */
+  error?: string;
+}
+
 /** Sent before closing the channel on purpose, so the peer can log the reason. */
 export interface ErrorMessage {
   t: 'error';
@@ -157,6 +205,9 @@ export type Message =
   | TakeoverMessage
   | TakeoverResultMessage
   | SplitBrainMessage
+  | VerifyListMessage
+  | VerifyEntryMessage
+  | VerifyReplyMessage
   | ErrorMessage;
 
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -172,6 +223,17 @@ function manifestEntryProblem(e: unknown): string | undefined {
   if (!isUint(r.mode) || !isUint(r.size) || typeof r.mtimeMs !== 'number') return 'entry: bad stat fields';
   if (r.kind === 'file' && !(r.blocks instanceof Uint8Array && r.blocks.length % 8 === 0)) return 'entry: bad blocks';
   if (r.kind === 'symlink' && !(isStr(r.target, 4096) && r.target.length > 0)) return 'entry: bad target';
+  return undefined;
+}
+
+function verifyEntryProblem(e: unknown): string | undefined {
+  if (typeof e !== 'object' || e === null) return 'entry not a map';
+  const r = e as Record<string, unknown>;
+  if (!isStr(r.name, 4096) || r.name.length === 0 || r.name.includes('/') || r.name === '.' || r.name === '..') return 'entry: bad name';
+  if (r.kind !== 'file' && r.kind !== 'dir' && r.kind !== 'symlink') return 'entry: bad kind';
+  if (!isUint(r.mode) || !isUint(r.size) || typeof r.mtimeMs !== 'number') return 'entry: bad stat fields';
+  if (r.blocks !== undefined && !(r.blocks instanceof Uint8Array && r.blocks.length % 8 === 0)) return 'entry: bad blocks';
+  if (r.target !== undefined && !isStr(r.target, 4096)) return 'entry: bad target';
   return undefined;
 }
 
@@ -223,6 +285,31 @@ export function messageProblem(m: unknown): string | undefined {
       return isUint(r.epoch) && typeof r.ok === 'boolean' && (r.error === undefined || isStr(r.error, 4096)) ? undefined : 'takeover-result: bad fields';
     case 'split-brain':
       return isStr(r.generation) && isUint(r.commonSeq) && isUint(r.activeChanges) && isUint(r.passiveChanges) ? undefined : 'split-brain: bad fields';
+    case 'verify-list':
+    case 'verify-entry': {
+      if (!isUint(r.req) || !isUint(r.afterSeq) || !isStr(r.root) || r.root.length === 0) return `${r.t}: bad fields`;
+      if (r.blocksUpTo !== undefined && !isUint(r.blocksUpTo)) return `${r.t}: bad blocksUpTo`;
+      // A listing may name the root itself ("").
+      const pp = r.t === 'verify-list' && r.path === '' ? undefined : relPathProblem(r.path);
+      return pp === undefined ? undefined : `${r.t}: path ${pp}`;
+    }
+    case 'verify-reply': {
+      if (!isUint(r.req) || !isUint(r.atSeq)) return 'verify-reply: bad req/atSeq';
+      if (r.missing !== undefined && typeof r.missing !== 'boolean') return 'verify-reply: bad missing';
+      if (r.error !== undefined && !isStr(r.error, 4096)) return 'verify-reply: bad error';
+      if (r.entries !== undefined) {
+        if (!Array.isArray(r.entries)) return 'verify-reply: entries not a list';
+        for (const e of r.entries) {
+          const p = verifyEntryProblem(e);
+          if (p !== undefined) return `verify-reply: ${p}`;
+        }
+      }
+      if (r.entry !== undefined && r.entry !== null) {
+        const p = verifyEntryProblem(r.entry);
+        if (p !== undefined) return `verify-reply: ${p}`;
+      }
+      return undefined;
+    }
     case 'error':
       return isStr(r.code) && isStr(r.message, 4096) ? undefined : 'error: bad fields';
     default:

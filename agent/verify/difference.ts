@@ -1,0 +1,75 @@
+// What verify concludes about one path, as a pure function of three views of it: the active's
+// manifest (what the journal says the passive must hold), the active's disk, and the passive's
+// disk. A path whose active disk does not match the manifest is *unsettled*: it is changing (or
+// capture has not caught up), and comparing it now would report replication in flight.
+import type { Entry } from '../manifest/index.ts';
+import { diffEntry, type SyncAction } from '../sync/index.ts';
+
+export type DifferenceKind = 'missing-on-passive' | 'only-on-passive' | 'kind' | 'content' | 'size' | 'mode' | 'mtime' | 'symlink';
+
+/** The active's disk as verify read it: kind and stat, and block hashes when it hashed a file. */
+export interface DiskView {
+  kind: Entry['kind'];
+  mode: number;
+  size: number;
+  mtimeMs: number;
+  target?: string | undefined;
+  /** Block hashes of a file, when it was read; undefined: not read (stat only). */
+  blocks?: Buffer | undefined;
+}
+
+export type Verdict =
+  | { kind: 'same' }
+  | { kind: 'unsettled'; reason: string }
+  | { kind: 'different'; what: DifferenceKind; action: SyncAction; blocks: number };
+
+/** Whether the active's disk is what its manifest says; a reason when it is not. */
+export function unsettledReason(manifest: Entry | undefined, disk: DiskView | undefined): string | undefined {
+  if (manifest === undefined) return disk === undefined ? undefined : 'on disk, not journaled yet';
+  if (disk === undefined) return 'journaled, gone from disk';
+  if (disk.kind !== manifest.kind) return 'kind changed on disk';
+  switch (manifest.kind) {
+    case 'dir':
+      return disk.mode === manifest.mode ? undefined : 'mode changed on disk';
+    case 'symlink':
+      return disk.target === undefined || disk.target === manifest.target ? undefined : 'link target changed on disk';
+    case 'file':
+      if (disk.size !== manifest.size) return 'size changed on disk';
+      if (disk.blocks !== undefined && !disk.blocks.equals(manifest.blocks)) return 'content changed on disk';
+      if (disk.blocks === undefined && disk.mtimeMs !== manifest.mtimeMs) return 'mtime changed on disk';
+      return undefined;
+  }
+}
+
+/** Names the difference an action reveals (the most telling one when several apply). */
+export function differenceKind(active: Entry | undefined, passive: Entry | undefined, action: SyncAction): DifferenceKind {
+  if (active === undefined) return 'only-on-passive';
+  if (passive === undefined) return 'missing-on-passive';
+  if (active.kind !== passive.kind) return 'kind';
+  switch (action.kind) {
+    case 'symlink':
+      return 'symlink';
+    case 'mkdir':
+      return 'mode';
+    case 'remove':
+      return 'kind';
+    case 'file':
+      if (action.blocks.length > 0) return 'content';
+      if (action.setSize) return 'size';
+      return 'mode' in active && 'mode' in passive && active.mode !== passive.mode ? 'mode' : 'mtime';
+  }
+}
+
+/**
+ * The verdict on one path. `passive` must carry block hashes when both sides hold a file.
+ * `touched`: a record for this path was journaled after the active read and applied before
+ * the passive read, so the two views are of different moments: unsettled, never different.
+ */
+export function judge(manifest: Entry | undefined, disk: DiskView | undefined, passive: Entry | undefined, blockSize: number, touched = false): Verdict {
+  const why = unsettledReason(manifest, disk);
+  if (why !== undefined) return { kind: 'unsettled', reason: why };
+  if (touched) return { kind: 'unsettled', reason: 'replicated while being compared' };
+  const action = diffEntry(manifest, passive, blockSize);
+  if (action === undefined) return { kind: 'same' };
+  return { kind: 'different', what: differenceKind(manifest, passive, action), action, blocks: action.kind === 'file' ? action.blocks.length : 0 };
+}
