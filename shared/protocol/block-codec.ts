@@ -21,6 +21,16 @@ export const MIN_SAVING_BYTES = 64;
 /** Blocks shorter than this are journaled raw: nothing to gain that pays for the fields. */
 export const MIN_COMPRESSIBLE_BYTES = 256;
 
+/**
+ * Before a block bigger than this is deflated whole, its first SAMPLE_BYTES are deflated at
+ * level 1: when they do not shrink by an eighth, the block is kept raw unread. Measured
+ * (bench/results/compression.md): deflating a random 64 KiB block costs as much as a text one
+ * and saves nothing, so without the sample media and archives would cost CPU for no gain. A
+ * block whose start is incompressible but whose rest is not loses its compression, never data.
+ */
+export const SAMPLE_BYTES = 4096;
+const SAMPLE_MAX_RATIO = 7 / 8;
+
 const ENCODING: BlockEncoding = 'deflate-raw';
 
 /** The record's fields that compression changes. */
@@ -28,11 +38,16 @@ type WriteFields = Pick<WriteRecord, 'data' | 'encoding' | 'rawLength'>;
 
 /**
  * The record with its data compressed at `level` (1..9), or the record itself when compression
- * is off, the block is tiny, already encoded, or does not shrink by MIN_SAVING_BYTES (random,
- * already compressed data): an incompressible block is never sent larger than raw.
+ * is off, the block is tiny, already encoded, its sample does not shrink, or it does not shrink
+ * by MIN_SAVING_BYTES (random, already compressed data): an incompressible block is never sent
+ * larger than raw.
  */
 export function compressWrite<R extends WriteFields>(r: R, level: number): R {
   if (level < MIN_COMPRESSION_LEVEL || r.encoding !== undefined || r.data.length < MIN_COMPRESSIBLE_BYTES) return r;
+  if (r.data.length > 2 * SAMPLE_BYTES) {
+    const sample = zlib.deflateRawSync(r.data.subarray(0, SAMPLE_BYTES), { level: 1 });
+    if (sample.length > SAMPLE_BYTES * SAMPLE_MAX_RATIO) return r;
+  }
   const packed = zlib.deflateRawSync(r.data, { level: Math.min(level, MAX_COMPRESSION_LEVEL) });
   if (packed.length + MIN_SAVING_BYTES > r.data.length) return r;
   return { ...r, data: packed, encoding: ENCODING, rawLength: r.data.length };

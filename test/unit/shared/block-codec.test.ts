@@ -70,6 +70,14 @@ describe('block codec', () => {
     expect(compressWrite(r, 9)).toBe(r);
   });
 
+  it('keeps a block raw unread when its first 4 KiB do not shrink (the cheap test for random data)', () => {
+    const raw = Buffer.concat([crypto.randomBytes(4096), textBlock(61440)]);
+    const r = record(raw);
+    expect(compressWrite(r, 6)).toBe(r);
+    // Past the sample, compressible data is compressed as usual.
+    expect(compressWrite(record(Buffer.concat([textBlock(4096), crypto.randomBytes(4096), textBlock(57344)])), 6).encoding).toBe('deflate-raw');
+  });
+
   it('keeps tiny blocks raw and does nothing when compression is off', () => {
     const small = record(Buffer.from('a'.repeat(100)));
     expect(compressWrite(small, 6)).toBe(small);
