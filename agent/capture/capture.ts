@@ -109,6 +109,8 @@ export class Capture {
   private scanning = false;
   private hintsDuringRound = 0;
   private roundTorn = false;
+  /** When capture last let the event loop run (see breathe()). */
+  private breathStart = 0;
   private roundSplit = false;
   private degraded: string | undefined;
   private waitingForSpace = false;
@@ -335,7 +337,20 @@ export class Capture {
   }
 
   /** Called before reading more data: keeps batches at their size and the journal in its bound. */
+  /**
+   * Lets timers and sockets run once capture has held the event loop for YIELD_EVERY_MS. With
+   * channel.compression every block journaled costs a deflate (bench/results/compression.md:
+   * up to a few ms per 64 KiB block at level 6), so a 1 MiB chunk, or a synchronisation's 4 MiB
+   * run, is handed to the journal a few blocks at a time: the heartbeat keeps its rhythm.
+   */
+  private async breathe(): Promise<void> {
+    if (this.opts.clock.monotonic() - this.breathStart <= YIELD_EVERY_MS) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.breathStart = this.opts.clock.monotonic();
+  }
+
   private async makeRoom(): Promise<void> {
+    await this.breathe();
     const j = this.opts.journal;
     if (this.baseline) return;
     if (j.pendingBytes >= this.opts.batchBytes) {
@@ -521,7 +536,12 @@ export class Capture {
     if (outcome.kind === 'too-large') {
       outcome = await readBlocks(abs, bs, clockNow, async (offset, chunk, hashes) => {
         await this.makeRoom();
-        emit(offset, chunk, hashes);
+        // Block by block, breathing in between: each append may compress (see breathe()).
+        for (let o = 0; o < chunk.length; o += bs) {
+          if (o > 0) await this.breathe();
+          const i = o / bs;
+          emit(offset + o, chunk.subarray(o, Math.min(chunk.length, o + bs)), hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES));
+        }
       }, onOpen);
     }
     if (outcome.kind === 'vanished') {
