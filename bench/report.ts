@@ -44,7 +44,7 @@ export interface BenchResults {
   memory: Record<string, ProcessReport>;
   agentWarnings: Record<string, { count: number; first: string[] }>;
   /** Parts that failed, with why: they have no numbers. */
-  failures: Partial<Record<'a' | 'b' | 'c' | 'f' | 's', string>>;
+  failures: Partial<Record<'a' | 'b' | 'c' | 'f' | 's' | 'z', string>>;
   notes: string[];
 }
 

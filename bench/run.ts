@@ -2,7 +2,7 @@
 // bench/results/latest.json and latest.md. See "Goals" in DESIGN.md. Benchmarks report; they
 // never assert.
 //
-//   npm run bench -- [--quick] [--only a,b,c,f,s] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
+//   npm run bench -- [--quick] [--only a,b,c,f,s,z] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,6 +10,7 @@ import path from 'node:path';
 import { BenchPair, PROJECT } from './bench-pair.ts';
 import { BIG_FILE_NAME, QUIET_MS, measureNewFile, measureOverwrite } from './big-file.ts';
 import { killAllChildrenNow, stopAllChildren } from './children.ts';
+import { measureCompression, writeCompressionResults } from './compression.ts';
 import { measureFailover } from './failover-gap.ts';
 import { closeAllHaPairs, closeProblems, killAllHaPairsNow } from './ha-pair.ts';
 import { writeRandomFile } from './file-checks.ts';
@@ -20,7 +21,7 @@ import { renderMarkdown, renderText, type BenchResults } from './report.ts';
 import { ensureRsync, RsyncDaemon, type RsyncAvailability } from './rsync-daemon.ts';
 import { measureSwitchover } from './switchover.ts';
 
-const PARTS = ['a', 'b', 'c', 'f', 's'] as const;
+const PARTS = ['a', 'b', 'c', 'f', 's', 'z'] as const;
 type Part = (typeof PARTS)[number];
 
 interface Options {
@@ -39,8 +40,10 @@ interface Options {
 const USAGE = `usage: npm run bench -- [options]
   --quick                 256 MiB file, 3 s of lag load and 1 trial of (f) and (s), instead of
                           1 GiB, 10 s and 3 trials
-  --only a,b,c,f,s        parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite,
-                          f = failover gap (the active server dies), s = switchover
+  --only a,b,c,f,s,z      parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite,
+                          f = failover gap (the active server dies), s = switchover,
+                          z = channel.compression off / level 1 / level 6 (writes
+                          bench/results/compression.md; not run unless asked)
   --trials N              trials of (f) per heartbeat timing, and of (s) (default 3)
   --encryption MODE       channel.encryption: tls-psk (default, the product default) or none
   --tmpfs                 put both trees and the agents' state on /dev/shm (takes the disk out)
@@ -51,7 +54,7 @@ const USAGE = `usage: npm run bench -- [options]
 `;
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { quick: false, only: [...PARTS], encryption: 'tls-psk', tmpfs: false, keep: false, cpuProf: false, lagRate: 1000, onePair: false, trials: undefined };
+  const o: Options = { quick: false, only: PARTS.filter((p) => p !== 'z'), encryption: 'tls-psk', tmpfs: false, keep: false, cpuProf: false, lagRate: 1000, onePair: false, trials: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -80,7 +83,7 @@ function parseOptions(argv: string[]): Options {
     else if (name === '--only') {
       const parts = value().split(',').map((s) => s.trim()).filter((s) => s !== '');
       const bad = parts.filter((p) => !(PARTS as readonly string[]).includes(p));
-      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c, f, s; got ${JSON.stringify(parts)}\n${USAGE}`);
+      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c, f, s, z; got ${JSON.stringify(parts)}\n${USAGE}`);
       o.only = PARTS.filter((p) => parts.includes(p));
     } else if (name === '--encryption') {
       const v = value();
@@ -272,12 +275,22 @@ async function main(): Promise<void> {
       results.memory = sampler.finish();
       // (f) and (s) time failovers to the millisecond: nothing of (a)-(c) may run beside them.
       const running = pair;
-      if (running !== undefined && (want('f') || want('s'))) {
-        progress('stopping the agents of (a)-(c) and the rsync daemon before (f) and (s)');
+      if (running !== undefined && (want('f') || want('s') || want('z'))) {
+        progress('stopping the agents of (a)-(c) and the rsync daemon before (f), (s) and (z)');
         await running.stop();
         await daemon?.stop();
         daemon = undefined;
       }
+    }
+
+    if (want('z')) {
+      await attempt('z', async () => {
+        const z = await measureCompression({ quick: opts.quick, baseDir: dir, encryption: opts.encryption }, progress);
+        const header = `## (z) channel.compression: off, level 1, level 6\n\n${startedAt}, ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.disk}; channel.encryption ${opts.encryption}${opts.quick ? ', --quick' : ''}.`;
+        process.stdout.write(`\n${writeCompressionResults(z, header)}\n`);
+        results.notes.push('(z) compression: see bench/results/compression.md.');
+        for (const p of z.pairs) if (!p.verified) results.notes.push(`(z) ${p.link} ${p.level} ${p.kind}: the passive's copy differs.`);
+      });
     }
 
     if (want('f')) {
