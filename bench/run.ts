@@ -337,11 +337,16 @@ async function main(): Promise<void> {
 
     const outDir = path.join(PROJECT, 'bench/results');
     fs.mkdirSync(outDir, { recursive: true });
-    fs.writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-    fs.writeFileSync(path.join(outDir, 'latest.md'), renderMarkdown(results));
-    process.stdout.write(`\n${renderText(results)}\n`);
     if (Object.keys(results.failures).length > 0) process.exitCode = 1;
-    progress(`written ${path.relative(process.cwd(), path.join(outDir, 'latest.json'))} and latest.md`);
+    // (z) alone has its own file: it leaves the last run of the other parts in latest.*.
+    if (opts.only.some((p) => p !== 'z')) {
+      fs.writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+      fs.writeFileSync(path.join(outDir, 'latest.md'), renderMarkdown(results));
+      process.stdout.write(`\n${renderText(results)}\n`);
+      progress(`written ${path.relative(process.cwd(), path.join(outDir, 'latest.json'))} and latest.md`);
+    } else if (results.failures.z !== undefined) {
+      process.stdout.write(`\n(z) FAILED: ${results.failures.z}\n`);
+    }
   } catch (err) {
     keepForEvidence = true;
     throw err;

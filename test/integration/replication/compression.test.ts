@@ -95,6 +95,29 @@ describe('compression', () => {
     for (const g of [...on.gaps, ...off.gaps]) expect(g).toBeLessThan(1_000);
   });
 
+  it('compresses the initial synchronisation too, and a passive with compression on of its own reads it', async () => {
+    pair = await TestPair.create({
+      emptyData: true,
+      config: (doc) => {
+        doc.channel = { ...doc.channel, compression: 1 };
+      },
+    });
+    const p = pair;
+    const text = textLike(6 * MIB, 11);
+    fs.mkdirSync(p.data('alpha', 'old'));
+    for (let i = 0; i < 3; i++) fs.writeFileSync(p.data('alpha', `old/app-${i}.log`), text.subarray(i * 2 * MIB, (i + 1) * 2 * MIB));
+    // alpha starts alone, journals nothing for what was already there (baseline), then beta
+    // joins empty: what it gets comes through the synchronisation.
+    await p.start('alpha');
+    await p.waitFor('alpha', 'capture running', (s) => s.capture?.state === 'running');
+    await p.start('beta');
+    await p.waitIdentical(60_000);
+    const sent = (await p.status('alpha')).channel.bytesOut;
+    process.stdout.write(`[compression] initial synchronisation at level 1: ${(text.length / MIB).toFixed(0)} MiB of text -> ${(sent / MIB).toFixed(2)} MiB on the wire\n`);
+    expect(sent).toBeLessThan(text.length / 3);
+    expect(p.logLines('beta').some((l) => String(l.msg).startsWith('sync: complete'))).toBe(true);
+  });
+
   it('refuses a batch whose compressed block does not inflate, writes nothing of it, and raises an alarm', async () => {
     pair = await TestPair.create({ emptyData: true });
     const p = pair;
