@@ -8,7 +8,6 @@ import { TandemError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import {
   FRAME_HEADER_BYTES,
-  compressWrite,
   MAX_ENTRY_BYTES,
   encodeFrameInto,
   entryProblem,
@@ -57,8 +56,6 @@ export interface JournalOptions {
   clock?: Clock;
   /** Bound of the in-memory cache of recent batches. */
   cacheBytes?: number;
-  /** channel.compression: zlib level 1..9 for the blocks of write records; 0 or absent: off. */
-  compressionLevel?: number;
 }
 
 export interface JournalScan extends ScanSummary {
@@ -220,11 +217,7 @@ export class Journal {
   append(record: NewRecord): number {
     this.throwIfClosed('append');
     const seq = this.nextSeq;
-    // Compressed here, once, rather than on the way out: the journal then holds more batches
-    // within journal.maxBytes (a slow link fills it), a batch resent after a reconnect is not
-    // compressed again, and the sender still ships the exact bytes on disk.
-    const level = this.opts.compressionLevel ?? 0;
-    const entry = (record.op === 'write' && level > 0 ? compressWrite({ ...record, seq }, level) : { ...record, seq }) as DataRecord;
+    const entry = { ...record, seq } as DataRecord;
     // A record the scan would refuse must never reach the disk: it would read back as damage.
     const problem = entryProblem(entry);
     if (problem !== undefined) {

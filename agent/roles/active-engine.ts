@@ -28,7 +28,6 @@ export class ActiveEngine {
       segmentBytes: config.journal.segmentBytes,
       maxBytes: config.journal.maxBytes,
       generation: nodeState.get().generation,
-      compressionLevel: config.channel.compression,
       log,
       clock,
     });
@@ -48,6 +47,7 @@ export class ActiveEngine {
         blockSize: config.blockSize,
         batchBytes: config.journal.batchBytes,
         batchDelayMs: config.journal.batchDelay,
+        compressionLevel: config.channel.compression,
         settleMs: config.capture.settle,
         scanIntervalMs: config.capture.scanInterval,
         renameWindowMs: config.capture.renameWindow,

@@ -1,8 +1,9 @@
 // Per-block compression of write records (channel.compression). The active compresses a block
-// when it journals it, so the journal on disk, the batches on the wire and the passive's receive
+// before it journals it (capture does, agent/capture/capture.ts), so the journal on disk, the batches on the wire and the passive's receive
 // log all hold the smaller form, and a batch still travels as the exact bytes journaled. The
 // passive inflates before it checks the block's xxhash64, which is always over the raw bytes.
 // Pure functions over records: no sockets, no files, no configuration of their own.
+import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { TandemError } from '../errors.ts';
 import { MAX_BLOCK_BYTES, writeLength, type BlockEncoding, type WriteRecord } from './records.ts';
@@ -32,6 +33,7 @@ export const SAMPLE_BYTES = 4096;
 const SAMPLE_MAX_RATIO = 7 / 8;
 
 const ENCODING: BlockEncoding = 'deflate-raw';
+const deflateRaw = promisify(zlib.deflateRaw);
 
 /** The record's fields that compression changes. */
 type WriteFields = Pick<WriteRecord, 'data' | 'encoding' | 'rawLength'>;
@@ -43,12 +45,30 @@ type WriteFields = Pick<WriteRecord, 'data' | 'encoding' | 'rawLength'>;
  * larger than raw.
  */
 export function compressWrite<R extends WriteFields>(r: R, level: number): R {
-  if (level < MIN_COMPRESSION_LEVEL || r.encoding !== undefined || r.data.length < MIN_COMPRESSIBLE_BYTES) return r;
+  if (!worthTrying(r, level)) return r;
+  return kept(r, zlib.deflateRawSync(r.data, { level: Math.min(level, MAX_COMPRESSION_LEVEL) }));
+}
+
+/**
+ * compressWrite with the deflate in libuv's thread pool: the event loop stays free and blocks
+ * compress in parallel on the cores there are. `r.data` must not change until it settles.
+ */
+export async function compressWriteAsync<R extends WriteFields>(r: R, level: number): Promise<R> {
+  if (!worthTrying(r, level)) return r;
+  return kept(r, await deflateRaw(r.data, { level: Math.min(level, MAX_COMPRESSION_LEVEL) }));
+}
+
+/** Whether to deflate `r` at all: compression on, a raw block worth it, and a sample that shrinks. */
+function worthTrying(r: WriteFields, level: number): boolean {
+  if (level < MIN_COMPRESSION_LEVEL || r.encoding !== undefined || r.data.length < MIN_COMPRESSIBLE_BYTES) return false;
   if (r.data.length > 2 * SAMPLE_BYTES) {
     const sample = zlib.deflateRawSync(r.data.subarray(0, SAMPLE_BYTES), { level: 1 });
-    if (sample.length > SAMPLE_BYTES * SAMPLE_MAX_RATIO) return r;
+    if (sample.length > SAMPLE_BYTES * SAMPLE_MAX_RATIO) return false;
   }
-  const packed = zlib.deflateRawSync(r.data, { level: Math.min(level, MAX_COMPRESSION_LEVEL) });
+  return true;
+}
+
+function kept<R extends WriteFields>(r: R, packed: Buffer): R {
   if (packed.length + MIN_SAVING_BYTES > r.data.length) return r;
   return { ...r, data: packed, encoding: ENCODING, rawLength: r.data.length };
 }

@@ -8,7 +8,7 @@ import { Journal, segmentName, type BatchInfo, type JournalOptions } from '../..
 import { FakeClock } from '../../../shared/clock.ts';
 import { hash64, initHash } from '../../../shared/hash.ts';
 import { silentLogger } from '../../../shared/log.ts';
-import { decompressWrite, encodeFrame, parseFrames, type DataRecord, type WriteRecord } from '../../../shared/protocol/index.ts';
+import { compressWrite, decompressWrite, encodeFrame, parseFrames, type DataRecord, type WriteRecord } from '../../../shared/protocol/index.ts';
 import { captureLogger, fileRecord, readSegment, removeTempDirs, segmentFiles, tempDir, writeRecord } from './helpers.ts';
 
 beforeAll(async () => {
@@ -56,21 +56,21 @@ describe('Journal', () => {
     expect(j.pendingBytes).toBe(0);
   });
 
-  it('journals compressible blocks compressed at channel.compression, and reads journals written without it', async () => {
+  it('keeps compressed blocks as they were appended, counts their raw bytes, and reads journals written without them', async () => {
     const dir = await tempDir();
     const plain = await openJournal(dir);
     plain.append(writeRecord('old', 65536, 0x61));
     await plain.commit(true);
     await closeJournal(plain);
-    const j = await openJournal(dir, { compressionLevel: 1 });
-    j.append(writeRecord('text', 65536, 0x62));
+    const j = await openJournal(dir);
+    j.append(compressWrite(writeRecord('text', 65536, 0x62) as WriteRecord, 1));
     const random = crypto.randomBytes(65536);
-    j.append({ op: 'write', root: 'data', path: 'random', offset: 0, data: random, hash: hash64(random) });
+    j.append(compressWrite({ op: 'write' as const, root: 'data', path: 'random', offset: 0, data: random, hash: hash64(random) }, 1));
     const b = (await j.commit(true))!;
     expect(b.payloadBytes).toBe(2 * 65536); // progress counts the file's bytes
     expect(b.bytes).toBeLessThan(65536 + 2000); // the text block shrank to almost nothing
     await closeJournal(j);
-    const again = await openJournal(dir, { compressionLevel: 1 });
+    const again = await openJournal(dir);
     const batches = allBatches(again);
     expect(batches.map((x) => x.payloadBytes)).toEqual([65536, 2 * 65536]);
     const entries = (await Promise.all(batches.map(async (x) => parseFrames(await again.readBatch(x)).frames.map((f) => f.entry)))).flat();
