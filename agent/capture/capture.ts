@@ -119,9 +119,9 @@ export class Capture {
   private scanning = false;
   private hintsDuringRound = 0;
   private roundTorn = false;
+  private roundSplit = false;
   /** When capture last let the event loop run (see breathe()). */
   private breathStart = 0;
-  private roundSplit = false;
   private degraded: string | undefined;
   private waitingForSpace = false;
   private lastScan: CaptureStatus['lastScan'];
@@ -352,7 +352,6 @@ export class Capture {
     await p;
   }
 
-  /** Called before reading more data: keeps batches at their size and the journal in its bound. */
   /**
    * Lets timers and sockets run once capture has held the event loop for YIELD_EVERY_MS. With
    * channel.compression a block journaled on the event loop costs a deflate (about 1 ms per
@@ -365,6 +364,7 @@ export class Capture {
     this.breathStart = this.opts.clock.monotonic();
   }
 
+  /** Called before reading more data: keeps batches at their size and the journal in its bound. */
   private async makeRoom(): Promise<void> {
     await this.breathe();
     const j = this.opts.journal;

@@ -23,14 +23,7 @@ export class ActiveEngine {
     const { config, log, clock, manifestStore, nodeState } = deps;
     const dir = path.join(config.stateDir, 'journal');
     if (opts.freshAfterSeq !== undefined) await fsp.rm(dir, { recursive: true, force: true });
-    const journal = await Journal.open({
-      dir,
-      segmentBytes: config.journal.segmentBytes,
-      maxBytes: config.journal.maxBytes,
-      generation: nodeState.get().generation,
-      log,
-      clock,
-    });
+    const journal = await Journal.open({ dir, segmentBytes: config.journal.segmentBytes, maxBytes: config.journal.maxBytes, generation: nodeState.get().generation, log, clock });
     try {
       if (opts.freshAfterSeq !== undefined && journal.headSeq < opts.freshAfterSeq) await journal.skipTo(opts.freshAfterSeq);
       const manifestWasEmpty = manifestStore.manifest.count() === 0;

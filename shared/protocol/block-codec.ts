@@ -1,7 +1,8 @@
-// Per-block compression of write records (channel.compression). The active compresses a block
-// before it journals it (capture does, agent/capture/capture.ts), so the journal on disk, the batches on the wire and the passive's receive
-// log all hold the smaller form, and a batch still travels as the exact bytes journaled. The
-// passive inflates before it checks the block's xxhash64, which is always over the raw bytes.
+// Per-block compression of write records (channel.compression). The active's capture compresses
+// a block before it journals it, so the journal on disk, the batches on the wire and the
+// passive's receive log all hold the smaller form, and a batch still travels as the exact bytes
+// journaled. The passive inflates before it checks the block's xxhash64, which is always over
+// the raw bytes.
 // Pure functions over records: no sockets, no files, no configuration of their own.
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
@@ -55,7 +56,8 @@ export function compressWrite<R extends WriteFields>(r: R, level: number): R {
  */
 export async function compressWriteAsync<R extends WriteFields>(r: R, level: number): Promise<R> {
   if (!worthTrying(r, level)) return r;
-  return kept(r, await deflateRaw(r.data, { level: Math.min(level, MAX_COMPRESSION_LEVEL) }));
+  // An output buffer the size of the block: one trip to the pool per block, not one per 16 KiB.
+  return kept(r, await deflateRaw(r.data, { level: Math.min(level, MAX_COMPRESSION_LEVEL), chunkSize: Math.max(zlib.constants.Z_MIN_CHUNK, r.data.length + 1024) }));
 }
 
 /** Whether to deflate `r` at all: compression on, a raw block worth it, and a sample that shrinks. */
