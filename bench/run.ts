@@ -2,7 +2,7 @@
 // bench/results/latest.json and latest.md. See "Goals" in DESIGN.md. Benchmarks report; they
 // never assert.
 //
-//   npm run bench -- [--quick] [--only a,b,c,o,f,s,v] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
+//   npm run bench -- [--quick] [--only a,b,c,o,f,s,v,z] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,6 +11,7 @@ import { BenchPair, PROJECT } from './bench-pair.ts';
 import { BIG_FILE_NAME, QUIET_MS, measureNewFile, measureOverwrite } from './big-file.ts';
 import { killAllChildrenNow, stopAllChildren } from './children.ts';
 import { measureCatchUp, renderCatchUp } from './catch-up.ts';
+import { measureCompression, writeCompressionResults } from './compression.ts';
 import { measureFailover } from './failover-gap.ts';
 import { closeAllHaPairs, closeProblems, killAllHaPairsNow } from './ha-pair.ts';
 import { writeRandomFile } from './file-checks.ts';
@@ -22,7 +23,7 @@ import { ensureRsync, RsyncDaemon, type RsyncAvailability } from './rsync-daemon
 import { measureSwitchover } from './switchover.ts';
 import { measureVerify } from './verify-throughput.ts';
 
-const PARTS = ['a', 'b', 'c', 'o', 'f', 's', 'v'] as const;
+const PARTS = ['a', 'b', 'c', 'o', 'f', 's', 'v', 'z'] as const;
 type Part = (typeof PARTS)[number];
 /** What runs without --only: (v) writes a tree of its own on both nodes, so it is asked for by name. */
 const DEFAULT_PARTS: Part[] = ['a', 'b', 'c', 'f', 's'];
@@ -43,13 +44,15 @@ interface Options {
 const USAGE = `usage: npm run bench -- [options]
   --quick                 256 MiB file, 3 s of lag load and 1 trial of (f) and (s), instead of
                           1 GiB, 10 s and 3 trials
-  --only a,b,c,o,f,s,v    parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite,
+  --only a,b,c,o,f,s,v,z  parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite,
                           o = catch-up after an outage (bench/catch-up.ts; sizes from
                           TANDEM_BENCH_CATCHUP_OUTAGE, _BYTES, _FILES; writes results/catchup.md),
                           f = failover gap (the active server dies), s = switchover,
                           v = tandem verify throughput against a plain hash of the same tree
                           (tree size: TANDEM_BENCH_VERIFY_BYTES, default 1 GiB; not run by
                           default; results in bench/results/verify.md)
+                          z = channel.compression off / level 1 / level 6 (writes
+                          bench/results/compression.md; not run unless asked)
   --trials N              trials of (f) per heartbeat timing, and of (s) (default 3)
   --encryption MODE       channel.encryption: tls-psk (default, the product default) or none
   --tmpfs                 put both trees and the agents' state on /dev/shm (takes the disk out)
@@ -89,7 +92,7 @@ function parseOptions(argv: string[]): Options {
     else if (name === '--only') {
       const parts = value().split(',').map((s) => s.trim()).filter((s) => s !== '');
       const bad = parts.filter((p) => !(PARTS as readonly string[]).includes(p));
-      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c, o, f, s, v; got ${JSON.stringify(parts)}\n${USAGE}`);
+      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c, o, f, s, v, z; got ${JSON.stringify(parts)}\n${USAGE}`);
       o.only = PARTS.filter((p) => parts.includes(p));
     } else if (name === '--encryption') {
       const v = value();
@@ -282,8 +285,8 @@ async function main(): Promise<void> {
       results.memory = sampler.finish();
       // (f) and (s) time failovers to the millisecond: nothing of (a)-(c) may run beside them.
       const running = pair;
-      if (running !== undefined && (want('f') || want('s'))) {
-        progress('stopping the agents of (a)-(c) and the rsync daemon before (f) and (s)');
+      if (running !== undefined && (want('f') || want('s') || want('z'))) {
+        progress('stopping the agents of (a)-(c) and the rsync daemon before (f), (s) and (z)');
         await running.stop();
         await daemon?.stop();
         daemon = undefined;
@@ -300,6 +303,16 @@ async function main(): Promise<void> {
         const machine = `${results.machine.cpus} CPUs (${results.machine.cpuModel}), ${results.machine.disk}, Node ${results.machine.node}`;
         fs.writeFileSync(path.join(outDir, 'catchup.md'), renderCatchUp(c, startedAt, machine));
         process.stdout.write(`\n${renderCatchUp(c, startedAt, machine)}\n`);
+      });
+    }
+
+    if (want('z')) {
+      await attempt('z', async () => {
+        const z = await measureCompression({ quick: opts.quick, baseDir: dir, encryption: opts.encryption }, progress);
+        const header = `## (z) channel.compression: off, level 1, level 6\n\n${startedAt}, ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.disk}; channel.encryption ${opts.encryption}${opts.quick ? ', --quick' : ''}.`;
+        process.stdout.write(`\n${writeCompressionResults(z, header)}\n`);
+        results.notes.push('(z) compression: see bench/results/compression.md.');
+        for (const p of z.pairs) if (!p.verified) results.notes.push(`(z) ${p.link} ${p.level} ${p.kind}: the passive's copy differs.`);
       });
     }
 
@@ -355,11 +368,16 @@ async function main(): Promise<void> {
 
     const outDir = path.join(PROJECT, 'bench/results');
     fs.mkdirSync(outDir, { recursive: true });
-    fs.writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-    fs.writeFileSync(path.join(outDir, 'latest.md'), renderMarkdown(results));
-    process.stdout.write(`\n${renderText(results)}\n`);
     if (Object.keys(results.failures).length > 0) process.exitCode = 1;
-    progress(`written ${path.relative(process.cwd(), path.join(outDir, 'latest.json'))} and latest.md`);
+    // (z) alone has its own file: it leaves the last run of the other parts in latest.*.
+    if (opts.only.some((p) => p !== 'z')) {
+      fs.writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+      fs.writeFileSync(path.join(outDir, 'latest.md'), renderMarkdown(results));
+      process.stdout.write(`\n${renderText(results)}\n`);
+      progress(`written ${path.relative(process.cwd(), path.join(outDir, 'latest.json'))} and latest.md`);
+    } else if (results.failures.z !== undefined) {
+      process.stdout.write(`\n(z) FAILED: ${results.failures.z}\n`);
+    }
   } catch (err) {
     keepForEvidence = true;
     throw err;

@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   TANDEM_ERR_FRAME_MALFORMED: 'A channel frame could not be decoded or has a wrong shape.',
   TANDEM_ERR_PROTOCOL: 'The peer sent a message that is not valid at this point of the protocol.',
   TANDEM_ERR_CHECKSUM: 'A record failed its checksum.',
+  TANDEM_ERR_BLOCK_UNDECODABLE: 'A compressed block does not decompress to the length its record states.',
   TANDEM_ERR_PATH_OUTSIDE_ROOT: 'A record names a path outside the protected roots.',
   TANDEM_ERR_APPLY_FAILED: 'The passive could not apply a write (disk full, permission…).',
   TANDEM_ERR_JOURNAL_CORRUPT: 'A journal or receive-log segment is damaged before its tail.',

@@ -12,6 +12,7 @@ import type { Logger } from '../../shared/log.ts';
 import { systemClock, type Clock } from '../../shared/clock.ts';
 import type { ProtectedRoot } from '../../shared/config/load.ts';
 import {
+  decompressWrite,
   isWithin,
   parentOf,
   type DataRecord,
@@ -201,6 +202,12 @@ export class Applier {
       throw new TandemError({ code: 'TANDEM_ERR_INTERNAL', op: 'apply', reason: this.closed ? 'the applier is closed' : 'init() was not awaited' });
     }
     if (this.busy) throw new TandemError({ code: 'TANDEM_ERR_INTERNAL', op: 'apply', reason: 'apply called while another apply runs' });
+    // Compressed blocks (a batch replayed from the receive log) are inflated before anything is
+    // written: one that does not inflate fails the batch here (TANDEM_ERR_BLOCK_UNDECODABLE) and
+    // the hash of each inflated block is checked below as for any write.
+    if (records.some((r) => r.op === 'write' && r.encoding !== undefined)) {
+      records = records.map((r) => (r.op === 'write' ? decompressWrite(r) : r));
+    }
     this.busy = true;
     // The disk may have changed between calls (an operator, a crash): trust nothing cached.
     this.guard.clear();

@@ -11,7 +11,7 @@ import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
 import { describeCause, errnoOf } from '../../shared/errors.ts';
 import { HASH_BYTES } from '../../shared/hash.ts';
-import { depthOf, isWithin, parentOf, type DataRecord, type NewRecord } from '../../shared/protocol/index.ts';
+import { compressWrite, compressWriteAsync, depthOf, isWithin, parentOf, type DataRecord, type NewRecord } from '../../shared/protocol/index.ts';
 import type { Entry, FileEntry, Manifest } from '../manifest/index.ts';
 import { readBlocks, readBlocksSync, SYNC_READ_MAX_BYTES, type BlockReadOutcome, type FileStat } from './block-reader.ts';
 import { compileExcludes, type ExcludeMatcher } from './exclude.ts';
@@ -26,6 +26,14 @@ export interface CaptureOptions {
   journal: JournalSink;
   blockSize: number;
   batchBytes: number;
+  /**
+   * channel.compression: zlib level 1..9 at which write blocks are compressed before they are
+   * journaled; 0 or absent: off. Compressing before the journal rather than on the way out: the
+   * journal then holds more batches within journal.maxBytes (a slow link fills it), a batch
+   * sent again after a reconnect is not compressed again, and the sender still ships the exact
+   * bytes on disk (docs/replication.md).
+   */
+  compressionLevel?: number;
   /** Hints are collected this long before a round starts, so a burst becomes one batch. */
   batchDelayMs: number;
   /** A file that may still be changing is checked again this long after it was read. */
@@ -78,6 +86,8 @@ interface Hint {
   force: boolean;
 }
 
+type NewWrite = Extract<NewRecord, { op: 'write' }>;
+
 /** Capture works at most this long before it lets the event loop run other callbacks. */
 const YIELD_EVERY_MS = 5;
 
@@ -110,6 +120,8 @@ export class Capture {
   private hintsDuringRound = 0;
   private roundTorn = false;
   private roundSplit = false;
+  /** When capture last let the event loop run (see breathe()). */
+  private breathStart = 0;
   private degraded: string | undefined;
   private waitingForSpace = false;
   private lastScan: CaptureStatus['lastScan'];
@@ -304,8 +316,14 @@ export class Capture {
     };
   }
 
-  private append(r: NewRecord): number {
+  /**
+   * Journals `r`. A write is compressed here (on the event loop: small files, synchronisation
+   * runs) unless `decided`: big files compress their blocks in the thread pool first.
+   */
+  private append(r: NewRecord, decided = false): number {
     if (this.baseline) return 0;
+    const level = this.opts.compressionLevel ?? 0;
+    if (r.op === 'write' && level > 0 && !decided) r = compressWrite(r, level);
     const seq = this.opts.journal.append(r);
     this.counters.recordsJournaled++;
     if (this.appendListeners.size > 0) {
@@ -334,8 +352,21 @@ export class Capture {
     await p;
   }
 
+  /**
+   * Lets timers and sockets run once capture has held the event loop for YIELD_EVERY_MS. With
+   * channel.compression a block journaled on the event loop costs a deflate (about 1 ms per
+   * 64 KiB block at level 6, bench/results/compression.md), so a synchronisation's 4 MiB run is
+   * handed to the journal a few blocks at a time: the heartbeat keeps its rhythm.
+   */
+  private async breathe(): Promise<void> {
+    if (this.opts.clock.monotonic() - this.breathStart <= YIELD_EVERY_MS) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.breathStart = this.opts.clock.monotonic();
+  }
+
   /** Called before reading more data: keeps batches at their size and the journal in its bound. */
   private async makeRoom(): Promise<void> {
+    await this.breathe();
     const j = this.opts.journal;
     if (this.baseline) return;
     if (j.pendingBytes >= this.opts.batchBytes) {
@@ -494,8 +525,9 @@ export class Capture {
         changed = true;
       }
     };
-    // Journal the blocks of a chunk whose hash (or length) changed.
-    const emit = (offset: number, chunk: Buffer, hashes: Buffer) => {
+    // The write records of the blocks of a chunk whose hash (or length) changed.
+    const changedBlocks = (offset: number, chunk: Buffer, hashes: Buffer): NewWrite[] => {
+      const writes: NewWrite[] = [];
       const first = offset / bs;
       const n = hashes.length / HASH_BYTES;
       for (let i = 0; i < n; i++) {
@@ -507,10 +539,17 @@ export class Capture {
           if (oldLen === newLen) continue;
         }
         const data = chunk.subarray(i * bs, Math.min(chunk.length, (i + 1) * bs));
-        this.append({ op: 'write', root: root.name, path: rel, offset: b * bs, data, hash: hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES) });
+        writes.push({ op: 'write', root: root.name, path: rel, offset: b * bs, data, hash: hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES) });
+      }
+      return writes;
+    };
+    const emit = (offset: number, chunk: Buffer, hashes: Buffer) => {
+      for (const w of changedBlocks(offset, chunk, hashes)) {
+        this.append(w);
         changed = true;
       }
     };
+    const level = this.opts.compressionLevel ?? 0;
     const abs = path.join(root.path, rel);
     const clockNow = () => this.opts.clock.now();
     let outcome: BlockReadOutcome | { kind: 'too-large' } = { kind: 'too-large' };
@@ -521,7 +560,15 @@ export class Capture {
     if (outcome.kind === 'too-large') {
       outcome = await readBlocks(abs, bs, clockNow, async (offset, chunk, hashes) => {
         await this.makeRoom();
-        emit(offset, chunk, hashes);
+        if (level === 0) return emit(offset, chunk, hashes);
+        // The changed blocks of a 1 MiB chunk compress side by side in the thread pool, off the
+        // event loop (bench/results/compression.md); readBlocks reuses `chunk` only once this
+        // returns, and the journal copies each block, so the views stay valid throughout.
+        const writes = await Promise.all(changedBlocks(offset, chunk, hashes).map((w) => compressWriteAsync(w, level)));
+        for (const w of writes) {
+          this.append(w, true);
+          changed = true;
+        }
       }, onOpen);
     }
     if (outcome.kind === 'vanished') {

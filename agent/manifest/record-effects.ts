@@ -1,7 +1,7 @@
 // What a record does to a manifest, as a pure function. The passive's applier uses it to keep
 // its manifest true to its disk; the initial synchronisation uses it to follow, record by
 // record, what the passive's tree is at each point of the stream.
-import type { DataRecord } from '../../shared/protocol/index.ts';
+import { writeLength, type DataRecord } from '../../shared/protocol/index.ts';
 import { HASH_BYTES } from '../../shared/hash.ts';
 import { blockCount, type FileEntry, type Manifest } from './manifest.ts';
 
@@ -29,10 +29,11 @@ export function applyRecordToManifest(m: Manifest, r: DataRecord, blockSize: num
     case 'write': {
       const base = prev?.kind === 'file' ? prev : emptyFile(0o644);
       const index = Math.floor(r.offset / blockSize);
-      const end = r.offset + r.data.length;
+      const length = writeLength(r); // the block's, also when the record carries it compressed
+      const end = r.offset + length;
       const size = Math.max(base.size, end);
       const blocks = resizeBlocks(base.blocks, base.size, size, blockSize);
-      if (r.offset % blockSize === 0 && (r.data.length === blockSize || end === size)) {
+      if (r.offset % blockSize === 0 && (length === blockSize || end === size)) {
         Buffer.from(r.hash.buffer, r.hash.byteOffset, HASH_BYTES).copy(blocks, index * HASH_BYTES);
       } else {
         // An unaligned write leaves the block's hash unknown until it is read again.

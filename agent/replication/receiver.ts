@@ -8,7 +8,9 @@ import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { TandemError, type ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import {
+  decompressWrite,
   parseFrames,
+  payloadBytes,
   type BatchMessage,
   type CommitEntry,
   type DataRecord,
@@ -396,6 +398,18 @@ export class Receiver {
       if ('root' in e && !this.rootNames.has(e.root)) {
         return this.protocolError(`batch ${m.first}-${m.last}: record ${e.seq} names root "${e.root}", which this node does not protect`, 'TANDEM_ERR_PATH_OUTSIDE_ROOT', { seq: e.seq, root: e.root });
       }
+      if (e.op === 'write' && e.encoding !== undefined) {
+        // Inflated now, whatever this node's own channel.compression says, so that a bad block
+        // refuses the batch before a byte of it is written; the receive log keeps the frames as
+        // they came (compressed) and the queue holds the raw blocks the applier hash-checks.
+        try {
+          records.push(decompressWrite(e));
+        } catch (err) {
+          const t = err as TandemError;
+          return new TandemError({ code: t.code, op: `receive from ${this.link?.peer ?? 'peer'}`, reason: `batch ${m.first}-${m.last}: ${t.message}`, hint: t.hint, details: t.details });
+        }
+        continue;
+      }
       records.push(e);
     }
     if (records.length !== m.last - m.first + 1) return this.protocolError(`batch ${m.first}-${m.last} holds ${records.length} records`);
@@ -461,7 +475,7 @@ export class Receiver {
         await this.opts.nodeState.update({ syncId: '', syncBytesTotal: 0 });
         this.log.info({ sync: r.id, bytes: this.syncBytesDone }, 'sync: complete, this node holds a real state of the active');
       } else if (r.op === 'write' && this.opts.nodeState.get().syncId !== '') {
-        this.syncBytesDone += r.data.length;
+        this.syncBytesDone += payloadBytes(r);
       }
     }
     await this.opts.receiveLog.markApplied(seq);
@@ -527,6 +541,6 @@ export class Receiver {
 
 function batchDataBytes(records: DataRecord[]): number {
   let n = 0;
-  for (const r of records) n += r.op === 'write' ? r.data.length : 0;
+  for (const r of records) n += payloadBytes(r);
   return n;
 }

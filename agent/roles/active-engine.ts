@@ -42,6 +42,7 @@ export class ActiveEngine {
         blockSize: config.blockSize,
         batchBytes: config.journal.batchBytes,
         batchDelayMs: config.journal.batchDelay,
+        compressionLevel: config.channel.compression,
         settleMs: config.capture.settle,
         scanIntervalMs: config.capture.scanInterval,
         renameWindowMs: config.capture.renameWindow,

@@ -81,6 +81,15 @@ export const configSchema = z.strictObject({
       windowBytes: size('64MiB'),
       /** Bytes per second of replicated and synchronised data, at most; 0: no limit. */
       bandwidthLimit: size('0'),
+      /**
+       * zlib level (1 fastest … 9 smallest) at which the active compresses each block it
+       * journals; `off` (0): blocks stay raw. A passive inflates compressed blocks whatever its own
+       * setting. Parsed to a number, 0 for off.
+       */
+      compression: z
+        .union([z.literal('off'), z.literal(false), z.number().int().min(0).max(9)], { error: 'expected off or a zlib level from 1 to 9' })
+        .default('off')
+        .transform((v) => (v === 'off' || v === false ? 0 : v)),
       maxFrameBytes: size('16MiB'),
       reconnectMin: duration('100ms'),
       reconnectMax: duration('5s'),

@@ -4,6 +4,8 @@
 // the payload up to the block data, which is its last field, and the data is covered by the
 // xxhash64 the record carries (the block's hash, computed once by capture). Every byte is then
 // hashed once per side instead of twice, and a torn or damaged frame is still caught.
+// A compressed write record (block-codec.ts) is framed whole, without the split: its hash is
+// over the raw block, not over the bytes in the frame, so only the frame checksum covers them.
 // A batch travels as the exact bytes the active journaled; the passive checks every frame and
 // appends the same bytes to its receive log, so nothing is re-encoded on the way.
 import { hash32, hash64 } from '../hash.ts';
@@ -59,6 +61,11 @@ function encodeWriteFrameInto(entry: Extract<LogEntry, { op: 'write' }>, alloc: 
   frame.writeUInt32BE(data.length, o + 1);
   o += 5;
   frame.set(data, o);
+  if (entry.encoding !== undefined) {
+    frame.writeUInt32LE(payloadLength, 0);
+    frame.writeUInt32LE(hash32(frame.subarray(FRAME_HEADER_BYTES)), 4);
+    return frame;
+  }
   frame.writeUInt32LE((payloadLength | SPLIT) >>> 0, 0);
   frame.writeUInt32LE(hash32(frame.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + payloadLength - data.length)), 4);
   return frame;
@@ -95,6 +102,8 @@ export type FrameStop =
 function splitChecksumHolds(entry: unknown, payload: Buffer, checksum: number): boolean {
   const r = entry as { op?: unknown; data?: unknown; hash?: unknown } | null;
   if (r === null || typeof r !== 'object' || r.op !== 'write' || !(r.data instanceof Uint8Array) || !(r.hash instanceof Uint8Array)) return false;
+  // A compressed block is never split-framed (see the header comment): a frame that says so lies.
+  if ((r as { encoding?: unknown }).encoding !== undefined) return false;
   const data = r.data;
   // The data must be the payload's last bytes (a view, as msgpackr decodes binary by default).
   if (data.buffer !== payload.buffer || data.byteOffset + data.length !== payload.byteOffset + payload.length) return false;

@@ -15,8 +15,25 @@ interface Base {
 export interface MkdirRecord extends Base { op: 'mkdir'; mode: number }
 /** Make `path` a regular file of exactly `size` bytes, keeping its bytes below `size`. */
 export interface FileRecord extends Base { op: 'file'; size: number }
-/** These bytes at this offset of the regular file `path`; `hash` is xxhash64 of `data`. */
-export interface WriteRecord extends Base { op: 'write'; offset: number; data: Uint8Array; hash: Uint8Array }
+/**
+ * These bytes at this offset of the regular file `path`; `hash` is xxhash64 of the bytes.
+ * With `encoding` set, `data` holds the bytes compressed (block-codec.ts) and `rawLength` their
+ * length once inflated; `hash` is always over the uncompressed bytes, so a block damaged
+ * anywhere between the active's read and the passive's write is still caught.
+ */
+export interface WriteRecord extends Base {
+  op: 'write';
+  offset: number;
+  data: Uint8Array;
+  hash: Uint8Array;
+  encoding?: BlockEncoding;
+  rawLength?: number;
+}
+
+/** How a write record's data is encoded when it is not raw: zlib's raw deflate (RFC 1951). */
+export type BlockEncoding = 'deflate-raw';
+/** No block inflates beyond this (a write record holds at most one block of 16 MiB). */
+export const MAX_BLOCK_BYTES = 16 * 1024 * 1024;
 /** Set the permission bits and the modification time of `path`. */
 export interface MetaRecord extends Base { op: 'meta'; mode: number; mtimeMs: number }
 /** Make `path` a symbolic link to `target` (the target is data: never followed). */
@@ -111,6 +128,10 @@ export function entryProblem(e: unknown): string | undefined {
       return isUint(r.size) ? undefined : 'file: bad size';
     case 'write':
       if (!isUint(r.offset) || !isBytes(r.data) || !isBytes(r.hash) || r.hash.length !== 8) return 'write: bad fields';
+      // Journals written before compression carry neither field: they read as raw blocks.
+      if (r.encoding === undefined && r.rawLength === undefined) return undefined;
+      if (r.encoding !== 'deflate-raw') return `write: unknown encoding ${JSON.stringify(r.encoding)}`;
+      if (!isUint(r.rawLength) || r.rawLength === 0 || r.rawLength > MAX_BLOCK_BYTES) return 'write: bad rawLength';
       return undefined;
     case 'meta':
       return isUint(r.mode) && typeof r.mtimeMs === 'number' && Number.isFinite(r.mtimeMs) ? undefined : 'meta: bad fields';
@@ -125,7 +146,12 @@ export function entryProblem(e: unknown): string | undefined {
   }
 }
 
-/** Bytes of payload a record carries (for window and progress accounting). */
+/** Bytes of the file a write record sets: its block's length, compressed or not. */
+export function writeLength(r: WriteRecord): number {
+  return r.encoding === undefined ? r.data.length : r.rawLength!;
+}
+
+/** Bytes of file data a record carries, uncompressed (for progress and lag accounting). */
 export function payloadBytes(r: DataRecord): number {
-  return r.op === 'write' ? r.data.length : 0;
+  return r.op === 'write' ? writeLength(r) : 0;
 }

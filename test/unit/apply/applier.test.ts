@@ -6,7 +6,7 @@ import { initHash } from '../../../shared/hash.ts';
 import { TandemError } from '../../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../../shared/log.ts';
 import { FakeClock } from '../../../shared/clock.ts';
-import type { DataRecord } from '../../../shared/protocol/index.ts';
+import { compressWrite, type DataRecord, type WriteRecord } from '../../../shared/protocol/index.ts';
 import { Manifest } from '../../../agent/manifest/index.ts';
 import { Applier, MAX_OPEN_FILES, type ApplierSeams } from '../../../agent/apply/applier.ts';
 import { ROOT, RecordBuilder, bytes, manifestDifferences, memoryLogger, snapshot, tmpDir } from './helpers.ts';
@@ -622,6 +622,30 @@ describe('write integrity and coalescing', () => {
     expect(err.details).toMatchObject({ seq: 2, root: ROOT, path: 'f' });
     expect(fs.readFileSync(path.join(rootDir, 'f'), 'utf8')).toBe('good');
     expect(durables).toEqual([]);
+  });
+
+  it('inflates compressed writes (a batch replayed from the receive log) and checks the hash of the inflated block', async () => {
+    const { run, manifest } = await setup();
+    const text = Buffer.from('compressible line of a log file\n'.repeat(400)).subarray(0, 3 * BS);
+    const b = new RecordBuilder();
+    b.content('f', text, BS);
+    const records = b.records.map((r) => (r.op === 'write' ? compressWrite(r, 6) : r));
+    expect(records.filter((r) => r.op === 'write' && r.encoding === 'deflate-raw').length).toBe(3);
+    await run(records);
+    expect(fs.readFileSync(path.join(rootDir, 'f')).equals(text)).toBe(true);
+    expect(manifestDifferences(manifest, ROOT, rootDir, BS)).toEqual([]);
+  });
+
+  it('refuses a compressed write that does not inflate, or inflates to bytes that do not match its hash, writing nothing', async () => {
+    const { run } = await setup();
+    const text = Buffer.from('x'.repeat(BS));
+    const b = new RecordBuilder();
+    b.write('f', 0, text);
+    const good = compressWrite(b.records[0] as WriteRecord, 6);
+    expect((await caught(run([{ ...good, data: Buffer.from('not deflate at all, not at all') }]))).code).toBe('TANDEM_ERR_BLOCK_UNDECODABLE');
+    const other = compressWrite({ ...(b.records[0] as WriteRecord), data: Buffer.from('y'.repeat(BS)) }, 6);
+    expect((await caught(run([other]))).code).toBe('TANDEM_ERR_CHECKSUM');
+    expect(fs.existsSync(path.join(rootDir, 'f'))).toBe(false);
   });
 
   it('refuses a lone bad write without creating the file', async () => {

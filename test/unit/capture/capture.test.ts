@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +8,7 @@ import { Manifest } from '../../../agent/manifest/index.ts';
 import { systemClock } from '../../../shared/clock.ts';
 import { initHash } from '../../../shared/hash.ts';
 import { silentLogger } from '../../../shared/log.ts';
+import { decompressWrite, type WriteRecord } from '../../../shared/protocol/index.ts';
 import { MemoryJournal } from '../../helpers/memory-journal.ts';
 import { diffTrees, readTree, replay, type TreeModel } from '../../helpers/tree-model.ts';
 
@@ -24,7 +26,7 @@ interface Rig {
 
 const rigs: Rig[] = [];
 
-async function makeRig(opts: { watch?: boolean; baseline?: boolean; exclude?: string[]; populate?: (dir: string) => void; manifest?: Manifest } = {}): Promise<Rig> {
+async function makeRig(opts: { watch?: boolean; baseline?: boolean; exclude?: string[]; populate?: (dir: string) => void; manifest?: Manifest; compressionLevel?: number } = {}): Promise<Rig> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-capture-'));
   opts.populate?.(dir);
   const journal = new MemoryJournal();
@@ -36,6 +38,7 @@ async function makeRig(opts: { watch?: boolean; baseline?: boolean; exclude?: st
     blockSize: BS,
     batchBytes: 256 * 1024,
     batchDelayMs: 2,
+    ...(opts.compressionLevel === undefined ? {} : { compressionLevel: opts.compressionLevel }),
     settleMs: 40,
     scanIntervalMs: 0,
     renameWindowMs: 60,
@@ -98,6 +101,25 @@ describe('capture', () => {
     await touch(rig, 'sub/a.bin');
     expect(rig.journal.ops()).toEqual(['mkdir sub', 'file sub/a.bin', 'write sub/a.bin', 'write sub/a.bin', 'write sub/a.bin', 'meta sub/a.bin']);
     expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('journals compressible blocks compressed at channel.compression, small files and big ones alike, and random blocks raw', async () => {
+    const rig = await makeRig({ compressionLevel: 6 });
+    const text = Buffer.from('2026-11-23 INFO request served in 12 ms by worker 3\n'.repeat(40_000));
+    const random = crypto.randomBytes(600 * 1024);
+    // Up to 256 KiB a file is read and compressed on the event loop; above, in the thread pool.
+    fs.writeFileSync(path.join(rig.dir, 'small.log'), text.subarray(0, 100 * 1024));
+    fs.writeFileSync(path.join(rig.dir, 'big.log'), text);
+    fs.writeFileSync(path.join(rig.dir, 'random.bin'), random);
+    await touch(rig, 'small.log', 'big.log', 'random.bin');
+    const writes = (p: string) => rig.journal.records.filter((r): r is WriteRecord => r.op === 'write' && r.path === p).sort((a, b) => a.offset - b.offset);
+    for (const [p, want] of [['small.log', text.subarray(0, 100 * 1024)], ['big.log', text]] as const) {
+      expect(writes(p).every((w) => w.encoding === 'deflate-raw'), p).toBe(true);
+      expect(Buffer.concat(writes(p).map((w) => decompressWrite(w).data)).equals(want), p).toBe(true);
+      expect(writes(p).reduce((n, w) => n + w.data.length, 0), p).toBeLessThan(want.length / 10);
+    }
+    expect(writes('random.bin').some((w) => w.encoding !== undefined)).toBe(false);
+    expect(Buffer.concat(writes('random.bin').map((w) => w.data)).equals(random)).toBe(true);
   });
 
   it('journals only the block that changed in a file', async () => {

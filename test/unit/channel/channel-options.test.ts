@@ -46,7 +46,7 @@ describe('channel options', () => {
         pair: 'demo',
         self: { name: 'alpha', channel: { host: '10.0.0.1', port: 7700 }, control: { host: '127.0.0.1', port: 7701 } },
         peer: { name: 'beta', channel: { host: '10.0.0.2', port: 7700 }, control: { host: '127.0.0.1', port: 7701 } },
-        channel: { encryption: 'tls-psk', windowBatches: 32, windowBytes: 1, bandwidthLimit: 0, maxFrameBytes: 16_777_216, reconnectMin: 100, reconnectMax: 5_000, handshakeTimeout: 5_000 },
+        channel: { encryption: 'tls-psk', windowBatches: 32, windowBytes: 1, bandwidthLimit: 0, compression: 0, maxFrameBytes: 16_777_216, reconnectMin: 100, reconnectMax: 5_000, handshakeTimeout: 5_000 },
       },
       key,
       log,

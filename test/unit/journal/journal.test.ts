@@ -1,13 +1,14 @@
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Journal, segmentName, type BatchInfo, type JournalOptions } from '../../../agent/journal/index.ts';
 import { FakeClock } from '../../../shared/clock.ts';
-import { initHash } from '../../../shared/hash.ts';
+import { hash64, initHash } from '../../../shared/hash.ts';
 import { silentLogger } from '../../../shared/log.ts';
-import { encodeFrame, parseFrames, type DataRecord } from '../../../shared/protocol/index.ts';
+import { compressWrite, decompressWrite, encodeFrame, parseFrames, type DataRecord, type WriteRecord } from '../../../shared/protocol/index.ts';
 import { captureLogger, fileRecord, readSegment, removeTempDirs, segmentFiles, tempDir, writeRecord } from './helpers.ts';
 
 beforeAll(async () => {
@@ -53,6 +54,30 @@ describe('Journal', () => {
     expect(j.headSeq).toBe(2);
     expect(j.pendingRecords).toBe(0);
     expect(j.pendingBytes).toBe(0);
+  });
+
+  it('keeps compressed blocks as they were appended, counts their raw bytes, and reads journals written without them', async () => {
+    const dir = await tempDir();
+    const plain = await openJournal(dir);
+    plain.append(writeRecord('old', 65536, 0x61));
+    await plain.commit(true);
+    await closeJournal(plain);
+    const j = await openJournal(dir);
+    j.append(compressWrite(writeRecord('text', 65536, 0x62) as WriteRecord, 1));
+    const random = crypto.randomBytes(65536);
+    j.append(compressWrite({ op: 'write' as const, root: 'data', path: 'random', offset: 0, data: random, hash: hash64(random) }, 1));
+    const b = (await j.commit(true))!;
+    expect(b.payloadBytes).toBe(2 * 65536); // progress counts the file's bytes
+    expect(b.bytes).toBeLessThan(65536 + 2000); // the text block shrank to almost nothing
+    await closeJournal(j);
+    const again = await openJournal(dir);
+    const batches = allBatches(again);
+    expect(batches.map((x) => x.payloadBytes)).toEqual([65536, 2 * 65536]);
+    const entries = (await Promise.all(batches.map(async (x) => parseFrames(await again.readBatch(x)).frames.map((f) => f.entry)))).flat();
+    const writes = entries.filter((e): e is WriteRecord => e.op === 'write');
+    expect(writes.map((w) => [w.path, w.encoding])).toEqual([['old', undefined], ['text', 'deflate-raw'], ['random', undefined]]);
+    expect(Buffer.from(decompressWrite(writes[1]!).data).equals(Buffer.alloc(65536, 0x62))).toBe(true);
+    expect(Buffer.from(writes[2]!.data).equals(random)).toBe(true);
   });
 
   it('returns undefined from a commit with nothing pending', async () => {

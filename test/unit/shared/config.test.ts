@@ -70,6 +70,15 @@ describe('configuration', () => {
     expect(refusal({ ...base, capture: { settle: '5 parsecs' } }).message).toContain('expected a duration');
   });
 
+  it('reads channel.compression as a zlib level, off by default', () => {
+    expect(parseConfig(base, '/etc/tandem/tandem.yaml').channel.compression).toBe(0);
+    expect(parseConfig({ ...base, channel: { compression: 'off' } }, '/etc/tandem/tandem.yaml').channel.compression).toBe(0);
+    expect(parseConfig({ ...base, channel: { compression: false } }, '/etc/tandem/tandem.yaml').channel.compression).toBe(0);
+    expect(parseConfig({ ...base, channel: { compression: 6 } }, '/etc/tandem/tandem.yaml').channel.compression).toBe(6);
+    expect(refusal({ ...base, channel: { compression: 10 } }).message).toContain('"channel.compression"');
+    expect(refusal({ ...base, channel: { compression: 'fast' } }).message).toContain('"channel.compression"');
+  });
+
   it('refuses unknown keys, so a typo is never silently ignored', () => {
     expect(refusal({ ...base, journal: { maxByte: '1GiB' } }).message).toContain('"journal.maxByte"');
   });
