@@ -15,7 +15,8 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 60_000,
-    hookTimeout: 60_000,
+    // Cleanup kills agents and runs stop scripts: under a loaded CI machine that took 36 s once.
+    hookTimeout: 180_000,
     teardownTimeout: 30_000,
     globalSetup: ['test/helpers/global-setup.ts'],
     projects: [
