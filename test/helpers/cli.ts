@@ -10,7 +10,7 @@ export interface CliRun {
   ms: number;
 }
 
-export async function tandem(args: string[], timeoutMs: number): Promise<CliRun> {
+export async function tandem(args: string[], timeoutMs = 60_000): Promise<CliRun> {
   const t0 = performance.now();
   const child = spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, TANDEM_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { exited, killAll, spawnTracked, TEST_MARKER } from '../../helpers/processes.ts';
+import { tandem } from '../../helpers/cli.ts';
 import { sleep, TANDEM_BIN, TestPair } from '../../helpers/pair.ts';
 import { digestTree, treeDiff } from '../../helpers/tree-hash.ts';
 
@@ -19,26 +20,6 @@ afterEach(async () => {
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const BLOCK = 64 * KiB;
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node bin/tandem.mjs ARGS` as a child process; killed if it outlives `timeoutMs`. */
-async function tandem(args: string[], timeoutMs = 60_000): Promise<CliRun> {
-  const child = spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, TANDEM_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const code = await exited(child);
-  clearTimeout(timer);
-  await sleep(20);
-  return { code, stdout, stderr };
-}
 
 function fill(file: string, size: number, seed: number): void {
   const b = Buffer.alloc(size);
