@@ -192,6 +192,9 @@ export function step(s: DecisionState, input: Input, cfg: DecisionConfig): StepR
       if (s.role !== 'active') return { state: s, effects: [] };
       // An operator's word is not an automatic role change (damping counts only those).
       const reason = input.operator ? `operator resolved a split brain: ${input.reason}` : input.reason;
+      if (!input.operator && !cfg.auto) {
+        return { state: withAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED', `${input.reason}; not handing over by itself: failover.auto is off (tandem resolve --keep decides)`, input.now), effects: [] };
+      }
       if (!input.operator && damped(s, cfg, input.now)) {
         return { state: withAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED', `${input.reason}; not handing over: ${cfg.maxRoleChangesPerHour} automatic role changes in the last hour (failover.maxRoleChangesPerHour)`, input.now), effects: [] };
       }

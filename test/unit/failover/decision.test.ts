@@ -352,5 +352,14 @@ describe('the failover decision', () => {
       const after = step(r.state, { kind: 'done', now: T0 + 1200, action: 'serve', ok: true }, cfg);
       expect(after.effects).toEqual([{ kind: 'switchover', reason: 'split brain resolved by policy zero-changes: keeping beta', discardOwn: true }]);
     });
+
+    it('leaves a policy\'s handover to the operator when failover.auto is off, but carries out the operator\'s', () => {
+      const manual = { ...cfg, auto: false };
+      const byPolicy = step(steadyActive(), { kind: 'keep-peer', now: T0 + 1000, reason: 'split brain resolved by policy zero-changes: keeping beta', operator: false }, manual);
+      expect(byPolicy.effects).toEqual([]);
+      expect(byPolicy.state.alarms.TANDEM_ERR_FAILOVER_REFUSED?.message).toContain('failover.auto is off');
+      const byOperator = step(steadyActive(), { kind: 'keep-peer', now: T0 + 1000, reason: 'keeping beta', operator: true }, manual);
+      expect(byOperator.effects).toEqual([{ kind: 'switchover', reason: 'operator resolved a split brain: keeping beta', discardOwn: true }]);
+    });
   });
 });
