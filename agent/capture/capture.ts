@@ -154,8 +154,11 @@ export class Capture {
       this.log.info({}, 'capture: first start on this tree: hashing it into the manifest (no records: the passive gets it by synchronisation)');
     }
     await this.scanAll('start');
-    await this.whenIdle();
+    // Only a baseline is waited for (the journal's head moves past it). Changes found here are
+    // journaled by the loop: they may need more room than the journal has, and room comes from
+    // the passive's acknowledgements, over a channel the agent opens only after this returns.
     if (this.baseline) {
+      await this.whenIdle();
       this.baseline = false;
       await this.opts.afterCommit();
       await this.opts.journal.skipTo(this.opts.journal.headSeq + 1);
