@@ -34,12 +34,14 @@ afterEach(async () => {
 const KILLS = 20;
 const BLOCK = 4096;
 /** Slows every catch-up down to a few seconds, the same on any machine. */
-const BANDWIDTH = '2MiB';
-/** Writes per round: 600 to 2,000 blocks of 4 KiB (2.3 to 7.8 MiB, against a 6 MiB journal). */
-const ROUND_MIN_WRITES = 600;
-const ROUND_SPREAD_WRITES = 1_400;
-/** Longest random delay before a kill, from the moment the catch-up is seen running. */
-const KILL_DELAY_MAX_MS = 2_500;
+const BANDWIDTH_BYTES_PER_SEC = 1 << 20;
+/** Writes per round: 400 to 1,400 blocks of 4 KiB (1.6 to 5.5 MiB, against a 4 MiB journal). */
+const ROUND_MIN_WRITES = 400;
+const ROUND_SPREAD_WRITES = 1_000;
+/** Longest random delay before a kill; it is also kept within what is left of the catch-up. */
+const KILL_DELAY_MAX_MS = 4_000;
+/** What a path capture holds back is taken to cost, to guess how long a catch-up has left (one block: a round writes about one per file). */
+const HELD_PATH_BYTES = BLOCK;
 /** Longest random time an agent stays dead. */
 const DOWN_MAX_MS = 400;
 /** How long writes made during a catch-up go on. */
@@ -62,6 +64,8 @@ interface Kill {
   /** Another kill already fell into this catch-up. */
   again: boolean;
   delayMs: number;
+  /** What the catch-up was guessed to have left when the delay was drawn. */
+  leftMs: number;
 }
 
 const behind = (s: AgentStatus | undefined) => s !== undefined && s.peer.connected && !s.replication.inSync;
@@ -75,9 +79,9 @@ describe('SIGKILL of either agent at random points of a catch-up', () => {
       doc.blockSize = '4KiB';
       // About replication across kills, not failover: the passive must not promote while the active is dead.
       doc.failover = { ...(doc.failover ?? {}), auto: false };
-      doc.channel = { ...(doc.channel ?? {}), bandwidthLimit: BANDWIDTH };
+      doc.channel = { ...(doc.channel ?? {}), bandwidthLimit: `${BANDWIDTH_BYTES_PER_SEC}B` };
       // Small batches against the limit so the pace is even; a journal that the larger rounds overflow.
-      doc.journal = { ...(doc.journal ?? {}), maxBytes: '6MiB', segmentBytes: '1MiB', batchBytes: '256KiB' };
+      doc.journal = { ...(doc.journal ?? {}), maxBytes: '4MiB', segmentBytes: '1MiB', batchBytes: '128KiB' };
       doc.verify = { rate: '0' };
     });
     const fp = current;
@@ -105,13 +109,19 @@ describe('SIGKILL of either agent at random points of a catch-up', () => {
     let catchingUp = false;
     let killsThisRound = 0;
 
+    /** What the passive says is left of the catch-up once connected; null when it is in sync. */
+    const catchUpLeft = async () => {
+      const b = await p.waitFor('beta', 'catching up or in sync', (s) => s.peer.connected && (s.replication.inSync || s.replication.catchUp !== null), 60_000);
+      return b.replication.inSync ? null : b.replication.catchUp;
+    };
     const bothConnected = async () => {
       await p.waitFor('alpha', 'connected to the passive', (s) => s.peer.connected, 60_000);
       await p.waitFor('beta', 'connected to the active', (s) => s.peer.connected, 60_000);
     };
 
     for (const victim of victims) {
-      if (!catchingUp) {
+      let left = catchingUp ? await catchUpLeft() : null;
+      if (left === null) {
         // A new round: an outage with changes, then the channel back and a catch-up to do.
         if (writer !== undefined) bytesChanged += (await writer).bytesChanged;
         writer = undefined;
@@ -123,37 +133,38 @@ describe('SIGKILL of either agent at random points of a catch-up', () => {
         await fp.cutChannel(true);
         await p.waitFor('beta', 'channel down', (s) => !s.peer.connected);
         const during = live ? chunk.slice(0, Math.floor(n / 2)) : chunk;
-        bytesChanged += (await runWrites(p.data('alpha'), during, 0)).bytesChanged;
+        // Paced a little: the proxies live in this process and must keep answering.
+        bytesChanged += (await runWrites(p.data('alpha'), during, 500)).bytesChanged;
         await sleep(300);
         await fp.cutChannel(false);
         if (live) {
           writing = true;
           writer = runWrites(p.data('alpha'), chunk.slice(during.length), LIVE_WRITE_MS).finally(() => (writing = false));
         }
-        const b = await p.waitFor('beta', 'catching up', (s) => behind(s) && s.replication.catchUp !== null, 60_000);
-        rounds.push({ writes: n, live, bytesLeft: b.replication.catchUp!.bytesLeft, pathsLeft: b.replication.catchUp!.pathsLeft });
-        catchingUp = true;
+        left = await catchUpLeft();
+        rounds.push({ writes: n, live, bytesLeft: left?.bytesLeft ?? 0, pathsLeft: left?.pathsLeft ?? 0 });
         killsThisRound = 0;
       }
-      const delayMs = Math.floor(rand() * KILL_DELAY_MAX_MS);
+      // A random point of what is left of the catch-up.
+      // The limit lets one second's worth leave at once, hence the second taken off.
+      const leftMs = left === null ? 500 : Math.max(300, ((left.bytesLeft + left.pathsLeft * HELD_PATH_BYTES) / BANDWIDTH_BYTES_PER_SEC) * 1000 - 1000);
+      const delayMs = Math.floor(rand() * Math.min(KILL_DELAY_MAX_MS, leftMs));
       await sleep(delayMs);
       const inCatchUp = behind(await p.status('beta').catch(() => undefined));
-      kills.push({ node: victim, inCatchUp, whileWriting: writing, again: killsThisRound > 0, delayMs });
+      kills.push({ node: victim, inCatchUp, whileWriting: writing, again: killsThisRound > 0, delayMs, leftMs: Math.round(leftMs) });
       killsThisRound++;
       await p.kill(victim, 'SIGKILL');
       await sleep(Math.floor(rand() * DOWN_MAX_MS));
       await p.start(victim);
       await bothConnected();
-      if (rand() < 0.5) {
-        // Kill again before this catch-up completes, if it still runs once the pair is back.
-        catchingUp = behind(await p.status('beta'));
-      } else {
+      // Half the time the next kill falls into this catch-up again, if it still runs.
+      catchingUp = rand() < 0.5;
+      if (!catchingUp) {
         if (writer !== undefined) {
           bytesChanged += (await writer).bytesChanged;
           writer = undefined;
         }
         await p.waitFor('beta', 'in sync after the catch-up', (s) => s.peer.connected && s.replication.inSync, 120_000);
-        catchingUp = false;
       }
     }
     if (writer !== undefined) bytesChanged += (await writer).bytesChanged;
@@ -173,12 +184,18 @@ describe('SIGKILL of either agent at random points of a catch-up', () => {
         `catch-up seen at reconnect: ${rounds.map((r) => `${(r.bytesLeft / 2 ** 20).toFixed(1)} MiB/${r.pathsLeft} paths`).join(', ')}; ` +
         `kills + catch-ups ${(ms / 1000).toFixed(1)} s; verify ${(v.ms / 1000).toFixed(1)} s exit ${v.code}: ${v.stdout.trim()}\n`,
     );
+    process.stdout.write(`[kill-catch-up] kills (node, delay/guessed left ms, where): ${kills.map((k) => `${k.node[0]} ${k.delayMs}/${k.leftMs} ${k.inCatchUp ? 'in' : 'after'}${k.again ? ' again' : ''}${k.whileWriting ? ' writing' : ''}`).join('; ')}\n`);
     if (v.code !== 0) process.stdout.write(`[kill-catch-up] verify stderr: ${v.stderr}\n`);
 
     expect(v.code, v.stderr).toBe(0);
     expect(out.differences).toBe(0);
     expect(a.replication.inSync && b.replication.inSync).toBe(true);
     expect(a.alarms).toEqual([]);
+    // Every reconnection after the first synchronisation resumed from the passive's last
+    // acknowledgement: no kill led to a new synchronisation.
+    const decisions = p.logLines('alpha').filter((l) => l.component === 'sender' && l.decision !== undefined).map((l) => l.decision.kind as string);
+    expect(decisions[0]).toBe('sync');
+    expect(decisions.slice(1).filter((d) => d !== 'resume')).toEqual([]);
     // The test did what it says: both nodes killed, mostly inside a running catch-up, some of
     // them into a catch-up already interrupted and some while the active was being written.
     expect(count((k) => k.node === 'alpha')).toBe(KILLS / 2);
