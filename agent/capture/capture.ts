@@ -106,6 +106,8 @@ export class Capture {
   private state: CaptureStatus['state'] = 'starting';
   private baseline: boolean;
   private stopped = false;
+  /** Aborts a wait for journal room at stop: room needs the passive, a stop must not. */
+  private readonly stopping = new AbortController();
   private scanning = false;
   private hintsDuringRound = 0;
   private roundTorn = false;
@@ -219,6 +221,7 @@ export class Capture {
   async stop(): Promise<void> {
     this.stopped = true;
     this.state = 'stopped';
+    this.stopping.abort(new Error('capture stopped'));
     this.loopTimer?.cancel();
     this.removalTimer?.cancel();
     this.scanTimer?.cancel();
@@ -280,6 +283,8 @@ export class Capture {
           await this.processPath(h.root, h.path, h.force);
           this.problems.delete(`${h.root.name}\0${h.path}`);
         } catch (err) {
+          // Stopped while waiting for journal room: the path is found again at the next start.
+          if (this.stopped) break;
           // One unreadable path must not stop the others; it is retried by the next scan.
           const message = describeCause(err);
           if (!this.problems.has(`${h.root.name}\0${h.path}`)) {
@@ -353,7 +358,7 @@ export class Capture {
       await this.commit();
       this.waitingForSpace = true;
       this.log.info({ headSeq: j.headSeq }, 'capture: journal full, waiting for the passive to acknowledge');
-      await j.waitForSpace();
+      await j.waitForSpace(this.stopping.signal);
       this.waitingForSpace = false;
       this.log.info({}, 'capture: journal has room again');
     }

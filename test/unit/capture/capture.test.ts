@@ -306,6 +306,22 @@ describe('capture', () => {
     expect(diffTrees(readTree(rig!.dir), rig!.model)).toBe('');
   });
 
+  it('stops while it waits for room in a full journal', async () => {
+    // A demotion or a SIGTERM stops capture before the journal closes: no acknowledgement may
+    // be needed for that.
+    const rig = await makeRig();
+    rig.journal.maxBytes = BS * 4;
+    for (let i = 0; i < 6; i++) fs.writeFileSync(path.join(rig.dir, `f${i}`), Buffer.alloc(BS * 2, i));
+    for (let i = 0; i < 6; i++) rig.capture.hint('data', `f${i}`);
+    const deadline = Date.now() + 2_000;
+    while (!rig.capture.status().waitingForSpace && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(rig.capture.status().waitingForSpace).toBe(true);
+    const stopped = await Promise.race([rig.capture.stop().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 2_000))]);
+    expect(stopped, 'stop() returned').toBe(true);
+    // Nothing half-journaled is left pending.
+    expect(rig.journal.pendingBytes).toBe(0);
+  });
+
   it('catches the end of a burst of 200 appends in 10 ms that the watcher reports once', async () => {
     const rig = await makeRig({ watch: true });
     const file = path.join(rig.dir, 'burst.log');
