@@ -12,6 +12,10 @@
 //
 // The kill points come from a seeded PRNG and the seed is printed: replay a failure with
 // TANDEM_TEST_SEED=<seed> (timing on a loaded machine still varies, the choices do not).
+//
+// Its first run found an active that, killed while its journal was nearly full and restarted,
+// never came up: capture's start-up waited for journal room that only the passive's
+// acknowledgements over the not yet opened channel could make.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -48,11 +52,11 @@ const DOWN_MAX_MS = 400;
 const LIVE_WRITE_MS = 3_000;
 
 // 2,000 files of 8 KiB (16 MiB); 1,000 of them get one block overwritten and 9 appended, 1,000
-// new files get 14 blocks each: 24,000 writes of 4 KiB, more than the rounds can use.
+// new files get 18 blocks each: 28,000 writes of 4 KiB, what 20 rounds of the largest size use.
 const SPEC: ChangePlanSpec = {
   base: { files: 2_000, blocks: 2, blockSize: BLOCK },
   existing: { files: 1_000, overwrites: 1, appends: 9 },
-  created: { files: 1_000, blocks: 14 },
+  created: { files: 1_000, blocks: 18 },
 };
 
 interface Kill {
@@ -196,11 +200,12 @@ describe('SIGKILL of either agent at random points of a catch-up', () => {
     const decisions = p.logLines('alpha').filter((l) => l.component === 'sender' && l.decision !== undefined).map((l) => l.decision.kind as string);
     expect(decisions[0]).toBe('sync');
     expect(decisions.slice(1).filter((d) => d !== 'resume')).toEqual([]);
-    // The test did what it says: both nodes killed, mostly inside a running catch-up, some of
-    // them into a catch-up already interrupted and some while the active was being written.
+    // The test did what it says: both nodes killed, most kills inside a running catch-up (12 to
+    // 19 of 20 in trial runs; a catch-up can end during the delay), some of them into a catch-up
+    // already interrupted and some while the active was being written.
     expect(count((k) => k.node === 'alpha')).toBe(KILLS / 2);
     expect(count((k) => k.node === 'beta')).toBe(KILLS / 2);
-    expect(count((k) => k.inCatchUp)).toBeGreaterThanOrEqual(KILLS / 2);
+    expect(count((k) => k.inCatchUp)).toBeGreaterThanOrEqual(8);
     expect(count((k) => k.again)).toBeGreaterThan(0);
     expect(count((k) => k.whileWriting)).toBeGreaterThan(0);
   }, 600_000);
