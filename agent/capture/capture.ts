@@ -116,6 +116,8 @@ export class Capture {
   private state: CaptureStatus['state'] = 'starting';
   private baseline: boolean;
   private stopped = false;
+  /** Aborts a wait for journal room at stop: room needs the passive, a stop must not. */
+  private readonly stopping = new AbortController();
   private scanning = false;
   private hintsDuringRound = 0;
   private roundTorn = false;
@@ -166,8 +168,11 @@ export class Capture {
       this.log.info({}, 'capture: first start on this tree: hashing it into the manifest (no records: the passive gets it by synchronisation)');
     }
     await this.scanAll('start');
-    await this.whenIdle();
+    // Only a baseline is waited for (the journal's head moves past it). Changes found here are
+    // journaled by the loop: they may need more room than the journal has, and room comes from
+    // the passive's acknowledgements, over a channel the agent opens only after this returns.
     if (this.baseline) {
+      await this.whenIdle();
       this.baseline = false;
       await this.opts.afterCommit();
       await this.opts.journal.skipTo(this.opts.journal.headSeq + 1);
@@ -228,6 +233,7 @@ export class Capture {
   async stop(): Promise<void> {
     this.stopped = true;
     this.state = 'stopped';
+    this.stopping.abort(new Error('capture stopped'));
     this.loopTimer?.cancel();
     this.removalTimer?.cancel();
     this.scanTimer?.cancel();
@@ -289,6 +295,8 @@ export class Capture {
           await this.processPath(h.root, h.path, h.force);
           this.problems.delete(`${h.root.name}\0${h.path}`);
         } catch (err) {
+          // Stopped while waiting for journal room: the path is found again at the next start.
+          if (this.stopped) break;
           // One unreadable path must not stop the others; it is retried by the next scan.
           const message = describeCause(err);
           if (!this.problems.has(`${h.root.name}\0${h.path}`)) {
@@ -381,7 +389,7 @@ export class Capture {
       await this.commit();
       this.waitingForSpace = true;
       this.log.info({ headSeq: j.headSeq }, 'capture: journal full, waiting for the passive to acknowledge');
-      await j.waitForSpace();
+      await j.waitForSpace(this.stopping.signal);
       this.waitingForSpace = false;
       this.log.info({}, 'capture: journal has room again');
     }

@@ -13,7 +13,8 @@ export interface JournalSink {
   readonly headSeq: number;
   /** False when the journal reached its size bound: capture waits before reading more. */
   hasSpace(): boolean;
-  waitForSpace(): Promise<void>;
+  /** Resolves once the journal has room again; rejects with `signal`'s reason when it aborts. */
+  waitForSpace(signal?: AbortSignal): Promise<void>;
   /** Declares that records up to `seq` will never be available (baseline scans). */
   skipTo(seq: number): Promise<void>;
 }

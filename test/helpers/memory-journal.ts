@@ -12,7 +12,7 @@ export class MemoryJournal implements JournalSink {
   heldBytes = 0;
   skippedTo = 0;
   private mark = 0;
-  private spaceWaiters: (() => void)[] = [];
+  private spaceWaiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
 
   append(record: NewRecord): number {
     const seq = this.headSeq + this.pending.length + 1;
@@ -40,15 +40,27 @@ export class MemoryJournal implements JournalSink {
     return this.heldBytes + this.pendingBytes < this.maxBytes;
   }
 
-  waitForSpace(): Promise<void> {
+  waitForSpace(signal?: AbortSignal): Promise<void> {
     if (this.hasSpace()) return Promise.resolve();
-    return new Promise((resolve) => this.spaceWaiters.push(resolve));
+    if (signal?.aborted === true) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const w = { resolve, reject };
+      this.spaceWaiters.push(w);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          this.spaceWaiters = this.spaceWaiters.filter((x) => x !== w);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
+    });
   }
 
   /** Simulates the passive acknowledging everything. */
   release(): void {
     this.heldBytes = 0;
-    for (const w of this.spaceWaiters.splice(0)) w();
+    for (const w of this.spaceWaiters.splice(0)) w.resolve();
   }
 
   async skipTo(seq: number): Promise<void> {

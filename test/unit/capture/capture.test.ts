@@ -26,10 +26,11 @@ interface Rig {
 
 const rigs: Rig[] = [];
 
-async function makeRig(opts: { watch?: boolean; baseline?: boolean; exclude?: string[]; populate?: (dir: string) => void; manifest?: Manifest; compressionLevel?: number } = {}): Promise<Rig> {
+async function makeRig(opts: { watch?: boolean; baseline?: boolean; exclude?: string[]; populate?: (dir: string) => void; manifest?: Manifest; compressionLevel?: number; journalMaxBytes?: number } = {}): Promise<Rig> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-capture-'));
   opts.populate?.(dir);
   const journal = new MemoryJournal();
+  if (opts.journalMaxBytes !== undefined) journal.maxBytes = opts.journalMaxBytes;
   const manifest = opts.manifest ?? new Manifest(['data']);
   const capture = new Capture({
     roots: [{ name: 'data', path: dir, exclude: opts.exclude ?? [] }],
@@ -302,6 +303,45 @@ describe('capture', () => {
       clearInterval(timer);
     }
     expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('starts even when the changes found at start-up need more room than the journal has', async () => {
+    // Room comes from the passive's acknowledgements, which need the channel, which the agent
+    // opens only once capture has started: start() must not wait for those changes.
+    const started = makeRig({
+      journalMaxBytes: BS * 4,
+      populate: (dir) => {
+        for (let i = 0; i < 6; i++) fs.writeFileSync(path.join(dir, `f${i}`), Buffer.alloc(BS * 2, i));
+      },
+    });
+    const rig = await Promise.race([started, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2_000))]);
+    expect(rig, 'start() returned').toBeDefined();
+    const deadline = Date.now() + 2_000;
+    while (!rig!.capture.status().waitingForSpace && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(rig!.capture.status().waitingForSpace).toBe(true);
+    const timer = setInterval(() => rig!.journal.release(), 20);
+    try {
+      await rig!.settle();
+    } finally {
+      clearInterval(timer);
+    }
+    expect(diffTrees(readTree(rig!.dir), rig!.model)).toBe('');
+  });
+
+  it('stops while it waits for room in a full journal', async () => {
+    // A demotion or a SIGTERM stops capture before the journal closes: no acknowledgement may
+    // be needed for that.
+    const rig = await makeRig();
+    rig.journal.maxBytes = BS * 4;
+    for (let i = 0; i < 6; i++) fs.writeFileSync(path.join(rig.dir, `f${i}`), Buffer.alloc(BS * 2, i));
+    for (let i = 0; i < 6; i++) rig.capture.hint('data', `f${i}`);
+    const deadline = Date.now() + 2_000;
+    while (!rig.capture.status().waitingForSpace && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(rig.capture.status().waitingForSpace).toBe(true);
+    const stopped = await Promise.race([rig.capture.stop().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 2_000))]);
+    expect(stopped, 'stop() returned').toBe(true);
+    // Nothing half-journaled is left pending.
+    expect(rig.journal.pendingBytes).toBe(0);
   });
 
   it('catches the end of a burst of 200 appends in 10 ms that the watcher reports once', async () => {
