@@ -225,16 +225,25 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
 async function requestSwitchover(failover: FailoverRunner, controller: RoleController, clock: Clock): Promise<{ ok: boolean; message: string }> {
   if (controller.role !== 'active') return { ok: false, message: 'this node is not active; ask the active node' };
   failover.input({ kind: 'operator-switchover', now: clock.now() });
+  const r = await waitHandedOver(failover, controller, clock, ['TANDEM_ERR_SWITCHOVER_FAILED']);
+  if (r.moved) return { ok: true, message: 'the peer is active now' };
+  return { ok: false, message: r.timedOut === true ? 'the switchover did not finish within 120 s' : (r.alarm ?? 'the switchover did not happen') };
+}
+
+/**
+ * After a handover was fed to the decision, waits until it ends: moved once this node is
+ * passive; otherwise the first alarm of `codes` says why not (or it timed out after 120 s).
+ */
+async function waitHandedOver(failover: FailoverRunner, controller: RoleController, clock: Clock, codes: string[]): Promise<{ moved: boolean; timedOut?: boolean; alarm?: string | undefined }> {
   const deadline = clock.monotonic() + 120_000;
   while (clock.monotonic() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
     const st = failover.status();
     if (st.phase === 'busy') continue;
-    if ((controller.role as string) === 'passive') return { ok: true, message: 'the peer is active now' };
-    const failed = st.alarms.find((a) => a.code === 'TANDEM_ERR_SWITCHOVER_FAILED');
-    return { ok: false, message: failed?.message ?? 'the switchover did not happen' };
+    if ((controller.role as string) === 'passive') return { moved: true };
+    return { moved: false, alarm: st.alarms.find((a) => codes.includes(a.code))?.message };
   }
-  return { ok: false, message: 'the switchover did not finish within 120 s' };
+  return { moved: false, timedOut: true };
 }
 
 /**
@@ -254,15 +263,9 @@ async function requestResolve(keep: string, self: string, peer: string, failover
     return { ok: true, message: `keeping ${self}: ${peer}'s ${sb.passiveChanges} records since the split are being overwritten by a synchronisation` };
   }
   failover.input({ kind: 'keep-peer', now: clock.now(), reason: `keeping ${peer}`, operator: true });
-  const deadline = clock.monotonic() + 120_000;
-  while (clock.monotonic() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    if (failover.status().phase === 'busy') continue;
-    if ((controller.role as string) === 'passive') return { ok: true, message: `keeping ${peer}: it is active now, and this node's ${sb.activeChanges} records since the split are being overwritten` };
-    const failed = failover.status().alarms.find((a) => a.code === 'TANDEM_ERR_SWITCHOVER_FAILED' || a.code === 'TANDEM_ERR_FAILOVER_REFUSED');
-    return { ok: false, message: failed?.message ?? `${peer} did not take over`, code: 'TANDEM_ERR_SWITCHOVER_FAILED' };
-  }
-  return { ok: false, message: 'the handover did not finish within 120 s', code: 'TANDEM_ERR_SWITCHOVER_FAILED' };
+  const r = await waitHandedOver(failover, controller, clock, ['TANDEM_ERR_SWITCHOVER_FAILED', 'TANDEM_ERR_FAILOVER_REFUSED']);
+  if (r.moved) return { ok: true, message: `keeping ${peer}: it is active now, and this node's ${sb.activeChanges} records since the split are being overwritten` };
+  return { ok: false, message: r.timedOut === true ? 'the handover did not finish within 120 s' : (r.alarm ?? `${peer} did not take over`), code: 'TANDEM_ERR_SWITCHOVER_FAILED' };
 }
 
 /** The verifier of the active engine; refused on a passive node (the CLI then asks the peer). */

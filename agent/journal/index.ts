@@ -4,6 +4,7 @@
 export { Journal, batchProblem, DEFAULT_JOURNAL_CACHE_BYTES } from './journal.ts';
 export type { JournalOptions, JournalScan } from './journal.ts';
 export { BatchIndex } from './batch-index.ts';
+export { Waiters } from './waiters.ts';
 export type { BatchInfo } from './batch-index.ts';
 export { SegmentLog, BatchGrammar, segmentName, seqOf, SEGMENT_SUFFIX, WRITE_THROUGH_BYTES } from './segment-log.ts';
 export type { SegmentLogOptions, SegmentInfo, FramePosition, ScanSummary, TornTail, Corruption } from './segment-log.ts';

@@ -19,6 +19,7 @@ import {
   type LogEntry,
 } from '../../shared/protocol/index.ts';
 import { BatchIndex, type BatchInfo } from './batch-index.ts';
+import { Waiters } from './waiters.ts';
 import { SegmentLog, type FramePosition, type ScanSummary } from './segment-log.ts';
 
 
@@ -71,11 +72,6 @@ interface CachedBatch {
   data: Buffer[] | Buffer;
 }
 
-interface SpaceWaiter {
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
-
 export class Journal {
   readonly scan: JournalScan;
   private readonly index: BatchIndex;
@@ -86,7 +82,7 @@ export class Journal {
   private readonly cacheBytes: number;
   private readonly clock: Clock;
   private readonly listeners = new Set<(b: BatchInfo) => void>();
-  private spaceWaiters: SpaceWaiter[] = [];
+  private readonly spaceWaiters = new Waiters();
   private head: number;
   /** Sequence the next appended record gets. */
   private nextSeq: number;
@@ -364,19 +360,7 @@ export class Journal {
   waitForSpace(signal?: AbortSignal): Promise<void> {
     if (this.hasSpace()) return Promise.resolve();
     if (this.closed) return Promise.reject(closedError('wait for space'));
-    if (signal?.aborted === true) return Promise.reject(signal.reason);
-    return new Promise<void>((resolve, reject) => {
-      const w: SpaceWaiter = { resolve, reject };
-      this.spaceWaiters.push(w);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          this.spaceWaiters = this.spaceWaiters.filter((x) => x !== w);
-          reject(signal.reason);
-        },
-        { once: true },
-      );
-    });
+    return this.spaceWaiters.wait(signal);
   }
 
   /**
@@ -456,7 +440,7 @@ export class Journal {
     this.closed = true;
     await this.published;
     await this.maintenance;
-    for (const w of this.spaceWaiters.splice(0)) w.reject(closedError('wait for space'));
+    this.spaceWaiters.rejectAll(closedError('wait for space'));
     await this.store.close();
   }
 
@@ -532,7 +516,7 @@ export class Journal {
 
   private wakeSpaceWaiters(): void {
     if (!this.hasSpace()) return;
-    for (const w of this.spaceWaiters.splice(0)) w.resolve();
+    this.spaceWaiters.resolveAll();
   }
 
   private throwIfClosed(what: string): void {

@@ -1,6 +1,7 @@
 // An in-memory JournalSink for capture's unit tests: keeps every record and batch.
 import type { JournalSink } from '../../agent/capture/index.ts';
 import type { DataRecord, NewRecord } from '../../shared/protocol/index.ts';
+import { Waiters } from '../../agent/journal/index.ts';
 
 export class MemoryJournal implements JournalSink {
   readonly records: DataRecord[] = [];
@@ -12,7 +13,7 @@ export class MemoryJournal implements JournalSink {
   heldBytes = 0;
   skippedTo = 0;
   private mark = 0;
-  private spaceWaiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private readonly spaceWaiters = new Waiters();
 
   append(record: NewRecord): number {
     const seq = this.headSeq + this.pending.length + 1;
@@ -42,25 +43,13 @@ export class MemoryJournal implements JournalSink {
 
   waitForSpace(signal?: AbortSignal): Promise<void> {
     if (this.hasSpace()) return Promise.resolve();
-    if (signal?.aborted === true) return Promise.reject(signal.reason);
-    return new Promise((resolve, reject) => {
-      const w = { resolve, reject };
-      this.spaceWaiters.push(w);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          this.spaceWaiters = this.spaceWaiters.filter((x) => x !== w);
-          reject(signal.reason);
-        },
-        { once: true },
-      );
-    });
+    return this.spaceWaiters.wait(signal);
   }
 
   /** Simulates the passive acknowledging everything. */
   release(): void {
     this.heldBytes = 0;
-    for (const w of this.spaceWaiters.splice(0)) w.resolve();
+    this.spaceWaiters.resolveAll();
   }
 
   async skipTo(seq: number): Promise<void> {
