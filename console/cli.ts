@@ -8,9 +8,14 @@ import { statusCommand } from './commands/status.ts';
 import { switchoverCommand } from './commands/switchover.ts';
 import { resolveCommand } from './commands/resolve.ts';
 import { verifyCommand } from './commands/verify.ts';
+import { eventsCommand } from './commands/events.ts';
+import { pauseCommand, resumeCommand } from './commands/pause.ts';
+import { maintenanceCommand } from './commands/maintenance.ts';
+import { failoverCommand } from './commands/failover.ts';
+import { tokenCommand } from './commands/token.ts';
 import { printError } from './output.ts';
 
-const COMMANDS: Command[] = [demoCommand, agentCommand, statusCommand, switchoverCommand, resolveCommand, verifyCommand];
+const COMMANDS: Command[] = [demoCommand, agentCommand, statusCommand, switchoverCommand, resolveCommand, verifyCommand, eventsCommand, pauseCommand, resumeCommand, maintenanceCommand, failoverCommand, tokenCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,9 +1,66 @@
-// How the CLI reaches an agent: the control address from the node's tandem.yaml.
+// How the CLI reaches an agent: the control address from the node's tandem.yaml, and the
+// control token, derived from the pair key (and the salt the agent holds since the last
+// `tandem token rotate`, which a refused request answers with).
 import { loadConfig, type NodeAddresses } from '../shared/config/index.ts';
 import { CONTROL_TOKEN_HEADER } from '../shared/constants.ts';
 import { TandemError } from '../shared/errors.ts';
 import { readPairKey } from '../shared/pair-key.ts';
-import { controlToken, type AgentStatus } from '../agent/control/index.ts';
+import { controlToken, TOKEN_SALT, type AgentStatus } from '../agent/control/index.ts';
+
+/**
+ * Proof that the caller holds the pair key: the token of each agent, derived from the key and
+ * that agent's salt, learnt when a request is refused for want of the current token.
+ */
+export class ControlCredentials {
+  private readonly salts = new Map<string, string>();
+
+  constructor(private readonly key: Buffer) {}
+
+  /** The token for an agent whose salt is `salt` (GET /v1/auth tells it). */
+  tokenWithSalt(salt: string): string {
+    return controlToken(this.key, salt);
+  }
+
+  /** The token for the agent at `baseUrl`, as far as its salt is known. */
+  tokenFor(baseUrl: string): string {
+    return controlToken(this.key, this.salts.get(baseUrl) ?? '');
+  }
+
+  headersFor(baseUrl: string): Record<string, string> {
+    return { [CONTROL_TOKEN_HEADER]: this.tokenFor(baseUrl) };
+  }
+
+  /** A refusal told the agent's salt: true when it is new (the request is worth one more try). */
+  learn(baseUrl: string, body: unknown): boolean {
+    const salt = (body as { tokenSalt?: unknown } | undefined)?.tokenSalt;
+    if (typeof salt !== 'string' || (salt !== '' && !TOKEN_SALT.test(salt)) || salt === (this.salts.get(baseUrl) ?? '')) return false;
+    this.salts.set(baseUrl, salt);
+    return true;
+  }
+}
+
+/**
+ * A fetch that presents the credentials (if any) and, once, tries again with the salt a refusal
+ * names. Answers the last response and its text.
+ */
+export async function controlFetch(url: string, init: RequestInit & { baseUrl: string }, creds: ControlCredentials | undefined): Promise<{ res: Response; text: string }> {
+  const { baseUrl, ...rest } = init;
+  for (let attempt = 0; ; attempt++) {
+    const headers = { ...(rest.headers as Record<string, string> | undefined), ...(creds?.headersFor(baseUrl) ?? {}) };
+    const res = await fetch(url, { ...rest, headers });
+    const text = await res.text();
+    if ((res.status === 401 || res.status === 403) && creds !== undefined && attempt === 0) {
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = undefined;
+      }
+      if (creds.learn(baseUrl, body)) continue;
+    }
+    return { res, text };
+  }
+}
 
 export function controlUrlFor(configPath: string): string {
   const c = loadConfig(configPath);
@@ -11,10 +68,12 @@ export function controlUrlFor(configPath: string): string {
   return `http://${host}:${c.self.control.port}`;
 }
 
-export async function fetchStatus(baseUrl: string, timeoutMs = 5000): Promise<AgentStatus> {
+/** `creds`: needed when the agent's control API listens beyond the loopback (reads need the token there). */
+export async function fetchStatus(baseUrl: string, timeoutMs = 5000, creds?: ControlCredentials): Promise<AgentStatus> {
   let res: Response;
+  let text: string;
   try {
-    res = await fetch(`${baseUrl}/v1/status`, { signal: AbortSignal.timeout(timeoutMs) });
+    ({ res, text } = await controlFetch(`${baseUrl}/v1/status`, { baseUrl, signal: AbortSignal.timeout(timeoutMs) }, creds));
   } catch (err) {
     throw new TandemError({
       code: 'TANDEM_ERR_CONTROL_UNREACHABLE',
@@ -24,9 +83,10 @@ export async function fetchStatus(baseUrl: string, timeoutMs = 5000): Promise<Ag
     });
   }
   if (!res.ok) {
-    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op: `GET ${baseUrl}/v1/status`, reason: `HTTP ${res.status}`, hint: 'check the agent log' });
+    const auth = res.status === 401 || res.status === 403;
+    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op: `GET ${baseUrl}/v1/status`, reason: `HTTP ${res.status}${auth ? ': no valid control token' : ''}`, hint: auth ? 'run the command on a host that holds the pair key (keyFile in CONFIG)' : 'check the agent log' });
   }
-  return (await res.json()) as AgentStatus;
+  return JSON.parse(text) as AgentStatus;
 }
 
 /** The control API address of either node of a loaded config (`self` or `peer`). */
@@ -35,9 +95,18 @@ export function controlUrlOf(node: NodeAddresses): string {
   return `http://${host}:${node.control.port}`;
 }
 
-/** The token the control API asks of requests that change anything: proof that the caller holds the pair key. */
-export function controlTokenFor(keyFile: string): string {
-  return controlToken(readPairKey(keyFile));
+/** The credentials the control API asks of requests that change anything: proof that the caller holds the pair key. */
+export function controlTokenFor(keyFile: string): ControlCredentials {
+  return new ControlCredentials(readPairKey(keyFile));
+}
+
+/** The credentials if this user can read the pair key; reads on the loopback work without. */
+export function optionalCredentials(keyFile: string): ControlCredentials | undefined {
+  try {
+    return controlTokenFor(keyFile);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -52,18 +121,17 @@ export type SwitchoverAnswer = { kind: 'answered'; ok: boolean; httpStatus: numb
  * TANDEM_ERR_CONTROL_UNREACHABLE when no connection could be made, TANDEM_ERR_CONTROL_REFUSED
  * when the token is refused, TANDEM_ERR_INTERNAL when the agent failed.
  */
-export function postSwitchover(baseUrl: string, token: string, timeoutMs: number): Promise<SwitchoverAnswer> {
-  return postControl(baseUrl, '/v1/switchover', token, timeoutMs);
+export function postSwitchover(baseUrl: string, token: ControlCredentials, timeoutMs: number, force = false): Promise<SwitchoverAnswer> {
+  return postControl(baseUrl, force ? '/v1/switchover?force=1' : '/v1/switchover', token, timeoutMs);
 }
 
 /** POST to a control endpoint that changes something (switchover, resolve); same answers as postSwitchover. */
-export async function postControl(baseUrl: string, pathAndQuery: string, token: string, timeoutMs: number): Promise<SwitchoverAnswer> {
+export async function postControl(baseUrl: string, pathAndQuery: string, token: ControlCredentials, timeoutMs: number): Promise<SwitchoverAnswer> {
   const op = `POST ${baseUrl}${pathAndQuery}`;
   let res: Response;
   let text: string;
   try {
-    res = await fetch(`${baseUrl}${pathAndQuery}`, { method: 'POST', headers: { [CONTROL_TOKEN_HEADER]: token }, signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) });
-    text = await res.text();
+    ({ res, text } = await controlFetch(`${baseUrl}${pathAndQuery}`, { baseUrl, method: 'POST', signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, token));
   } catch (err) {
     if ((err as Error).name === 'TimeoutError') return { kind: 'timed-out', afterMs: timeoutMs };
     throw new TandemError({
@@ -80,7 +148,7 @@ export async function postControl(baseUrl: string, pathAndQuery: string, token: 
     // Not JSON: reported below with the HTTP status only.
   }
   const message = typeof body.message === 'string' ? body.message : `HTTP ${res.status}`;
-  if (res.status === 403) {
+  if (res.status === 403 || res.status === 401) {
     throw new TandemError({
       code: 'TANDEM_ERR_CONTROL_REFUSED',
       op,
@@ -105,14 +173,13 @@ export interface VerifyAnswer {
  * TANDEM_ERR_CONTROL_UNREACHABLE when no connection could be made, TANDEM_ERR_CONTROL_REFUSED
  * when the token is refused.
  */
-export async function callVerify(baseUrl: string, method: 'GET' | 'POST', token: string, repair: boolean, timeoutMs = 10_000): Promise<VerifyAnswer> {
+export async function callVerify(baseUrl: string, method: 'GET' | 'POST', token: ControlCredentials, repair: boolean, timeoutMs = 10_000): Promise<VerifyAnswer> {
   const url = `${baseUrl}/v1/verify${method === 'POST' && repair ? '?repair=1' : ''}`;
   const op = `${method} ${url}`;
   let res: Response;
   let text: string;
   try {
-    res = await fetch(url, { method, headers: { [CONTROL_TOKEN_HEADER]: token }, signal: AbortSignal.timeout(timeoutMs) });
-    text = await res.text();
+    ({ res, text } = await controlFetch(url, { baseUrl, method, signal: AbortSignal.timeout(timeoutMs) }, token));
   } catch (err) {
     throw new TandemError({
       code: 'TANDEM_ERR_CONTROL_UNREACHABLE',
@@ -127,11 +194,51 @@ export async function callVerify(baseUrl: string, method: 'GET' | 'POST', token:
   } catch {
     // Not JSON: the HTTP status says enough.
   }
-  if (res.status === 403) {
-    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: typeof body.message === 'string' ? body.message : 'HTTP 403', hint: 'the key file named by keyFile in CONFIG must be the pair key the agents use' });
+  if (res.status === 403 || res.status === 401) {
+    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: typeof body.message === 'string' ? body.message : `HTTP ${res.status}`, hint: 'the key file named by keyFile in CONFIG must be the pair key the agents use' });
   }
   if (res.status === 404) {
     throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: 'the agent has no verify endpoint', hint: 'upgrade the agent to a version with tandem verify' });
+  }
+  return { httpStatus: res.status, body };
+}
+
+/** One answer of a control endpoint: the HTTP status and the parsed body. */
+export interface ControlAnswer {
+  httpStatus: number;
+  body: Record<string, any>;
+}
+
+/**
+ * GET or POST any control endpoint and read its JSON answer. Throws
+ * TANDEM_ERR_CONTROL_UNREACHABLE when no connection could be made, TANDEM_ERR_CONTROL_REFUSED
+ * when the credentials are refused; every other answer is the caller's to read.
+ */
+export async function callControl(baseUrl: string, method: 'GET' | 'POST', pathAndQuery: string, creds: ControlCredentials | undefined, timeoutMs = 10_000): Promise<ControlAnswer> {
+  const op = `${method} ${baseUrl}${pathAndQuery}`;
+  let res: Response;
+  let text: string;
+  try {
+    ({ res, text } = await controlFetch(`${baseUrl}${pathAndQuery}`, { baseUrl, method, signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, creds));
+  } catch (err) {
+    if ((err as Error).name === 'TimeoutError') {
+      throw new TandemError({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op, reason: `no answer within ${Math.round(timeoutMs)} ms`, hint: 'is the agent running? tandem status -c CONFIG' });
+    }
+    throw new TandemError({
+      code: 'TANDEM_ERR_CONTROL_UNREACHABLE',
+      op,
+      reason: (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message,
+      hint: 'is the agent running? tandem status -c CONFIG',
+    });
+  }
+  let body: Record<string, any> = {};
+  try {
+    body = JSON.parse(text) as Record<string, any>;
+  } catch {
+    // Not JSON: the HTTP status says enough.
+  }
+  if (res.status === 401 || res.status === 403) {
+    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: typeof body.message === 'string' ? body.message : `HTTP ${res.status}`, hint: 'the key file named by keyFile in CONFIG must be the pair key the agents use' });
   }
   return { httpStatus: res.status, body };
 }

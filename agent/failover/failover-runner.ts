@@ -136,6 +136,9 @@ export class FailoverRunner {
     const before = this.state;
     const r = step(this.state, i, this.cfg);
     this.state = r.state;
+    // Listeners hear of the step before its effects begin: an action is reported before what
+    // it does (stopping the application monitor, running a script) is.
+    for (const l of this.stepListeners) l({ input: i, effects: r.effects, reason: this.state.reason, trigger: this.state.trigger });
     this.report(before, this.state);
     for (const e of r.effects) this.execute(e);
     // The monitor stops itself when it gives up; if the switchover it asked for was held
@@ -145,7 +148,6 @@ export class FailoverRunner {
       this.syncMonitor();
     }
     if (i.kind === 'maintenance') this.syncMonitor();
-    for (const l of this.stepListeners) l({ input: i, effects: r.effects, reason: this.state.reason, trigger: this.state.trigger });
     return r.refused;
   }
 

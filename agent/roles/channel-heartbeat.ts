@@ -7,7 +7,10 @@ import type { HeartbeatMessage, Message } from '../../shared/protocol/index.ts';
 import type { PeerView } from '../failover/decision.ts';
 import { listenTo, type PeerLink } from '../replication/index.ts';
 
-export type OwnHeartbeat = Omit<HeartbeatMessage, 't' | 'seq'>;
+export type OwnHeartbeat = Omit<HeartbeatMessage, 't' | 'seq' | 'echoSeq' | 'echoHeldMs'>;
+
+/** Heartbeats whose send time is kept for the round trip: an echo of an older one is ignored. */
+const RTT_SENT_KEPT = 8;
 
 export interface ChannelObservation {
   up: boolean;
@@ -22,6 +25,8 @@ export interface ChannelObservation {
    * even while gigabytes are hashed and sent).
    */
   longestGapMs: number;
+  /** Round trip of the last heartbeat the peer echoed (ms); undefined until one was. */
+  rttMs: number | undefined;
 }
 
 export class ChannelHeartbeat {
@@ -34,6 +39,10 @@ export class ChannelHeartbeat {
   private up = false;
   private since: number;
   private longestGapMs = 0;
+  /** Monotonic send times of the last heartbeats, by seq, and the last one received. */
+  private readonly sentAt = new Map<number, number>();
+  private received: { seq: number; at: number } | undefined;
+  private rttMs: number | undefined;
 
   constructor(
     private readonly opts: { intervalMs: number; threshold: number; clock: Clock; own: () => OwnHeartbeat },
@@ -47,11 +56,16 @@ export class ChannelHeartbeat {
     this.link = link;
     this.lastHeardAt = this.opts.clock.now();
     this.peer = peer;
+    this.received = undefined;
+    this.sentAt.clear();
     const onMessage = (m: Message) => {
       if (m.t !== 'hb') return;
       const now = this.opts.clock.now();
       if (this.lastHeardAt !== undefined && this.link === link) this.longestGapMs = Math.max(this.longestGapMs, now - this.lastHeardAt);
       this.lastHeardAt = now;
+      this.received = { seq: m.seq, at: this.opts.clock.monotonic() };
+      const sent = m.echoSeq === undefined ? undefined : this.sentAt.get(m.echoSeq);
+      if (sent !== undefined) this.rttMs = Math.max(0, Math.round((this.opts.clock.monotonic() - sent - (m.echoHeldMs ?? 0)) * 10) / 10);
       this.peer = { role: m.role, epoch: m.epoch, serving: m.serving, publicState: m.publicState, inSync: m.inSync, at: this.lastHeardAt, ...(m.activeEpoch === undefined ? {} : { activeEpoch: m.activeEpoch }) };
     };
     const onClose = () => {
@@ -68,7 +82,14 @@ export class ChannelHeartbeat {
   beat(): void {
     this.timer?.cancel();
     const link = this.link;
-    if (link?.open === true) link.send({ t: 'hb', seq: ++this.seq, ...this.opts.own() });
+    if (link?.open === true) {
+      const seq = ++this.seq;
+      const now = this.opts.clock.monotonic();
+      const r = this.received;
+      link.send({ t: 'hb', seq, ...this.opts.own(), ...(r === undefined ? {} : { echoSeq: r.seq, echoHeldMs: Math.max(0, Math.round(now - r.at)) }) });
+      this.sentAt.set(seq, now);
+      if (this.sentAt.size > RTT_SENT_KEPT) this.sentAt.delete(this.sentAt.keys().next().value!);
+    }
     this.timer = this.opts.clock.setTimeout(() => this.beat(), this.opts.intervalMs);
   }
 
@@ -81,7 +102,7 @@ export class ChannelHeartbeat {
       // connection and a silent one then count the same, from the moment the peer fell silent.
       this.since = fresh ? now : Math.min(now, this.lastHeardAt ?? now);
     }
-    return { up: this.up, since: this.since, peer: this.up ? this.peer : undefined, lastHeardAt: this.lastHeardAt, longestGapMs: this.longestGapMs };
+    return { up: this.up, since: this.since, peer: this.up ? this.peer : undefined, lastHeardAt: this.lastHeardAt, longestGapMs: this.longestGapMs, rttMs: this.rttMs };
   }
 
   stop(): void {

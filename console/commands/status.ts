@@ -2,7 +2,8 @@ import { formatBytes } from '../../shared/sizes.ts';
 import type { AgentStatus } from '../../agent/control/index.ts';
 import { parseCommandArgs, requireOption } from '../args.ts';
 import { EXIT, type Command } from '../command.ts';
-import { controlUrlFor, fetchStatus } from '../control-client.ts';
+import { loadConfig } from '../../shared/config/index.ts';
+import { controlUrlOf, fetchStatus, optionalCredentials } from '../control-client.ts';
 
 export const statusCommand: Command = {
   name: 'status',
@@ -23,7 +24,9 @@ Exit codes: 0 the agent answered, 3 the agent did not answer, 1 other errors, 2 
       process.stdout.write(`${this.help}\n`);
       return EXIT.OK;
     }
-    const status = await fetchStatus(controlUrlFor(requireOption('status', values.config, '-c CONFIG')));
+    const config = loadConfig(requireOption('status', values.config, '-c CONFIG'));
+    // Reads on the loopback need no token; beyond it they do (the key must then be readable).
+    const status = await fetchStatus(controlUrlOf(config.self), 5000, optionalCredentials(config.keyFile));
     process.stdout.write(values.json === true ? `${JSON.stringify(status)}\n` : formatStatus(status));
     return EXIT.OK;
   },
@@ -32,10 +35,11 @@ Exit codes: 0 the agent answered, 3 the agent did not answer, 1 other errors, 2 
 export function formatStatus(s: AgentStatus): string {
   const r = s.replication;
   const lines = [
-    `${s.node}  ${s.role}  ${s.state}  (pair ${s.pair}, generation ${s.generation || 'none yet'})`,
+    `${s.node}  ${s.role}  ${s.state}${s.maintenance ? '  MAINTENANCE (no automatic role change)' : ''}  (pair ${s.pair}, generation ${s.generation || 'none yet'})`,
     `  peer         ${s.peer.name}: ${s.peer.connected ? `connected, ${s.peer.role}` : 'not connected'}`,
     `  links        channel ${s.links.channel}, public ${s.links.public}`,
-    `  replication  head ${r.headSeq}, applied ${r.appliedSeq}, lag ${r.lagMs} ms, queue ${formatBytes(r.queueBytes)}, ${r.inSync ? 'in sync' : 'NOT in sync'}`,
+    `  replication  head ${r.headSeq}, applied ${r.appliedSeq}, lag ${r.lagMs} ms, queue ${formatBytes(r.queueBytes)}, ${r.inSync ? 'in sync' : r.caughtUp ? 'caught up' : 'NOT in sync'}${r.paused ? ', PAUSED by an operator (tandem resume)' : ''}`,
+    `  last change  ${s.failover.reason} [${s.failover.trigger}]`,
   ];
   if (r.sync !== null) {
     const pct = r.sync.bytesTotal > 0 ? ((100 * r.sync.bytesDone) / r.sync.bytesTotal).toFixed(1) : '0.0';

@@ -29,7 +29,7 @@ export interface ProtectedRoot {
   exclude: string[];
 }
 
-export interface TandemConfig extends Omit<ParsedConfig, 'nodes' | 'protect' | 'stateDir' | 'keyFile' | 'log' | 'heartbeat' | 'links' | 'scripts'> {
+export interface TandemConfig extends Omit<ParsedConfig, 'nodes' | 'protect' | 'stateDir' | 'keyFile' | 'log' | 'heartbeat' | 'links' | 'scripts' | 'alerts'> {
   /** Absolute path of the file this was read from (undefined when built in memory). */
   file: string | undefined;
   self: NodeAddresses;
@@ -48,6 +48,15 @@ export interface TandemConfig extends Omit<ParsedConfig, 'nodes' | 'protect' | '
     checkTimeoutMs: number;
     checkIntervalMs: number;
     restartWindowMs: number;
+  };
+  alerts: {
+    /** Absolute path of alerts.command. */
+    command: string | undefined;
+    webhook: string | undefined;
+    events: string[];
+    timeoutMs: number;
+    retries: number;
+    lagOverMs: number;
   };
 }
 
@@ -186,6 +195,12 @@ export function parseConfig(raw: unknown, file: string): TandemConfig {
     throw invalid(file, 'links.public.timeout', 'must be shorter than links.public.interval × links.public.threshold');
   }
   const s = c.scripts;
+  let lagOverMs = c.failover.maxLagOnFailover;
+  if (c.alerts.lagOver !== undefined) {
+    const ms = typeof c.alerts.lagOver === 'string' || typeof c.alerts.lagOver === 'number' ? parseDuration(c.alerts.lagOver) : undefined;
+    if (ms === undefined || ms <= 0) throw invalid(file, 'alerts.lagOver', `expected a duration such as 30s, got ${JSON.stringify(c.alerts.lagOver)}`);
+    lagOverMs = ms;
+  }
 
   return {
     ...c,
@@ -210,6 +225,14 @@ export function parseConfig(raw: unknown, file: string): TandemConfig {
       checkTimeoutMs: s.checkTimeout,
       checkIntervalMs: s.checkInterval,
       restartWindowMs: s.restartWindow,
+    },
+    alerts: {
+      command: c.alerts.command === undefined ? undefined : resolve(c.alerts.command),
+      webhook: c.alerts.webhook,
+      events: c.alerts.events,
+      timeoutMs: c.alerts.timeout,
+      retries: c.alerts.retries,
+      lagOverMs,
     },
   };
 }
