@@ -66,6 +66,8 @@ export interface AgentStatus {
   };
   /** An operator's maintenance hold: no automatic role change on this node (tandem maintenance). */
   maintenance: boolean;
+  /** The last role change of this node, from its event history (kept across restarts); null if none. */
+  lastRoleChange: { seq: number; time: number; from: string | null; to: string | null; reason: string; trigger: string } | null;
   pid: number;
   startedAt: number;
 }
@@ -193,6 +195,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
     verify: i.verify ?? null,
     failover: { phase: f.phase, pending: f.pending ?? null, serving: f.serving, epoch: f.epoch, reason: f.reason, trigger: f.trigger, presence: f.presence, roleChangesLastHour: f.roleChangesLastHour },
     maintenance: f.maintenance,
+    lastRoleChange: null,
     pid: process.pid,
     startedAt: i.startedAt,
   };

@@ -49,9 +49,12 @@ export class StateTracker {
   /** Records the passive applied (or the active saw acknowledged) since the agent started. */
   recordsReplicated = 0;
   private running = new Map<'promote' | 'switchover', { kind: 'failover' | 'switchover'; from: string; to: string; at: number }>();
+  private lastRole: TandemEvent | undefined;
 
   constructor(private readonly opts: StateTrackerOptions) {
     this.log = opts.log.child({ component: 'events' });
+    // The last role change may be older than this run of the agent: the history has it.
+    this.lastRole = opts.history.since(0).findLast((e) => e.kind === 'role');
   }
 
   get history(): EventHistory {
@@ -61,12 +64,19 @@ export class StateTracker {
   /** The status document, after every change it shows was made an event. */
   refresh(): AgentStatus {
     const status = this.opts.build();
+    this.stampLastRole(status);
     const next = snapshotOf(status, this.last, this.opts.lagBoundMs);
     const prev = this.last;
     this.last = next;
     if (prev !== undefined && prev.role === next.role && next.appliedSeq > prev.appliedSeq) this.recordsReplicated += next.appliedSeq - prev.appliedSeq;
     for (const d of diffSnapshots(prev, next, { status, lagBoundMs: this.opts.lagBoundMs, operatorReason: this.opts.operatorReason?.() })) this.emit(d);
+    this.stampLastRole(status);
     return status;
+  }
+
+  private stampLastRole(status: AgentStatus): void {
+    const e = this.lastRole;
+    status.lastRoleChange = e === undefined ? null : { seq: e.seq, time: e.time, from: e.from, to: e.to, reason: e.reason, trigger: e.trigger };
   }
 
   /** The failover runner took an input: report the actions it started or ended, then any change. */
@@ -114,7 +124,10 @@ export class StateTracker {
     const b = boundedDraft(d);
     const e = this.opts.history.append({ time: this.opts.clock.now(), node: this.opts.node, ...b });
     this.counts.set(e.kind, (this.counts.get(e.kind) ?? 0) + 1);
-    if (e.kind === 'role') this.roleChanges.set(e.trigger, (this.roleChanges.get(e.trigger) ?? 0) + 1);
+    if (e.kind === 'role') {
+      this.roleChanges.set(e.trigger, (this.roleChanges.get(e.trigger) ?? 0) + 1);
+      this.lastRole = e;
+    }
     const fields = { event: e.seq, kind: e.kind, from: e.from, to: e.to, trigger: e.trigger, reason: e.reason, ...(Object.keys(e.details).length === 0 ? {} : { details: e.details }) };
     if (isWarning(e)) this.log.warn(fields, 'event');
     else this.log.info(fields, 'event');
