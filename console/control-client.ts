@@ -174,33 +174,12 @@ export interface VerifyAnswer {
  * when the token is refused.
  */
 export async function callVerify(baseUrl: string, method: 'GET' | 'POST', token: ControlCredentials, repair: boolean, timeoutMs = 10_000): Promise<VerifyAnswer> {
-  const url = `${baseUrl}/v1/verify${method === 'POST' && repair ? '?repair=1' : ''}`;
-  const op = `${method} ${url}`;
-  let res: Response;
-  let text: string;
-  try {
-    ({ res, text } = await controlFetch(url, { baseUrl, method, signal: AbortSignal.timeout(timeoutMs) }, token));
-  } catch (err) {
-    throw new TandemError({
-      code: 'TANDEM_ERR_CONTROL_UNREACHABLE',
-      op,
-      reason: (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message,
-      hint: 'is the agent running? tandem status -c CONFIG',
-    });
+  const pathAndQuery = `/v1/verify${method === 'POST' && repair ? '?repair=1' : ''}`;
+  const a = await callControl(baseUrl, method, pathAndQuery, token, timeoutMs);
+  if (a.httpStatus === 404) {
+    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op: `${method} ${baseUrl}${pathAndQuery}`, reason: 'the agent has no verify endpoint', hint: 'upgrade the agent to a version with tandem verify' });
   }
-  let body: Record<string, any> = {};
-  try {
-    body = JSON.parse(text) as Record<string, any>;
-  } catch {
-    // Not JSON: the HTTP status says enough.
-  }
-  if (res.status === 403 || res.status === 401) {
-    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: typeof body.message === 'string' ? body.message : `HTTP ${res.status}`, hint: 'the key file named by keyFile in CONFIG must be the pair key the agents use' });
-  }
-  if (res.status === 404) {
-    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: 'the agent has no verify endpoint', hint: 'upgrade the agent to a version with tandem verify' });
-  }
-  return { httpStatus: res.status, body };
+  return a;
 }
 
 /** One answer of a control endpoint: the HTTP status and the parsed body. */

@@ -40,12 +40,13 @@ export function worthAlerting(e: TandemEvent, kinds: readonly string[]): boolean
   }
 }
 
-/**
- * A link down alert waits this long (the failover threshold, interval × threshold) and is
- * dropped if the link is back by then: every switchover closes and reopens the channel, and
- * that is not news for the person on call. Once a down alert went out, its recovery goes too.
- */
 export interface AlertHooksOptions {
+  /**
+   * A link down (or lag beyond) alert waits this long (the failover threshold, interval ×
+   * threshold) and is dropped if the link is back by then: every switchover closes and reopens
+   * the channel, a restarted active is briefly behind, and neither is news for the person on
+   * call. Once a bad one went out, its recovery goes too.
+   */
   holdLinkDownMs?: number | undefined;
   /** alerts.command: run with the event as JSON on stdin and in TANDEM_EVENT_* variables. */
   command?: string | undefined;
@@ -90,33 +91,38 @@ export class AlertHooks {
   /** Queues `e` for every target if it is worth an alert. Never waits. */
   offer(e: TandemEvent): void {
     if (this.stopped || this.targets.length === 0 || !worthAlerting(e, this.opts.kinds)) return;
-    if (e.kind === 'link' && (this.opts.holdLinkDownMs ?? 0) > 0) return this.offerLink(e);
+    if ((this.opts.holdLinkDownMs ?? 0) > 0) {
+      if (e.kind === 'link') return this.offerHeld(e, `link ${String(e.details.link)}`, BAD_LINK.has(e.to ?? ''));
+      if (e.kind === 'lag') return this.offerHeld(e, 'lag', e.to === 'beyond');
+    }
     this.enqueue(e);
   }
 
-  private offerLink(e: TandemEvent): void {
-    const link = String(e.details.link);
-    const down = BAD_LINK.has(e.to ?? '');
-    const held = this.heldDown.get(link);
+  /**
+   * A link going bad, or the lag going beyond its bound, is held for holdLinkDownMs and dropped
+   * if it is good again by then; once the bad one went out, its recovery goes out too.
+   */
+  private offerHeld(e: TandemEvent, key: string, bad: boolean): void {
+    const held = this.heldDown.get(key);
     if (held !== undefined) {
       // Still held: a recovery (or a new verdict) replaces it; the newest bad one is held afresh.
       held.cancel();
-      this.heldDown.delete(link);
-      if (!down) return;
+      this.heldDown.delete(key);
+      if (!bad) return;
     }
-    if (!down) {
-      if (this.sentDown.delete(link)) this.enqueue(e);
+    if (!bad) {
+      if (this.sentDown.delete(key)) this.enqueue(e);
       return;
     }
-    if (this.sentDown.has(link)) return this.enqueue(e);
+    if (this.sentDown.has(key)) return this.enqueue(e);
     const h = this.opts.clock.setTimeout(() => {
-      this.heldDown.delete(link);
+      this.heldDown.delete(key);
       this.timers.delete(h);
-      this.sentDown.add(link);
+      this.sentDown.add(key);
       this.enqueue(e);
     }, this.opts.holdLinkDownMs!);
     this.timers.add(h);
-    this.heldDown.set(link, h);
+    this.heldDown.set(key, h);
   }
 
   private enqueue(e: TandemEvent): void {

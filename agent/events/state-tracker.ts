@@ -65,8 +65,10 @@ export class StateTracker {
   refresh(): AgentStatus {
     const status = this.opts.build();
     this.stampLastRole(status);
-    const next = snapshotOf(status, this.last, this.opts.lagBoundMs);
     const prev = this.last;
+    // The first document is the starting point, reported by the agent's start event; a lag is
+    // taken as within there, so that one beyond at start is an event like any other.
+    const next = prev === undefined ? { ...snapshotOf(status, undefined, this.opts.lagBoundMs), lagBeyond: false } : snapshotOf(status, prev, this.opts.lagBoundMs);
     this.last = next;
     if (prev !== undefined && prev.role === next.role && next.appliedSeq > prev.appliedSeq) this.recordsReplicated += next.appliedSeq - prev.appliedSeq;
     for (const d of diffSnapshots(prev, next, { status, lagBoundMs: this.opts.lagBoundMs, operatorReason: this.opts.operatorReason?.() })) this.emit(d);

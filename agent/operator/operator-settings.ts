@@ -4,6 +4,7 @@
 // Written like node.json: temp file, fsync, rename, directory sync; 0600.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomic } from '../../shared/atomic-file.ts';
 import { TandemError, errnoOf } from '../../shared/errors.ts';
 
 export const OPERATOR_FILE = 'operator.json';
@@ -85,21 +86,7 @@ export class OperatorSettingsStore {
     await written;
   }
 
-  private async write(): Promise<void> {
-    const tmp = `${this.file}.tmp`;
-    const fh = await fsp.open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(`${JSON.stringify(this.state, null, 2)}\n`);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fsp.rename(tmp, this.file);
-    const dir = await fsp.open(path.dirname(this.file), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+  private write(): Promise<void> {
+    return writeFileAtomic(this.file, `${JSON.stringify(this.state, null, 2)}\n`);
   }
 }

@@ -2,13 +2,12 @@
 // webhook that fails (500) or hangs neither blocks nor delays the failover. Each run measures
 // the time from the SIGKILL of the active to the passive's failover events; the figures are
 // printed for the README.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TandemEvent } from '../../../agent/events/index.ts';
 import { readEvents, waitEvent } from '../../helpers/events.ts';
 import { killAll } from '../../helpers/processes.ts';
 import { servedBy, sleep, TestPair } from '../../helpers/pair.ts';
+import { webhookReceiver } from '../../helpers/webhook-receiver.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -16,32 +15,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-interface Receiver {
-  url: string;
-  alerts: TandemEvent[];
-  hits: () => number;
-}
-
-async function receiver(answer: number | 'hang'): Promise<Receiver> {
-  const alerts: TandemEvent[] = [];
-  let hits = 0;
-  const server = http.createServer((req, res) => {
-    let text = '';
-    req.on('data', (d: Buffer) => (text += d.toString()));
-    req.on('end', () => {
-      hits += 1;
-      alerts.push((JSON.parse(text) as { event: TandemEvent }).event);
-      if (answer === 'hang') return;
-      res.writeHead(answer);
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(() => {
-    server.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/alert`, alerts, hits: () => hits };
+async function receiver(answer: number | 'hang'): Promise<{ url: string; alerts: () => TandemEvent[]; hits: () => number }> {
+  const r = await webhookReceiver(answer);
+  cleanups.push(() => r.close());
+  return { url: r.url, alerts: () => r.bodies.map((b) => b.event as TandemEvent), hits: r.hits };
 }
 
 interface FailoverRun {
@@ -83,8 +60,8 @@ describe('alerts', () => {
   it('a webhook gets the failover alert with its reason; one that fails or hangs does not delay the failover', async () => {
     const good = await receiver(204);
     const ok = await failoverWith(good.url, {});
-    for (let i = 0; i < 100 && !good.alerts.some((e) => e.kind === 'failover' && e.details.phase === 'done'); i++) await sleep(50);
-    const failover = good.alerts.filter((e) => e.kind === 'failover');
+    for (let i = 0; i < 100 && !good.alerts().some((e) => e.kind === 'failover' && e.details.phase === 'done'); i++) await sleep(50);
+    const failover = good.alerts().filter((e) => e.kind === 'failover');
     expect(failover.map((e) => e.details.phase)).toEqual(['started', 'done']);
     expect(failover[0]).toEqual(ok.events[0]);
     expect(failover[0]!.reason).toMatch(/^failover: channel down and the active's agent refuses connections \(gone\)/);

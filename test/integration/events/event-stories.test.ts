@@ -6,9 +6,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { overlappingStarts, readScriptsLog } from '../../../agent/scripts/index.ts';
 import type { TandemEvent } from '../../../agent/events/index.ts';
 import { allEvents, inOrder, line, readEvents, waitEvent } from '../../helpers/events.ts';
-import { killAll } from '../../helpers/processes.ts';
+import { killAll, spawnTracked } from '../../helpers/processes.ts';
 import { tandem } from '../../helpers/cli.ts';
-import { TestPair, type NodeName } from '../../helpers/pair.ts';
+import { TANDEM_BIN, until, type TestPair, type NodeName } from '../../helpers/pair.ts';
+import { quickServingPair } from '../../helpers/quick-pair.ts';
 
 let pair: TestPair | undefined;
 afterEach(async () => {
@@ -17,20 +18,9 @@ afterEach(async () => {
   pair = undefined;
 });
 
-/** A quick heartbeat (a failover in about a second); presence probed every 100 ms. */
-async function servingPair(extra?: (doc: Record<string, any>, node: NodeName) => void): Promise<TestPair> {
-  const p = await TestPair.create({
-    config: (doc, node) => {
-      doc.heartbeat = { interval: '250ms', threshold: 4 };
-      doc.links = { presence: { interval: '100ms', timeout: '250ms' } };
-      extra?.(doc, node);
-    },
-  });
-  pair = p;
-  await p.startBoth();
-  await p.waitFor('alpha', 'active and serving, passive in sync', (s) => s.role === 'active' && s.failover.serving && s.state === 'in-sync' && s.failover.phase === 'steady');
-  await p.waitFor('beta', 'in sync', (s) => s.state === 'in-sync');
-  return p;
+async function servingPair(extra?: Parameters<typeof quickServingPair>[0]): Promise<TestPair> {
+  pair = await quickServingPair(extra);
+  return pair;
 }
 
 const url = (p: TestPair, n: NodeName) => p.node(n).controlUrl;
@@ -160,5 +150,25 @@ describe('the story of a node, from its events', () => {
     expect(events.find((e) => e.kind === 'maintenance')!.reason).toBe('kernel upgrade');
     expect(events.filter((e) => e.kind === 'failover')).toHaveLength(2);
     expectNoOverlap(p);
+  }, 120_000);
+
+  it('tandem events prints the history (text and --json) and --follow prints new events as they come', async () => {
+    const p = await servingPair();
+    const config = p.node('alpha').config;
+    const json = await tandem(['events', '-c', config, '--json'], 30_000);
+    expect(json.code, json.stderr).toBe(0);
+    const listed = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as TandemEvent);
+    expect(listed).toEqual(await allEvents(url(p, 'alpha'), 0).then((all) => all.slice(0, listed.length)));
+    expect(listed[0]).toMatchObject({ seq: 1, kind: 'agent', to: 'running' });
+    const text = await tandem(['events', '-c', config, '--node', 'beta', '--since', '1'], 30_000);
+    expect(text.stdout.split('\n')[0]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z {2}#2 {2}beta {2}/);
+
+    const child = spawnTracked(process.execPath, [TANDEM_BIN, 'events', '-c', config, '--follow', '--since', String(listed.at(-1)!.seq)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const paused = await tandem(['pause', '-c', config, '--reason', 'followed'], 30_000);
+    expect(paused.code, paused.stderr).toBe(0);
+    await until('the followed pause', () => (/replication {2}running → paused {2}\[operator\] {2}followed/.test(out) ? true : undefined), 15_000);
+    child.kill('SIGTERM');
   }, 120_000);
 });

@@ -8,7 +8,8 @@ import { readPairKey } from '../../../shared/pair-key.ts';
 import { allEvents, line, readEvents, waitEvent } from '../../helpers/events.ts';
 import { killAll } from '../../helpers/processes.ts';
 import { tandem } from '../../helpers/cli.ts';
-import { servedBy, TestPair, until, type NodeName } from '../../helpers/pair.ts';
+import { servedBy, type TestPair, until, type NodeName } from '../../helpers/pair.ts';
+import { quickServingPair } from '../../helpers/quick-pair.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -19,19 +20,9 @@ afterEach(async () => {
   pair = undefined;
 });
 
-async function servingPair(extra?: (doc: Record<string, any>, node: NodeName) => void): Promise<TestPair> {
-  const p = await TestPair.create({
-    config: (doc, node) => {
-      doc.heartbeat = { interval: '250ms', threshold: 4 };
-      doc.links = { presence: { interval: '100ms', timeout: '250ms' } };
-      extra?.(doc, node);
-    },
-  });
-  pair = p;
-  await p.startBoth();
-  await p.waitFor('alpha', 'active and serving, passive in sync', (s) => s.role === 'active' && s.failover.serving && s.state === 'in-sync' && s.failover.phase === 'steady');
-  await p.waitFor('beta', 'in sync', (s) => s.state === 'in-sync');
-  return p;
+async function servingPair(extra?: Parameters<typeof quickServingPair>[0]): Promise<TestPair> {
+  pair = await quickServingPair(extra);
+  return pair;
 }
 
 async function health(p: TestPair, n: NodeName, role: 'active' | 'passive'): Promise<number> {

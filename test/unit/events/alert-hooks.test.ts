@@ -2,14 +2,13 @@
 // retried and then given up; a hanging one is cut at the timeout; and offering an alert never
 // waits for any of it. Real HTTP servers and real processes, short timeouts.
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AlertHooks, ALERT_QUEUE_MAX, DEFAULT_ALERT_KINDS, worthAlerting, type TandemEvent } from '../../../agent/events/index.ts';
 import { FakeClock, systemClock } from '../../../shared/clock.ts';
 import { silentLogger } from '../../../shared/log.ts';
+import { webhookReceiver, type WebhookReceiver } from '../../helpers/webhook-receiver.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -20,33 +19,10 @@ function event(p: Partial<TandemEvent> = {}): TandemEvent {
   return { seq: 7, time: 1_700_000_000_000, node: 'beta', kind: 'failover', from: 'alpha', to: 'beta', reason: 'failover: channel down and the active\'s agent refuses connections (gone) for 1.0 s', trigger: 'automatic', details: { phase: 'started' }, ...p };
 }
 
-interface Receiver {
-  url: string;
-  bodies: Record<string, any>[];
-  hits: () => number;
-}
-
-/** A webhook receiver answering `status` (or never, with 'hang'). */
-async function receiver(answer: number | 'hang' = 200): Promise<Receiver> {
-  const bodies: Record<string, any>[] = [];
-  let hits = 0;
-  const server = http.createServer((req, res) => {
-    let text = '';
-    req.on('data', (d: Buffer) => (text += d.toString()));
-    req.on('end', () => {
-      hits += 1;
-      bodies.push(JSON.parse(text) as Record<string, any>);
-      if (answer === 'hang') return;
-      res.writeHead(answer);
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(() => {
-    server.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, bodies, hits: () => hits };
+async function receiver(answer: number | 'hang' = 200): Promise<WebhookReceiver> {
+  const r = await webhookReceiver(answer);
+  cleanups.push(() => r.close());
+  return r;
 }
 
 async function until(what: string, f: () => boolean, ms = 5000): Promise<void> {
@@ -58,7 +34,8 @@ async function until(what: string, f: () => boolean, ms = 5000): Promise<void> {
 }
 
 function hooks(o: Partial<ConstructorParameters<typeof AlertHooks>[0]>): AlertHooks {
-  const h = new AlertHooks({ kinds: DEFAULT_ALERT_KINDS, timeoutMs: 300, retries: 2, pair: 'demo', clock: systemClock, log: silentLogger(), ...o });
+  // A timeout a loaded machine never hits by accident; the hang tests choose short ones.
+  const h = new AlertHooks({ kinds: DEFAULT_ALERT_KINDS, timeoutMs: 5000, retries: 2, pair: 'demo', clock: systemClock, log: silentLogger(), ...o });
   cleanups.push(() => h.stop());
   return h;
 }
@@ -144,6 +121,18 @@ describe('AlertHooks', () => {
     h.offer({ ...up, seq: 10 });
     await until('its recovery', () => h.stats.delivered === 2);
     expect(r.bodies.map((b) => `${b.event.seq} ${b.event.to}`)).toEqual(['9 down', '10 up']);
+  });
+
+  it('holds a lag beyond its bound the same way: a restarted active briefly behind alerts nobody', async () => {
+    const r = await receiver(200);
+    const clock = new FakeClock();
+    const h = hooks({ webhook: r.url, holdLinkDownMs: 5000, clock });
+    h.offer(event({ kind: 'lag', from: 'within', to: 'beyond', details: { lagMs: 12_000, boundMs: 10_000 } }));
+    clock.advance(1000);
+    h.offer(event({ kind: 'lag', from: 'beyond', to: 'within', details: { lagMs: 0, boundMs: 10_000 } }));
+    clock.advance(10_000);
+    await new Promise((res) => setTimeout(res, 200));
+    expect(r.hits()).toBe(0);
   });
 
   it('alerts what matters of the chatty kinds only', () => {
