@@ -117,12 +117,14 @@ describe('the story of a node, from its events', () => {
 
   it('a maintenance window: the active dies and nobody takes over until maintenance ends; then the passive does', async () => {
     const p = await servingPair();
-    const sb = (await readEvents(url(p, 'beta'))).lastSeq;
+    const [sa, sb] = [(await readEvents(url(p, 'alpha'))).lastSeq, (await readEvents(url(p, 'beta'))).lastSeq];
     const on = await tandem(['maintenance', 'on', '-c', p.node('alpha').config, '--reason', 'kernel upgrade'], 30_000);
     expect(on.code, on.stderr).toBe(0);
     expect(on.stdout).toContain('alpha: maintenance on');
     expect(on.stdout).toContain('beta: maintenance on');
     expect((await p.status('beta')).maintenance).toBe(true);
+    // The active's application monitor stops: nothing restarts the application under the operator.
+    await waitEvent(url(p, 'alpha'), 'the monitor stopped', (e) => e.kind === 'application' && e.to === 'stopped', 10_000, sa);
 
     await p.kill('alpha', 'SIGKILL');
     // Refused only once the failover would have happened: the alarm is the proof it was held.
