@@ -1,8 +1,12 @@
 // /metrics: the text format parses, promtool's linter passes, and every metric docs/metrics.md
 // lists is there (and nothing undocumented is).
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderTandemMetrics, type MetricsInputs } from '../../../agent/events/index.ts';
 import { documentedMetrics, parseMetrics, promtool } from '../../helpers/metrics.ts';
+import { PROJECT } from '../../helpers/pair.ts';
 import { statusDoc } from './status-fixture.ts';
 
 function inputs(p: Partial<MetricsInputs> = {}): MetricsInputs {
@@ -54,5 +58,15 @@ describe('metrics', () => {
     expect(samples.get('tandem_verify_differences')).toBeNaN();
     expect(text).toContain('tandem_alarm{code="TANDEM_ERR_APPLY_FAILED",source="ap\\"ply\\\\"} 1');
     expect(promtool(text).status).toBe(0);
+  });
+
+  it('come with example alert rules that promtool accepts, written against documented metrics only', () => {
+    const file = path.join(PROJECT, 'docs/tandem-alerts.yml');
+    const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+    expect(`${r.stdout}${r.stderr}`).toContain('SUCCESS');
+    expect(r.status).toBe(0);
+    const used = new Set([...fs.readFileSync(file, 'utf8').matchAll(/\b(tandem_[a-z_]+)/g)].map((m) => m[1]!.replace(/_(sum|count)$/, '')));
+    const documented = new Set(documentedMetrics());
+    expect([...used].filter((m) => !documented.has(m))).toEqual([]);
   });
 });
