@@ -138,7 +138,14 @@ export class FailoverRunner {
     this.state = r.state;
     // Listeners hear of the step before its effects begin: an action is reported before what
     // it does (stopping the application monitor, running a script) is.
-    for (const l of this.stepListeners) l({ input: i, effects: r.effects, reason: this.state.reason, trigger: this.state.trigger });
+    for (const l of this.stepListeners) {
+      // An observer's failure must never stop a decision from being carried out.
+      try {
+        l({ input: i, effects: r.effects, reason: this.state.reason, trigger: this.state.trigger });
+      } catch (err) {
+        this.log.error({ err, code: 'TANDEM_ERR_INTERNAL' }, 'failover: a step listener failed');
+      }
+    }
     this.report(before, this.state);
     for (const e of r.effects) this.execute(e);
     // The monitor stops itself when it gives up; if the switchover it asked for was held
