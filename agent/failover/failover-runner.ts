@@ -85,6 +85,7 @@ export class FailoverRunner {
   private monitorOn = false;
   private lastObs: Observations | undefined;
   private readonly stepListeners = new Set<(step: RunnerStep) => void>();
+  private listenerErrorLoggedAt = -Infinity;
 
   constructor(private readonly opts: FailoverRunnerOptions) {
     const c = opts.config;
@@ -143,7 +144,12 @@ export class FailoverRunner {
       try {
         l({ input: i, effects: r.effects, reason: this.state.reason, trigger: this.state.trigger });
       } catch (err) {
-        this.log.error({ err, code: 'TANDEM_ERR_INTERNAL' }, 'failover: a step listener failed');
+        // At most one line per 30 s: it would otherwise repeat at every tick.
+        const now = this.opts.clock.monotonic();
+        if (now - this.listenerErrorLoggedAt >= 30_000) {
+          this.listenerErrorLoggedAt = now;
+          this.log.error({ err, code: 'TANDEM_ERR_INTERNAL' }, 'failover: a step listener failed');
+        }
       }
     }
     this.report(before, this.state);
