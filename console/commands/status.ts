@@ -39,7 +39,7 @@ export function formatStatus(s: AgentStatus): string {
     `  peer         ${s.peer.name}: ${s.peer.connected ? `connected, ${s.peer.role}` : 'not connected'}`,
     `  links        channel ${s.links.channel}, public ${s.links.public}`,
     `  replication  head ${r.headSeq}, applied ${r.appliedSeq}, lag ${r.lagMs} ms, queue ${formatBytes(r.queueBytes)}, ${r.inSync ? 'in sync' : r.caughtUp ? 'caught up' : 'NOT in sync'}${r.paused ? ', PAUSED by an operator (tandem resume)' : ''}`,
-    `  last change  ${s.failover.reason} [${s.failover.trigger}]`,
+    `  last change  ${s.lastRoleChange === null ? 'none since the first start' : `${s.lastRoleChange.from} → ${s.lastRoleChange.to} at ${new Date(s.lastRoleChange.time).toISOString()} [${s.lastRoleChange.trigger}]: ${s.lastRoleChange.reason}`}`,
   ];
   if (r.sync !== null) {
     const pct = r.sync.bytesTotal > 0 ? ((100 * r.sync.bytesDone) / r.sync.bytesTotal).toFixed(1) : '0.0';
