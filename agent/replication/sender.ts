@@ -196,7 +196,8 @@ export class Sender {
   setPaused(paused: boolean): void {
     if (this.paused === paused) return;
     this.paused = paused;
-    this.log.info({ paused, ackedSeq: this.ackedSeq, headSeq: this.opts.journal.headSeq }, paused ? 'replication: paused by an operator' : 'replication: resumed by an operator');
+    // The state tracker logs it as an event (replication paused/running); this line adds the sequences.
+    this.log.debug({ paused, ackedSeq: this.ackedSeq, headSeq: this.opts.journal.headSeq }, paused ? 'replication: paused by an operator' : 'replication: resumed by an operator');
     // The passive hears it at once (its status shows it), not at the next tick.
     if (this.link?.open === true && this.streaming) this.sendPeerState(this.link);
     if (!paused) this.pump();
