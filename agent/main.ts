@@ -11,10 +11,10 @@ import { initHash } from '../shared/hash.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import { readPairKey } from '../shared/pair-key.ts';
 import { PeerChannel, channelOptionsFromConfig } from './channel/index.ts';
-import { ControlAuth, ControlServer, buildStatus, type ActionAnswer, type AgentStatus } from './control/index.ts';
+import { ControlAuth, ControlServer, buildStatus, type AgentStatus } from './control/index.ts';
 import { AlertHooks, EVENTS_FILE, EventHistory, MeteredScripts, StateTracker, renderTandemMetrics, type EventDraft } from './events/index.ts';
 import { FailoverRunner } from './failover/index.ts';
-import { DrainMeter, OperatorSettingsStore, switchoverReadiness } from './operator/index.ts';
+import { DrainMeter, OperatorActions, OperatorSettingsStore, switchoverReadiness } from './operator/index.ts';
 import { ioCounters } from '../shared/io-counters.ts';
 import { PresenceProber, PresenceServer, PublicChecker } from './links/index.ts';
 import { ManifestStore } from './manifest/index.ts';
@@ -215,19 +215,26 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
     });
     const alerts = new AlertHooks({ holdLinkDownMs: config.heartbeat.intervalMs * config.heartbeat.threshold, command: config.alerts.command, webhook: config.alerts.webhook, kinds: config.alerts.events, timeoutMs: config.alerts.timeoutMs, retries: config.alerts.retries, pair: config.pair, clock, log });
     cleanups.push(() => alerts.stop());
+    const auth = new ControlAuth(key, operator.get().tokenSalt, clock);
+    const actions = new OperatorActions({
+      settings: operator,
+      sender: () => controller.active?.sender,
+      failover,
+      role: () => controller.role,
+      rotate: (salt) => auth.rotate(salt),
+      emit: (d) => states.emit(d),
+      refresh: () => void status(),
+      clock,
+    });
     states.subscribe((e) => {
       alerts.offer(e);
-      // A pause belongs to the active's replication: a node that stops being active drops it.
-      if (e.kind === 'role' && e.to === 'passive' && operator.get().paused.on) {
-        void operator.update({ paused: { on: false, since: clock.now(), reason: 'the role changed: a pause holds on the active only' } }).catch((err: unknown) => log.warn({ err }, 'operator: cannot persist the end of the pause'));
-      }
+      actions.onEvent(e);
     });
     const first = status();
     states.emit({ kind: 'agent', from: 'stopped', to: 'running', reason: 'agent started', trigger: 'automatic', details: { pid: process.pid, role: first.role, state: first.state, maintenance: first.maintenance, paused: first.replication.paused } });
     failover.start();
     cleanups.push(() => failover.stop());
 
-    const auth = new ControlAuth(key, operator.get().tokenSalt, clock);
     const readiness = (force: boolean) =>
       switchoverReadiness(status(), { force, boundMs: config.failover.maxLagOnFailover, recordsPerSecond: drainMeter.recordsPerSecond(), settleMs: config.capture.settle });
     const control: ControlServer = new ControlServer({
@@ -257,29 +264,10 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
       },
       switchoverPlan: ({ force }) => readiness(force),
       resolve: (keep) => requestResolve(keep, config.self.name, config.peer.name, failover, controller, clock),
-      failover: () => requestForcedFailover(failover, controller, clock),
-      pause: async (paused, reason): Promise<ActionAnswer> => {
-        const active = controller.active;
-        if (active === undefined) return { ok: false, code: 'TANDEM_ERR_ACTION_REFUSED', message: `this node is not active; ask the active node (a pause holds the active's replication)` };
-        const was = operator.get().paused.on;
-        if (was !== paused) await operator.update({ paused: { on: paused, since: clock.now(), reason: reason === '' ? (paused ? 'replication paused by an operator' : 'replication resumed by an operator') : reason } });
-        active.sender.setPaused(paused);
-        status();
-        return { ok: true, message: was === paused ? `replication was ${paused ? 'paused' : 'running'} already` : paused ? 'replication paused: the journal keeps what is written until tandem resume' : 'replication resumed: the passive catches up from the journal', changed: was !== paused };
-      },
-      maintenance: async (on, reason): Promise<ActionAnswer> => {
-        const was = operator.get().maintenance.on;
-        if (was !== on) await operator.update({ maintenance: { on, since: clock.now(), reason: reason === '' ? (on ? 'maintenance mode on: no automatic role change' : 'maintenance mode off') : reason } });
-        failover.setMaintenance(on);
-        status();
-        return { ok: true, message: was === on ? `maintenance was ${on ? 'on' : 'off'} already` : on ? 'maintenance on: no automatic role change on this node' : 'maintenance off: automatic role changes again', changed: was !== on };
-      },
-      rotateToken: async (salt): Promise<ActionAnswer> => {
-        await operator.update({ tokenSalt: salt, tokenRotatedAt: clock.now() });
-        auth.rotate(salt);
-        states.emit({ kind: 'token', from: null, to: null, reason: 'control token rotated: earlier tokens and browser sessions no longer work', trigger: 'operator' });
-        return { ok: true, message: 'control token rotated' };
-      },
+      failover: () => actions.forceFailover(),
+      pause: (paused, reason) => actions.pause(paused, reason),
+      maintenance: (on, reason) => actions.maintenance(on, reason),
+      rotateToken: (salt) => actions.rotateToken(salt),
       verify: {
         start: (repair) => activeVerifier(controller, 'start verify').start(repair),
         report: () => {
@@ -342,27 +330,6 @@ async function waitHandedOver(failover: FailoverRunner, controller: RoleControll
     return { moved: false, alarm: st.alarms.find((a) => codes.includes(a.code))?.message };
   }
   return { moved: false, timedOut: true };
-}
-
-/**
- * tandem failover --force, on a passive: the decision judges the request on what the links see
- * now (refused while the peer answers); taken, it waits until the promotion ends.
- */
-async function requestForcedFailover(failover: FailoverRunner, controller: RoleController, clock: Clock): Promise<ActionAnswer> {
-  const refused = failover.forceFailover();
-  if (refused !== undefined) return { ok: false, code: 'TANDEM_ERR_FAILOVER_REFUSED', message: `failover --force: ${refused}; nothing was changed` };
-  const deadline = clock.monotonic() + 120_000;
-  while (clock.monotonic() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    const st = failover.status();
-    if (st.phase === 'busy') continue;
-    if ((controller.role as string) === 'active') {
-      const failed = st.alarms.find((a) => a.code === 'TANDEM_ERR_FAILOVER_FAILED');
-      return failed === undefined ? { ok: true, message: `this node is active now (epoch ${st.epoch}) and serves` } : { ok: false, code: 'TANDEM_ERR_FAILOVER_FAILED', message: `this node is active now (epoch ${st.epoch}) but does not serve: ${failed.message}` };
-    }
-    return { ok: false, code: 'TANDEM_ERR_FAILOVER_FAILED', message: 'the promotion did not happen (see the agent log and /v1/events)' };
-  }
-  return { ok: false, code: 'TANDEM_ERR_FAILOVER_FAILED', message: 'the promotion did not finish within 120 s; it may still be running' };
 }
 
 /**

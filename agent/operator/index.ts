@@ -4,5 +4,7 @@
 export { OperatorSettingsStore, OPERATOR_FILE, MAX_REASON_CHARS } from './operator-settings.ts';
 export type { OperatorSettings, Hold } from './operator-settings.ts';
 export { DrainMeter } from './drain-meter.ts';
+export { OperatorActions } from './operator-actions.ts';
+export type { OperatorActionsOptions } from './operator-actions.ts';
 export { switchoverReadiness, drainEstimate, SWITCHOVER_DRAIN_LIMIT_MS } from './switchover-readiness.ts';
 export type { SwitchoverReadiness, DrainEstimate } from './switchover-readiness.ts';
