@@ -12,11 +12,14 @@ const FOLLOW_WAIT = '30s';
 /** After a failed read while following, wait this long before the next. */
 const FOLLOW_RETRY_MS = 2000;
 
+/** Control characters (a terminal's escape sequences) in text a peer or a path may have put there. */
+const visible = (t: string) => t.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+
 export function formatEvent(e: TandemEvent): string {
   const move = e.from === null && e.to === null ? '' : `${e.from ?? '-'} → ${e.to ?? '-'}`;
   const phase = typeof e.details.phase === 'string' ? ` (${e.details.phase})` : '';
   const what = e.kind === 'link' ? `link ${String(e.details.link)}` : e.kind === 'alarm' ? `alarm ${String(e.details.code)}` : e.kind === 'script' ? `script ${String(e.details.script)}` : e.kind;
-  return `${new Date(e.time).toISOString()}  #${e.seq}  ${e.node}  ${what}  ${move}  [${e.trigger}]  ${e.reason}${phase}\n`;
+  return visible(`${new Date(e.time).toISOString()}  #${e.seq}  ${e.node}  ${what}  ${move}  [${e.trigger}]  ${e.reason}${phase}`) + '\n';
 }
 
 interface EventsPage {
