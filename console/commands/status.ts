@@ -6,7 +6,7 @@ import { controlUrlFor, fetchStatus } from '../control-client.ts';
 
 export const statusCommand: Command = {
   name: 'status',
-  summary: 'show a node\'s role, replication state and alarms',
+  summary: 'show both nodes of the pair: roles, states, lag, links, alarms',
   help: `Usage: tandem status -c CONFIG [--json]
 
 Asks the agent of the node described by CONFIG (through its control API) for its status.
