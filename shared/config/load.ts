@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TandemError } from '../errors.ts';
 import { parseDuration } from '../sizes.ts';
+import { splitHostPort } from './pair-addresses.ts';
 import { ConfigSource, describeProblem, problemsOfIssues, type ConfigProblem } from './config-problems.ts';
 import { configSchema, type ParsedConfig } from './schema.ts';
 
@@ -62,12 +63,6 @@ function invalid(file: string, key: string, reason: string): TandemError {
     hint: HINT,
     details: { key },
   });
-}
-
-export function splitHostPort(hp: string): { host: string; port: number } {
-  const i = hp.lastIndexOf(':');
-  const host = hp.slice(0, i).replace(/^\[|\]$/g, '');
-  return { host, port: Number(hp.slice(i + 1)) };
 }
 
 /** The outcome of checking a config: every problem found, and the config when there is none. */
