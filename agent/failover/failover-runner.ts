@@ -161,17 +161,17 @@ export class FailoverRunner {
           return { kind: 'done', now: now(), action: 'release', ok: o.ok, error: o.error };
         }
         case 'promote': {
-          this.stopMonitor();
+          void this.stopMonitor();
           const o = await c.promote(e.epoch, e.reason, this.opts.config.failover.startRetries);
           return { kind: 'done', now: now(), action: 'promote', ok: o.ok, error: o.error, epoch: e.epoch };
         }
         case 'demote': {
-          this.stopMonitor();
+          void this.stopMonitor();
           const o = await c.demote(e.reason);
           return { kind: 'done', now: now(), action: 'demote', ok: o.ok, error: o.error };
         }
         case 'switchover': {
-          this.stopMonitor();
+          void this.stopMonitor();
           const o = await c.switchover(e.reason, { discardOwn: e.discardOwn === true });
           return { kind: 'done', now: now(), action: 'switchover', ok: o.ok, error: o.error, ...(o.serving === undefined ? {} : { serving: o.serving }) };
         }
