@@ -2,7 +2,6 @@
 // purpose (node:http, no schema): `tandem status` loads this and little else.
 import http from 'node:http';
 import type { NodeAddresses } from '../shared/config/load.ts';
-import { readPairAddresses } from '../shared/config/pair-addresses.ts';
 import { CONTROL_TOKEN_HEADER } from '../shared/constants.ts';
 import { TandemError } from '../shared/errors.ts';
 import { readPairKey } from '../shared/pair-key.ts';
@@ -10,10 +9,6 @@ import { controlToken, type AgentStatus } from '../agent/control/index.ts';
 
 /** A status document larger than this is not one (an agent's is a few KiB). */
 const MAX_STATUS_BYTES = 4 * 1024 * 1024;
-
-export function controlUrlFor(configPath: string): string {
-  return controlUrlOf(readPairAddresses(configPath).self);
-}
 
 /**
  * GET /v1/status. Throws TANDEM_ERR_CONTROL_UNREACHABLE when no answer came within

@@ -109,17 +109,19 @@ export function formatPairView(v: PairView): string {
     rows.push([n.name, s.role, s.state, s.failover.serving ? 'yes' : 'no', String(s.failover.epoch), `${r.appliedSeq}/${r.headSeq}`, `${r.lagMs} ms`, s.links.channel, rtt(s.links.heartbeat.rttMs), s.links.public]);
   }
   const lines = [`Pair ${v.pair}: ${headline(v)}   (${clock(v.at)})`, '', ...table(rows), ''];
+  const w = Math.max(...v.nodes.map((n) => n.name.length));
+  const name = (n: NodeView) => n.name.padEnd(w);
 
   lines.push('Last role change');
   for (const n of v.nodes) {
     if (!n.ok) {
-      lines.push(`  ${n.name}  does not answer at ${n.url}: ${n.error.reason}`);
+      lines.push(`  ${name(n)}  does not answer at ${n.url}: ${n.error.reason}`);
       continue;
     }
     const s = n.status;
     const c = s.failover.lastRoleChange;
-    if (c === null || c === undefined) lines.push(`  ${n.name}  ${s.role} since its agent started ${clock(s.startedAt)} (${ago(s.startedAt, v.at)}): ${s.failover.reason}`);
-    else lines.push(`  ${n.name}  ${c.from} → ${c.to} at ${clock(c.at)} (${ago(c.at, v.at)}), epoch ${c.epoch}: ${c.reason}`);
+    if (c === null || c === undefined) lines.push(`  ${name(n)}  ${s.role} since its agent started ${clock(s.startedAt)} (${ago(s.startedAt, v.at)}): ${s.failover.reason}`);
+    else lines.push(`  ${name(n)}  ${c.from} → ${c.to} at ${clock(c.at)} (${ago(c.at, v.at)}), epoch ${c.epoch}: ${c.reason}`);
   }
 
   const progress: string[] = [];
@@ -129,12 +131,12 @@ export function formatPairView(v: PairView): string {
     if (r.sync !== null) {
       const pct = r.sync.bytesTotal > 0 ? ((100 * r.sync.bytesDone) / r.sync.bytesTotal).toFixed(1) : '0.0';
       const eta = r.sync.etaMs === null ? 'unknown' : `${Math.round(r.sync.etaMs / 1000)} s`;
-      progress.push(`  ${n.name}  synchronising: ${formatBytes(r.sync.bytesDone)} of ${formatBytes(r.sync.bytesTotal)} (${pct}%), ETA ${eta}`);
+      progress.push(`  ${name(n)}  synchronising: ${formatBytes(r.sync.bytesDone)} of ${formatBytes(r.sync.bytesTotal)} (${pct}%), ETA ${eta}`);
     }
-    if (r.catchUp !== null) progress.push(`  ${n.name}  catching up: ${formatBytes(r.catchUp.bytesLeft)} in ${r.catchUp.pathsLeft} path(s) left`);
-    if (r.splitBrain !== null) progress.push(`  ${n.name}  SPLIT BRAIN since sequence ${r.splitBrain.commonSeq}: ${r.splitBrain.activeChanges} records on the active, ${r.splitBrain.passiveChanges} on the passive`);
+    if (r.catchUp !== null) progress.push(`  ${name(n)}  catching up: ${formatBytes(r.catchUp.bytesLeft)} in ${r.catchUp.pathsLeft} path(s) left`);
+    if (r.splitBrain !== null) progress.push(`  ${name(n)}  SPLIT BRAIN since sequence ${r.splitBrain.commonSeq}: ${r.splitBrain.activeChanges} records on the active, ${r.splitBrain.passiveChanges} on the passive`);
     const c = n.status.capture;
-    if (c !== null && (c.pendingPaths > 0 || c.waitingForSpace)) progress.push(`  ${n.name}  capture: ${c.pendingPaths} path(s) pending${c.waitingForSpace ? ', WAITING FOR JOURNAL SPACE' : ''}`);
+    if (c !== null && (c.pendingPaths > 0 || c.waitingForSpace)) progress.push(`  ${name(n)}  capture: ${c.pendingPaths} path(s) pending${c.waitingForSpace ? ', WAITING FOR JOURNAL SPACE' : ''}`);
   }
   if (progress.length > 0) lines.push('', 'Replication', ...progress);
 
@@ -142,8 +144,8 @@ export function formatPairView(v: PairView): string {
   for (const n of v.nodes) {
     if (!n.ok) continue;
     for (const a of n.status.alarms) {
-      alarms.push(`  ${n.name}  ${a.code}: ${a.message}`);
-      if (a.hint !== undefined) alarms.push(`  ${' '.repeat(n.name.length)}  hint: ${a.hint}`);
+      alarms.push(`  ${name(n)}  ${a.code}: ${a.message}`);
+      if (a.hint !== undefined) alarms.push(`  ${' '.repeat(w)}  hint: ${a.hint}`);
     }
   }
   lines.push('', 'Alarms', ...(alarms.length > 0 ? alarms : ['  none']));

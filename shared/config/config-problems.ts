@@ -24,7 +24,7 @@ export class ConfigSource {
   /** Parses YAML text; syntax errors come back as problems (and no document to validate). */
   static parse(text: string): { source: ConfigSource; raw: unknown; problems: ConfigProblem[] } {
     const lines = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
     const problems: ConfigProblem[] = doc.errors.map((e) => ({
       key: '(yaml)',
       message: `not valid YAML: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,

@@ -136,7 +136,7 @@ export function parseConfig(raw: unknown, file: string): TandemConfig {
  */
 function validate(raw: unknown, file: string, source: ConfigSource): ConfigCheck {
   const result = configSchema.safeParse(raw ?? {});
-  if (!result.success) return { file, problems: problemsOfIssues(result.error.issues, source, configSchema), config: undefined };
+  if (!result.success) return { file, problems: inFileOrder(problemsOfIssues(result.error.issues, source, configSchema)), config: undefined };
   const problems: ConfigProblem[] = [];
   const report = (e: TandemError) => {
     const key = typeof e.details.key === 'string' ? e.details.key : '(top level)';
@@ -149,7 +149,13 @@ function validate(raw: unknown, file: string, source: ConfigSource): ConfigCheck
     if (!(err instanceof TandemError) || err.code !== 'TANDEM_ERR_CONFIG_INVALID') throw err;
     report(err);
   }
-  return problems.length > 0 ? { file, problems, config: undefined } : { file, problems, config };
+  return problems.length > 0 ? { file, problems: inFileOrder(problems), config: undefined } : { file, problems, config };
+}
+
+/** Problems as they appear in the file, top to bottom; those not written anywhere last. */
+function inFileOrder(problems: ConfigProblem[]): ConfigProblem[] {
+  const at = (p: ConfigProblem) => (p.line ?? Number.MAX_SAFE_INTEGER) * 10_000 + (p.column ?? 0);
+  return [...problems].sort((a, b) => at(a) - at(b));
 }
 
 /** The rules that span several keys; each problem goes to `report`, and checking goes on. */
