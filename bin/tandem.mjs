@@ -29,5 +29,8 @@ if (!b.fresh) {
     process.exit(1);
   }
 }
+// An agent's logged stacks should name the TypeScript sources: read the build's source maps.
+// Not for the short commands, whose start-up would pay for it.
+if (process.argv[2] === 'agent') process.setSourceMapsEnabled(true);
 const { main } = await import(pathToFileURL(b.entryFile).href);
 process.exitCode = await main(process.argv.slice(2));

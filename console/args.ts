@@ -10,13 +10,18 @@ import { didYouMean } from '../shared/did-you-mean.ts';
 export interface OptionSpec {
   type: 'string' | 'boolean' | 'duration';
   short?: string;
+  /** A string option given several times: its values in order. */
+  multiple?: boolean;
   /** For durations: the least accepted, in milliseconds (default 1: a zero timeout is a mistake). */
   minMs?: number;
 }
 
 export type OptionValues<T extends Record<string, OptionSpec>> = {
-  [K in keyof T]?: T[K]['type'] extends 'boolean' ? boolean : T[K]['type'] extends 'duration' ? number : string;
+  [K in keyof T]?: T[K]['type'] extends 'boolean' ? boolean : T[K]['type'] extends 'duration' ? number : T[K]['multiple'] extends true ? string[] : string;
 } & { help?: boolean };
+
+/** Option names that hold a duration: declared as plain strings they would escape the unit check. */
+const DURATION_NAME = /(^|-)(timeout|interval|delay|wait|grace|period|after|every|for)$/;
 
 function usageError(command: string, reason: string, hint = `tandem ${command} --help`): TandemError {
   return new TandemError({ code: 'TANDEM_ERR_USAGE', op: `tandem ${command}`, reason, hint });
@@ -43,8 +48,14 @@ export function parseCommandArgs<T extends Record<string, OptionSpec>>(
   options: T,
   opts: { positionals?: boolean } = {},
 ): { values: OptionValues<T>; positionals: string[] } {
-  const spec: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
-  for (const [name, o] of Object.entries(options)) spec[name] = { type: o.type === 'boolean' ? 'boolean' : 'string', ...(o.short === undefined ? {} : { short: o.short }) };
+  const spec: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = { help: { type: 'boolean', short: 'h' } };
+  for (const [name, o] of Object.entries(options)) {
+    if (o.type === 'string' && DURATION_NAME.test(name)) {
+      // A programming error, caught by the command's first test: every duration flag takes a unit.
+      throw new TandemError({ code: 'TANDEM_ERR_INTERNAL', op: `tandem ${command}`, reason: `option --${name} looks like a duration but is declared as a string`, hint: `declare it { type: 'duration' } in console/commands/${command}.ts` });
+    }
+    spec[name] = { type: o.type === 'boolean' ? 'boolean' : 'string', ...(o.short === undefined ? {} : { short: o.short }), ...(o.multiple === true && o.type === 'string' ? { multiple: true } : {}) };
+  }
   let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
   try {
     parsed = parseArgs({ args, options: spec, allowPositionals: opts.positionals === true, strict: true }) as typeof parsed;

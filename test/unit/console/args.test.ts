@@ -45,6 +45,12 @@ describe('duration flags', () => {
     expect(parseCommandArgs('verify', ['--timeout=250ms'], spec).values.timeout).toBe(250);
     expect(usageError(() => parseCommandArgs('verify', ['--timeout', '30'], spec)).reason).toContain('needs a unit');
   });
+
+  it('will not let a command declare a duration flag as a plain string', () => {
+    expect(() => parseCommandArgs('failover', [], { timeout: { type: 'string' } })).toThrow(/--timeout looks like a duration/);
+    expect(() => parseCommandArgs('events', [], { 'poll-interval': { type: 'string' } })).toThrow(/--poll-interval looks like a duration/);
+    expect(parseCommandArgs('x', ['--tag', 'a', '--tag', 'b'], { tag: { type: 'string', multiple: true } }).values.tag).toEqual(['a', 'b']);
+  });
 });
 
 describe('did you mean', () => {
