@@ -1,10 +1,9 @@
 // The command line as an operator meets it, run as a process: exit codes, "did you mean", units
 // on durations, and `tandem config check` listing every problem of a file.
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tandem } from '../../helpers/cli.ts';
+import { MINIMAL_CONFIG, TWO_PROBLEMS, writeConfig } from '../../helpers/config-fixture.ts';
 import { killAll } from '../../helpers/processes.ts';
 
 const dirs: string[] = [];
@@ -13,22 +12,8 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-function write(text: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tandem-cli-${process.pid}-`));
-  dirs.push(dir);
-  fs.writeFileSync(path.join(dir, 'tandem.yaml'), text);
-  return path.join(dir, 'tandem.yaml');
-}
-
-const GOOD = `pair: demo
-node: alpha
-nodes:
-  alpha: { channel: "127.0.0.1:7001", control: "127.0.0.1:7101" }
-  beta: { channel: "127.0.0.1:7002", control: "127.0.0.1:7102" }
-protect:
-  - name: data
-    path: ./data
-`;
+const write = (text: string) => writeConfig(text, dirs);
+const GOOD = MINIMAL_CONFIG;
 
 describe('tandem (command line)', () => {
   it('suggests the closest command or flag for a typo, with exit code 2', async () => {
@@ -63,11 +48,7 @@ describe('tandem (command line)', () => {
   });
 
   it('config check: lists every problem with line and column and exits 1; a good file exits 0', async () => {
-    const bad = write(`${GOOD}journal:
-  maxByte: 1GiB
-heartbeat:
-  threshold: five
-channel:
+    const bad = write(`${TWO_PROBLEMS}channel:
   reconnectMin: 5s
   reconnectMax: 1s
 `);
@@ -96,11 +77,7 @@ channel:
   });
 
   it('the agent refuses to start on such a config, naming every problem', async () => {
-    const bad = write(`${GOOD}journal:
-  maxByte: 1GiB
-heartbeat:
-  threshold: five
-`);
+    const bad = write(TWO_PROBLEMS);
     const r = await tandem(['agent', '-c', bad]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('error TANDEM_ERR_CONFIG_INVALID');

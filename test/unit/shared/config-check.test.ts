@@ -1,35 +1,19 @@
 // Every problem of a tandem.yaml at once, each with where it is written: the operator fixes the
 // file in one pass, and the agent refuses to start naming all of them.
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkConfig, loadConfig } from '../../../shared/config/index.ts';
 import { readPairAddresses } from '../../../shared/config/pair-addresses.ts';
 import { TandemError } from '../../../shared/errors.ts';
+import { MINIMAL_CONFIG, TWO_PROBLEMS, writeConfig } from '../../helpers/config-fixture.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-function write(text: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-config-check-'));
-  dirs.push(dir);
-  const file = path.join(dir, 'tandem.yaml');
-  fs.writeFileSync(file, text);
-  return file;
-}
-
-const HEAD = `pair: demo
-node: alpha
-nodes:
-  alpha: { channel: "127.0.0.1:7001", control: "127.0.0.1:7101" }
-  beta: { channel: "127.0.0.1:7002", control: "127.0.0.1:7102" }
-protect:
-  - name: data
-    path: ./data
-`;
+const write = (text: string) => writeConfig(text, dirs);
+const HEAD = MINIMAL_CONFIG;
 
 describe('tandem config check', () => {
   it('lists every schema problem with its line and column, and the closest key for an unknown one', () => {
@@ -86,11 +70,7 @@ heartbeat:
   });
 
   it('makes the loader (agent start-up) name every problem too', () => {
-    const file = write(`${HEAD}journal:
-  maxByte: 1GiB
-heartbeat:
-  threshold: five
-`);
+    const file = write(TWO_PROBLEMS);
     let err: unknown;
     try {
       loadConfig(file);
