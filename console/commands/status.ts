@@ -38,37 +38,41 @@ Durations take a unit: 500ms, 10s, 2m.
 Exit codes: 0 CONFIG's node answered (its peer may not have: see the screen or "nodes"), 3 it
 did not answer, 1 other errors (the config cannot be read), 2 usage error.`,
   async run(args) {
-    const { values } = parseCommandArgs('status', args, {
-      config: { type: 'string', short: 'c' },
-      json: { type: 'boolean' },
-      watch: { type: 'boolean' },
-      interval: { type: 'duration', minMs: 100 },
-      timeout: { type: 'duration', minMs: 10 },
-    });
-    if (values.help === true) {
-      process.stdout.write(`${this.help}\n`);
-      return EXIT.OK;
-    }
-    const json = values.json === true;
-    const timeoutMs = values.timeout ?? DEFAULT_TIMEOUT_MS;
-    let addresses: PairAddresses;
     try {
-      addresses = readPairAddresses(requireOption('status', values.config, '-c CONFIG'));
+      return await runStatus(args, this.help);
     } catch (err) {
-      // --json promises JSON on stdout whatever happens; the error also goes to stderr.
-      if (json && err instanceof TandemError && err.code !== 'TANDEM_ERR_USAGE') process.stdout.write(`${JSON.stringify({ error: err.toJSON() })}\n`);
+      // --json promises JSON on stdout whatever happens (a usage error, a config that cannot
+      // be read); the error also goes to stderr, with the exit code it always had.
+      if (args.includes('--json') && err instanceof TandemError) process.stdout.write(`${JSON.stringify({ error: err.toJSON() })}\n`);
       throw err;
     }
-    const read = () => readPairView(addresses, (url) => fetchStatus(url, timeoutMs), Date.now);
-    const print = (v: PairView) => process.stdout.write(json ? `${JSON.stringify(pairViewJson(v))}\n` : formatPairView(v));
-    if (values.watch !== true) {
-      const v = await read();
-      print(v);
-      return exitCodeOf(v);
-    }
-    return watch(read, print, values.interval ?? DEFAULT_INTERVAL_MS, !json && process.stdout.isTTY === true);
   },
 };
+
+async function runStatus(args: string[], help: string): Promise<number> {
+  const { values } = parseCommandArgs('status', args, {
+    config: { type: 'string', short: 'c' },
+    json: { type: 'boolean' },
+    watch: { type: 'boolean' },
+    interval: { type: 'duration', minMs: 100 },
+    timeout: { type: 'duration', minMs: 10 },
+  });
+  if (values.help === true) {
+    process.stdout.write(`${help}\n`);
+    return EXIT.OK;
+  }
+  const json = values.json === true;
+  const timeoutMs = values.timeout ?? DEFAULT_TIMEOUT_MS;
+  const addresses: PairAddresses = readPairAddresses(requireOption('status', values.config, '-c CONFIG'));
+  const read = () => readPairView(addresses, (url) => fetchStatus(url, timeoutMs), Date.now);
+  const print = (v: PairView) => process.stdout.write(json ? `${JSON.stringify(pairViewJson(v))}\n` : formatPairView(v));
+  if (values.watch !== true) {
+    const v = await read();
+    print(v);
+    return exitCodeOf(v);
+  }
+  return watch(read, print, values.interval ?? DEFAULT_INTERVAL_MS, !json && process.stdout.isTTY === true);
+}
 
 function exitCodeOf(v: PairView): number {
   return v.nodes[0].ok ? EXIT.OK : EXIT.UNREACHABLE;

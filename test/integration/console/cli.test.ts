@@ -45,6 +45,10 @@ describe('tandem (command line)', () => {
     const watch = await tandem(['status', '-c', '/nonexistent/tandem.yaml', '--watch', '--interval', '1']);
     expect(watch.code).toBe(2);
     expect(watch.stderr).toContain('--interval 1: a duration needs a unit');
+    // --json answers in JSON even then.
+    const json = await tandem(['status', '-c', '/nonexistent/tandem.yaml', '--json', '--timeout', '5']);
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: 'TANDEM_ERR_USAGE', message: expect.stringContaining('--timeout 5: a duration needs a unit') } });
   });
 
   it('config check: lists every problem with line and column and exits 1; a good file exits 0', async () => {
