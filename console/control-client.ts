@@ -1,11 +1,14 @@
 // How the CLI reaches an agent: the control address from the node's tandem.yaml, and the
 // control token, derived from the pair key (and the salt the agent holds since the last
-// `tandem token rotate`, which a refused request answers with).
-import { loadConfig, type NodeAddresses } from '../shared/config/index.ts';
+// `tandem token rotate`, which a refused request answers with). Light on purpose (node:http,
+// no schema): `tandem status` loads this and little else.
+import http from 'node:http';
+import type { NodeAddresses } from '../shared/config/load.ts';
 import { CONTROL_TOKEN_HEADER } from '../shared/constants.ts';
 import { TandemError } from '../shared/errors.ts';
 import { readPairKey } from '../shared/pair-key.ts';
-import { controlToken, TOKEN_SALT, type AgentStatus } from '../agent/control/index.ts';
+import { controlToken, TOKEN_SALT } from '../agent/control/control-auth.ts';
+import type { AgentStatus } from '../agent/control/index.ts';
 
 /**
  * Proof that the caller holds the pair key: the token of each agent, derived from the key and
@@ -62,35 +65,75 @@ export async function controlFetch(url: string, init: RequestInit & { baseUrl: s
   }
 }
 
-export function controlUrlFor(configPath: string): string {
-  const c = loadConfig(configPath);
-  const host = c.self.control.host.includes(':') ? `[${c.self.control.host}]` : c.self.control.host;
-  return `http://${host}:${c.self.control.port}`;
-}
+/** A status document larger than this is not one (an agent's is a few KiB). */
+const MAX_STATUS_BYTES = 4 * 1024 * 1024;
 
-/** `creds`: needed when the agent's control API listens beyond the loopback (reads need the token there). */
-export async function fetchStatus(baseUrl: string, timeoutMs = 5000, creds?: ControlCredentials): Promise<AgentStatus> {
-  let res: Response;
-  let text: string;
-  try {
-    ({ res, text } = await controlFetch(`${baseUrl}/v1/status`, { baseUrl, signal: AbortSignal.timeout(timeoutMs) }, creds));
-  } catch (err) {
-    throw new TandemError({
-      code: 'TANDEM_ERR_CONTROL_UNREACHABLE',
-      op: `GET ${baseUrl}/v1/status`,
-      reason: (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message,
-      hint: 'is the agent running? start it with: tandem agent -c CONFIG',
+/**
+ * GET /v1/status. Throws TANDEM_ERR_CONTROL_UNREACHABLE when no answer came within
+ * `timeoutMs`, TANDEM_ERR_CONTROL_REFUSED when the answer is not a status document. `creds`:
+ * needed when the agent's control API listens beyond the loopback (reads need the token there);
+ * a refusal that names another salt is tried once more with it.
+ */
+export function fetchStatus(baseUrl: string, timeoutMs = 5000, creds?: ControlCredentials, retried = false): Promise<AgentStatus> {
+  const op = `GET ${baseUrl}/v1/status`;
+  return new Promise<AgentStatus>((resolve, reject) => {
+    let done = false;
+    const finish = (err: TandemError | undefined, value?: AgentStatus) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      req.destroy();
+      if (err !== undefined) reject(err);
+      else resolve(value!);
+    };
+    const unreachable = (reason: string) =>
+      new TandemError({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op, reason, hint: 'is the agent running? start it with: tandem agent -c CONFIG' });
+    // No keep-alive agent: a pooled socket would hold the command open after its answer.
+    const req = http.get(`${baseUrl}/v1/status`, { agent: false, headers: creds?.headersFor(baseUrl) ?? {} }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_STATUS_BYTES) finish(new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: `answer larger than ${MAX_STATUS_BYTES} bytes`, hint: 'is CONFIG\'s control address really a Tandem agent?' }));
+        else chunks.push(c);
+      });
+      res.on('error', (err) => finish(unreachable(err.message)));
+      res.on('end', () => {
+        if (res.statusCode !== 200) {
+          const auth = res.statusCode === 401 || res.statusCode === 403;
+          if (auth && creds !== undefined && !retried) {
+            let body: unknown;
+            try {
+              body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            } catch {
+              body = undefined;
+            }
+            if (creds.learn(baseUrl, body)) {
+              done = true;
+              clearTimeout(timer);
+              fetchStatus(baseUrl, timeoutMs, creds, true).then(resolve, reject);
+              return;
+            }
+          }
+          finish(new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: `HTTP ${res.statusCode}${auth ? ': no valid control token' : ''}`, hint: auth ? 'run the command on a host that holds the pair key (keyFile in CONFIG): reads need the token when the control API listens beyond the loopback' : 'check the agent log' }));
+          return;
+        }
+        try {
+          const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AgentStatus;
+          if (typeof doc !== 'object' || doc === null || typeof doc.node !== 'string') throw new Error('not a status document');
+          finish(undefined, doc);
+        } catch (err) {
+          finish(new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: `bad answer: ${(err as Error).message}`, hint: 'is CONFIG\'s control address really a Tandem agent?' }));
+        }
+      });
     });
-  }
-  if (!res.ok) {
-    const auth = res.status === 401 || res.status === 403;
-    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op: `GET ${baseUrl}/v1/status`, reason: `HTTP ${res.status}${auth ? ': no valid control token' : ''}`, hint: auth ? 'run the command on a host that holds the pair key (keyFile in CONFIG)' : 'check the agent log' });
-  }
-  return JSON.parse(text) as AgentStatus;
+    req.on('error', (err) => finish(unreachable(err.message)));
+    const timer = setTimeout(() => finish(unreachable(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
 }
 
 /** The control API address of either node of a loaded config (`self` or `peer`). */
-export function controlUrlOf(node: NodeAddresses): string {
+export function controlUrlOf(node: Pick<NodeAddresses, 'control'>): string {
   const host = node.control.host.includes(':') ? `[${node.control.host}]` : node.control.host;
   return `http://${host}:${node.control.port}`;
 }

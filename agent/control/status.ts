@@ -19,8 +19,13 @@ export interface AgentStatus {
   links: {
     channel: 'up' | 'down';
     public: 'up' | 'down' | 'unknown';
-    /** Channel heartbeats: how long ago the last one came, the longest silence between two, the last round trip. */
-    heartbeat: { lastHeardMsAgo: number | null; longestGapMs: number; rttMs: number | null };
+    /** Channel heartbeats: how long ago the last one came, and the longest silence between two. */
+    heartbeat: {
+      lastHeardMsAgo: number | null;
+      longestGapMs: number;
+      /** Smoothed round-trip of the channel heartbeats (ms); null while down or not yet measured. */
+      rttMs?: number | null;
+    };
   };
   replication: {
     /** The last sequence the active journaled (on the passive: as last heard from it). */
@@ -63,11 +68,14 @@ export interface AgentStatus {
     /** The passive's presence probe of its peer: alive, stalled, dead, unreachable… */
     presence: string;
     roleChangesLastHour: number;
+    /**
+     * The node's last role change, with why and what triggered it: from its event history
+     * (agent/events), so also one from before the agent restarted; null if it never changed role.
+     */
+    lastRoleChange?: { at: number; from: Role; to: Role; epoch: number; reason: string; trigger?: string; seq?: number } | null;
   };
   /** An operator's maintenance hold: no automatic role change on this node (tandem maintenance). */
   maintenance: boolean;
-  /** The last role change of this node, from its event history (kept across restarts); null if none. */
-  lastRoleChange: { seq: number; time: number; from: string | null; to: string | null; reason: string; trigger: string } | null;
   pid: number;
   startedAt: number;
 }
@@ -183,7 +191,11 @@ export function buildStatus(i: StatusInputs): AgentStatus {
     links: {
       channel: connected ? 'up' : 'down',
       public: f.ownPublic === 'ok' ? 'up' : f.ownPublic === 'failing' ? 'down' : 'unknown',
-      heartbeat: { lastHeardMsAgo: i.heartbeat.lastHeardAt === undefined ? null : Math.max(0, i.now - i.heartbeat.lastHeardAt), longestGapMs: i.heartbeat.longestGapMs, rttMs: i.heartbeat.rttMs ?? null },
+      heartbeat: {
+        lastHeardMsAgo: i.heartbeat.lastHeardAt === undefined ? null : Math.max(0, i.now - i.heartbeat.lastHeardAt),
+        longestGapMs: i.heartbeat.longestGapMs,
+        rttMs: connected && i.heartbeat.rttMs !== undefined ? Math.round(i.heartbeat.rttMs * 1000) / 1000 : null,
+      },
     },
     replication,
     alarms,
@@ -193,9 +205,8 @@ export function buildStatus(i: StatusInputs): AgentStatus {
         : { state: c.state, pendingPaths: c.pendingPaths, filesHashed: c.filesHashed, bytesHashed: c.bytesHashed, waitingForSpace: c.waitingForSpace, lastScan: c.lastScan ?? null },
     channel: i.channel,
     verify: i.verify ?? null,
-    failover: { phase: f.phase, pending: f.pending ?? null, serving: f.serving, epoch: f.epoch, reason: f.reason, trigger: f.trigger, presence: f.presence, roleChangesLastHour: f.roleChangesLastHour },
+    failover: { phase: f.phase, pending: f.pending ?? null, serving: f.serving, epoch: f.epoch, reason: f.reason, trigger: f.trigger, presence: f.presence, roleChangesLastHour: f.roleChangesLastHour, lastRoleChange: null },
     maintenance: f.maintenance,
-    lastRoleChange: null,
     pid: process.pid,
     startedAt: i.startedAt,
   };

@@ -94,6 +94,11 @@ export class EventHistory {
     return i < 0 ? [] : this.events.slice(i, i + Math.max(1, Math.min(limit, MAX_EVENTS_PER_READ)));
   }
 
+  /** The newest event kept that matches. */
+  findLast(pred: (e: TandemEvent) => boolean): TandemEvent | undefined {
+    return this.events.findLast(pred);
+  }
+
   /** Resolves once an event with seq > `after` exists, or after `timeoutMs` (long polling). */
   wait(after: number, timeoutMs: number): Promise<void> {
     if (this.lastSeq > after || timeoutMs <= 0) return Promise.resolve();

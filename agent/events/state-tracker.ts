@@ -7,6 +7,7 @@
 // handed to listeners that only queue.
 import type { Clock } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
+import type { Role } from '../../shared/protocol/index.ts';
 import type { AgentStatus } from '../control/index.ts';
 import type { RunnerStep } from '../failover/index.ts';
 import { boundedDraft, type EventDraft, type EventKind, type TandemEvent } from './event.ts';
@@ -54,7 +55,7 @@ export class StateTracker {
   constructor(private readonly opts: StateTrackerOptions) {
     this.log = opts.log.child({ component: 'events' });
     // The last role change may be older than this run of the agent: the history has it.
-    this.lastRole = opts.history.since(0).findLast((e) => e.kind === 'role');
+    this.lastRole = opts.history.findLast((e) => e.kind === 'role');
   }
 
   get history(): EventHistory {
@@ -78,7 +79,7 @@ export class StateTracker {
 
   private stampLastRole(status: AgentStatus): void {
     const e = this.lastRole;
-    status.lastRoleChange = e === undefined ? null : { seq: e.seq, time: e.time, from: e.from, to: e.to, reason: e.reason, trigger: e.trigger };
+    status.failover.lastRoleChange = e === undefined ? null : { at: e.time, from: e.from as Role, to: e.to as Role, epoch: Number(e.details.epoch ?? 0), reason: e.reason, trigger: e.trigger, seq: e.seq };
   }
 
   /** The failover runner took an input: report the actions it started or ended, then any change. */

@@ -214,17 +214,17 @@ export class FailoverRunner {
           return { kind: 'done', now: now(), action: 'release', ok: o.ok, error: o.error };
         }
         case 'promote': {
-          this.stopMonitor();
+          void this.stopMonitor();
           const o = await c.promote(e.epoch, e.reason, this.opts.config.failover.startRetries);
           return { kind: 'done', now: now(), action: 'promote', ok: o.ok, error: o.error, epoch: e.epoch };
         }
         case 'demote': {
-          this.stopMonitor();
+          void this.stopMonitor();
           const o = await c.demote(e.reason);
           return { kind: 'done', now: now(), action: 'demote', ok: o.ok, error: o.error };
         }
         case 'switchover': {
-          this.stopMonitor();
+          void this.stopMonitor();
           const o = await c.switchover(e.reason, { discardOwn: e.discardOwn === true });
           return { kind: 'done', now: now(), action: 'switchover', ok: o.ok, error: o.error, ...(o.serving === undefined ? {} : { serving: o.serving }) };
         }
@@ -239,6 +239,7 @@ export class FailoverRunner {
         this.running = undefined;
         this.input(done);
         // The controller is the truth about the role (a promotion can fall back to passive).
+        // (The last role change is the state tracker's: agent/events, from the role events.)
         if (this.state.role !== c.role || this.state.epoch !== c.epoch) this.state = { ...this.state, role: c.role, epoch: c.epoch };
         this.syncMonitor();
       });

@@ -105,7 +105,7 @@ again), 3 no agent answered, 2 usage error.`,
     const { values } = parseCommandArgs('switchover', args, {
       config: { type: 'string', short: 'c' },
       json: { type: 'boolean' },
-      timeout: { type: 'string' },
+      timeout: { type: 'duration' },
       force: { type: 'boolean' },
       'dry-run': { type: 'boolean' },
     });
@@ -114,10 +114,7 @@ again), 3 no agent answered, 2 usage error.`,
       return EXIT.OK;
     }
     const configPath = requireOption('switchover', values.config, '-c CONFIG');
-    const timeoutMs = parseDuration(values.timeout ?? DEFAULT_TIMEOUT);
-    if (timeoutMs === undefined || timeoutMs <= 0) {
-      throw new TandemError({ code: 'TANDEM_ERR_USAGE', op: 'tandem switchover', reason: `--timeout "${values.timeout}" is not a duration`, hint: 'e.g. --timeout 90s or --timeout 2m' });
-    }
+    const timeoutMs = values.timeout ?? parseDuration(DEFAULT_TIMEOUT)!;
     const json = values.json === true;
     if (values['dry-run'] === true) return dryRun(configPath, values.force === true, json, timeoutMs);
     try {

@@ -80,8 +80,8 @@ describe('the story of a node, from its events', () => {
     // Neither node reports a failover, and status says the same as the events.
     expect([...a, ...b].some((e) => e.kind === 'failover')).toBe(false);
     const [sa2, sb2] = await Promise.all([p.status('alpha'), p.status('beta')]);
-    expect([sa2.role, sa2.lastRoleChange?.trigger, sb2.role, sb2.lastRoleChange?.trigger]).toEqual(['passive', 'operator', 'active', 'planned']);
-    expect(sa2.lastRoleChange?.reason).toBe('operator asked for a switchover');
+    expect([sa2.role, sa2.failover.lastRoleChange?.trigger, sb2.role, sb2.failover.lastRoleChange?.trigger]).toEqual(['passive', 'operator', 'active', 'planned']);
+    expect(sa2.failover.lastRoleChange?.reason).toBe('operator asked for a switchover');
     expectNoOverlap(p);
   }, 150_000);
 

@@ -20,7 +20,6 @@ export function statusDoc(p: Patch = {}): AgentStatus {
     verify: null,
     failover: { phase: 'steady', pending: null, serving: true, epoch: 1, reason: 'active; the passive is connected', trigger: 'automatic', presence: 'alive', roleChangesLastHour: 0 },
     maintenance: false,
-    lastRoleChange: null,
     pid: 1,
     startedAt: 1_700_000_000_000,
   };
