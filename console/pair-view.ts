@@ -126,7 +126,7 @@ export function formatPairView(v: PairView): string {
     const s = n.status;
     const c = s.failover.lastRoleChange;
     if (c === null || c === undefined) lines.push(`  ${name(n)}  ${s.role} since its agent started ${clock(s.startedAt)} (${ago(s.startedAt, v.at)}): ${s.failover.reason}`);
-    else lines.push(`  ${name(n)}  ${c.from} → ${c.to} at ${clock(c.at)} (${ago(c.at, v.at)}), epoch ${c.epoch}${c.trigger === undefined ? '' : ` [${c.trigger}]`}: ${c.reason}`);
+    else lines.push(`  ${name(n)}  ${c.from} → ${c.to} at ${clock(c.at)} (${ago(c.at, v.at)}), epoch ${c.epoch}: ${c.reason}${c.trigger === undefined ? '' : ` [${c.trigger}]`}`);
   }
 
   const progress: string[] = [];
