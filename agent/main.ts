@@ -11,8 +11,11 @@ import { initHash } from '../shared/hash.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import { readPairKey } from '../shared/pair-key.ts';
 import { PeerChannel, channelOptionsFromConfig } from './channel/index.ts';
-import { ControlServer, buildStatus, controlToken, type AgentStatus } from './control/index.ts';
+import { ControlAuth, ControlServer, buildStatus, type AgentStatus } from './control/index.ts';
+import { AlertHooks, EVENTS_FILE, EventHistory, MeteredScripts, StateTracker, renderTandemMetrics, type EventDraft } from './events/index.ts';
 import { FailoverRunner } from './failover/index.ts';
+import { DrainMeter, OperatorActions, OperatorSettingsStore, switchoverReadiness } from './operator/index.ts';
+import { ioCounters } from '../shared/io-counters.ts';
 import { PresenceProber, PresenceServer, PublicChecker } from './links/index.ts';
 import { ManifestStore } from './manifest/index.ts';
 import { RoleController } from './roles/index.ts';
@@ -23,6 +26,7 @@ import { NodeStateStore, acquireStateLock } from './state/index.ts';
 export interface RunningAgent {
   config: TandemConfig;
   log: Logger;
+  /** The status document, through the state tracker (every change it shows is an event). */
   status(): AgentStatus;
   /** Stops everything in order; resolves when the state is closed cleanly. */
   stop(reason: string): Promise<void>;
@@ -52,6 +56,12 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
     const { store: nodeState, created } = await NodeStateStore.open(config.stateDir, config.role);
     const s0 = nodeState.get();
     log.info({ role: s0.role, epoch: s0.epoch, generation: s0.generation, firstStart: created, config: config.file }, 'agent: starting');
+    const operator = await OperatorSettingsStore.open(config.stateDir);
+    const history = EventHistory.open({ file: path.join(config.stateDir, EVENTS_FILE), keep: config.events.keep, clock, log });
+    cleanups.push(() => history.close());
+    // The tracker is made once everything it reads exists; events before that have no reader.
+    let tracker: StateTracker | undefined;
+    const emit = (d: EventDraft) => void tracker?.report(d);
 
     const manifestStore = await ManifestStore.open({
       dir: path.join(config.stateDir, 'manifest'),
@@ -76,14 +86,17 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
     };
 
     const publicChecker = new PublicChecker({ targets: config.links.public.targets, intervalMs: config.links.public.intervalMs, threshold: config.links.public.threshold, clock, log });
-    const scripts = new ScriptRunner({
-      paths: { start: config.scripts.start, stop: config.scripts.stop, check: config.scripts.check },
-      timeoutMs: config.scripts.timeoutMs,
-      checkTimeoutMs: config.scripts.checkTimeoutMs,
-      env: { node: config.self.name, peer: config.peer.name, pair: config.pair },
-      log,
-      clock,
-    });
+    const scripts = new MeteredScripts(
+      new ScriptRunner({
+        paths: { start: config.scripts.start, stop: config.scripts.stop, check: config.scripts.check },
+        timeoutMs: config.scripts.timeoutMs,
+        checkTimeoutMs: config.scripts.checkTimeoutMs,
+        env: { node: config.self.name, peer: config.peer.name, pair: config.pair },
+        log,
+        clock,
+      }),
+      emit,
+    );
     // The runner is made last (it reads everything else); the closures below ask it late.
     let runner: FailoverRunner | undefined;
     const serving = () => runner?.serving ?? false;
@@ -99,6 +112,8 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
       publicState: () => publicChecker.view().state,
       onTakeover: (epoch) => runner?.input({ kind: 'takeover', now: clock.now(), epoch }),
       onKeepPeer: (reason) => runner?.input({ kind: 'keep-peer', now: clock.now(), reason, operator: false }),
+      // A pause is the active's: kept on disk, applied to every active engine this node builds.
+      replicationPaused: () => operator.get().paused.on,
     });
     await controller.start();
     cleanups.push(() => controller.stop());
@@ -141,7 +156,8 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
       clock,
       log,
     });
-    runner = new FailoverRunner({ config, log, clock, controller, nodeState, publicLink: publicChecker, presence: presenceProber, monitor });
+    monitor.on('state', (c) => emit({ kind: 'application', from: c.from, to: c.to, reason: c.reason, trigger: 'automatic' }));
+    runner = new FailoverRunner({ config, log, clock, controller, nodeState, publicLink: publicChecker, presence: presenceProber, monitor, maintenance: operator.get().maintenance.on });
 
     await channel.start();
     cleanups.push(() => channel.close());
@@ -154,10 +170,8 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
     presenceProber?.start();
     if (presenceProber !== undefined) cleanups.push(() => presenceProber.stop());
     const failover = runner;
-    failover.start();
-    cleanups.push(() => failover.stop());
 
-    const status = (): AgentStatus => {
+    const build = (): AgentStatus => {
       const hb = controller.heartbeat.observe();
       return buildStatus({
         node: config.self.name,
@@ -173,17 +187,87 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
         heartbeat: { lastHeardAt: hb.lastHeardAt, longestGapMs: hb.longestGapMs, rttMs: hb.rttMs },
         channel: liveStats(),
         verify: controller.active?.verifier.summary(),
+        inSyncBoundMs: config.failover.maxLagOnFailover,
+        lagAtContactMs: controller.passive?.receiver.lagAtLastContact(),
         startedAt,
         now: clock.now(),
       });
     };
-    const control = new ControlServer({
+    const states = new StateTracker({
+      node: config.self.name,
+      peer: config.peer.name,
+      history,
+      build,
+      lagBoundMs: config.alerts.lagOverMs,
+      operatorReason: () => {
+        const o = operator.get();
+        return { maintenance: o.maintenance.reason === '' ? undefined : o.maintenance.reason, paused: o.paused.reason === '' ? undefined : o.paused.reason };
+      },
+      clock,
+      log,
+    });
+    tracker = states;
+    const status = () => states.refresh();
+    const drainMeter = new DrainMeter();
+    failover.onStep((step) => {
+      states.onStep(step);
+      drainMeter.sample(clock.monotonic(), controller.senderStatus()?.ackedSeq ?? 0);
+    });
+    const alerts = new AlertHooks({ holdLinkDownMs: config.heartbeat.intervalMs * config.heartbeat.threshold, command: config.alerts.command, webhook: config.alerts.webhook, kinds: config.alerts.events, timeoutMs: config.alerts.timeoutMs, retries: config.alerts.retries, pair: config.pair, clock, log });
+    cleanups.push(() => alerts.stop());
+    const auth = new ControlAuth(key, operator.get().tokenSalt, clock);
+    const actions = new OperatorActions({
+      settings: operator,
+      sender: () => controller.active?.sender,
+      failover,
+      role: () => controller.role,
+      rotate: (salt) => auth.rotate(salt),
+      emit: (d) => states.emit(d),
+      refresh: () => void status(),
+      clock,
+    });
+    states.subscribe((e) => {
+      alerts.offer(e);
+      actions.onEvent(e);
+    });
+    const first = status();
+    states.emit({ kind: 'agent', from: 'stopped', to: 'running', reason: 'agent started', trigger: 'automatic', details: { pid: process.pid, role: first.role, state: first.state, maintenance: first.maintenance, paused: first.replication.paused } });
+    failover.start();
+    cleanups.push(() => failover.stop());
+
+    const readiness = (force: boolean) =>
+      switchoverReadiness(status(), { force, boundMs: config.failover.maxLagOnFailover, recordsPerSecond: drainMeter.recordsPerSecond(), settleMs: config.capture.settle });
+    const control: ControlServer = new ControlServer({
       host: config.self.control.host,
       port: config.self.control.port,
+      allowHosts: config.control.allowHosts,
       status,
-      token: controlToken(key),
-      switchover: () => requestSwitchover(failover, controller, clock),
+      auth,
+      events: history,
+      metrics: () =>
+        renderTandemMetrics({
+          status: status(),
+          events: states.counts,
+          roleChanges: states.roleChanges,
+          actions: states.actions,
+          recordsReplicated: states.recordsReplicated,
+          scripts: scripts.stats,
+          alerts: alerts.stats,
+          controlRefusals: control.guard.refusals,
+          fsyncs: ioCounters.fsyncs,
+        }),
+      switchover: async ({ force }) => {
+        const plan = readiness(force);
+        if (!plan.ready) return { ok: false, code: 'TANDEM_ERR_SWITCHOVER_REFUSED', message: plan.refusal ?? 'not ready', hint: plan.hint };
+        const r = await requestSwitchover(failover, controller, clock);
+        return r.ok ? r : { ...r, code: 'TANDEM_ERR_SWITCHOVER_FAILED' };
+      },
+      switchoverPlan: ({ force }) => readiness(force),
       resolve: (keep) => requestResolve(keep, config.self.name, config.peer.name, failover, controller, clock),
+      failover: () => actions.forceFailover(),
+      pause: (paused, reason) => actions.pause(paused, reason),
+      maintenance: (on, reason) => actions.maintenance(on, reason),
+      rotateToken: (salt) => actions.rotateToken(salt),
       verify: {
         start: (repair) => activeVerifier(controller, 'start verify').start(repair),
         report: () => {
@@ -192,6 +276,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
           return r === undefined ? undefined : { ...r, summary: v.summary() };
         },
       },
+      clock,
       log,
     });
     await control.listen();
@@ -206,6 +291,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
       stop(reason) {
         stopping ??= (async () => {
           log.info({ reason }, 'agent: stopping');
+          states.emit({ kind: 'agent', from: 'running', to: 'stopped', reason: `agent stopping (${reason})`, trigger: 'automatic', details: { pid: process.pid } });
           await runCleanups(cleanups, log);
           log.info({}, 'agent: stopped');
         })();

@@ -19,4 +19,10 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'resolve', summary: 'end a split brain: keep one node\'s data, overwrite the other\'s changes', load: async () => (await import('./commands/resolve.ts')).resolveCommand },
   { name: 'verify', summary: 'compare both sides block by block; --repair resends what differs', load: async () => (await import('./commands/verify.ts')).verifyCommand },
   { name: 'config', summary: 'check a tandem.yaml: every error, with its line and column', load: async () => (await import('./commands/config.ts')).configCommand },
+  { name: 'events', summary: 'show what happened to a node and why (role changes, states, links, alarms…)', load: async () => (await import('./commands/events.ts')).eventsCommand },
+  { name: 'pause', summary: 'pause replication on the active node (the journal keeps what is written)', load: async () => (await import('./commands/pause.ts')).pauseCommand },
+  { name: 'resume', summary: 'resume paused replication (the passive catches up from the journal)', load: async () => (await import('./commands/pause.ts')).resumeCommand },
+  { name: 'maintenance', summary: 'hold (on) or release (off) automatic role changes on both nodes', load: async () => (await import('./commands/maintenance.ts')).maintenanceCommand },
+  { name: 'failover', summary: 'promote this passive by hand when the active is known to be gone (--force)', load: async () => (await import('./commands/failover.ts')).failoverCommand },
+  { name: 'token', summary: 'rotate the control token on both nodes, or show it (for Prometheus and scripts)', load: async () => (await import('./commands/token.ts')).tokenCommand },
 ];

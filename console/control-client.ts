@@ -1,20 +1,80 @@
-// How the CLI reaches an agent: the control address from the node's tandem.yaml. Light on
-// purpose (node:http, no schema): `tandem status` loads this and little else.
+// How the CLI reaches an agent: the control address from the node's tandem.yaml, and the
+// control token, derived from the pair key (and the salt the agent holds since the last
+// `tandem token rotate`, which a refused request answers with). Light on purpose (node:http,
+// no schema): `tandem status` loads this and little else.
 import http from 'node:http';
 import type { NodeAddresses } from '../shared/config/load.ts';
 import { CONTROL_TOKEN_HEADER } from '../shared/constants.ts';
 import { TandemError } from '../shared/errors.ts';
 import { readPairKey } from '../shared/pair-key.ts';
-import { controlToken, type AgentStatus } from '../agent/control/index.ts';
+import { controlToken, TOKEN_SALT } from '../agent/control/control-auth.ts';
+import type { AgentStatus } from '../agent/control/index.ts';
+
+/**
+ * Proof that the caller holds the pair key: the token of each agent, derived from the key and
+ * that agent's salt, learnt when a request is refused for want of the current token.
+ */
+export class ControlCredentials {
+  private readonly salts = new Map<string, string>();
+
+  constructor(private readonly key: Buffer) {}
+
+  /** The token for an agent whose salt is `salt` (GET /v1/auth tells it). */
+  tokenWithSalt(salt: string): string {
+    return controlToken(this.key, salt);
+  }
+
+  /** The token for the agent at `baseUrl`, as far as its salt is known. */
+  tokenFor(baseUrl: string): string {
+    return controlToken(this.key, this.salts.get(baseUrl) ?? '');
+  }
+
+  headersFor(baseUrl: string): Record<string, string> {
+    return { [CONTROL_TOKEN_HEADER]: this.tokenFor(baseUrl) };
+  }
+
+  /** A refusal told the agent's salt: true when it is new (the request is worth one more try). */
+  learn(baseUrl: string, body: unknown): boolean {
+    const salt = (body as { tokenSalt?: unknown } | undefined)?.tokenSalt;
+    if (typeof salt !== 'string' || (salt !== '' && !TOKEN_SALT.test(salt)) || salt === (this.salts.get(baseUrl) ?? '')) return false;
+    this.salts.set(baseUrl, salt);
+    return true;
+  }
+}
+
+/**
+ * A fetch that presents the credentials (if any) and, once, tries again with the salt a refusal
+ * names. Answers the last response and its text.
+ */
+export async function controlFetch(url: string, init: RequestInit & { baseUrl: string }, creds: ControlCredentials | undefined): Promise<{ res: Response; text: string }> {
+  const { baseUrl, ...rest } = init;
+  for (let attempt = 0; ; attempt++) {
+    const headers = { ...(rest.headers as Record<string, string> | undefined), ...(creds?.headersFor(baseUrl) ?? {}) };
+    const res = await fetch(url, { ...rest, headers });
+    const text = await res.text();
+    if ((res.status === 401 || res.status === 403) && creds !== undefined && attempt === 0) {
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = undefined;
+      }
+      if (creds.learn(baseUrl, body)) continue;
+    }
+    return { res, text };
+  }
+}
 
 /** A status document larger than this is not one (an agent's is a few KiB). */
 const MAX_STATUS_BYTES = 4 * 1024 * 1024;
 
 /**
  * GET /v1/status. Throws TANDEM_ERR_CONTROL_UNREACHABLE when no answer came within
- * `timeoutMs`, TANDEM_ERR_CONTROL_REFUSED when the answer is not a status document.
+ * `timeoutMs`, TANDEM_ERR_CONTROL_REFUSED when the answer is not a status document. `creds`:
+ * needed when the agent's control API listens beyond the loopback (reads need the token there);
+ * a refusal that names another salt is tried once more with it.
  */
-export function fetchStatus(baseUrl: string, timeoutMs = 5000): Promise<AgentStatus> {
+export function fetchStatus(baseUrl: string, timeoutMs = 5000, creds?: ControlCredentials, retried = false): Promise<AgentStatus> {
   const op = `GET ${baseUrl}/v1/status`;
   return new Promise<AgentStatus>((resolve, reject) => {
     let done = false;
@@ -29,7 +89,7 @@ export function fetchStatus(baseUrl: string, timeoutMs = 5000): Promise<AgentSta
     const unreachable = (reason: string) =>
       new TandemError({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op, reason, hint: 'is the agent running? start it with: tandem agent -c CONFIG' });
     // No keep-alive agent: a pooled socket would hold the command open after its answer.
-    const req = http.get(`${baseUrl}/v1/status`, { agent: false }, (res) => {
+    const req = http.get(`${baseUrl}/v1/status`, { agent: false, headers: creds?.headersFor(baseUrl) ?? {} }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {
@@ -40,7 +100,22 @@ export function fetchStatus(baseUrl: string, timeoutMs = 5000): Promise<AgentSta
       res.on('error', (err) => finish(unreachable(err.message)));
       res.on('end', () => {
         if (res.statusCode !== 200) {
-          finish(new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: `HTTP ${res.statusCode}`, hint: 'check the agent log' }));
+          const auth = res.statusCode === 401 || res.statusCode === 403;
+          if (auth && creds !== undefined && !retried) {
+            let body: unknown;
+            try {
+              body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            } catch {
+              body = undefined;
+            }
+            if (creds.learn(baseUrl, body)) {
+              done = true;
+              clearTimeout(timer);
+              fetchStatus(baseUrl, timeoutMs, creds, true).then(resolve, reject);
+              return;
+            }
+          }
+          finish(new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: `HTTP ${res.statusCode}${auth ? ': no valid control token' : ''}`, hint: auth ? 'run the command on a host that holds the pair key (keyFile in CONFIG): reads need the token when the control API listens beyond the loopback' : 'check the agent log' }));
           return;
         }
         try {
@@ -63,9 +138,18 @@ export function controlUrlOf(node: Pick<NodeAddresses, 'control'>): string {
   return `http://${host}:${node.control.port}`;
 }
 
-/** The token the control API asks of requests that change anything: proof that the caller holds the pair key. */
-export function controlTokenFor(keyFile: string): string {
-  return controlToken(readPairKey(keyFile));
+/** The credentials the control API asks of requests that change anything: proof that the caller holds the pair key. */
+export function controlTokenFor(keyFile: string): ControlCredentials {
+  return new ControlCredentials(readPairKey(keyFile));
+}
+
+/** The credentials if this user can read the pair key; reads on the loopback work without. */
+export function optionalCredentials(keyFile: string): ControlCredentials | undefined {
+  try {
+    return controlTokenFor(keyFile);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -80,18 +164,17 @@ export type SwitchoverAnswer = { kind: 'answered'; ok: boolean; httpStatus: numb
  * TANDEM_ERR_CONTROL_UNREACHABLE when no connection could be made, TANDEM_ERR_CONTROL_REFUSED
  * when the token is refused, TANDEM_ERR_INTERNAL when the agent failed.
  */
-export function postSwitchover(baseUrl: string, token: string, timeoutMs: number): Promise<SwitchoverAnswer> {
-  return postControl(baseUrl, '/v1/switchover', token, timeoutMs);
+export function postSwitchover(baseUrl: string, token: ControlCredentials, timeoutMs: number, force = false): Promise<SwitchoverAnswer> {
+  return postControl(baseUrl, force ? '/v1/switchover?force=1' : '/v1/switchover', token, timeoutMs);
 }
 
 /** POST to a control endpoint that changes something (switchover, resolve); same answers as postSwitchover. */
-export async function postControl(baseUrl: string, pathAndQuery: string, token: string, timeoutMs: number): Promise<SwitchoverAnswer> {
+export async function postControl(baseUrl: string, pathAndQuery: string, token: ControlCredentials, timeoutMs: number): Promise<SwitchoverAnswer> {
   const op = `POST ${baseUrl}${pathAndQuery}`;
   let res: Response;
   let text: string;
   try {
-    res = await fetch(`${baseUrl}${pathAndQuery}`, { method: 'POST', headers: { [CONTROL_TOKEN_HEADER]: token }, signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) });
-    text = await res.text();
+    ({ res, text } = await controlFetch(`${baseUrl}${pathAndQuery}`, { baseUrl, method: 'POST', signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, token));
   } catch (err) {
     if ((err as Error).name === 'TimeoutError') return { kind: 'timed-out', afterMs: timeoutMs };
     throw new TandemError({
@@ -108,7 +191,7 @@ export async function postControl(baseUrl: string, pathAndQuery: string, token: 
     // Not JSON: reported below with the HTTP status only.
   }
   const message = typeof body.message === 'string' ? body.message : `HTTP ${res.status}`;
-  if (res.status === 403) {
+  if (res.status === 403 || res.status === 401) {
     throw new TandemError({
       code: 'TANDEM_ERR_CONTROL_REFUSED',
       op,
@@ -133,15 +216,36 @@ export interface VerifyAnswer {
  * TANDEM_ERR_CONTROL_UNREACHABLE when no connection could be made, TANDEM_ERR_CONTROL_REFUSED
  * when the token is refused.
  */
-export async function callVerify(baseUrl: string, method: 'GET' | 'POST', token: string, repair: boolean, timeoutMs = 10_000): Promise<VerifyAnswer> {
-  const url = `${baseUrl}/v1/verify${method === 'POST' && repair ? '?repair=1' : ''}`;
-  const op = `${method} ${url}`;
+export async function callVerify(baseUrl: string, method: 'GET' | 'POST', token: ControlCredentials, repair: boolean, timeoutMs = 10_000): Promise<VerifyAnswer> {
+  const pathAndQuery = `/v1/verify${method === 'POST' && repair ? '?repair=1' : ''}`;
+  const a = await callControl(baseUrl, method, pathAndQuery, token, timeoutMs);
+  if (a.httpStatus === 404) {
+    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op: `${method} ${baseUrl}${pathAndQuery}`, reason: 'the agent has no verify endpoint', hint: 'upgrade the agent to a version with tandem verify' });
+  }
+  return a;
+}
+
+/** One answer of a control endpoint: the HTTP status and the parsed body. */
+export interface ControlAnswer {
+  httpStatus: number;
+  body: Record<string, any>;
+}
+
+/**
+ * GET or POST any control endpoint and read its JSON answer. Throws
+ * TANDEM_ERR_CONTROL_UNREACHABLE when no connection could be made, TANDEM_ERR_CONTROL_REFUSED
+ * when the credentials are refused; every other answer is the caller's to read.
+ */
+export async function callControl(baseUrl: string, method: 'GET' | 'POST', pathAndQuery: string, creds: ControlCredentials | undefined, timeoutMs = 10_000): Promise<ControlAnswer> {
+  const op = `${method} ${baseUrl}${pathAndQuery}`;
   let res: Response;
   let text: string;
   try {
-    res = await fetch(url, { method, headers: { [CONTROL_TOKEN_HEADER]: token }, signal: AbortSignal.timeout(timeoutMs) });
-    text = await res.text();
+    ({ res, text } = await controlFetch(`${baseUrl}${pathAndQuery}`, { baseUrl, method, signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, creds));
   } catch (err) {
+    if ((err as Error).name === 'TimeoutError') {
+      throw new TandemError({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op, reason: `no answer within ${Math.round(timeoutMs)} ms`, hint: 'is the agent running? tandem status -c CONFIG' });
+    }
     throw new TandemError({
       code: 'TANDEM_ERR_CONTROL_UNREACHABLE',
       op,
@@ -155,11 +259,8 @@ export async function callVerify(baseUrl: string, method: 'GET' | 'POST', token:
   } catch {
     // Not JSON: the HTTP status says enough.
   }
-  if (res.status === 403) {
-    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: typeof body.message === 'string' ? body.message : 'HTTP 403', hint: 'the key file named by keyFile in CONFIG must be the pair key the agents use' });
-  }
-  if (res.status === 404) {
-    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: 'the agent has no verify endpoint', hint: 'upgrade the agent to a version with tandem verify' });
+  if (res.status === 401 || res.status === 403) {
+    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: typeof body.message === 'string' ? body.message : `HTTP ${res.status}`, hint: 'the key file named by keyFile in CONFIG must be the pair key the agents use' });
   }
   return { httpStatus: res.status, body };
 }

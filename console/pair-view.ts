@@ -55,7 +55,7 @@ export function pairViewKey(v: PairView): string {
       if (!n.ok) return { n: n.name, down: n.error.code };
       const s = n.status;
       const r = s.replication;
-      return [s.node, s.role, s.state, s.generation, s.failover.serving, s.failover.epoch, s.failover.phase, s.failover.pending, s.peer.connected, s.links.channel, s.links.public, r.headSeq, r.appliedSeq, r.inSync, Math.round(r.lagMs / 100), r.sync?.bytesDone ?? null, r.catchUp?.bytesLeft ?? null, r.splitBrain !== null, s.alarms.map((a) => `${a.code} ${a.message}`), s.failover.lastRoleChange?.at ?? null, s.pid];
+      return [s.node, s.role, s.state, s.generation, s.failover.serving, s.failover.epoch, s.failover.phase, s.failover.pending, s.peer.connected, s.links.channel, s.links.public, r.headSeq, r.appliedSeq, r.inSync, Math.round(r.lagMs / 100), r.sync?.bytesDone ?? null, r.catchUp?.bytesLeft ?? null, r.splitBrain !== null, s.alarms.map((a) => `${a.code} ${a.message}`), s.failover.lastRoleChange?.at ?? null, s.pid, s.maintenance ?? false, r.paused ?? false];
     }),
   );
 }
@@ -90,8 +90,13 @@ function headline(v: PairView): string {
   else if (active.length === 1) {
     const a = active[0]!.status;
     parts.push(`${a.node} active${a.failover.serving ? ' and serving' : ', NOT serving'}`);
-    parts.push(a.peer.connected ? (a.replication.inSync ? `${a.peer.name} in sync` : `${a.peer.name} NOT in sync`) : `${a.peer.name} not connected`);
+    // In sync as the state word says it (caught up within failover.maxLagOnFailover): the exact
+    // reading flickers under any steady write load.
+    const inSync = a.replication.caughtUp ?? a.replication.inSync;
+    parts.push(a.peer.connected ? (a.replication.paused ? `replication to ${a.peer.name} PAUSED` : inSync ? `${a.peer.name} in sync` : `${a.peer.name} NOT in sync`) : `${a.peer.name} not connected`);
   } else if (up.length > 0) parts.push('no node is active');
+  const held = up.filter((n) => n.status.maintenance === true).map((n) => n.name);
+  if (held.length > 0) parts.push(`MAINTENANCE on ${held.join(' and ')}: no automatic role change`);
   parts.push(...down);
   return parts.join('; ');
 }
@@ -121,7 +126,7 @@ export function formatPairView(v: PairView): string {
     const s = n.status;
     const c = s.failover.lastRoleChange;
     if (c === null || c === undefined) lines.push(`  ${name(n)}  ${s.role} since its agent started ${clock(s.startedAt)} (${ago(s.startedAt, v.at)}): ${s.failover.reason}`);
-    else lines.push(`  ${name(n)}  ${c.from} → ${c.to} at ${clock(c.at)} (${ago(c.at, v.at)}), epoch ${c.epoch}: ${c.reason}`);
+    else lines.push(`  ${name(n)}  ${c.from} → ${c.to} at ${clock(c.at)} (${ago(c.at, v.at)}), epoch ${c.epoch}: ${c.reason}${c.trigger === undefined ? '' : ` [${c.trigger}]`}`);
   }
 
   const progress: string[] = [];

@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   TANDEM_ERR_VERIFY_FAILED: 'A verification could not complete (the message says why).',
   TANDEM_ERR_VERIFY_REFUSED: 'A verification was refused: the node asked is not active, or no passive is connected.',
   TANDEM_ERR_INTERNAL: 'A bug: an invariant of Tandem itself did not hold.',
+  TANDEM_ERR_ACTION_REFUSED: 'An operator action (pause, resume, maintenance…) was refused by the node asked; nothing changed.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

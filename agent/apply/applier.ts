@@ -26,6 +26,7 @@ import {
 } from '../../shared/protocol/index.ts';
 import { applyRecordToManifest, type Manifest } from '../manifest/index.ts';
 import { PathGuard, lstatOrUndefined, outsideRootError } from './path-guard.ts';
+import { ioCounters } from '../../shared/io-counters.ts';
 
 /** Files kept open inside one apply call; beyond this the least recently used is synced and closed. */
 export const MAX_OPEN_FILES = 64;
@@ -830,6 +831,7 @@ export class Applier {
 
   private fsyncFd(fd: number): Promise<void> {
     if (this.seams.fsync !== undefined) return this.seams.fsync(fd);
+    ioCounters.fsyncs++;
     return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
   }
 

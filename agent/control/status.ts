@@ -7,7 +7,7 @@ import type { FailoverStatus, PeerView } from '../failover/index.ts';
 import type { Alarm, ReceiverStatus, SenderStatus } from '../replication/index.ts';
 import type { VerifySummary } from '../verify/index.ts';
 
-export type NodeStateName = 'standalone' | 'syncing' | 'in-sync' | 'degraded' | 'starting' | 'failing-over' | 'switching' | 'demoting' | 'split-brain';
+export type NodeStateName = 'standalone' | 'syncing' | 'in-sync' | 'degraded' | 'paused' | 'starting' | 'failing-over' | 'switching' | 'demoting' | 'split-brain';
 
 export interface AgentStatus {
   node: string;
@@ -35,6 +35,14 @@ export interface AgentStatus {
     lagMs: number;
     queueBytes: number;
     inSync: boolean;
+    /**
+     * Caught up within failover.maxLagOnFailover, with no synchronisation, catch-up, split brain
+     * or pause: what `state: in-sync` means, and what a switchover needs (its drain closes the
+     * rest). `inSync` is the exact reading of the same moment.
+     */
+    caughtUp: boolean;
+    /** Replication paused by an operator (tandem pause); on the passive, as the active said. */
+    paused: boolean;
     sync: { id: string; bytesDone: number; bytesTotal: number; etaMs: number | null } | null;
     /** Active: how the passive's session began (resume, catch up, synchronise, split brain). */
     start: string | null;
@@ -55,12 +63,19 @@ export interface AgentStatus {
     serving: boolean;
     epoch: number;
     reason: string;
+    /** What set `reason` in motion: `automatic`, `operator` or `planned` (docs/events.md). */
+    trigger: 'automatic' | 'operator' | 'planned';
     /** The passive's presence probe of its peer: alive, stalled, dead, unreachable… */
     presence: string;
     roleChangesLastHour: number;
-    /** The last change of role since the agent started (null: none yet), and why it happened. */
-    lastRoleChange?: { at: number; from: Role; to: Role; epoch: number; reason: string } | null;
+    /**
+     * The node's last role change, with why and what triggered it: from its event history
+     * (agent/events), so also one from before the agent restarted; null if it never changed role.
+     */
+    lastRoleChange?: { at: number; from: Role; to: Role; epoch: number; reason: string; trigger?: string; seq?: number } | null;
   };
+  /** An operator's maintenance hold: no automatic role change on this node (tandem maintenance). */
+  maintenance: boolean;
   pid: number;
   startedAt: number;
 }
@@ -80,6 +95,10 @@ export interface StatusInputs {
   heartbeat: { lastHeardAt: number | undefined; longestGapMs: number; rttMs?: number | undefined };
   channel: { bytesIn: number; bytesOut: number };
   verify?: VerifySummary | undefined;
+  /** failover.maxLagOnFailover: the most a passive may be behind and still count as caught up. */
+  inSyncBoundMs?: number | undefined;
+  /** Passive: how far behind the active it was at its last contact (Receiver.lagAtLastContact). */
+  lagAtContactMs?: number | undefined;
   startedAt: number;
   now: number;
 }
@@ -100,9 +119,11 @@ export function buildStatus(i: StatusInputs): AgentStatus {
   let connected: boolean;
   let replication: AgentStatus['replication'];
   let state: NodeStateName;
+  const bound = i.inSyncBoundMs ?? Infinity;
   if (i.role === 'active') {
     const s = i.sender;
     connected = s?.connected ?? false;
+    const paused = s?.paused ?? false;
     replication = {
       headSeq: s?.headSeq ?? 0,
       appliedSeq: s?.ackedSeq ?? 0,
@@ -110,6 +131,9 @@ export function buildStatus(i: StatusInputs): AgentStatus {
       queueBytes: s?.queueBytes ?? 0,
       // Changes seen and not journaled yet (a large file being read) are not in sync either.
       inSync: (s?.inSync ?? false) && (i.capture?.pendingPaths ?? 0) === 0,
+      // Changes capture holds are not counted: a switchover's drain journals and sends them.
+      caughtUp: connected && s !== undefined && !s.syncing && s.catchUp === undefined && s.splitBrain === undefined && !paused && s.lagMs <= bound,
+      paused,
       sync: s?.sync === undefined ? null : { id: s.sync.id, bytesDone: s.sync.bytesDone, bytesTotal: s.sync.bytesTotal, etaMs: s.sync.etaMs ?? null },
       start: s?.start ?? null,
       splitBrain: s?.splitBrain === undefined ? null : { generation: s.splitBrain.generation, commonSeq: s.splitBrain.commonSeq, activeChanges: s.splitBrain.activeChanges, passiveChanges: s.splitBrain.passiveChanges, resolving: s.splitBrain.resolving ?? null },
@@ -121,23 +145,28 @@ export function buildStatus(i: StatusInputs): AgentStatus {
     }
     // The passive's own alarm comes back in peer-state; the split brain is reported once.
     if (s?.peerState?.alarm !== undefined && s.peerState.alarm.code !== 'TANDEM_ERR_SPLIT_BRAIN') alarms.push(alarmOf(s.peerState.alarm, 'peer'));
-    state = !connected ? 'standalone' : alarms.length > 0 ? 'degraded' : replication.inSync ? 'in-sync' : 'syncing';
+    state = !connected ? 'standalone' : alarms.length > 0 ? 'degraded' : paused ? 'paused' : replication.caughtUp ? 'in-sync' : 'syncing';
   } else {
     const r = i.receiver;
     connected = r?.connected ?? false;
+    const paused = r?.peerPaused ?? false;
+    const lag = Math.max(r?.lagMs ?? 0, i.lagAtContactMs ?? 0);
     replication = {
       headSeq: Math.max(r?.peerHeadSeq ?? 0, r?.receivedSeq ?? 0),
       appliedSeq: r?.appliedSeq ?? 0,
       lagMs: r?.lagMs ?? 0,
       queueBytes: r?.queueBytes ?? 0,
       inSync: r?.inSync ?? false,
+      // A passive that never synchronised holds no state of the active, whatever its queue says.
+      caughtUp: connected && r !== undefined && i.generation !== '' && r.sync === undefined && r.catchUp === undefined && r.alarm === undefined && !paused && lag <= bound,
+      paused,
       sync: r?.sync === undefined ? null : { ...r.sync, etaMs: r.sync.etaMs ?? null },
       start: null,
       splitBrain: splitBrainOf(r?.alarm),
       catchUp: r?.catchUp ?? null,
     };
     if (r?.alarm !== undefined) alarms.push(alarmOf(r.alarm, 'apply'));
-    state = r?.paused === true ? 'degraded' : !connected ? 'standalone' : replication.inSync ? 'in-sync' : 'syncing';
+    state = r?.paused === true ? 'degraded' : !connected ? 'standalone' : paused ? 'paused' : replication.caughtUp ? 'in-sync' : 'syncing';
   }
   const f = i.failover;
   for (const a of f.alarms) alarms.push({ code: a.code, message: a.message, since: a.since, source: 'failover' });
@@ -145,7 +174,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
   connected = f.channel.up;
   if (f.phase === 'busy') {
     // A promotion the active asked for is the second half of a switchover, not a failover.
-    state = f.pending === 'promote' ? (f.reason === 'planned switchover' ? 'switching' : 'failing-over') : f.pending === 'switchover' ? 'switching' : f.pending === 'demote' ? 'demoting' : state;
+    state = f.pending === 'promote' ? (f.trigger === 'planned' ? 'switching' : 'failing-over') : f.pending === 'switchover' ? 'switching' : f.pending === 'demote' ? 'demoting' : state;
   } else if (f.alarms.some((a) => a.code === 'TANDEM_ERR_TWO_ACTIVE') || replication.splitBrain !== null) state = 'split-brain';
   else if (f.phase === 'starting') state = 'starting';
   else if (!connected) state = 'standalone';
@@ -176,7 +205,8 @@ export function buildStatus(i: StatusInputs): AgentStatus {
         : { state: c.state, pendingPaths: c.pendingPaths, filesHashed: c.filesHashed, bytesHashed: c.bytesHashed, waitingForSpace: c.waitingForSpace, lastScan: c.lastScan ?? null },
     channel: i.channel,
     verify: i.verify ?? null,
-    failover: { phase: f.phase, pending: f.pending ?? null, serving: f.serving, epoch: f.epoch, reason: f.reason, presence: f.presence, roleChangesLastHour: f.roleChangesLastHour, lastRoleChange: f.lastRoleChange ?? null },
+    failover: { phase: f.phase, pending: f.pending ?? null, serving: f.serving, epoch: f.epoch, reason: f.reason, trigger: f.trigger, presence: f.presence, roleChangesLastHour: f.roleChangesLastHour, lastRoleChange: null },
+    maintenance: f.maintenance,
     pid: process.pid,
     startedAt: i.startedAt,
   };

@@ -16,7 +16,19 @@
 //     answers) or one lost link is not a failure. A passive whose own public checks fail
 //     never promotes (it may be the isolated one).
 //  4. Damping: at most maxRoleChangesPerHour automatic role changes, then hold and alarm.
+//  5. Maintenance (an operator's hold): no automatic role change while it is on; what an
+//     operator asks still happens, and rule 1 still holds (an isolated active steps down, a
+//     node that meets a newer active yields), because a peer not held may take over.
+//
+// Every reason comes with a trigger (automatic, operator, planned): the text is for people,
+// the trigger is what code compares (damping counts only automatic changes).
 import type { Role } from '../../shared/protocol/index.ts';
+
+/**
+ * What set a role change in motion: this node's own decision (`automatic`), a person's command
+ * to this node (`operator`), or the taking half of a drained handover its peer began (`planned`).
+ */
+export type Trigger = 'automatic' | 'operator' | 'planned';
 
 export type PublicState = 'unknown' | 'ok' | 'failing';
 export type PresenceState = 'unknown' | 'unconfigured' | 'alive' | 'stalled' | 'dead' | 'unreachable' | 'invalid';
@@ -91,6 +103,10 @@ export interface DecisionState {
   alarms: Record<string, Alarm>;
   /** Why the node is in its current role (for status). */
   reason: string;
+  /** What set `reason` in motion. */
+  trigger: Trigger;
+  /** An operator's maintenance hold: no automatic role change while true (rule 5). */
+  maintenance: boolean;
   /** After a failed start, the next attempt waits until then (no script storm). */
   retryServeAt: number;
   /** The highest epoch the peer ever showed: a promotion goes beyond it. */
@@ -121,7 +137,14 @@ export type Input =
    * A split brain was resolved for the peer's side (tandem resolve, or a policy): hand the role
    * over without draining; this node's changes since the split are overwritten afterwards.
    */
-  | { kind: 'keep-peer'; now: number; reason: string; operator: boolean };
+  | { kind: 'keep-peer'; now: number; reason: string; operator: boolean }
+  /** tandem maintenance on|off: hold (or release) every automatic role change. */
+  | { kind: 'maintenance'; now: number; on: boolean }
+  /**
+   * tandem failover --force, on a passive: the operator vouches that the active is gone. Taken
+   * only while nothing of the peer answers (`obs`, observed when asked).
+   */
+  | { kind: 'operator-failover'; now: number; obs: Observations };
 
 export type Effect =
   /** Run `start` and hold the public identity (the role is already active). */
@@ -138,16 +161,23 @@ export type Effect =
 export interface StepResult {
   state: DecisionState;
   effects: Effect[];
+  /** An operator's request that was not taken, and why (nothing changed). */
+  refused?: string;
 }
 
 export const HOUR_MS = 3_600_000;
 
-/** The reason of a promotion the active asked for (a switchover). */
-const PLANNED = 'planned switchover';
-
-export function initialState(role: Role, epoch: number, now: number, activeEpoch = role === 'active' ? epoch : 0): DecisionState {
-  return { role, epoch, phase: 'starting', serving: false, startedAt: now, pending: undefined, roleChanges: [], alarms: {}, reason: 'starting', retryServeAt: 0, peerEpoch: 0, activeEpoch, bothPassiveSince: undefined };
+export function initialState(role: Role, epoch: number, now: number, activeEpoch = role === 'active' ? epoch : 0, maintenance = false): DecisionState {
+  return { role, epoch, phase: 'starting', serving: false, startedAt: now, pending: undefined, roleChanges: [], alarms: {}, reason: 'starting', trigger: 'automatic', maintenance, retryServeAt: 0, peerEpoch: 0, activeEpoch, bothPassiveSince: undefined };
 }
+
+/** The reason (and what triggered it) of the node's current role or action. */
+function because(s: DecisionState, reason: string, trigger: Trigger = 'automatic'): DecisionState {
+  return { ...s, reason, trigger };
+}
+
+/** Appended to refusals while maintenance holds an automatic role change. */
+const HELD = 'maintenance mode is on (tandem maintenance off -c CONFIG ends it)';
 
 function withAlarm(s: DecisionState, code: string, message: string, now: number): DecisionState {
   const cur = s.alarms[code];
@@ -186,7 +216,7 @@ export function step(s: DecisionState, input: Input, cfg: DecisionConfig): StepR
     case 'takeover':
       if (s.phase === 'busy') return { state: { ...s, queued: { kind: 'takeover', epoch: input.epoch } }, effects: [] };
       if (s.role !== 'passive') return { state: s, effects: [] };
-      return busy({ ...s, reason: PLANNED }, 'promote', { kind: 'promote', reason: 'planned switchover: the active handed over', epoch: Math.max(s.epoch, input.epoch) });
+      return busy(because(s, 'planned switchover', 'planned'), 'promote', { kind: 'promote', reason: 'planned switchover: the active handed over', epoch: Math.max(s.epoch, input.epoch) });
     case 'keep-peer': {
       if (s.phase === 'busy') return { state: { ...s, queued: { kind: 'keep-peer', reason: input.reason, operator: input.operator } }, effects: [] };
       if (s.role !== 'active') return { state: s, effects: [] };
@@ -198,8 +228,18 @@ export function step(s: DecisionState, input: Input, cfg: DecisionConfig): StepR
       if (!input.operator && damped(s, cfg, input.now)) {
         return { state: withAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED', `${input.reason}; not handing over: ${cfg.maxRoleChangesPerHour} automatic role changes in the last hour (failover.maxRoleChangesPerHour)`, input.now), effects: [] };
       }
-      return busy({ ...s, reason }, 'switchover', { kind: 'switchover', reason, discardOwn: true });
+      if (!input.operator && s.maintenance) {
+        return { state: withAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED', `${input.reason}; not handing over by itself: ${HELD}`, input.now), effects: [] };
+      }
+      return busy(because(s, reason, input.operator ? 'operator' : 'automatic'), 'switchover', { kind: 'switchover', reason, discardOwn: true });
     }
+    case 'maintenance': {
+      if (s.maintenance === input.on) return { state: s, effects: [] };
+      // Holds lifted: refusals that only maintenance explained are found again at the next tick.
+      return { state: { ...s, maintenance: input.on }, effects: [] };
+    }
+    case 'operator-failover':
+      return forcedFailover(s, input.now, input.obs);
     case 'operator-switchover':
     case 'app-failed': {
       if (s.role !== 'active' || s.phase === 'busy') return { state: s, effects: [] };
@@ -209,8 +249,11 @@ export function step(s: DecisionState, input: Input, cfg: DecisionConfig): StepR
         // it stays until a role change or a successful start.
         return { state: withAlarm(s, 'TANDEM_ERR_SCRIPT_FAILED', `${reason}; not switching over: ${cfg.maxRoleChangesPerHour} automatic role changes in the last hour (failover.maxRoleChangesPerHour); monitoring goes on`, input.now), effects: [] };
       }
-      // The reason stays in the state: onDone counts only automatic role changes for damping.
-      return busy({ ...s, reason }, 'switchover', { kind: 'switchover', reason });
+      if (input.kind === 'app-failed' && s.maintenance) {
+        return { state: withAlarm(s, 'TANDEM_ERR_SCRIPT_FAILED', `${reason}; not switching over: ${HELD}`, input.now), effects: [] };
+      }
+      // The trigger stays in the state: onDone counts only automatic role changes for damping.
+      return busy(because(s, reason, input.kind === 'app-failed' ? 'automatic' : 'operator'), 'switchover', { kind: 'switchover', reason });
     }
     case 'tick': {
       const seen = Math.max(input.obs.peer?.epoch ?? 0, input.obs.presence.state === 'alive' ? (input.obs.presence.answer?.epoch ?? 0) : 0);
@@ -223,20 +266,21 @@ export function step(s: DecisionState, input: Input, cfg: DecisionConfig): StepR
 function onDone(s: DecisionState, d: Extract<Input, { kind: 'done' }>, cfg: DecisionConfig): StepResult {
   const now = d.now;
   let n: DecisionState = { ...s, phase: 'steady', pending: undefined };
-  const automatic = (reason: string) => !reason.startsWith('operator');
+  const automatic = n.trigger === 'automatic';
   switch (d.action) {
     case 'serve':
       if (d.ok) return { state: withoutAlarm({ ...n, serving: true }, 'TANDEM_ERR_FAILOVER_FAILED', 'TANDEM_ERR_SCRIPT_FAILED'), effects: [] };
       return { state: withAlarm({ ...n, retryServeAt: now + retryDelay(cfg) }, 'TANDEM_ERR_FAILOVER_FAILED', `the start script failed: ${d.error ?? 'no detail'}; not serving`, now), effects: [] };
     case 'promote':
-      // A planned takeover was counted (if automatic) by the active that handed over.
-      n = { ...n, role: 'active', epoch: d.epoch ?? n.epoch + 1, activeEpoch: d.epoch ?? n.epoch + 1, bothPassiveSince: undefined, roleChanges: n.reason === PLANNED ? n.roleChanges : [...recentChanges(n, now), now] };
+      // A planned takeover was counted (if automatic) by the active that handed over; an
+      // operator's forced failover is not automatic either.
+      n = { ...n, role: 'active', epoch: d.epoch ?? n.epoch + 1, activeEpoch: d.epoch ?? n.epoch + 1, bothPassiveSince: undefined, roleChanges: automatic ? [...recentChanges(n, now), now] : n.roleChanges };
       if (d.ok) return { state: withoutAlarm({ ...n, serving: true }, 'TANDEM_ERR_FAILOVER_FAILED', 'TANDEM_ERR_FAILOVER_REFUSED'), effects: [] };
       // Active without serving: the failed start was retried already; say so and try again
       // at a later tick (the role stays: the old active is gone, nobody else may serve).
       return { state: withAlarm({ ...n, serving: false, retryServeAt: now + retryDelay(cfg) }, 'TANDEM_ERR_FAILOVER_FAILED', `failover: the start script failed: ${d.error ?? 'no detail'}; the pair is not serving`, now), effects: [] };
     case 'demote':
-      n = { ...n, role: 'passive', serving: false, roleChanges: automatic(n.reason) ? [...recentChanges(n, now), now] : n.roleChanges };
+      n = { ...n, role: 'passive', serving: false, roleChanges: automatic ? [...recentChanges(n, now), now] : n.roleChanges };
       return { state: d.ok ? n : withAlarm(n, 'TANDEM_ERR_SCRIPT_FAILED', `the stop script failed while stepping down: ${d.error ?? 'no detail'}`, now), effects: [] };
     case 'release':
       if (d.ok) return { state: withoutAlarm({ ...n, serving: false }, 'TANDEM_ERR_SCRIPT_FAILED'), effects: [] };
@@ -244,7 +288,7 @@ function onDone(s: DecisionState, d: Extract<Input, { kind: 'done' }>, cfg: Deci
       return { state: withAlarm({ ...n, retryServeAt: now + retryDelay(cfg) }, 'TANDEM_ERR_SCRIPT_FAILED', `the stop script failed: ${d.error ?? 'no detail'}; still trying`, now), effects: [] };
     case 'switchover':
       if (d.ok) {
-        n = { ...n, role: 'passive', serving: false, roleChanges: automatic(n.reason) ? [...recentChanges(n, now), now] : n.roleChanges };
+        n = { ...n, role: 'passive', serving: false, roleChanges: automatic ? [...recentChanges(n, now), now] : n.roleChanges };
         return { state: withoutAlarm(n, 'TANDEM_ERR_SWITCHOVER_FAILED', 'TANDEM_ERR_SCRIPT_FAILED'), effects: [] };
       }
       // A failed switchover rolls back to this node: it is active and serves again, unless the
@@ -269,7 +313,7 @@ function onTick(s: DecisionState, now: number, obs: Observations, cfg: DecisionC
 
   // Whatever else holds: an active peer of a higher epoch took over while this node was away.
   if (s.role === 'active' && peer?.role === 'active' && peer.epoch > s.epoch) {
-    return busy({ ...s, reason: `the peer took over (epoch ${peer.epoch} > ${s.epoch})` }, 'demote', { kind: 'demote', reason: `the peer is active with a newer generation (epoch ${peer.epoch})` });
+    return busy(because(s, `the peer took over (epoch ${peer.epoch} > ${s.epoch})`), 'demote', { kind: 'demote', reason: `the peer is active with a newer generation (epoch ${peer.epoch})` });
   }
   if (s.role === 'active' && peer?.role === 'active' && peer.epoch === s.epoch) {
     // Two actives of the same epoch cannot come from one failover: an operator must decide.
@@ -286,7 +330,7 @@ function onTick(s: DecisionState, now: number, obs: Observations, cfg: DecisionC
     let n = withoutAlarm(s, 'TANDEM_ERR_TWO_ACTIVE');
     // 1. Isolated: stop serving before the peer may start.
     if (channelDownFor >= demoteAfter && obs.ownPublic.checked && ownFailingFor >= demoteAfter) {
-      return busy({ ...n, reason: 'isolated: channel down and own public checks failing' }, 'demote', { kind: 'demote', reason: 'isolated: channel and public network both lost' });
+      return busy(because(n, 'isolated: channel down and own public checks failing'), 'demote', { kind: 'demote', reason: 'isolated: channel and public network both lost' });
     }
     // 2. Own public side down while the passive sees the public network: hand over, drained.
     if (peer !== undefined && obs.ownPublic.checked && obs.ownPublic.state === 'failing') {
@@ -296,13 +340,14 @@ function onTick(s: DecisionState, now: number, obs: Observations, cfg: DecisionC
       const caughtUp = peer.inSync || (!obs.replication.syncing && (obs.replication.lagMs ?? Infinity) <= cfg.maxLagOnFailoverMs);
       if (peer.publicState === 'ok' && caughtUp) {
         if (damped(n, cfg, now)) return { state: withAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED', `public link down but ${cfg.maxRoleChangesPerHour} automatic role changes in the last hour: holding`, now), effects: [] };
-        return busy({ ...n, reason: 'own public link down' }, 'switchover', { kind: 'switchover', reason: 'own public link down; the passive sees the public network' });
+        if (n.maintenance) return { state: withAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED', `own public link down, but not handing over by itself: ${HELD}`, now), effects: [] };
+        return busy(because(n, 'own public link down'), 'switchover', { kind: 'switchover', reason: 'own public link down; the passive sees the public network' });
       }
       n = withAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED', `own public link down, but the passive ${peer.publicState !== 'ok' ? 'does not see the public network either' : 'is synchronising or behind beyond failover.maxLagOnFailover'}: staying active`, now);
     } else n = withoutAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED');
     // 3. Failback to the preferred node once it caught up.
-    if (cfg.autoFailback && !cfg.preferred && peer?.role === 'passive' && peer.inSync && peer.publicState === 'ok' && !damped(n, cfg, now)) {
-      return busy({ ...n, reason: 'failback to the preferred node' }, 'switchover', { kind: 'switchover', reason: 'automatic failback to the preferred node' });
+    if (cfg.autoFailback && !cfg.preferred && !n.maintenance && peer?.role === 'passive' && peer.inSync && peer.publicState === 'ok' && !damped(n, cfg, now)) {
+      return busy(because(n, 'failback to the preferred node'), 'switchover', { kind: 'switchover', reason: 'automatic failback to the preferred node' });
     }
     if (!n.serving && now >= n.retryServeAt) {
       // Active and not serving (a failed start): try again, no more often than retryDelay.
@@ -320,22 +365,22 @@ function onStart(s: DecisionState, now: number, obs: Observations, cfg: Decision
   const peer = obs.channel.up ? obs.peer : undefined;
   if (s.role === 'passive') {
     // A passive never serves; it is steady at once (promotion is decided like any other time).
-    return { state: { ...s, phase: 'steady', reason: 'passive' }, effects: [] };
+    return { state: { ...because(s, 'passive'), phase: 'steady' }, effects: [] };
   }
   // A node that was active when it stopped: serve only once it is sure the peer is not active.
   if (peer !== undefined) {
-    if (peer.role === 'passive') return busy({ ...s, reason: 'active; the passive is connected' }, 'serve', { kind: 'serve', reason: 'start-up: the peer is passive' });
+    if (peer.role === 'passive') return busy(because(s, 'active; the passive is connected'), 'serve', { kind: 'serve', reason: 'start-up: the peer is passive' });
     if (peer.epoch < s.epoch) {
       return { state: withAlarm(s, 'TANDEM_ERR_TWO_ACTIVE', `the peer is active with an older generation (epoch ${peer.epoch}); waiting for it to step down`, now), effects: [] };
     }
-    return busy({ ...s, reason: `the peer is active (epoch ${peer.epoch})` }, 'demote', { kind: 'demote', reason: `start-up: the peer is active (epoch ${peer.epoch})` });
+    return busy(because(s, `the peer is active (epoch ${peer.epoch})`), 'demote', { kind: 'demote', reason: `start-up: the peer is active (epoch ${peer.epoch})` });
   }
   const answer = obs.presence.state === 'alive' ? obs.presence.answer : undefined;
   if (answer?.role === 'active' && answer.epoch >= s.epoch) {
-    return busy({ ...s, reason: `the peer is active (epoch ${answer.epoch}), seen on the public network` }, 'demote', { kind: 'demote', reason: 'start-up: the peer is active on the public network' });
+    return busy(because(s, `the peer is active (epoch ${answer.epoch}), seen on the public network`), 'demote', { kind: 'demote', reason: 'start-up: the peer is active on the public network' });
   }
   if (!waited || channelDownFor < cfg.intervalMs * cfg.threshold) {
-    return { state: { ...s, reason: 'starting: waiting to hear the peer before serving' }, effects: [] };
+    return { state: because(s, 'starting: waiting to hear the peer before serving'), effects: [] };
   }
   const gone = obs.presence.state === 'dead' || obs.presence.state === 'unreachable' || (answer !== undefined && answer.role === 'passive');
   if (obs.presence.state === 'stalled' || obs.presence.state === 'invalid') {
@@ -345,7 +390,7 @@ function onStart(s: DecisionState, now: number, obs: Observations, cfg: Decision
     return { state: withAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED', 'start-up: own public checks failing; not serving', now), effects: [] };
   }
   if (!gone && obs.presence.state !== 'unconfigured') return { state: s, effects: [] };
-  return busy({ ...withoutAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED'), reason: 'active; the peer is away' }, 'serve', { kind: 'serve', reason: 'start-up: the peer is not there' });
+  return busy(because(withoutAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED'), 'active; the peer is away'), 'serve', { kind: 'serve', reason: 'start-up: the peer is not there' });
 }
 
 function onPassive(s: DecisionState, now: number, obs: Observations, cfg: DecisionConfig, channelDownFor: number, promoteAfter: number): StepResult {
@@ -355,7 +400,7 @@ function onPassive(s: DecisionState, now: number, obs: Observations, cfg: Decisi
   n = n.bothPassiveSince === undefined ? n : { ...n, bothPassiveSince: undefined };
   if (peer !== undefined) {
     // Heard the active: nothing to decide; clear what only made sense while it was away.
-    return { state: withoutAlarm({ ...n, reason: 'passive' }, 'TANDEM_ERR_FAILOVER_REFUSED', 'TANDEM_ERR_PEER_STALLED'), effects: [] };
+    return { state: withoutAlarm(because(n, 'passive'), 'TANDEM_ERR_FAILOVER_REFUSED', 'TANDEM_ERR_PEER_STALLED'), effects: [] };
   }
   if (channelDownFor < promoteAfter) return { state: n, effects: [] };
   const p = obs.presence;
@@ -366,7 +411,7 @@ function onPassive(s: DecisionState, now: number, obs: Observations, cfg: Decisi
   n = withoutAlarm(n, 'TANDEM_ERR_PEER_STALLED');
   if (p.state === 'alive') {
     // Only the channel is lost: the active is visible on the public network.
-    return { state: withoutAlarm({ ...n, reason: 'passive, outdated: channel down, the active is visible on the public network' }, 'TANDEM_ERR_FAILOVER_REFUSED'), effects: [] };
+    return { state: withoutAlarm(because(n, 'passive, outdated: channel down, the active is visible on the public network'), 'TANDEM_ERR_FAILOVER_REFUSED'), effects: [] };
   }
   const gone = (p.state === 'dead' || p.state === 'unreachable') && now - p.since >= promoteAfter;
   if (!gone) {
@@ -377,6 +422,7 @@ function onPassive(s: DecisionState, now: number, obs: Observations, cfg: Decisi
   }
   const refuse = (why: string) => ({ state: withAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED', `the active is gone but this node does not take over: ${why}`, now), effects: [] });
   if (!cfg.auto) return refuse('failover.auto is off');
+  if (n.maintenance) return refuse(HELD);
   if (obs.ownPublic.state === 'failing') return refuse('its own public checks fail (it may be the isolated one)');
   if (obs.ownPublic.state === 'unknown') return refuse('its own public checks have not completed yet');
   // Absence only counts while this node could see the public network: a refused probe sent
@@ -393,7 +439,29 @@ function onPassive(s: DecisionState, now: number, obs: Observations, cfg: Decisi
   if (damped(n, cfg, now)) return refuse(`${cfg.maxRoleChangesPerHour} automatic role changes in the last hour (failover.maxRoleChangesPerHour)`);
   const reason = `failover: channel down and the active's agent ${p.state === 'dead' ? 'refuses connections (gone)' : 'is unreachable'} for ${Math.round((now - Math.max(obs.channel.since, p.since)) / 100) / 10} s`;
   // The new epoch is beyond anything the old active ever had: when it returns, it yields.
-  return busy({ ...n, reason }, 'promote', { kind: 'promote', reason, epoch: Math.max(n.epoch, n.peerEpoch) + 1 });
+  return busy(because(n, reason), 'promote', { kind: 'promote', reason, epoch: Math.max(n.epoch, n.peerEpoch) + 1 });
+}
+
+/**
+ * tandem failover --force: an operator vouches that the active is gone, which this node may not
+ * be able to tell by itself (failover.auto off, no presence address, its own checks failing,
+ * damping, lag). The operator's word covers what the node cannot see, never what it can: while
+ * the peer answers on the channel or its agent answers on the public network it is not gone,
+ * and a tree in the middle of a synchronisation is no state of the active at all.
+ */
+function forcedFailover(s: DecisionState, now: number, obs: Observations): StepResult {
+  const refused = (why: string): StepResult => ({ state: s, effects: [], refused: why });
+  if (s.role !== 'passive') return refused('this node is active already');
+  if (s.phase === 'busy') return refused(`a role change is running (${s.pending ?? 'unknown'})`);
+  if (obs.channel.up) return refused('the peer answers on the channel: it is not gone (tandem switchover moves the role to a live peer)');
+  const p = obs.presence.state;
+  if (p === 'alive' || p === 'stalled') return refused(`the peer's agent answers on the public network (presence ${p}): it is not gone`);
+  if (obs.replication.syncing) return refused('this node is in the middle of a synchronisation: its tree is not a state of the active');
+  const lag = obs.replication.lagMs;
+  const behind = lag === undefined ? 'never heard from the active since it started' : `${lag} ms behind when it last heard from the active`;
+  const reason = `failover forced by an operator: the active is vouched gone (channel down for ${Math.round((now - obs.channel.since) / 100) / 10} s, presence ${p}; this node was ${behind})`;
+  const n = withoutAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED', 'TANDEM_ERR_PEER_STALLED');
+  return busy(because(n, reason, 'operator'), 'promote', { kind: 'promote', reason, epoch: Math.max(n.epoch, n.peerEpoch) + 1 });
 }
 
 /**
@@ -405,7 +473,7 @@ function onPassive(s: DecisionState, now: number, obs: Observations, cfg: Decisi
 function onBothPassive(s: DecisionState, now: number, obs: Observations, cfg: DecisionConfig, peer: PeerView, promoteAfter: number): StepResult {
   let n = withoutAlarm(s, 'TANDEM_ERR_PEER_STALLED');
   const since = n.bothPassiveSince ?? now;
-  n = { ...n, bothPassiveSince: since, reason: 'passive; the peer is passive too: nobody serves' };
+  n = { ...because(n, 'passive; the peer is passive too: nobody serves'), bothPassiveSince: since };
   const peerActiveEpoch = peer.activeEpoch;
   // Until the peer said when it was last active (its first heartbeat), nothing is known.
   if (peerActiveEpoch === undefined || now - since < promoteAfter) return { state: n, effects: [] };
@@ -413,8 +481,9 @@ function onBothPassive(s: DecisionState, now: number, obs: Observations, cfg: De
   if (!newest) return { state: n, effects: [] };
   const refuse = (why: string) => ({ state: withAlarm(n, 'TANDEM_ERR_FAILOVER_REFUSED', `both nodes are passive and this one holds the newest data, but it does not take over: ${why}`, now), effects: [] });
   if (!cfg.auto) return refuse('failover.auto is off');
+  if (n.maintenance) return refuse(HELD);
   if (obs.ownPublic.state !== 'ok') return refuse(`its own public checks are ${obs.ownPublic.state}`);
   if (damped(n, cfg, now)) return refuse(`${cfg.maxRoleChangesPerHour} automatic role changes in the last hour (failover.maxRoleChangesPerHour)`);
   const reason = `both nodes passive for ${Math.round((now - since) / 100) / 10} s: this node was active last (epoch ${n.activeEpoch}) and holds the newest data`;
-  return busy({ ...n, reason }, 'promote', { kind: 'promote', reason, epoch: Math.max(n.epoch, n.peerEpoch) + 1 });
+  return busy(because(n, reason), 'promote', { kind: 'promote', reason, epoch: Math.max(n.epoch, n.peerEpoch) + 1 });
 }

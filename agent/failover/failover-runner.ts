@@ -7,7 +7,7 @@ import type { TandemConfig } from '../../shared/config/index.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { RoleController } from '../roles/index.ts';
 import type { NodeStateStore } from '../state/index.ts';
-import { initialState, step, type DecisionConfig, type DecisionState, type Effect, type Input, type Observations, type PresenceState, type PublicState } from './decision.ts';
+import { initialState, step, type DecisionConfig, type DecisionState, type Effect, type Input, type Observations, type PresenceState, type PublicState, type Trigger } from './decision.ts';
 
 /** What the runner reads of the public link monitors (agent/links). */
 export interface PublicView {
@@ -34,6 +34,17 @@ export interface FailoverRunnerOptions {
   /** Undefined when the peer has no presence address (nodes.<peer>.public). */
   presence: PresenceViewSource | undefined;
   monitor?: Monitor | undefined;
+  /** An operator's maintenance hold, as persisted when the agent starts (agent/operator). */
+  maintenance?: boolean | undefined;
+}
+
+/** One input the decision took, for the state tracker: what came in and what it started. */
+export interface RunnerStep {
+  input: Input;
+  effects: Effect[];
+  /** The decision's reason and trigger after the input. */
+  reason: string;
+  trigger: Trigger;
 }
 
 export interface FailoverStatus {
@@ -41,14 +52,15 @@ export interface FailoverStatus {
   pending: DecisionState['pending'];
   serving: boolean;
   reason: string;
+  /** What set `reason` in motion: automatic, operator or planned (docs/events.md). */
+  trigger: Trigger;
+  maintenance: boolean;
   epoch: number;
   alarms: { code: string; message: string; since: number }[];
   channel: { up: boolean; since: number };
   presence: string;
   ownPublic: PublicState;
   roleChangesLastHour: number;
-  /** The last change of role since the agent started, with the reason the decision gave. */
-  lastRoleChange?: { at: number; from: DecisionState['role']; to: DecisionState['role']; epoch: number; reason: string } | undefined;
 }
 
 const PRESENCE_STATES = new Set<string>(['unknown', 'unconfigured', 'alive', 'stalled', 'dead', 'unreachable', 'invalid']);
@@ -72,7 +84,8 @@ export class FailoverRunner {
   private stopped = false;
   private monitorOn = false;
   private lastObs: Observations | undefined;
-  private lastRoleChange: FailoverStatus['lastRoleChange'];
+  private readonly stepListeners = new Set<(step: RunnerStep) => void>();
+  private listenerErrorLoggedAt = -Infinity;
 
   constructor(private readonly opts: FailoverRunnerOptions) {
     const c = opts.config;
@@ -89,7 +102,16 @@ export class FailoverRunner {
       preferred: c.role === 'active',
     };
     const s = opts.nodeState.get();
-    this.state = initialState(s.role, s.epoch, opts.clock.now(), s.activeEpoch);
+    this.state = initialState(s.role, s.epoch, opts.clock.now(), s.activeEpoch, opts.maintenance === true);
+  }
+
+  /**
+   * Called after every input the decision took (ticks included): the state tracker
+   * (agent/events) looks for changes then, so a change is reported within one tick.
+   */
+  onStep(listener: (step: RunnerStep) => void): () => void {
+    this.stepListeners.add(listener);
+    return () => this.stepListeners.delete(listener);
   }
 
   get serving(): boolean {
@@ -106,12 +128,30 @@ export class FailoverRunner {
     loop();
   }
 
-  /** Feeds one input to the decision (ticks, operator commands, monitor and peer events). */
-  input(i: Input): void {
-    if (this.stopped) return;
+  /**
+   * Feeds one input to the decision (ticks, operator commands, monitor and peer events).
+   * Returns why an operator's request was not taken (undefined: taken, or not a request).
+   */
+  input(i: Input): string | undefined {
+    if (this.stopped) return 'the agent is stopping';
     const before = this.state;
     const r = step(this.state, i, this.cfg);
     this.state = r.state;
+    // Listeners hear of the step before its effects begin: an action is reported before what
+    // it does (stopping the application monitor, running a script) is.
+    for (const l of this.stepListeners) {
+      // An observer's failure must never stop a decision from being carried out.
+      try {
+        l({ input: i, effects: r.effects, reason: this.state.reason, trigger: this.state.trigger });
+      } catch (err) {
+        // At most one line per 30 s: it would otherwise repeat at every tick.
+        const now = this.opts.clock.monotonic();
+        if (now - this.listenerErrorLoggedAt >= 30_000) {
+          this.listenerErrorLoggedAt = now;
+          this.log.error({ err, code: 'TANDEM_ERR_INTERNAL' }, 'failover: a step listener failed');
+        }
+      }
+    }
     this.report(before, this.state);
     for (const e of r.effects) this.execute(e);
     // The monitor stops itself when it gives up; if the switchover it asked for was held
@@ -120,6 +160,18 @@ export class FailoverRunner {
       this.monitorOn = false;
       this.syncMonitor();
     }
+    if (i.kind === 'maintenance') this.syncMonitor();
+    return r.refused;
+  }
+
+  /** tandem failover --force on this passive: judged on what the links observe right now. */
+  forceFailover(): string | undefined {
+    return this.input({ kind: 'operator-failover', now: this.opts.clock.now(), obs: this.observe() });
+  }
+
+  /** tandem maintenance on|off. */
+  setMaintenance(on: boolean): void {
+    this.input({ kind: 'maintenance', now: this.opts.clock.now(), on });
   }
 
   private observe(): Observations {
@@ -149,7 +201,8 @@ export class FailoverRunner {
   private execute(e: Effect): void {
     const c = this.opts.controller;
     const now = () => this.opts.clock.now();
-    this.log.info({ effect: e.kind, reason: e.reason, ...('epoch' in e ? { epoch: e.epoch } : {}) }, `failover: ${e.kind}: ${e.reason}`);
+    // The state tracker logs what this starts as an event (state, failover, switchover).
+    this.log.debug({ effect: e.kind, reason: e.reason, ...('epoch' in e ? { epoch: e.epoch } : {}) }, 'failover: effect');
     const run = async (): Promise<Input> => {
       switch (e.kind) {
         case 'serve': {
@@ -186,17 +239,18 @@ export class FailoverRunner {
         this.running = undefined;
         this.input(done);
         // The controller is the truth about the role (a promotion can fall back to passive).
-        if (this.state.role !== c.role || this.state.epoch !== c.epoch) {
-          if (this.state.role !== c.role) this.lastRoleChange = { at: this.opts.clock.now(), from: this.state.role, to: c.role, epoch: c.epoch, reason: this.state.reason };
-          this.state = { ...this.state, role: c.role, epoch: c.epoch };
-        }
+        // (The last role change is the state tracker's: agent/events, from the role events.)
+        if (this.state.role !== c.role || this.state.epoch !== c.epoch) this.state = { ...this.state, role: c.role, epoch: c.epoch };
         this.syncMonitor();
       });
   }
 
-  /** Application monitoring runs exactly while this node is active and serving. */
+  /**
+   * Application monitoring runs exactly while this node is active and serving, and not in
+   * maintenance: an operator working on the application must not see it restarted under him.
+   */
   private syncMonitor(): void {
-    const want = this.state.role === 'active' && this.state.serving && this.state.phase !== 'busy';
+    const want = this.state.role === 'active' && this.state.serving && this.state.phase !== 'busy' && !this.state.maintenance;
     if (want && !this.monitorOn) {
       this.monitorOn = true;
       this.opts.monitor?.start();
@@ -213,18 +267,15 @@ export class FailoverRunner {
     return this.opts.monitor?.stop() ?? Promise.resolve();
   }
 
+  /**
+   * Role, serving and alarm changes are logged once, as events, by the state tracker
+   * (agent/events), which reads them from status() at every step; an alarm whose message
+   * changes (same code) is logged here at debug level only.
+   */
   private report(from: DecisionState, to: DecisionState): void {
-    if (from.role !== to.role) this.lastRoleChange = { at: this.opts.clock.now(), from: from.role, to: to.role, epoch: to.epoch, reason: to.reason };
-    if (from.role !== to.role || from.serving !== to.serving || from.epoch !== to.epoch) {
-      this.log.info(
-        { from: { role: from.role, serving: from.serving, epoch: from.epoch }, to: { role: to.role, serving: to.serving, epoch: to.epoch }, reason: to.reason },
-        `failover: now ${to.role}${to.serving ? ', serving' : ''} (epoch ${to.epoch}): ${to.reason}`,
-      );
-    }
     for (const [code, a] of Object.entries(to.alarms)) {
-      if (from.alarms[code]?.message !== a.message) this.log.warn({ code, alarm: a.message }, `failover: alarm ${code}: ${a.message}`);
+      if (from.alarms[code] !== undefined && from.alarms[code].message !== a.message) this.log.debug({ code, alarm: a.message }, 'failover: alarm message changed');
     }
-    for (const code of Object.keys(from.alarms)) if (!(code in to.alarms)) this.log.info({ code }, `failover: alarm ${code} cleared`);
     if (from.phase !== to.phase || from.serving !== to.serving || from.role !== to.role) this.syncMonitor();
   }
 
@@ -236,13 +287,14 @@ export class FailoverRunner {
       pending: this.state.pending,
       serving: this.state.serving,
       reason: this.state.reason,
+      trigger: this.state.trigger,
+      maintenance: this.state.maintenance,
       epoch: this.state.epoch,
       alarms: Object.entries(this.state.alarms).map(([code, a]) => ({ code, message: a.message, since: a.since })),
       channel: { up: o?.channel.up ?? false, since: o?.channel.since ?? now },
       presence: o?.presence.state ?? 'unknown',
       ownPublic: o?.ownPublic.state ?? 'unknown',
       roleChangesLastHour: this.state.roleChanges.filter((t) => now - t < 3_600_000).length,
-      lastRoleChange: this.lastRoleChange,
     };
   }
 

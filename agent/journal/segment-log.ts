@@ -14,6 +14,7 @@ import fsp, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { TandemError, errnoOf } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { ioCounters } from '../../shared/io-counters.ts';
 import {
   FRAME_HEADER_BYTES,
   MAX_ENTRY_BYTES,
@@ -387,6 +388,7 @@ export class SegmentLog {
         if (this.failure === undefined && old.fh !== undefined) {
           await old.fh.datasync();
           this.fdatasyncs++;
+          ioCounters.fsyncs++;
         }
       } finally {
         await old.fh?.close().catch(noop);
@@ -492,6 +494,7 @@ export class SegmentLog {
     try {
       await seg.fh!.datasync();
       this.fdatasyncs++;
+      ioCounters.fsyncs++;
     } catch (err) {
       // Never retry a failed fdatasync: the kernel may have dropped the dirty pages already,
       // and a second call would report success for data that is gone.

@@ -85,6 +85,8 @@ export interface ReceiverStatus {
   queueBytes: number;
   inSync: boolean;
   paused: boolean;
+  /** The active said an operator paused replication (tandem pause). */
+  peerPaused: boolean;
   alarm: Alarm | undefined;
   sync: { id: string; bytesDone: number; bytesTotal: number; etaMs: number | undefined } | undefined;
   /** While the active reports a catch-up: bytes it has journaled and this node not yet acknowledged, and paths it has not journaled yet (as of its last report, at most a second old). */
@@ -106,6 +108,7 @@ export class Receiver {
   private peerHeadSeq = 0;
   /** The active's last word on a catch-up in progress (undefined: none). */
   private peerCatchUp: { bytesLeft: number; pathsLeft: number } | undefined;
+  private peerPaused = false;
   private applying: Promise<void> | undefined;
   private retryTimer: TimerHandle | undefined;
   private retryDelay: number;
@@ -223,6 +226,7 @@ export class Receiver {
       inSync: connected && syncId === '' && this.queue.length === 0 && this.appliedSeq >= this.peerHeadSeq && this.peerCatchUp === undefined,
       catchUp: connected && syncId === '' ? this.peerCatchUp : undefined,
       paused: this.alarm !== undefined,
+      peerPaused: connected && this.peerPaused,
       alarm: this.alarm ?? this.receiveAlarm,
       sync,
     };
@@ -296,6 +300,7 @@ export class Receiver {
       case 'peer-state':
         if (m.headSeq !== undefined) this.peerHeadSeq = Math.max(this.peerHeadSeq, m.headSeq);
         this.peerCatchUp = m.catchUp === undefined ? undefined : { bytesLeft: m.catchUp.bytesLeft, pathsLeft: m.catchUp.pathsLeft };
+        this.peerPaused = m.state === 'paused';
         this.noteContact();
         return;
       case 'manifest-request':
@@ -333,6 +338,7 @@ export class Receiver {
     this.peerHello = h;
     this.peerHeadSeq = h.headSeq;
     this.peerCatchUp = undefined;
+    this.peerPaused = false;
     this.receiveAlarm = undefined;
     // The active's generation forked from this node's exactly where this node stands (see
     // decideStart): this state belongs to both, and from now on this node follows the new one.

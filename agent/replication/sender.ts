@@ -76,6 +76,10 @@ export interface SenderStatus {
   lagMs: number;
   queueBytes: number;
   inSync: boolean;
+  /** A synchronisation is prepared or runs: nothing of the journal before it reaches the passive. */
+  syncing: boolean;
+  /** Replication paused by an operator (tandem pause): nothing is sent until resumed. */
+  paused: boolean;
   sync: (SyncProgress & { etaMs: number | undefined }) | undefined;
   /** Set while a split brain holds replication: where the lines agreed and what each changed. */
   splitBrain: SplitBrainState | undefined;
@@ -134,6 +138,8 @@ export class Sender {
   private catchUp: CatchUpState | undefined;
   private readonly verifyReplyListeners = new Set<(m: VerifyReplyMessage) => void>();
   private readonly detachListeners = new Set<() => void>();
+  /** tandem pause: batches stay in the journal (capture goes on, up to journal.maxBytes). */
+  private paused = false;
 
   constructor(private readonly opts: SenderOptions) {
     this.log = opts.log.child({ component: 'sender' });
@@ -182,6 +188,21 @@ export class Sender {
     return true;
   }
 
+  /**
+   * tandem pause / resume. While paused nothing more is sent (what is in flight is still
+   * acknowledged); the journal keeps growing up to journal.maxBytes, then capture waits, and the
+   * passive catches up from the journal once resumed. Heartbeats and verify questions go on.
+   */
+  setPaused(paused: boolean): void {
+    if (this.paused === paused) return;
+    this.paused = paused;
+    // The state tracker logs it as an event (replication paused/running); this line adds the sequences.
+    this.log.debug({ paused, ackedSeq: this.ackedSeq, headSeq: this.opts.journal.headSeq }, paused ? 'replication: paused by an operator' : 'replication: resumed by an operator');
+    // The passive hears it at once (its status shows it), not at the next tick.
+    if (this.link?.open === true && this.streaming) this.sendPeerState(this.link);
+    if (!paused) this.pump();
+  }
+
   /** Last sequence the passive acknowledged as applied and durable. */
   get acked(): number {
     return this.ackedSeq;
@@ -218,6 +239,8 @@ export class Sender {
       lagMs: oldest === undefined ? 0 : Math.max(0, now - oldest.ts),
       queueBytes: j.bytesAfter(this.ackedSeq),
       inSync: connected && this.sync === undefined && !this.discarding && this.ackedSeq >= j.headSeq,
+      syncing: this.sync !== undefined || this.discarding || this.manifestCollect !== undefined,
+      paused: this.paused,
       sync,
       splitBrain: this.splitBrain,
       start: this.startLine,
@@ -410,7 +433,7 @@ export class Sender {
     const j = this.opts.journal;
     for (;;) {
       const link = this.link;
-      if (link === undefined || !link.open || !this.streaming || this.discarding) return;
+      if (link === undefined || !link.open || !this.streaming || this.discarding || this.paused) return;
       if (this.inflight.length >= this.opts.windowBatches || this.inflightBytes >= this.opts.windowBytes) return;
       if (link.bufferedAmount >= MAX_SOCKET_BUFFER_BYTES) return;
       if (this.nextSeq > j.headSeq) return;
@@ -462,7 +485,7 @@ export class Sender {
     const obs = this.catchUpObservation();
     link.send({
       t: 'peer-state',
-      state: this.sync !== undefined ? 'syncing' : 'active',
+      state: this.paused ? 'paused' : this.sync !== undefined ? 'syncing' : 'active',
       headSeq: obs.headSeq,
       ...(this.catchUp === undefined ? {} : { catchUp: catchUpLeft(obs) }),
     });

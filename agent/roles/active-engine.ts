@@ -76,6 +76,7 @@ export class ActiveEngine {
         log,
         clock,
       });
+      if (deps.replicationPaused?.() === true) sender.setPaused(true);
       await capture.start();
       const verifier = new Verifier({
         roots: config.protect,

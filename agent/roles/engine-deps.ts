@@ -14,4 +14,6 @@ export interface EngineDeps {
   nodeState: NodeStateStore;
   /** A split-brain policy kept the passive's side: the active must hand its role over undrained. */
   onKeepPeer?: ((reason: string) => void) | undefined;
+  /** An operator paused replication (tandem pause): an active engine starts its sender paused. */
+  replicationPaused?: (() => boolean) | undefined;
 }

@@ -90,7 +90,7 @@ export async function resolve(o: ResolveOptions): Promise<{ kept: string; discar
   const discarded = nodes.find((n) => n.name !== o.keep)!.name;
   const read = async (n: { name: string; url: string }): Promise<AgentStatus | undefined> => {
     try {
-      return await fetchStatus(n.url, Math.min(STATUS_TIMEOUT_MS, left()));
+      return await fetchStatus(n.url, Math.min(STATUS_TIMEOUT_MS, left()), token);
     } catch {
       return undefined;
     }

@@ -4,7 +4,7 @@ import { readPairAddresses, type PairAddresses } from '../../shared/config/pair-
 import { TandemError } from '../../shared/errors.ts';
 import { parseCommandArgs, requireOption } from '../args.ts';
 import { EXIT, type Command } from '../command.ts';
-import { fetchStatus } from '../control-client.ts';
+import { fetchStatus, optionalCredentials } from '../control-client.ts';
 import { formatPairView, pairViewJson, pairViewKey, readPairView, type PairView } from '../pair-view.ts';
 
 const DEFAULT_INTERVAL_MS = 1000;
@@ -64,7 +64,9 @@ async function runStatus(args: string[], help: string): Promise<number> {
   const json = values.json === true;
   const timeoutMs = values.timeout ?? DEFAULT_TIMEOUT_MS;
   const addresses: PairAddresses = readPairAddresses(requireOption('status', values.config, '-c CONFIG'));
-  const read = () => readPairView(addresses, (url) => fetchStatus(url, timeoutMs), Date.now);
+  // Reads on the loopback need no token; beyond it they do, and then the key must be readable.
+  const creds = optionalCredentials(addresses.keyFile);
+  const read = () => readPairView(addresses, (url) => fetchStatus(url, timeoutMs, creds), Date.now);
   const print = (v: PairView) => process.stdout.write(json ? `${JSON.stringify(pairViewJson(v))}\n` : formatPairView(v));
   if (values.watch !== true) {
     const v = await read();

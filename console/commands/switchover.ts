@@ -7,9 +7,10 @@ import { loadConfig } from '../../shared/config/index.ts';
 import { TandemError, type ErrorCode } from '../../shared/errors.ts';
 import { parseDuration } from '../../shared/sizes.ts';
 import type { AgentStatus } from '../../agent/control/index.ts';
+import { switchoverReadiness, type SwitchoverReadiness } from '../../agent/operator/index.ts';
 import { parseCommandArgs, requireOption } from '../args.ts';
 import { EXIT, type Command } from '../command.ts';
-import { controlTokenFor, controlUrlOf, fetchStatus, postSwitchover } from '../control-client.ts';
+import { callControl, controlTokenFor, controlUrlOf, fetchStatus, postSwitchover, type ControlCredentials } from '../control-client.ts';
 
 const DEFAULT_TIMEOUT = '3m';
 /** How long one status request may take before that agent counts as not answering. */
@@ -39,31 +40,18 @@ export interface SwitchoverPlan {
 }
 
 /**
- * The prechecks, on the active's own status: nothing is asked of an agent unless the passive is
- * connected, really passive, and (unless `force`) has applied everything. Pure: returns the
- * refusal instead of throwing, so the caller decides how to report it.
+ * The prechecks, on the active's own status, in the agent's own words (agent/operator
+ * switchoverReadiness, which the agent applies again when asked): nothing is asked of an agent
+ * unless the passive is connected, really passive, not paused, and (unless `force`) caught up
+ * within failover.maxLagOnFailover. Pure: returns the refusal instead of throwing.
  */
-export function precheck(active: NodeView & { status: AgentStatus }, passive: NodeView, force: boolean): TandemError | undefined {
-  const s = active.status;
-  const op = `tandem switchover: ${active.name} → ${passive.name}`;
-  const refuse = (reason: string, hint: string) => switchoverError('TANDEM_ERR_SWITCHOVER_REFUSED', op, `${reason}; nothing was changed`, hint, { from: active.name, to: passive.name });
-  if (s.failover.phase === 'busy') {
-    return refuse(`a role change is already running on ${active.name} (${s.failover.pending ?? 'unknown'})`, `wait until it ends: tandem status -c CONFIG`);
-  }
-  if (s.state === 'split-brain') return refuse(`${active.name} reports split brain`, 'an operator must decide which node keeps its data (docs/errors.md)');
-  if (!s.peer.connected) {
-    return refuse(`${active.name} is not connected to ${passive.name} (channel ${s.links.channel})`, `start ${passive.name}'s agent or repair the channel; a switchover drains to a connected passive`);
-  }
-  if (s.peer.role !== 'passive') return refuse(`${passive.name} is ${s.peer.role ?? 'of unknown role'}, not passive`, 'tandem status -c CONFIG on both nodes');
-  if (!force && !s.replication.inSync) {
-    const r = s.replication;
-    const sync = r.sync === null ? '' : `, synchronisation ${r.sync.id} running`;
-    return refuse(
-      `${passive.name} is not in sync (applied ${r.appliedSeq} of ${r.headSeq}, lag ${r.lagMs} ms${sync})`,
-      'wait until tandem status shows "in sync", or add --force: the agent still drains everything before it hands over, and rolls back if that takes too long',
-    );
-  }
-  return undefined;
+export function precheck(active: NodeView & { status: AgentStatus }, passive: NodeView, force: boolean, boundMs: number): TandemError | undefined {
+  const r = switchoverReadiness(active.status, { force, boundMs, recordsPerSecond: undefined, settleMs: 0 });
+  return r.ready ? undefined : refusalOf(r, active.name, passive.name);
+}
+
+function refusalOf(r: Pick<SwitchoverReadiness, 'refusal' | 'hint'>, from: string, to: string): TandemError {
+  return switchoverError('TANDEM_ERR_SWITCHOVER_REFUSED', `tandem switchover: ${from} → ${to}`, `${r.refusal ?? 'not ready'}; nothing was changed`, r.hint ?? 'tandem status -c CONFIG on both nodes', { from, to });
 }
 
 /** Where the handover stands, read from both nodes' status after the active said the role moved. */
@@ -87,7 +75,7 @@ export function confirmation(oldActive: AgentStatus | undefined, newActive: Agen
 export const switchoverCommand: Command = {
   name: 'switchover',
   summary: 'move the active role to the peer (planned, nothing lost)',
-  help: `Usage: tandem switchover -c CONFIG [--json] [--timeout DURATION] [--force]
+  help: `Usage: tandem switchover -c CONFIG [--json] [--timeout DURATION] [--force] [--dry-run]
 
 Moves the active role of the pair to the other node, on purpose: the active stops the
 applications, drains its journal until the passive applied everything, hands the role over
@@ -96,7 +84,9 @@ the old active. CONFIG may be either node's: the command asks that node's agent,
 (from the same CONFIG) when that node is passive or does not answer. It needs the pair key
 (keyFile in CONFIG).
 
-Refused, with nothing changed, when the passive is not connected or not in sync.
+Refused, with nothing changed, when the passive is not connected, replication is paused, or
+the passive is not in sync: caught up within failover.maxLagOnFailover, with no
+synchronisation or catch-up running (what status shows as in-sync; the drain closes the rest).
 
 Options:
   -c, --config CONFIG    either node's tandem.yaml (required)
@@ -104,17 +94,20 @@ Options:
       --timeout DURATION how long to wait for the whole switchover (default ${DEFAULT_TIMEOUT})
       --force            switch over even if the passive is not in sync (the agent still
                          drains everything before it hands over)
+      --dry-run          change nothing: say whether the switchover would start, what it would
+                         do, and how long its drain would take at the passive's recent rate
   -h, --help             show this help
 
-Exit codes: 0 the peer is active and serving and the old active is passive, 1 refused or
-failed (the error says which, and whether the old active serves again), 3 no agent answered,
-2 usage error.`,
+Exit codes: 0 the peer is active and serving and the old active is passive (--dry-run: it
+would start), 1 refused or failed (the error says which, and whether the old active serves
+again), 3 no agent answered, 2 usage error.`,
   async run(args) {
     const { values } = parseCommandArgs('switchover', args, {
       config: { type: 'string', short: 'c' },
       json: { type: 'boolean' },
       timeout: { type: 'duration' },
       force: { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
     });
     if (values.help === true) {
       process.stdout.write(`${this.help}\n`);
@@ -123,6 +116,7 @@ failed (the error says which, and whether the old active serves again), 3 no age
     const configPath = requireOption('switchover', values.config, '-c CONFIG');
     const timeoutMs = values.timeout ?? parseDuration(DEFAULT_TIMEOUT)!;
     const json = values.json === true;
+    if (values['dry-run'] === true) return dryRun(configPath, values.force === true, json, timeoutMs);
     try {
       const r = await switchover({ configPath, timeoutMs, force: values.force === true, clock: systemClock, progress: (line) => process.stderr.write(`${line}\n`) });
       process.stdout.write(json ? `${JSON.stringify({ ok: true, ...r })}\n` : `switchover done: ${r.to} is active (was ${r.from}), in ${(r.ms / 1000).toFixed(1)} s\n`);
@@ -160,23 +154,23 @@ export async function switchover(o: SwitchoverOptions): Promise<{ from: string; 
   const peer: NodeView = { name: config.peer.name, url: controlUrlOf(config.peer) };
   const read = async (n: NodeView): Promise<NodeView> => {
     try {
-      return { ...n, status: await fetchStatus(n.url, Math.min(STATUS_TIMEOUT_MS, left())), error: undefined };
+      return { ...n, status: await fetchStatus(n.url, Math.min(STATUS_TIMEOUT_MS, left()), token), error: undefined };
     } catch (err) {
       return { ...n, status: undefined, error: TandemError.wrap(err, { code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op: `GET ${n.url}/v1/status` }) };
     }
   };
 
   const plan = await findActive(self, peer, read, o.progress);
-  const refusal = precheck(plan.from, plan.to, o.force);
+  const refusal = precheck(plan.from, plan.to, o.force, config.failover.maxLagOnFailover);
   if (refusal !== undefined) throw refusal;
   const r = plan.from.status.replication;
-  o.progress(`${plan.to.name} is passive, connected${r.inSync ? ', in sync' : `, NOT in sync (--force): applied ${r.appliedSeq} of ${r.headSeq}`}`);
+  o.progress(`${plan.to.name} is passive, connected${r.caughtUp ? `, in sync (lag ${r.lagMs} ms, ${Math.max(0, r.headSeq - r.appliedSeq)} records to drain)` : `, NOT in sync (--force): applied ${r.appliedSeq} of ${r.headSeq}`}`);
 
   o.progress(`asking ${plan.from.name} (${plan.from.url}) to hand over to ${plan.to.name}: stop the applications, drain, hand over; waiting`);
   const ticker = startProgressTicker(plan.from, read, o);
   let answer: Awaited<ReturnType<typeof postSwitchover>>;
   try {
-    answer = await postSwitchover(plan.from.url, token, left());
+    answer = await postSwitchover(plan.from.url, token, left(), o.force);
   } finally {
     ticker.stop();
   }
@@ -192,6 +186,10 @@ export async function switchover(o: SwitchoverOptions): Promise<{ from: string; 
     );
   }
   if (!answer.ok) {
+    if (answer.code === 'TANDEM_ERR_SWITCHOVER_REFUSED') {
+      // The agent's own check, a moment after the CLI's: the passive fell behind meanwhile.
+      throw switchoverError('TANDEM_ERR_SWITCHOVER_REFUSED', op, `${plan.from.name} answered: ${answer.message}; nothing was changed`, 'tandem switchover --dry-run -c CONFIG says what holds it', details);
+    }
     if (answer.message.startsWith('this node is not active')) {
       throw switchoverError('TANDEM_ERR_SWITCHOVER_REFUSED', op, `${plan.from.name} answered: ${answer.message}; nothing was changed`, 'the roles changed meanwhile: run the command again', details);
     }
@@ -266,6 +264,40 @@ async function findActive(self: NodeView, peer: NodeView, read: (n: NodeView) =>
     });
   }
   throw switchoverError('TANDEM_ERR_SWITCHOVER_REFUSED', op, `neither node is active: ${describe(s)}; ${describe(p)}; nothing was changed`, 'a switchover needs an active node; tandem status -c CONFIG on both nodes says why neither is');
+}
+
+/**
+ * tandem switchover --dry-run: asks the active what a switchover would do now (GET
+ * /v1/switchover), prints it, and changes nothing. Exit 0 when it would start.
+ */
+async function dryRun(configPath: string, force: boolean, json: boolean, timeoutMs: number): Promise<number> {
+  const config = loadConfig(configPath);
+  const creds = controlTokenFor(config.keyFile);
+  const self: NodeView = { name: config.self.name, url: controlUrlOf(config.self) };
+  const peer: NodeView = { name: config.peer.name, url: controlUrlOf(config.peer) };
+  const read = async (n: NodeView): Promise<NodeView> => {
+    try {
+      return { ...n, status: await fetchStatus(n.url, Math.min(STATUS_TIMEOUT_MS, timeoutMs), creds), error: undefined };
+    } catch (err) {
+      return { ...n, status: undefined, error: TandemError.wrap(err, { code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op: `GET ${n.url}/v1/status` }) };
+    }
+  };
+  const plan = await findActive(self, peer, read, () => {});
+  const a = await callControl(plan.from.url, 'GET', `/v1/switchover${force ? '?force=1' : ''}`, creds as ControlCredentials, Math.min(STATUS_TIMEOUT_MS, timeoutMs));
+  if (a.httpStatus !== 200) {
+    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op: `GET ${plan.from.url}/v1/switchover`, reason: typeof a.body.message === 'string' ? a.body.message : `HTTP ${a.httpStatus}`, hint: 'this agent may predate --dry-run: tandem status -c CONFIG shows whether the passive is in sync' });
+  }
+  const r = a.body as SwitchoverReadiness;
+  if (json) process.stdout.write(`${JSON.stringify({ dryRun: true, ...r })}\n`);
+  else {
+    const lines = [
+      r.ready ? `switchover ${r.from} → ${r.to} would start now (nothing was changed):` : `switchover ${r.from} → ${r.to} would be refused: ${r.refusal ?? ''}`,
+      ...(r.ready ? r.steps.map((st, i) => `  ${i + 1}. ${st}`) : [`hint: ${r.hint ?? ''}`]),
+      `drain now: ${r.drain.records} records, ${r.drain.bytes} bytes, ${r.drain.pendingPaths} paths not journaled yet, lag ${r.drain.lagMs} ms; estimate ${r.drain.estimateMs === null ? 'unknown (no apply rate measured yet)' : `${(r.drain.estimateMs / 1000).toFixed(1)} s`}`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  }
+  return r.ready ? EXIT.OK : EXIT.FAILED;
 }
 
 /** While the active works on the POST, one line every few seconds with where it stands. */

@@ -31,7 +31,7 @@ export interface ProtectedRoot {
   exclude: string[];
 }
 
-export interface TandemConfig extends Omit<ParsedConfig, 'nodes' | 'protect' | 'stateDir' | 'keyFile' | 'log' | 'heartbeat' | 'links' | 'scripts'> {
+export interface TandemConfig extends Omit<ParsedConfig, 'nodes' | 'protect' | 'stateDir' | 'keyFile' | 'log' | 'heartbeat' | 'links' | 'scripts' | 'alerts'> {
   /** Absolute path of the file this was read from (undefined when built in memory). */
   file: string | undefined;
   self: NodeAddresses;
@@ -50,6 +50,15 @@ export interface TandemConfig extends Omit<ParsedConfig, 'nodes' | 'protect' | '
     checkTimeoutMs: number;
     checkIntervalMs: number;
     restartWindowMs: number;
+  };
+  alerts: {
+    /** Absolute path of alerts.command. */
+    command: string | undefined;
+    webhook: string | undefined;
+    events: string[];
+    timeoutMs: number;
+    retries: number;
+    lagOverMs: number;
   };
 }
 
@@ -245,6 +254,12 @@ function crossKeyRules(c: ParsedConfig, file: string, onProblem: (e: TandemError
     report(invalid(file, 'links.public.timeout', 'must be shorter than links.public.interval × links.public.threshold'));
   }
   const s = c.scripts;
+  let lagOverMs = c.failover.maxLagOnFailover;
+  if (c.alerts.lagOver !== undefined) {
+    const ms = typeof c.alerts.lagOver === 'string' || typeof c.alerts.lagOver === 'number' ? parseDuration(c.alerts.lagOver) : undefined;
+    if (ms === undefined || ms <= 0) report(invalid(file, 'alerts.lagOver', `expected a duration such as 30s, got ${JSON.stringify(c.alerts.lagOver)}`));
+    else lagOverMs = ms;
+  }
   if (problems > 0 || peerName === undefined) return undefined;
 
   return {
@@ -270,6 +285,14 @@ function crossKeyRules(c: ParsedConfig, file: string, onProblem: (e: TandemError
       checkTimeoutMs: s.checkTimeout,
       checkIntervalMs: s.checkInterval,
       restartWindowMs: s.restartWindow,
+    },
+    alerts: {
+      command: c.alerts.command === undefined ? undefined : resolve(c.alerts.command),
+      webhook: c.alerts.webhook,
+      events: c.alerts.events,
+      timeoutMs: c.alerts.timeout,
+      retries: c.alerts.retries,
+      lagOverMs,
     },
   };
 }

@@ -18,6 +18,8 @@ export interface PairAddresses {
   pair: string;
   self: PairNode;
   peer: PairNode;
+  /** Absolute path of the pair key (keyFile): reads beyond the loopback need the token it gives. */
+  keyFile: string;
 }
 
 const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
@@ -59,5 +61,6 @@ export function readPairAddresses(file: string): PairAddresses {
     if (m === null || port < 1 || port > 65535) throw bad(`nodes.${name}.control`, 'expected host:port, e.g. 127.0.0.1:7701');
     return { name, control: splitHostPort(control as string) };
   };
-  return { file: abs, pair: c.pair, self: read(c.node), peer: read(names.find((n) => n !== c.node)!) };
+  const keyFile = path.resolve(path.dirname(abs), typeof c.keyFile === 'string' && c.keyFile !== '' ? c.keyFile : './pair.key');
+  return { file: abs, pair: c.pair, self: read(c.node), peer: read(names.find((n) => n !== c.node)!), keyFile };
 }

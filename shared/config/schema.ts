@@ -163,6 +163,32 @@ export const configSchema = z.strictObject({
       file: z.string().min(1).optional(),
     })
     .prefault({}),
+  control: z
+    .strictObject({
+      /** More names the control API answers to in the Host header (beside its own address). */
+      allowHosts: z.array(z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, 'expected a host name')).max(16).default([]),
+    })
+    .prefault({}),
+  events: z
+    .strictObject({
+      /** Events kept in the history (stateDir/events.ndjson). */
+      keep: z.number().int().min(10).max(100_000).default(1000),
+    })
+    .prefault({}),
+  alerts: z
+    .strictObject({
+      /** Run for each alert: the event as JSON on standard input and in TANDEM_EVENT_* variables. */
+      command: z.string().min(1).optional(),
+      /** The event posted as JSON to this URL. */
+      webhook: z.string().regex(/^https?:\/\/[^\s]+$/, 'expected an http:// or https:// URL').optional(),
+      /** Event kinds that alert (docs/events.md). */
+      events: z.array(z.enum(['agent', 'role', 'state', 'serving', 'link', 'alarm', 'replication', 'maintenance', 'lag', 'failover', 'switchover', 'script', 'application', 'token'])).default(['failover', 'switchover', 'alarm', 'replication', 'link', 'lag', 'script', 'maintenance']),
+      timeout: duration('5s'),
+      retries: z.number().int().min(0).max(20).default(3),
+      /** A replication lag beyond this is an event (and an alert); default failover.maxLagOnFailover. */
+      lagOver: z.unknown().optional(),
+    })
+    .prefault({}),
 });
 
 export type RawConfig = z.input<typeof configSchema>;

@@ -10,6 +10,7 @@ import { DEFAULTS, FailoverPair, TUNED, type FailoverTiming } from '../helpers/f
 import { sleep, until, type NodeName } from '../helpers/pair.ts';
 import { exited, spawnTracked } from '../helpers/processes.ts';
 import { digestTree, treeDiff } from '../helpers/tree-hash.ts';
+import { allEvents } from '../helpers/events.ts';
 
 let current: FailoverPair | undefined;
 afterEach(async () => {
@@ -181,8 +182,9 @@ describe('failover', () => {
     expect(missing).toEqual([]);
     // Written by both nodes in turn: the passive (alpha now) follows the new active.
     await waitTreesEqual(fp, 'beta', 'alpha');
-    const blog = fp.pair.logLines('alpha');
-    expect(blog.some((l) => /switchover/.test(String(l.msg)) && /public/.test(JSON.stringify(l)))).toBe(true);
+    // Its own story says why: an automatic switchover for its public link.
+    const story = await allEvents(fp.pair.node('alpha').controlUrl);
+    expect(story.some((e) => e.kind === 'switchover' && e.details.phase === 'started' && e.trigger === 'automatic' && /public link/.test(e.reason))).toBe(true);
     expect(fp.overlaps()).toEqual([]);
   });
 

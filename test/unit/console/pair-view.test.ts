@@ -12,6 +12,7 @@ const addresses: PairAddresses = {
   pair: 'demo',
   self: { name: 'alpha', control: { host: '127.0.0.1', port: 7101 } },
   peer: { name: 'beta', control: { host: '127.0.0.1', port: 7102 } },
+  keyFile: '/etc/tandem/pair.key',
 };
 
 function status(node: string, role: 'active' | 'passive', over: Partial<AgentStatus> = {}): AgentStatus {
@@ -23,7 +24,7 @@ function status(node: string, role: 'active' | 'passive', over: Partial<AgentSta
     generation: 'g1',
     peer: { name: node === 'alpha' ? 'beta' : 'alpha', connected: true, role: role === 'active' ? 'passive' : 'active' },
     links: { channel: 'up', public: 'up', heartbeat: { lastHeardMsAgo: 120, longestGapMs: 1000, rttMs: 0.42 } },
-    replication: { headSeq: 17, appliedSeq: 17, lagMs: 0, queueBytes: 0, inSync: true, sync: null, start: null, splitBrain: null, catchUp: null },
+    replication: { headSeq: 17, appliedSeq: 17, lagMs: 0, queueBytes: 0, inSync: true, caughtUp: true, paused: false, sync: null, start: null, splitBrain: null, catchUp: null },
     alarms: [],
     capture: null,
     channel: { bytesIn: 1, bytesOut: 2 },
@@ -34,10 +35,12 @@ function status(node: string, role: 'active' | 'passive', over: Partial<AgentSta
       serving: role === 'active',
       epoch: 3,
       reason: role,
+      trigger: 'automatic',
       presence: 'alive',
       roleChangesLastHour: 0,
       lastRoleChange: role === 'active' ? { at: T0 - 90_000, from: 'passive', to: 'active', epoch: 3, reason: 'planned switchover: the active handed over' } : null,
     },
+    maintenance: false,
     pid: 100,
     startedAt: T0 - 600_000,
     ...over,

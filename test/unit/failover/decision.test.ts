@@ -362,4 +362,98 @@ describe('the failover decision', () => {
       expect(byOperator.effects).toEqual([{ kind: 'switchover', reason: 'operator resolved a split brain: keeping beta', discardOwn: true }]);
     });
   });
+
+  describe('triggers: what set a change in motion, apart from the words', () => {
+    it('marks a failover automatic, an operator\'s switchover operator, and the takeover of a handover planned', () => {
+      const gone = (t: number) => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: t >= T0 ? 'dead' : 'alive', since: T0 } });
+      const failover = run(steadyPassive(), T0, T0 + 10_000, gone);
+      expect(failover.state.trigger).toBe('automatic');
+      expect(step(steadyActive(), { kind: 'operator-switchover', now: T0 + 100 }, cfg).state.trigger).toBe('operator');
+      expect(step(steadyPassive(), { kind: 'takeover', now: T0 + 100, epoch: 2 }, cfg).state.trigger).toBe('planned');
+      expect(step(steadyActive(), { kind: 'app-failed', now: T0 + 100, reason: 'check failed' }, cfg).state.trigger).toBe('automatic');
+    });
+
+    it('counts role changes for damping by trigger, whatever the reason says', () => {
+      // A reason that happens to begin with "operator" does not make an automatic change an operator's.
+      const s: DecisionState = { ...steadyActive(), phase: 'busy', pending: 'switchover', reason: 'operator-like words', trigger: 'automatic' };
+      expect(done(s, { now: T0 + 500, action: 'switchover', ok: true }).roleChanges).toHaveLength(1);
+      const o: DecisionState = { ...s, trigger: 'operator', reason: 'own public link down' };
+      expect(done(o, { now: T0 + 500, action: 'switchover', ok: true }).roleChanges).toHaveLength(0);
+    });
+  });
+
+  describe('maintenance: no automatic role change while an operator holds the pair', () => {
+    const held = (s: DecisionState) => step(s, { kind: 'maintenance', now: T0, on: true }, cfg).state;
+
+    it('does not fail over from a gone active, and says maintenance is why; takes over again once it ends', () => {
+      const gone = (t: number) => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: t >= T0 ? 'dead' : 'alive', since: T0 } });
+      const r = run(held(steadyPassive()), T0, T0 + 20_000, gone);
+      expect(r.effects).toEqual([]);
+      expect(r.state.alarms.TANDEM_ERR_FAILOVER_REFUSED?.message).toContain('maintenance mode is on');
+      const released = step(r.state, { kind: 'maintenance', now: T0 + 20_000, on: false }, cfg).state;
+      const after = run(released, T0 + 20_100, T0 + 20_200, gone);
+      expect(after.effects.map((x) => x.e.kind)).toEqual(['promote']);
+    });
+
+    it('does not switch over by itself for a lost public link, a failed application or a split-brain policy', () => {
+      const s = held(steadyActive());
+      const lost = run(s, T0, T0 + 10_000, () => obs({ peer: peer({ role: 'passive' }), ownPublic: { state: 'failing', since: T0, checked: true } }));
+      expect(lost.effects).toEqual([]);
+      expect(lost.state.alarms.TANDEM_ERR_FAILOVER_REFUSED?.message).toContain('maintenance');
+      const app = step(s, { kind: 'app-failed', now: T0 + 100, reason: 'check failed 3 times' }, cfg);
+      expect(app.effects).toEqual([]);
+      expect(app.state.alarms.TANDEM_ERR_SCRIPT_FAILED?.message).toContain('maintenance');
+      const policy = step(s, { kind: 'keep-peer', now: T0 + 100, reason: 'split brain resolved by policy zero-changes: keeping beta', operator: false }, cfg);
+      expect(policy.effects).toEqual([]);
+    });
+
+    it('still does what an operator asks, and still steps down when isolated (never two active nodes)', () => {
+      const s = held(steadyActive());
+      expect(step(s, { kind: 'operator-switchover', now: T0 + 100 }, cfg).effects.map((e) => e.kind)).toEqual(['switchover']);
+      const isolated = run(s, T0, T0 + 5_000, () => obs({ channel: { up: false, since: T0 }, peer: undefined, ownPublic: { state: 'failing', since: T0, checked: true } }));
+      expect(isolated.effects.map((x) => x.e.kind)).toEqual(['demote']);
+      expect(isolated.effects[0]!.t).toBe(T0 + 3_000);
+    });
+  });
+
+  describe('failover --force: the operator vouches that the active is gone', () => {
+    const down = (p: Observations['presence']['state'], o: Partial<Observations> = {}) => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: p, since: T0 }, ...o });
+
+    it('promotes at once, beyond the peer\'s epoch, where the automatic rules refuse (auto off, no presence address, damping, lag)', () => {
+      const manual = { ...cfg, auto: false };
+      const waited = run(steadyPassive(), T0, T0 + 20_000, () => down('unconfigured', { replication: { lagMs: 60_000, syncing: false } }), manual);
+      expect(waited.effects).toEqual([]);
+      const r = step(waited.state, { kind: 'operator-failover', now: T0 + 20_000, obs: down('unconfigured', { replication: { lagMs: 60_000, syncing: false } }) }, manual);
+      expect(r.refused).toBeUndefined();
+      expect(r.effects).toEqual([{ kind: 'promote', reason: expect.stringContaining('failover forced by an operator'), epoch: 2 }]);
+      expect(r.effects[0]!.reason).toContain('60000 ms behind');
+      expect(r.state.trigger).toBe('operator');
+      // Not counted for damping: an operator's word is not an automatic change.
+      expect(done(r.state, { now: T0 + 21_000, action: 'promote', ok: true, epoch: 2 }).roleChanges).toEqual([]);
+    });
+
+    it('refuses, changing nothing, while the peer answers: on the channel, or its agent on the public network', () => {
+      const p = steadyPassive();
+      const onChannel = step(p, { kind: 'operator-failover', now: T0 + 100, obs: obs() }, cfg);
+      expect(onChannel.refused).toContain('answers on the channel');
+      expect(onChannel.state).toBe(p);
+      for (const state of ['alive', 'stalled'] as const) {
+        const r = step(p, { kind: 'operator-failover', now: T0 + 100, obs: down(state) }, cfg);
+        expect(r.refused).toContain(`presence ${state}`);
+        expect(r.effects).toEqual([]);
+      }
+    });
+
+    it('refuses on an active node, during an action, and in the middle of a synchronisation', () => {
+      expect(step(steadyActive(), { kind: 'operator-failover', now: T0 + 100, obs: down('dead') }, cfg).refused).toContain('active already');
+      const busyPassive: DecisionState = { ...steadyPassive(), phase: 'busy', pending: 'release' };
+      expect(step(busyPassive, { kind: 'operator-failover', now: T0 + 100, obs: down('dead') }, cfg).refused).toContain('role change is running');
+      expect(step(steadyPassive(), { kind: 'operator-failover', now: T0 + 100, obs: down('dead', { replication: { lagMs: 0, syncing: true } }) }, cfg).refused).toContain('synchronisation');
+    });
+
+    it('is taken in maintenance too: the hold is on automatic changes only', () => {
+      const s = step(steadyPassive(), { kind: 'maintenance', now: T0, on: true }, cfg).state;
+      expect(step(s, { kind: 'operator-failover', now: T0 + 100, obs: down('dead') }, cfg).effects.map((e) => e.kind)).toEqual(['promote']);
+    });
+  });
 });
