@@ -10,6 +10,7 @@ import { TandemError } from '../shared/errors.ts';
 import { initHash } from '../shared/hash.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import { readPairKey } from '../shared/pair-key.ts';
+import { TANDEM_VERSION, ownProtocol } from '../shared/version.ts';
 import { PeerChannel, channelOptionsFromConfig } from './channel/index.ts';
 import { ControlServer, buildStatus, controlToken, type AgentStatus } from './control/index.ts';
 import { FailoverRunner } from './failover/index.ts';
@@ -43,6 +44,7 @@ export async function startAgent(configPath: string, clock: Clock = systemClock)
 
 async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<RunningAgent> {
   const key = readPairKey(config.keyFile);
+  const protocol = ownProtocol();
   await initHash();
   await fsp.mkdir(config.stateDir, { recursive: true });
   const releaseLock = acquireStateLock(config.stateDir);
@@ -51,7 +53,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
   try {
     const { store: nodeState, created } = await NodeStateStore.open(config.stateDir, config.role);
     const s0 = nodeState.get();
-    log.info({ role: s0.role, epoch: s0.epoch, generation: s0.generation, firstStart: created, config: config.file }, 'agent: starting');
+    log.info({ role: s0.role, epoch: s0.epoch, generation: s0.generation, firstStart: created, config: config.file, version: TANDEM_VERSION, protocol: protocol.max }, 'agent: starting');
 
     const manifestStore = await ManifestStore.open({
       dir: path.join(config.stateDir, 'manifest'),
@@ -99,6 +101,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
       publicState: () => publicChecker.view().state,
       onTakeover: (epoch) => runner?.input({ kind: 'takeover', now: clock.now(), epoch }),
       onKeepPeer: (reason) => runner?.input({ kind: 'keep-peer', now: clock.now(), reason, operator: false }),
+      protocol,
     });
     await controller.start();
     cleanups.push(() => controller.stop());
@@ -173,6 +176,8 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
         heartbeat: { lastHeardAt: hb.lastHeardAt, longestGapMs: hb.longestGapMs },
         channel: liveStats(),
         verify: controller.active?.verifier.summary(),
+        version: { tandem: TANDEM_VERSION, protocol: protocol.max },
+        peerVersion: controller.peerVersion,
         startedAt,
         now: clock.now(),
       });

@@ -9,6 +9,7 @@ import { switchoverCommand } from './commands/switchover.ts';
 import { resolveCommand } from './commands/resolve.ts';
 import { verifyCommand } from './commands/verify.ts';
 import { printError } from './output.ts';
+import { PROTOCOL_MIN, PROTOCOL_VERSION, TANDEM_VERSION } from '../shared/version.ts';
 
 const COMMANDS: Command[] = [demoCommand, agentCommand, statusCommand, switchoverCommand, resolveCommand, verifyCommand];
 
@@ -22,12 +23,21 @@ Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
   ${'help'.padEnd(width)}  show this help, or a command's: tandem help COMMAND
 
-Every command takes --help. The manual is in docs/ (start with docs/README.md).
+Every command takes --help. tandem --version prints the release and protocol. The manual is in docs/ (start with docs/README.md).
 `;
+}
+
+/** "tandem 0.1.0 (protocol 2, speaks 1 to 2; node v20.20.2)": what a bug report needs. */
+export function versionLine(): string {
+  return `tandem ${TANDEM_VERSION} (protocol ${PROTOCOL_VERSION}, speaks ${PROTOCOL_MIN} to ${PROTOCOL_VERSION}; node ${process.version})`;
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`${versionLine()}\n`);
+    return EXIT.OK;
+  }
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     const target = COMMANDS.find((c) => c.name === rest[0]);
     process.stdout.write(target === undefined ? usage() : `${target.help}\n`);

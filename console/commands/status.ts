@@ -29,11 +29,19 @@ Exit codes: 0 the agent answered, 3 the agent did not answer, 1 other errors, 2 
   },
 };
 
+/** "; peer 0.1.0, protocol 1 (session at 1)" once a hello came. */
+function versionOfPeer(v: AgentStatus['peer']['version']): string {
+  if (v === null || v === undefined) return '';
+  return `; peer ${v.tandem ?? 'of an older release'}, protocol ${v.protocol} (session at ${v.session})`;
+}
+
 export function formatStatus(s: AgentStatus): string {
   const r = s.replication;
   const lines = [
     `${s.node}  ${s.role}  ${s.state}  (pair ${s.pair}, generation ${s.generation || 'none yet'})`,
     `  peer         ${s.peer.name}: ${s.peer.connected ? `connected, ${s.peer.role}` : 'not connected'}`,
+    // An agent older than this CLI may send no version at all.
+    `  version      tandem ${s.version?.tandem ?? 'unknown'}, protocol ${s.version?.protocol ?? 'unknown'}${versionOfPeer(s.peer.version)}`,
     `  links        channel ${s.links.channel}, public ${s.links.public}`,
     `  replication  head ${r.headSeq}, applied ${r.appliedSeq}, lag ${r.lagMs} ms, queue ${formatBytes(r.queueBytes)}, ${r.inSync ? 'in sync' : 'NOT in sync'}`,
   ];
