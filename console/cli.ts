@@ -8,10 +8,13 @@ import { statusCommand } from './commands/status.ts';
 import { switchoverCommand } from './commands/switchover.ts';
 import { resolveCommand } from './commands/resolve.ts';
 import { verifyCommand } from './commands/verify.ts';
+import { checkCommand } from './commands/check.ts';
+import { installCommand } from './commands/install.ts';
+import { uninstallCommand } from './commands/uninstall.ts';
 import { printError } from './output.ts';
 import { PROTOCOL_MIN, PROTOCOL_VERSION, TANDEM_VERSION } from '../shared/version.ts';
 
-const COMMANDS: Command[] = [demoCommand, agentCommand, statusCommand, switchoverCommand, resolveCommand, verifyCommand];
+const COMMANDS: Command[] = [demoCommand, agentCommand, statusCommand, switchoverCommand, resolveCommand, verifyCommand, checkCommand, installCommand, uninstallCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

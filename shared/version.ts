@@ -34,20 +34,24 @@ export interface ProtocolRange {
  * searched upwards from this module so the answer holds from the sources, from a global npm
  * install and from a compiled build alike.
  */
-export const TANDEM_VERSION: string = readPackageVersion();
+const PACKAGE = findPackage();
+export const TANDEM_VERSION: string = PACKAGE?.version ?? '0.0.0-unknown';
 
-function readPackageVersion(): string {
+/** The directory of this installation's package.json (bin/, docs/ are there); undefined if not found. */
+export const PACKAGE_ROOT: string | undefined = PACKAGE?.root;
+
+function findPackage(): { root: string; version: string } | undefined {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
     try {
       const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
-      if (pkg.name === 'tandem' && typeof pkg.version === 'string') return pkg.version;
+      if (pkg.name === 'tandem' && typeof pkg.version === 'string') return { root: dir, version: pkg.version };
     } catch {
       // No package.json here: one level up.
     }
     dir = path.dirname(dir);
   }
-  return '0.0.0-unknown';
+  return undefined;
 }
 
 /**
