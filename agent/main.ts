@@ -79,7 +79,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
 
     const publicChecker = new PublicChecker({ targets: config.links.public.targets, intervalMs: config.links.public.intervalMs, threshold: config.links.public.threshold, clock, log });
     const scripts = new ScriptRunner({
-      paths: { start: config.scripts.start, stop: config.scripts.stop, check: config.scripts.check },
+      paths: { start: config.scripts.start, stop: config.scripts.stop, check: config.scripts.check, fence: config.scripts.fence },
       timeoutMs: config.scripts.timeoutMs,
       checkTimeoutMs: config.scripts.checkTimeoutMs,
       env: { node: config.self.name, peer: config.peer.name, pair: config.pair },
@@ -144,7 +144,14 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
       clock,
       log,
     });
-    runner = new FailoverRunner({ config, log, clock, controller, nodeState, publicLink: publicChecker, presence: presenceProber, monitor });
+    const fence =
+      config.scripts.fence === undefined
+        ? undefined
+        : async (reason: string) => {
+            const r = await scripts.run('fence', { role: 'passive', reason, generation: nodeState.get().generation });
+            return r.ok ? { ok: true } : { ok: false, error: r.error ?? (r.timedOut ? 'timed out' : `exit code ${r.exitCode ?? r.signal}`) };
+          };
+    runner = new FailoverRunner({ config, log, clock, controller, nodeState, publicLink: publicChecker, presence: presenceProber, monitor, fence });
 
     await channel.start();
     cleanups.push(() => channel.close());

@@ -34,6 +34,8 @@ export interface FailoverRunnerOptions {
   /** Undefined when the peer has no presence address (nodes.<peer>.public). */
   presence: PresenceViewSource | undefined;
   monitor?: Monitor | undefined;
+  /** Runs the fence script (scripts.fence) before a failover's promotion; undefined: none configured. */
+  fence?: ((reason: string) => Promise<{ ok: boolean; error?: string | undefined }>) | undefined;
 }
 
 export interface FailoverStatus {
@@ -159,6 +161,10 @@ export class FailoverRunner {
         }
         case 'promote': {
           this.stopMonitor();
+          if (e.fence === true && this.opts.fence !== undefined) {
+            const f = await this.opts.fence(e.reason);
+            if (!f.ok) return { kind: 'done', now: now(), action: 'promote', ok: false, error: f.error, fenceFailed: true };
+          }
           const o = await c.promote(e.epoch, e.reason, this.opts.config.failover.startRetries);
           return { kind: 'done', now: now(), action: 'promote', ok: o.ok, error: o.error, epoch: e.epoch };
         }

@@ -205,6 +205,7 @@ export function parseConfig(raw: unknown, file: string): TandemConfig {
       start: resolve(s.start),
       stop: resolve(s.stop),
       check: resolve(s.check),
+      fence: s.fence === undefined ? undefined : resolve(s.fence),
       maxRestarts: s.maxRestarts,
       timeoutMs: s.timeout,
       checkTimeoutMs: s.checkTimeout,
