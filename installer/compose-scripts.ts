@@ -48,15 +48,24 @@ NODE=${shq(spec.node)}
 # The reason is the last field of a scripts log line and runs to its end: keep it on one line.
 REASON=$(printf '%s' "\${TANDEM_REASON:-manual}" | tr '\\r\\n' '  ')
 log_line() { printf '%s %s %s %s %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$NODE" "$1" "$2" "$REASON" >> "$SCRIPTS_LOG"; }
-# Background processes of the modules: pid file "$RUN_DIR/NAME.pid" holds "pid starttime", so a
-# pid the kernel has since given to another process is never signalled.
+# Background processes of the modules: each runs in its own session, so its process group id
+# is the pid in "$RUN_DIR/NAME.pid" (with the leader's start time: a pid the kernel has since
+# given to another process is never signalled). The group counts as running while any member
+# is (the command's shell may be gone while what it started runs on); zombies do not count.
+group_alive() {
+  # One pass over every process: "state pgrp" after "pid (comm) " (comm may hold spaces).
+  cat /proc/[0-9]*/stat 2>/dev/null | sed 's/.*) //' | cut -d' ' -f1,3 | grep -qx "[^ZX] $1"
+}
 daemon_pid() {
-  read -r pid start < "$RUN_DIR/$1.pid" 2>/dev/null || return 1
-  [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
-  now=$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f20)
-  state=$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f1)
-  [ "$now" = "$start" ] && [ "$state" != Z ] || return 1
-  printf '%s\\n' "$pid"
+  [ -f "$RUN_DIR/$1.pid" ] || return 1
+  read -r pid start < "$RUN_DIR/$1.pid" || return 1
+  [ -n "$pid" ] || return 1
+  if [ -r "/proc/$pid/stat" ]; then
+    # The leader's number in use by another process (not a zombie of ours): not ours.
+    [ "$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f20)" = "$start" ] || return 1
+  fi
+  group_alive "$pid" || return 1
+  printf '%s\n' "$pid"
 }
 daemon_alive() { daemon_pid "$1" >/dev/null; }
 daemon_start() {
@@ -69,10 +78,11 @@ daemon_start() {
 }
 daemon_stop() {
   pid=$(daemon_pid "$1") || { rm -f "$RUN_DIR/$1.pid"; return 0; }
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+  # The whole group: the command's shell and what it started (dash's kill takes -PGID, not "--").
+  kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
   i=0
   while daemon_alive "$1" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-  if daemon_alive "$1"; then kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null; sleep 0.2; fi
+  if daemon_alive "$1"; then kill -KILL "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null; sleep 0.2; fi
   daemon_alive "$1" && { echo "could not stop $1 (pid $pid)" >&2; return 1; }
   rm -f "$RUN_DIR/$1.pid"
 }
