@@ -93,7 +93,7 @@ export function evaluatePreflight(f: PreflightFacts, c: PreflightContext): Check
           if (c.mode === 'secondary' && (d.entries ?? 0) > 0) {
             levels.push('warn');
             lines.push(`${shown} holds ${d.entries} entries: the primary's copy replaces them at the first synchronisation`);
-            fixes.push(`move what you want to keep out of ${shown} before the agents connect`);
+            fixes.push(`move what you want to keep out of ${d.path} before the agents connect`);
           } else {
             levels.push('ok');
             lines.push(`${shown} readable${d.entries === undefined ? '' : ` (${d.entries} entries)`}`);
@@ -103,25 +103,25 @@ export function evaluatePreflight(f: PreflightFacts, c: PreflightContext): Check
           if (c.mode === 'primary') {
             levels.push('warn');
             lines.push(`${shown} does not exist: it will be created empty`);
-            fixes.push(`if ${shown} should hold data already (a mount, another path), create or mount it first and run the install again`);
+            fixes.push(`if ${shown} should hold data already (a mount, another path), create or mount ${d.path} first and run the install again`);
           } else if (c.mode === 'secondary') {
             levels.push('ok');
             lines.push(`${shown} will be created for the primary's copy`);
           } else {
             levels.push('fail');
             lines.push(`${shown} does not exist`);
-            fixes.push(`create or mount ${shown}`);
+            fixes.push(`create or mount ${d.path}`);
           }
           break;
         case 'not-dir':
           levels.push('fail');
           lines.push(`${shown} is not a directory`);
-          fixes.push(`protect a directory: move ${shown} away or name its directory in the answers (protect:)`);
+          fixes.push(`protect a directory: move ${d.path} away or name its directory in the answers (protect:)`);
           break;
         case 'unreadable':
           levels.push('fail');
           lines.push(`${shown} cannot be read (${d.error ?? 'permission denied'})`);
-          fixes.push(`run as root, or fix its permissions: chmod u+rx ${shown}`);
+          fixes.push(`run as root, or fix its permissions: chmod u+rx ${d.path}`);
           break;
       }
     });
@@ -137,7 +137,7 @@ export function evaluatePreflight(f: PreflightFacts, c: PreflightContext): Check
     else {
       const level: CheckLevel = d.freeBytes >= comfortable ? 'ok' : d.freeBytes >= need ? 'warn' : 'fail';
       const detail = `${formatBytes(d.freeBytes)} free at ${d.path}; the journal may take ${formatBytes(need)} (journal.maxBytes)`;
-      out.push(level === 'ok' ? { id: 'disk', title: 'free disk for the journal', level, detail } : { id: 'disk', title: 'free disk for the journal', level, detail, fix: `free space on the file system of ${d.path} (at least ${formatBytes(comfortable)} is comfortable), or lower the bound: settings: { journal: { maxBytes: ${formatBytes(Math.max(64 * 1024 * 1024, Math.floor(d.freeBytes / 2))).replace(' ', '')} } } in the answers (journal.maxBytes in tandem.yaml)` });
+      out.push(level === 'ok' ? { id: 'disk', title: 'free disk for the journal', level, detail } : { id: 'disk', title: 'free disk for the journal', level, detail, fix: `free space on the file system of ${d.path} (at least ${formatBytes(comfortable)} is comfortable), or lower the bound: ${smallerJournal(d.freeBytes)} in the answers (journal.* in tandem.yaml)` });
     }
   }
 
@@ -231,6 +231,12 @@ export function evaluatePreflight(f: PreflightFacts, c: PreflightContext): Check
     out.push(problems.length === 0 ? { id: 'modules', title: 'application modules', level: 'ok', detail: c.modules.length === 0 ? 'none' : c.modules.map((m) => m.module).join(', ') } : { id: 'modules', title: 'application modules', level: 'fail', detail: problems.join('; '), fix: fixes.join('; ') });
   }
   return out;
+}
+
+/** A journal bound that fits in half of `free`, as settings the config accepts (maxBytes ≥ 2 segments). */
+function smallerJournal(free: number): string {
+  const mib = Math.max(16, Math.floor(free / 2 / 1024 ** 2));
+  return mib >= 128 ? `settings: { journal: { maxBytes: ${mib}MiB } }` : `settings: { journal: { maxBytes: ${mib}MiB, segmentBytes: ${Math.max(4, Math.floor(mib / 4))}MiB } }`;
 }
 
 function isInside(child: string, parent: string): boolean {

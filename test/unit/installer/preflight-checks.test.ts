@@ -42,9 +42,9 @@ describe('preflight verdicts', () => {
   });
 
   it('judge protected directories by mode: missing, not a directory, unreadable, not empty on a secondary', () => {
-    expect(one('protect', { protectedDirs: [{ path: '/r/srv/data', state: 'not-dir' }] })).toMatchObject({ level: 'fail', fix: expect.stringMatching(/protect a directory/) });
-    expect(one('protect', { protectedDirs: [{ path: '/r/srv/data', state: 'unreadable', error: 'EACCES' }] })).toMatchObject({ level: 'fail', fix: expect.stringMatching(/chmod u\+rx \/srv\/data/) });
-    expect(one('protect', { protectedDirs: [{ path: '/r/srv/data', state: 'missing' }] })).toMatchObject({ level: 'fail', fix: expect.stringMatching(/create or mount \/srv\/data/) });
+    expect(one('protect', { protectedDirs: [{ path: '/r/srv/data', state: 'not-dir' }] })).toMatchObject({ level: 'fail', fix: expect.stringMatching(/protect a directory: move \/r\/srv\/data away/) });
+    expect(one('protect', { protectedDirs: [{ path: '/r/srv/data', state: 'unreadable', error: 'EACCES' }] })).toMatchObject({ level: 'fail', fix: expect.stringMatching(/chmod u\+rx \/r\/srv\/data/) });
+    expect(one('protect', { protectedDirs: [{ path: '/r/srv/data', state: 'missing' }] })).toMatchObject({ level: 'fail', fix: expect.stringMatching(/create or mount \/r\/srv\/data/) });
     expect(one('protect', { protectedDirs: [{ path: '/r/srv/data', state: 'missing' }] }, { mode: 'primary' })).toMatchObject({ level: 'warn', detail: expect.stringMatching(/created empty/) });
     expect(one('protect', { protectedDirs: [{ path: '/r/srv/data', state: 'missing' }] }, { mode: 'secondary' }).level).toBe('ok');
     expect(one('protect', { protectedDirs: [{ path: '/r/srv/data', state: 'ok', entries: 4 }] }, { mode: 'secondary' })).toMatchObject({ level: 'warn', detail: expect.stringMatching(/replaces them/) });
@@ -55,6 +55,8 @@ describe('preflight verdicts', () => {
     expect(r.level).toBe('fail');
     expect(r.fix).toMatch(/journal: \{ maxBytes: 256MiB \}/);
     expect(one('disk', { disk: { path: '/var/lib', freeBytes: 1.1 * 1024 ** 3 } }).level).toBe('warn');
+    // Below two default segments, the segments shrink too (the config needs maxBytes ≥ 2 segments).
+    expect(one('disk', { disk: { path: '/var/lib', freeBytes: 100 * 1024 ** 2 } }).fix).toMatch(/journal: \{ maxBytes: 50MiB, segmentBytes: 12MiB \}/);
   });
 
   it('fail more directories than inotify watches, with the exact sysctl', () => {
