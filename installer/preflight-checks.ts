@@ -51,7 +51,7 @@ export const CLOCK_FAIL_MS = 60_000;
 export const CLOCK_WARN_MS = 1_000;
 
 /** Debian packages of the programs the modules call. */
-const PACKAGE_OF: Record<string, string> = { ip: 'iproute2', arping: 'iputils-arping', systemctl: 'systemd', runuser: 'util-linux', setsid: 'util-linux', sort: 'coreutils' };
+const PACKAGE_OF: Record<string, string> = { ping: 'iputils-ping', ip: 'iproute2', arping: 'iputils-arping', systemctl: 'systemd', runuser: 'util-linux', setsid: 'util-linux', sort: 'coreutils' };
 
 function versionAtLeast(v: string, min: readonly number[]): boolean {
   const parts = v.replace(/^v/, '').split('.').map((x) => Number.parseInt(x, 10));

@@ -19,6 +19,9 @@ export interface PreflightInput {
 
 export async function runPreflight(i: PreflightInput): Promise<CheckResult[]> {
   const programs = i.rendered.flatMap((m) => m.needs.map((name) => ({ name, neededBy: m.title })));
+  // A ping target the node cannot run is left out of the public verdict: without any usable
+  // target a node cannot tell that it is isolated (agent/links), so a missing ping is a failure.
+  for (const t of i.config.links.public.targets) if (t.kind === 'ping') programs.push({ name: 'ping', neededBy: `public check ${t.url}` });
   const facts = await gatherFacts({ config: i.config, key: i.key, agentRunning: i.agentRunning, programs, ...(i.inotifyFile === undefined ? {} : { inotifyFile: i.inotifyFile }) });
   return evaluatePreflight(facts, {
     mode: i.mode,

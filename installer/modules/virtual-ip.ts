@@ -45,8 +45,11 @@ export function renderVipModule(m: VipModule, ctx: ModuleContext): ModuleScript 
     helpers: dev,
     start: `dev=$(${f}_dev) || return 1
   ip addr replace ${cidr} dev "$dev" || return 1
-  # Gratuitous ARP: neighbours update their caches now, not when their entries expire.
-  arping -q -U -c ${m.arpCount} -I "$dev" ${addr} || echo "virtual IP ${ip}: gratuitous ARP on $dev failed; clients may reach the old holder until their ARP entries expire" >&2
+  # Gratuitous ARP: neighbours update their caches now, not when their entries expire. The
+  # first announcement leaves at once; arping then waits a second between the others, so it
+  # runs on in the background and start does not wait for it (its output: $RUN_DIR/arping.log).
+  mkdir -p "$RUN_DIR"
+  ( arping -q -U -c ${m.arpCount} -I "$dev" ${addr} || echo "$(date -u +%FT%TZ) virtual IP ${ip}: gratuitous ARP on $dev failed; clients may reach the old holder until their ARP entries expire" ) </dev/null >>"$RUN_DIR/arping.log" 2>&1 &
   return 0`,
     stop: `${held} | while read -r _ name _; do ip addr del ${cidr} dev "$name" || exit 1; done`,
     check: `[ -n "$(${held})" ] || { echo "virtual IP ${ip} is not on this node" >&2; return 1; }`,

@@ -169,6 +169,17 @@ describe('preflight checks that fail, for real', () => {
     expect(r.stdout).toMatch(/arping \(for virtual IP 192\.0\.2\.10\/24 on lo\) is not installed/);
   });
 
+  it('programs the scripts need: ping missing for a ping:// public check (the node could not tell it is isolated)', async () => {
+    const s = await setup((a) => {
+      a.publicTargets = ['ping://127.0.0.1'];
+    });
+    const ping = spawnSync('sh', ['-c', 'command -v ping'], { encoding: 'utf8' }).stdout.trim();
+    // Where ping is installed, it is masked in a mount namespace; where it is not, so much the better.
+    const r = ping === '' ? await tandem(installArgs(s)) : await tandemWithMounts([['/dev/null', fs.realpathSync(ping)]], installArgs(s));
+    expectFailed(s, r, 'programs the scripts need', /install them: apt-get install iputils-ping/);
+    expect(r.stdout).toMatch(/ping \(for public check ping:\/\/127\.0\.0\.1\) is not installed/);
+  });
+
   it('application modules: a PostgreSQL data directory outside every protected directory', async () => {
     const s = await setup((a) => {
       a.modules = [{ module: 'postgresql', dataDir: '/var/lib/postgresql/15/main' }];
