@@ -56,10 +56,11 @@ export function lineAsker(input: Readable, output: Writable): Asker {
   };
 }
 
-const list = <T extends z.ZodType>(item: T) => ({ safeParse: (s: string) => parseList(s, item) }) as unknown as z.ZodType<z.output<T>[]>;
+/** A comma-separated list of `item`s (none: "-" or empty), at least `min` of them. */
+const list = <T extends z.ZodType>(item: T, min = 0) => ({ safeParse: (s: string) => parseList(s, item, min) }) as unknown as z.ZodType<z.output<T>[]>;
 
-function parseList<T extends z.ZodType>(s: string, item: T): { success: true; data: z.output<T>[] } | { success: false; error: { issues: { message: string }[] } } {
-  const parts = s
+function parseList<T extends z.ZodType>(s: string, item: T, min: number): { success: true; data: z.output<T>[] } | { success: false; error: { issues: { message: string }[] } } {
+  const parts = (s.trim() === '-' ? '' : s)
     .split(',')
     .map((x) => x.trim())
     .filter((x) => x !== '');
@@ -69,6 +70,7 @@ function parseList<T extends z.ZodType>(s: string, item: T): { success: true; da
     if (!r.success) return { success: false, error: { issues: [{ message: `${p}: ${r.error.issues[0]?.message ?? 'not valid'}` }] } };
     out.push(r.data);
   }
+  if (out.length < min) return { success: false, error: { issues: [{ message: `name at least ${min}` }] } };
   return { success: true, data: out };
 }
 
@@ -99,7 +101,7 @@ export async function askPrimaryAnswers(q: Asker, out: Writable): Promise<Record
   const pub = await q.ask(`Public address of ${node} for presence probes (host:port clients' network; - for none)`, optional(hostPort), `${here}:7702`);
   const peerPub = await q.ask(`Public address of ${peer} for presence probes (- for none)`, optional(hostPort));
   const control = await q.ask('Control API address (loopback)', hostPort, '127.0.0.1:7701');
-  const protect = await q.ask('Directories to protect (absolute paths, comma-separated)', list(absPath).refine((l) => l.length > 0, 'name at least one directory'));
+  const protect = await q.ask('Directories to protect (absolute paths, comma-separated)', list(absPath, 1));
   out.write(`\nApplication modules (start runs them in the order you give, stop in reverse):\n${MODULE_MENU.map((m, i) => `  ${i + 1}. ${m}`).join('\n')}\n`);
   const picks = await q.ask('Modules, by number in start order (e.g. 4,3,1; - for none)', list(numberIn(MODULE_MENU.length)), '-');
   const modules: Record<string, unknown>[] = [];

@@ -76,7 +76,7 @@ describe('the clone pack', () => {
     // Another pair's name on the same seal: the header is bound to it.
     expect(refusal(() => openPack(write(JSON.stringify({ ...env, pair: 'bank' })), { code })).code).toBe('TANDEM_ERR_PACK_INVALID');
     const body = Buffer.from(env.body, 'base64');
-    body[20] ^= 1;
+    body[20] = body[20]! ^ 1;
     expect(refusal(() => openPack(write(JSON.stringify({ ...env, body: body.toString('base64') })), { pairKey: key })).code).toBe('TANDEM_ERR_PACK_INVALID');
   });
 
