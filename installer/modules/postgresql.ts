@@ -29,7 +29,8 @@ export function renderPostgresqlModule(m: PostgresqlModule, ctx: ModuleContext):
   const user = shq(m.user);
   const log = `"$RUN_DIR/postgresql-${ctx.index}.log"`;
   const find = m.pgCtl !== undefined ? `printf '%s\\n' ${shq(m.pgCtl)}` : `command -v pg_ctl || ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -n 1`;
-  const helpers = `${f}_pgctl() { p=$(${find}); [ -n "$p" ] && [ -x "$p" ] || { echo "postgresql: pg_ctl not found (set pgCtl in the module)" >&2; return 1; }; printf '%s\\n' "$p"; }
+  // Resolved: a pg_ctl on PATH is often a link (/usr/local/bin), and pg_isready lies beside the real one.
+  const helpers = `${f}_pgctl() { p=$(${find}); [ -n "$p" ] && [ -x "$p" ] || { echo "postgresql: pg_ctl not found (set pgCtl in the module)" >&2; return 1; }; readlink -f "$p"; }
 ${f}_as() { if [ "$(id -un)" = ${user} ]; then "$@"; else runuser -u ${user} -- "$@"; fi; }
 ${f}_running() { pg=$(${f}_pgctl) || return 1; ${f}_as "$pg" -D ${data} status >/dev/null 2>&1; }`;
   if (m.unit !== undefined) {
