@@ -9,6 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { stringify as stringifyYaml } from 'yaml';
 import { PROJECT } from './bench-pair.ts';
@@ -31,6 +32,8 @@ export interface InstallSyncResult {
   ratio: number | null;
   ratioWithSync: number | null;
   identical: boolean;
+  /** os.loadavg() (1, 5, 15 min) when the measurement began and ended: the bench shares the machine. */
+  load: { before: number[]; after: number[] };
 }
 
 export function installTreeBytes(): number {
@@ -96,6 +99,7 @@ export async function measureInstallSync(baseDir: string, progress: (line: strin
   fs.writeFileSync(path.join(work, 'secondary.yaml'), stringifyYaml({ packCode: answers.packCode }));
   const pack = path.join(work, 'bench.pack');
   const installed: string[] = [];
+  const loadBefore = os.loadavg().map((x) => Math.round(x * 100) / 100);
   try {
     progress('(i) tandem install primary (started)');
     const p = await tandem(['install', 'primary', '--root', roots.primary, '--answers', path.join(work, 'primary.yaml'), '--pack', pack], 10 * 60_000);
@@ -130,6 +134,7 @@ export async function measureInstallSync(baseDir: string, progress: (line: strin
       ratio: rsync === null ? null : out.syncMs / rsync.ms,
       ratioWithSync: rsync === null ? null : out.syncMs / rsync.syncMs,
       identical,
+      load: { before: loadBefore, after: os.loadavg().map((x) => Math.round(x * 100) / 100) },
     };
     progress(`(i) in sync ${(out.syncMs / 1000).toFixed(1)} s after the agent's start; rsync -a ${rsync === null ? 'not installed' : `${(rsync.ms / 1000).toFixed(1)} s (+ sync ${(rsync.syncMs / 1000).toFixed(1)} s)`}`);
     writeInstallResults(result, baseDir);
@@ -164,7 +169,8 @@ written and synced, so the primary reads it from the page cache where it holds i
 | \`rsync -a\` of the same tree into an empty directory | ${r.rsync === null ? 'not installed' : s(r.rsync.ms)} | 1.00× | |
 | \`rsync -a\`, then \`sync\` | ${r.rsync === null ? 'not installed' : s(r.rsync.syncMs)} | | 1.00× |
 
-The two trees were ${r.identical ? 'identical (sha256 of every file)' : '**not identical**'} after the install.
+The two trees were ${r.identical ? 'identical (sha256 of every file)' : '**not identical**'} after the install. Load average (1/5/15 min) when
+the measurement began: ${r.load.before.join(' / ')}; when it ended: ${r.load.after.join(' / ')}.
 `;
   fs.writeFileSync(path.join(outDir, 'install.md'), md);
 }
