@@ -97,3 +97,8 @@ export function negotiateProtocol(own: ProtocolRange, peer: ProtocolRange): Nego
   }
   return { ok: true, version };
 }
+
+/** "tandem 0.1.0 (protocol 2, speaks 1 to 2; node v20.20.2)": what a bug report needs. */
+export function versionLine(): string {
+  return `tandem ${TANDEM_VERSION} (protocol ${PROTOCOL_VERSION}, speaks ${PROTOCOL_MIN} to ${PROTOCOL_VERSION}; node ${process.version})`;
+}

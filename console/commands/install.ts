@@ -108,7 +108,7 @@ export const installCommand: Command = {
       key: { type: 'string' },
       root: { type: 'string' },
       'no-start': { type: 'boolean' },
-      timeout: { type: 'string' },
+      timeout: { type: 'duration' },
       interactive: { type: 'boolean' },
       json: { type: 'boolean' },
     });
@@ -147,8 +147,7 @@ export const installCommand: Command = {
       }
       if (values.pack !== undefined) throw usage('--pack is for install primary; the secondary reads one with --from');
       if (values.from === undefined) throw usage('--from PACK is required: the clone pack install primary wrote');
-      const waitMs = parseDuration(values.timeout ?? DEFAULT_WAIT);
-      if (waitMs === undefined || waitMs <= 0) throw usage(`--timeout "${values.timeout}" is not a duration`, 'e.g. --timeout 30m');
+      const waitMs = values.timeout ?? parseDuration(DEFAULT_WAIT)!;
       const answers = parseSecondaryAnswers(values.answers === undefined ? {} : readAnswersDocument(values.answers), values.answers ?? 'answers');
       if (values.key !== undefined) answers.pairKey = path.resolve(values.key);
       const r = await installSecondary({

@@ -7,7 +7,7 @@ for (;;) {
   const t = Date.now();
   let node = null;
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(500), headers: { connection: 'close' } });
+    const res = await fetch(url, { signal: globalThis.AbortSignal.timeout(500), headers: { connection: 'close' } });
     node = (await res.text()).trim();
   } catch {
     node = null;

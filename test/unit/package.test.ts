@@ -1,6 +1,6 @@
 // What npm does with this package: no install script runs without a decision in allowScripts
 // (npm 11 warns about each one otherwise, on every fresh install), and npm pack ships what an
-// installed `tandem` needs and nothing of the tests or benchmarks.
+// installed `tandem` needs (the build, the manual the installer names) and nothing of the tests.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,10 +20,10 @@ describe('the npm package', () => {
     expect(withScripts.filter((name) => !decided.includes(name))).toEqual([]);
   });
 
-  it('packs the command, its sources and the manual, not the tests', () => {
+  it('packs the command, its build and the manual, not the tests', () => {
     const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: PROJECT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     const files = (JSON.parse(out) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
-    for (const f of ['bin/tandem.mjs', 'console/cli.ts', 'agent/main.ts', 'installer/install-primary.ts', 'shared/version.ts', 'docs/install.md', 'package.json', 'README.md', 'console/demo/demo-app.mjs']) expect(files, f).toContain(f);
+    for (const f of ['bin/tandem.mjs', 'dist/current.json', 'docs/install.md', 'package.json', 'README.md', 'console/demo/demo-app.mjs']) expect(files, f).toContain(f);
     expect(files.filter((f) => f.startsWith('test/') || f.startsWith('bench/'))).toEqual([]);
   });
 });
