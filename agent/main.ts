@@ -10,6 +10,7 @@ import { TandemError } from '../shared/errors.ts';
 import { initHash } from '../shared/hash.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import { readPairKey } from '../shared/pair-key.ts';
+import { TANDEM_VERSION, ownProtocol } from '../shared/version.ts';
 import { PeerChannel, channelOptionsFromConfig } from './channel/index.ts';
 import { ControlAuth, ControlServer, buildStatus, type AgentStatus } from './control/index.ts';
 import { AlertHooks, EVENTS_FILE, EventHistory, MeteredScripts, StateTracker, renderTandemMetrics, type EventDraft } from './events/index.ts';
@@ -47,6 +48,7 @@ export async function startAgent(configPath: string, clock: Clock = systemClock)
 
 async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<RunningAgent> {
   const key = readPairKey(config.keyFile);
+  const protocol = ownProtocol();
   await initHash();
   await fsp.mkdir(config.stateDir, { recursive: true });
   const releaseLock = acquireStateLock(config.stateDir);
@@ -55,7 +57,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
   try {
     const { store: nodeState, created } = await NodeStateStore.open(config.stateDir, config.role);
     const s0 = nodeState.get();
-    log.info({ role: s0.role, epoch: s0.epoch, generation: s0.generation, firstStart: created, config: config.file }, 'agent: starting');
+    log.info({ role: s0.role, epoch: s0.epoch, generation: s0.generation, firstStart: created, config: config.file, version: TANDEM_VERSION, protocol: protocol.max }, 'agent: starting');
     const operator = await OperatorSettingsStore.open(config.stateDir);
     const history = EventHistory.open({ file: path.join(config.stateDir, EVENTS_FILE), keep: config.events.keep, clock, log });
     cleanups.push(() => history.close());
@@ -88,7 +90,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
     const publicChecker = new PublicChecker({ targets: config.links.public.targets, intervalMs: config.links.public.intervalMs, threshold: config.links.public.threshold, clock, log });
     const scripts = new MeteredScripts(
       new ScriptRunner({
-        paths: { start: config.scripts.start, stop: config.scripts.stop, check: config.scripts.check },
+        paths: { start: config.scripts.start, stop: config.scripts.stop, check: config.scripts.check, fence: config.scripts.fence },
         timeoutMs: config.scripts.timeoutMs,
         checkTimeoutMs: config.scripts.checkTimeoutMs,
         env: { node: config.self.name, peer: config.peer.name, pair: config.pair },
@@ -114,6 +116,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
       onKeepPeer: (reason) => runner?.input({ kind: 'keep-peer', now: clock.now(), reason, operator: false }),
       // A pause is the active's: kept on disk, applied to every active engine this node builds.
       replicationPaused: () => operator.get().paused.on,
+      protocol,
     });
     await controller.start();
     cleanups.push(() => controller.stop());
@@ -157,7 +160,14 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
       log,
     });
     monitor.on('state', (c) => emit({ kind: 'application', from: c.from, to: c.to, reason: c.reason, trigger: 'automatic' }));
-    runner = new FailoverRunner({ config, log, clock, controller, nodeState, publicLink: publicChecker, presence: presenceProber, monitor, maintenance: operator.get().maintenance.on });
+    const fence =
+      config.scripts.fence === undefined
+        ? undefined
+        : async (reason: string) => {
+            const r = await scripts.run('fence', { role: 'passive', reason, generation: nodeState.get().generation });
+            return r.ok ? { ok: true } : { ok: false, error: r.error ?? (r.timedOut ? 'timed out' : `exit code ${r.exitCode ?? r.signal}`) };
+          };
+    runner = new FailoverRunner({ config, log, clock, controller, nodeState, publicLink: publicChecker, presence: presenceProber, monitor, maintenance: operator.get().maintenance.on, fence });
 
     await channel.start();
     cleanups.push(() => channel.close());
@@ -189,6 +199,8 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
         verify: controller.active?.verifier.summary(),
         inSyncBoundMs: config.failover.maxLagOnFailover,
         lagAtContactMs: controller.passive?.receiver.lagAtLastContact(),
+        version: { tandem: TANDEM_VERSION, protocol: protocol.max },
+        peerVersion: controller.peerVersion,
         startedAt,
         now: clock.now(),
       });

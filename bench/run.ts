@@ -2,7 +2,7 @@
 // bench/results/latest.json and latest.md. See "Goals" in DESIGN.md. Benchmarks report; they
 // never assert.
 //
-//   npm run bench -- [--quick] [--only a,b,c,o,f,s,v,z,u] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
+//   npm run bench -- [--quick] [--only a,b,c,o,f,s,v,z,u,i] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,6 +14,7 @@ import { measureCatchUp, renderCatchUp } from './catch-up.ts';
 import { measureCliStartup, writeCliStartup } from './cli-startup.ts';
 import { measureCompression, writeCompressionResults } from './compression.ts';
 import { measureFailover } from './failover-gap.ts';
+import { measureInstallSync } from './install-sync.ts';
 import { closeAllHaPairs, closeProblems, killAllHaPairsNow } from './ha-pair.ts';
 import { writeRandomFile } from './file-checks.ts';
 import { createLagDirs, measureLag } from './lag.ts';
@@ -24,7 +25,7 @@ import { ensureRsync, RsyncDaemon, type RsyncAvailability } from './rsync-daemon
 import { measureSwitchover } from './switchover.ts';
 import { measureVerify } from './verify-throughput.ts';
 
-const PARTS = ['a', 'b', 'c', 'o', 'f', 's', 'v', 'z', 'u'] as const;
+const PARTS = ['a', 'b', 'c', 'o', 'f', 's', 'v', 'z', 'u', 'i'] as const;
 type Part = (typeof PARTS)[number];
 /** What runs without --only: (v) writes a tree of its own on both nodes, so it is asked for by name. */
 const DEFAULT_PARTS: Part[] = ['a', 'b', 'c', 'f', 's'];
@@ -45,7 +46,7 @@ interface Options {
 const USAGE = `usage: npm run bench -- [options]
   --quick                 256 MiB file, 3 s of lag load and 1 trial of (f) and (s), instead of
                           1 GiB, 10 s and 3 trials
-  --only a,b,c,o,f,s,v,z,u parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite,
+  --only a,b,c,o,f,s,v,z,u,i  parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite,
                           o = catch-up after an outage (bench/catch-up.ts; sizes from
                           TANDEM_BENCH_CATCHUP_OUTAGE, _BYTES, _FILES; writes results/catchup.md),
                           f = failover gap (the active server dies), s = switchover,
@@ -57,6 +58,9 @@ const USAGE = `usage: npm run bench -- [options]
                           u = start-up of the CLI: node -e 0, tandem --help and tandem status
                           against a running pair, in turn (writes bench/results/cli.md; not
                           run unless asked)
+                          i = tandem install secondary: from the end of the install to in sync
+                          for a 1 GiB tree (TANDEM_BENCH_INSTALL_BYTES), against rsync -a of it
+                          (writes bench/results/install.md; not run unless asked)
   --trials N              trials of (f) per heartbeat timing, and of (s) (default 3)
   --encryption MODE       channel.encryption: tls-psk (default, the product default) or none
   --tmpfs                 put both trees and the agents' state on /dev/shm (takes the disk out)
@@ -96,7 +100,7 @@ function parseOptions(argv: string[]): Options {
     else if (name === '--only') {
       const parts = value().split(',').map((s) => s.trim()).filter((s) => s !== '');
       const bad = parts.filter((p) => !(PARTS as readonly string[]).includes(p));
-      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c, o, f, s, v, z, u; got ${JSON.stringify(parts)}\n${USAGE}`);
+      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c, o, f, s, v, z, u, i; got ${JSON.stringify(parts)}\n${USAGE}`);
       o.only = PARTS.filter((p) => parts.includes(p));
     } else if (name === '--encryption') {
       const v = value();
@@ -329,6 +333,14 @@ async function main(): Promise<void> {
       });
     }
 
+    if (want('i')) {
+      await attempt('i', async () => {
+        const r = await measureInstallSync(dir, progress);
+        results.notes.push(`(i) install secondary: in sync ${(r.syncMs / 1000).toFixed(1)} s after its agent started, for ${(r.treeBytes / 2 ** 30).toFixed(2)} GiB${r.rsync === null ? '' : ` (rsync -a ${(r.rsync.ms / 1000).toFixed(1)} s, + sync ${(r.rsync.syncMs / 1000).toFixed(1)} s)`}; see bench/results/install.md.`);
+        process.stdout.write(`\n${fs.readFileSync(path.join(PROJECT, 'bench/results/install.md'), 'utf8')}\n`);
+      });
+    }
+
     if (want('f')) {
       await attempt('f', async () => {
         results.failover = await measureFailover({ trials, keepDirs: opts.keep, encryption: opts.encryption, baseDir: dir }, progress);
@@ -382,14 +394,14 @@ async function main(): Promise<void> {
     const outDir = path.join(PROJECT, 'bench/results');
     fs.mkdirSync(outDir, { recursive: true });
     if (Object.keys(results.failures).length > 0) process.exitCode = 1;
-    // (z) alone has its own file: it leaves the last run of the other parts in latest.*.
-    if (opts.only.some((p) => p !== 'z' && p !== 'u')) {
+    // (z), (u) and (i) alone have their own files: they leave the last run of the other parts in latest.*.
+    if (opts.only.some((p) => p !== 'z' && p !== 'u' && p !== 'i')) {
       fs.writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
       fs.writeFileSync(path.join(outDir, 'latest.md'), renderMarkdown(results));
       process.stdout.write(`\n${renderText(results)}\n`);
       progress(`written ${path.relative(process.cwd(), path.join(outDir, 'latest.json'))} and latest.md`);
     } else {
-      for (const p of ['z', 'u'] as const) if (results.failures[p] !== undefined) process.stdout.write(`\n(${p}) FAILED: ${results.failures[p]}\n`);
+      for (const p of ['z', 'u', 'i'] as const) if (results.failures[p] !== undefined) process.stdout.write(`\n(${p}) FAILED: ${results.failures[p]}\n`);
     }
   } catch (err) {
     keepForEvidence = true;

@@ -40,7 +40,7 @@ export function verifyTreeBytes(): number {
 }
 
 /** Writes the same tree into both data directories; returns the number of files. */
-function writeTree(dirs: string[], bytes: number): number {
+export function writeTree(dirs: string[], bytes: number): number {
   const smallBytes = Math.floor(bytes * SMALL_SHARE);
   const small = Math.floor(smallBytes / SMALL_FILE_BYTES);
   const big = Math.max(1, Math.floor((bytes - small * SMALL_FILE_BYTES) / BIG_FILE_BYTES));

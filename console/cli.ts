@@ -19,6 +19,7 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
   ${'help'.padEnd(width)}  show this help, or a command's: tandem help COMMAND
 
 Every command takes --help. Durations take a unit: 500ms, 10s, 5m, 1h.
+tandem --version prints the release and the channel protocols it speaks.
 The manual is in docs/ (start with docs/README.md).
 `;
 }
@@ -36,6 +37,12 @@ function unknownCommand(name: string): TandemError {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   try {
+    if (name === '--version' || name === '-V' || name === 'version') {
+      // Loaded here only: the other commands do not pay for reading package.json.
+      const { versionLine } = await import('../shared/version.ts');
+      process.stdout.write(`${versionLine()}\n`);
+      return EXIT.OK;
+    }
     if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
       if (rest[0] === undefined) {
         process.stdout.write(usage());

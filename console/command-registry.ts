@@ -25,4 +25,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'maintenance', summary: 'hold (on) or release (off) automatic role changes on both nodes', load: async () => (await import('./commands/maintenance.ts')).maintenanceCommand },
   { name: 'failover', summary: 'promote this passive by hand when the active is known to be gone (--force)', load: async () => (await import('./commands/failover.ts')).failoverCommand },
   { name: 'token', summary: 'rotate the control token on both nodes, or show it (for Prometheus and scripts)', load: async () => (await import('./commands/token.ts')).tokenCommand },
+  { name: 'check', summary: 'check this server for Tandem: versions, directories, disk, inotify, ports, peer, clock', load: async () => (await import('./commands/check.ts')).checkCommand },
+  { name: 'install', summary: 'install the primary, or the secondary from the primary\'s clone pack', load: async () => (await import('./commands/install.ts')).installCommand },
+  { name: 'uninstall', summary: 'stop the agent and remove everything tandem install created (protected data stays)', load: async () => (await import('./commands/uninstall.ts')).uninstallCommand },
 ];

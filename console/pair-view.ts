@@ -101,6 +101,21 @@ function headline(v: PairView): string {
   return parts.join('; ');
 }
 
+/**
+ * The releases the nodes run: one line when both agree, each node's (and the protocol of their
+ * session) while they differ, as during a rolling upgrade. Agents older than the version field
+ * show as "unknown".
+ */
+function versionLine(v: PairView): string | undefined {
+  const up = v.nodes.filter((n): n is NodeView & { ok: true } => n.ok);
+  if (up.length === 0) return undefined;
+  const of = (s: AgentStatus) => (s.version === undefined ? 'unknown' : `tandem ${s.version.tandem}, protocol ${s.version.protocol}`);
+  if (up.length === v.nodes.length && new Set(up.map((n) => of(n.status))).size === 1) return `Version: ${of(up[0]!.status)} on both nodes`;
+  const each = up.map((n) => `${n.name} ${n.status.version === undefined ? 'unknown' : `tandem ${n.status.version.tandem} (protocol ${n.status.version.protocol})`}`);
+  const session = up.map((n) => n.status.peer.version?.session).find((x) => x !== undefined);
+  return `Versions: ${each.join(', ')}${session === undefined ? '' : `; the channel runs protocol ${session} (a rolling upgrade: docs/install.md)`}`;
+}
+
 /** The screen of `tandem status`. */
 export function formatPairView(v: PairView): string {
   const rows: string[][] = [['NODE', 'ROLE', 'STATE', 'SERVING', 'EPOCH', 'APPLIED/HEAD', 'LAG', 'CHANNEL', 'RTT', 'PUBLIC']];
@@ -114,6 +129,8 @@ export function formatPairView(v: PairView): string {
     rows.push([n.name, s.role, s.state, s.failover.serving ? 'yes' : 'no', String(s.failover.epoch), `${r.appliedSeq}/${r.headSeq}`, `${r.lagMs} ms`, s.links.channel, rtt(s.links.heartbeat.rttMs), s.links.public]);
   }
   const lines = [`Pair ${v.pair}: ${headline(v)}   (${clock(v.at)})`, '', ...table(rows), ''];
+  const versions = versionLine(v);
+  if (versions !== undefined) lines.push(versions, '');
   const w = Math.max(...v.nodes.map((n) => n.name.length));
   const name = (n: NodeView) => n.name.padEnd(w);
 

@@ -35,6 +35,10 @@ export const ERROR_CODES = {
   TANDEM_ERR_VERIFY_REFUSED: 'A verification was refused: the node asked is not active, or no passive is connected.',
   TANDEM_ERR_INTERNAL: 'A bug: an invariant of Tandem itself did not hold.',
   TANDEM_ERR_ACTION_REFUSED: 'An operator action (pause, resume, maintenance…) was refused by the node asked; nothing changed.',
+  TANDEM_ERR_PACK_INVALID: 'A clone pack cannot be read or opened: damaged, of another pair, or a wrong pack code.',
+  TANDEM_ERR_PREFLIGHT_FAILED: 'A check of tandem check (or of an install) failed: the output names it and its fix.',
+  TANDEM_ERR_INSTALL_FAILED: 'tandem install or uninstall could not complete (a file exists, cannot be written, or the agent did not start).',
+  TANDEM_ERR_FENCE_FAILED: 'The fence script failed: this node does not take over until a fence succeeds.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

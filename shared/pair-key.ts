@@ -26,7 +26,7 @@ export function readPairKey(file: string): Buffer {
     throw TandemError.wrap(err, {
       code: 'TANDEM_ERR_KEY_INVALID',
       op,
-      hint: 'copy the pair key from the primary (installer: tandem clone) or set keyFile in tandem.yaml',
+      hint: 'tandem install primary makes the pair key (/etc/tandem/pair.key) and tandem install secondary --from PACK brings it to the other node; or copy the primary\'s key file (0600) and point keyFile in tandem.yaml at it',
     });
   }
   if ((st.mode & 0o077) !== 0) {
@@ -42,7 +42,7 @@ export function readPairKey(file: string): Buffer {
       code: 'TANDEM_ERR_KEY_INVALID',
       op,
       reason: `expected at least ${PAIR_KEY_MIN_BYTES} bytes written as hex`,
-      hint: 'generate a key with the installer; both nodes must hold the same file',
+      hint: 'tandem install primary makes a valid key; both nodes must hold the same file (docs/install.md)',
     });
   }
   return Buffer.from(text, 'hex');

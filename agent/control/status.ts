@@ -15,7 +15,13 @@ export interface AgentStatus {
   role: Role;
   state: NodeStateName;
   generation: string;
-  peer: { name: string; connected: boolean; role: Role | null };
+  /** This agent's release and the highest channel protocol it speaks (shared/version.ts). */
+  version: { tandem: string; protocol: number };
+  /**
+   * `version`: what the peer's last hello said: its release (null from a protocol-1 agent), the
+   * highest protocol it speaks, and the protocol of that session (null until a hello came).
+   */
+  peer: { name: string; connected: boolean; role: Role | null; version: { tandem: string | null; protocol: number; session: number } | null };
   links: {
     channel: 'up' | 'down';
     public: 'up' | 'down' | 'unknown';
@@ -99,6 +105,8 @@ export interface StatusInputs {
   inSyncBoundMs?: number | undefined;
   /** Passive: how far behind the active it was at its last contact (Receiver.lagAtLastContact). */
   lagAtContactMs?: number | undefined;
+  version?: { tandem: string; protocol: number } | undefined;
+  peerVersion?: { tandem: string | null; protocol: number; session: number } | undefined;
   startedAt: number;
   now: number;
 }
@@ -187,7 +195,8 @@ export function buildStatus(i: StatusInputs): AgentStatus {
     role: i.role,
     state,
     generation: i.generation,
-    peer: { name: i.peerName, connected, role: connected ? (i.peer?.role ?? null) : null },
+    version: i.version ?? { tandem: 'unknown', protocol: 0 },
+    peer: { name: i.peerName, connected, role: connected ? (i.peer?.role ?? null) : null, version: i.peerVersion ?? null },
     links: {
       channel: connected ? 'up' : 'down',
       public: f.ownPublic === 'ok' ? 'up' : f.ownPublic === 'failing' ? 'down' : 'unknown',

@@ -109,6 +109,8 @@ export interface DecisionState {
   maintenance: boolean;
   /** After a failed start, the next attempt waits until then (no script storm). */
   retryServeAt: number;
+  /** After a failed fence, the next takeover (and its fence) waits until then. */
+  fenceRetryAt?: number;
   /** The highest epoch the peer ever showed: a promotion goes beyond it. */
   peerEpoch: number;
   /** The last epoch in which this node was active (0: never): the newest data of two passives. */
@@ -125,8 +127,11 @@ export interface DecisionState {
 
 export type Input =
   | { kind: 'tick'; now: number; obs: Observations }
-  /** The runner finished an action. For 'promote' `epoch` is the new generation's epoch. */
-  | { kind: 'done'; now: number; action: Action; ok: boolean; error?: string | undefined; epoch?: number; serving?: boolean }
+  /**
+   * The runner finished an action. For 'promote' `epoch` is the new generation's epoch;
+   * `fenceFailed`: the fence script failed, so nothing was promoted (the node is still passive).
+   */
+  | { kind: 'done'; now: number; action: Action; ok: boolean; error?: string | undefined; epoch?: number; serving?: boolean; fenceFailed?: boolean }
   /** An operator asked for a switchover (tandem switchover). */
   | { kind: 'operator-switchover'; now: number }
   /** The application monitor gave up restarting the application locally. */
@@ -149,8 +154,11 @@ export type Input =
 export type Effect =
   /** Run `start` and hold the public identity (the role is already active). */
   | { kind: 'serve'; reason: string }
-  /** Passive → active: finish applying what is held, new epoch, active engines, `start`. */
-  | { kind: 'promote'; reason: string; epoch: number }
+  /**
+   * Passive → active: finish applying what is held, new epoch, active engines, `start`. `fence`:
+   * the peer is taken for gone without its word, so the fence script (when configured) runs first.
+   */
+  | { kind: 'promote'; reason: string; epoch: number; fence?: boolean }
   /** Active → passive: `stop`, passive engines. */
   | { kind: 'demote'; reason: string }
   /** Planned handover to the peer: stop, drain (unless `discardOwn`), hand over, become passive. */
@@ -272,9 +280,15 @@ function onDone(s: DecisionState, d: Extract<Input, { kind: 'done' }>, cfg: Deci
       if (d.ok) return { state: withoutAlarm({ ...n, serving: true }, 'TANDEM_ERR_FAILOVER_FAILED', 'TANDEM_ERR_SCRIPT_FAILED'), effects: [] };
       return { state: withAlarm({ ...n, retryServeAt: now + retryDelay(cfg) }, 'TANDEM_ERR_FAILOVER_FAILED', `the start script failed: ${d.error ?? 'no detail'}; not serving`, now), effects: [] };
     case 'promote':
+      // The fence failed: nothing was promoted. Retry later, fence first again (Pacemaker's rule:
+      // no resource starts while the peer may still run it).
+      if (d.fenceFailed === true) {
+        return { state: withAlarm({ ...n, fenceRetryAt: now + retryDelay(cfg) }, 'TANDEM_ERR_FENCE_FAILED', `the fence script failed: ${d.error ?? 'no detail'}; not taking over until a fence succeeds`, now), effects: [] };
+      }
       // A planned takeover was counted (if automatic) by the active that handed over; an
       // operator's forced failover is not automatic either.
       n = { ...n, role: 'active', epoch: d.epoch ?? n.epoch + 1, activeEpoch: d.epoch ?? n.epoch + 1, bothPassiveSince: undefined, roleChanges: automatic ? [...recentChanges(n, now), now] : n.roleChanges };
+      n = withoutAlarm(n, 'TANDEM_ERR_FENCE_FAILED');
       if (d.ok) return { state: withoutAlarm({ ...n, serving: true }, 'TANDEM_ERR_FAILOVER_FAILED', 'TANDEM_ERR_FAILOVER_REFUSED'), effects: [] };
       // Active without serving: the failed start was retried already; say so and try again
       // at a later tick (the role stays: the old active is gone, nobody else may serve).
@@ -400,7 +414,7 @@ function onPassive(s: DecisionState, now: number, obs: Observations, cfg: Decisi
   n = n.bothPassiveSince === undefined ? n : { ...n, bothPassiveSince: undefined };
   if (peer !== undefined) {
     // Heard the active: nothing to decide; clear what only made sense while it was away.
-    return { state: withoutAlarm(because(n, 'passive'), 'TANDEM_ERR_FAILOVER_REFUSED', 'TANDEM_ERR_PEER_STALLED'), effects: [] };
+    return { state: withoutAlarm(because(n, 'passive'), 'TANDEM_ERR_FAILOVER_REFUSED', 'TANDEM_ERR_PEER_STALLED', 'TANDEM_ERR_FENCE_FAILED'), effects: [] };
   }
   if (channelDownFor < promoteAfter) return { state: n, effects: [] };
   const p = obs.presence;
@@ -437,9 +451,10 @@ function onPassive(s: DecisionState, now: number, obs: Observations, cfg: Decisi
     if (lag > cfg.maxLagOnFailoverMs) return refuse(`it was ${lag} ms behind when it last heard from the active (failover.maxLagOnFailover is ${cfg.maxLagOnFailoverMs} ms)`);
   }
   if (damped(n, cfg, now)) return refuse(`${cfg.maxRoleChangesPerHour} automatic role changes in the last hour (failover.maxRoleChangesPerHour)`);
+  if (now < (n.fenceRetryAt ?? 0)) return { state: n, effects: [] };
   const reason = `failover: channel down and the active's agent ${p.state === 'dead' ? 'refuses connections (gone)' : 'is unreachable'} for ${Math.round((now - Math.max(obs.channel.since, p.since)) / 100) / 10} s`;
   // The new epoch is beyond anything the old active ever had: when it returns, it yields.
-  return busy(because(n, reason), 'promote', { kind: 'promote', reason, epoch: Math.max(n.epoch, n.peerEpoch) + 1 });
+  return busy(because(n, reason), 'promote', { kind: 'promote', reason, epoch: Math.max(n.epoch, n.peerEpoch) + 1, fence: true });
 }
 
 /**
@@ -461,7 +476,7 @@ function forcedFailover(s: DecisionState, now: number, obs: Observations): StepR
   const behind = lag === undefined ? 'never heard from the active since it started' : `${lag} ms behind when it last heard from the active`;
   const reason = `failover forced by an operator: the active is vouched gone (channel down for ${Math.round((now - obs.channel.since) / 100) / 10} s, presence ${p}; this node was ${behind})`;
   const n = withoutAlarm(s, 'TANDEM_ERR_FAILOVER_REFUSED', 'TANDEM_ERR_PEER_STALLED');
-  return busy(because(n, reason, 'operator'), 'promote', { kind: 'promote', reason, epoch: Math.max(n.epoch, n.peerEpoch) + 1 });
+  return busy(because(n, reason, 'operator'), 'promote', { kind: 'promote', reason, epoch: Math.max(n.epoch, n.peerEpoch) + 1, fence: true });
 }
 
 /**

@@ -36,6 +36,8 @@ export interface FailoverRunnerOptions {
   monitor?: Monitor | undefined;
   /** An operator's maintenance hold, as persisted when the agent starts (agent/operator). */
   maintenance?: boolean | undefined;
+  /** Runs the fence script (scripts.fence) before a failover's promotion; undefined: none configured. */
+  fence?: ((reason: string) => Promise<{ ok: boolean; error?: string | undefined }>) | undefined;
 }
 
 /** One input the decision took, for the state tracker: what came in and what it started. */
@@ -215,6 +217,10 @@ export class FailoverRunner {
         }
         case 'promote': {
           void this.stopMonitor();
+          if (e.fence === true && this.opts.fence !== undefined) {
+            const f = await this.opts.fence(e.reason);
+            if (!f.ok) return { kind: 'done', now: now(), action: 'promote', ok: false, error: f.error, fenceFailed: true };
+          }
           const o = await c.promote(e.epoch, e.reason, this.opts.config.failover.startRetries);
           return { kind: 'done', now: now(), action: 'promote', ok: o.ok, error: o.error, epoch: e.epoch };
         }

@@ -5,17 +5,20 @@
 import { TandemError } from '../../shared/errors.ts';
 import type { Clock } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
-import { PROTOCOL_VERSION, type HelloMessage, type Message } from '../../shared/protocol/index.ts';
+import type { HelloMessage, Message } from '../../shared/protocol/index.ts';
+import { negotiateProtocol, peerProtocol, type ProtocolRange } from '../../shared/version.ts';
 import type { PeerLink } from '../replication/index.ts';
 
 export interface HelloExchangeOptions {
   pair: string;
   blockSize: number;
   timeoutMs: number;
+  /** The protocol versions this node speaks; the session runs at the highest both speak. */
+  protocol: ProtocolRange;
   clock: Clock;
   log: Logger;
-  /** Called inside the message handler with the peer's valid hello. */
-  onPeerHello: (hello: HelloMessage) => void;
+  /** Called inside the message handler with the peer's valid hello and the session's protocol. */
+  onPeerHello: (hello: HelloMessage, protocol: number) => void;
 }
 
 export function exchangeHello(link: PeerLink, own: HelloMessage, opts: HelloExchangeOptions): void {
@@ -36,12 +39,13 @@ export function exchangeHello(link: PeerLink, own: HelloMessage, opts: HelloExch
     done = true;
     timer.cancel();
     link.off('message', onMessage);
-    if (m.proto !== PROTOCOL_VERSION) return fail('TANDEM_ERR_PROTOCOL', `the peer speaks protocol ${m.proto}, this node ${PROTOCOL_VERSION}`);
+    const agreed = negotiateProtocol(opts.protocol, peerProtocol(m));
+    if (!agreed.ok) return fail('TANDEM_ERR_PROTOCOL', agreed.reason);
     if (m.pair !== opts.pair) return fail('TANDEM_ERR_PEER_UNEXPECTED', `the peer belongs to pair ${m.pair}`);
     if (m.blockSize !== opts.blockSize) {
       return fail('TANDEM_ERR_PEER_UNEXPECTED', `the peer uses blockSize ${m.blockSize}, this node ${opts.blockSize}: set the same blockSize on both nodes`);
     }
-    opts.onPeerHello(m);
+    opts.onPeerHello(m, agreed.version);
   };
   link.on('message', onMessage);
   link.send(own);

@@ -6,7 +6,8 @@
 // was asked of it.
 import type { Clock } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
-import { PROTOCOL_VERSION, type HelloMessage, type Message, type Role } from '../../shared/protocol/index.ts';
+import type { HelloMessage, Message, Role } from '../../shared/protocol/index.ts';
+import { TANDEM_VERSION, helloProtocolFields, ownProtocol, peerProtocol, type ProtocolRange } from '../../shared/version.ts';
 import type { PeerChannel, PeerConnection } from '../channel/index.ts';
 import type { ReceiverStatus, SenderStatus } from '../replication/index.ts';
 import { newGeneration } from '../state/index.ts';
@@ -41,6 +42,16 @@ export interface RoleControllerOptions extends EngineDeps {
   publicState: () => 'unknown' | 'ok' | 'failing';
   /** A planned handover arrived from the active: the decision must take it (agent/failover). */
   onTakeover: (epoch: number, headSeq: number, reason: string) => void;
+  /** The protocol versions this node speaks (default: this release's; shared/version.ts). */
+  protocol?: ProtocolRange | undefined;
+}
+
+/** The peer's release and protocol as its last hello said, and the protocol of that session. */
+export interface PeerVersion {
+  /** Null when the peer's protocol (1) did not send it. */
+  tandem: string | null;
+  protocol: number;
+  session: number;
 }
 
 /** How long a switchover waits for the passive to apply everything and take over. */
@@ -57,10 +68,14 @@ export class RoleController {
   private takeoverWaiter: ((m: Extract<Message, { t: 'takeover-result' }>) => void) | undefined;
   private pendingTakeover: { link: PeerConnection; epoch: number } | undefined;
   private stopped = false;
+  private readonly protocol: ProtocolRange;
+  /** What the peer's last hello said of its version (kept after a disconnect: status says connected or not). */
+  peerVersion: PeerVersion | undefined;
 
   constructor(private readonly opts: RoleControllerOptions) {
     this.log = opts.log.child({ component: 'roles' });
     this.clock = opts.clock;
+    this.protocol = opts.protocol ?? ownProtocol();
     this.heartbeat = new ChannelHeartbeat({
       intervalMs: opts.config.heartbeat.intervalMs,
       threshold: opts.config.heartbeat.threshold,
@@ -117,7 +132,9 @@ export class RoleController {
     const s = this.opts.nodeState.get();
     return {
       t: 'hello',
-      proto: PROTOCOL_VERSION,
+      ...helloProtocolFields(this.protocol),
+      // A protocol-1 agent sent no version: a node set back to it does not either.
+      ...(this.protocol.max >= 2 ? { version: TANDEM_VERSION } : {}),
       pair: this.opts.config.pair,
       node: this.opts.config.self.name,
       role: this.role,
@@ -145,9 +162,14 @@ export class RoleController {
       pair: this.opts.config.pair,
       blockSize: this.opts.config.blockSize,
       timeoutMs: this.opts.config.channel.handshakeTimeout,
+      protocol: this.protocol,
       clock: this.clock,
       log: this.log,
-      onPeerHello: (h) => {
+      onPeerHello: (h, protocol) => {
+        this.peerVersion = { tandem: h.version ?? null, protocol: peerProtocol(h).max, session: protocol };
+        if (protocol < this.protocol.max) {
+          this.log.info({ peer: h.node, protocol, peerVersion: h.version ?? null }, `roles: the peer speaks protocol ${protocol}; this session runs at it (a rolling upgrade: docs/install.md)`);
+        }
         this.heartbeat.attach(conn, { role: h.role, epoch: h.epoch, serving: h.serving, publicState: 'unknown', inSync: false, at: this.clock.now() });
         // A passive follows its active's epoch, so that a promotion goes beyond it even after
         // a restart of this node.

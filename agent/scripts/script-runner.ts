@@ -16,7 +16,7 @@ import type { Role } from '../../shared/protocol/index.ts';
 import { LineBudget, OutputLines } from './output-lines.ts';
 import { groupAlive, signalGroup } from './process-group.ts';
 
-export type ScriptName = 'start' | 'stop' | 'check';
+export type ScriptName = 'start' | 'stop' | 'check' | 'fence';
 
 /** Why the script runs; it reaches the script as TANDEM_ROLE, TANDEM_REASON, TANDEM_GENERATION. */
 export interface ScriptContext {
@@ -48,8 +48,8 @@ export interface ScriptRun extends ScriptResult {
 }
 
 export interface ScriptRunnerOptions {
-  /** Absolute paths of the three scripts (config scripts.start/stop/check). */
-  paths: { start: string; stop: string; check: string };
+  /** Absolute paths of the scripts (config scripts.start/stop/check, and scripts.fence when set). */
+  paths: { start: string; stop: string; check: string; fence?: string | undefined };
   /** Longest run of start and stop (scripts.timeout). */
   timeoutMs: number;
   /** Longest run of check (scripts.checkTimeout). */
@@ -89,8 +89,10 @@ export class ScriptRunner {
   private readonly runs: ScriptRun[] = [];
 
   constructor(opts: ScriptRunnerOptions) {
-    for (const name of ['start', 'stop', 'check'] as const) {
-      if (!path.isAbsolute(opts.paths[name])) throw invalid(`scripts.${name}`, `must be an absolute path, got ${JSON.stringify(opts.paths[name])}`);
+    for (const name of ['start', 'stop', 'check', 'fence'] as const) {
+      const p = opts.paths[name];
+      if (p === undefined && name === 'fence') continue;
+      if (p === undefined || !path.isAbsolute(p)) throw invalid(`scripts.${name}`, `must be an absolute path, got ${JSON.stringify(p)}`);
     }
     if (!(opts.timeoutMs > 0)) throw invalid('scripts.timeout', `must be positive, got ${opts.timeoutMs}`);
     if (!(opts.checkTimeoutMs > 0)) throw invalid('scripts.checkTimeout', `must be positive, got ${opts.checkTimeoutMs}`);
@@ -128,8 +130,8 @@ export class ScriptRunner {
     const began = this.clock.monotonic();
     let outcome: Omit<ScriptResult, 'name' | 'durationMs'>;
     try {
-      const file = this.paths[name];
-      const problem = await notRunnable(file);
+      const file = this.paths[name] ?? '';
+      const problem = file === '' ? `scripts.${name} is not set` : await notRunnable(file);
       if (problem !== undefined) outcome = { ok: false, exitCode: null, signal: null, timedOut: false, error: `run script ${name} ${file}: ${problem}` };
       else outcome = await this.spawnAndWait(name, file, ctx);
     } catch (err) {

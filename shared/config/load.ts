@@ -280,6 +280,7 @@ function crossKeyRules(c: ParsedConfig, file: string, onProblem: (e: TandemError
       start: resolve(s.start),
       stop: resolve(s.stop),
       check: resolve(s.check),
+      fence: s.fence === undefined ? undefined : resolve(s.fence),
       maxRestarts: s.maxRestarts,
       timeoutMs: s.timeout,
       checkTimeoutMs: s.checkTimeout,

@@ -20,8 +20,8 @@ const quantity = (parse: (v: string | number) => number | undefined, expected: s
 const size = quantity(parseSize, 'a size such as 64KiB or 1GiB');
 const duration = quantity(parseDuration, 'a duration such as 500ms or 5s');
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 10.0.0.1:7700');
-const name = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'expected a lower-case name: letters, digits, dashes, at most 32');
+export const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 10.0.0.1:7700');
+export const name = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'expected a lower-case name: letters, digits, dashes, at most 32');
 
 export const nodeSchema = z.strictObject({
   /** Where this node's replication channel listens (the dedicated link). */
@@ -36,7 +36,7 @@ export const nodeSchema = z.strictObject({
 });
 
 /** A public check target: "tcp://host:port", "http://…" / "https://…", or "ping://host". */
-const target = z.union([
+export const target = z.union([
   z.string().regex(/^(tcp:\/\/.+:\d{1,5}|https?:\/\/.+|ping:\/\/.+)$/, 'expected tcp://host:port, http(s)://url or ping://host'),
   z.strictObject({
     url: z.string().regex(/^(tcp:\/\/.+:\d{1,5}|https?:\/\/.+|ping:\/\/.+)$/, 'expected tcp://host:port, http(s)://url or ping://host'),
@@ -150,6 +150,8 @@ export const configSchema = z.strictObject({
       start: z.string().min(1).default('./scripts/start.sh'),
       stop: z.string().min(1).default('./scripts/stop.sh'),
       check: z.string().min(1).default('./scripts/check.sh'),
+      /** Run before a failover start when set: powers off or isolates the peer; its failure means no start. */
+      fence: z.string().min(1).optional(),
       timeout: duration('30s'),
       checkTimeout: duration('10s'),
       checkInterval: duration('5s'),

@@ -2,14 +2,20 @@
 // decoded from the peer is untrusted until `messageProblem` says it has the right shape.
 import { relPathProblem } from './paths.ts';
 
-export const PROTOCOL_VERSION = 1;
+// The protocol versions live with the package version (shared/version.ts).
+export { PROTOCOL_VERSION } from '../version.ts';
 
 export type Role = 'active' | 'passive';
 
 /** First message each side sends after the channel is authenticated. */
 export interface HelloMessage {
   t: 'hello';
+  /** The lowest protocol this node speaks (a protocol-1 agent sends 1 and compares for equality). */
   proto: number;
+  /** From protocol 2: the highest protocol this node speaks; the session runs at the highest both speak. */
+  protoMax?: number;
+  /** From protocol 2: the Tandem release of this node ("0.1.0"), for status. */
+  version?: string;
   pair: string;
   node: string;
   role: Role;
@@ -256,6 +262,7 @@ export function messageProblem(m: unknown): string | undefined {
       if (!isUint(r.headSeq) || !isUint(r.firstSeq) || !isUint(r.appliedSeq) || !isStr(r.syncId)) return 'hello: bad sequence fields';
       if (r.history !== undefined && !(Array.isArray(r.history) && r.history.length <= 64 && r.history.every((h: unknown) => typeof h === 'object' && h !== null && isStr((h as Record<string, unknown>).generation) && isUint((h as Record<string, unknown>).forkSeq)))) return 'hello: bad history';
       if ((r.activeEpoch !== undefined && !isUint(r.activeEpoch)) || (r.discard !== undefined && typeof r.discard !== 'boolean')) return 'hello: bad activeEpoch/discard';
+      if ((r.protoMax !== undefined && !isUint(r.protoMax)) || (r.version !== undefined && !isStr(r.version, 64))) return 'hello: bad protoMax/version';
       return undefined;
     case 'batch':
       if (!isUint(r.first) || !isUint(r.last) || r.last < r.first) return 'batch: bad first/last';

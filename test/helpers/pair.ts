@@ -62,11 +62,11 @@ export class TestPair {
     return path.join(this.node(name).dataDir, rel);
   }
 
-  /** Starts `tandem agent -c` for a node and waits until its control API answers. */
-  async start(name: NodeName): Promise<ChildProcess> {
+  /** Starts `tandem agent -c` for a node (with `env` added to the test's) and waits until its control API answers. */
+  async start(name: NodeName, opts: { env?: Record<string, string> } = {}): Promise<ChildProcess> {
     const n = this.node(name);
     const out = fs.openSync(path.join(path.dirname(n.config), 'agent.out'), 'a');
-    const child = spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, TANDEM_BIN, 'agent', '-c', n.config], { stdio: ['ignore', out, out] });
+    const child = spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, TANDEM_BIN, 'agent', '-c', n.config], { stdio: ['ignore', out, out], env: { ...process.env, ...opts.env } });
     fs.closeSync(out);
     this.procs.set(name, child);
     const deadline = Date.now() + 20_000;

@@ -22,7 +22,8 @@ function status(node: string, role: 'active' | 'passive', over: Partial<AgentSta
     role,
     state: 'in-sync',
     generation: 'g1',
-    peer: { name: node === 'alpha' ? 'beta' : 'alpha', connected: true, role: role === 'active' ? 'passive' : 'active' },
+    version: { tandem: '0.1.0', protocol: 2 },
+    peer: { name: node === 'alpha' ? 'beta' : 'alpha', connected: true, role: role === 'active' ? 'passive' : 'active', version: { tandem: '0.1.0', protocol: 2, session: 2 } },
     links: { channel: 'up', public: 'up', heartbeat: { lastHeardMsAgo: 120, longestGapMs: 1000, rttMs: 0.42 } },
     replication: { headSeq: 17, appliedSeq: 17, lagMs: 0, queueBytes: 0, inSync: true, caughtUp: true, paused: false, sync: null, start: null, splitBrain: null, catchUp: null },
     alarms: [],
@@ -100,5 +101,14 @@ describe('pair view', () => {
     expect(pairViewKey(await view(noisy, status('beta', 'passive')))).toBe(k0);
     expect(pairViewKey(await view(status('alpha', 'passive'), status('beta', 'active')))).not.toBe(k0);
     expect(pairViewKey(await view(status('alpha', 'active', { state: 'standalone' }), status('beta', 'passive')))).not.toBe(k0);
+  });
+
+  it('says which release and protocol each node runs, one line when both agree, each node during a rolling upgrade', async () => {
+    const same = await readPairView(addresses, fetchFrom({ 'http://127.0.0.1:7101': status('alpha', 'active'), 'http://127.0.0.1:7102': status('beta', 'passive') }), () => T0);
+    expect(formatPairView(same)).toContain('Version: tandem 0.1.0, protocol 2 on both nodes');
+    const old = status('beta', 'passive', { version: { tandem: '0.1.0', protocol: 1 }, peer: { name: 'alpha', connected: true, role: 'active', version: { tandem: '0.2.0', protocol: 2, session: 1 } } });
+    const alpha = status('alpha', 'active', { version: { tandem: '0.2.0', protocol: 2 }, peer: { name: 'beta', connected: true, role: 'passive', version: { tandem: null, protocol: 1, session: 1 } } });
+    const mixed = await readPairView(addresses, fetchFrom({ 'http://127.0.0.1:7101': alpha, 'http://127.0.0.1:7102': old }), () => T0);
+    expect(formatPairView(mixed)).toContain('Versions: alpha tandem 0.2.0 (protocol 2), beta tandem 0.1.0 (protocol 1); the channel runs protocol 1 (a rolling upgrade: docs/install.md)');
   });
 });

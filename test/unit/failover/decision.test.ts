@@ -425,7 +425,7 @@ describe('the failover decision', () => {
       expect(waited.effects).toEqual([]);
       const r = step(waited.state, { kind: 'operator-failover', now: T0 + 20_000, obs: down('unconfigured', { replication: { lagMs: 60_000, syncing: false } }) }, manual);
       expect(r.refused).toBeUndefined();
-      expect(r.effects).toEqual([{ kind: 'promote', reason: expect.stringContaining('failover forced by an operator'), epoch: 2 }]);
+      expect(r.effects).toEqual([{ kind: 'promote', fence: true, reason: expect.stringContaining('failover forced by an operator'), epoch: 2 }]);
       expect(r.effects[0]!.reason).toContain('60000 ms behind');
       expect(r.state.trigger).toBe('operator');
       // Not counted for damping: an operator's word is not an automatic change.
@@ -454,6 +454,42 @@ describe('the failover decision', () => {
     it('is taken in maintenance too: the hold is on automatic changes only', () => {
       const s = step(steadyPassive(), { kind: 'maintenance', now: T0, on: true }, cfg).state;
       expect(step(s, { kind: 'operator-failover', now: T0 + 100, obs: down('dead') }, cfg).effects.map((e) => e.kind)).toEqual(['promote']);
+    });
+  });
+
+  describe('fencing (scripts.fence)', () => {
+    const gone = () => obs({ channel: { up: false, since: T0 }, peer: undefined, presence: { state: 'dead', since: T0 } });
+
+    it('asks for the fence before a failover, never before a planned takeover', () => {
+      const failover = run(steadyPassive(), T0, T0 + 10_000, gone).effects[0]!.e;
+      expect(failover).toMatchObject({ kind: 'promote', fence: true });
+      const planned = step(steadyPassive(), { kind: 'takeover', now: T0, epoch: 2 }, cfg).effects[0]!;
+      expect(planned.kind === 'promote' && planned.fence).toBeUndefined();
+    });
+
+    it('stays passive with an alarm when the fence fails, fences again only after the retry delay, and takes over once it succeeds', () => {
+      const first = run(steadyPassive(), T0, T0 + 5_000, gone);
+      expect(first.effects.map((x) => [x.t, x.e.kind])).toEqual([[T0 + 5_000, 'promote']]);
+      const fenceFailed = done(first.state, { now: T0 + 5_100, action: 'promote', ok: false, fenceFailed: true, error: 'exit code 1' });
+      expect([fenceFailed.role, fenceFailed.epoch, fenceFailed.serving, fenceFailed.phase]).toEqual(['passive', 1, false, 'steady']);
+      expect(fenceFailed.alarms.TANDEM_ERR_FENCE_FAILED?.message).toContain('exit code 1');
+      // No role change was made, so none is counted for damping.
+      expect(fenceFailed.roleChanges).toEqual([]);
+      // Not on every tick: after max(5 s, interval × threshold).
+      const again = run(fenceFailed, T0 + 5_200, T0 + 20_000, gone);
+      expect(again.effects.map((x) => [x.t, x.e.kind])).toEqual([[T0 + 10_100, 'promote']]);
+      expect(again.effects[0]!.e).toMatchObject({ fence: true });
+      const promoted = done(again.state, { now: T0 + 10_300, action: 'promote', ok: true, epoch: 2 });
+      expect([promoted.role, promoted.serving]).toEqual(['active', true]);
+      expect(promoted.alarms.TANDEM_ERR_FENCE_FAILED).toBeUndefined();
+    });
+
+    it('drops the fence alarm when the active is heard again', () => {
+      const first = run(steadyPassive(), T0, T0 + 5_000, gone);
+      const fenceFailed = done(first.state, { now: T0 + 5_100, action: 'promote', ok: false, fenceFailed: true, error: 'exit code 1' });
+      const back = run(fenceFailed, T0 + 5_200, T0 + 6_000, () => obs({ channel: { up: true, since: T0 + 5_200 } }));
+      expect(back.effects).toEqual([]);
+      expect(back.state.alarms.TANDEM_ERR_FENCE_FAILED).toBeUndefined();
     });
   });
 });
