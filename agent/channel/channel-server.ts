@@ -7,7 +7,7 @@ import http, { STATUS_CODES, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
+import { TLSSocket } from 'node:tls';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
 import { systemClock, type Clock } from '../../shared/clock.ts';
 import { TandemError, describeCause, errnoOf } from '../../shared/errors.ts';
@@ -199,6 +199,7 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
       maxFrameBytes: this.opts.maxFrameBytes,
       log: this.log,
       clock: this.clock,
+      tls: socket instanceof TLSSocket ? socket : undefined,
     });
     if (this.state !== 'listening') {
       conn.close('normal', 'the channel server is closing');
@@ -215,7 +216,8 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
       this.log.info({ peer: this.opts.peer, remote, previous: old.remote }, 'channel: a new connection from the peer replaces the open one');
       old.close('normal', 'replaced');
     }
-    this.log.info({ peer: this.opts.peer, remote, direction: 'inbound' }, 'channel: connected');
+    const tls = conn.tlsSession();
+    this.log.info({ peer: this.opts.peer, remote, direction: 'inbound', ...(tls === undefined ? {} : { tls }) }, 'channel: connected');
     try {
       this.emit('connection', conn);
     } catch (err) {
@@ -253,11 +255,13 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
     const admitted = this.refusals.admit(`TANDEM_ERR_AUTH_FAILED ${socket.remoteAddress ?? ''}`);
     if (admitted === undefined) return;
     const plain = errno === 'ERR_SSL_HTTP_REQUEST' || errno === 'ERR_SSL_WRONG_VERSION_NUMBER';
+    // The channel speaks TLS 1.3 only (tls-psk.ts): an older Tandem offers TLS 1.2.
+    const version = errno === 'ERR_SSL_UNSUPPORTED_PROTOCOL' || errno === 'ERR_SSL_NO_SHARED_CIPHER';
     const e = TandemError.wrap(err, {
       code: 'TANDEM_ERR_AUTH_FAILED',
       op: `authenticate channel client ${remote}`,
-      reason: `TLS handshake failed (${errno}): ${plain ? 'the client does not speak TLS (channel.encryption differs?)' : 'the client does not hold this pair key'}`,
-      hint: plain ? 'channel.encryption must be the same on both nodes; see docs/channel.md' : KEY_HINT,
+      reason: `TLS handshake failed (${errno}): ${plain ? 'the client does not speak TLS (channel.encryption differs?)' : version ? 'the client does not offer TLS 1.3 with a PSK suite (an older Tandem?)' : 'the client does not hold this pair key'}`,
+      hint: plain ? 'channel.encryption must be the same on both nodes; see docs/channel.md' : version ? 'run the same Tandem version on both nodes; see docs/channel.md, "Encryption"' : KEY_HINT,
     });
     this.log.warn(
       { code: 'TANDEM_ERR_AUTH_FAILED', remote, err: e, ...(admitted.suppressed > 0 ? { suppressed: admitted.suppressed } : {}) },
