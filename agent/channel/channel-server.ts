@@ -1,7 +1,10 @@
 // Listens on this node's channel address and accepts the peer, and only the peer: TLS-PSK
 // (unless 'none'), then the HMAC challenge in the upgrade, then a WebSocket. Every refusal is
 // answered with a bare HTTP status and logged with its code and the remote address; no
-// WebSocket frame is read before the peer is authenticated.
+// WebSocket frame is read before the peer is authenticated. Anyone who can reach the port can
+// open connections, so those not authenticated yet are bounded: at most
+// CHANNEL_MAX_PENDING_CONNECTIONS (a new one evicts the oldest), each for at most twice
+// channel.handshakeTimeout.
 import { EventEmitter } from 'node:events';
 import http, { STATUS_CODES, type IncomingMessage } from 'node:http';
 import https from 'node:https';
@@ -9,7 +12,7 @@ import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
-import { systemClock, type Clock } from '../../shared/clock.ts';
+import { systemClock, type Clock, type TimerHandle } from '../../shared/clock.ts';
 import { TandemError, describeCause, errnoOf } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { checkClientAuth, serverAuthHeaderLines, type AuthVerdict } from './channel-auth.ts';
@@ -26,6 +29,14 @@ export interface ChannelServerEvents {
 
 const KEY_HINT = 'both nodes must hold the same pair key file; see docs/errors.md';
 const NAMES_HINT = 'check pair, node and nodes.* in tandem.yaml on both nodes; see docs/errors.md';
+
+/**
+ * Connections not yet authenticated, at most. The peer needs one (two while a reconnect crosses
+ * an old attempt); each costs a descriptor and a TLS state, so a flood of them must not starve
+ * the agent. The newest is kept: the peer completes its handshake in milliseconds, an idle
+ * socket never does.
+ */
+export const CHANNEL_MAX_PENDING_CONNECTIONS = 16;
 
 function remoteOf(socket: Duplex): string {
   const s = socket as Partial<net.Socket>;
@@ -61,6 +72,10 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
   private readonly proofHeaders = new WeakMap<IncomingMessage, string[]>();
   /** Every TCP socket accepted, so close() leaves none behind (handshakes included). */
   private readonly sockets = new Set<net.Socket>();
+  /** TCP sockets not authenticated yet, oldest first, each with the timer that drops it. */
+  private readonly pending = new Map<net.Socket, TimerHandle>();
+  private readonly evictions: LogLimiter;
+  private evicted = 0;
   private current: PeerConnection | undefined;
   private state: 'new' | 'listening' | 'closing' | 'closed' = 'new';
 
@@ -72,6 +87,7 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
     this.log = opts.log.child({ component: 'channel' });
     this.replay = new ReplayCache(this.clock);
     this.refusals = new LogLimiter(this.clock);
+    this.evictions = new LogLimiter(this.clock);
     const hs = opts.handshakeTimeoutMs;
     // The HTTP stage of the handshake gets the same budget as the TLS stage (handshakeTimeout):
     // headersTimeout runs from the moment the connection (under TLS: the TLS session) starts,
@@ -88,7 +104,12 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
         : http.createServer(httpOpts);
     this.server.on('connection', (socket: net.Socket) => {
       this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
+      this.trackPending(socket);
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        this.pending.get(socket)?.cancel();
+        this.pending.delete(socket);
+      });
     });
     this.server.on('request', (_req: IncomingMessage, res: http.ServerResponse) => {
       res.writeHead(426, { connection: 'close', upgrade: 'websocket' }).end();
@@ -111,6 +132,36 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
       if (lines !== undefined) headers.push(...lines);
     });
     this.wss.on('error', (err) => this.log.error({ code: 'TANDEM_ERR_INTERNAL', err }, 'channel: WebSocket server error'));
+  }
+
+  /** Connections accepted and not authenticated yet (for tests). */
+  get pendingConnections(): number {
+    return this.pending.size;
+  }
+
+  private trackPending(socket: net.Socket): void {
+    const max = this.opts.maxPendingConnections ?? CHANNEL_MAX_PENDING_CONNECTIONS;
+    while (this.pending.size >= max) {
+      const [oldest, timer] = this.pending.entries().next().value as [net.Socket, TimerHandle];
+      timer.cancel();
+      this.pending.delete(oldest);
+      oldest.destroy();
+      this.evicted += 1;
+    }
+    if (this.evicted > 0 && this.evictions.admit('evicted') !== undefined) {
+      this.log.warn({ evicted: this.evicted, maxPending: max }, 'channel: too many connections not authenticated yet; dropping the oldest (a scan or a flood on the channel address)');
+      this.evicted = 0;
+    }
+    // Node's own timeouts bound each stage (TLS, then the upgrade's headers); this bounds the
+    // whole, whatever a client trickles.
+    const limitMs = 2 * this.opts.handshakeTimeoutMs;
+    this.pending.set(
+      socket,
+      this.clock.setTimeout(() => {
+        if (!this.pending.delete(socket)) return;
+        socket.destroy();
+      }, limitMs),
+    );
   }
 
   /** The open connection from the peer, if any. */
@@ -157,6 +208,8 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
       await conn.ended();
     }
     for (const socket of this.sockets) socket.destroy();
+    for (const timer of this.pending.values()) timer.cancel();
+    this.pending.clear();
     await stopped;
     this.wss.close();
     this.state = 'closed';
@@ -190,6 +243,9 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
   }
 
   private accept(ws: WebSocket, socket: Duplex, remote: string): void {
+    const tcp = wireOf(socket);
+    this.pending.get(tcp)?.cancel();
+    this.pending.delete(tcp);
     const conn = new PeerConnection({
       ws,
       wire: wireOf(socket),

@@ -1,12 +1,17 @@
 // Answers presence probes on this node's public address: a tiny HTTP/1.1 server with one
 // route, GET /presence?nonce=…&from=…, whose answer is signed for that nonce. It must never
 // do work per probe beyond describe() and one HMAC, never log per probe, and never keep a
-// connection open: one request, one answer, close.
+// connection open: one request, one answer, close. Anyone on the public network reaches it, so
+// what they can hold is bounded: at most PRESENCE_MAX_CONNECTIONS sockets (a new one evicts the
+// oldest, so a flood of idle sockets cannot lock the peer's prober out) for at most
+// PRESENCE_CONNECTION_TIMEOUT_MS each.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
+import { systemClock, type Clock, type TimerHandle } from '../../shared/clock.ts';
 import { TandemError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { LogLimiter } from '../channel/log-limiter.ts';
 import { checkHost, checkName, checkPairKey, checkPort, NODE_NAME } from './link-options.ts';
 import { derivePresenceKey, presenceProof, PRESENCE_NONCE, PRESENCE_PATH, type PresenceAnswer } from './presence-proof.ts';
 
@@ -24,6 +29,11 @@ export interface PresenceServerOptions {
   log: Logger;
   /** Listen backlog; the kernel caps it at net.core.somaxconn. */
   backlog?: number;
+  /** Open connections at most (PRESENCE_MAX_CONNECTIONS); tests lower it. */
+  maxConnections?: number;
+  /** How long a connection may stay open (PRESENCE_CONNECTION_TIMEOUT_MS). */
+  connectionTimeoutMs?: number;
+  clock?: Clock;
 }
 
 /**
@@ -36,6 +46,21 @@ export const PRESENCE_LISTEN_BACKLOG = 4096;
 /** A probe sends its request at once; a client that does not is not a prober. */
 const REQUEST_TIMEOUT_MS = 5000;
 
+/**
+ * Connections open at once, at most. The peer's prober holds one at a time (two when one it
+ * gave up on is still closing); the rest is headroom. Each costs a descriptor: well below any
+ * descriptor limit an agent runs with, so a flood cannot starve the journal, the channel or the
+ * scripts of theirs.
+ */
+export const PRESENCE_MAX_CONNECTIONS = 32;
+
+/**
+ * A connection is dropped this long after it was accepted, whatever it does: one request and
+ * one answer take milliseconds. Node's own header and request timeouts are only checked every
+ * 30 s (measured: idle sockets were dropped after about 32 s).
+ */
+export const PRESENCE_CONNECTION_TIMEOUT_MS = 5000;
+
 export class PresenceServer {
   private readonly opts: PresenceServerOptions;
   private readonly log: Logger;
@@ -43,6 +68,11 @@ export class PresenceServer {
   private readonly server: http.Server;
   private state: 'new' | 'listening' | 'closed' = 'new';
   private describeFailed = false;
+  private readonly clock: Clock;
+  /** Open sockets, oldest first, each with the timer that drops it. */
+  private readonly sockets = new Map<Socket, TimerHandle>();
+  private readonly evictions: LogLimiter;
+  private evicted = 0;
 
   constructor(opts: PresenceServerOptions) {
     const op = 'start the presence server';
@@ -54,12 +84,49 @@ export class PresenceServer {
     this.opts = opts;
     this.log = opts.log.child({ component: 'links' });
     this.presenceKey = derivePresenceKey(opts.key, opts.pair);
+    this.clock = opts.clock ?? systemClock;
+    this.evictions = new LogLimiter(this.clock);
     this.server = http.createServer({ maxHeaderSize: 8192, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS }, (req, res) =>
       this.handle(req, res),
     );
     // Resets and garbage from scanners (or from probes abandoned while this agent was stopped)
     // are not worth a line each: drop the socket.
     this.server.on('clientError', (_err: Error, socket: Socket) => socket.destroy());
+    this.server.on('connection', (socket: Socket) => this.track(socket));
+  }
+
+  /** Open connections now (for tests and status). */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  private track(socket: Socket): void {
+    const max = this.opts.maxConnections ?? PRESENCE_MAX_CONNECTIONS;
+    const timeoutMs = this.opts.connectionTimeoutMs ?? PRESENCE_CONNECTION_TIMEOUT_MS;
+    // The newest is kept: a prober sends its request at once and is answered in milliseconds,
+    // so under a flood it still gets through, while the idle sockets before it are the ones to go.
+    while (this.sockets.size >= max) {
+      const [oldest, timer] = this.sockets.entries().next().value as [Socket, TimerHandle];
+      timer.cancel();
+      this.sockets.delete(oldest);
+      oldest.destroy();
+      this.evicted += 1;
+    }
+    if (this.evicted > 0 && this.evictions.admit('evicted') !== undefined) {
+      this.log.warn({ evicted: this.evicted, maxConnections: max }, 'presence: too many open connections; dropping the oldest (a scan or a flood on the public address)');
+      this.evicted = 0;
+    }
+    this.sockets.set(
+      socket,
+      this.clock.setTimeout(() => {
+        this.sockets.delete(socket);
+        socket.destroy();
+      }, timeoutMs),
+    );
+    socket.once('close', () => {
+      this.sockets.get(socket)?.cancel();
+      this.sockets.delete(socket);
+    });
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -99,6 +166,11 @@ export class PresenceServer {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
+      for (const [socket, timer] of this.sockets) {
+        timer.cancel();
+        socket.destroy();
+      }
+      this.sockets.clear();
     });
   }
 
