@@ -10,6 +10,8 @@ export interface JournalSink {
   commit(consistent: boolean): Promise<unknown>;
   /** Bytes appended since the last commit. */
   readonly pendingBytes: number;
+  /** Bytes of file data (blocks, inflated) appended since the last commit. */
+  readonly pendingPayloadBytes: number;
   readonly headSeq: number;
   /** False when the journal reached its size bound: capture waits before reading more. */
   hasSpace(): boolean;

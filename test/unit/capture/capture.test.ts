@@ -8,7 +8,7 @@ import { Manifest } from '../../../agent/manifest/index.ts';
 import { systemClock } from '../../../shared/clock.ts';
 import { initHash } from '../../../shared/hash.ts';
 import { silentLogger } from '../../../shared/log.ts';
-import { decompressWrite, type WriteRecord } from '../../../shared/protocol/index.ts';
+import { BATCH_RAW_CUT_BYTES, MAX_BATCH_RAW_BYTES, decompressWrite, writeLength, type WriteRecord } from '../../../shared/protocol/index.ts';
 import { MemoryJournal } from '../../helpers/memory-journal.ts';
 import { diffTrees, readTree, replay, type TreeModel } from '../../helpers/tree-model.ts';
 
@@ -26,7 +26,7 @@ interface Rig {
 
 const rigs: Rig[] = [];
 
-async function makeRig(opts: { watch?: boolean; baseline?: boolean; exclude?: string[]; populate?: (dir: string) => void; manifest?: Manifest; compressionLevel?: number; journalMaxBytes?: number } = {}): Promise<Rig> {
+async function makeRig(opts: { watch?: boolean; baseline?: boolean; exclude?: string[]; populate?: (dir: string) => void; manifest?: Manifest; compressionLevel?: number; journalMaxBytes?: number; blockSize?: number } = {}): Promise<Rig> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-capture-'));
   opts.populate?.(dir);
   const journal = new MemoryJournal();
@@ -36,7 +36,7 @@ async function makeRig(opts: { watch?: boolean; baseline?: boolean; exclude?: st
     roots: [{ name: 'data', path: dir, exclude: opts.exclude ?? [] }],
     manifest,
     journal,
-    blockSize: BS,
+    blockSize: opts.blockSize ?? BS,
     batchBytes: 256 * 1024,
     batchDelayMs: 2,
     ...(opts.compressionLevel === undefined ? {} : { compressionLevel: opts.compressionLevel }),
@@ -121,6 +121,24 @@ describe('capture', () => {
     }
     expect(writes('random.bin').some((w) => w.encoding !== undefined)).toBe(false);
     expect(Buffer.concat(writes('random.bin').map((w) => w.data)).equals(random)).toBe(true);
+  });
+
+  it('closes a batch of compressed zero blocks by the bytes they inflate to, below what a passive accepts', async () => {
+    const rig = await makeRig({ compressionLevel: 1, blockSize: 64 * 1024 });
+    // 100 MiB of zeros: about 100 bytes a block once compressed, so the 256 KiB batch bound
+    // alone would let one batch state 80 MiB or more.
+    const fd = fs.openSync(path.join(rig.dir, 'zeros.bin'), 'w');
+    const mib = Buffer.alloc(1 << 20);
+    for (let i = 0; i < 100; i++) fs.writeSync(fd, mib);
+    fs.closeSync(fd);
+    await touch(rig, 'zeros.bin');
+    const raw = rig.journal.batches.map((b) =>
+      rig.journal.records.filter((r) => r.seq >= b.first && r.seq <= b.last).reduce((n, r) => n + (r.op === 'write' ? writeLength(r) : 0), 0),
+    );
+    expect(raw.reduce((a, b) => a + b, 0)).toBe(100 << 20);
+    expect(raw.length).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...raw)).toBeLessThanOrEqual(BATCH_RAW_CUT_BYTES + (1 << 20));
+    expect(Math.max(...raw)).toBeLessThanOrEqual(MAX_BATCH_RAW_BYTES);
   });
 
   it('journals only the block that changed in a file', async () => {
