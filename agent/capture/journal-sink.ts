@@ -12,6 +12,8 @@ export interface JournalSink {
   readonly pendingBytes: number;
   /** Bytes of file data (blocks, inflated) appended since the last commit. */
   readonly pendingPayloadBytes: number;
+  /** Records appended since the last commit. */
+  readonly pendingRecords: number;
   readonly headSeq: number;
   /** False when the journal reached its size bound: capture waits before reading more. */
   hasSpace(): boolean;

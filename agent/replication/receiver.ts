@@ -16,6 +16,8 @@ import { TandemError, type ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import {
   MAX_BATCH_RAW_BYTES,
+  MAX_BATCH_RECORDS,
+  countFrames,
   decompressWrite,
   parseFrames,
   payloadBytes,
@@ -434,6 +436,10 @@ export class Receiver {
    * records are dropped once checked: the queue keeps the frames, which cost what arrived.
    */
   private checkBatch(m: BatchMessage): { bytes: number; commit: CommitEntry } | TandemError {
+    const count = countFrames(m.frames, MAX_BATCH_RECORDS + 1);
+    if (count > MAX_BATCH_RECORDS + 1) {
+      return this.protocolError(`batch ${m.first}-${m.last} holds more than ${MAX_BATCH_RECORDS} records`, 'TANDEM_ERR_BATCH_TOO_LARGE', { maxRecords: MAX_BATCH_RECORDS });
+    }
     const { frames, stop } = parseFrames(m.frames);
     if (stop.kind !== 'end') {
       if (stop.kind === 'checksum') return this.protocolError(`batch ${m.first}-${m.last}: record at byte ${stop.offset} fails its checksum`, 'TANDEM_ERR_CHECKSUM');

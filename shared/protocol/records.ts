@@ -47,6 +47,15 @@ export const MAX_BATCH_RAW_BYTES = 64 * 1024 * 1024;
  * read chunk: at most 1 MiB, or one block when blocks are bigger).
  */
 export const BATCH_RAW_CUT_BYTES = 32 * 1024 * 1024;
+/**
+ * Records in one batch, at most: decoding one costs the passive about 200 bytes of memory and a
+ * few microseconds each, so a 16 MiB frame of the smallest records (some 470,000, measured 1.6 s
+ * to decode on a busy 2-core machine) must not be one batch. Counted from the frame headers
+ * before anything is decoded (TANDEM_ERR_BATCH_TOO_LARGE).
+ */
+export const MAX_BATCH_RECORDS = 65_536;
+/** The active closes a batch once it holds this many records (room for one more read's worth). */
+export const BATCH_RECORDS_CUT = 16_384;
 /** Set the permission bits and the modification time of `path`. */
 export interface MetaRecord extends Base { op: 'meta'; mode: number; mtimeMs: number }
 /** Make `path` a symbolic link to `target` (the target is data: never followed). */

@@ -10,6 +10,9 @@ export class MemoryJournal implements JournalSink {
   private pending: DataRecord[] = [];
   pendingBytes = 0;
   pendingPayloadBytes = 0;
+  get pendingRecords(): number {
+    return this.pending.length;
+  }
   maxBytes = Infinity;
   heldBytes = 0;
   skippedTo = 0;
