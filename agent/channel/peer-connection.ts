@@ -84,6 +84,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   private messagesIn = 0;
   private messagesOut = 0;
   private lastPeerError: ErrorMessage | undefined;
+  private peerErrors = 0;
   private closeInfo: ChannelCloseInfo | undefined;
   private readonly endedPromise: Promise<void>;
 
@@ -235,7 +236,9 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.messagesIn += 1;
     if (m.t === 'error') {
       this.lastPeerError = m;
-      this.log.warn({ code: m.code, reason: clip(m.message) }, 'channel: the peer reported an error');
+      // A peer says why before it closes: one line. More on one connection is not worth more.
+      this.peerErrors += 1;
+      if (this.peerErrors === 1) this.log.warn({ code: m.code, reason: clip(m.message) }, 'channel: the peer reported an error');
     }
     try {
       this.emit('message', m);

@@ -120,6 +120,12 @@ interface Pending extends StoredBatchLike {
  */
 export const APPLY_INFLATED_BYTES = 16 * 1024 * 1024;
 
+/**
+ * `tandem verify` questions answered at once, at most; more get an error reply at once. The
+ * active's verifier keeps a handful in flight; each answer reads a directory or hashes a file.
+ */
+export const MAX_VERIFY_ANSWERS = 32;
+
 export class Receiver {
   private readonly log: Logger;
   private readonly rootNames: Set<string>;
@@ -146,6 +152,10 @@ export class Receiver {
   /** Batches received and not yet acknowledged, oldest first, with their bytes on the wire: what counts against the window. */
   private readonly held: { last: number; bytes: number }[] = [];
   private heldBytes = 0;
+  private verifyAnswers = 0;
+  /** The manifest request being answered, and the newest one asked for meanwhile (one at a time: each rehashes the tree). */
+  private manifestAnswer: Promise<void> | undefined;
+  private manifestNext: string | undefined;
   private drainWaiters: (() => void)[] = [];
   private readonly detachLink: (() => void)[] = [];
 
@@ -338,7 +348,7 @@ export class Receiver {
         this.noteContact();
         return;
       case 'manifest-request':
-        void this.sendManifest(m.id);
+        this.requestManifest(m.id);
         return;
       case 'split-brain': {
         // The active holds replication: both changed since they split. Nothing arrives and
@@ -356,9 +366,16 @@ export class Receiver {
           link?.send({ t: 'verify-reply', req: m.req, atSeq: this.appliedSeq, error: 'this agent does not answer verify questions' });
           return;
         }
-        void this.opts.verify.answer(m, (reply) => {
-          if (link?.open === true && this.link === link) link.send(reply);
-        });
+        if (this.verifyAnswers >= MAX_VERIFY_ANSWERS) {
+          link?.send({ t: 'verify-reply', req: m.req, atSeq: this.appliedSeq, error: `busy: ${MAX_VERIFY_ANSWERS} questions are being answered already` });
+          return;
+        }
+        this.verifyAnswers += 1;
+        void this.opts.verify
+          .answer(m, (reply) => {
+            if (link?.open === true && this.link === link) link.send(reply);
+          })
+          .finally(() => (this.verifyAnswers -= 1));
         return;
       }
       case 'error':
@@ -604,6 +621,23 @@ export class Receiver {
   private whenDrained(): Promise<void> {
     if (this.queue.length === 0 && this.applying === undefined) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Answers manifest requests one at a time; of those asked meanwhile, only the newest. */
+  private requestManifest(id: string): void {
+    if (this.manifestAnswer !== undefined) {
+      this.manifestNext = id;
+      return;
+    }
+    this.manifestAnswer = (async () => {
+      let next: string | undefined = id;
+      while (next !== undefined) {
+        const current = next;
+        this.manifestNext = undefined;
+        await this.sendManifest(current);
+        next = this.manifestNext;
+      }
+    })().finally(() => (this.manifestAnswer = undefined));
   }
 
   /** Answers a manifest request once every batch held is applied, with the manifest made true. */

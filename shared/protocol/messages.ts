@@ -270,6 +270,10 @@ export function messageProblem(m: unknown): string | undefined {
     case 'ack':
       return isUint(r.seq) ? undefined : 'ack: bad seq';
     case 'peer-state':
+      if (r.alarm !== undefined) {
+        const a = r.alarm as Record<string, unknown> | null;
+        if (typeof a !== 'object' || a === null || !isStr(a.code, 64) || !isStr(a.message, 4096) || (a.hint !== undefined && !isStr(a.hint, 4096))) return 'peer-state: bad alarm';
+      }
       if (r.catchUp !== undefined) {
         const c = r.catchUp as Record<string, unknown> | null;
         if (typeof c !== 'object' || c === null || !isUint(c.bytesLeft) || !isUint(c.pathsLeft)) return 'peer-state: bad catchUp';

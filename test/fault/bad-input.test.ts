@@ -285,4 +285,21 @@ describe('bad input', () => {
     expect(afterBombs.peak - before.rss).toBeLessThan(64 * MIB);
     expect(after.peak - before.rss).toBeLessThan(160 * MIB);
   }, 240_000);
+
+  it('answers at most 32 verify questions at once, and says busy to the rest at once', async () => {
+    pair = await TestPair.create({ config: (doc, node) => (node === 'beta' ? (doc.failover = { ...doc.failover, auto: false }) : undefined) });
+    const p = pair;
+    const rogue = await rogueActive(p);
+    await p.start('beta');
+    const conn = await rogue.next();
+    const replies: Message[] = [];
+    conn.on('message', (m) => m.t === 'verify-reply' && replies.push(m));
+    conn.send(activeHello(5));
+    // Questions about a point this passive has not reached: each waits, holding its place.
+    for (let req = 1; req <= 100; req++) conn.send({ t: 'verify-list', req, root: 'data', path: '', afterSeq: 5 });
+    await waitUntil('68 busy replies', () => replies.length >= 68, 10_000);
+    await sleep(300);
+    expect(replies).toHaveLength(68);
+    expect(replies.every((r) => r.t === 'verify-reply' && r.req > 32 && r.error?.startsWith('busy'))).toBe(true);
+  });
 });
