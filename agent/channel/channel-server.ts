@@ -12,9 +12,10 @@ import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
-import { systemClock, type Clock, type TimerHandle } from '../../shared/clock.ts';
+import { systemClock, type Clock } from '../../shared/clock.ts';
 import { TandemError, describeCause, errnoOf } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { ConnectionCap } from './connection-cap.ts';
 import { checkClientAuth, serverAuthHeaderLines, type AuthVerdict } from './channel-auth.ts';
 import { checkChannelOptions, type ChannelServerOptions } from './channel-options.ts';
 import { LogLimiter } from './log-limiter.ts';
@@ -72,10 +73,8 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
   private readonly proofHeaders = new WeakMap<IncomingMessage, string[]>();
   /** Every TCP socket accepted, so close() leaves none behind (handshakes included). */
   private readonly sockets = new Set<net.Socket>();
-  /** TCP sockets not authenticated yet, oldest first, each with the timer that drops it. */
-  private readonly pending = new Map<net.Socket, TimerHandle>();
-  private readonly evictions: LogLimiter;
-  private evicted = 0;
+  /** TCP sockets not authenticated yet. */
+  private readonly pending: ConnectionCap;
   private current: PeerConnection | undefined;
   private state: 'new' | 'listening' | 'closing' | 'closed' = 'new';
 
@@ -87,7 +86,15 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
     this.log = opts.log.child({ component: 'channel' });
     this.replay = new ReplayCache(this.clock);
     this.refusals = new LogLimiter(this.clock);
-    this.evictions = new LogLimiter(this.clock);
+    const maxPending = opts.maxPendingConnections ?? CHANNEL_MAX_PENDING_CONNECTIONS;
+    // Node's own timeouts bound each stage (TLS, then the upgrade's headers); this bounds the
+    // whole, whatever a client trickles.
+    this.pending = new ConnectionCap({
+      max: maxPending,
+      lifetimeMs: 2 * opts.handshakeTimeoutMs,
+      clock: this.clock,
+      onEvicted: (evicted) => this.log.warn({ evicted, maxPending }, 'channel: too many connections not authenticated yet; dropping the oldest (a scan or a flood on the channel address)'),
+    });
     const hs = opts.handshakeTimeoutMs;
     // The HTTP stage of the handshake gets the same budget as the TLS stage (handshakeTimeout):
     // headersTimeout runs from the moment the connection (under TLS: the TLS session) starts,
@@ -104,12 +111,8 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
         : http.createServer(httpOpts);
     this.server.on('connection', (socket: net.Socket) => {
       this.sockets.add(socket);
-      this.trackPending(socket);
-      socket.once('close', () => {
-        this.sockets.delete(socket);
-        this.pending.get(socket)?.cancel();
-        this.pending.delete(socket);
-      });
+      this.pending.admit(socket);
+      socket.once('close', () => this.sockets.delete(socket));
     });
     this.server.on('request', (_req: IncomingMessage, res: http.ServerResponse) => {
       res.writeHead(426, { connection: 'close', upgrade: 'websocket' }).end();
@@ -137,31 +140,6 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
   /** Connections accepted and not authenticated yet (for tests). */
   get pendingConnections(): number {
     return this.pending.size;
-  }
-
-  private trackPending(socket: net.Socket): void {
-    const max = this.opts.maxPendingConnections ?? CHANNEL_MAX_PENDING_CONNECTIONS;
-    while (this.pending.size >= max) {
-      const [oldest, timer] = this.pending.entries().next().value as [net.Socket, TimerHandle];
-      timer.cancel();
-      this.pending.delete(oldest);
-      oldest.destroy();
-      this.evicted += 1;
-    }
-    if (this.evicted > 0 && this.evictions.admit('evicted') !== undefined) {
-      this.log.warn({ evicted: this.evicted, maxPending: max }, 'channel: too many connections not authenticated yet; dropping the oldest (a scan or a flood on the channel address)');
-      this.evicted = 0;
-    }
-    // Node's own timeouts bound each stage (TLS, then the upgrade's headers); this bounds the
-    // whole, whatever a client trickles.
-    const limitMs = 2 * this.opts.handshakeTimeoutMs;
-    this.pending.set(
-      socket,
-      this.clock.setTimeout(() => {
-        if (!this.pending.delete(socket)) return;
-        socket.destroy();
-      }, limitMs),
-    );
   }
 
   /** The open connection from the peer, if any. */
@@ -208,8 +186,7 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
       await conn.ended();
     }
     for (const socket of this.sockets) socket.destroy();
-    for (const timer of this.pending.values()) timer.cancel();
-    this.pending.clear();
+    this.pending.destroyAll();
     await stopped;
     this.wss.close();
     this.state = 'closed';
@@ -243,9 +220,7 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
   }
 
   private accept(ws: WebSocket, socket: Duplex, remote: string): void {
-    const tcp = wireOf(socket);
-    this.pending.get(tcp)?.cancel();
-    this.pending.delete(tcp);
+    this.pending.release(wireOf(socket));
     const conn = new PeerConnection({
       ws,
       wire: wireOf(socket),

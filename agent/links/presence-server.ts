@@ -8,10 +8,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
-import { systemClock, type Clock, type TimerHandle } from '../../shared/clock.ts';
+import { systemClock, type Clock } from '../../shared/clock.ts';
 import { TandemError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-import { LogLimiter } from '../channel/log-limiter.ts';
+import { ConnectionCap } from '../channel/connection-cap.ts';
 import { checkHost, checkName, checkPairKey, checkPort, NODE_NAME } from './link-options.ts';
 import { derivePresenceKey, presenceProof, PRESENCE_NONCE, PRESENCE_PATH, type PresenceAnswer } from './presence-proof.ts';
 
@@ -68,11 +68,7 @@ export class PresenceServer {
   private readonly server: http.Server;
   private state: 'new' | 'listening' | 'closed' = 'new';
   private describeFailed = false;
-  private readonly clock: Clock;
-  /** Open sockets, oldest first, each with the timer that drops it. */
-  private readonly sockets = new Map<Socket, TimerHandle>();
-  private readonly evictions: LogLimiter;
-  private evicted = 0;
+  private readonly cap: ConnectionCap;
 
   constructor(opts: PresenceServerOptions) {
     const op = 'start the presence server';
@@ -84,49 +80,25 @@ export class PresenceServer {
     this.opts = opts;
     this.log = opts.log.child({ component: 'links' });
     this.presenceKey = derivePresenceKey(opts.key, opts.pair);
-    this.clock = opts.clock ?? systemClock;
-    this.evictions = new LogLimiter(this.clock);
+    const maxConnections = opts.maxConnections ?? PRESENCE_MAX_CONNECTIONS;
+    this.cap = new ConnectionCap({
+      max: maxConnections,
+      lifetimeMs: opts.connectionTimeoutMs ?? PRESENCE_CONNECTION_TIMEOUT_MS,
+      clock: opts.clock ?? systemClock,
+      onEvicted: (evicted) => this.log.warn({ evicted, maxConnections }, 'presence: too many open connections; dropping the oldest (a scan or a flood on the public address)'),
+    });
     this.server = http.createServer({ maxHeaderSize: 8192, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS }, (req, res) =>
       this.handle(req, res),
     );
     // Resets and garbage from scanners (or from probes abandoned while this agent was stopped)
     // are not worth a line each: drop the socket.
     this.server.on('clientError', (_err: Error, socket: Socket) => socket.destroy());
-    this.server.on('connection', (socket: Socket) => this.track(socket));
+    this.server.on('connection', (socket: Socket) => this.cap.admit(socket));
   }
 
   /** Open connections now (for tests and status). */
   get connections(): number {
-    return this.sockets.size;
-  }
-
-  private track(socket: Socket): void {
-    const max = this.opts.maxConnections ?? PRESENCE_MAX_CONNECTIONS;
-    const timeoutMs = this.opts.connectionTimeoutMs ?? PRESENCE_CONNECTION_TIMEOUT_MS;
-    // The newest is kept: a prober sends its request at once and is answered in milliseconds,
-    // so under a flood it still gets through, while the idle sockets before it are the ones to go.
-    while (this.sockets.size >= max) {
-      const [oldest, timer] = this.sockets.entries().next().value as [Socket, TimerHandle];
-      timer.cancel();
-      this.sockets.delete(oldest);
-      oldest.destroy();
-      this.evicted += 1;
-    }
-    if (this.evicted > 0 && this.evictions.admit('evicted') !== undefined) {
-      this.log.warn({ evicted: this.evicted, maxConnections: max }, 'presence: too many open connections; dropping the oldest (a scan or a flood on the public address)');
-      this.evicted = 0;
-    }
-    this.sockets.set(
-      socket,
-      this.clock.setTimeout(() => {
-        this.sockets.delete(socket);
-        socket.destroy();
-      }, timeoutMs),
-    );
-    socket.once('close', () => {
-      this.sockets.get(socket)?.cancel();
-      this.sockets.delete(socket);
-    });
+    return this.cap.size;
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -166,11 +138,7 @@ export class PresenceServer {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
-      for (const [socket, timer] of this.sockets) {
-        timer.cancel();
-        socket.destroy();
-      }
-      this.sockets.clear();
+      this.cap.destroyAll();
     });
   }
 

@@ -354,7 +354,9 @@ describe('presence', () => {
     const lifetimes = opened.map((o) => (o.closedAt ?? 0) - (o.at || (o.closedAt ?? 0)));
     // The timeout is 5 s; the margin is for a busy machine's timers.
     expect(Math.max(...lifetimes)).toBeLessThan(5_000 + 2_000);
-    expect(p.states).toEqual(['alive']);
+    // Never gone: with this test's 300 ms probe timeout a busy machine may see a probe stalled.
+    expect(p.states.filter((st) => st === 'dead' || st === 'unreachable')).toEqual([]);
+    expect(p.prober.view().state).toBe('alive');
     expect(logs.lines().filter((l) => l.msg.startsWith('presence: too many open connections'))).toHaveLength(1);
   });
 });
