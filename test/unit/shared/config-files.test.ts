@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkConfigFiles, parseConfig, type TandemConfig } from '../../../shared/config/index.ts';
+import { initDemoPair } from '../../../console/demo/init-pair.ts';
+import { checkConfigFiles, loadConfig, parseConfig, type TandemConfig } from '../../../shared/config/index.ts';
 import { TandemError } from '../../../shared/errors.ts';
 
 const dirs: string[] = [];
@@ -115,5 +116,18 @@ describe('config checks of Tandem\'s own files', () => {
     const i = install();
     fs.rmSync(path.join(i.dir, 'scripts', 'check.sh'));
     expect(() => checkConfigFiles(i.config())).not.toThrow();
+  });
+
+  it('accepts the demo pair written under a permissive umask (002): it sets its own modes', async () => {
+    const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-cfg-'));
+    dirs.push(parent);
+    const before = process.umask(0o002);
+    let pair;
+    try {
+      pair = await initDemoPair(path.join(parent, 'demo'), { appPort: 0 });
+    } finally {
+      process.umask(before);
+    }
+    for (const n of pair.nodes) expect(() => checkConfigFiles(loadConfig(n.config))).not.toThrow();
   });
 });
