@@ -187,7 +187,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock, childUmask
         capture: controller.active?.capture.status(),
         failover: failover.status(),
         peer: hb.peer,
-        heartbeat: { lastHeardAt: hb.lastHeardAt, longestGapMs: hb.longestGapMs },
+        heartbeat: { lastHeardAt: hb.lastHeardAt, longestGapMs: hb.longestGapMs, rttMs: hb.rttMs },
         channel: liveStats(),
         verify: controller.active?.verifier.summary(),
         startedAt,
