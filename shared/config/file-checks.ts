@@ -5,20 +5,9 @@
 // file someone else could have written.
 import fs from 'node:fs';
 import path from 'node:path';
-import { TandemError, errnoOf } from '../errors.ts';
-import type { TandemConfig } from './load.ts';
-
-const HINT = 'see docs/security.md, "What Tandem refuses"';
-
-function invalid(file: string | undefined, key: string, reason: string, hint = HINT): TandemError {
-  return new TandemError({
-    code: 'TANDEM_ERR_CONFIG_INVALID',
-    op: `check config ${file ?? '(in memory)'}`,
-    reason: `key "${key}": ${reason}`,
-    hint,
-    details: { key },
-  });
-}
+import { errnoOf } from '../errors.ts';
+import type { ConfigProblem } from './config-problems.ts';
+import { configError, type TandemConfig } from './load.ts';
 
 /** `p` resolved through every symlink that exists: the real path of its longest existing prefix, then the rest. */
 export function realPathOf(p: string): string {
@@ -77,13 +66,24 @@ export function unsafeAncestor(p: string): string | undefined {
 }
 
 /**
- * Refuses (TANDEM_ERR_CONFIG_INVALID naming the key) a state directory, key file, log file or
- * script that lies inside a protected root once symlinks are resolved (the lexical case is
- * refused by parseConfig already), that sits below a directory other users can write, and a
- * script that is not a regular file owned by root or this agent's user, or is writable by its
- * group or others. A missing script is not refused here: the runner reports it when it runs.
+ * Refuses (TANDEM_ERR_CONFIG_INVALID naming every key at fault) what configFileProblems finds;
+ * the agent calls it at start-up, before it creates anything.
  */
 export function checkConfigFiles(c: TandemConfig): void {
+  const problems = configFileProblems(c);
+  if (problems.length > 0) throw configError(c.file ?? '(in memory)', problems);
+}
+
+/**
+ * A state directory, key file, log file or script that lies inside a protected root once
+ * symlinks are resolved (the lexical case is refused by parseConfig already), or that sits
+ * below a directory other users can write; a script that is not a regular file owned by root
+ * or this agent's user, or is writable by its group or others. A missing script is not a
+ * problem here: the runner reports it when it runs. `tandem config check` lists these too.
+ */
+export function configFileProblems(c: TandemConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const problem = (key: string, message: string) => problems.push({ key, message });
   const roots = c.protect.map((r) => ({ name: r.name, real: realPathOf(r.path) }));
   const own: { key: string; path: string }[] = [
     { key: 'stateDir', path: c.stateDir },
@@ -97,10 +97,11 @@ export function checkConfigFiles(c: TandemConfig): void {
     const real = realPathOf(o.path);
     const root = roots.find((r) => isInsideOrAt(real, r.real));
     if (root !== undefined) {
-      throw invalid(c.file, o.key, `${o.path} lies inside protected root "${root.name}" (${root.real}) once symlinks are resolved: replication could change it; keep Tandem's own files outside what it replicates`);
+      problem(o.key, `${o.path} lies inside protected root "${root.name}" (${root.real}) once symlinks are resolved: replication could change it; keep Tandem's own files outside what it replicates`);
+      continue;
     }
     const why = unsafeAncestor(o.path);
-    if (why !== undefined) throw invalid(c.file, o.key, `${o.path} could be replaced by another user: ${why}`, `make the directories above it writable by root alone (chmod go-w); ${HINT}`);
+    if (why !== undefined) problem(o.key, `${o.path} could be replaced by another user: ${why}; make the directories above it writable by root alone (chmod go-w)`);
   }
   for (const name of ['start', 'stop', 'check'] as const) {
     const file = c.scripts[name];
@@ -108,13 +109,14 @@ export function checkConfigFiles(c: TandemConfig): void {
     try {
       st = fs.statSync(file);
     } catch (err) {
-      if (errnoOf(err) === 'ENOENT') continue;
-      throw invalid(c.file, `scripts.${name}`, `cannot inspect ${file}: ${(err as Error).message}`);
+      if (errnoOf(err) !== 'ENOENT') problem(`scripts.${name}`, `cannot inspect ${file}: ${(err as Error).message}`);
+      continue;
     }
-    if (!st.isFile()) throw invalid(c.file, `scripts.${name}`, `${file} is not a regular file`);
-    if (!trustedOwner(st.uid)) throw invalid(c.file, `scripts.${name}`, `${file} belongs to uid ${st.uid}: the agent runs it, so it must belong to root or to the agent's user`, `chown root ${file}`);
-    if ((st.mode & 0o022) !== 0) {
-      throw invalid(c.file, `scripts.${name}`, `${file} is writable by ${(st.mode & 0o020) !== 0 ? 'its group' : 'others'} (mode ${(st.mode & 0o7777).toString(8)}): anyone who can write it runs code as the agent`, `chmod go-w ${file}`);
+    if (!st.isFile()) problem(`scripts.${name}`, `${file} is not a regular file`);
+    else if (!trustedOwner(st.uid)) problem(`scripts.${name}`, `${file} belongs to uid ${st.uid}: the agent runs it, so it must belong to root or to the agent's user (chown root ${file})`);
+    else if ((st.mode & 0o022) !== 0) {
+      problem(`scripts.${name}`, `${file} is writable by ${(st.mode & 0o020) !== 0 ? 'its group' : 'others'} (mode ${(st.mode & 0o7777).toString(8)}): anyone who can write it runs code as the agent (chmod go-w ${file})`);
     }
   }
+  return problems;
 }

@@ -121,5 +121,11 @@ describe('private state', () => {
     expect(run.stderr).toContain('"scripts.check"');
     expect(run.stderr).toContain('writable by its group');
     expect(fs.existsSync(n.stateDir)).toBe(false);
+    // tandem config check says the same before anything is started.
+    const check = await tandem(['config', 'check', n.config]);
+    expect(check.code).toBe(1);
+    expect(check.stdout).toContain('scripts.check: ');
+    expect(check.stdout).toContain('writable by its group');
+    expect(check.stdout).toContain('1 problem\n');
   });
 });
