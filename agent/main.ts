@@ -5,7 +5,8 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { systemClock, type Clock } from '../shared/clock.ts';
-import { loadConfig, type TandemConfig } from '../shared/config/index.ts';
+import { checkConfigFiles, loadConfig, type TandemConfig } from '../shared/config/index.ts';
+import { PRIVATE_DIR_MODE, PRIVATE_UMASK } from '../shared/constants.ts';
 import { TandemError } from '../shared/errors.ts';
 import { initHash } from '../shared/hash.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
@@ -22,7 +23,7 @@ import { ManifestStore } from './manifest/index.ts';
 import { RoleController } from './roles/index.ts';
 import { AppMonitor, ScriptRunner } from './scripts/index.ts';
 import type { Verifier } from './verify/index.ts';
-import { NodeStateStore, acquireStateLock } from './state/index.ts';
+import { NodeStateStore, acquireStateLock, tightenPrivateState } from './state/index.ts';
 
 export interface RunningAgent {
   config: TandemConfig;
@@ -33,12 +34,19 @@ export interface RunningAgent {
   stop(reason: string): Promise<void>;
 }
 
+/** The umask this process was started with, before the agent made its own private. */
+let inheritedUmask: number | undefined;
+
 /** Starts the agent described by `configPath`; resolves once it serves its control API. */
 export async function startAgent(configPath: string, clock: Clock = systemClock): Promise<RunningAgent> {
   const config = loadConfig(configPath);
+  checkConfigFiles(config);
+  // Everything the agent creates from here on is its user's alone (state, journal, log); its
+  // scripts get the mask it was started with (ScriptRunner's umask).
+  inheritedUmask ??= process.umask(PRIVATE_UMASK);
   const log = createLogger({ level: config.log.level, file: config.log.file, base: { node: config.self.name, pair: config.pair } });
   try {
-    return await build(config, log, clock);
+    return await build(config, log, clock, inheritedUmask);
   } catch (err) {
     const e = TandemError.wrap(err, { code: 'TANDEM_ERR_INTERNAL', op: 'start agent' });
     log.fatal({ err: e, code: e.code }, `agent: cannot start: ${e.message}`);
@@ -46,15 +54,23 @@ export async function startAgent(configPath: string, clock: Clock = systemClock)
   }
 }
 
-async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<RunningAgent> {
+async function build(config: TandemConfig, log: Logger, clock: Clock, childUmask: number): Promise<RunningAgent> {
   const key = readPairKey(config.keyFile);
   const protocol = ownProtocol();
   await initHash();
-  await fsp.mkdir(config.stateDir, { recursive: true });
+  await fsp.mkdir(config.stateDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const releaseLock = acquireStateLock(config.stateDir);
   const cleanups: (() => Promise<void> | void)[] = [releaseLock];
   const startedAt = clock.now();
   try {
+    const tightened = tightenPrivateState(config.stateDir, config.log.file);
+    if (tightened.fixed.length > 0) {
+      log.warn(
+        { stateDir: config.stateDir, fixed: tightened.fixed.length, paths: tightened.fixed.slice(0, 20).map((f) => `${f.path} ${f.from.toString(8)}->${f.to.toString(8)}`) },
+        'state: tightened modes left open by an earlier install (directories 0700, files 0600)',
+      );
+    }
+    if (tightened.skipped.length > 0) log.warn({ stateDir: config.stateDir, skipped: tightened.skipped.slice(0, 20) }, 'state: left alone entries that are not plain files or directories');
     const { store: nodeState, created } = await NodeStateStore.open(config.stateDir, config.role);
     const s0 = nodeState.get();
     log.info({ role: s0.role, epoch: s0.epoch, generation: s0.generation, firstStart: created, config: config.file, version: TANDEM_VERSION, protocol: protocol.max }, 'agent: starting');
@@ -94,6 +110,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
         timeoutMs: config.scripts.timeoutMs,
         checkTimeoutMs: config.scripts.checkTimeoutMs,
         env: { node: config.self.name, peer: config.peer.name, pair: config.pair },
+        umask: childUmask,
         log,
         clock,
       }),

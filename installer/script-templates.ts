@@ -46,7 +46,9 @@ PIDFILE="$RUN_DIR/app.pid"
 APP_URL=${q(`http://${spec.appHost}:${spec.appPort}`)}
 # The reason is the last field of a scripts log line and runs to its end: keep it on one line.
 REASON=$(printf '%s' "\${TANDEM_REASON:-manual}" | tr '\\r\\n' '  ')
-log_line() { printf '%s %s %s %s %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" ${q(spec.node)} "$1" "$2" "$REASON" >> ${q(spec.scriptsLog)}; }
+# The log is created readable by its user alone (umask 077 in a subshell): like Tandem's own
+# state, it says when and why this node served. The application keeps the script's own umask.
+log_line() { (umask 077; printf '%s %s %s %s %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" ${q(spec.node)} "$1" "$2" "$REASON" >> ${q(spec.scriptsLog)}); }
 # Healthy only on an explicit answer from this node's application. The exit code starts at 1:
 # Node 20's fetch can leave its promise unsettled when the connection is reset, and the process
 # then ends with an empty event loop, which would otherwise read as exit 0, healthy.

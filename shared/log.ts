@@ -1,6 +1,7 @@
 // The one root logger. Components get `log.child({ component })` through their constructor.
 // Fixed key names: peer, seq, generation, from, to, lagMs, path, root; errors under `err`.
 import pino, { type Logger } from 'pino';
+import { PRIVATE_FILE_MODE } from './constants.ts';
 
 export type { Logger } from 'pino';
 
@@ -18,7 +19,9 @@ export interface LogOptions {
  * state changes and errors, never one line per record.
  */
 export function createLogger(opts: LogOptions = {}): Logger {
-  const dest = pino.destination({ dest: opts.file ?? 1, sync: true, mkdir: true });
+  // The log names protected paths and peers: its user's alone, like the state (0600; an
+  // existing file is tightened at start-up, agent/state/private-state.ts).
+  const dest = pino.destination({ dest: opts.file ?? 1, sync: true, mkdir: true, mode: PRIVATE_FILE_MODE });
   return pino(
     {
       level: opts.level ?? 'info',

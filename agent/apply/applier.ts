@@ -170,6 +170,8 @@ export class Applier {
         const existed = (await lstatOrUndefined(r.path)) !== undefined;
         if (!existed) {
           await fsp.mkdir(r.path, { recursive: true, mode: CREATED_DIR_MODE });
+          // The agent's umask is 077 (its own files are private): the root gets its mode as before.
+          await fsp.chmod(r.path, CREATED_DIR_MODE);
           await this.fsyncPath(absParent(r.path));
           this.log.info({ root: r.name, path: r.path }, 'protected root created');
         }

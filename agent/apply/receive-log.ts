@@ -30,6 +30,8 @@ export interface StoredBatch {
   generation: string;
   /** Binary fields are views into one buffer per batch. */
   records: DataRecord[];
+  /** That buffer: the batch's frames as stored (records, then the commit). */
+  frames: Uint8Array;
 }
 
 interface HeldBatch {
@@ -153,7 +155,7 @@ export class ReceiveLog {
       }
       const { frames } = parseFrames(buf);
       const records = frames.slice(0, -1).map((f) => f.entry as DataRecord);
-      yield { first: b.first, last: b.last, consistent: b.consistent, ts: b.ts, generation: b.generation, records };
+      yield { first: b.first, last: b.last, consistent: b.consistent, ts: b.ts, generation: b.generation, records, frames: buf };
     }
   }
 

@@ -11,7 +11,7 @@ import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
 import { describeCause, errnoOf } from '../../shared/errors.ts';
 import { HASH_BYTES } from '../../shared/hash.ts';
-import { compressWrite, compressWriteAsync, depthOf, isWithin, parentOf, type DataRecord, type NewRecord } from '../../shared/protocol/index.ts';
+import { BATCH_RAW_CUT_BYTES, BATCH_RECORDS_CUT, compressWrite, compressWriteAsync, depthOf, isWithin, parentOf, type DataRecord, type NewRecord } from '../../shared/protocol/index.ts';
 import type { Entry, FileEntry, Manifest } from '../manifest/index.ts';
 import { readBlocks, readBlocksSync, SYNC_READ_MAX_BYTES, type BlockReadOutcome, type FileStat } from './block-reader.ts';
 import { compileExcludes, type ExcludeMatcher } from './exclude.ts';
@@ -292,6 +292,8 @@ export class Capture {
           sliceStart = this.opts.clock.monotonic();
         }
         try {
+          // Removals and directories journal without reading a file: the batch is cut here too.
+          await this.makeRoom();
           await this.processPath(h.root, h.path, h.force);
           this.problems.delete(`${h.root.name}\0${h.path}`);
         } catch (err) {
@@ -377,7 +379,10 @@ export class Capture {
     await this.breathe();
     const j = this.opts.journal;
     if (this.baseline) return;
-    if (j.pendingBytes >= this.opts.batchBytes) {
+    // A batch is also closed by the bytes its blocks inflate to (compressed zero blocks journal
+    // at ~100 bytes each) and by its records: the passive refuses a batch beyond
+    // MAX_BATCH_RAW_BYTES or MAX_BATCH_RECORDS.
+    if (j.pendingBytes >= this.opts.batchBytes || j.pendingPayloadBytes >= BATCH_RAW_CUT_BYTES || j.pendingRecords >= BATCH_RECORDS_CUT) {
       this.roundSplit = true;
       // Read on while this batch is made durable; at most one such commit is in flight. The
       // manifest is flushed only by the round's last commit, which waits for this one.

@@ -10,6 +10,10 @@ export interface JournalSink {
   commit(consistent: boolean): Promise<unknown>;
   /** Bytes appended since the last commit. */
   readonly pendingBytes: number;
+  /** Bytes of file data (blocks, inflated) appended since the last commit. */
+  readonly pendingPayloadBytes: number;
+  /** Records appended since the last commit. */
+  readonly pendingRecords: number;
   readonly headSeq: number;
   /** False when the journal reached its size bound: capture waits before reading more. */
   hasSpace(): boolean;

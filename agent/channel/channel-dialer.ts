@@ -123,8 +123,9 @@ export class ChannelDialer extends EventEmitter<ChannelDialerEvents> {
     }
     this.current = conn;
     this.backoff.connected();
+    const tls = conn.tlsSession();
     this.log.info(
-      { peer: this.opts.peer, remote: conn.remote, direction: 'outbound', failedAttempts: this.failedAttempts, downMs: Math.round(this.clock.monotonic() - this.downSince) },
+      { peer: this.opts.peer, remote: conn.remote, direction: 'outbound', failedAttempts: this.failedAttempts, downMs: Math.round(this.clock.monotonic() - this.downSince), ...(tls === undefined ? {} : { tls }) },
       'channel: connected',
     );
     this.failedAttempts = 0;

@@ -33,6 +33,8 @@ export interface ChannelServerOptions extends ChannelOptions {
   host: string;
   /** Port to listen on; 0 picks a free one (read it back from listen()). */
   port: number;
+  /** Connections not authenticated yet, at most (CHANNEL_MAX_PENDING_CONNECTIONS); tests lower it. */
+  maxPendingConnections?: number;
 }
 
 export interface ChannelDialerOptions extends ChannelOptions {

@@ -1,17 +1,21 @@
 // Listens on this node's channel address and accepts the peer, and only the peer: TLS-PSK
 // (unless 'none'), then the HMAC challenge in the upgrade, then a WebSocket. Every refusal is
 // answered with a bare HTTP status and logged with its code and the remote address; no
-// WebSocket frame is read before the peer is authenticated.
+// WebSocket frame is read before the peer is authenticated. Anyone who can reach the port can
+// open connections, so those not authenticated yet are bounded: at most
+// CHANNEL_MAX_PENDING_CONNECTIONS (a new one evicts the oldest), each for at most twice
+// channel.handshakeTimeout.
 import { EventEmitter } from 'node:events';
 import http, { STATUS_CODES, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
+import { TLSSocket } from 'node:tls';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
 import { systemClock, type Clock } from '../../shared/clock.ts';
 import { TandemError, describeCause, errnoOf } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { ConnectionCap } from './connection-cap.ts';
 import { checkClientAuth, serverAuthHeaderLines, type AuthVerdict } from './channel-auth.ts';
 import { checkChannelOptions, type ChannelServerOptions } from './channel-options.ts';
 import { LogLimiter } from './log-limiter.ts';
@@ -26,6 +30,14 @@ export interface ChannelServerEvents {
 
 const KEY_HINT = 'both nodes must hold the same pair key file; see docs/errors.md';
 const NAMES_HINT = 'check pair, node and nodes.* in tandem.yaml on both nodes; see docs/errors.md';
+
+/**
+ * Connections not yet authenticated, at most. The peer needs one (two while a reconnect crosses
+ * an old attempt); each costs a descriptor and a TLS state, so a flood of them must not starve
+ * the agent. The newest is kept: the peer completes its handshake in milliseconds, an idle
+ * socket never does.
+ */
+export const CHANNEL_MAX_PENDING_CONNECTIONS = 16;
 
 function remoteOf(socket: Duplex): string {
   const s = socket as Partial<net.Socket>;
@@ -61,6 +73,8 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
   private readonly proofHeaders = new WeakMap<IncomingMessage, string[]>();
   /** Every TCP socket accepted, so close() leaves none behind (handshakes included). */
   private readonly sockets = new Set<net.Socket>();
+  /** TCP sockets not authenticated yet. */
+  private readonly pending: ConnectionCap;
   private current: PeerConnection | undefined;
   private state: 'new' | 'listening' | 'closing' | 'closed' = 'new';
 
@@ -72,6 +86,15 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
     this.log = opts.log.child({ component: 'channel' });
     this.replay = new ReplayCache(this.clock);
     this.refusals = new LogLimiter(this.clock);
+    const maxPending = opts.maxPendingConnections ?? CHANNEL_MAX_PENDING_CONNECTIONS;
+    // Node's own timeouts bound each stage (TLS, then the upgrade's headers); this bounds the
+    // whole, whatever a client trickles.
+    this.pending = new ConnectionCap({
+      max: maxPending,
+      lifetimeMs: 2 * opts.handshakeTimeoutMs,
+      clock: this.clock,
+      onEvicted: (evicted) => this.log.warn({ evicted, maxPending }, 'channel: too many connections not authenticated yet; dropping the oldest (a scan or a flood on the channel address)'),
+    });
     const hs = opts.handshakeTimeoutMs;
     // The HTTP stage of the handshake gets the same budget as the TLS stage (handshakeTimeout):
     // headersTimeout runs from the moment the connection (under TLS: the TLS session) starts,
@@ -88,6 +111,7 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
         : http.createServer(httpOpts);
     this.server.on('connection', (socket: net.Socket) => {
       this.sockets.add(socket);
+      this.pending.admit(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
     this.server.on('request', (_req: IncomingMessage, res: http.ServerResponse) => {
@@ -111,6 +135,11 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
       if (lines !== undefined) headers.push(...lines);
     });
     this.wss.on('error', (err) => this.log.error({ code: 'TANDEM_ERR_INTERNAL', err }, 'channel: WebSocket server error'));
+  }
+
+  /** Connections accepted and not authenticated yet (for tests). */
+  get pendingConnections(): number {
+    return this.pending.size;
   }
 
   /** The open connection from the peer, if any. */
@@ -157,6 +186,7 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
       await conn.ended();
     }
     for (const socket of this.sockets) socket.destroy();
+    this.pending.destroyAll();
     await stopped;
     this.wss.close();
     this.state = 'closed';
@@ -190,6 +220,7 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
   }
 
   private accept(ws: WebSocket, socket: Duplex, remote: string): void {
+    this.pending.release(wireOf(socket));
     const conn = new PeerConnection({
       ws,
       wire: wireOf(socket),
@@ -199,6 +230,7 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
       maxFrameBytes: this.opts.maxFrameBytes,
       log: this.log,
       clock: this.clock,
+      tls: socket instanceof TLSSocket ? socket : undefined,
     });
     if (this.state !== 'listening') {
       conn.close('normal', 'the channel server is closing');
@@ -215,7 +247,8 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
       this.log.info({ peer: this.opts.peer, remote, previous: old.remote }, 'channel: a new connection from the peer replaces the open one');
       old.close('normal', 'replaced');
     }
-    this.log.info({ peer: this.opts.peer, remote, direction: 'inbound' }, 'channel: connected');
+    const tls = conn.tlsSession();
+    this.log.info({ peer: this.opts.peer, remote, direction: 'inbound', ...(tls === undefined ? {} : { tls }) }, 'channel: connected');
     try {
       this.emit('connection', conn);
     } catch (err) {
@@ -253,11 +286,13 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
     const admitted = this.refusals.admit(`TANDEM_ERR_AUTH_FAILED ${socket.remoteAddress ?? ''}`);
     if (admitted === undefined) return;
     const plain = errno === 'ERR_SSL_HTTP_REQUEST' || errno === 'ERR_SSL_WRONG_VERSION_NUMBER';
+    // The channel speaks TLS 1.3 only (tls-psk.ts): an older Tandem offers TLS 1.2.
+    const version = errno === 'ERR_SSL_UNSUPPORTED_PROTOCOL' || errno === 'ERR_SSL_NO_SHARED_CIPHER';
     const e = TandemError.wrap(err, {
       code: 'TANDEM_ERR_AUTH_FAILED',
       op: `authenticate channel client ${remote}`,
-      reason: `TLS handshake failed (${errno}): ${plain ? 'the client does not speak TLS (channel.encryption differs?)' : 'the client does not hold this pair key'}`,
-      hint: plain ? 'channel.encryption must be the same on both nodes; see docs/channel.md' : KEY_HINT,
+      reason: `TLS handshake failed (${errno}): ${plain ? 'the client does not speak TLS (channel.encryption differs?)' : version ? 'the client does not offer TLS 1.3 with a PSK suite (an older Tandem?)' : 'the client does not hold this pair key'}`,
+      hint: plain ? 'channel.encryption must be the same on both nodes; see docs/channel.md' : version ? 'run the same Tandem version on both nodes; see docs/channel.md, "Encryption"' : KEY_HINT,
     });
     this.log.warn(
       { code: 'TANDEM_ERR_AUTH_FAILED', remote, err: e, ...(admitted.suppressed > 0 ? { suppressed: admitted.suppressed } : {}) },

@@ -66,6 +66,7 @@ export function dialPeer(target: DialTarget, log: Logger, done: (r: DialResult) 
   const remote = `${target.host}:${target.port}`;
   const claim = makeClientClaim(target.pair, target.self, target.peer, clock.now());
   let wire: net.Socket | undefined;
+  let tlsSocket: tls.TLSSocket | undefined;
   let failure: DialFailure | undefined;
   let settled = false;
 
@@ -79,7 +80,8 @@ export function dialPeer(target: DialTarget, log: Logger, done: (r: DialResult) 
       // error after ws let go of the socket from becoming an uncaught exception.
     });
     if (!encrypted) return socket;
-    return tls.connect({ ...tlsPskClientOptions(derivePsk(target.key, target.pair), target.self), socket });
+    tlsSocket = tls.connect({ ...tlsPskClientOptions(derivePsk(target.key, target.pair), target.self), socket });
+    return tlsSocket;
   };
 
   const wsOpts: ClientOptions & { closeTimeout: number } = {
@@ -152,7 +154,7 @@ export function dialPeer(target: DialTarget, log: Logger, done: (r: DialResult) 
     ws.off('close', onClose);
     let conn: PeerConnection;
     try {
-      conn = new PeerConnection({ ws, wire, peer: target.peer, direction: 'outbound', remote, maxFrameBytes: target.maxFrameBytes, log, clock });
+      conn = new PeerConnection({ ws, wire, peer: target.peer, direction: 'outbound', remote, maxFrameBytes: target.maxFrameBytes, log, clock, tls: tlsSocket });
     } catch (err) {
       ws.terminate();
       settle({ ok: false, failure: { code: 'TANDEM_ERR_INTERNAL', kind: 'TANDEM_ERR_INTERNAL', reason: describeCause(err), cause: err as Error } });

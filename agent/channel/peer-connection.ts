@@ -4,6 +4,7 @@
 // in flight with `bufferedAmount` and the peer's acks (ws has no drain event).
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import WebSocket, { type RawData } from 'ws';
 import type { Clock } from '../../shared/clock.ts';
 import { TandemError, describeCause, type ErrorCode } from '../../shared/errors.ts';
@@ -11,6 +12,7 @@ import type { Logger } from '../../shared/log.ts';
 import { decode, encode, encodeBatchParts } from '../../shared/protocol/codec.ts';
 import { messageProblem, type ErrorMessage, type Message } from '../../shared/protocol/messages.ts';
 import { closeFrameFor, closeInfoFromPeer, codeForWsError, type ChannelCloseInfo } from './close-reason.ts';
+import { tlsSessionOf, type TlsSession } from './tls-psk.ts';
 
 export type ChannelDirection = 'inbound' | 'outbound';
 
@@ -48,6 +50,8 @@ export interface PeerConnectionInit {
   /** The channel's logger; the connection adds peer, remote and direction. */
   log: Logger;
   clock: Clock;
+  /** The TLS socket ws reads from, when encrypted: what the handshake negotiated. */
+  tls?: TLSSocket | undefined;
 }
 
 const HINTS: Partial<Record<ErrorCode, string>> = {
@@ -72,6 +76,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
 
   private readonly ws: WebSocket;
   private readonly wire: Socket;
+  private readonly tls: TLSSocket | undefined;
   private readonly log: Logger;
   private readonly maxFrameBytes: number;
   private readonly connectedAt: number;
@@ -79,6 +84,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   private messagesIn = 0;
   private messagesOut = 0;
   private lastPeerError: ErrorMessage | undefined;
+  private peerErrors = 0;
   private closeInfo: ChannelCloseInfo | undefined;
   private readonly endedPromise: Promise<void>;
 
@@ -89,6 +95,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.remote = init.remote;
     this.ws = init.ws;
     this.wire = init.wire;
+    this.tls = init.tls;
     this.maxFrameBytes = init.maxFrameBytes;
     this.connectedAt = init.clock.now();
     this.log = init.log.child({ peer: init.peer, remote: init.remote, direction: init.direction });
@@ -196,6 +203,11 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     };
   }
 
+  /** What the TLS handshake negotiated (protocol, cipher, key exchange); undefined without TLS. */
+  tlsSession(): TlsSession | undefined {
+    return this.tls === undefined ? undefined : tlsSessionOf(this.tls);
+  }
+
   /** Resolves once the socket is gone (after the close handshake, or CLOSE_GRACE_MS at most). */
   ended(): Promise<void> {
     return this.endedPromise;
@@ -224,7 +236,9 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.messagesIn += 1;
     if (m.t === 'error') {
       this.lastPeerError = m;
-      this.log.warn({ code: m.code, reason: clip(m.message) }, 'channel: the peer reported an error');
+      // A peer says why before it closes: one line. More on one connection is not worth more.
+      this.peerErrors += 1;
+      if (this.peerErrors === 1) this.log.warn({ code: m.code, reason: clip(m.message) }, 'channel: the peer reported an error');
     }
     try {
       this.emit('message', m);

@@ -187,6 +187,11 @@ export class Journal {
     return this.pendingLength;
   }
 
+  /** Bytes of file data appended since the last commit, blocks counted inflated. */
+  get pendingPayloadBytes(): number {
+    return this.pendingPayload;
+  }
+
   get pendingRecords(): number {
     return this.pendingCount;
   }

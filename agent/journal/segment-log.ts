@@ -12,6 +12,7 @@
 // is corruption, reported and never silently skipped over.
 import fsp, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../shared/constants.ts';
 import { TandemError, errnoOf } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { ioCounters } from '../../shared/io-counters.ts';
@@ -190,7 +191,7 @@ export class SegmentLog {
     const { dir, log, name } = opts;
     const op = `${name}: open ${dir}`;
     try {
-      await fsp.mkdir(dir, { recursive: true });
+      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
       const names = (await fsp.readdir(dir)).filter((n) => SEGMENT_NAME.test(n)).sort();
       const grammar = new BatchGrammar();
       const summary: ScanSummary = { segments: 0, frames: 0, bytes: 0 };
@@ -258,7 +259,7 @@ export class SegmentLog {
       }
       if (kept.length === 0) {
         const seg = newSegment(dir, segmentName(opts.firstSeq ?? 1), 0);
-        seg.fh = await fsp.open(seg.file, 'wx');
+        seg.fh = await fsp.open(seg.file, 'wx', PRIVATE_FILE_MODE);
         await fsyncDir(dir);
         kept.push(seg);
       } else {
@@ -398,7 +399,7 @@ export class SegmentLog {
     seg.tail = this.guard(`create ${seg.name}`, async () => {
       await closed;
       if (this.failure !== undefined) return;
-      seg.fh = await fsp.open(seg.file, 'wx');
+      seg.fh = await fsp.open(seg.file, 'wx', PRIVATE_FILE_MODE);
       await fsyncDir(this.opts.dir);
     });
     // An empty segment goes only after its successor exists, so the directory is never

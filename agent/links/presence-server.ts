@@ -1,12 +1,17 @@
 // Answers presence probes on this node's public address: a tiny HTTP/1.1 server with one
 // route, GET /presence?nonce=…&from=…, whose answer is signed for that nonce. It must never
 // do work per probe beyond describe() and one HMAC, never log per probe, and never keep a
-// connection open: one request, one answer, close.
+// connection open: one request, one answer, close. Anyone on the public network reaches it, so
+// what they can hold is bounded: at most PRESENCE_MAX_CONNECTIONS sockets (a new one evicts the
+// oldest, so a flood of idle sockets cannot lock the peer's prober out) for at most
+// PRESENCE_CONNECTION_TIMEOUT_MS each.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
+import { systemClock, type Clock } from '../../shared/clock.ts';
 import { TandemError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { ConnectionCap } from '../channel/connection-cap.ts';
 import { checkHost, checkName, checkPairKey, checkPort, NODE_NAME } from './link-options.ts';
 import { derivePresenceKey, presenceProof, PRESENCE_NONCE, PRESENCE_PATH, type PresenceAnswer } from './presence-proof.ts';
 
@@ -24,6 +29,11 @@ export interface PresenceServerOptions {
   log: Logger;
   /** Listen backlog; the kernel caps it at net.core.somaxconn. */
   backlog?: number;
+  /** Open connections at most (PRESENCE_MAX_CONNECTIONS); tests lower it. */
+  maxConnections?: number;
+  /** How long a connection may stay open (PRESENCE_CONNECTION_TIMEOUT_MS). */
+  connectionTimeoutMs?: number;
+  clock?: Clock;
 }
 
 /**
@@ -36,6 +46,21 @@ export const PRESENCE_LISTEN_BACKLOG = 4096;
 /** A probe sends its request at once; a client that does not is not a prober. */
 const REQUEST_TIMEOUT_MS = 5000;
 
+/**
+ * Connections open at once, at most. The peer's prober holds one at a time (two when one it
+ * gave up on is still closing); the rest is headroom. Each costs a descriptor: well below any
+ * descriptor limit an agent runs with, so a flood cannot starve the journal, the channel or the
+ * scripts of theirs.
+ */
+export const PRESENCE_MAX_CONNECTIONS = 32;
+
+/**
+ * A connection is dropped this long after it was accepted, whatever it does: one request and
+ * one answer take milliseconds. Node's own header and request timeouts are only checked every
+ * 30 s (measured: idle sockets were dropped after about 32 s).
+ */
+export const PRESENCE_CONNECTION_TIMEOUT_MS = 5000;
+
 export class PresenceServer {
   private readonly opts: PresenceServerOptions;
   private readonly log: Logger;
@@ -43,6 +68,7 @@ export class PresenceServer {
   private readonly server: http.Server;
   private state: 'new' | 'listening' | 'closed' = 'new';
   private describeFailed = false;
+  private readonly cap: ConnectionCap;
 
   constructor(opts: PresenceServerOptions) {
     const op = 'start the presence server';
@@ -54,12 +80,25 @@ export class PresenceServer {
     this.opts = opts;
     this.log = opts.log.child({ component: 'links' });
     this.presenceKey = derivePresenceKey(opts.key, opts.pair);
+    const maxConnections = opts.maxConnections ?? PRESENCE_MAX_CONNECTIONS;
+    this.cap = new ConnectionCap({
+      max: maxConnections,
+      lifetimeMs: opts.connectionTimeoutMs ?? PRESENCE_CONNECTION_TIMEOUT_MS,
+      clock: opts.clock ?? systemClock,
+      onEvicted: (evicted) => this.log.warn({ evicted, maxConnections }, 'presence: too many open connections; dropping the oldest (a scan or a flood on the public address)'),
+    });
     this.server = http.createServer({ maxHeaderSize: 8192, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS }, (req, res) =>
       this.handle(req, res),
     );
     // Resets and garbage from scanners (or from probes abandoned while this agent was stopped)
     // are not worth a line each: drop the socket.
     this.server.on('clientError', (_err: Error, socket: Socket) => socket.destroy());
+    this.server.on('connection', (socket: Socket) => this.cap.admit(socket));
+  }
+
+  /** Open connections now (for tests and status). */
+  get connections(): number {
+    return this.cap.size;
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -99,6 +138,7 @@ export class PresenceServer {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
+      this.cap.destroyAll();
     });
   }
 

@@ -1,6 +1,8 @@
 // What the presence probes say about the peer, as a pure fold over probe results. The verdicts
 // are kept apart because only 'dead' and 'unreachable' are evidence that the peer is gone;
-// 'stalled' (its kernel accepts, its agent is silent) is a slow peer, never a gone one.
+// 'stalled' (its kernel accepts, its agent is silent) is a slow peer, never a gone one. A 'dead'
+// verdict needs repeated evidence: an agent out of file descriptors has its kernel accept and
+// drop a connection (libuv's EMFILE answer) exactly as a dying one does, once.
 import type { LinkChange } from './public-link-state.ts';
 import type { PresenceAnswer } from './presence-proof.ts';
 
@@ -43,6 +45,9 @@ export interface PresenceView {
   error?: string;
   /** Probes in a row this node could not make ('error'), tolerated up to PRESENCE_ERRORS_TOLERATED. */
   errorsInRow?: number;
+  /** 'dead' probes in a row not yet confirmed (fewer than PRESENCE_DEAD_CONFIRMATIONS), and when the first ended. */
+  deadInRow?: number;
+  deadSince?: number;
 }
 
 /**
@@ -51,6 +56,17 @@ export interface PresenceView {
  * failover's count. More than that, and the verdict becomes 'error': this node is blind.
  */
 export const PRESENCE_ERRORS_TOLERATED = 3;
+
+/**
+ * Probes in a row that must find the peer's agent gone (refused, or closed without an answer)
+ * before the verdict becomes 'dead'. One such probe proves little: an agent that ran out of
+ * descriptors for a moment, a connection evicted by a flood of others (presence-server.ts),
+ * a restart between accept and answer. With the default 500 ms interval three take about a
+ * second, well inside the failover threshold; and how long the peer has been gone still counts
+ * from the first of them (and from its last answer, failover-runner.ts), so confirming costs
+ * the failover no time.
+ */
+export const PRESENCE_DEAD_CONFIRMATIONS = 3;
 
 export function initialPresenceView(now: number, configured: boolean): PresenceView {
   return { state: configured ? 'unknown' : 'unconfigured', since: now, consecutive: 0 };
@@ -63,6 +79,17 @@ export function applyPresenceResult(prev: PresenceView, r: PresenceProbeResult, 
     return { view: { ...prev, lastProbeAt: now, errorsInRow, ...(r.error === undefined ? {} : { error: r.error }) } };
   }
   const same = r.verdict === prev.state;
+  if (r.verdict === 'dead' && !same) {
+    const deadInRow = (prev.deadInRow ?? 0) + 1;
+    const deadSince = prev.deadSince ?? now;
+    if (deadInRow < PRESENCE_DEAD_CONFIRMATIONS) {
+      return { view: { ...prev, lastProbeAt: now, errorsInRow, deadInRow, deadSince, ...(r.error === undefined ? {} : { error: r.error }) } };
+    }
+    const view: PresenceView = { state: 'dead', since: deadSince, consecutive: deadInRow, lastProbeAt: now, errorsInRow };
+    if (prev.lastAnswer !== undefined) view.lastAnswer = prev.lastAnswer;
+    if (r.error !== undefined) view.error = r.error;
+    return { view, change: { from: prev.state, to: 'dead', reason: r.error ?? 'the peer agent is gone' } };
+  }
   const view: PresenceView = {
     state: r.verdict,
     since: same ? prev.since : now,

@@ -11,6 +11,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../shared/log.ts';
 import { encodeFrameOf, parseFramesWith } from '../../shared/protocol/index.ts';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../shared/constants.ts';
 import { TandemError } from '../../shared/errors.ts';
 import { Manifest, type Entry } from './manifest.ts';
 
@@ -87,7 +88,7 @@ export class ManifestStore {
 
   static async open(opts: ManifestStoreOptions): Promise<ManifestStore> {
     const log = opts.log;
-    await fsp.mkdir(opts.dir, { recursive: true });
+    await fsp.mkdir(opts.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const snapFile = path.join(opts.dir, 'snapshot');
     const changesFile = path.join(opts.dir, 'changes');
     const manifest = new Manifest(opts.roots);
@@ -176,7 +177,7 @@ export class ManifestStore {
   private async writeSnapshot(): Promise<void> {
     const dir = this.opts.dir;
     const tmp = path.join(dir, 'snapshot.tmp');
-    const fh = await fsp.open(tmp, 'w');
+    const fh = await fsp.open(tmp, 'w', PRIVATE_FILE_MODE);
     try {
       const header: Header = { format: FORMAT, blockSize: this.opts.blockSize, roots: this.opts.roots, throughSeq: this.through };
       let chunk: Buffer[] = [encodeFrameOf(header)];
@@ -205,7 +206,7 @@ export class ManifestStore {
     await fsp.rename(tmp, path.join(dir, 'snapshot'));
     await fsyncDir(dir);
     if (this.changesFd >= 0) fs.closeSync(this.changesFd);
-    this.changesFd = fs.openSync(path.join(dir, 'changes'), 'w');
+    this.changesFd = fs.openSync(path.join(dir, 'changes'), 'w', PRIVATE_FILE_MODE);
     await writeAll(this.changesFd, encodeFrameOf({ format: FORMAT, blockSize: this.opts.blockSize, roots: this.opts.roots, throughSeq: this.through } satisfies Header));
     this.changesBytes = 0;
   }

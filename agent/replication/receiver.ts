@@ -3,14 +3,25 @@
 // durable is acknowledged. When a write cannot be applied (disk full, permission), applying
 // pauses with an alarm and retries with backoff: nothing is skipped, nothing is acknowledged
 // early. A malformed or hostile batch is refused whole, before anything of it is written.
+//
+// What an active can make it hold is bounded (docs/security.md, "What a peer can cost"): at
+// most its receive window of unacknowledged batches, kept as the frames that arrived (never
+// decoded records, never inflated blocks); a block at most the pair's block size; a batch's
+// blocks at most MAX_BATCH_RAW_BYTES once inflated, checked from the stated lengths before a
+// byte is inflated; and blocks inflated one at a time, applied in runs of at most
+// APPLY_INFLATED_BYTES.
 import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { TandemError, type ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import {
+  MAX_BATCH_RAW_BYTES,
+  MAX_BATCH_RECORDS,
+  countFrames,
   decompressWrite,
   parseFrames,
   payloadBytes,
+  writeLength,
   type BatchMessage,
   type CommitEntry,
   type DataRecord,
@@ -30,7 +41,8 @@ export interface StoredBatchLike {
   last: number;
   ts: number;
   generation: string;
-  records: DataRecord[];
+  /** The batch's frames as received and stored: its records, then its commit. */
+  frames: Uint8Array;
 }
 
 /** What the receiver needs from the receive log. */
@@ -60,6 +72,11 @@ export interface ReceiverOptions {
   nodeState: NodeStateStore;
   retryMinMs: number;
   retryMaxMs: number;
+  /**
+   * The receive window (channel.windowBatches, channel.windowBytes): batches received and not
+   * yet acknowledged, and their bytes on the wire, at most. Told to the active in the hello.
+   */
+  window: { batches: number; bytes: number };
   /** Answers `tandem verify`'s questions (agent/verify); absent: they are refused. */
   verify?: { answer(m: VerifyListMessage | VerifyEntryMessage, send: (reply: VerifyReplyMessage) => void): Promise<void> } | undefined;
   log: Logger;
@@ -94,8 +111,22 @@ export interface ReceiverStatus {
 }
 
 interface Pending extends StoredBatchLike {
+  /** Bytes of file data the batch sets, inflated (status: queueBytes). */
   bytes: number;
 }
+
+/**
+ * Inflated bytes applied in one run: a batch whose compressed blocks inflate to more is applied
+ * in several runs, each made durable and acknowledged, so that at most this much inflated data
+ * is held at once. Raw blocks are views into the frames and do not count.
+ */
+export const APPLY_INFLATED_BYTES = 16 * 1024 * 1024;
+
+/**
+ * `tandem verify` questions answered at once, at most; more get an error reply at once. The
+ * active's verifier keeps a handful in flight; each answer reads a directory or hashes a file.
+ */
+export const MAX_VERIFY_ANSWERS = 32;
 
 export class Receiver {
   private readonly log: Logger;
@@ -121,6 +152,13 @@ export class Receiver {
   private lastContactLagMs: number | undefined;
   private behindSince: number | undefined;
   private appendChain: Promise<void> = Promise.resolve();
+  /** Batches received and not yet acknowledged, oldest first, with their bytes on the wire: what counts against the window. */
+  private readonly held: { last: number; bytes: number }[] = [];
+  private heldBytes = 0;
+  private verifyAnswers = 0;
+  /** The manifest request being answered, and the newest one asked for meanwhile (one at a time: each rehashes the tree). */
+  private manifestAnswer: Promise<void> | undefined;
+  private manifestNext: string | undefined;
   private drainWaiters: (() => void)[] = [];
   private readonly detachLink: (() => void)[] = [];
 
@@ -139,7 +177,10 @@ export class Receiver {
   async recover(): Promise<void> {
     const pending: StoredBatchLike[] = [];
     for await (const b of this.opts.receiveLog.pendingBatches()) pending.push(b);
-    for (const b of pending) this.queue.push({ ...b, bytes: batchDataBytes(b.records) });
+    for (const b of pending) {
+      this.queue.push({ first: b.first, last: b.last, ts: b.ts, generation: b.generation, frames: b.frames, bytes: batchDataBytes(recordsOf(b.frames)) });
+      this.hold(b.last, b.frames.byteLength);
+    }
     if (pending.length > 0) {
       this.log.info({ batches: pending.length, from: pending[0]!.first, to: pending[pending.length - 1]!.last, appliedSeq: this.appliedSeq }, 'receiver: applying batches held before the restart');
     }
@@ -166,9 +207,17 @@ export class Receiver {
   }
 
   /** This side's part of the hello: what it holds. */
-  helloFields(): Pick<HelloMessage, 'generation' | 'headSeq' | 'firstSeq' | 'appliedSeq' | 'syncId'> {
+  helloFields(): Pick<HelloMessage, 'generation' | 'headSeq' | 'firstSeq' | 'appliedSeq' | 'syncId' | 'window' | 'held'> {
     const s = this.opts.nodeState.get();
-    return { generation: s.generation, headSeq: this.receivedSeq, firstSeq: 0, appliedSeq: this.appliedSeq, syncId: s.syncId };
+    return {
+      generation: s.generation,
+      headSeq: this.receivedSeq,
+      firstSeq: 0,
+      appliedSeq: this.appliedSeq,
+      syncId: s.syncId,
+      window: { ...this.opts.window },
+      held: { batches: this.held.length, bytes: this.heldBytes },
+    };
   }
 
   /** Applies every batch held (a promotion finishes what it received); resolves with the last applied sequence. */
@@ -304,7 +353,7 @@ export class Receiver {
         this.noteContact();
         return;
       case 'manifest-request':
-        void this.sendManifest(m.id);
+        this.requestManifest(m.id);
         return;
       case 'split-brain': {
         // The active holds replication: both changed since they split. Nothing arrives and
@@ -322,9 +371,16 @@ export class Receiver {
           link?.send({ t: 'verify-reply', req: m.req, atSeq: this.appliedSeq, error: 'this agent does not answer verify questions' });
           return;
         }
-        void this.opts.verify.answer(m, (reply) => {
-          if (link?.open === true && this.link === link) link.send(reply);
-        });
+        if (this.verifyAnswers >= MAX_VERIFY_ANSWERS) {
+          link?.send({ t: 'verify-reply', req: m.req, atSeq: this.appliedSeq, error: `busy: ${MAX_VERIFY_ANSWERS} questions are being answered already` });
+          return;
+        }
+        this.verifyAnswers += 1;
+        void this.opts.verify
+          .answer(m, (reply) => {
+            if (link?.open === true && this.link === link) link.send(reply);
+          })
+          .finally(() => (this.verifyAnswers -= 1));
         return;
       }
       case 'error':
@@ -358,9 +414,22 @@ export class Receiver {
 
   private onBatch(m: BatchMessage): void {
     if (this.peerHello === undefined) return this.refuse(this.protocolError('batch before hello'));
+    // The active sends only while what this node holds unacknowledged is inside the window it
+    // was told (plus what it held at the hello): anything more is not a Tandem active.
+    const w = this.opts.window;
+    if (this.held.length >= w.batches || this.heldBytes >= w.bytes) {
+      return this.refuse(
+        this.protocolError(
+          `batch ${m.first}-${m.last} arrived while this node holds ${this.held.length} unacknowledged batches (${this.heldBytes} bytes); its window is ${w.batches} batches, ${w.bytes} bytes`,
+          'TANDEM_ERR_WINDOW_EXCEEDED',
+          { held: this.held.length, heldBytes: this.heldBytes, windowBatches: w.batches, windowBytes: w.bytes },
+        ),
+      );
+    }
     const checked = this.checkBatch(m);
     if (checked instanceof TandemError) return this.refuse(checked);
-    const { records, commit } = checked;
+    const { bytes, commit } = checked;
+    this.hold(m.last, m.frames.byteLength);
     // Data again: the split brain was resolved on the active's side.
     if (this.receiveAlarm?.code === 'TANDEM_ERR_SPLIT_BRAIN') this.receiveAlarm = undefined;
     this.receivedSeq = m.last;
@@ -374,18 +443,26 @@ export class Receiver {
       } catch (err) {
         // Not persisted, so not acknowledged: the active sends it again after the reconnect.
         this.receivedSeq = Math.min(this.receivedSeq, m.first - 1);
+        this.unhold(m.first);
         if (this.link === link) {
           this.refuse(TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op: `persist batch ${m.first}-${m.last} in the receive log`, hint: 'free space in the state directory; replication resumes by itself' }));
         }
         return;
       }
-      this.queue.push({ first: m.first, last: m.last, ts: commit.ts, generation: commit.generation, records, bytes: batchDataBytes(records) });
+      this.queue.push({ first: m.first, last: m.last, ts: commit.ts, generation: commit.generation, frames: m.frames, bytes });
       this.kick();
     });
   }
 
-  /** Everything about a batch that can be checked before a byte of it is written. */
-  private checkBatch(m: BatchMessage): { records: DataRecord[]; commit: CommitEntry } | TandemError {
+  /**
+   * Everything about a batch that can be checked before a byte of it is written. The decoded
+   * records are dropped once checked: the queue keeps the frames, which cost what arrived.
+   */
+  private checkBatch(m: BatchMessage): { bytes: number; commit: CommitEntry } | TandemError {
+    const count = countFrames(m.frames, MAX_BATCH_RECORDS + 1);
+    if (count > MAX_BATCH_RECORDS + 1) {
+      return this.protocolError(`batch ${m.first}-${m.last} holds more than ${MAX_BATCH_RECORDS} records`, 'TANDEM_ERR_BATCH_TOO_LARGE', { maxRecords: MAX_BATCH_RECORDS });
+    }
     const { frames, stop } = parseFrames(m.frames);
     if (stop.kind !== 'end') {
       if (stop.kind === 'checksum') return this.protocolError(`batch ${m.first}-${m.last}: record at byte ${stop.offset} fails its checksum`, 'TANDEM_ERR_CHECKSUM');
@@ -397,6 +474,8 @@ export class Receiver {
     const last = frames[frames.length - 1]?.entry;
     if (last?.op !== 'commit' || last.first !== m.first || last.last !== m.last) return this.protocolError(`batch ${m.first}-${m.last} does not end with its commit`);
     const records: DataRecord[] = [];
+    const blockSize = this.opts.blockSize;
+    let bytes = 0;
     for (let i = 0; i < frames.length - 1; i++) {
       const e = frames[i]!.entry;
       if (e.op === 'commit' || e.op === 'applied') return this.protocolError(`batch ${m.first}-${m.last}: ${e.op} entry inside a batch`);
@@ -404,27 +483,50 @@ export class Receiver {
       if ('root' in e && !this.rootNames.has(e.root)) {
         return this.protocolError(`batch ${m.first}-${m.last}: record ${e.seq} names root "${e.root}", which this node does not protect`, 'TANDEM_ERR_PATH_OUTSIDE_ROOT', { seq: e.seq, root: e.root });
       }
-      if (e.op === 'write' && e.encoding !== undefined) {
-        // Inflated now, whatever this node's own channel.compression says, so that a bad block
-        // refuses the batch before a byte of it is written; the receive log keeps the frames as
-        // they came (compressed) and the queue holds the raw blocks the applier hash-checks.
-        try {
-          records.push(decompressWrite(e));
-        } catch (err) {
-          const t = err as TandemError;
-          return new TandemError({ code: t.code, op: `receive from ${this.link?.peer ?? 'peer'}`, reason: `batch ${m.first}-${m.last}: ${t.message}`, hint: t.hint, details: t.details });
+      if (e.op === 'write') {
+        // Both nodes agreed on the block size in their hellos: a write holds one block at most,
+        // compressed or not, whatever it claims it inflates to.
+        const length = writeLength(e);
+        if (length > blockSize || e.data.length > blockSize) {
+          return this.protocolError(`batch ${m.first}-${m.last}: record ${e.seq} holds ${Math.max(length, e.data.length)} bytes, more than the block size ${blockSize}`, 'TANDEM_ERR_BLOCK_TOO_LARGE', { seq: e.seq, rawLength: length, blockSize });
         }
-        continue;
+        bytes += length;
       }
       records.push(e);
     }
     if (records.length !== m.last - m.first + 1) return this.protocolError(`batch ${m.first}-${m.last} holds ${records.length} records`);
+    if (bytes > MAX_BATCH_RAW_BYTES) {
+      return this.protocolError(`batch ${m.first}-${m.last}: its blocks inflate to ${bytes} bytes, more than a batch may hold (${MAX_BATCH_RAW_BYTES})`, 'TANDEM_ERR_BATCH_TOO_LARGE', { bytes, max: MAX_BATCH_RAW_BYTES });
+    }
+    // Compressed blocks are inflated now, one at a time and each dropped at once, whatever this
+    // node's own channel.compression says, so that a bad block refuses the batch before a byte
+    // of it is written. The applier inflates them again, in bounded runs.
+    for (const e of records) {
+      if (e.op !== 'write' || e.encoding === undefined) continue;
+      try {
+        decompressWrite(e);
+      } catch (err) {
+        const t = err as TandemError;
+        return new TandemError({ code: t.code, op: `receive from ${this.link?.peer ?? 'peer'}`, reason: `batch ${m.first}-${m.last}: ${t.message}`, hint: t.hint, details: t.details });
+      }
+    }
     if (m.first !== this.receivedSeq + 1) {
       // Only a synchronisation may jump forward: it replaces everything before it.
       const jump = m.first > this.receivedSeq + 1 && records[0]!.op === 'sync-begin';
       if (!jump) return this.protocolError(`batch starts at ${m.first}, expected ${this.receivedSeq + 1}`);
     }
-    return { records, commit: last };
+    return { bytes, commit: last };
+  }
+
+  /** One more batch received and not yet acknowledged. */
+  private hold(last: number, bytes: number): void {
+    this.held.push({ last, bytes });
+    this.heldBytes += bytes;
+  }
+
+  /** Forgets the held batches from `first` on (an append that failed: never acknowledged, sent again). */
+  private unhold(first: number): void {
+    while (this.held.length > 0 && this.held[this.held.length - 1]!.last >= first) this.heldBytes -= this.held.pop()!.bytes;
   }
 
   // ------------------------------------------------------------------ applying
@@ -440,9 +542,12 @@ export class Receiver {
   private async applyLoop(): Promise<void> {
     while (this.queue.length > 0 && !this.closed) {
       const batch = this.queue[0]!;
-      const records = batch.records.filter((r) => r.seq > this.appliedSeq);
+      // Decoded again from its frames (checked when it arrived); binary fields are views into them.
+      const records = recordsOf(batch.frames);
       try {
-        await this.opts.applier.apply(records, (seq) => this.durable(batch, seq));
+        for (const run of inflatedRuns(records.filter((r) => r.seq > this.appliedSeq))) {
+          await this.opts.applier.apply(run, (seq) => this.durable(batch, records, seq));
+        }
       } catch (err) {
         this.pause(TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op: `apply batch ${batch.first}-${batch.last}` }));
         return;
@@ -462,11 +567,11 @@ export class Receiver {
   }
 
   /** Records up to `seq` are applied and durable: remember it, then (only then) acknowledge. */
-  private async durable(batch: Pending, seq: number): Promise<void> {
+  private async durable(batch: Pending, records: DataRecord[], seq: number): Promise<void> {
     await this.opts.flushManifest();
     // Sync markers change what the tree is; persist that before the applied mark passes them,
     // or a crash in between would forget that the tree is mid-synchronisation.
-    for (const r of batch.records) {
+    for (const r of records) {
       if (r.seq <= this.appliedSeq || r.seq > seq) continue;
       if (r.op === 'sync-begin') {
         this.syncBytesTotal = r.bytesTotal;
@@ -486,6 +591,9 @@ export class Receiver {
     }
     await this.opts.receiveLog.markApplied(seq);
     this.appliedSeq = seq;
+    // Acknowledged batches leave the window now, before the ack reaches the active: what this
+    // node counts never exceeds what the active counts.
+    while (this.held.length > 0 && this.held[0]!.last <= seq) this.heldBytes -= this.held.shift()!.bytes;
     const link = this.link;
     if (link?.open === true && this.peerHello !== undefined) link.send({ t: 'ack', seq });
   }
@@ -521,6 +629,23 @@ export class Receiver {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
+  /** Answers manifest requests one at a time; of those asked meanwhile, only the newest. */
+  private requestManifest(id: string): void {
+    if (this.manifestAnswer !== undefined) {
+      this.manifestNext = id;
+      return;
+    }
+    this.manifestAnswer = (async () => {
+      let next: string | undefined = id;
+      while (next !== undefined) {
+        const current = next;
+        this.manifestNext = undefined;
+        await this.sendManifest(current);
+        next = this.manifestNext;
+      }
+    })().finally(() => (this.manifestAnswer = undefined));
+  }
+
   /** Answers a manifest request once every batch held is applied, with the manifest made true. */
   private async sendManifest(id: string): Promise<void> {
     const link = this.link;
@@ -543,6 +668,37 @@ export class Receiver {
       this.refuse(TandemError.wrap(err, { code: 'TANDEM_ERR_STATE_IO', op: 'build the manifest for synchronisation' }));
     }
   }
+}
+
+/** The data records of a batch's frames (checked when the batch arrived or was stored). */
+function recordsOf(frames: Uint8Array): DataRecord[] {
+  const parsed = parseFrames(frames).frames;
+  return parsed.slice(0, -1).map((f) => f.entry as DataRecord);
+}
+
+/**
+ * `records` cut into runs to apply one after the other, each with its compressed blocks
+ * inflated, and a run closed once it inflated APPLY_INFLATED_BYTES: inflated data is held for
+ * one run at a time, never for a whole batch. Throws TANDEM_ERR_BLOCK_UNDECODABLE.
+ */
+export function* inflatedRuns(records: DataRecord[]): Generator<DataRecord[]> {
+  let run: DataRecord[] = [];
+  let inflated = 0;
+  for (const r of records) {
+    if (r.op === 'write' && r.encoding !== undefined) {
+      const raw = decompressWrite(r);
+      run.push(raw);
+      inflated += raw.op === 'write' ? raw.data.length : 0;
+    } else {
+      run.push(r);
+    }
+    if (inflated >= APPLY_INFLATED_BYTES) {
+      yield run;
+      run = [];
+      inflated = 0;
+    }
+  }
+  if (run.length > 0) yield run;
 }
 
 function batchDataBytes(records: DataRecord[]): number {

@@ -121,6 +121,14 @@ export class Sender {
   private ackedSeq = 0;
   private inflight: InFlight[] = [];
   private inflightBytes = 0;
+  /** The window of this connection: the smaller of this node's and the one the passive told. */
+  private window = { batches: 0, bytes: 0 };
+  /**
+   * What the passive held unacknowledged when it connected (its hello): it counts against the
+   * window until the passive acknowledges everything up to `last`, so that the passive never
+   * holds more than its window, reconnects included.
+   */
+  private backlog: { last: number; batches: number; bytes: number } | undefined;
   private pumping = false;
   private sync: SyncRunner | undefined;
   private splitBrain: SplitBrainState | undefined;
@@ -296,6 +304,7 @@ export class Sender {
     this.streaming = false;
     this.inflight = [];
     this.inflightBytes = 0;
+    this.backlog = undefined;
     this.tickTimer?.cancel();
     this.peerState = undefined;
     // Found again on the next connection, from both histories.
@@ -346,6 +355,11 @@ export class Sender {
 
   private onHello(h: HelloMessage): void {
     const j = this.opts.journal;
+    this.window = {
+      batches: Math.min(this.opts.windowBatches, h.window?.batches ?? this.opts.windowBatches),
+      bytes: Math.min(this.opts.windowBytes, h.window?.bytes ?? this.opts.windowBytes),
+    };
+    this.backlog = h.held !== undefined && h.held.batches > 0 ? { last: h.headSeq, batches: h.held.batches, bytes: h.held.bytes } : undefined;
     const decision: StartDecision = decideStart({ generation: this.opts.generation, headSeq: j.headSeq, firstSeq: j.firstSeq, syncId: this.sync?.progress.id, history: this.opts.history }, h);
     this.startLine = describeStart(decision, h);
     if (decision.kind === 'split-brain') return this.onSplitBrain(h, decision.relation);
@@ -434,7 +448,8 @@ export class Sender {
     for (;;) {
       const link = this.link;
       if (link === undefined || !link.open || !this.streaming || this.discarding || this.paused) return;
-      if (this.inflight.length >= this.opts.windowBatches || this.inflightBytes >= this.opts.windowBytes) return;
+      if (this.inflight.length + (this.backlog?.batches ?? 0) >= this.window.batches) return;
+      if (this.inflightBytes + (this.backlog?.bytes ?? 0) >= this.window.bytes) return;
       if (link.bufferedAmount >= MAX_SOCKET_BUFFER_BYTES) return;
       if (this.nextSeq > j.headSeq) return;
       const batch = j.batchStartingAt(this.nextSeq);
@@ -471,6 +486,7 @@ export class Sender {
   private onAck(seq: number): void {
     if (seq <= this.ackedSeq) return;
     this.ackedSeq = seq;
+    if (this.backlog !== undefined && seq >= this.backlog.last) this.backlog = undefined;
     while (this.inflight.length > 0 && this.inflight[0]!.last <= seq) {
       this.inflightBytes -= this.inflight.shift()!.bytes;
     }

@@ -51,6 +51,7 @@ export class PassiveEngine {
         nodeState,
         retryMinMs: config.apply.retryMin,
         retryMaxMs: config.apply.retryMax,
+        window: { batches: config.channel.windowBatches, bytes: config.channel.windowBytes },
         verify,
         log,
         clock,

@@ -55,6 +55,7 @@ export class AppMonitor extends EventEmitter<AppMonitorEvents> {
   private timer: TimerHandle | undefined;
   private inFlight: Promise<void> | undefined;
   private lastCheck: { ok: boolean; at: number } | undefined;
+  private localFailureLogged = false;
 
   constructor(opts: AppMonitorOptions) {
     super();
@@ -116,6 +117,14 @@ export class AppMonitor extends EventEmitter<AppMonitorEvents> {
     try {
       const check = await this.opts.runner.run('check', this.opts.context());
       if (!this.live(session)) return;
+      // This node could not even start the check (out of descriptors or processes): that says
+      // nothing about the application, and restarting it would only fail the same way.
+      if (check.localFailure === true) {
+        if (!this.localFailureLogged) this.log.warn({ error: check.error }, 'app monitor: this node cannot run the check script (out of resources); the application is not judged until it can');
+        this.localFailureLogged = true;
+        return;
+      }
+      this.localFailureLogged = false;
       this.lastCheck = { ok: check.ok, at: this.clock.now() };
       let step = this.step({ kind: 'check', ok: check.ok, now: this.clock.monotonic() });
       while (step.decision === 'restart') {

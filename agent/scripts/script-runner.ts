@@ -6,7 +6,7 @@
 // overlaps itself, and waits until no start or stop is running or queued, so it does not judge
 // an application that is half started. A start or stop does not wait for a check in flight: a
 // node that must stop serving must not queue behind a slow health check.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TandemError, describeCause, errnoOf } from '../../shared/errors.ts';
@@ -36,6 +36,12 @@ export interface ScriptResult {
   durationMs: number;
   /** The script could not be run at all (missing, not executable, spawn failure). */
   error?: string;
+  /**
+   * This node could not start the script for lack of its own resources (file descriptors,
+   * processes, memory: EMFILE, ENFILE, EAGAIN, ENOMEM). The run says nothing about the
+   * application, and the application monitor does not count it as a failed check.
+   */
+  localFailure?: boolean;
 }
 
 /** One entry of `history()`: the result with when and why it ran. */
@@ -56,6 +62,13 @@ export interface ScriptRunnerOptions {
   checkTimeoutMs: number;
   /** Reaches the scripts as TANDEM_NODE, TANDEM_PEER and TANDEM_PAIR. */
   env: { node: string; peer: string; pair: string };
+  /**
+   * The file mode creation mask scripts (and the applications they start) run with. The agent
+   * itself runs with 077 so that everything it creates is private; its children get the mask
+   * the agent was started with instead, through `/bin/sh -c 'umask …; exec script'`.
+   * Undefined: they inherit the agent's.
+   */
+  umask?: number | undefined;
   log: Logger;
   clock?: Clock;
 }
@@ -71,6 +84,8 @@ export const SCRIPT_HISTORY_LENGTH = 50;
 export const OUTPUT_DRAIN_MS = 200;
 /** How often a killed group is looked at until it is gone. */
 const GROUP_POLL_MS = 50;
+/** Spawn errors that are this node's own shortage, not the script's fault. */
+const LOCAL_SHORTAGE = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM']);
 
 const noop = () => {};
 
@@ -79,6 +94,7 @@ export class ScriptRunner {
   private readonly timeoutMs: number;
   private readonly checkTimeoutMs: number;
   private readonly env: ScriptRunnerOptions['env'];
+  private readonly umask: number | undefined;
   private readonly log: Logger;
   private readonly clock: Clock;
   /** The last start or stop asked for: the next one runs after it. */
@@ -100,6 +116,10 @@ export class ScriptRunner {
     this.timeoutMs = opts.timeoutMs;
     this.checkTimeoutMs = opts.checkTimeoutMs;
     this.env = { ...opts.env };
+    if (opts.umask !== undefined && !(Number.isInteger(opts.umask) && opts.umask >= 0 && opts.umask <= 0o777)) {
+      throw new TandemError({ code: 'TANDEM_ERR_INTERNAL', op: 'create the script runner', reason: `bad umask ${opts.umask}` });
+    }
+    this.umask = opts.umask;
     this.log = opts.log.child({ component: 'scripts' });
     this.clock = opts.clock ?? systemClock;
   }
@@ -152,6 +172,7 @@ export class ScriptRunner {
       role: ctx.role,
       generation: ctx.generation,
       ...(result.error === undefined ? {} : { error: result.error }),
+      ...(result.localFailure === true ? { localFailure: true } : {}),
     };
     // A healthy check every few seconds is not news; every other outcome is.
     if (result.ok) this.log[name === 'check' ? 'debug' : 'info'](fields, `script: ${name} ok`);
@@ -172,6 +193,7 @@ export class ScriptRunner {
     return new Promise((resolve) => {
       let settled = false;
       let timedOut = false;
+      let child: ChildProcess | undefined;
       let timer: TimerHandle | undefined;
       let drain: TimerHandle | undefined;
       const finish = (outcome: Omit<ScriptResult, 'name' | 'durationMs'>) => {
@@ -179,31 +201,49 @@ export class ScriptRunner {
         settled = true;
         timer?.cancel();
         drain?.cancel();
-        child.stdout?.destroy();
-        child.stderr?.destroy();
+        child?.stdout?.destroy();
+        child?.stderr?.destroy();
         outLines.end();
         errLines.end();
         if (budget.dropped > 0) this.log.warn({ script: name, droppedLines: budget.dropped }, `script: ${name} output cut`);
         resolve(outcome);
       };
 
-      const child = spawn(file, [], {
-        // Its own process group: a timeout kills everything the script started, and a Ctrl-C
-        // meant for the agent does not reach the application the start script launched.
-        detached: true,
-        cwd: path.dirname(file),
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env,
-          TANDEM_NODE: this.env.node,
-          TANDEM_PEER: this.env.peer,
-          TANDEM_PAIR: this.env.pair,
-          TANDEM_ROLE: ctx.role,
-          TANDEM_REASON: ctx.reason,
-          TANDEM_GENERATION: ctx.generation,
-          TANDEM_SCRIPT: name,
-        },
+      // The error listener comes first: a spawn that fails for lack of descriptors (EMFILE)
+      // returns a child without pipes and reports the failure on the next tick; touching its
+      // output before listening crashed the agent.
+      const [command, args] =
+        this.umask === undefined ? [file, []] : ['/bin/sh', ['-c', `umask ${this.umask.toString(8).padStart(4, '0')} && exec "$0"`, file]];
+      try {
+        child = spawn(command, args, {
+          // Its own process group: a timeout kills everything the script started, and a Ctrl-C
+          // meant for the agent does not reach the application the start script launched.
+          detached: true,
+          cwd: path.dirname(file),
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: {
+            ...process.env,
+            TANDEM_NODE: this.env.node,
+            TANDEM_PEER: this.env.peer,
+            TANDEM_PAIR: this.env.pair,
+            TANDEM_ROLE: ctx.role,
+            TANDEM_REASON: ctx.reason,
+            TANDEM_GENERATION: ctx.generation,
+            TANDEM_SCRIPT: name,
+          },
+        });
+      } catch (err) {
+        resolve(spawnFailed(name, file, err));
+        return;
+      }
+      child.once('error', (err) => {
+        // Spawn failed (the file vanished or lost its x bit since the check, or this node ran
+        // out of descriptors or processes), or a kill failed.
+        if (child.pid === undefined) finish(spawnFailed(name, file, err));
+        else this.log.warn({ script: name, err }, `script: ${name} process error`);
       });
+      // Without pipes the spawn failed: its error follows on the next tick.
+      if (!child.stdout || !child.stderr) return;
       child.stdout.setEncoding('utf8');
       child.stderr.setEncoding('utf8');
       child.stdout.on('data', (s: string) => outLines.push(s));
@@ -211,12 +251,6 @@ export class ScriptRunner {
       // Destroying the pipes below must not surface as an unhandled error.
       child.stdout.on('error', noop);
       child.stderr.on('error', noop);
-
-      child.once('error', (err) => {
-        // Spawn failed (the file vanished or lost its x bit since the check), or a kill failed.
-        if (child.pid === undefined) finish({ ok: false, exitCode: null, signal: null, timedOut: false, error: `run script ${name} ${file}: ${describeCause(err)}` });
-        else this.log.warn({ script: name, err }, `script: ${name} process error`);
-      });
 
       let exit: { code: number | null; signal: string | null } | undefined;
       let groupDone = false;
@@ -285,6 +319,18 @@ export class ScriptRunner {
     }
     this.log.error({ pid: pgid }, 'script: process group still alive after SIGKILL');
   }
+}
+
+function spawnFailed(name: ScriptName, file: string, err: unknown): Omit<ScriptResult, 'name' | 'durationMs'> {
+  const code = errnoOf(err);
+  return {
+    ok: false,
+    exitCode: null,
+    signal: null,
+    timedOut: false,
+    error: `run script ${name} ${file}: ${describeCause(err)}`,
+    ...(code !== undefined && LOCAL_SHORTAGE.has(code) ? { localFailure: true } : {}),
+  };
 }
 
 /** Why `file` cannot be run, or undefined when it can. */

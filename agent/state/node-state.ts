@@ -5,6 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { PRIVATE_FILE_MODE } from '../../shared/constants.ts';
 import { TandemError } from '../../shared/errors.ts';
 import type { Role } from '../../shared/protocol/index.ts';
 
@@ -117,7 +118,7 @@ export class NodeStateStore {
 
   private async write(): Promise<void> {
     const tmp = `${this.file}.tmp`;
-    const fh = await fsp.open(tmp, 'w', 0o600);
+    const fh = await fsp.open(tmp, 'w', PRIVATE_FILE_MODE);
     try {
       await fh.writeFile(`${JSON.stringify(this.state, null, 2)}\n`);
       await fh.sync();
@@ -139,7 +140,7 @@ export function acquireStateLock(stateDir: string): () => void {
   const file = path.join(stateDir, 'agent.lock');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: PRIVATE_FILE_MODE });
       return () => {
         try {
           if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.unlinkSync(file);

@@ -4,6 +4,7 @@
 // is ignored: the next verification simply starts from the beginning.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { PRIVATE_FILE_MODE } from '../../shared/constants.ts';
 import type { DifferenceKind } from './difference.ts';
 import type { Cursor } from './path-order.ts';
 
@@ -87,6 +88,6 @@ export async function loadRecord(stateDir: string): Promise<VerifyRecord | undef
 export async function saveRecord(stateDir: string, r: VerifyRecord): Promise<void> {
   const file = path.join(stateDir, VERIFY_FILE);
   const tmp = `${file}.tmp`;
-  await fsp.writeFile(tmp, JSON.stringify(r));
+  await fsp.writeFile(tmp, JSON.stringify(r), { mode: PRIVATE_FILE_MODE });
   await fsp.rename(tmp, file);
 }

@@ -1,6 +1,6 @@
 // `tandem config check FILE`: every problem of a tandem.yaml at once, each with its line and
 // column, before an agent is started on it (the agent refuses the same problems at start-up).
-import { checkConfig } from '../../shared/config/index.ts';
+import { checkConfig, configFileProblems } from '../../shared/config/index.ts';
 import { TandemError } from '../../shared/errors.ts';
 import { didYouMean } from '../../shared/did-you-mean.ts';
 import { parseCommandArgs } from '../args.ts';
@@ -15,7 +15,9 @@ export const configCommand: Command = {
 
 Reads FILE as an agent would at start-up and lists every problem, not only the first: YAML
 syntax, unknown keys (with the closest known key), wrong types and values, and the rules that
-span several keys (journal sizes, ports, nested roots, thresholds). One line per problem:
+span several keys (journal sizes, ports, nested roots, thresholds); then Tandem's own files on
+this host: a state directory, key, log or script inside a protected root (through symlinks
+too), or that another user could change (docs/security.md). One line per problem:
 FILE:LINE:COLUMN: key: message. Nothing is started or changed; the pair key is not read.
 
 Options:
@@ -42,7 +44,10 @@ Exit codes: 0 no problem, 1 problems found (or FILE unreadable), 2 usage error.`
     if (file === undefined || extra.length > 0) {
       throw new TandemError({ code: 'TANDEM_ERR_USAGE', op: 'tandem config check', reason: file === undefined ? 'FILE is required' : `one FILE only, got ${positionals.length - 1}`, hint: 'tandem config check /etc/tandem/tandem.yaml' });
     }
-    const check = checkConfig(file);
+    const parsed = checkConfig(file);
+    // The disk checks the agent makes at start-up, once the document itself is right.
+    const check = parsed.config === undefined ? parsed : { ...parsed, problems: configFileProblems(parsed.config) };
+    if (check.problems.length > 0) check.config = undefined;
     if (values.json === true) {
       process.stdout.write(`${JSON.stringify({ ok: check.problems.length === 0, file: check.file, problems: check.problems })}\n`);
     } else if (check.problems.length === 0) {

@@ -87,7 +87,9 @@ export async function initDemoPair(dirArg: string, opts: { appPort?: number } = 
       hint: `run it with: tandem demo --dir ${dir}   (or choose an empty directory)`,
     });
   }
+  const existed = fs.existsSync(dir);
   fs.mkdirSync(dir, { recursive: true });
+  if (!existed) fs.chmodSync(dir, 0o755);
   const [aChannel, aControl, bChannel, bControl, aPublic, bPublic] = (await freePorts(6)) as [number, number, number, number, number, number];
   // 0 asks for any free port (tests run several pairs at once).
   let appPort = opts.appPort ?? 8080;
@@ -110,7 +112,12 @@ export async function initDemoPair(dirArg: string, opts: { appPort?: number } = 
     const stateDir = path.join(nodeDir, 'state');
     const scriptsDir = scriptsDirOf(name);
     const logFile = path.join(nodeDir, 'agent.log');
-    for (const d of [dataDir, stateDir, scriptsDir]) fs.mkdirSync(d, { recursive: true });
+    // Explicit modes, whatever the caller's umask (002 for many users): an agent refuses to
+    // start on scripts, a key or a state directory below a directory others can write.
+    for (const [d, mode] of [[nodeDir, 0o755], [dataDir, 0o755], [stateDir, 0o700], [scriptsDir, 0o755]] as const) {
+      fs.mkdirSync(d, { recursive: true });
+      fs.chmodSync(d, mode);
+    }
     writePairKey(path.join(nodeDir, 'pair.key'), key);
     const config = path.join(nodeDir, 'tandem.yaml');
     fs.writeFileSync(

@@ -5,4 +5,5 @@ export { readPairAddresses, splitHostPort } from './pair-addresses.ts';
 export type { PairAddresses, PairNode } from './pair-addresses.ts';
 export type { ConfigCheck, TandemConfig, ProtectedRoot, NodeAddresses, PublicTarget } from './load.ts';
 export type { ConfigProblem } from './config-problems.ts';
+export { checkConfigFiles, configFileProblems } from './file-checks.ts';
 export type { RawConfig } from './schema.ts';

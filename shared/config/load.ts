@@ -233,6 +233,25 @@ function crossKeyRules(c: ParsedConfig, file: string, onProblem: (e: TandemError
     }
   }
 
+  // Tandem's own files must not be what it replicates: the active (or anyone who can write a
+  // protected root) would change the passive's key, log or scripts. Resolved through symlinks
+  // at start-up too (file-checks.ts).
+  const own: [string, string | undefined][] = [
+    ['keyFile', resolve(c.keyFile)],
+    ['log.file', c.log.file === undefined ? undefined : resolve(c.log.file)],
+    ['scripts.start', resolve(c.scripts.start)],
+    ['scripts.stop', resolve(c.scripts.stop)],
+    ['scripts.check', resolve(c.scripts.check)],
+  ];
+  for (const [key, p] of own) {
+    if (p === undefined) continue;
+    for (const [i, r] of protect.entries()) {
+      if (isInside(p, r.path) || p === r.path) {
+        report(invalid(file, key, `lies inside protected root "${r.name}" (protect.${i}.path); keep Tandem's own files outside what it replicates`));
+      }
+    }
+  }
+
   const hb = c.heartbeat;
   const demoteThreshold = hb.demoteThreshold ?? Math.max(1, hb.threshold - 2);
   // An isolated active must stop serving before its peer may start (DESIGN: T_demote < T_promote).

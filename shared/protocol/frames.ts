@@ -115,6 +115,21 @@ function splitChecksumHolds(entry: unknown, payload: Buffer, checksum: number): 
  * Parses consecutive frames from `buf[start..]` until the end or the first bad frame.
  * Never throws on bad input: the caller decides whether a stop is a torn tail or corruption.
  */
+/**
+ * How many frames `buf` holds, read from the length words alone (nothing decoded, nothing
+ * hashed), counting at most to `max + 1`: a batch with too many records is refused before its
+ * records cost anything. A truncated tail counts as one more frame; parseFrames judges it.
+ */
+export function countFrames(buf: Uint8Array, max: number): number {
+  const view = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  let n = 0;
+  for (let off = 0; off < view.length && n <= max; n++) {
+    if (view.length - off < FRAME_HEADER_BYTES) return n + 1;
+    off += FRAME_HEADER_BYTES + (view.readUInt32LE(off) & ~SPLIT);
+  }
+  return n;
+}
+
 export function parseFrames(buf: Uint8Array, start = 0): { frames: ParsedFrame[]; stop: FrameStop } {
   return parseFramesWith<LogEntry>(buf, start, entryProblem);
 }

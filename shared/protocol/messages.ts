@@ -43,6 +43,14 @@ export interface HelloMessage {
   /** Passive: id of an initial synchronisation it has begun but not finished ('' when none);
    * its tree is not a real state of the active until that synchronisation ends. */
   syncId: string;
+  /**
+   * Passive: its receive window, the unacknowledged batches (and their bytes on the wire) it
+   * holds at most; the active sends within the smaller of this and its own, and the passive
+   * refuses anything beyond (TANDEM_ERR_WINDOW_EXCEEDED). Absent from older agents.
+   */
+  window?: { batches: number; bytes: number };
+  /** Passive: what it holds received and not yet acknowledged, which counts against the window. */
+  held?: { batches: number; bytes: number };
 }
 
 /** A batch: the exact journal frames of records `first..last`, commit frame last. */
@@ -263,6 +271,11 @@ export function messageProblem(m: unknown): string | undefined {
       if (r.history !== undefined && !(Array.isArray(r.history) && r.history.length <= 64 && r.history.every((h: unknown) => typeof h === 'object' && h !== null && isStr((h as Record<string, unknown>).generation) && isUint((h as Record<string, unknown>).forkSeq)))) return 'hello: bad history';
       if ((r.activeEpoch !== undefined && !isUint(r.activeEpoch)) || (r.discard !== undefined && typeof r.discard !== 'boolean')) return 'hello: bad activeEpoch/discard';
       if ((r.protoMax !== undefined && !isUint(r.protoMax)) || (r.version !== undefined && !isStr(r.version, 64))) return 'hello: bad protoMax/version';
+      for (const k of ['window', 'held'] as const) {
+        const w = r[k] as Record<string, unknown> | null | undefined;
+        if (w !== undefined && (typeof w !== 'object' || w === null || !isUint(w.batches) || !isUint(w.bytes))) return `hello: bad ${k}`;
+      }
+      if (r.window !== undefined && ((r.window as { batches: number }).batches === 0 || (r.window as { bytes: number }).bytes === 0)) return 'hello: empty window';
       return undefined;
     case 'batch':
       if (!isUint(r.first) || !isUint(r.last) || r.last < r.first) return 'batch: bad first/last';
@@ -270,6 +283,10 @@ export function messageProblem(m: unknown): string | undefined {
     case 'ack':
       return isUint(r.seq) ? undefined : 'ack: bad seq';
     case 'peer-state':
+      if (r.alarm !== undefined) {
+        const a = r.alarm as Record<string, unknown> | null;
+        if (typeof a !== 'object' || a === null || !isStr(a.code, 64) || !isStr(a.message, 4096) || (a.hint !== undefined && !isStr(a.hint, 4096))) return 'peer-state: bad alarm';
+      }
       if (r.catchUp !== undefined) {
         const c = r.catchUp as Record<string, unknown> | null;
         if (typeof c !== 'object' || c === null || !isUint(c.bytesLeft) || !isUint(c.pathsLeft)) return 'peer-state: bad catchUp';

@@ -34,6 +34,28 @@ export interface WriteRecord extends Base {
 export type BlockEncoding = 'deflate-raw';
 /** No block inflates beyond this (a write record holds at most one block of 16 MiB). */
 export const MAX_BLOCK_BYTES = 16 * 1024 * 1024;
+/**
+ * The blocks of one batch inflate to at most this many bytes: a compressed batch of zero blocks
+ * (deflate shrinks 64 KiB of zeros to about 100 bytes) would otherwise make a few MiB on the
+ * wire cost gigabytes to inflate. The passive refuses a batch beyond it before inflating
+ * anything (TANDEM_ERR_BATCH_TOO_LARGE).
+ */
+export const MAX_BATCH_RAW_BYTES = 64 * 1024 * 1024;
+/**
+ * The active closes a batch once its blocks reach this many raw bytes, so that a batch stays
+ * under MAX_BATCH_RAW_BYTES with room for the run of blocks read before the next check (one
+ * read chunk: at most 1 MiB, or one block when blocks are bigger).
+ */
+export const BATCH_RAW_CUT_BYTES = 32 * 1024 * 1024;
+/**
+ * Records in one batch, at most: decoding one costs the passive about 200 bytes of memory and a
+ * few microseconds each, so a 16 MiB frame of the smallest records (some 470,000, measured 1.6 s
+ * to decode on a busy 2-core machine) must not be one batch. Counted from the frame headers
+ * before anything is decoded (TANDEM_ERR_BATCH_TOO_LARGE).
+ */
+export const MAX_BATCH_RECORDS = 65_536;
+/** The active closes a batch once it holds this many records (room for one more read's worth). */
+export const BATCH_RECORDS_CUT = 16_384;
 /** Set the permission bits and the modification time of `path`. */
 export interface MetaRecord extends Base { op: 'meta'; mode: number; mtimeMs: number }
 /** Make `path` a symbolic link to `target` (the target is data: never followed). */

@@ -4,6 +4,7 @@
 // clear, logged error and lose nothing.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import zlib from 'node:zlib';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ChannelServer, channelOptionsFromConfig, type PeerConnection } from '../../agent/channel/index.ts';
@@ -11,7 +12,7 @@ import { loadConfig } from '../../shared/config/index.ts';
 import { hash64, initHash } from '../../shared/hash.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { generatePairKey, readPairKey, writePairKey } from '../../shared/pair-key.ts';
-import { encodeFrame, PROTOCOL_VERSION, type DataRecord, type Message } from '../../shared/protocol/index.ts';
+import { encodeFrame, MAX_BATCH_RAW_BYTES, MAX_BATCH_RECORDS, PROTOCOL_VERSION, type BatchMessage, type DataRecord, type HelloMessage, type Message, type WriteRecord } from '../../shared/protocol/index.ts';
 import { closedWith, makeClientClaim, rawClient } from '../integration/channel/fixtures.ts';
 import { killAll } from '../helpers/processes.ts';
 import { sleep, TANDEM_BIN, TestPair } from '../helpers/pair.ts';
@@ -188,5 +189,117 @@ describe('bad input', () => {
     expect(run.stderr).toContain('TANDEM_ERR_CONFIG_INVALID');
     expect(run.stderr).toContain('"blockSize"');
     expect(fs.existsSync(pair.node('beta').stateDir)).toBe(false);
+  });
+
+  it('refuses decompression bombs before inflating them, and keeps the passive\'s memory bounded under a window of the largest valid batches', async () => {
+    const MIB = 1 << 20;
+    // beta alone, facing a rogue alpha whose presence port nobody answers: failover off, so that
+    // the refusals' reconnects never add up to a takeover in the middle of the test.
+    pair = await TestPair.create({
+      emptyData: true,
+      config: (doc, node) => {
+        if (node !== 'beta') return;
+        doc.channel = { ...doc.channel, windowBatches: 4 };
+        doc.failover = { ...doc.failover, auto: false };
+      },
+    });
+    const p = pair;
+    const rogue = await rogueActive(p);
+    await p.start('beta');
+    const pid = p.procs.get('beta')!.pid!;
+    const memory = () => {
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      const kib = (k: string) => Number(/(\d+) kB/.exec(status.split('\n').find((l) => l.startsWith(k))!)![1]) * 1024;
+      return { rss: kib('VmRSS:'), peak: kib('VmHWM:') };
+    };
+    /** The passive's next connection, its hello read, the rogue's hello sent. */
+    const connect = async () => {
+      const conn = await rogue.next();
+      const hello = await new Promise<HelloMessage>((resolve) => conn.on('message', (m) => m.t === 'hello' && resolve(m)));
+      conn.send(activeHello(0));
+      return { conn, hello };
+    };
+    const zeroBlock = (bytes: number, seq: number, offset: number): WriteRecord => {
+      const raw = Buffer.alloc(bytes);
+      return { op: 'write', seq, root: 'data', path: 'bomb.bin', offset, data: zlib.deflateRawSync(raw, { level: 9 }), hash: hash64(raw), encoding: 'deflate-raw', rawLength: bytes };
+    };
+    const first = await connect();
+    // The passive tells the active its receive window in its hello.
+    expect(first.hello.window).toEqual({ batches: 4, bytes: 64 * MIB });
+    const before = memory();
+
+    // The issue's bomb: blocks stating 16 MiB each (whatever the pair's block size), 3.2 MiB on the wire.
+    const sixteen = zeroBlock(16 * MIB, 2, 0);
+    const bomb: DataRecord[] = [{ op: 'file', seq: 1, root: 'data', path: 'bomb.bin', size: 0 }];
+    while (bomb.length < 200) bomb.push({ ...sixteen, seq: bomb.length + 1, offset: (bomb.length - 1) * 16 * MIB });
+    const m1 = batchOf(bomb);
+    expect((m1 as BatchMessage).frames.length).toBeGreaterThan(3 * MIB);
+    first.conn.send(m1);
+    await waitUntil('TANDEM_ERR_BLOCK_TOO_LARGE', () => codesIn(p, 'beta').includes('TANDEM_ERR_BLOCK_TOO_LARGE'));
+
+    // Blocks of the right size, each compressed to a few dozen bytes: 3.2 MiB stating gigabytes.
+    const second = await connect();
+    const small = zeroBlock(64 * 1024, 2, 0);
+    const many: DataRecord[] = [{ op: 'file', seq: 1, root: 'data', path: 'bomb.bin', size: 0 }];
+    let wire = 0;
+    while (wire < 3.2 * MIB) {
+      const r = { ...small, seq: many.length + 1, offset: (many.length - 1) * 64 * 1024 };
+      many.push(r);
+      wire += encodeFrame(r).length;
+    }
+    second.conn.send(batchOf(many));
+    await waitUntil('TANDEM_ERR_BATCH_TOO_LARGE', () => codesIn(p, 'beta').includes('TANDEM_ERR_BATCH_TOO_LARGE'));
+    // And a frame of the smallest records: more than a batch may hold, refused before decoding.
+    const tiny = await connect();
+    const unlinks: DataRecord[] = [];
+    for (let i = 1; i <= MAX_BATCH_RECORDS + 10; i++) unlinks.push({ op: 'unlink', seq: i, root: 'data', path: 'x' });
+    tiny.conn.send(batchOf(unlinks));
+    await waitUntil('the refusal of too many records', () => p.logLines('beta').some((l) => l.code === 'TANDEM_ERR_BATCH_TOO_LARGE' && String(l.msg).includes(`more than ${MAX_BATCH_RECORDS} records`)));
+    expect(fs.existsSync(p.data('beta', 'bomb.bin'))).toBe(false);
+    const afterBombs = memory();
+
+    // Valid frames at the limits: a window of batches whose blocks inflate to just under
+    // 64 MiB each, all sent at once, then one more than the window.
+    const third = await connect();
+    const perBatch = Math.floor(MAX_BATCH_RAW_BYTES / (64 * 1024)) - 1;
+    let seq = 1;
+    const batches: Message[] = [];
+    for (let b = 0; b < 5; b++) {
+      const records: DataRecord[] = [];
+      if (b === 0) records.push({ op: 'file', seq: seq++, root: 'data', path: 'bomb.bin', size: perBatch * 64 * 1024 });
+      for (let i = 0; i < perBatch; i++) records.push({ ...small, seq: seq++, offset: i * 64 * 1024 });
+      batches.push(batchOf(records));
+    }
+    for (const m of batches) third.conn.send(m);
+    await waitUntil('TANDEM_ERR_WINDOW_EXCEEDED', () => codesIn(p, 'beta').includes('TANDEM_ERR_WINDOW_EXCEEDED'));
+    // The four inside the window are applied all the same.
+    const lastInWindow = (batches[3] as { last: number }).last;
+    await p.waitFor('beta', 'the window applied', (st) => st.replication.appliedSeq >= lastInWindow, 120_000);
+    expect(fs.statSync(p.data('beta', 'bomb.bin')).size).toBe(perBatch * 64 * 1024);
+    const after = memory();
+    process.stdout.write(
+      `[bounded] beta RSS before ${(before.rss / MIB).toFixed(0)} MiB, peak after the bombs ${(afterBombs.peak / MIB).toFixed(0)} MiB, peak after a window of ${(4 * perBatch * 64 * 1024) / MIB} MiB inflated ${(after.peak / MIB).toFixed(0)} MiB\n`,
+    );
+    // Before: 91 MB growing to 1.2 GB on the first bomb alone. The bound (docs/security.md) is
+    // far above what this takes; the margin covers a busy machine's garbage collector.
+    expect(afterBombs.peak - before.rss).toBeLessThan(64 * MIB);
+    expect(after.peak - before.rss).toBeLessThan(160 * MIB);
+  }, 240_000);
+
+  it('answers at most 32 verify questions at once, and says busy to the rest at once', async () => {
+    pair = await TestPair.create({ config: (doc, node) => (node === 'beta' ? (doc.failover = { ...doc.failover, auto: false }) : undefined) });
+    const p = pair;
+    const rogue = await rogueActive(p);
+    await p.start('beta');
+    const conn = await rogue.next();
+    const replies: Message[] = [];
+    conn.on('message', (m) => m.t === 'verify-reply' && replies.push(m));
+    conn.send(activeHello(5));
+    // Questions about a point this passive has not reached: each waits, holding its place.
+    for (let req = 1; req <= 100; req++) conn.send({ t: 'verify-list', req, root: 'data', path: '', afterSeq: 5 });
+    await waitUntil('68 busy replies', () => replies.length >= 68, 10_000);
+    await sleep(300);
+    expect(replies).toHaveLength(68);
+    expect(replies.every((r) => r.t === 'verify-reply' && r.req > 32 && r.error?.startsWith('busy'))).toBe(true);
   });
 });

@@ -9,6 +9,10 @@ export class MemoryJournal implements JournalSink {
   headSeq = 0;
   private pending: DataRecord[] = [];
   pendingBytes = 0;
+  pendingPayloadBytes = 0;
+  get pendingRecords(): number {
+    return this.pending.length;
+  }
   maxBytes = Infinity;
   heldBytes = 0;
   skippedTo = 0;
@@ -22,6 +26,7 @@ export class MemoryJournal implements JournalSink {
     if (r.op === 'write') r.data = Buffer.from(r.data);
     this.pending.push(r);
     this.pendingBytes += 64 + (r.op === 'write' ? r.data.length : 0);
+    this.pendingPayloadBytes += r.op === 'write' ? (r.rawLength ?? r.data.length) : 0;
     return seq;
   }
 
@@ -35,6 +40,7 @@ export class MemoryJournal implements JournalSink {
     this.headSeq = last;
     this.pending = [];
     this.pendingBytes = 0;
+    this.pendingPayloadBytes = 0;
   }
 
   hasSpace(): boolean {

@@ -62,11 +62,17 @@ export class TestPair {
     return path.join(this.node(name).dataDir, rel);
   }
 
-  /** Starts `tandem agent -c` for a node (with `env` added to the test's) and waits until its control API answers. */
-  async start(name: NodeName, opts: { env?: Record<string, string> } = {}): Promise<ChildProcess> {
+  /**
+   * Starts `tandem agent -c` for a node (with `env` added to the test's) and waits until its
+   * control API answers. `wrap` runs it through a command that execs it in place (e.g.
+   * `prlimit --nofile=128:128`): same pid.
+   */
+  async start(name: NodeName, opts: { env?: Record<string, string>; wrap?: string[] } = {}): Promise<ChildProcess> {
     const n = this.node(name);
     const out = fs.openSync(path.join(path.dirname(n.config), 'agent.out'), 'a');
-    const child = spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, TANDEM_BIN, 'agent', '-c', n.config], { stdio: ['ignore', out, out], env: { ...process.env, ...opts.env } });
+    const argv = [process.execPath, `--title=${TEST_MARKER}`, TANDEM_BIN, 'agent', '-c', n.config];
+    const [command, ...args] = [...(opts.wrap ?? []), ...argv] as [string, ...string[]];
+    const child = spawnTracked(command, args, { stdio: ['ignore', out, out], env: { ...process.env, ...opts.env } });
     fs.closeSync(out);
     this.procs.set(name, child);
     const deadline = Date.now() + 20_000;

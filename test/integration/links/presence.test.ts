@@ -326,4 +326,37 @@ describe('presence', () => {
     await waitFor(() => (silent.open() === 0 ? true : undefined), 1_000);
     expect(silent.accepted()).toBe(1);
   });
+
+  it('under a flood of 200 idle connections holds at most 32 open, drops each within 5 s, and still answers the prober', async () => {
+    const { server, port, logs } = await startServer();
+    const p = startProber(port);
+    await p.until('alive');
+    const opened: { socket: net.Socket; at: number; closedAt?: number }[] = [];
+    for (let i = 0; i < 200; i++) {
+      const socket = net.connect({ host: '127.0.0.1', port });
+      const entry: { socket: net.Socket; at: number; closedAt?: number } = { socket, at: 0 };
+      socket.on('connect', () => (entry.at = Date.now()));
+      socket.on('error', () => {});
+      socket.resume();
+      socket.on('close', () => (entry.closedAt = Date.now()));
+      opened.push(entry);
+      cleanups.push(() => void socket.destroy());
+    }
+    await waitFor(() => (opened.every((o) => o.at > 0 || o.closedAt !== undefined) ? true : undefined), 5_000, 'every flood connection accepted');
+    // Never more than the cap at once, and the prober still gets its answers meanwhile.
+    const peak = { n: 0 };
+    const sample = setInterval(() => (peak.n = Math.max(peak.n, server.connections)), 10);
+    cleanups.push(() => clearInterval(sample));
+    await waitFor(() => (p.prober.view().consecutive >= 5 && p.prober.view().state === 'alive' ? true : undefined), 5_000, 'answers during the flood');
+    await waitFor(() => (opened.every((o) => o.closedAt !== undefined) ? true : undefined), 9_000, 'every flood connection dropped');
+    clearInterval(sample);
+    expect(peak.n).toBeLessThanOrEqual(32);
+    const lifetimes = opened.map((o) => (o.closedAt ?? 0) - (o.at || (o.closedAt ?? 0)));
+    // The timeout is 5 s; the margin is for a busy machine's timers.
+    expect(Math.max(...lifetimes)).toBeLessThan(5_000 + 2_000);
+    // Never gone: with this test's 300 ms probe timeout a busy machine may see a probe stalled.
+    expect(p.states.filter((st) => st === 'dead' || st === 'unreachable')).toEqual([]);
+    await p.until('alive');
+    expect(logs.lines().filter((l) => l.msg.startsWith('presence: too many open connections'))).toHaveLength(1);
+  });
 });

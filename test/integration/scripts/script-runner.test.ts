@@ -2,7 +2,9 @@
 // the log, how failures and timeouts end, and that start and stop never overlap.
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { exited, spawnTracked, TEST_MARKER } from '../../helpers/processes.ts';
 import { KILL_GRACE_MS, ScriptRunner, processAlive, type ScriptContext } from '../../../agent/scripts/index.ts';
 import { captureLog, sleep, tempDir, writeScript, type LogCapture } from './fixtures.ts';
 
@@ -21,7 +23,9 @@ afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-function setup(bodies: Partial<Record<'start' | 'stop' | 'check', string>>, opts: { timeoutMs?: number; checkTimeoutMs?: number } = {}) {
+const EMFILE_CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'emfile-child.ts');
+
+function setup(bodies: Partial<Record<'start' | 'stop' | 'check', string>>, opts: { timeoutMs?: number; checkTimeoutMs?: number; umask?: number } = {}) {
   const dir = tempDir();
   dirs.push(dir);
   const paths = {
@@ -35,6 +39,7 @@ function setup(bodies: Partial<Record<'start' | 'stop' | 'check', string>>, opts
     timeoutMs: opts.timeoutMs ?? 10_000,
     checkTimeoutMs: opts.checkTimeoutMs ?? 10_000,
     env: { node: 'alpha', peer: 'beta', pair: 'demo' },
+    umask: opts.umask,
     log: cap.log,
   });
   return { dir, paths, runner, cap };
@@ -189,5 +194,38 @@ describe('the script runner', () => {
     const base = { paths: { start: '/a/start.sh', stop: '/a/stop.sh', check: '/a/check.sh' }, timeoutMs: 1000, checkTimeoutMs: 1000, env: { node: 'a', peer: 'b', pair: 'p' }, log: captureLog().log };
     expect(() => new ScriptRunner({ ...base, paths: { ...base.paths, stop: 'stop.sh' } })).toThrow(/scripts\.stop/);
     expect(() => new ScriptRunner({ ...base, timeoutMs: 0 })).toThrow(/scripts\.timeout/);
+  });
+
+  it('reports a spawn that fails for lack of descriptors (EMFILE) as a local failure, and the process survives to run it again', async () => {
+    const { paths } = setup({ check: 'exit 0' });
+    // A low limit, so that the child runs out quickly; the runner inside opens /dev/null until it does.
+    const child = spawnTracked('prlimit', ['--nofile=128:128', process.execPath, `--title=${TEST_MARKER}`, '--import', 'tsx', EMFILE_CHILD, paths.check], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await exited(child);
+    expect(code, err).toBe(0);
+    const [starved, fed] = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(starved!.held as number).toBeGreaterThan(50);
+    expect(starved).toMatchObject({ run: 'starved', ok: false, exitCode: null, localFailure: true });
+    expect(starved!.error).toMatch(/EMFILE/);
+    expect(fed).toMatchObject({ run: 'fed', ok: true, exitCode: 0 });
+    expect(fed!.localFailure).toBeUndefined();
+  });
+
+  it('runs scripts with the mask it is given, not the agent\'s own, and still in their own process group', async () => {
+    const { dir, runner } = setup({ start: 'umask > umask.out; touch created.file; ps -o pgid= -p $$ | tr -d " " > pgid.out; echo $$ > pid.out' }, { umask: 0o022 });
+    const before = process.umask(0o077);
+    try {
+      const result = await runner.run('start', ctx);
+      expect(result).toMatchObject({ ok: true, exitCode: 0 });
+    } finally {
+      process.umask(before);
+    }
+    expect(fs.readFileSync(path.join(dir, 'umask.out'), 'utf8').trim()).toBe('0022');
+    expect(fs.statSync(path.join(dir, 'created.file')).mode & 0o777).toBe(0o644);
+    // exec replaced the wrapping shell: the script leads its own group.
+    expect(fs.readFileSync(path.join(dir, 'pgid.out'), 'utf8').trim()).toBe(fs.readFileSync(path.join(dir, 'pid.out'), 'utf8').trim());
   });
 });

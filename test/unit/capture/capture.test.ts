@@ -8,7 +8,7 @@ import { Manifest } from '../../../agent/manifest/index.ts';
 import { systemClock } from '../../../shared/clock.ts';
 import { initHash } from '../../../shared/hash.ts';
 import { silentLogger } from '../../../shared/log.ts';
-import { decompressWrite, type WriteRecord } from '../../../shared/protocol/index.ts';
+import { BATCH_RAW_CUT_BYTES, BATCH_RECORDS_CUT, MAX_BATCH_RAW_BYTES, decompressWrite, writeLength, type WriteRecord } from '../../../shared/protocol/index.ts';
 import { MemoryJournal } from '../../helpers/memory-journal.ts';
 import { diffTrees, readTree, replay, type TreeModel } from '../../helpers/tree-model.ts';
 
@@ -26,7 +26,7 @@ interface Rig {
 
 const rigs: Rig[] = [];
 
-async function makeRig(opts: { watch?: boolean; baseline?: boolean; exclude?: string[]; populate?: (dir: string) => void; manifest?: Manifest; compressionLevel?: number; journalMaxBytes?: number } = {}): Promise<Rig> {
+async function makeRig(opts: { watch?: boolean; baseline?: boolean; exclude?: string[]; populate?: (dir: string) => void; manifest?: Manifest; compressionLevel?: number; journalMaxBytes?: number; blockSize?: number; batchBytes?: number } = {}): Promise<Rig> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-capture-'));
   opts.populate?.(dir);
   const journal = new MemoryJournal();
@@ -36,8 +36,8 @@ async function makeRig(opts: { watch?: boolean; baseline?: boolean; exclude?: st
     roots: [{ name: 'data', path: dir, exclude: opts.exclude ?? [] }],
     manifest,
     journal,
-    blockSize: BS,
-    batchBytes: 256 * 1024,
+    blockSize: opts.blockSize ?? BS,
+    batchBytes: opts.batchBytes ?? 256 * 1024,
     batchDelayMs: 2,
     ...(opts.compressionLevel === undefined ? {} : { compressionLevel: opts.compressionLevel }),
     settleMs: 40,
@@ -121,6 +121,55 @@ describe('capture', () => {
     }
     expect(writes('random.bin').some((w) => w.encoding !== undefined)).toBe(false);
     expect(Buffer.concat(writes('random.bin').map((w) => w.data)).equals(random)).toBe(true);
+  });
+
+  it('closes a batch of compressed zero blocks by the bytes they inflate to, below what a passive accepts', async () => {
+    const rig = await makeRig({ compressionLevel: 1, blockSize: 64 * 1024 });
+    // 100 MiB of zeros: about 100 bytes a block once compressed, so the 256 KiB batch bound
+    // alone would let one batch state 80 MiB or more.
+    const fd = fs.openSync(path.join(rig.dir, 'zeros.bin'), 'w');
+    const mib = Buffer.alloc(1 << 20);
+    for (let i = 0; i < 100; i++) fs.writeSync(fd, mib);
+    fs.closeSync(fd);
+    await touch(rig, 'zeros.bin');
+    const raw = rig.journal.batches.map((b) =>
+      rig.journal.records.filter((r) => r.seq >= b.first && r.seq <= b.last).reduce((n, r) => n + (r.op === 'write' ? writeLength(r) : 0), 0),
+    );
+    expect(raw.reduce((a, b) => a + b, 0)).toBe(100 << 20);
+    expect(raw.length).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...raw)).toBeLessThanOrEqual(BATCH_RAW_CUT_BYTES + (1 << 20));
+    expect(Math.max(...raw)).toBeLessThanOrEqual(MAX_BATCH_RAW_BYTES);
+  });
+
+  it('closes a batch by its records too', async () => {
+    // A batch bound the records never reach by bytes: the count closes the batch.
+    const rig = await makeRig({ batchBytes: 8 << 20 });
+    fs.mkdirSync(path.join(rig.dir, 'many'));
+    const names = Array.from({ length: 9000 }, (_, i) => `many/${i}`);
+    for (const n of names) fs.writeFileSync(path.join(rig.dir, n), '');
+    await touch(rig, 'many', ...names);
+    const sizes = rig.journal.batches.map((b) => b.last - b.first + 1);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(1 + 2 * 9000);
+    // Cut before the path that would pass the bound: one path's records at most beyond it.
+    expect(Math.max(...sizes)).toBeGreaterThanOrEqual(BATCH_RECORDS_CUT);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(BATCH_RECORDS_CUT + 8);
+  });
+
+  it('closes a batch of removals at the batch bound as well', async () => {
+    const rig = await makeRig();
+    const names = Array.from({ length: 5000 }, (_, i) => `${i}`);
+    for (const n of names) fs.writeFileSync(path.join(rig.dir, n), '');
+    await touch(rig, ...names);
+    const before = rig.journal.batches.length;
+    for (const n of names) fs.rmSync(path.join(rig.dir, n));
+    await touch(rig, ...names);
+    await new Promise((r) => setTimeout(r, 100)); // the rename window, then the removals
+    await touch(rig, ...names);
+    const removals = rig.journal.batches.slice(before).map((b) => b.last - b.first + 1);
+    expect(removals.reduce((a, b) => a + b, 0)).toBe(5000);
+    // 256 KiB at 64 bytes a record in this rig's journal.
+    expect(Math.max(...removals)).toBeLessThanOrEqual(4096 + 8);
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
   });
 
   it('journals only the block that changed in a file', async () => {

@@ -37,17 +37,34 @@ describe('presence state', () => {
 
   it('keeps the last answer through a stall and a death, with the time it was received', () => {
     const clock = new FakeClock();
-    const { view, changes } = feed(clock, initialPresenceView(clock.now(), true), [alive, stalled, stalled, dead]);
-    const answeredAt = clock.now() - 1500;
-    expect(view).toMatchObject({ state: 'dead', since: clock.now(), consecutive: 1, error: 'connection refused' });
+    const { view, changes } = feed(clock, initialPresenceView(clock.now(), true), [alive, stalled, stalled, dead, dead, dead]);
+    const answeredAt = clock.now() - 2500;
+    expect(view).toMatchObject({ state: 'dead', since: clock.now() - 1000, consecutive: 3, error: 'connection refused' });
     expect(view.lastAnswer?.receivedAt).toBe(answeredAt);
     expect(changes).toEqual(['unknown>alive', 'alive>stalled', 'stalled>dead']);
+  });
+
+  it('needs three dead probes in a row: one between answers changes nothing, and the verdict dates from the first', () => {
+    const clock = new FakeClock();
+    const up = feed(clock, initialPresenceView(clock.now(), true), [alive]).view;
+    const blip = feed(clock, up, [dead, dead, alive, dead, alive]);
+    expect(blip.changes).toEqual([]);
+    expect(blip.view).toMatchObject({ state: 'alive', since: up.since });
+    expect(blip.view.deadInRow).toBeUndefined();
+    const firstDead = clock.now() + 500;
+    const gone = feed(clock, blip.view, [dead, dead, dead]);
+    expect(gone.changes).toEqual(['alive>dead']);
+    expect(gone.view).toMatchObject({ state: 'dead', since: firstDead, consecutive: 3 });
+    // An unconfirmed dead run that meets a probe this node could not make goes on counting.
+    const error: PresenceProbeResult = { verdict: 'error', latencyMs: 0, error: 'EMFILE' };
+    const mixed = feed(clock, blip.view, [dead, error, dead, dead]);
+    expect(mixed.changes).toEqual(['alive>dead']);
   });
 
   it('keeps the verdict and its start through a few probes this node could not make, then says error', () => {
     const clock = new FakeClock();
     const error: PresenceProbeResult = { verdict: 'error', latencyMs: 0, error: 'the probe could not be made: EMFILE' };
-    const gone = feed(clock, initialPresenceView(clock.now(), true), [dead]).view;
+    const gone = feed(clock, initialPresenceView(clock.now(), true), [dead, dead, dead]).view;
     const t = gone.since;
     const blind = feed(clock, gone, [error, error, error]).view;
     expect(blind).toMatchObject({ state: 'dead', since: t });

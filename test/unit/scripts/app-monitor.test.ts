@@ -11,6 +11,8 @@ interface Deferred {
   name: ScriptName;
   ctx: ScriptContext;
   resolve: (ok: boolean) => void;
+  /** Settles it as a run this node could not even start (EMFILE): no verdict on the application. */
+  starve: () => void;
 }
 
 /** A runner whose every run waits until the test settles it. */
@@ -19,7 +21,9 @@ function fakeRunner() {
   return {
     calls,
     run(name: ScriptName, ctx: ScriptContext): Promise<ScriptResult> {
-      return new Promise((resolve) => calls.push({ name, ctx, resolve: (ok) => resolve(result(name, ok)) }));
+      return new Promise((resolve) =>
+        calls.push({ name, ctx, resolve: (ok) => resolve(result(name, ok)), starve: () => resolve({ ...result(name, false), exitCode: null, error: 'spawn EMFILE', localFailure: true }) }),
+      );
     },
   };
 }
@@ -59,6 +63,24 @@ function setup(opts: { maxRestarts?: number; restartWindowMs?: number } = {}) {
 }
 
 describe('the application monitor', () => {
+  it('does not count a check this node could not start (out of descriptors) against the application', async () => {
+    const t = setup({ maxRestarts: 0 });
+    t.monitor.start();
+    for (let i = 0; i < 5; i++) {
+      await t.tick(1000);
+      t.runner.calls.at(-1)!.starve();
+      await flush();
+    }
+    // Five starved checks in a row: no restart, no switchover, and no verdict yet.
+    expect(t.names()).toEqual(['check', 'check', 'check', 'check', 'check']);
+    expect(t.switchovers).toEqual([]);
+    expect(t.monitor.status().lastCheck).toBeUndefined();
+    await t.tick(1000);
+    await t.settle('check', false);
+    // A real failure still counts (no restarts allowed here: straight to a switchover).
+    expect(t.switchovers).toHaveLength(1);
+  });
+
   it('runs a check one interval after the previous one ended, never two at once', async () => {
     const t = setup();
     t.monitor.start();
