@@ -106,7 +106,7 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
       opts.encryption === 'tls-psk'
         ? https.createServer({
             ...httpOpts,
-            ...tlsPskServerOptions(derivePsk(opts.key, opts.pair), opts.self, hs, (socket, identity) => this.tlsIdentities.set(socket, identity)),
+            ...tlsPskServerOptions(derivePsk(opts.key, opts.pair), opts.self, hs, (socket, identity) => this.tlsIdentities.set(socket, identity), opts.tlsGeneration),
           })
         : http.createServer(httpOpts);
     this.server.on('connection', (socket: net.Socket) => {
@@ -286,12 +286,13 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
     const admitted = this.refusals.admit(`TANDEM_ERR_AUTH_FAILED ${socket.remoteAddress ?? ''}`);
     if (admitted === undefined) return;
     const plain = errno === 'ERR_SSL_HTTP_REQUEST' || errno === 'ERR_SSL_WRONG_VERSION_NUMBER';
-    // The channel speaks TLS 1.3 only (tls-psk.ts): an older Tandem offers TLS 1.2.
+    // The channel speaks TLS 1.3, or TLS 1.2 with ECDHE-PSK only (tls-psk.ts): a client offering
+    // neither is refused in the handshake.
     const version = errno === 'ERR_SSL_UNSUPPORTED_PROTOCOL' || errno === 'ERR_SSL_NO_SHARED_CIPHER';
     const e = TandemError.wrap(err, {
       code: 'TANDEM_ERR_AUTH_FAILED',
       op: `authenticate channel client ${remote}`,
-      reason: `TLS handshake failed (${errno}): ${plain ? 'the client does not speak TLS (channel.encryption differs?)' : version ? 'the client does not offer TLS 1.3 with a PSK suite (an older Tandem?)' : 'the client does not hold this pair key'}`,
+      reason: `TLS handshake failed (${errno}): ${plain ? 'the client does not speak TLS (channel.encryption differs?)' : version ? 'the client offers neither TLS 1.3 nor ECDHE-PSK over TLS 1.2 (a foreign or misconfigured client?)' : 'the client does not hold this pair key'}`,
       hint: plain ? 'channel.encryption must be the same on both nodes; see docs/channel.md' : version ? 'run the same Tandem version on both nodes; see docs/channel.md, "Encryption"' : KEY_HINT,
     });
     this.log.warn(

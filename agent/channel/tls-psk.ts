@@ -1,9 +1,11 @@
 // TLS with a pre-shared key and no certificates: both nodes already share the pair key, so a PKI
-// would only add files to copy and dates to expire. Pinned to TLS 1.3, whose PSK mode mixes an
+// would only add files to copy and dates to expire. TLS 1.3 first, whose PSK mode mixes an
 // ephemeral (EC)DH exchange into the key schedule (psk_dhe_ke): forward secrecy without a
-// finite-field group to choose. TLS 1.2's DHE-PSK suites were dropped because OpenSSL sizes the
+// finite-field group to choose. TLS 1.2's DHE-PSK suites are refused because OpenSSL sizes the
 // DH group of a certificate-less suite from the cipher's strength and picked a 1024-bit group for
-// AES-128 (measured on Node 20 / OpenSSL 3.0); its only ECDHE-PSK suite is ChaCha20.
+// AES-128 (measured on Node 20 / OpenSSL 3.0). TLS 1.2 stays allowed with its one ECDHE-PSK
+// suite (ChaCha20, X25519): the first release spoke TLS 1.2 only and offered that suite, so a
+// pair upgrades one node at a time (docs/install.md, "Upgrades") without ever using DHE.
 // OpenSSL never accepts the PSK-only mode (psk_ke) unless SSL_OP_ALLOW_NO_DHE_KEX is set, which
 // Tandem never sets: a handshake without an ephemeral exchange fails. A wrong key fails inside
 // the handshake, before any HTTP byte is read.
@@ -15,12 +17,33 @@ import type { ConnectionOptions, TLSSocket } from 'node:tls';
  * TLS 1.3 suites whose hash is SHA-256, the hash OpenSSL gives an external PSK: AES-128-GCM
  * first (the fastest with AES instructions), ChaCha20-Poly1305 for CPUs without them.
  */
-export const TLS_PSK_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256';
+export const TLS_PSK_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:ECDHE-PSK-CHACHA20-POLY1305';
 
 /** Key-exchange groups offered, in order: every one at least 128-bit strong. */
 export const TLS_PSK_GROUPS = 'X25519:P-256:P-384';
 
-const TLS_VERSION = { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' } as const;
+const TLS_VERSION = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3' } as const;
+
+/**
+ * What the first release (channel protocol 1) offered, exactly: a node set back to protocol 1
+ * (TANDEM_PROTOCOL_VERSION=1, rehearsals of a rolling upgrade) speaks it, so the tests meet the
+ * real old handshake. Against a current node it still ends in ECDHE-PSK: the current side
+ * accepts nothing else in TLS 1.2.
+ */
+const FIRST_RELEASE_TLS = {
+  ciphers: 'DHE-PSK-AES128-GCM-SHA256:DHE-PSK-AES256-GCM-SHA384:ECDHE-PSK-CHACHA20-POLY1305',
+  minVersion: 'TLSv1.2',
+  maxVersion: 'TLSv1.2',
+  dhparam: 'auto',
+  ecdhCurve: 'auto',
+} as const;
+
+/** Which handshake a node speaks: the current one, or the first release's (protocol 1). */
+export type TlsGeneration = 'current' | 'first-release';
+
+function versionOptions(generation: TlsGeneration): { ciphers: string; minVersion: 'TLSv1.2'; maxVersion: 'TLSv1.2' | 'TLSv1.3'; ecdhCurve: string; dhparam?: 'auto' } {
+  return generation === 'first-release' ? FIRST_RELEASE_TLS : { ciphers: TLS_PSK_CIPHERS, ...TLS_VERSION, ecdhCurve: TLS_PSK_GROUPS };
+}
 
 /**
  * The TLS key, derived rather than the raw pair key: the raw key also signs the upgrade
@@ -42,12 +65,11 @@ export function tlsPskServerOptions(
   self: string,
   handshakeTimeoutMs: number,
   onIdentity: (socket: TLSSocket, identity: string) => void,
+  generation: TlsGeneration = 'current',
 ): HttpsServerOptions {
   return {
-    ciphers: TLS_PSK_CIPHERS,
-    ...TLS_VERSION,
-    ecdhCurve: TLS_PSK_GROUPS,
-    // TLS 1.3 sends no identity hint; kept for the logs of a TLS 1.2 client that tries anyway.
+    ...versionOptions(generation),
+    // TLS 1.3 sends no identity hint; a TLS 1.2 client (the first release) gets it.
     pskIdentityHint: self,
     handshakeTimeout: handshakeTimeoutMs,
     pskCallback: (socket: TLSSocket, identity: string) => {
@@ -58,11 +80,9 @@ export function tlsPskServerOptions(
 }
 
 /** Client options, for `tls.connect` over an already created TCP socket. */
-export function tlsPskClientOptions(psk: Buffer, self: string): ConnectionOptions {
+export function tlsPskClientOptions(psk: Buffer, self: string, generation: TlsGeneration = 'current'): ConnectionOptions {
   return {
-    ciphers: TLS_PSK_CIPHERS,
-    ...TLS_VERSION,
-    ecdhCurve: TLS_PSK_GROUPS,
+    ...versionOptions(generation),
     // No certificate to check: the PSK handshake itself authenticates the server.
     checkServerIdentity: () => undefined,
     pskCallback: () => ({ psk, identity: self }),

@@ -37,24 +37,23 @@ describe('the channel key exchange', () => {
     expect(accepted.tls).toEqual({ protocol: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256' });
   });
 
-  it('refuses a client that only offers TLS 1.2 with the old DHE-PSK suites, inside the handshake', async () => {
+  it('refuses a client that offers only the DHE-PSK suites (OpenSSL gave them a 1024-bit group), inside the handshake', async () => {
     const slog = captureLog();
     const s = await startServer(serverOptions(slog.log, 'tls-psk'));
     cleanups.push(() => s.server.close());
     const psk = derivePsk(KEY, PAIR);
-    const outcome = await new Promise<{ ok: boolean; error?: string; dh?: unknown }>((resolve) => {
+    const outcome = await new Promise<{ ok: boolean; error?: string }>((resolve) => {
       const socket = tls.connect({
         socket: net.connect({ host: '127.0.0.1', port: s.port }),
         minVersion: 'TLSv1.2',
         maxVersion: 'TLSv1.2',
-        ciphers: 'DHE-PSK-AES128-GCM-SHA256:DHE-PSK-AES256-GCM-SHA384:ECDHE-PSK-CHACHA20-POLY1305',
+        ciphers: 'DHE-PSK-AES128-GCM-SHA256:DHE-PSK-AES256-GCM-SHA384',
         checkServerIdentity: () => undefined,
         pskCallback: () => ({ psk, identity: 'beta' }),
       });
       socket.once('secureConnect', () => {
-        const dh = socket.getEphemeralKeyInfo();
         socket.destroy();
-        resolve({ ok: true, dh });
+        resolve({ ok: true });
       });
       socket.once('error', (err) => resolve({ ok: false, error: (err as NodeJS.ErrnoException).code ?? err.message }));
     });
@@ -62,6 +61,23 @@ describe('the channel key exchange', () => {
     expect(outcome.error).toMatch(/^ERR_SSL_|^EPROTO|ECONNRESET/);
     expect(s.accepted).toHaveLength(0);
     const refused = await slog.waitFor((l) => l.code === 'TANDEM_ERR_AUTH_FAILED');
-    expect(refused.err?.message).toContain('does not offer TLS 1.3');
+    expect(refused.err?.message).toContain('offers neither TLS 1.3 nor ECDHE-PSK');
+  });
+
+  // The first release spoke TLS 1.2 only, DHE-PSK first: during a rolling upgrade (one node on
+  // each release) the two must still meet, and only over X25519.
+  it.each([
+    ['the first release dials a current node', 'first-release', 'current'],
+    ['a current node dials the first release', 'current', 'first-release'],
+  ] as const)('meets the first release with TLS 1.2 ECDHE-PSK over X25519, never DHE: %s', async (_what, dialerTls, listenerTls) => {
+    const slog = captureLog();
+    const s = await startServer(serverOptions(slog.log, 'tls-psk', { tlsGeneration: listenerTls }));
+    cleanups.push(() => s.server.close());
+    const clog = captureLog();
+    const r = await dialOnce(clientTarget(clog.log, 'tls-psk', s.port, { tlsGeneration: dialerTls }), clog.log);
+    if (!r.ok) throw new Error(`dial failed: ${r.failure.reason}`);
+    cleanups.push(() => r.rec.conn.close('normal', 'test over'));
+    await slog.waitFor((l) => l.msg === 'channel: connected');
+    expect(r.rec.conn.tlsSession()).toEqual({ protocol: 'TLSv1.2', cipher: 'TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256', keyExchange: 'ECDH X25519 (253 bits)' });
   });
 });
