@@ -34,6 +34,8 @@ export const ERROR_CODES = {
   TANDEM_ERR_VERIFY_FAILED: 'A verification could not complete (the message says why).',
   TANDEM_ERR_VERIFY_REFUSED: 'A verification was refused: the node asked is not active, or no passive is connected.',
   TANDEM_ERR_INTERNAL: 'A bug: an invariant of Tandem itself did not hold.',
+  TANDEM_ERR_PASSIVE_MODIFIED: "Someone other than Tandem changed the passive's copy: it is not the active's state until repaired.",
+  TANDEM_ERR_PROTECT_FAILED: 'replication.protectPassive could not make (or undo) the read-only protection of the protected roots.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -130,7 +130,8 @@ export function buildStatus(i: StatusInputs): AgentStatus {
       catchUp: r?.catchUp ?? null,
     };
     if (r?.alarm !== undefined) alarms.push(alarmOf(r.alarm, 'apply'));
-    state = r?.paused === true ? 'degraded' : !connected ? 'standalone' : replication.inSync ? 'in-sync' : 'syncing';
+    for (const a of r?.standby ?? []) alarms.push(alarmOf(a, 'standby'));
+    state = r?.paused === true ? 'degraded' : !connected ? 'standalone' : (r?.standby.length ?? 0) > 0 ? 'degraded' : replication.inSync ? 'in-sync' : 'syncing';
   }
   const f = i.failover;
   for (const a of f.alarms) alarms.push({ code: a.code, message: a.message, since: a.since, source: 'failover' });
