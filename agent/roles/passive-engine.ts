@@ -88,7 +88,7 @@ export class PassiveEngine {
       // the manifest, and the watch would take the applier's own writes for someone else's.
       const heldUpTo = receiveLog.receivedSeq;
       await receiver.recover();
-      await watch.start(untilApplied(receiver, heldUpTo));
+      watch.start(untilApplied(receiver, heldUpTo));
       return new PassiveEngine(receiveLog, applier, receiver, watch, protection);
     } catch (err) {
       await standby?.stop().catch(() => {});

@@ -45,12 +45,22 @@ function keyOf(root: string, rel: string): string {
   return `${root}\0${rel}`;
 }
 
+/** A path as the alarm's message shows it: control characters escaped (a name made by hand must
+ * not rewrite an operator's terminal), at most 200 characters. */
+function shown(root: string, rel: string): string {
+  const p = `${root}/${rel}`.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return p.length > 200 ? `${p.slice(0, 199)}…` : p;
+}
+
 export class ModifiedPaths {
   private readonly flags = new Map<string, ModifiedPath>();
   /** root\0dir → how many tracked paths lie strictly below it. */
   private readonly below = new Map<string, number>();
   private overflowed = false;
+  /** Unsaved changes. */
   private changed = false;
+  /** The alarm as last built; null when the set changed since (status asks for it often). */
+  private cached: Alarm | undefined | null = null;
 
   private constructor(
     private readonly file: string,
@@ -84,6 +94,11 @@ export class ModifiedPaths {
     return m;
   }
 
+  private touch(): void {
+    this.changed = true;
+    this.cached = null;
+  }
+
   get size(): number {
     return this.flags.size;
   }
@@ -102,7 +117,7 @@ export class ModifiedPaths {
     const key = keyOf(root, rel);
     if (this.flags.has(key)) return 'known';
     if (this.flags.size >= this.max) {
-      if (!this.overflowed) this.changed = true;
+      if (!this.overflowed) this.touch();
       this.overflowed = true;
       return 'dropped';
     }
@@ -112,7 +127,7 @@ export class ModifiedPaths {
       this.below.set(dir, (this.below.get(dir) ?? 0) + 1);
       if (i <= 0) break;
     }
-    this.changed = true;
+    this.touch();
     return 'new';
   }
 
@@ -127,7 +142,7 @@ export class ModifiedPaths {
       else this.below.set(dir, n);
       if (i <= 0) break;
     }
-    this.changed = true;
+    this.touch();
     return true;
   }
 
@@ -137,7 +152,7 @@ export class ModifiedPaths {
     this.flags.clear();
     this.below.clear();
     this.overflowed = false;
-    this.changed = true;
+    this.touch();
     return true;
   }
 
@@ -145,7 +160,7 @@ export class ModifiedPaths {
   endOverflow(): boolean {
     if (!this.overflowed) return false;
     this.overflowed = false;
-    this.changed = true;
+    this.touch();
     return true;
   }
 
@@ -162,9 +177,14 @@ export class ModifiedPaths {
 
   /** TANDEM_ERR_PASSIVE_MODIFIED while any path is changed, naming a bounded list of them. */
   alarm(): Alarm | undefined {
+    if (this.cached === null) this.cached = this.build();
+    return this.cached;
+  }
+
+  private build(): Alarm | undefined {
     if (this.flags.size === 0 && !this.overflowed) return undefined;
     const all = [...this.flags.values()].sort((a, b) => a.since - b.since || (a.path < b.path ? -1 : 1));
-    const named = all.slice(0, PATHS_IN_MESSAGE).map((f) => `${f.root}/${f.path} ${WORDS[f.what]}`);
+    const named = all.slice(0, PATHS_IN_MESSAGE).map((f) => `${shown(f.root, f.path)} ${WORDS[f.what]}`);
     const more = all.length - named.length;
     const count = this.overflowed ? `more than ${all.length} paths` : all.length === 1 ? '1 path' : `${all.length} paths`;
     const list = named.length === 0 ? '' : ` (${named.join(', ')}${more > 0 ? `, and ${more} more` : ''})`;
@@ -198,7 +218,7 @@ export class ModifiedPaths {
       }
       await fsp.rename(tmp, this.file);
     } catch (err) {
-      this.changed = true;
+      this.touch();
       throw err;
     }
   }

@@ -110,6 +110,7 @@ export class StandbyWatch {
   /** Changed paths the bound did not let us track, ever (compared across a full scan). */
   private dropped = 0;
   private scanning: Promise<void> | undefined;
+  private starting: Promise<void> | undefined;
   private drainTimer: TimerHandle | undefined;
   private scanTimer: TimerHandle | undefined;
   private saveTimer: TimerHandle | undefined;
@@ -185,12 +186,15 @@ export class StandbyWatch {
   }
 
   /**
-   * Watches the roots now; judges only once `recovered` resolved (the batches held at start-up
-   * are applied again: until then the disk may be ahead of the manifest).
+   * Watches the roots (in the background: a large tree takes a while, and the passive need not
+   * wait for it), then judges once `recovered` resolved (the batches held at start-up are applied
+   * again: until then the disk may be ahead of the manifest) with a full scan, which also finds
+   * what changed before the watches were in place.
    */
-  async start(recovered: Promise<unknown>): Promise<void> {
-    for (const root of this.roots.values()) await root.watcher.start();
-    void recovered.then(() => {
+  start(recovered: Promise<unknown>): void {
+    this.starting = (async () => {
+      for (const root of this.roots.values()) await root.watcher.start();
+      await recovered;
       if (this.stopped) return;
       this.ready = true;
       // A change that no stat shows any more (kept from before a restart) is read once.
@@ -199,7 +203,7 @@ export class StandbyWatch {
         if (root !== undefined) this.enqueue(root, f.path);
       }
       void this.scanAll('start');
-    });
+    })().catch((err: unknown) => this.log.warn({ err }, 'standby: cannot start watching the copy; scans look at it instead'));
   }
 
   /** TANDEM_ERR_PASSIVE_MODIFIED while paths differ from what the applier left there. */
@@ -223,6 +227,7 @@ export class StandbyWatch {
     this.scanTimer?.cancel();
     this.saveTimer?.cancel();
     for (const root of this.roots.values()) await root.watcher.close();
+    await this.starting;
     await this.scanning;
     await this.examLoop;
     await this.saving;
@@ -252,6 +257,7 @@ export class StandbyWatch {
   }
 
   private enqueue(root: RootCtx, rel: string): void {
+    if (this.stopped) return;
     if (this.pending.size >= MAX_PENDING) {
       this.rescan = true;
       return;

@@ -66,3 +66,15 @@ describe('ModifiedPaths', () => {
     expect((await ModifiedPaths.load(file, silentLogger())).size).toBe(0);
   });
 });
+
+describe('the alarm of a name made by hand', () => {
+  it('escapes control characters and cuts long names, so a name cannot rewrite an operator terminal', async () => {
+    const m = await ModifiedPaths.load(path.join(tmpDir('tandem-modified-'), 'm.json'), silentLogger());
+    m.flag('data', 'evil\n\u001b[2JALARM none', 'created', 1);
+    m.flag('data', `long/${'x'.repeat(500)}`, 'created', 2);
+    const msg = m.alarm()!.message;
+    expect(msg).toContain('data/evil\\x0a\\x1b[2JALARM none created');
+    expect(msg).not.toMatch(/[\u0000-\u001f]/);
+    expect(msg.length).toBeLessThan(600);
+  });
+});

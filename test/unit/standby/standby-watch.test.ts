@@ -59,7 +59,7 @@ async function rig(opts: { manifest?: Manifest; beforeRecord?: (r: DataRecord) =
     clock: systemClock,
   });
   watches.push(watch);
-  await watch.start(Promise.resolve());
+  watch.start(Promise.resolve());
   const wrapped = watch.wrap(applier);
   return { watch, manifest, apply: (records) => wrapped.apply(records, async () => {}) };
 }
