@@ -108,7 +108,8 @@ export class PassiveEngine {
     await this.applier.close();
     await this.receiveLog.close();
     await this.standby.stop({ promoting: opts.promoting === true });
-    await this.protection?.release();
+    // Logged where it fails; a promotion goes on (its start script then says what it cannot do).
+    await this.protection?.release().catch(() => undefined);
   }
 }
 

@@ -150,7 +150,14 @@ export class RootProtection {
       return 0;
     }
     if (roots === undefined) return 0;
-    const lifted = await unmountRecorded(roots, run, log);
+    let lifted: number;
+    try {
+      lifted = await unmountRecorded(roots, run, log);
+    } catch (err) {
+      // The record stays, so the next start tries again; meanwhile the error says what to do.
+      log.error({ err, code: 'TANDEM_ERR_PROTECT_FAILED', roots: roots.map((r) => r.path) }, 'standby: cannot lift the read-only protection a previous agent left; umount -l each root');
+      return 0;
+    }
     if (lifted > 0) log.warn({ roots: roots.map((r) => r.path) }, 'standby: lifted the read-only protection a previous agent left (it did not stop cleanly)');
     await fsp.rm(recordFile(stateDir), { force: true });
     return lifted;
