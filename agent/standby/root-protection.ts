@@ -206,7 +206,7 @@ export class RootProtection {
     } catch (err) {
       const e = TandemError.wrap(err, { code: 'TANDEM_ERR_PROTECT_FAILED', op: 'make the protected roots read-only (replication.protectPassive)', hint: PROTECT_HINT });
       this.failure = { code: e.code, message: e.message, hint: e.hint, since: this.opts.clock.now() };
-      this.log.error({ err: e, code: e.code }, `standby: ${e.message}; replicating unprotected`);
+      this.log.error({ err: e, code: e.code }, 'standby: cannot make the protected roots read-only; replicating unprotected');
       await this.release().catch((e2: unknown) => this.log.error({ err: e2 }, 'standby: cannot undo a partial protection'));
       return roots;
     }

@@ -51,6 +51,8 @@ interface RootCtx {
   watcher: RootWatcher;
   /** Inode → change time (ms) of files last seen as the applier left them. */
   ctimes: Map<number, number>;
+  /** Directory → its inode when last checked: a watch follows an inode, a replaced one needs a new watch. */
+  dirInos: Map<string, number>;
 }
 
 interface PathRef {
@@ -132,6 +134,7 @@ export class StandbyWatch {
         path: r.path,
         isExcluded,
         ctimes: new Map(),
+        dirInos: new Map(),
         watcher: new RootWatcher({
           root: r,
           isExcluded,
@@ -234,7 +237,7 @@ export class StandbyWatch {
     if (opts.promoting === true) {
       const a = this.modified.alarm();
       if (a !== undefined) {
-        this.log.warn({ code: a.code, details: a.details }, `standby: taking over with ${a.message.replace(/^the passive's copy was /, 'a copy ')}: they are served as they are`);
+        this.log.warn({ code: a.code, details: a.details }, 'standby: taking over with paths changed by hand on this node: they are served as they are, and replicated so');
       }
       await this.modified.remove().catch((err: unknown) => this.log.warn({ err }, 'standby: cannot remove the list of paths changed by hand'));
       return;
@@ -297,7 +300,7 @@ export class StandbyWatch {
     }
     this.counters.checks++;
     const st = lstatOrUndefined(path.join(root.path, rel));
-    if (st?.isDirectory() === true && !root.watcher.has(rel)) this.watchNew(root, rel);
+    this.keepWatched(root, rel, st);
     const entry = this.opts.manifest.get(root.name, rel);
     const drift = statDrift(entry, st);
     if (drift !== undefined) return this.raise(root, rel, drift);
@@ -314,7 +317,22 @@ export class StandbyWatch {
     else if (known !== st.ctimeMs) this.queueExam(root, rel);
   }
 
-  /** A directory not watched yet (new, or moved here): watch it, then look at what it holds. */
+  /** A directory is watched, and by a watch on its present inode (not one it replaced). */
+  private keepWatched(root: RootCtx, rel: string, st: Stats | undefined): void {
+    if (st?.isDirectory() !== true) {
+      // Gone, or replaced by a file: a watch left there follows a deleted directory.
+      root.dirInos.delete(rel);
+      if (root.watcher.has(rel)) root.watcher.unwatchTree(rel);
+      return;
+    }
+    const known = root.dirInos.get(rel);
+    root.dirInos.set(rel, st.ino);
+    if (root.watcher.has(rel) && (known === undefined || known === st.ino)) return;
+    root.watcher.unwatchTree(rel);
+    this.watchNew(root, rel);
+  }
+
+  /** A directory not watched yet (new, moved here, or replaced): watch it, then look at what it holds. */
   private watchNew(root: RootCtx, rel: string): void {
     void root.watcher
       .watchTree(rel)

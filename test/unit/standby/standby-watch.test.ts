@@ -103,9 +103,24 @@ describe('StandbyWatch', () => {
     await quiet(r.watch);
     expect(alarmText(r.watch)).toBe('');
     expect(r.watch.stats().checks).toBeGreaterThan(100);
-    // The tree is watched where the applier made and moved directories: a change there is seen.
+    // A directory replaced by a file, then by a directory again.
+    const swap = new RecordBuilder(1000);
+    swap.content('d2', 'now a file\n', BS);
+    await r.apply(swap.records);
+    await quiet(r.watch);
+    const back = new RecordBuilder(2000);
+    back.mkdir('d2');
+    await r.apply(back.records);
+    await quiet(r.watch);
+    expect(alarmText(r.watch)).toBe('');
+    // The tree is watched where the applier made, moved and replaced directories (there are no
+    // periodic scans here): a change there is seen.
     fs.writeFileSync(abs('d3-moved/by-hand.txt'), 'x');
-    await until('the change in a moved directory reported', () => (alarmText(r.watch).includes('data/d3-moved/by-hand.txt created') ? true : undefined), 5000);
+    fs.writeFileSync(abs('d2/by-hand.txt'), 'x');
+    await until('the changes in a moved and a replaced directory reported', () => {
+      const t = alarmText(r.watch);
+      return t.includes('data/d3-moved/by-hand.txt created') && t.includes('data/d2/by-hand.txt created') ? true : undefined;
+    }, 5000);
   });
 
   it('reports a change made elsewhere while a batch is in flight, before that batch ends, and not the batch itself', async () => {
