@@ -239,6 +239,13 @@ export class StandbyWatch {
       if (a !== undefined) {
         this.log.warn({ code: a.code, details: a.details }, 'standby: taking over with paths changed by hand on this node: they are served as they are, and replicated so');
       }
+      // Capture's start-up scan finds what a stat shows; a file whose bytes were changed under
+      // the same stat is made to look "racy", so capture reads it again: what this node serves
+      // is what its passive then receives.
+      for (const f of this.modified.list()) {
+        const e = this.opts.manifest.get(f.root, f.path);
+        if (e?.kind === 'file') this.opts.manifest.set(f.root, f.path, { ...e, readAt: 0 });
+      }
       await this.modified.remove().catch((err: unknown) => this.log.warn({ err }, 'standby: cannot remove the list of paths changed by hand'));
       return;
     }

@@ -10,14 +10,18 @@ import { tandem } from '../../helpers/cli.ts';
 import { killAll } from '../../helpers/processes.ts';
 import { sleep, TestPair, type NodeName } from '../../helpers/pair.ts';
 import { digestTree, treeDiff } from '../../helpers/tree-hash.ts';
+import { FailoverPair, TUNED } from '../../helpers/failover-pair.ts';
 import { rng, Workload } from '../../helpers/workload.ts';
 
 let pair: TestPair | undefined;
+let failoverPair: FailoverPair | undefined;
 
 afterEach(async () => {
   await killAll();
   await pair?.cleanup();
+  await failoverPair?.cleanup();
   pair = undefined;
+  failoverPair = undefined;
 });
 
 const MODIFIED = 'TANDEM_ERR_PASSIVE_MODIFIED';
@@ -189,4 +193,33 @@ describe('standby watch', () => {
     expect(polls).toBeGreaterThan(50);
     await repairAndWaitClear(p);
   }, 240_000);
+
+  it('after a failover, serves the changed copy as it is and replicates exactly that to the old active, even bytes no stat shows', async () => {
+    const fp = (failoverPair = await FailoverPair.create(TUNED));
+    const p = fp.pair;
+    fill(p.data('alpha', 'db.bin'), 256 * 1024, 6);
+    await p.startBoth();
+    await fp.waitServedBy('alpha');
+    await p.waitIdentical();
+    // By hand on the passive: bytes rewritten in place, the mtime put back; and a new file.
+    const file = p.data('beta', 'db.bin');
+    const before = fs.statSync(file);
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.alloc(32, 0x77), 0, 32, 70_000);
+    fs.closeSync(fd);
+    fs.utimesSync(file, before.atimeMs / 1000, before.mtimeMs / 1000);
+    fs.writeFileSync(p.data('beta', 'only-here.txt'), 'made on the passive\n');
+    await waitReported(p, 'beta', ['data/db.bin written', 'data/only-here.txt created'], Date.now());
+
+    await p.kill('alpha', 'SIGKILL');
+    await fp.waitServedBy('beta', 30_000);
+    const served = fs.readFileSync(file);
+    // The old active comes back as passive and receives what beta serves, bytes and all.
+    await p.start('alpha');
+    await p.waitFor('alpha', 'passive and in sync', (s) => s.role === 'passive' && s.replication.inSync, 60_000);
+    await p.waitFor('beta', 'active, in sync, no alarm of the old passive', (s) => s.role === 'active' && s.replication.inSync && modifiedAlarm(s) === undefined, 60_000);
+    expect(fs.readFileSync(p.data('alpha', 'db.bin')).equals(served)).toBe(true);
+    expect(fs.readFileSync(p.data('alpha', 'only-here.txt'), 'utf8')).toBe('made on the passive\n');
+    expect(treeDiff(digestTree(p.data('beta')), digestTree(p.data('alpha')))).toBe('');
+  }, 180_000);
 });
