@@ -58,9 +58,13 @@ export function precheck(active: NodeView & { status: AgentStatus }, passive: No
   if (!force && !s.replication.inSync) {
     const r = s.replication;
     const sync = r.sync === null ? '' : `, synchronisation ${r.sync.id} running`;
+    // Applied everything, but its copy was changed by hand (agent/standby): say so.
+    const modified = s.alarms.some((a) => a.code === 'TANDEM_ERR_PASSIVE_MODIFIED') ? ', and its copy was changed by hand' : '';
     return refuse(
-      `${passive.name} is not in sync (applied ${r.appliedSeq} of ${r.headSeq}, lag ${r.lagMs} ms${sync})`,
-      'wait until tandem status shows "in sync", or add --force: the agent still drains everything before it hands over, and rolls back if that takes too long',
+      `${passive.name} is not in sync (applied ${r.appliedSeq} of ${r.headSeq}, lag ${r.lagMs} ms${sync}${modified})`,
+      modified === ''
+        ? 'wait until tandem status shows "in sync", or add --force: the agent still drains everything before it hands over, and rolls back if that takes too long'
+        : 'run tandem verify --repair -c CONFIG first, or add --force: the passive then serves the changes made there by hand',
     );
   }
   return undefined;

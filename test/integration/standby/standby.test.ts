@@ -89,6 +89,11 @@ describe('standby watch', () => {
     expect(a.state).toBe('degraded');
     expect(modifiedAlarm(a)!.source).toBe('peer');
     expect(Date.now() - t0).toBeLessThan(REPORT_WITHIN_MS);
+    // A switchover onto it is refused, saying why.
+    const sw = await tandem(['switchover', '-c', p.node('alpha').config]);
+    expect(sw.code).toBe(1);
+    expect(sw.stderr).toMatch(/TANDEM_ERR_SWITCHOVER_REFUSED.*changed by hand/);
+    expect(sw.stderr).toMatch(/tandem verify --repair/);
 
     await repairAndWaitClear(p);
 
