@@ -12,6 +12,7 @@ import type { Clock } from '../../shared/clock.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { TandemError, describeCause } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { fsyncDir } from '../manifest/index.ts';
 import type { Alarm } from '../replication/index.ts';
 import { isProtectionMount, isReadOnly, mountsAt, parseMountInfo, type MountEntry } from './mount-info.ts';
 
@@ -83,12 +84,7 @@ async function writeRecord(stateDir: string, roots: RecordedRoot[]): Promise<voi
     await fh.close();
   }
   await fsp.rename(tmp, file);
-  const dir = await fsp.open(path.dirname(file), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await fsyncDir(path.dirname(file));
 }
 
 /**

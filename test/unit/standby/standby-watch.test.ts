@@ -82,6 +82,19 @@ function abs(rel: string): string {
   return path.join(rootDir, rel);
 }
 
+/** By hand: `n` bytes of `fill` written in place at `offset`. */
+function overwrite(rel: string, offset: number, n: number, fill: number): void {
+  const fd = fs.openSync(abs(rel), 'r+');
+  fs.writeSync(fd, Buffer.alloc(n, fill), 0, n, offset);
+  fs.closeSync(fd);
+}
+
+/** A file of `size` bytes (seed) as capture sends it, with its meta. */
+function newFile(b: RecordBuilder, rel: string, size: number, seed: number, mode = 0o644, mtimeMs = 1_700_000_000_000): void {
+  b.content(rel, bytes(size, seed), BS);
+  b.meta(rel, mode, mtimeMs);
+}
+
 describe('StandbyWatch', () => {
   it("never reports the applier's own writes, whatever their events interleave with", async () => {
     const r = await rig();
@@ -155,14 +168,11 @@ describe('StandbyWatch', () => {
   it('keeps a file reported when the applier writes another block of it, until it is all the active\'s again', async () => {
     const r = await rig();
     const b = new RecordBuilder();
-    b.content('f.bin', bytes(3 * BS, 1), BS);
-    b.meta('f.bin', 0o644, 1_700_000_000_000);
+    newFile(b, 'f.bin', 3 * BS, 1);
     await r.apply(b.records);
     await quiet(r.watch);
     // By hand: block 2 rewritten in place.
-    const fd = fs.openSync(abs('f.bin'), 'r+');
-    fs.writeSync(fd, Buffer.alloc(10, 7), 0, 10, 2 * BS + 5);
-    fs.closeSync(fd);
+    overwrite('f.bin', 2 * BS + 5, 10, 7);
     await until('reported', () => (alarmText(r.watch).includes('data/f.bin written') ? true : undefined), 5000);
     // The active changes block 0 and sets the mtime: the stat is the applier's again, block 2 is not.
     const b2 = new RecordBuilder(100);
@@ -173,8 +183,7 @@ describe('StandbyWatch', () => {
     expect(alarmText(r.watch)).toMatch(/data\/f\.bin written/);
     // The active rewrites it whole: nothing of the hand-made change is left.
     const b3 = new RecordBuilder(200);
-    b3.content('f.bin', bytes(3 * BS, 3), BS);
-    b3.meta('f.bin', 0o644, 1_700_000_002_000);
+    newFile(b3, 'f.bin', 3 * BS, 3, 0o644, 1_700_000_002_000);
     await r.apply(b3.records);
     await until('cleared', () => (alarmText(r.watch) === '' ? true : undefined), 5000);
   });
@@ -183,13 +192,10 @@ describe('StandbyWatch', () => {
     const manifest = new Manifest([ROOT]);
     const r = await rig({ manifest });
     const b = new RecordBuilder();
-    b.content('db.bin', bytes(4 * BS, 5), BS);
-    b.meta('db.bin', 0o600, 1_700_000_000_000);
+    newFile(b, 'db.bin', 4 * BS, 5, 0o600);
     await r.apply(b.records);
     await quiet(r.watch);
-    const fd = fs.openSync(abs('db.bin'), 'r+');
-    fs.writeSync(fd, Buffer.alloc(8, 1), 0, 8, BS + 3);
-    fs.closeSync(fd);
+    overwrite('db.bin', BS + 3, 8, 1);
     fs.utimesSync(abs('db.bin'), 1_700_000_000, 1_700_000_000);
     await until('reported', () => (alarmText(r.watch).includes('data/db.bin written') ? true : undefined), 5000);
     expect(r.watch.stats().exams).toBeGreaterThan(0);
