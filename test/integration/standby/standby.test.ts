@@ -2,6 +2,7 @@
 // reported on both nodes (and the pair is no longer in sync) until `tandem verify --repair`
 // puts it back; the passive's own writes never are, even under a heavy mixed workload, while a
 // hand-made change in the middle of that workload still is.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -48,15 +49,16 @@ function fill(file: string, size: number, seed: number): void {
   fs.writeFileSync(file, b);
 }
 
-/** By hand: `n` bytes rewritten in place, then the mtime put back: no stat shows it. */
+/** By hand: `n` bytes rewritten in place, then the mtime put back to the nanosecond: no stat shows it. */
 function rewriteKeepingMtime(file: string, offset: number, n: number, fillByte: number): void {
-  const before = fs.statSync(file);
+  const before = fs.statSync(file, { bigint: true });
   const fd = fs.openSync(file, 'r+');
   fs.writeSync(fd, Buffer.alloc(n, fillByte), 0, n, offset);
   fs.closeSync(fd);
-  fs.utimesSync(file, before.atimeMs / 1000, before.mtimeMs / 1000);
-  const after = fs.statSync(file);
-  expect([after.mtimeMs, after.size, after.ino]).toEqual([before.mtimeMs, before.size, before.ino]);
+  const ns = before.mtimeNs;
+  execFileSync('touch', ['-m', '-d', `@${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`, file]);
+  const after = fs.statSync(file, { bigint: true });
+  expect([after.mtimeNs, after.size, after.ino]).toEqual([before.mtimeNs, before.size, before.ino]);
 }
 
 async function repairAndWaitClear(p: TestPair): Promise<void> {
