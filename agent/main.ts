@@ -170,7 +170,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock): Promise<R
         capture: controller.active?.capture.status(),
         failover: failover.status(),
         peer: hb.peer,
-        heartbeat: { lastHeardAt: hb.lastHeardAt, longestGapMs: hb.longestGapMs },
+        heartbeat: { lastHeardAt: hb.lastHeardAt, longestGapMs: hb.longestGapMs, rttMs: hb.rttMs },
         channel: liveStats(),
         verify: controller.active?.verifier.summary(),
         startedAt,

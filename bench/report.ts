@@ -47,7 +47,7 @@ export interface BenchResults {
   memory: Record<string, ProcessReport>;
   agentWarnings: Record<string, { count: number; first: string[] }>;
   /** Parts that failed, with why: they have no numbers. */
-  failures: Partial<Record<'a' | 'b' | 'c' | 'o' | 'f' | 's' | 'v' | 'z', string>>;
+  failures: Partial<Record<'a' | 'b' | 'c' | 'o' | 'f' | 's' | 'v' | 'z' | 'u', string>>;
   notes: string[];
 }
 

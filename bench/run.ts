@@ -2,7 +2,7 @@
 // bench/results/latest.json and latest.md. See "Goals" in DESIGN.md. Benchmarks report; they
 // never assert.
 //
-//   npm run bench -- [--quick] [--only a,b,c,o,f,s,v,z] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
+//   npm run bench -- [--quick] [--only a,b,c,o,f,s,v,z,u] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,6 +11,7 @@ import { BenchPair, PROJECT } from './bench-pair.ts';
 import { BIG_FILE_NAME, QUIET_MS, measureNewFile, measureOverwrite } from './big-file.ts';
 import { killAllChildrenNow, stopAllChildren } from './children.ts';
 import { measureCatchUp, renderCatchUp } from './catch-up.ts';
+import { measureCliStartup, writeCliStartup } from './cli-startup.ts';
 import { measureCompression, writeCompressionResults } from './compression.ts';
 import { measureFailover } from './failover-gap.ts';
 import { closeAllHaPairs, closeProblems, killAllHaPairsNow } from './ha-pair.ts';
@@ -23,7 +24,7 @@ import { ensureRsync, RsyncDaemon, type RsyncAvailability } from './rsync-daemon
 import { measureSwitchover } from './switchover.ts';
 import { measureVerify } from './verify-throughput.ts';
 
-const PARTS = ['a', 'b', 'c', 'o', 'f', 's', 'v', 'z'] as const;
+const PARTS = ['a', 'b', 'c', 'o', 'f', 's', 'v', 'z', 'u'] as const;
 type Part = (typeof PARTS)[number];
 /** What runs without --only: (v) writes a tree of its own on both nodes, so it is asked for by name. */
 const DEFAULT_PARTS: Part[] = ['a', 'b', 'c', 'f', 's'];
@@ -44,7 +45,7 @@ interface Options {
 const USAGE = `usage: npm run bench -- [options]
   --quick                 256 MiB file, 3 s of lag load and 1 trial of (f) and (s), instead of
                           1 GiB, 10 s and 3 trials
-  --only a,b,c,o,f,s,v,z  parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite,
+  --only a,b,c,o,f,s,v,z,u parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite,
                           o = catch-up after an outage (bench/catch-up.ts; sizes from
                           TANDEM_BENCH_CATCHUP_OUTAGE, _BYTES, _FILES; writes results/catchup.md),
                           f = failover gap (the active server dies), s = switchover,
@@ -53,6 +54,9 @@ const USAGE = `usage: npm run bench -- [options]
                           default; results in bench/results/verify.md)
                           z = channel.compression off / level 1 / level 6 (writes
                           bench/results/compression.md; not run unless asked)
+                          u = start-up of the CLI: node -e 0, tandem --help and tandem status
+                          against a running pair, in turn (writes bench/results/cli.md; not
+                          run unless asked)
   --trials N              trials of (f) per heartbeat timing, and of (s) (default 3)
   --encryption MODE       channel.encryption: tls-psk (default, the product default) or none
   --tmpfs                 put both trees and the agents' state on /dev/shm (takes the disk out)
@@ -92,7 +96,7 @@ function parseOptions(argv: string[]): Options {
     else if (name === '--only') {
       const parts = value().split(',').map((s) => s.trim()).filter((s) => s !== '');
       const bad = parts.filter((p) => !(PARTS as readonly string[]).includes(p));
-      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c, o, f, s, v, z; got ${JSON.stringify(parts)}\n${USAGE}`);
+      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c, o, f, s, v, z, u; got ${JSON.stringify(parts)}\n${USAGE}`);
       o.only = PARTS.filter((p) => parts.includes(p));
     } else if (name === '--encryption') {
       const v = value();
@@ -316,6 +320,15 @@ async function main(): Promise<void> {
       });
     }
 
+    if (want('u')) {
+      await attempt('u', async () => {
+        const u = await measureCliStartup({ runs: opts.quick ? 10 : 30, baseDir: dir, encryption: opts.encryption }, progress);
+        const header = `## (u) start-up of the CLI\n\n${startedAt}, ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}.`;
+        process.stdout.write(`\n${writeCliStartup(u, header)}\n`);
+        results.notes.push('(u) CLI start-up: see bench/results/cli.md.');
+      });
+    }
+
     if (want('f')) {
       await attempt('f', async () => {
         results.failover = await measureFailover({ trials, keepDirs: opts.keep, encryption: opts.encryption, baseDir: dir }, progress);
@@ -370,13 +383,13 @@ async function main(): Promise<void> {
     fs.mkdirSync(outDir, { recursive: true });
     if (Object.keys(results.failures).length > 0) process.exitCode = 1;
     // (z) alone has its own file: it leaves the last run of the other parts in latest.*.
-    if (opts.only.some((p) => p !== 'z')) {
+    if (opts.only.some((p) => p !== 'z' && p !== 'u')) {
       fs.writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
       fs.writeFileSync(path.join(outDir, 'latest.md'), renderMarkdown(results));
       process.stdout.write(`\n${renderText(results)}\n`);
       progress(`written ${path.relative(process.cwd(), path.join(outDir, 'latest.json'))} and latest.md`);
-    } else if (results.failures.z !== undefined) {
-      process.stdout.write(`\n(z) FAILED: ${results.failures.z}\n`);
+    } else {
+      for (const p of ['z', 'u'] as const) if (results.failures[p] !== undefined) process.stdout.write(`\n(${p}) FAILED: ${results.failures[p]}\n`);
     }
   } catch (err) {
     keepForEvidence = true;

@@ -1,36 +1,64 @@
-// How the CLI reaches an agent: the control address from the node's tandem.yaml.
-import { loadConfig, type NodeAddresses } from '../shared/config/index.ts';
+// How the CLI reaches an agent: the control address from the node's tandem.yaml. Light on
+// purpose (node:http, no schema): `tandem status` loads this and little else.
+import http from 'node:http';
+import type { NodeAddresses } from '../shared/config/load.ts';
 import { CONTROL_TOKEN_HEADER } from '../shared/constants.ts';
 import { TandemError } from '../shared/errors.ts';
 import { readPairKey } from '../shared/pair-key.ts';
 import { controlToken, type AgentStatus } from '../agent/control/index.ts';
 
-export function controlUrlFor(configPath: string): string {
-  const c = loadConfig(configPath);
-  const host = c.self.control.host.includes(':') ? `[${c.self.control.host}]` : c.self.control.host;
-  return `http://${host}:${c.self.control.port}`;
-}
+/** A status document larger than this is not one (an agent's is a few KiB). */
+const MAX_STATUS_BYTES = 4 * 1024 * 1024;
 
-export async function fetchStatus(baseUrl: string, timeoutMs = 5000): Promise<AgentStatus> {
-  let res: Response;
-  try {
-    res = await fetch(`${baseUrl}/v1/status`, { signal: AbortSignal.timeout(timeoutMs) });
-  } catch (err) {
-    throw new TandemError({
-      code: 'TANDEM_ERR_CONTROL_UNREACHABLE',
-      op: `GET ${baseUrl}/v1/status`,
-      reason: (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message,
-      hint: 'is the agent running? start it with: tandem agent -c CONFIG',
+/**
+ * GET /v1/status. Throws TANDEM_ERR_CONTROL_UNREACHABLE when no answer came within
+ * `timeoutMs`, TANDEM_ERR_CONTROL_REFUSED when the answer is not a status document.
+ */
+export function fetchStatus(baseUrl: string, timeoutMs = 5000): Promise<AgentStatus> {
+  const op = `GET ${baseUrl}/v1/status`;
+  return new Promise<AgentStatus>((resolve, reject) => {
+    let done = false;
+    const finish = (err: TandemError | undefined, value?: AgentStatus) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      req.destroy();
+      if (err !== undefined) reject(err);
+      else resolve(value!);
+    };
+    const unreachable = (reason: string) =>
+      new TandemError({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op, reason, hint: 'is the agent running? start it with: tandem agent -c CONFIG' });
+    // No keep-alive agent: a pooled socket would hold the command open after its answer.
+    const req = http.get(`${baseUrl}/v1/status`, { agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_STATUS_BYTES) finish(new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: `answer larger than ${MAX_STATUS_BYTES} bytes`, hint: 'is CONFIG\'s control address really a Tandem agent?' }));
+        else chunks.push(c);
+      });
+      res.on('error', (err) => finish(unreachable(err.message)));
+      res.on('end', () => {
+        if (res.statusCode !== 200) {
+          finish(new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: `HTTP ${res.statusCode}`, hint: 'check the agent log' }));
+          return;
+        }
+        try {
+          const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AgentStatus;
+          if (typeof doc !== 'object' || doc === null || typeof doc.node !== 'string') throw new Error('not a status document');
+          finish(undefined, doc);
+        } catch (err) {
+          finish(new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: `bad answer: ${(err as Error).message}`, hint: 'is CONFIG\'s control address really a Tandem agent?' }));
+        }
+      });
     });
-  }
-  if (!res.ok) {
-    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op: `GET ${baseUrl}/v1/status`, reason: `HTTP ${res.status}`, hint: 'check the agent log' });
-  }
-  return (await res.json()) as AgentStatus;
+    req.on('error', (err) => finish(unreachable(err.message)));
+    const timer = setTimeout(() => finish(unreachable(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
 }
 
 /** The control API address of either node of a loaded config (`self` or `peer`). */
-export function controlUrlOf(node: NodeAddresses): string {
+export function controlUrlOf(node: Pick<NodeAddresses, 'control'>): string {
   const host = node.control.host.includes(':') ? `[${node.control.host}]` : node.control.host;
   return `http://${host}:${node.control.port}`;
 }

@@ -20,7 +20,12 @@ export interface AgentStatus {
     channel: 'up' | 'down';
     public: 'up' | 'down' | 'unknown';
     /** Channel heartbeats: how long ago the last one came, and the longest silence between two. */
-    heartbeat: { lastHeardMsAgo: number | null; longestGapMs: number };
+    heartbeat: {
+      lastHeardMsAgo: number | null;
+      longestGapMs: number;
+      /** Smoothed round-trip of the channel heartbeats (ms); null while down or not yet measured. */
+      rttMs?: number | null;
+    };
   };
   replication: {
     /** The last sequence the active journaled (on the passive: as last heard from it). */
@@ -53,6 +58,8 @@ export interface AgentStatus {
     /** The passive's presence probe of its peer: alive, stalled, dead, unreachable… */
     presence: string;
     roleChangesLastHour: number;
+    /** The last change of role since the agent started (null: none yet), and why it happened. */
+    lastRoleChange?: { at: number; from: Role; to: Role; epoch: number; reason: string } | null;
   };
   pid: number;
   startedAt: number;
@@ -70,7 +77,7 @@ export interface StatusInputs {
   failover: FailoverStatus;
   /** The peer as its last heartbeat described it (while the channel is up). */
   peer: PeerView | undefined;
-  heartbeat: { lastHeardAt: number | undefined; longestGapMs: number };
+  heartbeat: { lastHeardAt: number | undefined; longestGapMs: number; rttMs?: number | undefined };
   channel: { bytesIn: number; bytesOut: number };
   verify?: VerifySummary | undefined;
   startedAt: number;
@@ -156,7 +163,11 @@ export function buildStatus(i: StatusInputs): AgentStatus {
     links: {
       channel: connected ? 'up' : 'down',
       public: f.ownPublic === 'ok' ? 'up' : f.ownPublic === 'failing' ? 'down' : 'unknown',
-      heartbeat: { lastHeardMsAgo: i.heartbeat.lastHeardAt === undefined ? null : Math.max(0, i.now - i.heartbeat.lastHeardAt), longestGapMs: i.heartbeat.longestGapMs },
+      heartbeat: {
+        lastHeardMsAgo: i.heartbeat.lastHeardAt === undefined ? null : Math.max(0, i.now - i.heartbeat.lastHeardAt),
+        longestGapMs: i.heartbeat.longestGapMs,
+        rttMs: connected && i.heartbeat.rttMs !== undefined ? Math.round(i.heartbeat.rttMs * 1000) / 1000 : null,
+      },
     },
     replication,
     alarms,
@@ -166,7 +177,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
         : { state: c.state, pendingPaths: c.pendingPaths, filesHashed: c.filesHashed, bytesHashed: c.bytesHashed, waitingForSpace: c.waitingForSpace, lastScan: c.lastScan ?? null },
     channel: i.channel,
     verify: i.verify ?? null,
-    failover: { phase: f.phase, pending: f.pending ?? null, serving: f.serving, epoch: f.epoch, reason: f.reason, presence: f.presence, roleChangesLastHour: f.roleChangesLastHour },
+    failover: { phase: f.phase, pending: f.pending ?? null, serving: f.serving, epoch: f.epoch, reason: f.reason, presence: f.presence, roleChangesLastHour: f.roleChangesLastHour, lastRoleChange: f.lastRoleChange ?? null },
     pid: process.pid,
     startedAt: i.startedAt,
   };

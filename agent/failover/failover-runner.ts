@@ -47,6 +47,8 @@ export interface FailoverStatus {
   presence: string;
   ownPublic: PublicState;
   roleChangesLastHour: number;
+  /** The last change of role since the agent started, with the reason the decision gave. */
+  lastRoleChange?: { at: number; from: DecisionState['role']; to: DecisionState['role']; epoch: number; reason: string } | undefined;
 }
 
 const PRESENCE_STATES = new Set<string>(['unknown', 'unconfigured', 'alive', 'stalled', 'dead', 'unreachable', 'invalid']);
@@ -70,6 +72,7 @@ export class FailoverRunner {
   private stopped = false;
   private monitorOn = false;
   private lastObs: Observations | undefined;
+  private lastRoleChange: FailoverStatus['lastRoleChange'];
 
   constructor(private readonly opts: FailoverRunnerOptions) {
     const c = opts.config;
@@ -158,17 +161,17 @@ export class FailoverRunner {
           return { kind: 'done', now: now(), action: 'release', ok: o.ok, error: o.error };
         }
         case 'promote': {
-          this.stopMonitor();
+          void this.stopMonitor();
           const o = await c.promote(e.epoch, e.reason, this.opts.config.failover.startRetries);
           return { kind: 'done', now: now(), action: 'promote', ok: o.ok, error: o.error, epoch: e.epoch };
         }
         case 'demote': {
-          this.stopMonitor();
+          void this.stopMonitor();
           const o = await c.demote(e.reason);
           return { kind: 'done', now: now(), action: 'demote', ok: o.ok, error: o.error };
         }
         case 'switchover': {
-          this.stopMonitor();
+          void this.stopMonitor();
           const o = await c.switchover(e.reason, { discardOwn: e.discardOwn === true });
           return { kind: 'done', now: now(), action: 'switchover', ok: o.ok, error: o.error, ...(o.serving === undefined ? {} : { serving: o.serving }) };
         }
@@ -183,7 +186,10 @@ export class FailoverRunner {
         this.running = undefined;
         this.input(done);
         // The controller is the truth about the role (a promotion can fall back to passive).
-        if (this.state.role !== c.role || this.state.epoch !== c.epoch) this.state = { ...this.state, role: c.role, epoch: c.epoch };
+        if (this.state.role !== c.role || this.state.epoch !== c.epoch) {
+          if (this.state.role !== c.role) this.lastRoleChange = { at: this.opts.clock.now(), from: this.state.role, to: c.role, epoch: c.epoch, reason: this.state.reason };
+          this.state = { ...this.state, role: c.role, epoch: c.epoch };
+        }
         this.syncMonitor();
       });
   }
@@ -208,6 +214,7 @@ export class FailoverRunner {
   }
 
   private report(from: DecisionState, to: DecisionState): void {
+    if (from.role !== to.role) this.lastRoleChange = { at: this.opts.clock.now(), from: from.role, to: to.role, epoch: to.epoch, reason: to.reason };
     if (from.role !== to.role || from.serving !== to.serving || from.epoch !== to.epoch) {
       this.log.info(
         { from: { role: from.role, serving: from.serving, epoch: from.epoch }, to: { role: to.role, serving: to.serving, epoch: to.epoch }, reason: to.reason },
@@ -235,6 +242,7 @@ export class FailoverRunner {
       presence: o?.presence.state ?? 'unknown',
       ownPublic: o?.ownPublic.state ?? 'unknown',
       roleChangesLastHour: this.state.roleChanges.filter((t) => now - t < 3_600_000).length,
+      lastRoleChange: this.lastRoleChange,
     };
   }
 

@@ -496,7 +496,7 @@ export class SegmentLog {
       // Never retry a failed fdatasync: the kernel may have dropped the dirty pages already,
       // and a second call would report success for data that is gone.
       this.fail(err, `fdatasync ${seg.name}`);
-      throw this.failure;
+      throw this.failure!;
     }
   }
 

@@ -91,7 +91,7 @@ export class PublicChecker {
   private async round(signal: AbortSignal): Promise<void> {
     // Indexed by position in the configuration: two targets may share a URL.
     const outcomes: (TargetOutcome | undefined)[] = await Promise.all(
-      this.targets.map((t, i) => (this.unavailable.has(i) ? undefined : this.guarded(t, signal))),
+      this.targets.map((t, i) => (this.unavailable.has(i) ? Promise.resolve(undefined) : this.guarded(t, signal))),
     );
     // A round cut short by stop() says nothing about the network.
     if (signal.aborted) return;

@@ -7,7 +7,12 @@ import type { HeartbeatMessage, Message } from '../../shared/protocol/index.ts';
 import type { PeerView } from '../failover/decision.ts';
 import { listenTo, type PeerLink } from '../replication/index.ts';
 
-export type OwnHeartbeat = Omit<HeartbeatMessage, 't' | 'seq'>;
+export type OwnHeartbeat = Omit<HeartbeatMessage, 't' | 'seq' | 'echo'>;
+
+/** Sent heartbeats remembered for the round-trip: the peer echoes one of the last few. */
+const SENT_KEPT = 16;
+/** Weight of a new round-trip sample in the smoothed figure (TCP's SRTT uses 1/8). */
+const RTT_GAIN = 1 / 8;
 
 export interface ChannelObservation {
   up: boolean;
@@ -22,6 +27,8 @@ export interface ChannelObservation {
    * even while gigabytes are hashed and sent).
    */
   longestGapMs: number;
+  /** Smoothed heartbeat round-trip on the current connection (ms), undefined until measured. */
+  rttMs: number | undefined;
 }
 
 export class ChannelHeartbeat {
@@ -34,6 +41,11 @@ export class ChannelHeartbeat {
   private up = false;
   private since: number;
   private longestGapMs = 0;
+  /** Monotonic send times of our last heartbeats on this connection, by seq. */
+  private readonly sentAt = new Map<number, number>();
+  /** The peer's last heartbeat: its seq and when (monotonic) it arrived, echoed in ours. */
+  private heard: { seq: number; at: number } | undefined;
+  private rttMs: number | undefined;
 
   constructor(
     private readonly opts: { intervalMs: number; threshold: number; clock: Clock; own: () => OwnHeartbeat },
@@ -47,9 +59,14 @@ export class ChannelHeartbeat {
     this.link = link;
     this.lastHeardAt = this.opts.clock.now();
     this.peer = peer;
+    // Round-trips are per connection: a sample across two connections would mean nothing.
+    this.sentAt.clear();
+    this.heard = undefined;
+    this.rttMs = undefined;
     const onMessage = (m: Message) => {
       if (m.t !== 'hb') return;
       const now = this.opts.clock.now();
+      if (this.link === link) this.sample(m);
       if (this.lastHeardAt !== undefined && this.link === link) this.longestGapMs = Math.max(this.longestGapMs, now - this.lastHeardAt);
       this.lastHeardAt = now;
       this.peer = { role: m.role, epoch: m.epoch, serving: m.serving, publicState: m.publicState, inSync: m.inSync, at: this.lastHeardAt, ...(m.activeEpoch === undefined ? {} : { activeEpoch: m.activeEpoch }) };
@@ -68,7 +85,14 @@ export class ChannelHeartbeat {
   beat(): void {
     this.timer?.cancel();
     const link = this.link;
-    if (link?.open === true) link.send({ t: 'hb', seq: ++this.seq, ...this.opts.own() });
+    if (link?.open === true) {
+      const seq = ++this.seq;
+      const mono = this.opts.clock.monotonic();
+      const echo = this.heard === undefined ? undefined : { seq: this.heard.seq, heldUs: Math.max(0, Math.round((mono - this.heard.at) * 1000)) };
+      link.send({ t: 'hb', seq, ...this.opts.own(), ...(echo === undefined ? {} : { echo }) });
+      this.sentAt.set(seq, mono);
+      if (this.sentAt.size > SENT_KEPT) this.sentAt.delete(this.sentAt.keys().next().value!);
+    }
     this.timer = this.opts.clock.setTimeout(() => this.beat(), this.opts.intervalMs);
   }
 
@@ -81,7 +105,21 @@ export class ChannelHeartbeat {
       // connection and a silent one then count the same, from the moment the peer fell silent.
       this.since = fresh ? now : Math.min(now, this.lastHeardAt ?? now);
     }
-    return { up: this.up, since: this.since, peer: this.up ? this.peer : undefined, lastHeardAt: this.lastHeardAt, longestGapMs: this.longestGapMs };
+    return { up: this.up, since: this.since, peer: this.up ? this.peer : undefined, lastHeardAt: this.lastHeardAt, longestGapMs: this.longestGapMs, rttMs: this.up ? this.rttMs : undefined };
+  }
+
+  /**
+   * Round-trip from the peer's echo of one of our heartbeats: the time since we sent it, less
+   * the time the peer held it. The peer's word is only shown to the operator, never decided on:
+   * a lying peer can make the figure wrong, not the pair.
+   */
+  private sample(m: HeartbeatMessage): void {
+    const mono = this.opts.clock.monotonic();
+    this.heard = { seq: m.seq, at: mono };
+    const sent = m.echo === undefined ? undefined : this.sentAt.get(m.echo.seq);
+    if (m.echo === undefined || sent === undefined) return;
+    const rtt = Math.max(0, mono - sent - m.echo.heldUs / 1000);
+    this.rttMs = this.rttMs === undefined ? rtt : this.rttMs + RTT_GAIN * (rtt - this.rttMs);
   }
 
   stop(): void {

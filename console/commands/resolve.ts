@@ -44,7 +44,7 @@ time, 3 no agent answered, 2 usage error.`,
       config: { type: 'string', short: 'c' },
       keep: { type: 'string' },
       json: { type: 'boolean' },
-      timeout: { type: 'string' },
+      timeout: { type: 'duration' },
     });
     if (values.help === true) {
       process.stdout.write(`${this.help}\n`);
@@ -52,10 +52,7 @@ time, 3 no agent answered, 2 usage error.`,
     }
     const configPath = requireOption('resolve', values.config, '-c CONFIG');
     const keep = requireOption('resolve', values.keep, '--keep NODE');
-    const timeoutMs = parseDuration(values.timeout ?? DEFAULT_TIMEOUT);
-    if (timeoutMs === undefined || timeoutMs <= 0) {
-      throw new TandemError({ code: 'TANDEM_ERR_USAGE', op: 'tandem resolve', reason: `--timeout "${values.timeout}" is not a duration`, hint: 'e.g. --timeout 10m' });
-    }
+    const timeoutMs = values.timeout ?? parseDuration(DEFAULT_TIMEOUT)!;
     const json = values.json === true;
     try {
       const r = await resolve({ configPath, keep, timeoutMs, clock: systemClock, progress: (line) => process.stderr.write(`${line}\n`) });

@@ -117,7 +117,7 @@ failed (the error says which, and whether the old active serves again), 3 no age
     const { values } = parseCommandArgs('switchover', args, {
       config: { type: 'string', short: 'c' },
       json: { type: 'boolean' },
-      timeout: { type: 'string' },
+      timeout: { type: 'duration' },
       force: { type: 'boolean' },
     });
     if (values.help === true) {
@@ -125,10 +125,7 @@ failed (the error says which, and whether the old active serves again), 3 no age
       return EXIT.OK;
     }
     const configPath = requireOption('switchover', values.config, '-c CONFIG');
-    const timeoutMs = parseDuration(values.timeout ?? DEFAULT_TIMEOUT);
-    if (timeoutMs === undefined || timeoutMs <= 0) {
-      throw new TandemError({ code: 'TANDEM_ERR_USAGE', op: 'tandem switchover', reason: `--timeout "${values.timeout}" is not a duration`, hint: 'e.g. --timeout 90s or --timeout 2m' });
-    }
+    const timeoutMs = values.timeout ?? parseDuration(DEFAULT_TIMEOUT)!;
     const json = values.json === true;
     try {
       const r = await switchover({ configPath, timeoutMs, force: values.force === true, clock: systemClock, progress: (line) => process.stderr.write(`${line}\n`) });

@@ -97,17 +97,14 @@ Exit codes: 0 no differences (with --repair: none left, every difference was rep
       config: { type: 'string', short: 'c' },
       json: { type: 'boolean' },
       repair: { type: 'boolean' },
-      timeout: { type: 'string' },
+      timeout: { type: 'duration' },
     });
     if (values.help === true) {
       process.stdout.write(`${this.help}\n`);
       return EXIT.OK;
     }
     const configPath = requireOption('verify', values.config, '-c CONFIG');
-    const timeoutMs = parseDuration(values.timeout ?? DEFAULT_TIMEOUT);
-    if (timeoutMs === undefined || timeoutMs <= 0) {
-      throw new TandemError({ code: 'TANDEM_ERR_USAGE', op: 'tandem verify', reason: `--timeout "${values.timeout}" is not a duration`, hint: 'e.g. --timeout 30m' });
-    }
+    const timeoutMs = values.timeout ?? parseDuration(DEFAULT_TIMEOUT)!;
     const json = values.json === true;
     try {
       const out = await verify({ configPath, repair: values.repair === true, timeoutMs, clock: systemClock, progress: (line) => process.stderr.write(`${line}\n`) });

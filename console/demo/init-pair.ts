@@ -5,8 +5,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { TandemError } from '../../shared/errors.ts';
+import { projectRoot } from '../../shared/project-root.ts';
 import { generatePairKey, writePairKey } from '../../shared/pair-key.ts';
 import { renderConfig, renderDemoScripts } from '../../installer/index.ts';
 
@@ -31,7 +31,6 @@ export interface DemoPair {
   nodes: DemoNode[];
 }
 
-const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const APP_HOST = '127.0.0.100';
 
 /** Ports the kernel says are free now (each bound to port 0, read back, released). */
@@ -130,7 +129,7 @@ export async function initDemoPair(dirArg: string, opts: { appPort?: number } = 
     const scripts = renderDemoScripts({
       node: name,
       nodeBin: process.execPath,
-      demoApp: path.join(PROJECT, 'console/demo/demo-app.mjs'),
+      demoApp: path.join(projectRoot(), 'console/demo/demo-app.mjs'),
       dataDir,
       runDir: runDirOf(name),
       appHost: APP_HOST,
@@ -153,7 +152,7 @@ export async function initDemoPair(dirArg: string, opts: { appPort?: number } = 
 
 /** The lines `--init-only` prints: how to start each agent by hand. */
 export function describePair(pair: DemoPair): string {
-  const bin = path.join(PROJECT, 'bin/tandem.mjs');
+  const bin = path.join(projectRoot(), 'bin/tandem.mjs');
   return [
     `Demo pair written to ${pair.dir}`,
     ...pair.nodes.map((n) => `  ${n.name} (${n.role}):  node ${bin} agent -c ${n.config}`),

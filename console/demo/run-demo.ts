@@ -5,13 +5,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { projectRoot } from '../../shared/project-root.ts';
 import { formatBytes } from '../../shared/sizes.ts';
 import type { AgentStatus } from '../../agent/control/index.ts';
 import { fetchStatus } from '../control-client.ts';
 import type { DemoNode, DemoPair } from './init-pair.ts';
 
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/tandem.mjs');
+const BIN = path.join(projectRoot(), 'bin/tandem.mjs');
 
 function line(s: AgentStatus | undefined, name: string): string {
   if (s === undefined) return `${name}: not answering`;

@@ -1,10 +1,12 @@
 // Reads tandem.yaml, validates it, resolves paths against the file's folder and checks the
-// rules that span several keys. Any problem throws TANDEM_ERR_CONFIG_* naming the key.
+// rules that span several keys. Problems throw TANDEM_ERR_CONFIG_* naming every key at fault,
+// each with its line and column (checkConfig returns them instead, for `tandem config check`).
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { TandemError } from '../errors.ts';
 import { parseDuration } from '../sizes.ts';
+import { splitHostPort } from './pair-addresses.ts';
+import { ConfigSource, describeProblem, problemsOfIssues, type ConfigProblem } from './config-problems.ts';
 import { configSchema, type ParsedConfig } from './schema.ts';
 
 export interface NodeAddresses {
@@ -63,17 +65,16 @@ function invalid(file: string, key: string, reason: string): TandemError {
   });
 }
 
-export function splitHostPort(hp: string): { host: string; port: number } {
-  const i = hp.lastIndexOf(':');
-  const host = hp.slice(0, i).replace(/^\[|\]$/g, '');
-  return { host, port: Number(hp.slice(i + 1)) };
+/** The outcome of checking a config: every problem found, and the config when there is none. */
+export interface ConfigCheck {
+  file: string;
+  problems: ConfigProblem[];
+  config: TandemConfig | undefined;
 }
 
-export function loadConfig(file: string): TandemConfig {
-  const abs = path.resolve(file);
-  let text: string;
+function readConfigText(abs: string): string {
   try {
-    text = fs.readFileSync(abs, 'utf8');
+    return fs.readFileSync(abs, 'utf8');
   } catch (err) {
     throw TandemError.wrap(err, {
       code: 'TANDEM_ERR_CONFIG_READ',
@@ -81,38 +82,96 @@ export function loadConfig(file: string): TandemConfig {
       hint: 'pass the path of an existing tandem.yaml with -c',
     });
   }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (err) {
-    throw TandemError.wrap(err, {
+}
+
+/** Reads and checks a config file, collecting every problem; throws only when it cannot be read. */
+export function checkConfig(file: string): ConfigCheck {
+  const abs = path.resolve(file);
+  const { source, raw, problems } = ConfigSource.parse(readConfigText(abs));
+  if (problems.length > 0) return { file: abs, problems, config: undefined };
+  return validate(raw, abs, source);
+}
+
+export function loadConfig(file: string): TandemConfig {
+  const abs = path.resolve(file);
+  const { source, raw, problems } = ConfigSource.parse(readConfigText(abs));
+  if (problems.length > 0) {
+    throw new TandemError({
       code: 'TANDEM_ERR_CONFIG_READ',
       op: `load config ${abs}`,
-      reason: `not valid YAML: ${(err as Error).message.split('\n')[0]}`,
+      reason: problems.map(describeProblem).join('; '),
       hint: HINT,
+      details: { problems },
     });
   }
-  return parseConfig(raw, abs);
+  return configOrThrow(validate(raw, abs, source));
+}
+
+/** The error that names every problem: "key "a": … (line 3, column 5); key "b": …". */
+export function configError(file: string, problems: ConfigProblem[]): TandemError {
+  const first = problems[0]!;
+  return new TandemError({
+    code: 'TANDEM_ERR_CONFIG_INVALID',
+    op: `load config ${file}`,
+    reason: problems.length === 1 ? describeProblem(first) : `${problems.length} problems: ${problems.map(describeProblem).join('; ')}`,
+    hint: `${HINT}; tandem config check ${file} lists them one per line`,
+    details: { key: first.key, problems },
+  });
+}
+
+function configOrThrow(check: ConfigCheck): TandemConfig {
+  if (check.config === undefined) throw configError(check.file, check.problems);
+  return check.config;
 }
 
 /** Validates an already parsed document; relative paths are resolved against `file`'s folder. */
 export function parseConfig(raw: unknown, file: string): TandemConfig {
+  return configOrThrow(validate(raw, file, ConfigSource.none()));
+}
+
+/**
+ * Every problem of a parsed document: all the schema's at once, then (on a document of the
+ * right shape) every rule that spans keys. A rule that throws instead of reporting ends the
+ * checks with what it found.
+ */
+function validate(raw: unknown, file: string, source: ConfigSource): ConfigCheck {
   const result = configSchema.safeParse(raw ?? {});
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const key = issue.path.map(String).join('.') || '(top level)';
-    let reason = issue.message;
-    if (issue.code === 'unrecognized_keys') reason = `unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-    throw invalid(file, issue.code === 'unrecognized_keys' ? [key, issue.keys[0]].filter((k) => k !== '(top level)').join('.') : key, reason);
+  if (!result.success) return { file, problems: inFileOrder(problemsOfIssues(result.error.issues, source, configSchema)), config: undefined };
+  const problems: ConfigProblem[] = [];
+  const report = (e: TandemError) => {
+    const key = typeof e.details.key === 'string' ? e.details.key : '(top level)';
+    problems.push({ key, message: e.reason.replace(/^key "[^"]*": /, ''), ...source.locateKey(key) });
+  };
+  let config: TandemConfig | undefined;
+  try {
+    config = crossKeyRules(result.data, file, report);
+  } catch (err) {
+    if (!(err instanceof TandemError) || err.code !== 'TANDEM_ERR_CONFIG_INVALID') throw err;
+    report(err);
   }
-  const c = result.data;
+  return problems.length > 0 ? { file, problems: inFileOrder(problems), config: undefined } : { file, problems, config };
+}
+
+/** Problems as they appear in the file, top to bottom; those not written anywhere last. */
+function inFileOrder(problems: ConfigProblem[]): ConfigProblem[] {
+  const at = (p: ConfigProblem) => (p.line ?? Number.MAX_SAFE_INTEGER) * 10_000 + (p.column ?? 0);
+  return [...problems].sort((a, b) => at(a) - at(b));
+}
+
+/** The rules that span several keys; each problem goes to `report`, and checking goes on. */
+function crossKeyRules(c: ParsedConfig, file: string, onProblem: (e: TandemError) => void): TandemConfig | undefined {
+  let problems = 0;
+  const report = (e: TandemError) => {
+    problems++;
+    onProblem(e);
+  };
   const base = path.dirname(file);
   const resolve = (p: string) => path.resolve(base, p);
 
   const names = Object.keys(c.nodes);
-  if (names.length !== 2) throw invalid(file, 'nodes', `a pair has exactly two nodes, found ${names.length}`);
-  if (!names.includes(c.node)) throw invalid(file, 'node', `"${c.node}" is not one of nodes (${names.join(', ')})`);
-  const peerName = names.find((n) => n !== c.node)!;
+  if (names.length !== 2) report(invalid(file, 'nodes', `a pair has exactly two nodes, found ${names.length}`));
+  if (!names.includes(c.node)) report(invalid(file, 'node', `"${c.node}" is not one of nodes (${names.join(', ')})`));
+  const peerName = names.find((n) => n !== c.node);
   const toAddr = (n: string): NodeAddresses => {
     const spec = c.nodes[n]!;
     return { name: n, channel: splitHostPort(spec.channel), control: splitHostPort(spec.control), public: spec.public === undefined ? undefined : splitHostPort(spec.public) };
@@ -120,48 +179,48 @@ export function parseConfig(raw: unknown, file: string): TandemConfig {
   for (const n of names) {
     for (const k of ['channel', 'control'] as const) {
       const { port } = splitHostPort(c.nodes[n]![k]);
-      if (port < 1 || port > 65535) throw invalid(file, `nodes.${n}.${k}`, `port ${port} is out of range 1-65535`);
+      if (port < 1 || port > 65535) report(invalid(file, `nodes.${n}.${k}`, `port ${port} is out of range 1-65535`));
     }
   }
 
   const bs = c.blockSize;
   if (bs < 4096 || bs > 16 * 1024 * 1024 || (bs & (bs - 1)) !== 0) {
-    throw invalid(file, 'blockSize', `must be a power of two from 4KiB to 16MiB, got ${bs}`);
+    report(invalid(file, 'blockSize', `must be a power of two from 4KiB to 16MiB, got ${bs}`));
   }
-  if (c.journal.batchBytes < bs) throw invalid(file, 'journal.batchBytes', `must be at least blockSize (${bs})`);
+  if (c.journal.batchBytes < bs) report(invalid(file, 'journal.batchBytes', `must be at least blockSize (${bs})`));
   if (c.journal.maxBytes < 4 * c.journal.batchBytes) {
-    throw invalid(file, 'journal.maxBytes', `must hold at least four batches (4 × journal.batchBytes = ${4 * c.journal.batchBytes})`);
+    report(invalid(file, 'journal.maxBytes', `must hold at least four batches (4 × journal.batchBytes = ${4 * c.journal.batchBytes})`));
   }
-  if (c.journal.segmentBytes < c.journal.batchBytes) throw invalid(file, 'journal.segmentBytes', 'must be at least journal.batchBytes');
+  if (c.journal.segmentBytes < c.journal.batchBytes) report(invalid(file, 'journal.segmentBytes', 'must be at least journal.batchBytes'));
   // Trimming frees whole segments and never the current one: the bound must hold two of them.
   if (c.journal.maxBytes < 2 * c.journal.segmentBytes) {
-    throw invalid(file, 'journal.segmentBytes', `must be at most half of journal.maxBytes (${Math.floor(c.journal.maxBytes / 2)})`);
+    report(invalid(file, 'journal.segmentBytes', `must be at most half of journal.maxBytes (${Math.floor(c.journal.maxBytes / 2)})`));
   }
   // A batch travels in one frame; leave room for the frame's own fields.
   if (c.channel.maxFrameBytes < c.journal.batchBytes + 64 * 1024) {
-    throw invalid(file, 'channel.maxFrameBytes', `must exceed journal.batchBytes by 64KiB (at least ${c.journal.batchBytes + 65536})`);
+    report(invalid(file, 'channel.maxFrameBytes', `must exceed journal.batchBytes by 64KiB (at least ${c.journal.batchBytes + 65536})`));
   }
-  if (c.channel.windowBytes < c.journal.batchBytes) throw invalid(file, 'channel.windowBytes', 'must be at least journal.batchBytes');
-  if (c.channel.reconnectMax < c.channel.reconnectMin) throw invalid(file, 'channel.reconnectMax', 'must be at least channel.reconnectMin');
-  if (c.apply.retryMax < c.apply.retryMin) throw invalid(file, 'apply.retryMax', 'must be at least apply.retryMin');
+  if (c.channel.windowBytes < c.journal.batchBytes) report(invalid(file, 'channel.windowBytes', 'must be at least journal.batchBytes'));
+  if (c.channel.reconnectMax < c.channel.reconnectMin) report(invalid(file, 'channel.reconnectMax', 'must be at least channel.reconnectMin'));
+  if (c.apply.retryMax < c.apply.retryMin) report(invalid(file, 'apply.retryMax', 'must be at least apply.retryMin'));
 
   const protect = c.protect.map((r) => ({ name: r.name, path: resolve(r.path), exclude: r.exclude }));
   const seen = new Set<string>();
   protect.forEach((r, i) => {
-    if (seen.has(r.name)) throw invalid(file, `protect.${i}.name`, `root name "${r.name}" is used twice`);
+    if (seen.has(r.name)) report(invalid(file, `protect.${i}.name`, `root name "${r.name}" is used twice`));
     seen.add(r.name);
   });
   for (const [i, a] of protect.entries()) {
     for (const [j, b] of protect.entries()) {
       if (i !== j && isInside(a.path, b.path)) {
-        throw invalid(file, `protect.${i}.path`, `root "${a.name}" lies inside root "${b.name}"; roots must not nest`);
+        report(invalid(file, `protect.${i}.path`, `root "${a.name}" lies inside root "${b.name}"; roots must not nest`));
       }
     }
   }
   const stateDir = resolve(c.stateDir);
   for (const [i, r] of protect.entries()) {
     if (isInside(stateDir, r.path) || stateDir === r.path) {
-      throw invalid(file, 'stateDir', `lies inside protected root "${r.name}" (protect.${i}.path); keep Tandem's own state outside what it replicates`);
+      report(invalid(file, 'stateDir', `lies inside protected root "${r.name}" (protect.${i}.path); keep Tandem's own state outside what it replicates`));
     }
   }
 
@@ -169,7 +228,7 @@ export function parseConfig(raw: unknown, file: string): TandemConfig {
   const demoteThreshold = hb.demoteThreshold ?? Math.max(1, hb.threshold - 2);
   // An isolated active must stop serving before its peer may start (DESIGN: T_demote < T_promote).
   if (demoteThreshold >= hb.threshold) {
-    throw invalid(file, 'heartbeat.demoteThreshold', `must be smaller than heartbeat.threshold (${hb.threshold}), so an isolated active stops before its peer starts`);
+    report(invalid(file, 'heartbeat.demoteThreshold', `must be smaller than heartbeat.threshold (${hb.threshold}), so an isolated active stops before its peer starts`));
   }
   const targets: PublicTarget[] = c.links.public.targets.map((t, i) => {
     const url = typeof t === 'string' ? t : t.url;
@@ -177,15 +236,16 @@ export function parseConfig(raw: unknown, file: string): TandemConfig {
     let timeoutMs = c.links.public.timeout;
     if (typeof t !== 'string' && t.timeout !== undefined) {
       const ms = typeof t.timeout === 'string' || typeof t.timeout === 'number' ? parseDuration(t.timeout) : undefined;
-      if (ms === undefined) throw invalid(file, `links.public.targets.${i}.timeout`, `expected a duration such as 500ms, got ${JSON.stringify(t.timeout)}`);
-      timeoutMs = ms;
+      if (ms === undefined) report(invalid(file, `links.public.targets.${i}.timeout`, `expected a duration such as 500ms, got ${JSON.stringify(t.timeout)}`));
+      else timeoutMs = ms;
     }
     return { url, kind, timeoutMs };
   });
   if (c.links.public.timeout >= c.links.public.interval * c.links.public.threshold) {
-    throw invalid(file, 'links.public.timeout', 'must be shorter than links.public.interval × links.public.threshold');
+    report(invalid(file, 'links.public.timeout', 'must be shorter than links.public.interval × links.public.threshold'));
   }
   const s = c.scripts;
+  if (problems > 0 || peerName === undefined) return undefined;
 
   return {
     ...c,

@@ -110,6 +110,12 @@ export interface HeartbeatMessage {
   inSync: boolean;
   /** The last epoch in which the sender was active (0: never); absent from older agents. */
   activeEpoch?: number;
+  /**
+   * The last heartbeat heard from the peer and how long (µs) it was held before this one left:
+   * the peer takes the round-trip from it (NTP's way). Absent from older agents and before the
+   * first heartbeat is heard.
+   */
+  echo?: { seq: number; heldUs: number };
 }
 
 /** Active → passive, planned switchover: everything up to headSeq is yours; take the role. */
@@ -278,6 +284,10 @@ export function messageProblem(m: unknown): string | undefined {
       if (!isUint(r.seq) || !isUint(r.epoch) || typeof r.serving !== 'boolean' || typeof r.inSync !== 'boolean') return 'hb: bad fields';
       if (r.role !== 'active' && r.role !== 'passive') return 'hb: bad role';
       if (r.activeEpoch !== undefined && !isUint(r.activeEpoch)) return 'hb: bad activeEpoch';
+      if (r.echo !== undefined) {
+        const e = r.echo as Record<string, unknown> | null;
+        if (typeof e !== 'object' || e === null || !isUint(e.seq) || !isUint(e.heldUs)) return 'hb: bad echo';
+      }
       return r.publicState === 'unknown' || r.publicState === 'ok' || r.publicState === 'failing' ? undefined : 'hb: bad publicState';
     case 'takeover':
       return isUint(r.epoch) && isUint(r.headSeq) && isStr(r.reason, 1024) ? undefined : 'takeover: bad fields';

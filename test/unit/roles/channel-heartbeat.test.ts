@@ -1,0 +1,77 @@
+// The heartbeat round-trip: each side echoes the last heartbeat it heard and how long it held
+// it, so the round-trip is the wire's, not the heartbeat interval's. Two heartbeats over an
+// in-memory link with a fixed delay each way, on a fake clock.
+import { describe, expect, it } from 'vitest';
+import { ChannelHeartbeat } from '../../../agent/roles/channel-heartbeat.ts';
+import type { PeerLink } from '../../../agent/replication/index.ts';
+import { FakeClock } from '../../../shared/clock.ts';
+import type { Message } from '../../../shared/protocol/index.ts';
+
+/** Two ends of a link that deliver each message `delayMs` after it was sent. */
+function linkPair(clock: FakeClock, delayMs: number): [PeerLink, PeerLink] {
+  const make = (name: string) => {
+    const listeners = new Set<(m: Message) => void>();
+    const end = {
+      peer: name,
+      open: true,
+      bufferedAmount: 0,
+      other: undefined as unknown as { listeners: Set<(m: Message) => void> },
+      listeners,
+      send(m: Message) {
+        const to = end.other.listeners;
+        clock.setTimeout(() => to.forEach((l) => l(m)), delayMs);
+      },
+      close() {},
+      on(event: string, l: (m: Message) => void) {
+        if (event === 'message') listeners.add(l);
+      },
+      off(event: string, l: (m: Message) => void) {
+        if (event === 'message') listeners.delete(l);
+      },
+      stats: () => ({ bytesIn: 0, bytesOut: 0 }),
+    };
+    return end;
+  };
+  const a = make('beta');
+  const b = make('alpha');
+  a.other = b;
+  b.other = a;
+  return [a as unknown as PeerLink, b as unknown as PeerLink];
+}
+
+const own = (role: 'active' | 'passive') => () => ({ role, epoch: 1, serving: role === 'active', publicState: 'ok' as const, inSync: true });
+const peerView = (role: 'active' | 'passive') => ({ role, epoch: 1, serving: role === 'active', publicState: 'ok' as const, inSync: true, at: 0 });
+
+describe('channel heartbeat round-trip', () => {
+  it('measures twice the one-way delay, whatever the interval between heartbeats', () => {
+    const clock = new FakeClock();
+    const [toBeta, toAlpha] = linkPair(clock, 30);
+    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
+    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
+    alpha.attach(toBeta, peerView('passive'));
+    clock.advance(400); // beta starts later: its heartbeats are not in step with alpha's
+    beta.attach(toAlpha, peerView('active'));
+    expect(alpha.observe().rttMs).toBeUndefined();
+    clock.advance(5000);
+    expect(alpha.observe().rttMs).toBeCloseTo(60, 6);
+    expect(beta.observe().rttMs).toBeCloseTo(60, 6);
+    alpha.stop();
+    beta.stop();
+  });
+
+  it('forgets the round-trip of a previous connection', () => {
+    const clock = new FakeClock();
+    const [toBeta, toAlpha] = linkPair(clock, 30);
+    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
+    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
+    alpha.attach(toBeta, peerView('passive'));
+    beta.attach(toAlpha, peerView('active'));
+    clock.advance(3000);
+    expect(alpha.observe().rttMs).toBeCloseTo(60, 6);
+    const [toBeta2] = linkPair(clock, 5);
+    alpha.attach(toBeta2, peerView('passive'));
+    expect(alpha.observe().rttMs).toBeUndefined();
+    alpha.stop();
+    beta.stop();
+  });
+});
