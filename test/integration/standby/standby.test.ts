@@ -102,7 +102,9 @@ describe('standby watch', () => {
     expect(a.state).toBe('degraded');
     expect(modifiedAlarm(a)!.source).toBe('peer');
     expect(Date.now() - t0).toBeLessThan(REPORT_WITHIN_MS);
-    // A switchover onto it is refused, saying why.
+    // A switchover onto it is refused, saying why (once alpha's start script is done: a role
+    // change in progress is refused first).
+    await p.waitFor('alpha', 'serving, no role change running', (s) => s.failover.phase === 'steady' && s.failover.serving);
     const sw = await tandem(['switchover', '-c', p.node('alpha').config]);
     expect(sw.code).toBe(1);
     expect(sw.stderr).toMatch(/TANDEM_ERR_SWITCHOVER_REFUSED.*changed by hand/);
