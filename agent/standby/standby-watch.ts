@@ -74,6 +74,8 @@ const SCAN_SETTLE_ROUNDS = 100;
 /** New changed paths logged one by one; beyond this only the alarm says how many. */
 const LOGGED_PATHS = 100;
 
+class ExamStopped extends Error {}
+
 function keyOf(root: string, rel: string): string {
   return `${root}\0${rel}`;
 }
@@ -437,7 +439,7 @@ export class StandbyWatch {
       try {
         await this.exam(e);
       } catch (err) {
-        this.log.warn({ err, root: e.root.name, path: e.rel }, 'standby: cannot read a file to compare it');
+        if (!(err instanceof ExamStopped)) this.log.warn({ err, root: e.root.name, path: e.rel }, 'standby: cannot read a file to compare it');
       } finally {
         this.examining = undefined;
       }
@@ -451,6 +453,8 @@ export class StandbyWatch {
     if (st0 === undefined || !st0.isFile() || this.fenced(root.name, rel)) return this.enqueue(root, rel);
     this.counters.exams++;
     const read = await readBlocks(abs, this.opts.blockSize, () => this.opts.clock.now(), async (_offset, chunk) => {
+      // A promotion waits for the watch to stop: never for the rest of a large file.
+      if (this.stopped) throw new ExamStopped();
       for (let d = this.rate?.delayFor(chunk.length) ?? 0; d > 0 && !this.stopped; d = this.rate!.delayFor(chunk.length)) await this.sleep(d);
     });
     const st1 = lstatOrUndefined(abs);
