@@ -42,6 +42,8 @@ export const ERROR_CODES = {
   TANDEM_ERR_PREFLIGHT_FAILED: 'A check of tandem check (or of an install) failed: the output names it and its fix.',
   TANDEM_ERR_INSTALL_FAILED: 'tandem install or uninstall could not complete (a file exists, cannot be written, or the agent did not start).',
   TANDEM_ERR_FENCE_FAILED: 'The fence script failed: this node does not take over until a fence succeeds.',
+  TANDEM_ERR_PASSIVE_MODIFIED: "Someone other than Tandem changed the passive's copy: it is not the active's state until repaired.",
+  TANDEM_ERR_PROTECT_FAILED: 'replication.protectPassive could not make (or undo) the read-only protection of the protected roots.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

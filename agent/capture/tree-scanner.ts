@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Stats } from 'node:fs';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { errnoOf } from '../../shared/errors.ts';
-import type { Manifest } from '../manifest/index.ts';
+import type { Entry, Manifest } from '../manifest/index.ts';
 import type { ExcludeMatcher } from './exclude.ts';
 import { kindOf, statMatches } from './stat-match.ts';
 
@@ -27,6 +27,8 @@ export async function scanRoot(
   isExcluded: ExcludeMatcher,
   hint: (relPath: string) => void,
   shouldStop: () => boolean = () => false,
+  /** Whether a path's lstat proves its entry right (the passive's standby watch asks more of it). */
+  matches: (entry: Entry | undefined, st: Stats, relPath: string) => boolean = statMatches,
 ): Promise<ScanResult> {
   const result: ScanResult = { dirs: 0, entries: 0, hinted: 0 };
   const emit = (p: string) => {
@@ -60,7 +62,7 @@ export async function scanRoot(
         if (kind === undefined) return;
         seen.add(rel);
         result.entries++;
-        if (!statMatches(manifest.get(root.name, rel), st)) emit(rel);
+        if (!matches(manifest.get(root.name, rel), st, rel)) emit(rel);
         if (kind === 'dir') queue.push(rel);
       });
     }

@@ -42,6 +42,11 @@ export class RootWatcher {
     return this.watches.size;
   }
 
+  /** Whether `dir` ("" for the root) has a watch. */
+  has(dir: string): boolean {
+    return this.watches.has(dir);
+  }
+
   /** Watches `dir` and the directories below it (a new or moved-in directory). */
   async watchTree(dir: string): Promise<void> {
     const stack = [dir];

@@ -140,7 +140,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
       // Changes seen and not journaled yet (a large file being read) are not in sync either.
       inSync: (s?.inSync ?? false) && (i.capture?.pendingPaths ?? 0) === 0,
       // Changes capture holds are not counted: a switchover's drain journals and sends them.
-      caughtUp: connected && s !== undefined && !s.syncing && s.catchUp === undefined && s.splitBrain === undefined && !paused && s.lagMs <= bound,
+      caughtUp: connected && s !== undefined && !s.syncing && s.catchUp === undefined && s.splitBrain === undefined && s.peerState?.state !== 'modified' && !paused && s.lagMs <= bound,
       paused,
       sync: s?.sync === undefined ? null : { id: s.sync.id, bytesDone: s.sync.bytesDone, bytesTotal: s.sync.bytesTotal, etaMs: s.sync.etaMs ?? null },
       start: s?.start ?? null,
@@ -166,7 +166,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
       queueBytes: r?.queueBytes ?? 0,
       inSync: r?.inSync ?? false,
       // A passive that never synchronised holds no state of the active, whatever its queue says.
-      caughtUp: connected && r !== undefined && i.generation !== '' && r.sync === undefined && r.catchUp === undefined && r.alarm === undefined && !paused && lag <= bound,
+      caughtUp: connected && r !== undefined && i.generation !== '' && r.sync === undefined && r.catchUp === undefined && r.alarm === undefined && r.standby.length === 0 && !paused && lag <= bound,
       paused,
       sync: r?.sync === undefined ? null : { ...r.sync, etaMs: r.sync.etaMs ?? null },
       start: null,
@@ -174,7 +174,8 @@ export function buildStatus(i: StatusInputs): AgentStatus {
       catchUp: r?.catchUp ?? null,
     };
     if (r?.alarm !== undefined) alarms.push(alarmOf(r.alarm, 'apply'));
-    state = r?.paused === true ? 'degraded' : !connected ? 'standalone' : paused ? 'paused' : replication.caughtUp ? 'in-sync' : 'syncing';
+    for (const a of r?.standby ?? []) alarms.push(alarmOf(a, 'standby'));
+    state = r?.paused === true ? 'degraded' : !connected ? 'standalone' : (r?.standby.length ?? 0) > 0 ? 'degraded' : paused ? 'paused' : replication.caughtUp ? 'in-sync' : 'syncing';
   }
   const f = i.failover;
   for (const a of f.alarms) alarms.push({ code: a.code, message: a.message, since: a.since, source: 'failover' });

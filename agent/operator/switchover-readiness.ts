@@ -74,6 +74,10 @@ export function switchoverReadiness(s: AgentStatus, o: { force: boolean; boundMs
   if (!s.peer.connected) return no(`${from} is not connected to ${to} (channel ${s.links.channel})`, `start ${to}'s agent or repair the channel; a switchover drains to a connected passive`);
   if (s.peer.role !== 'passive') return no(`${to} is ${s.peer.role ?? 'of unknown role'}, not passive`, 'tandem status -c CONFIG on both nodes');
   if (s.replication.paused) return no(`replication to ${to} is paused: a switchover could not drain`, 'tandem resume -c CONFIG first');
+  // The passive's copy holds changes made there by hand (agent/standby): it would serve them.
+  if (!o.force && s.alarms.some((x) => x.code === 'TANDEM_ERR_PASSIVE_MODIFIED')) {
+    return no(`${to}'s copy holds changes made there by hand (TANDEM_ERR_PASSIVE_MODIFIED)`, 'run tandem verify --repair -c CONFIG first, or add --force: the passive then serves the changes made there by hand', true);
+  }
   if (!o.force && !s.replication.caughtUp) {
     return no(notCaughtUp(s, to, o.boundMs), 'wait until tandem status shows in-sync, or add --force: the agent still drains everything before it hands over, and rolls back if that takes too long', true);
   }

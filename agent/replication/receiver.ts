@@ -79,6 +79,12 @@ export interface ReceiverOptions {
   window: { batches: number; bytes: number };
   /** Answers `tandem verify`'s questions (agent/verify); absent: they are refused. */
   verify?: { answer(m: VerifyListMessage | VerifyEntryMessage, send: (reply: VerifyReplyMessage) => void): Promise<void> } | undefined;
+  /**
+   * Standby protection (agent/standby): its alarms show beside the receiver's (and reach the
+   * active), and a copy changed by someone else is not in sync. Call `standbyChanged()` when
+   * they change.
+   */
+  standby?: { alarms(): Alarm[]; modified(): boolean } | undefined;
   log: Logger;
   clock: Clock;
 }
@@ -105,6 +111,10 @@ export interface ReceiverStatus {
   /** The active said an operator paused replication (tandem pause). */
   peerPaused: boolean;
   alarm: Alarm | undefined;
+  /** Standby protection's alarms: the copy was changed by someone else, or could not be made read-only. */
+  standby: Alarm[];
+  /** The copy holds changes someone other than Tandem made (TANDEM_ERR_PASSIVE_MODIFIED). */
+  modified: boolean;
   sync: { id: string; bytesDone: number; bytesTotal: number; etaMs: number | undefined } | undefined;
   /** While the active reports a catch-up: bytes it has journaled and this node not yet acknowledged, and paths it has not journaled yet (as of its last report, at most a second old). */
   catchUp: { bytesLeft: number; pathsLeft: number } | undefined;
@@ -243,6 +253,10 @@ export class Receiver {
     return this.appliedSeq;
   }
 
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /** How far behind the active this passive was when it last heard from it (ms), if it ever did. */
   lagAtLastContact(): number | undefined {
     return this.lastContactLagMs;
@@ -263,6 +277,7 @@ export class Receiver {
       };
     }
     const connected = this.link !== undefined && this.peerHello !== undefined;
+    const modified = this.opts.standby?.modified() === true;
     return {
       connected,
       peer: this.link?.peer,
@@ -272,13 +287,21 @@ export class Receiver {
       lagMs: head === undefined ? 0 : Math.max(0, now - head.ts),
       queueBytes: this.queue.reduce((n, b) => n + b.bytes, 0),
       // A catch-up is over when the active says so: changes it held back are not in its head yet.
-      inSync: connected && syncId === '' && this.queue.length === 0 && this.appliedSeq >= this.peerHeadSeq && this.peerCatchUp === undefined,
+      // A copy someone else changed is not the active's state, however far it applied.
+      inSync: connected && syncId === '' && this.queue.length === 0 && this.appliedSeq >= this.peerHeadSeq && this.peerCatchUp === undefined && !modified,
       catchUp: connected && syncId === '' ? this.peerCatchUp : undefined,
       paused: this.alarm !== undefined,
       peerPaused: connected && this.peerPaused,
       alarm: this.alarm ?? this.receiveAlarm,
+      standby: this.opts.standby?.alarms() ?? [],
+      modified,
       sync,
     };
+  }
+
+  /** Standby protection's alarms changed: the active hears of it at once. */
+  standbyChanged(): void {
+    this.sendPeerState();
   }
 
   /**
@@ -615,10 +638,14 @@ export class Receiver {
   private sendPeerState(): void {
     const link = this.link;
     if (link?.open !== true) return;
+    // One alarm travels: a paused apply first, else standby protection's ('modified' tells the
+    // active that this copy is not its state, see Sender.status).
+    const alarm = this.alarm ?? this.opts.standby?.alarms()[0];
+    const syncing = this.opts.nodeState.get().syncId !== '';
     link.send({
       t: 'peer-state',
-      state: this.alarm !== undefined ? 'paused' : this.opts.nodeState.get().syncId !== '' ? 'syncing' : 'passive',
-      alarm: this.alarm === undefined ? undefined : { code: this.alarm.code, message: this.alarm.message, ...(this.alarm.hint === undefined ? {} : { hint: this.alarm.hint }) },
+      state: this.alarm !== undefined ? 'paused' : syncing ? 'syncing' : this.opts.standby?.modified() === true ? 'modified' : 'passive',
+      alarm: alarm === undefined ? undefined : { code: alarm.code, message: alarm.message, ...(alarm.hint === undefined ? {} : { hint: alarm.hint }) },
     });
   }
 

@@ -246,7 +246,8 @@ export class Sender {
       headSeq: j.headSeq,
       lagMs: oldest === undefined ? 0 : Math.max(0, now - oldest.ts),
       queueBytes: j.bytesAfter(this.ackedSeq),
-      inSync: connected && this.sync === undefined && !this.discarding && this.ackedSeq >= j.headSeq,
+      // 'modified': the passive's copy was changed by someone else (agent/standby).
+      inSync: connected && this.sync === undefined && !this.discarding && this.ackedSeq >= j.headSeq && this.peerState?.state !== 'modified',
       syncing: this.sync !== undefined || this.discarding || this.manifestCollect !== undefined,
       paused: this.paused,
       sync,

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Capture, replayJournalIntoManifest } from '../capture/index.ts';
 import { Journal } from '../journal/index.ts';
 import { Sender } from '../replication/index.ts';
+import { RootProtection } from '../standby/index.ts';
 import { Verifier } from '../verify/index.ts';
 import type { EngineDeps } from './engine-deps.ts';
 
@@ -23,6 +24,8 @@ export class ActiveEngine {
    */
   static async start(deps: EngineDeps, opts: { freshAfterSeq?: number } = {}): Promise<ActiveEngine> {
     const { config, log, clock, manifestStore, nodeState } = deps;
+    // A node that serves must never keep a root read-only that a killed passive agent left so.
+    await RootProtection.releaseLeftovers(config.stateDir, log);
     const dir = path.join(config.stateDir, 'journal');
     if (opts.freshAfterSeq !== undefined) await fsp.rm(dir, { recursive: true, force: true });
     const journal = await Journal.open({ dir, segmentBytes: config.journal.segmentBytes, maxBytes: config.journal.maxBytes, generation: nodeState.get().generation, log, clock });

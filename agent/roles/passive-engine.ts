@@ -1,10 +1,12 @@
-// What runs on the passive node: the receive log, the applier and the receiver. Built when the
-// node becomes passive; it must never run next to an active engine.
+// What runs on the passive node: the receive log, the applier, the receiver, and standby
+// protection (the watch over its own copy, and the read-only roots when asked for). Built when
+// the node becomes passive; it must never run next to an active engine.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Applier } from '../apply/applier.ts';
 import { ReceiveLog } from '../apply/receive-log.ts';
-import { Receiver } from '../replication/index.ts';
+import { Receiver, type Alarm } from '../replication/index.ts';
+import { RootProtection, StandbyWatch } from '../standby/index.ts';
 import { VerifyResponder } from '../verify/index.ts';
 import type { EngineDeps } from './engine-deps.ts';
 
@@ -13,6 +15,8 @@ export class PassiveEngine {
     readonly receiveLog: ReceiveLog,
     readonly applier: Applier,
     readonly receiver: Receiver,
+    readonly standby: StandbyWatch,
+    private readonly protection: RootProtection | undefined,
   ) {}
 
   /**
@@ -27,11 +31,31 @@ export class PassiveEngine {
     // `continueAfter` (with `fresh`): the tree is the state this node journaled up to there as
     // active; the passive holds that much of its own generation, which a new active forked from.
     if (opts.fresh === true && opts.continueAfter !== undefined) await receiveLog.startAfter(opts.continueAfter);
-    const applier = new Applier({ roots: config.protect, manifest: manifestStore.manifest, blockSize: config.blockSize, log, clock });
+    // A killed agent may have left its roots read-only; with protection asked for, they are
+    // made so again, and the applier writes through its private read-write paths.
+    await RootProtection.releaseLeftovers(config.stateDir, log);
+    const protection = config.replication.protectPassive ? new RootProtection({ stateDir: config.stateDir, roots: config.protect, log, clock }) : undefined;
+    const applyRoots = protection === undefined ? config.protect : await protection.protect();
+    const applier = new Applier({ roots: applyRoots, manifest: manifestStore.manifest, blockSize: config.blockSize, log, clock });
+    let standby: StandbyWatch | undefined;
+    // The watch and the responder report to the receiver, which is made after them.
+    let receiverRef: Receiver | undefined;
     try {
       await applier.init();
+      standby = await StandbyWatch.open({
+        roots: config.protect,
+        manifest: manifestStore.manifest,
+        blockSize: config.blockSize,
+        stateDir: config.stateDir,
+        scanIntervalMs: config.capture.scanInterval,
+        rateBytesPerSec: config.verify.rate,
+        holdsReplica: () => nodeState.get().generation !== '' && nodeState.get().syncId === '',
+        onChange: () => receiverRef?.standbyChanged(),
+        log,
+        clock,
+      });
+      const watch = standby;
       // The responder asks the receiver how far it applied; the receiver is made just below.
-      let receiverRef: Receiver | undefined;
       const verify = new VerifyResponder({
         roots: config.protect,
         blockSize: config.blockSize,
@@ -45,7 +69,7 @@ export class PassiveEngine {
         blockSize: config.blockSize,
         roots: config.protect,
         receiveLog,
-        applier,
+        applier: watch.wrap(applier),
         manifest: manifestStore.manifest,
         flushManifest: () => manifestStore.flush(),
         nodeState,
@@ -53,23 +77,44 @@ export class PassiveEngine {
         retryMaxMs: config.apply.retryMax,
         window: { batches: config.channel.windowBatches, bytes: config.channel.windowBytes },
         verify,
+        standby: {
+          alarms: () => [watch.alarm(), protection?.alarm()].filter((a): a is Alarm => a !== undefined),
+          modified: () => watch.isModified,
+        },
         log,
         clock,
       });
       receiverRef = receiver;
+      // Batches held at start-up are applied again first: until then the disk may be ahead of
+      // the manifest, and the watch would take the applier's own writes for someone else's.
+      const heldUpTo = receiveLog.receivedSeq;
       await receiver.recover();
-      return new PassiveEngine(receiveLog, applier, receiver);
+      watch.start(untilApplied(receiver, heldUpTo));
+      return new PassiveEngine(receiveLog, applier, receiver, watch, protection);
     } catch (err) {
+      await standby?.stop().catch(() => {});
       await applier.close().catch(() => {});
       await receiveLog.close().catch(() => {});
+      await protection?.release().catch(() => {});
       throw err;
     }
   }
 
-  /** `keepLink`: see Receiver.close. */
-  async stop(opts: { keepLink?: boolean } = {}): Promise<void> {
+  /**
+   * `keepLink`: see Receiver.close. `promoting`: this node takes over, and its copy (changed
+   * paths and all) becomes the active's data; the roots are writable again when this returns.
+   */
+  async stop(opts: { keepLink?: boolean; promoting?: boolean } = {}): Promise<void> {
     await this.receiver.close(opts);
     await this.applier.close();
     await this.receiveLog.close();
+    await this.standby.stop({ promoting: opts.promoting === true });
+    // Logged where it fails; a promotion goes on (its start script then says what it cannot do).
+    await this.protection?.release().catch(() => undefined);
   }
+}
+
+/** Resolves once the receiver applied up to `seq` (or is closed). */
+async function untilApplied(receiver: Receiver, seq: number): Promise<void> {
+  while (!receiver.isClosed && !(await receiver.whenApplied(seq, 5000)));
 }

@@ -237,7 +237,7 @@ export class RoleController {
     }
     this.log.info({ reason, epoch, appliedSeq }, 'roles: promoting to active');
     // The connection stays open until the takeover is answered on it; reconnect() below closes it.
-    await passive.stop({ keepLink: true });
+    await passive.stop({ keepLink: true, promoting: true });
     this.engine = undefined;
     // The new generation continues the one this passive followed, from what it applied; a tree
     // mid-synchronisation is no state of it, so that one has no parent.

@@ -108,6 +108,12 @@ export const configSchema = z.strictObject({
       retryMax: duration('10s'),
     })
     .prefault({}),
+  replication: z
+    .strictObject({
+      /** While passive, the protected roots are read-only to everyone but the applier (docs/replication.md). */
+      protectPassive: z.boolean().default(false),
+    })
+    .prefault({}),
   heartbeat: z
     .strictObject({
       interval: duration('1s'),

@@ -17,10 +17,12 @@ export async function tandem(args: string[], timeoutMs = 60_000): Promise<CliRun
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  // 'close' comes once the pipes delivered all the child wrote (a busy machine can deliver the
+  // last lines well after the exit); bounded, in case a grandchild holds a pipe open.
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const code = await exited(child);
   clearTimeout(timer);
-  // Let the pipes deliver what the child wrote last.
-  await sleep(20);
+  await Promise.race([closed, sleep(5000)]);
   return { code, stdout, stderr, ms: performance.now() - t0 };
 }

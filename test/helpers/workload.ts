@@ -30,9 +30,10 @@ export class Workload {
 
   private bytes(max: number): Buffer {
     const len = Math.floor(this.rand() * max);
+    if (len < 4) return Buffer.alloc(len, 7);
     const b = Buffer.allocUnsafe(len);
     for (let i = 0; i < len; i += 4) b.writeUInt32LE((this.rand() * 0xffffffff) >>> 0, Math.min(i, Math.max(0, len - 4)));
-    return len < 4 ? Buffer.alloc(len, 7) : b;
+    return b;
   }
 
   create(count: number, maxBytes = 150_000): void {

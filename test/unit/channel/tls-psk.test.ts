@@ -24,11 +24,17 @@ describe('derivePsk', () => {
 });
 
 describe('tlsPskClientOptions', () => {
-  it('pins TLS 1.3, its two SHA-256 suites and elliptic-curve groups, and presents this node as the identity', () => {
+  it('offers TLS 1.3 with its two SHA-256 suites, TLS 1.2 only with ECDHE-PSK, elliptic-curve groups only, and presents this node as the identity', () => {
     const psk = crypto.randomBytes(32);
     const o = tlsPskClientOptions(psk, 'beta');
-    expect(o).toMatchObject({ ciphers: TLS_PSK_CIPHERS, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ecdhCurve: 'X25519:P-256:P-384' });
+    expect(o).toMatchObject({ ciphers: TLS_PSK_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3', ecdhCurve: 'X25519:P-256:P-384' });
     expect(o.pskCallback?.('alpha')).toEqual({ psk, identity: 'beta' });
-    expect(TLS_PSK_CIPHERS).toBe('TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256');
+    expect(TLS_PSK_CIPHERS).toBe('TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:ECDHE-PSK-CHACHA20-POLY1305');
+    expect(TLS_PSK_CIPHERS).not.toMatch(/DHE-PSK-AES|^DHE|:DHE/);
+  });
+
+  it('speaks the first release\'s exact TLS 1.2 handshake only when set back to it', () => {
+    const o = tlsPskClientOptions(crypto.randomBytes(32), 'beta', 'first-release');
+    expect(o).toMatchObject({ minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers: 'DHE-PSK-AES128-GCM-SHA256:DHE-PSK-AES256-GCM-SHA384:ECDHE-PSK-CHACHA20-POLY1305' });
   });
 });
