@@ -76,7 +76,7 @@ export function switchoverReadiness(s: AgentStatus, o: { force: boolean; boundMs
   if (s.replication.paused) return no(`replication to ${to} is paused: a switchover could not drain`, 'tandem resume -c CONFIG first');
   // The passive's copy holds changes made there by hand (agent/standby): it would serve them.
   if (!o.force && s.alarms.some((x) => x.code === 'TANDEM_ERR_PASSIVE_MODIFIED')) {
-    return no(`${to}'s copy holds changes made there by hand (TANDEM_ERR_PASSIVE_MODIFIED)`, 'run tandem verify --repair -c CONFIG first, or add --force: the passive then serves the changes made there by hand', true);
+    return no(`${to}'s copy was changed by hand (TANDEM_ERR_PASSIVE_MODIFIED)`, 'run tandem verify --repair -c CONFIG first, or add --force: the passive then serves the changes made there by hand', true);
   }
   if (!o.force && !s.replication.caughtUp) {
     return no(notCaughtUp(s, to, o.boundMs), 'wait until tandem status shows in-sync, or add --force: the agent still drains everything before it hands over, and rolls back if that takes too long', true);

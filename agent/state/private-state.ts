@@ -6,11 +6,15 @@
 // The walk never follows a symlink below the state directory: each directory is opened with
 // O_NOFOLLOW and its entries are reached through /proc/self/fd/<fd>/<name>, which resolves
 // inside the directory already opened (openat's semantics), so a user who could still write
-// into a loose directory cannot swap an entry for a link and have chmod land outside.
+// into a loose directory cannot swap an entry for a link and have chmod land outside. Nor does it
+// enter a mount point or another file system below the state directory: standby protection
+// writes through a bind mount of each protected root there (agent/standby), and the modes of
+// the protected data are the application's, never Tandem's to tighten.
 import fs from 'node:fs';
 import path from 'node:path';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../shared/constants.ts';
 import { errnoOf } from '../../shared/errors.ts';
+import { parseMountInfo } from '../standby/mount-info.ts';
 
 export interface TightenedPath {
   /** Relative to the state directory; the log file by its absolute path. */
@@ -36,7 +40,8 @@ export function tightenPrivateState(stateDir: string, logFile?: string): Tighten
   const top = fs.openSync(stateDir, C.O_RDONLY | C.O_DIRECTORY);
   try {
     fix(top, '.', PRIVATE_DIR_MODE, report);
-    walk(top, '', report);
+    const real = fs.realpathSync(`/proc/self/fd/${top}`);
+    walk(top, '', report, { real, dev: fs.fstatSync(top).dev, mounts: mountPointsBelow(real) });
   } finally {
     fs.closeSync(top);
   }
@@ -64,7 +69,27 @@ function fix(fd: number, rel: string, want: number, report: TightenReport): void
   report.fixed.push({ path: rel, from: mode, to: want });
 }
 
-function walk(dirFd: number, rel: string, report: TightenReport): void {
+interface WalkBounds {
+  /** The state directory's real path. */
+  real: string;
+  /** Its file system: a directory on another one is not the state's. */
+  dev: number;
+  /** Mount points below it (bind mounts keep the same device number). */
+  mounts: ReadonlySet<string>;
+}
+
+/** Mount points strictly below `dir`, from /proc/self/mountinfo (none when it cannot be read). */
+function mountPointsBelow(dir: string): Set<string> {
+  let text: string;
+  try {
+    text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return new Set();
+  }
+  return new Set(parseMountInfo(text).map((m) => m.mountPoint).filter((p) => p.startsWith(`${dir}/`)));
+}
+
+function walk(dirFd: number, rel: string, report: TightenReport, bounds: WalkBounds): void {
   const here = `/proc/self/fd/${dirFd}`;
   for (const name of fs.readdirSync(here)) {
     const childRel = rel === '' ? name : path.join(rel, name);
@@ -75,7 +100,7 @@ function walk(dirFd: number, rel: string, report: TightenReport): void {
     } catch {
       continue; // gone meanwhile
     }
-    if (!st.isDirectory() && !st.isFile()) {
+    if ((!st.isDirectory() && !st.isFile()) || bounds.mounts.has(path.join(bounds.real, childRel))) {
       report.skipped.push(childRel);
       continue;
     }
@@ -88,9 +113,11 @@ function walk(dirFd: number, rel: string, report: TightenReport): void {
     }
     try {
       const now = fs.fstatSync(fd);
-      if (now.isDirectory()) {
+      if (now.isDirectory() && now.dev !== bounds.dev) {
+        report.skipped.push(childRel);
+      } else if (now.isDirectory()) {
         fix(fd, childRel, PRIVATE_DIR_MODE, report);
-        walk(fd, childRel, report);
+        walk(fd, childRel, report, bounds);
       } else if (now.isFile()) {
         fix(fd, childRel, PRIVATE_FILE_MODE, report);
       } else {
