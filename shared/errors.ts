@@ -34,6 +34,10 @@ export const ERROR_CODES = {
   TANDEM_ERR_VERIFY_FAILED: 'A verification could not complete (the message says why).',
   TANDEM_ERR_VERIFY_REFUSED: 'A verification was refused: the node asked is not active, or no passive is connected.',
   TANDEM_ERR_INTERNAL: 'A bug: an invariant of Tandem itself did not hold.',
+  TANDEM_ERR_PATH_SWAPPED: 'A directory inside a protected root was found replaced by a symbolic link (or kept changing) while a path below it was resolved: nothing was read or written through it.',
+  TANDEM_ERR_SPECIAL_BITS_CLEARED: 'A setuid or setgid bit or a file capability was not applied on the passive, because the owner it belongs to was not: the bit was cleared, never granted.',
+  TANDEM_ERR_OWNER_UNAPPLIED: "The passive could not give a path the owner the active's has (not root, or a user or group name it does not know).",
+  TANDEM_ERR_XATTR_UNAPPLIED: 'Extended attributes or ACLs could not be read on the active or written on the passive (no module, no support in the file system, refused).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
