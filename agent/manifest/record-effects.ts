@@ -16,7 +16,10 @@ function emptyFile(mode: number): FileEntry {
 /** The owner a record sets; nothing when it carries none (a record journaled before owners were). */
 export function ownerOf(r: OwnerFields): EntryOwner {
   if (r.uid === undefined) return {};
-  return { uid: r.uid, gid: r.gid, user: r.user, group: r.group };
+  const out: EntryOwner = { uid: r.uid, gid: r.gid };
+  if (r.user !== undefined) out.user = r.user;
+  if (r.group !== undefined) out.group = r.group;
+  return out;
 }
 
 /** Owner and attributes a record sets, over what the entry had (fields it does not carry stay). */
@@ -29,6 +32,19 @@ function attrsOf(r: MetaFields): EntryAttrs {
 export function applyRecordToManifest(m: Manifest, r: DataRecord, blockSize: number): void {
   if (r.op === 'sync-begin' || r.op === 'sync-end') return;
   if (!m.hasRoot(r.root)) return;
+  applyOne(m, r, blockSize);
+  // The names of one inode (hard links) share its content and metadata: what a record did to
+  // one of them, it did to all.
+  if (r.op === 'file' || r.op === 'write' || r.op === 'hole' || r.op === 'meta') {
+    const e = m.get(r.root, r.path);
+    if (e?.kind !== 'file' || e.ino === 0) return;
+    for (const q of m.pathsForIno(r.root, e.ino)) {
+      if (q !== r.path && m.get(r.root, q)?.kind === 'file') m.set(r.root, q, { ...e, blocks: Buffer.from(e.blocks) });
+    }
+  }
+}
+
+function applyOne(m: Manifest, r: Exclude<DataRecord, { op: 'sync-begin' | 'sync-end' }>, blockSize: number): void {
   const prev = m.get(r.root, r.path);
   switch (r.op) {
     case 'mkdir':

@@ -7,6 +7,8 @@ import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { TandemError, type ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import type { Notice } from '../../shared/notices.ts';
+import { UserDb, type OwnersMode } from '../tree/index.ts';
 import {
   decompressWrite,
   parseFrames,
@@ -45,6 +47,8 @@ export interface ReceiverLog {
 
 export interface ReceiverApplier {
   apply(records: DataRecord[], durable: (seq: number) => Promise<void>): Promise<void>;
+  /** Warnings that did not stop applying (agent/apply/applier.ts); shown with the alarms. */
+  noticeList?(): Notice[];
 }
 
 export interface ReceiverOptions {
@@ -60,6 +64,8 @@ export interface ReceiverOptions {
   nodeState: NodeStateStore;
   retryMinMs: number;
   retryMaxMs: number;
+  /** replication.owners: how this node applies owners, and so how it describes them to the active. */
+  owners?: OwnersMode;
   /** Answers `tandem verify`'s questions (agent/verify); absent: they are refused. */
   verify?: { answer(m: VerifyListMessage | VerifyEntryMessage, send: (reply: VerifyReplyMessage) => void): Promise<void> } | undefined;
   log: Logger;
@@ -89,6 +95,8 @@ export interface ReceiverStatus {
   sync: { id: string; bytesDone: number; bytesTotal: number; etaMs: number | undefined } | undefined;
   /** While the active reports a catch-up: bytes it has journaled and this node not yet acknowledged, and paths it has not journaled yet (as of its last report, at most a second old). */
   catchUp: { bytesLeft: number; pathsLeft: number } | undefined;
+  /** Warnings of the applier that did not stop it (a link replaced, a privilege cleared…), as alarms. */
+  notices: Alarm[];
 }
 
 interface Pending extends StoredBatchLike {
@@ -121,8 +129,11 @@ export class Receiver {
   private drainWaiters: (() => void)[] = [];
   private readonly detachLink: (() => void)[] = [];
 
+  private readonly users: UserDb;
+
   constructor(private readonly opts: ReceiverOptions) {
     this.log = opts.log.child({ component: 'receiver' });
+    this.users = new UserDb(opts.clock);
     this.rootNames = new Set(opts.roots.map((r) => r.name));
     this.receivedSeq = opts.receiveLog.receivedSeq;
     this.appliedSeq = opts.receiveLog.appliedSeq;
@@ -225,6 +236,7 @@ export class Receiver {
       paused: this.alarm !== undefined,
       alarm: this.alarm ?? this.receiveAlarm,
       sync,
+      notices: (this.opts.applier.noticeList?.() ?? []).map((n) => ({ code: n.code, message: n.message, hint: n.hint, since: n.since, details: { ...n.details, count: n.count, last: n.last } })),
     };
   }
 
@@ -523,10 +535,10 @@ export class Receiver {
       await this.whenDrained();
       if (this.link !== link || link === undefined) return;
       const t0 = this.opts.clock.monotonic();
-      const r = await refreshManifest(this.opts.roots, this.opts.manifest, this.opts.blockSize, this.opts.clock);
+      const r = await refreshManifest(this.opts.roots, this.opts.manifest, this.opts.blockSize, this.opts.clock, this.users);
       await this.opts.flushManifest();
       let count = 0;
-      for (const entries of manifestChunks(this.opts.manifest)) {
+      for (const entries of manifestChunks(this.opts.manifest, this.opts.owners ?? 'numeric', this.users)) {
         if (this.link !== link || !link.open) return;
         link.send({ t: 'manifest-chunk', id, entries });
         count += entries.length;

@@ -27,7 +27,7 @@ export class PassiveEngine {
     // `continueAfter` (with `fresh`): the tree is the state this node journaled up to there as
     // active; the passive holds that much of its own generation, which a new active forked from.
     if (opts.fresh === true && opts.continueAfter !== undefined) await receiveLog.startAfter(opts.continueAfter);
-    const applier = new Applier({ roots: config.protect, manifest: manifestStore.manifest, blockSize: config.blockSize, log, clock });
+    const applier = new Applier({ roots: config.protect, manifest: manifestStore.manifest, blockSize: config.blockSize, log, clock, owners: config.replication.owners });
     try {
       await applier.init();
       // The responder asks the receiver how far it applied; the receiver is made just below.
@@ -37,6 +37,7 @@ export class PassiveEngine {
         blockSize: config.blockSize,
         whenApplied: (seq, ms) => receiverRef?.whenApplied(seq, ms) ?? Promise.resolve(false),
         appliedSeq: () => receiverRef?.applied ?? 0,
+        owners: config.replication.owners,
         log,
       });
       const receiver = new Receiver({
@@ -52,6 +53,7 @@ export class PassiveEngine {
         retryMinMs: config.apply.retryMin,
         retryMaxMs: config.apply.retryMax,
         verify,
+        owners: config.replication.owners,
         log,
         clock,
       });

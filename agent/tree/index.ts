@@ -9,3 +9,5 @@ export { readXattrs, writeXattrs, xattrsHash, xattrProblem, xattrErrno, disableX
 export type { Xattr, XattrRead, XattrWrite } from './xattrs.ts';
 export { decideOwner, PRIVILEGE_BITS } from './owner-policy.ts';
 export type { OwnersMode, OwnerDecision, OwnerLookup } from './owner-policy.ts';
+export { ownerFieldsOf, readEntryMeta, sameXattrHash } from './entry-meta.ts';
+export type { DiskMeta, UserNames } from './entry-meta.ts';

@@ -163,6 +163,16 @@ export const configSchema = z.strictObject({
       file: z.string().min(1).optional(),
     })
     .prefault({}),
+  replication: z
+    .strictObject({
+      /**
+       * How the passive applies the owners the active sends: `numeric` (the same uid and gid),
+       * `names` (the same user and group names, mapped through this node's user database) or
+       * `off` (files belong to the agent; setuid/setgid and file capabilities are cleared).
+       */
+      owners: z.enum(['numeric', 'names', 'off']).default('numeric'),
+    })
+    .prefault({}),
 });
 
 export type RawConfig = z.input<typeof configSchema>;
