@@ -62,11 +62,16 @@ export class TestPair {
     return path.join(this.node(name).dataDir, rel);
   }
 
-  /** Starts `tandem agent -c` for a node and waits until its control API answers. */
-  async start(name: NodeName): Promise<ChildProcess> {
+  /**
+   * Starts `tandem agent -c` for a node and waits until its control API answers. `wrap`: a
+   * command the agent runs under (e.g. unshare, to give it its own view of /etc), followed by
+   * the agent's own command line.
+   */
+  async start(name: NodeName, opts: { wrap?: string[] } = {}): Promise<ChildProcess> {
     const n = this.node(name);
     const out = fs.openSync(path.join(path.dirname(n.config), 'agent.out'), 'a');
-    const child = spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, TANDEM_BIN, 'agent', '-c', n.config], { stdio: ['ignore', out, out] });
+    const cmd = [...(opts.wrap ?? []), process.execPath, `--title=${TEST_MARKER}`, TANDEM_BIN, 'agent', '-c', n.config];
+    const child = spawnTracked(cmd[0]!, cmd.slice(1), { stdio: ['ignore', out, out] });
     fs.closeSync(out);
     this.procs.set(name, child);
     const deadline = Date.now() + 20_000;
