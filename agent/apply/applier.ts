@@ -838,17 +838,25 @@ export class Applier {
 
   // ---- paths ---------------------------------------------------------------------------------
 
-  /** The guard made a missing parent directory: give it its mode, note it in the manifest. */
+  /**
+   * The guard made a missing parent directory. A directory the manifest knows (one a foreign link
+   * stood in for) gets back the owner and mode the records gave it; any other is 0755, root's,
+   * until its own mkdir record says otherwise.
+   */
   private createdDir(root: string, dirRel: string, parentFd: number): void {
     const name = dirRel.slice(dirRel.lastIndexOf('/') + 1);
     const d = openDirAt(parentFd, name);
     if (d.kind !== 'dir') return; // gone or swapped already: the walk sees it next
     try {
-      fs.fchmodSync(d.fd, CREATED_DIR_MODE);
+      const known = this.manifest.hasRoot(root) ? this.manifest.get(root, dirRel) : undefined;
+      if (known?.kind === 'dir') {
+        if (known.uid !== undefined && known.gid !== undefined) fs.fchownSync(d.fd, known.uid, known.gid);
+        fs.fchmodSync(d.fd, known.mode & 0o7777);
+      } else fs.fchmodSync(d.fd, CREATED_DIR_MODE);
       this.markDir(root, parentOf(dirRel));
       if (this.manifest.hasRoot(root)) {
         const st = fs.fstatSync(d.fd);
-        this.manifest.set(root, dirRel, { kind: 'dir', mode: CREATED_DIR_MODE, ino: st.ino, mtimeMs: 0, uid: st.uid, gid: st.gid });
+        this.manifest.set(root, dirRel, { ...(known?.kind === 'dir' ? known : { mtimeMs: 0 }), kind: 'dir', mode: st.mode & 0o7777, ino: st.ino, uid: st.uid, gid: st.gid, ctimeMs: st.ctimeMs });
       }
     } finally {
       closeFd(d.fd);

@@ -462,7 +462,13 @@ export class Capture {
         return;
       }
       this.removals.delete(key);
-      await this.ensureParents(root, rel);
+      if (!(await this.ensureParents(root, rel))) {
+        // The parent is not a directory by the journal's account (it was just found to be a link,
+        // or gone): nothing below it may be journaled. If it becomes a directory again, listing it
+        // hints this path anew.
+        this.scheduleRecheck(root, rel, this.opts.settleMs);
+        return;
+      }
       let cur = m.get(root.name, rel);
       if (cur === undefined || cur.ino !== st.ino || cur.kind !== kind) {
         if (await this.claimRename(root, rel, st, kind)) cur = m.get(root.name, rel);
@@ -480,11 +486,16 @@ export class Capture {
     }
   }
 
-  /** A path whose parent the manifest does not know yet: the parent is journaled first. */
-  private async ensureParents(root: RootCtx, rel: string): Promise<void> {
+  /**
+   * A path whose parent the manifest does not know as a directory: the parent is journaled
+   * first. False when the parent is then still not a directory in the manifest (a link, or
+   * gone): the journal must never hold a record below something it says is not a directory.
+   */
+  private async ensureParents(root: RootCtx, rel: string): Promise<boolean> {
     const parent = parentOf(rel);
-    if (parent === '' || this.opts.manifest.get(root.name, parent)?.kind === 'dir') return;
+    if (parent === '' || this.opts.manifest.get(root.name, parent)?.kind === 'dir') return true;
     await this.processPath(root, parent, false);
+    return this.opts.manifest.get(root.name, parent)?.kind === 'dir';
   }
 
   /** lstat of another path of the same root, walked like any; undefined when it is not there (or below a link). */
