@@ -2,7 +2,7 @@
 // channel): capture of many small files (hint, lstat, open, read, hash, journal in memory) and
 // apply of many small files (records file + write + meta, applied with fsync replaced by a
 // no-op so the disk does not hide the CPU). Run before and after a change to either:
-//   node bin/run-ts.mjs bench/path-cost.ts [--files N] [--depth D] [--rounds R]
+//   node bin/run-ts.mjs bench/path-cost.ts [--files N] [--depth D] [--rounds R] [--only capture|apply]
 // Prints µs per file (median of the rounds) for each path; nothing is asserted.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -128,10 +128,13 @@ async function applyRound(): Promise<{ wallUs: number; cpuUs: number }> {
 }
 
 await initHash();
-const results: Record<string, { wallUs: number; cpuUs: number }[]> = { capture: [], apply: [] };
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+const results: Record<string, { wallUs: number; cpuUs: number }[]> = {};
+if (only !== 'apply') results.capture = [];
+if (only !== 'capture') results.apply = [];
 for (let r = 0; r < ROUNDS; r++) {
-  results.capture!.push(await captureRound());
-  results.apply!.push(await applyRound());
+  if (results.capture !== undefined) results.capture.push(await captureRound());
+  if (results.apply !== undefined) results.apply.push(await applyRound());
 }
 console.log(`path cost: ${FILES} small files at depth ${DEPTH}, median of ${ROUNDS} rounds (tmpdir ${os.tmpdir()})`);
 for (const [k, rs] of Object.entries(results)) {

@@ -47,7 +47,7 @@ import {
   type OwnerLookup,
   type OwnersMode,
 } from '../tree/index.ts';
-import { PathGuard, SWAPPED_HINT, lstatOrUndefined, outsideRootError, type Loc, type WalkMode } from './path-guard.ts';
+import { PathGuard, SWAPPED_HINT, closeLoc, lstatOrUndefined, outsideRootError, type Loc, type WalkMode } from './path-guard.ts';
 
 /** Files kept open inside one apply call; beyond this the least recently used is synced and closed. */
 export const MAX_OPEN_FILES = 64;
@@ -105,6 +105,8 @@ interface OpenFile {
   root: string;
   rel: string;
   fh: SyncFile;
+  /** The walk it was opened through. */
+  loc: Loc;
   /** The inode it was opened on: a later record uses it only if its path still leads there. */
   ino: number;
   dev: number;
@@ -187,6 +189,8 @@ export class Applier {
   private suspect = true;
   private closed = false;
   private sliceStart = 0;
+  /** The location of the last path located, while the records that follow are for the same path (see `at`). */
+  private pathLoc: Loc | undefined;
 
   constructor(opts: ApplierOptions) {
     if (!Number.isSafeInteger(opts.blockSize) || opts.blockSize <= 0) {
@@ -273,6 +277,7 @@ export class Applier {
       records = records.map((r) => (r.op === 'write' ? decompressWrite(r) : r));
     }
     this.busy = true;
+    this.guard.hold();
     let lastApplied: number | undefined;
     let pending = false;
     try {
@@ -324,6 +329,8 @@ export class Applier {
       // Descriptors never outlive the call: between batches an operator could replace or delete
       // a file, and a kept descriptor would then write into an inode no path leads to.
       await this.closeAll();
+      this.forgetPathLoc();
+      this.guard.release();
       this.dirtyDirs.clear();
       this.busy = false;
     }
@@ -392,12 +399,37 @@ export class Applier {
 
   /** Locates `rel` for record `r`, runs `fn`, and closes the parent directory after. */
   private async at<T>(r: PathRecord, rel: string, mode: WalkMode, fn: (loc: Loc | undefined) => Promise<T> | T): Promise<T> {
+    // The records of one path that follow each other (file, writes, meta: one change) share one
+    // walk: the parent stays open, and a swap of any directory above cannot redirect an open
+    // descriptor. Any other path walks from its root again.
+    const kept = this.pathLoc;
+    if (kept !== undefined && kept.root === r.root && kept.rel === rel) return fn(kept);
+    this.forgetPathLoc();
+    const loc = await this.guard!.locate(r.op, r.root, rel, r.seq, mode);
+    if (loc === undefined) return fn(undefined);
+    this.pathLoc = loc;
+    try {
+      return await fn(loc);
+    } catch (err) {
+      this.forgetPathLoc();
+      throw err;
+    }
+  }
+
+  /** Locates `rel` for this call alone (a record naming two paths: rename, hardlink). */
+  private async atOnce<T>(r: PathRecord, rel: string, mode: WalkMode, fn: (loc: Loc | undefined) => Promise<T> | T): Promise<T> {
     const loc = await this.guard!.locate(r.op, r.root, rel, r.seq, mode);
     try {
       return await fn(loc);
     } finally {
-      if (loc !== undefined) closeFd(loc.dir);
+      closeLoc(loc);
     }
+  }
+
+  /** Closes the location kept for the records of one path (another path comes, or the tree changed shape). */
+  private forgetPathLoc(): void {
+    closeLoc(this.pathLoc);
+    this.pathLoc = undefined;
   }
 
   private async applyMkdir(r: MkdirRecord): Promise<void> {
@@ -557,8 +589,10 @@ export class Applier {
 
   private async applyMeta(r: MetaRecord): Promise<void> {
     await this.at(r, r.path, 'existing', async (loc) => {
-      const st = loc === undefined ? undefined : lstatAt(loc.at);
-      if (loc === undefined || st === undefined) {
+      // A file this very walk opened (the records of one path) is known to be one: no lstat.
+      const openHere = loc !== undefined && this.open.get(keyOf(r.root, r.path))?.loc === loc;
+      const st = loc === undefined || openHere ? undefined : lstatAt(loc.at);
+      if (loc === undefined || (st === undefined && !openHere)) {
         // Only on a redo can a meta meet a missing path (a later record that removed it had
         // already been applied); otherwise it is a divergence that verify repairs.
         this.log.debug({ root: r.root, path: r.path, seq: r.seq }, 'meta: path missing, skipped');
@@ -566,7 +600,7 @@ export class Applier {
         return;
       }
       const t = toSeconds(r.mtimeMs);
-      if (st.isSymbolicLink()) {
+      if (st?.isSymbolicLink() === true) {
         // Link permissions mean nothing on Linux; only its own times, never the target's.
         fs.lutimesSync(loc.at, t, t);
         this.markDir(r.root, loc.dirRel);
@@ -574,7 +608,7 @@ export class Applier {
         this.fillIno(r.root, r.path, st);
         return;
       }
-      if (st.isFile()) {
+      if (openHere || st?.isFile() === true) {
         const of = await this.fileFor(loc, { writable: false, create: false });
         if (of !== undefined) {
           const applied = this.applyMetaTo(of.fh.fd, loc, r, true);
@@ -587,7 +621,7 @@ export class Applier {
           return;
         }
       }
-      if (st.isDirectory()) {
+      if (st?.isDirectory() === true) {
         const d = openDirAt(loc.dir, loc.name);
         if (d.kind === 'dir') {
           try {
@@ -711,14 +745,15 @@ export class Applier {
 
   /** `path` becomes another name of the regular file `target`; a path that is already its name is left alone. */
   private async applyHardlink(r: HardlinkRecord): Promise<void> {
-    await this.at(r, r.target, 'existing', async (src) => {
+    this.forgetPathLoc();
+    await this.atOnce(r, r.target, 'existing', async (src) => {
       const tSt = src === undefined ? undefined : lstatAt(src.at);
       if (src === undefined || tSt === undefined || !tSt.isFile()) {
         // On a redo the target may have gone since (a later record removed it): nothing to link.
         this.log.debug({ root: r.root, path: r.path, target: r.target, seq: r.seq }, 'hardlink: target missing or not a file, skipped');
         return;
       }
-      await this.at(r, r.path, 'create', async (dst) => {
+      await this.atOnce(r, r.path, 'create', async (dst) => {
         const d = dst!;
         for (let attempt = 0; ; attempt++) {
           const cur = lstatAt(d.at);
@@ -759,14 +794,14 @@ export class Applier {
     // below a link the active itself made.
     try {
       const probe = await guard.locate('rename', r.root, r.path, r.seq, 'probe');
-      if (probe !== undefined) closeFd(probe.dir);
+      closeLoc(probe);
     } catch (err) {
       if (isSwapped(err)) return void this.skipSwapped(err, 1);
       throw applyFailed(err, r.op, r.seq, r.root, r.path);
     }
     try {
       const probe = await guard.locate('rename', r.root, r.to, r.seq, 'probe');
-      if (probe !== undefined) closeFd(probe.dir);
+      closeLoc(probe);
     } catch (err) {
       if (err instanceof TandemError && err.code === 'TANDEM_ERR_PATH_OUTSIDE_ROOT') {
         throw outsideRootError('rename', r.root, r.path, `target "${String(r.to)}": ${err.reason}`, r.seq);
@@ -789,10 +824,11 @@ export class Applier {
 
     try {
       await this.seams.beforeRecord?.(r);
-      await this.at(r, r.path, 'existing', async (src) => {
+      this.forgetPathLoc();
+      await this.atOnce(r, r.path, 'existing', async (src) => {
         const srcSt = src === undefined ? undefined : lstatAt(src.at);
         if (src === undefined || srcSt === undefined) {
-          await this.at(r, r.to, 'existing', async (dst) => {
+          await this.atOnce(r, r.to, 'existing', async (dst) => {
             const dstSt = dst === undefined ? undefined : lstatAt(dst.at);
             if (dst === undefined || dstSt === undefined) {
               this.log.warn({ root: r.root, path: r.path, to: r.to, seq: r.seq }, 'rename source missing');
@@ -815,7 +851,7 @@ export class Applier {
           return;
         }
         if (r.to === r.path) return;
-        await this.at(r, r.to, 'create', async (dst) => {
+        await this.atOnce(r, r.to, 'create', async (dst) => {
           const d = dst!;
           const dstSt = lstatAt(d.at);
           // rename(2) replaces a file atomically, but not a directory by a non-directory (or the
@@ -907,11 +943,13 @@ export class Applier {
     const cached = this.open.get(key);
     let carryDirty = false;
     if (cached !== undefined) {
-      const st = lstatAt(loc.at);
-      const same = st !== undefined && st.isFile() && st.ino === cached.ino && st.dev === cached.dev;
+      // Opened through this very walk (the records of one path): its name still leads there.
+      const st = cached.loc === loc ? undefined : lstatAt(loc.at);
+      const same = cached.loc === loc || (st !== undefined && st.isFile() && st.ino === cached.ino && st.dev === cached.dev);
       this.open.delete(key);
       if (same && (cached.writable || !want.writable)) {
         this.open.set(key, cached);
+        cached.loc = loc;
         return cached;
       }
       // Opened for a meta and now to be written, or the path leads elsewhere now. fsync of the
@@ -977,7 +1015,7 @@ export class Applier {
       this.markDir(root, loc.dirRel);
     }
     const st = await fh.stat();
-    const of: OpenFile = { key, root, rel, fh, ino: st.ino, dev: st.dev, writable: want.writable, dirty: created || carryDirty, statPending: created };
+    const of: OpenFile = { key, root, rel, fh, loc, ino: st.ino, dev: st.dev, writable: want.writable, dirty: created || carryDirty, statPending: created };
     this.open.set(key, of);
     if (this.open.size > MAX_OPEN_FILES) await this.evictOldest(of);
     return of;
@@ -1035,6 +1073,8 @@ export class Applier {
 
   /** Forgets the open files at `rel` or below (removed, replaced or renamed: their data no longer matters there). */
   private dropUnder(root: string, rel: string): void {
+    // The directory the kept location holds open is going (it, or a directory above it).
+    if (this.pathLoc !== undefined && this.pathLoc.root === root && this.pathLoc.dirRel !== '' && isWithin(this.pathLoc.dirRel, rel)) this.forgetPathLoc();
     for (const of of this.open.values()) {
       if (of.root === root && isWithin(of.rel, rel)) {
         this.open.delete(of.key);
@@ -1088,7 +1128,7 @@ export class Applier {
   private async fsyncDir(root: string, rel: string): Promise<void> {
     let fd: number | undefined;
     try {
-      fd = openDirBeneath(this.rootPaths.get(root)!, rel);
+      fd = openDirBeneath(this.guard?.rootRef(root) ?? this.rootPaths.get(root)!, rel);
     } catch (err) {
       if (err instanceof PathSwapped) return;
       throw err;

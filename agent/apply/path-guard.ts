@@ -11,7 +11,7 @@
 import fs, { type Stats } from 'node:fs';
 import { TandemError, errnoOf } from '../../shared/errors.ts';
 import { relPathProblem, type PathProblem } from '../../shared/protocol/paths.ts';
-import { at, closeFd, openDirAt, openRoot } from '../tree/index.ts';
+import { at, closeFd, openDirAt, openRoot, openVerifiedDir, type RootRef } from '../tree/index.ts';
 
 export const OUTSIDE_ROOT_HINT =
   'the active sent a path outside the protected root; this is a bug or an attack: nothing was written';
@@ -85,6 +85,8 @@ export interface Loc {
   rel: string;
   /** Descriptor of the parent directory (the root's for a top-level path). */
   dir: number;
+  /** False when `dir` is the root descriptor the guard holds: closeLoc leaves it open. */
+  ownsDir: boolean;
   /** Relative path of the parent ('' for the root). */
   dirRel: string;
   name: string;
@@ -111,11 +113,45 @@ export interface GuardHooks {
   foreignLink(op: string, root: string, rel: string, component: string, seq: number | undefined): void;
 }
 
+/** Closes a location's parent directory, unless it is a root the guard holds. */
+export function closeLoc(loc: Loc | undefined): void {
+  if (loc !== undefined && loc.ownsDir) closeFd(loc.dir);
+}
+
 export class PathGuard {
+  private readonly held = new Map<string, number>();
+
   constructor(
     private readonly roots: ReadonlyMap<string, string>,
     private readonly hooks: GuardHooks,
   ) {}
+
+  /**
+   * Opens every root once for a while (one apply call): walks start from it instead of opening
+   * it for each record. A root is replaced only by whoever administers its parent; every
+   * directory below it is still opened afresh for every record.
+   */
+  hold(): void {
+    for (const [name, p] of this.roots) {
+      if (this.held.has(name)) continue;
+      try {
+        this.held.set(name, openRoot(p));
+      } catch {
+        // Gone or unreadable: each walk opens it itself and fails with the reason.
+      }
+    }
+  }
+
+  /** Where a walk below `root` starts: its held descriptor, or its real path. */
+  rootRef(root: string): RootRef {
+    const fd = this.held.get(root);
+    return fd === undefined ? this.roots.get(root)! : { fd, path: this.roots.get(root)! };
+  }
+
+  release(): void {
+    for (const fd of this.held.values()) closeFd(fd);
+    this.held.clear();
+  }
 
   /** Real absolute path of a root, or undefined when the root is unknown. */
   rootPath(root: string): string | undefined {
@@ -137,7 +173,18 @@ export class PathGuard {
   async locate(op: string, root: string, relPath: string, seq: number | undefined, mode: WalkMode): Promise<Loc | undefined> {
     this.resolve(op, root, relPath, seq);
     const segs = relPath.split('/');
-    let fd = openRoot(this.roots.get(root)!);
+    if (segs.length > 1) {
+      // The common case in one open and one readlink: every parent a real directory already.
+      const dirRel = segs.slice(0, -1).join('/');
+      const quick = openVerifiedDir(this.roots.get(root)!, dirRel);
+      if (quick !== undefined) {
+        const name = segs[segs.length - 1]!;
+        return { root, rel: relPath, dir: quick, ownsDir: true, dirRel, name, at: at(quick, name) };
+      }
+    }
+    const heldFd = this.held.get(root);
+    let fd = heldFd ?? openRoot(this.roots.get(root)!);
+    let owned = heldFd === undefined;
     let dirRel = '';
     try {
       for (let i = 0; i < segs.length - 1; i++) {
@@ -145,16 +192,17 @@ export class PathGuard {
         const childRel = dirRel === '' ? seg : `${dirRel}/${seg}`;
         const next = await this.enter(op, root, relPath, seq, mode, fd, seg, childRel);
         if (next === undefined) return undefined;
-        closeFd(fd);
+        if (owned) closeFd(fd);
         fd = next;
+        owned = true;
         dirRel = childRel;
       }
       const name = segs[segs.length - 1]!;
-      const loc: Loc = { root, rel: relPath, dir: fd, dirRel, name, at: at(fd, name) };
-      fd = -1; // the caller's now
+      const loc: Loc = { root, rel: relPath, dir: fd, ownsDir: owned, dirRel, name, at: at(fd, name) };
+      owned = false; // the caller's now
       return loc;
     } finally {
-      if (fd >= 0) closeFd(fd);
+      if (owned) closeFd(fd);
     }
   }
 

@@ -22,12 +22,14 @@ import {
   lstatBeneath,
   openDirAt,
   openParent,
+  openRoot,
   ownerFieldsOf,
   readEntryMeta,
   sameXattrHash,
   xattrProblem,
   type DiskMeta,
   type Parent,
+  type RootRef,
   type UserNames,
 } from '../tree/index.ts';
 import { readBlocks, readBlocksSync, SYNC_READ_MAX_BYTES, type BlockReadOutcome, type FileStat } from './block-reader.ts';
@@ -133,6 +135,7 @@ export class Capture {
   private readonly tasks: { fn: (ctx: CaptureTaskContext) => Promise<void>; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readonly appendListeners = new Set<(r: DataRecord) => void>();
   private readonly watchers = new Map<string, RootWatcher>();
+  private readonly heldRoots = new Map<string, { fd: number; path: string }>();
   /** Paths of the round in progress: pending until the round's records are durably journaled. */
   private processing = 0;
   private loopTimer: TimerHandle | undefined;
@@ -294,6 +297,36 @@ export class Capture {
   }
 
   private async loop(): Promise<void> {
+    this.holdRoots();
+    try {
+      await this.rounds();
+    } finally {
+      for (const h of this.heldRoots.values()) closeFd(h.fd);
+      this.heldRoots.clear();
+    }
+  }
+
+  /**
+   * Each root is opened once per run of the loop, not once per path: walks start from that
+   * descriptor (a root is replaced only by whoever administers its parent; every directory
+   * below it is still opened afresh for every path).
+   */
+  private holdRoots(): void {
+    for (const root of this.roots.values()) {
+      try {
+        this.heldRoots.set(root.name, { fd: openRoot(root.real), path: root.real });
+      } catch {
+        // Unreadable now: walks open it themselves and report why.
+      }
+    }
+  }
+
+  /** Where walks below `root` start (see holdRoots). */
+  private rootRef(root: RootCtx): RootRef {
+    return this.heldRoots.get(root.name) ?? root.real;
+  }
+
+  private async rounds(): Promise<void> {
     while (!this.stopped && (this.dirty.size > 0 || this.tasks.length > 0)) {
       const task = this.tasks.shift();
       if (task !== undefined) {
@@ -436,7 +469,7 @@ export class Capture {
     // through, whatever it points at.
     let parent: Parent | undefined;
     try {
-      parent = openParent(root.real, rel);
+      parent = openParent(this.rootRef(root), rel);
     } catch (err) {
       if (!(err instanceof PathSwapped)) throw err;
       this.notices.add(
@@ -501,7 +534,7 @@ export class Capture {
   /** lstat of another path of the same root, walked like any; undefined when it is not there (or below a link). */
   private lstatOther(root: RootCtx, rel: string): Stats | undefined {
     try {
-      return lstatBeneath(root.real, rel);
+      return lstatBeneath(this.rootRef(root), rel);
     } catch (err) {
       if (err instanceof PathSwapped) return undefined;
       throw err;

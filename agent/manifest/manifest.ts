@@ -57,9 +57,10 @@ class RootTree {
   readonly entries = new Map<string, Entry>();
   /** Directory path ("" for the root itself) → full paths of its known children. */
   readonly children = new Map<string, Set<string>>();
-  /** Inode → paths, for every kind: a rename (of a file or a whole directory) is recognised
-   * from its new name alone, and the names of one inode are its hard links. */
-  readonly byIno = new Map<number, Set<string>>();
+  /** Inode → path(s), for every kind: a rename (of a file or a whole directory) is recognised
+   * from its new name alone, and the names of one inode are its hard links. One name (nearly
+   * every inode) is kept as a string; a Set only for an inode with several (memory: 100k files). */
+  readonly byIno = new Map<number, string | Set<string>>();
 }
 
 export type ChangeListener = (root: string, path: string) => void;
@@ -104,11 +105,14 @@ export class Manifest {
     if (prev !== undefined) unindex(t, prev.ino, path);
     t.entries.set(path, entry);
     if (entry.ino !== 0) {
-      let paths = t.byIno.get(entry.ino);
-      if (paths === undefined) t.byIno.set(entry.ino, (paths = new Set()));
-      // Re-inserted last: pathForIno answers the most recent name, as a rename wants.
-      paths.delete(path);
-      paths.add(path);
+      const paths = t.byIno.get(entry.ino);
+      if (paths === undefined || paths === path) t.byIno.set(entry.ino, path);
+      else if (typeof paths === 'string') t.byIno.set(entry.ino, new Set([paths, path]));
+      else {
+        // Re-inserted last: pathForIno answers the most recent name, as a rename wants.
+        paths.delete(path);
+        paths.add(path);
+      }
     }
     let kids = t.children.get(parentOf(path));
     if (kids === undefined) t.children.set(parentOf(path), (kids = new Set()));
@@ -184,7 +188,7 @@ export class Manifest {
   /** The latest path set with inode `ino`. */
   pathForIno(root: string, ino: number): string | undefined {
     const paths = this.tree(root).byIno.get(ino);
-    if (paths === undefined) return undefined;
+    if (paths === undefined || typeof paths === 'string') return paths;
     let last: string | undefined;
     for (const p of paths) last = p;
     return last;
@@ -202,7 +206,7 @@ export class Manifest {
   pathsForIno(root: string, ino: number): string[] {
     if (ino === 0) return [];
     const paths = this.tree(root).byIno.get(ino);
-    return paths === undefined ? [] : [...paths];
+    return paths === undefined ? [] : typeof paths === 'string' ? [paths] : [...paths];
   }
 
   *entries(root: string): IterableIterator<[string, Entry]> {
@@ -234,8 +238,13 @@ export class Manifest {
 function unindex(t: RootTree, ino: number, path: string): void {
   const paths = t.byIno.get(ino);
   if (paths === undefined) return;
+  if (typeof paths === 'string') {
+    if (paths === path) t.byIno.delete(ino);
+    return;
+  }
   paths.delete(path);
-  if (paths.size === 0) t.byIno.delete(ino);
+  if (paths.size === 1) t.byIno.set(ino, [...paths][0]!);
+  else if (paths.size === 0) t.byIno.delete(ino);
 }
 
 /** Number of blocks of a file of `size` bytes. */

@@ -80,11 +80,48 @@ export class PathSwapped extends Error {
   }
 }
 
+/**
+ * Where a walk starts: a root's real path (opened, without following its last component, and
+ * closed again by the walk), or a descriptor of the root held open by the caller for a while
+ * (one capture round, one apply call) to save that open, with its real path; a held root is
+ * never closed here.
+ */
+export type RootRef = string | { fd: number; path: string };
+
+/**
+ * The directory `dirRel` below `rootPath` opened in one call and kept only if the descriptor's
+ * real path (readlink of /proc/self/fd/N) is exactly `rootPath/dirRel`: then no component on
+ * the way was a link (a link would have led to another real path, or to the same place only by
+ * a loop, which fails). O_DIRECTORY is checked before any driver is asked to open anything, so
+ * a walk through a swapped link opens nothing but a directory. Undefined when the check fails
+ * or the open does: the caller walks component by component, which also says why.
+ */
+export function openVerifiedDir(rootPath: string, dirRel: string): number | undefined {
+  const want = `${rootPath}/${dirRel}`;
+  let fd: number;
+  try {
+    fd = fs.openSync(want, DIR_FLAGS);
+  } catch {
+    return undefined;
+  }
+  let real: string | undefined;
+  try {
+    real = fs.readlinkSync(fdPath(fd));
+  } catch {
+    real = undefined;
+  }
+  if (real === want) return fd;
+  closeFd(fd);
+  return undefined;
+}
+
 /** The parent directory of a path, open, and the path's last name inside it. */
 export class Parent {
   constructor(
     readonly fd: number,
     readonly name: string,
+    /** False when `fd` is a held root descriptor: close() leaves it open. */
+    readonly owned = true,
   ) {}
 
   /** The path naming the entry itself (not followed by O_NOFOLLOW opens and l* calls). */
@@ -93,43 +130,59 @@ export class Parent {
   }
 
   close(): void {
-    closeFd(this.fd);
+    if (this.owned) closeFd(this.fd);
   }
 }
 
-/**
- * Opens the directory `dirRel` ('' is the root) below `rootPath` component by component.
- * Undefined when a component is missing or is not a directory (nothing is there to read);
- * throws PathSwapped when a component is a symbolic link.
- */
-export function openDirBeneath(rootPath: string, dirRel: string): number | undefined {
-  let fd = openRoot(rootPath);
-  if (dirRel === '') return fd;
+/** Walks to directory `dirRel`; the descriptor, and whether the caller must close it. */
+function walk(root: RootRef, dirRel: string): { fd: number; owned: boolean } | undefined {
+  if (dirRel !== '') {
+    // One open and one readlink, however deep; a component walk only when that check fails.
+    const quick = openVerifiedDir(typeof root === 'string' ? root : root.path, dirRel);
+    if (quick !== undefined) return { fd: quick, owned: true };
+  }
+  let fd = typeof root === 'string' ? openRoot(root) : root.fd;
+  let owned = typeof root === 'string';
+  if (dirRel === '') return { fd, owned };
   let done = '';
   for (const seg of dirRel.split('/')) {
     done = done === '' ? seg : `${done}/${seg}`;
     const next = openDirAt(fd, seg);
-    closeFd(fd);
+    if (owned) closeFd(fd);
     if (next.kind === 'dir') {
       fd = next.fd;
+      owned = true;
       continue;
     }
     if (next.kind === 'link') throw new PathSwapped(done);
     return undefined;
   }
-  return fd;
+  return { fd, owned };
 }
 
-/** The open parent of `rel` (a non-empty relative path) below `rootPath`; undefined or PathSwapped as for openDirBeneath. */
-export function openParent(rootPath: string, rel: string): Parent | undefined {
+/**
+ * Opens the directory `dirRel` ('' is the root) below `root` component by component; the caller
+ * closes the descriptor. Undefined when a component is missing or is not a directory (nothing
+ * is there to read); throws PathSwapped when a component is a symbolic link.
+ */
+export function openDirBeneath(root: RootRef, dirRel: string): number | undefined {
+  const w = walk(root, dirRel);
+  if (w === undefined) return undefined;
+  // A held root is opened again through its own descriptor ("." after the magic link: O_NOFOLLOW
+  // would refuse the link itself as the last component).
+  return w.owned ? w.fd : fs.openSync(at(w.fd, '.'), DIR_FLAGS);
+}
+
+/** The open parent of `rel` (a non-empty relative path) below `root`; undefined or PathSwapped as for openDirBeneath. */
+export function openParent(root: RootRef, rel: string): Parent | undefined {
   const i = rel.lastIndexOf('/');
-  const fd = openDirBeneath(rootPath, i < 0 ? '' : rel.slice(0, i));
-  return fd === undefined ? undefined : new Parent(fd, i < 0 ? rel : rel.slice(i + 1));
+  const w = walk(root, i < 0 ? '' : rel.slice(0, i));
+  return w === undefined ? undefined : new Parent(w.fd, i < 0 ? rel : rel.slice(i + 1), w.owned);
 }
 
 /** Runs `fn` with the open parent of `rel`, closing it after (also when `fn` fails). */
-export async function withParent<T>(rootPath: string, rel: string, fn: (p: Parent) => Promise<T> | T): Promise<T | undefined> {
-  const p = openParent(rootPath, rel);
+export async function withParent<T>(root: RootRef, rel: string, fn: (p: Parent) => Promise<T> | T): Promise<T | undefined> {
+  const p = openParent(root, rel);
   if (p === undefined) return undefined;
   try {
     return await fn(p);
@@ -138,10 +191,9 @@ export async function withParent<T>(rootPath: string, rel: string, fn: (p: Paren
   }
 }
 
-/** lstat of `rel` below `rootPath`: undefined when absent; PathSwapped when a parent is a link. */
-export function lstatBeneath(rootPath: string, rel: string): Stats | undefined {
-  if (rel === '') return lstatAt(rootPath);
-  const p = openParent(rootPath, rel);
+/** lstat of `rel` (non-empty) below `root`: undefined when absent; PathSwapped when a parent is a link. */
+export function lstatBeneath(root: RootRef, rel: string): Stats | undefined {
+  const p = openParent(root, rel);
   if (p === undefined) return undefined;
   try {
     return lstatAt(p.at);
@@ -150,9 +202,9 @@ export function lstatBeneath(rootPath: string, rel: string): Stats | undefined {
   }
 }
 
-/** The names in directory `dirRel` below `rootPath`; undefined when it is not a directory there. */
-export function readdirBeneath(rootPath: string, dirRel: string): string[] | undefined {
-  const fd = openDirBeneath(rootPath, dirRel);
+/** The names in directory `dirRel` below `root`; undefined when it is not a directory there. */
+export function readdirBeneath(root: RootRef, dirRel: string): string[] | undefined {
+  const fd = openDirBeneath(root, dirRel);
   if (fd === undefined) return undefined;
   try {
     return fs.readdirSync(fdPath(fd));
