@@ -3,6 +3,8 @@
 // apply of many small files (records file + write + meta, applied with fsync replaced by a
 // no-op so the disk does not hide the CPU). Run before and after a change to either:
 //   node bin/run-ts.mjs bench/path-cost.ts [--files N] [--depth D] [--rounds R] [--only capture|apply]
+//     [--xattrs]            every file carries one user.* attribute (capture reads it, apply sets it)
+//     [--no-xattr-module]   as if @napi-rs/xattr had not loaded (what attributes cost when absent)
 // Prints µs per file (median of the rounds) for each path; nothing is asserted.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,6 +17,8 @@ import { hash64, initHash } from '../shared/hash.ts';
 import { silentLogger } from '../shared/log.ts';
 import type { DataRecord } from '../shared/protocol/index.ts';
 import { MemoryJournal } from '../test/helpers/memory-journal.ts';
+import { disableXattrsForTests } from '../agent/tree/index.ts';
+import { execFileSync } from 'node:child_process';
 
 const BS = 64 * 1024;
 
@@ -26,6 +30,8 @@ function arg(name: string, def: number): number {
 const FILES = arg('files', 5000);
 const DEPTH = arg('depth', 3);
 const ROUNDS = arg('rounds', 5);
+const XATTRS = process.argv.includes('--xattrs');
+if (process.argv.includes('--no-xattr-module')) disableXattrsForTests('disabled for this measurement');
 
 function relOf(i: number): string {
   const dirs: string[] = [];
@@ -76,6 +82,7 @@ async function captureRound(): Promise<{ wallUs: number; cpuUs: number }> {
     await capture.start();
     await capture.whenIdle();
     for (let i = 0; i < FILES; i++) fs.writeFileSync(path.join(dir, rels[i]!), `file ${i} `.repeat(100));
+    if (XATTRS) execFileSync('sh', ['-c', `find . -type f -exec setfattr -n user.origin -v bench {} +`], { cwd: dir });
     const t0 = performance.now();
     const c0 = cpuMs();
     for (const rel of rels) capture.hint('data', rel);
@@ -109,7 +116,7 @@ async function applyRound(): Promise<{ wallUs: number; cpuUs: number }> {
       const data = Buffer.from(`file ${i} `.repeat(100));
       records.push({ op: 'file', seq: seq++, root: 'data', path: rel, size: data.length });
       records.push({ op: 'write', seq: seq++, root: 'data', path: rel, offset: 0, data, hash: hash64(data) });
-      records.push({ op: 'meta', seq: seq++, root: 'data', path: rel, mode: 0o640, mtimeMs: 1_700_000_000_000 + i });
+      records.push({ op: 'meta', seq: seq++, root: 'data', path: rel, mode: 0o640, mtimeMs: 1_700_000_000_000 + i, uid: 0, gid: 0, xattrs: XATTRS ? [['user.origin', Buffer.from('bench')]] : [] });
     }
     const manifest = new Manifest(['data']);
     const applier = new Applier({ roots: [{ name: 'data', path: dir, exclude: [] }], manifest, blockSize: BS, log: silentLogger(), seams: { fsync: async () => {} } });
@@ -136,7 +143,7 @@ for (let r = 0; r < ROUNDS; r++) {
   if (results.capture !== undefined) results.capture.push(await captureRound());
   if (results.apply !== undefined) results.apply.push(await applyRound());
 }
-console.log(`path cost: ${FILES} small files at depth ${DEPTH}, median of ${ROUNDS} rounds (tmpdir ${os.tmpdir()})`);
+console.log(`path cost: ${FILES} small files at depth ${DEPTH}${XATTRS ? ', one xattr each' : ''}, median of ${ROUNDS} rounds (tmpdir ${os.tmpdir()})`);
 for (const [k, rs] of Object.entries(results)) {
   console.log(`  ${k.padEnd(8)} ${median(rs.map((x) => x.wallUs)).toFixed(1)} µs/file wall, ${median(rs.map((x) => x.cpuUs)).toFixed(1)} µs/file CPU`);
 }
