@@ -78,6 +78,7 @@ export function readXattrs(path: string): XattrRead {
   }
   const xattrs: Xattr[] = [];
   const unreadable: string[] = [];
+  if (names.length === 0) return { xattrs, unreadable };
   for (const name of names.filter(isReplicatedXattr).sort()) {
     // The module answers null both for "not there" and for any error: a name just listed and
     // unreadable now was removed meanwhile or is refused; either way it is not sent.
