@@ -10,7 +10,7 @@ import type { WireManifestEntry, WireMeta } from '../../shared/protocol/index.ts
 import { compileExcludes, readBlocks, scanRoot } from '../capture/index.ts';
 import { isRacy } from '../capture/stat-match.ts';
 import { ownerOf, type Entry, type Manifest } from '../manifest/index.ts';
-import { PathSwapped, lstatAt, openParent, readEntryMeta, type OwnersMode, type Parent, type UserNames } from '../tree/index.ts';
+import { lstatAt, openParentOrNone, readEntryMeta, type OwnersMode, type Parent, type UserNames } from '../tree/index.ts';
 
 export interface RefreshResult {
   entries: number;
@@ -27,12 +27,7 @@ export async function refreshManifest(roots: ProtectedRoot[], manifest: Manifest
     const r = await scanRoot(root, manifest, compileExcludes(root.exclude), (rel) => hinted.push(rel));
     result.entries += r.entries;
     for (const rel of hinted) {
-      let parent: Parent | undefined;
-      try {
-        parent = openParent(real, rel);
-      } catch (err) {
-        if (!(err instanceof PathSwapped)) throw err;
-      }
+      const parent = openParentOrNone(real, rel);
       try {
         const st = parent === undefined ? undefined : lstatAt(parent.at);
         if (parent === undefined || st === undefined || !(st.isFile() || st.isDirectory() || st.isSymbolicLink())) {

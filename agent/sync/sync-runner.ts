@@ -15,7 +15,7 @@ import type { Logger } from '../../shared/log.ts';
 import { HASH_BYTES, hash64, isAllZero } from '../../shared/hash.ts';
 import { depthOf, type OwnerFields, type Xattr } from '../../shared/protocol/index.ts';
 import { applyRecordToManifest, type Entry, type FileEntry, type Manifest } from '../manifest/index.ts';
-import { PathSwapped, lstatAt, openParent, readXattrs, sameXattrHash, xattrsHash, type Parent } from '../tree/index.ts';
+import { lstatAt, openParentOrNone, readXattrs, sameXattrHash, xattrsHash } from '../tree/index.ts';
 import { actionBytes, diffEntry, type LinkView, type SyncAction } from './entry-diff.ts';
 
 export interface SyncProgress {
@@ -254,20 +254,15 @@ function ownerFieldsOfEntry(e: Entry): OwnerFields {
 
 /** The attributes of `p` on disk now, when they are those the manifest entry hashed; undefined when they changed. */
 function currentXattrs(rootPath: string, p: string, entry: Entry): Xattr[] | undefined {
+  const parent = openParentOrNone(rootPath, p);
+  if (parent === undefined) return undefined;
   try {
-    const parent = openParent(rootPath, p);
-    if (parent === undefined) return undefined;
-    try {
-      const st = lstatAt(parent.at);
-      if (st === undefined || st.ino !== entry.ino) return undefined;
-      const { xattrs } = readXattrs(parent.at);
-      return entry.kind !== 'symlink' && sameXattrHash(xattrsHash(xattrs), entry.xattrHash) ? xattrs : undefined;
-    } finally {
-      parent.close();
-    }
-  } catch (err) {
-    if (err instanceof PathSwapped) return undefined;
-    throw err;
+    const st = lstatAt(parent.at);
+    if (st === undefined || st.ino !== entry.ino) return undefined;
+    const { xattrs } = readXattrs(parent.at);
+    return entry.kind !== 'symlink' && sameXattrHash(xattrsHash(xattrs), entry.xattrHash) ? xattrs : undefined;
+  } finally {
+    parent.close();
   }
 }
 
@@ -289,13 +284,7 @@ export async function journalFileBlocks(
 ): Promise<boolean> {
   const bs = what.blockSize;
   const { blocks } = what;
-  let parent: Parent | undefined;
-  try {
-    parent = openParent(file.rootPath, file.path);
-  } catch (err) {
-    if (err instanceof PathSwapped) return false;
-    throw err;
-  }
+  const parent = openParentOrNone(file.rootPath, file.path);
   if (parent === undefined) return false;
   let fh: fsp.FileHandle;
   try {

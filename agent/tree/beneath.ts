@@ -180,6 +180,19 @@ export function openParent(root: RootRef, rel: string): Parent | undefined {
   return w === undefined ? undefined : new Parent(w.fd, i < 0 ? rel : rel.slice(i + 1), w.owned);
 }
 
+/**
+ * As openParent, for readers to whom a path below a link is simply absent (verify, the
+ * synchronisation, the passive's manifest): undefined then too.
+ */
+export function openParentOrNone(root: RootRef, rel: string): Parent | undefined {
+  try {
+    return openParent(root, rel);
+  } catch (err) {
+    if (err instanceof PathSwapped) return undefined;
+    throw err;
+  }
+}
+
 /** Runs `fn` with the open parent of `rel`, closing it after (also when `fn` fails). */
 export async function withParent<T>(root: RootRef, rel: string, fn: (p: Parent) => Promise<T> | T): Promise<T | undefined> {
   const p = openParent(root, rel);

@@ -20,7 +20,7 @@ import type { Entry, Manifest } from '../manifest/index.ts';
 import { depthOf } from '../../shared/protocol/index.ts';
 import { RateLimit } from '../replication/rate-limit.ts';
 import { diffEntry, entryFromWire, journalAction, type LinkView } from '../sync/index.ts';
-import { PathSwapped, closeFd, fdPath, openDirBeneath, openParent, readEntryMeta, lstatAt, type Parent } from '../tree/index.ts';
+import { PathSwapped, closeFd, fdPath, openDirBeneath, openParentOrNone, readEntryMeta, lstatAt } from '../tree/index.ts';
 import { kindOf } from '../capture/stat-match.ts';
 import { judge, linkViewFromCount, type DiskView, type Verdict } from './difference.ts';
 import { isDone, joinRel, mustDescend } from './path-order.ts';
@@ -432,13 +432,7 @@ export class Verifier {
 
   /** Reads and hashes one of the active's files at verify.rate, through a walk from its root; undefined when it changed while read. */
   private async hashFile(rootPath: string, p: string): Promise<{ blocks: Buffer; size: number } | undefined> {
-    let parent: Parent | undefined;
-    try {
-      parent = openParent(rootPath, p);
-    } catch (err) {
-      if (err instanceof PathSwapped) return undefined;
-      throw err;
-    }
+    const parent = openParentOrNone(rootPath, p);
     if (parent === undefined) return undefined;
     try {
       const r = await readBlocks(parent.at, this.opts.blockSize, () => this.opts.clock.now(), async (_offset, chunk) => {
@@ -656,13 +650,7 @@ function linkNames(m: Manifest, root: string, p: string, ino: number): string[] 
 
 /** The active's disk at `p`, read through a walk from its root: stat fields, owner, attributes, a symlink's target. */
 function diskView(rootPath: string, p: string): DiskView | undefined {
-  let parent: Parent | undefined;
-  try {
-    parent = openParent(rootPath, p);
-  } catch (err) {
-    if (err instanceof PathSwapped) return undefined;
-    throw err;
-  }
+  const parent = openParentOrNone(rootPath, p);
   if (parent === undefined) return undefined;
   try {
     const st = lstatAt(parent.at);

@@ -12,7 +12,7 @@ import { compileExcludes, readBlocks } from '../capture/index.ts';
 import type { ExcludeMatcher } from '../capture/exclude.ts';
 import { kindOf } from '../capture/stat-match.ts';
 import { wireMetaOf } from '../sync/manifest-export.ts';
-import { Parent, PathSwapped, UserDb, at, closeFd, fdPath, lstatAt, openDirBeneath, openParent, readEntryMeta, type OwnersMode, type UserNames } from '../tree/index.ts';
+import { Parent, PathSwapped, UserDb, at, closeFd, fdPath, lstatAt, openDirBeneath, openParentOrNone, readEntryMeta, type OwnersMode, type UserNames } from '../tree/index.ts';
 import { joinRel } from './path-order.ts';
 
 export interface VerifyResponderOptions {
@@ -109,13 +109,7 @@ export class VerifyResponder {
   }
 
   private async entry(root: Root, rel: string): Promise<WireVerifyEntry | undefined> {
-    let parent: Parent | undefined;
-    try {
-      parent = openParent(root.real, rel);
-    } catch (err) {
-      if (err instanceof PathSwapped) return undefined;
-      throw err;
-    }
+    const parent = openParentOrNone(root.real, rel);
     if (parent === undefined) return undefined;
     try {
       const e = statEntryAt(parent, parent.name, this.owners, this.users);
