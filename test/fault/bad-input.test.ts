@@ -139,7 +139,7 @@ describe('bad input', () => {
     expect(codesIn(p, 'beta')).toContain('TANDEM_ERR_PATH_OUTSIDE_ROOT');
   });
 
-  it('refuses to write through a symlink on the passive that leads out of the root, and pauses with an alarm', async () => {
+  it('never writes through a symlink on the passive that leads out of the root: a link the active never sent is replaced, with an alarm', async () => {
     pair = await TestPair.create();
     const p = pair;
     const outside = path.join(p.dir, 'outside');
@@ -150,9 +150,11 @@ describe('bad input', () => {
     const conn = await rogue.next();
     conn.send(activeHello(3));
     conn.send(fileBatch('link/pwned'));
-    const s = await p.waitFor('beta', 'an alarm', (st) => st.state === 'degraded' && st.alarms.some((a) => a.code === 'TANDEM_ERR_PATH_OUTSIDE_ROOT'));
-    expect(s.replication.appliedSeq).toBe(0);
+    const s = await p.waitFor('beta', 'the swap reported', (st) => st.alarms.some((a) => a.code === 'TANDEM_ERR_PATH_SWAPPED'));
+    expect(s.state).not.toBe('degraded');
+    await p.waitFor('beta', 'the batch applied', (st) => st.replication.appliedSeq > 0);
     expect(fs.readdirSync(outside)).toEqual([]);
+    expect(fs.lstatSync(p.data('beta', 'link')).isDirectory()).toBe(true);
   });
 
   it('pauses on a full disk on the passive with an alarm on both nodes, and catches up losing nothing once there is room', async () => {
