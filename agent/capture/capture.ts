@@ -479,7 +479,10 @@ export class Capture {
         { root: root.name, path: rel, component: err.component },
         `${root.name}/${err.component}`,
       );
-      // The link itself is what changed: let it be journaled as one.
+      // The link itself is what changed: let it be journaled as one. Journaling it takes the
+      // paths below it out of the manifest; a removal waiting for this path ends then.
+      this.waitingSince.delete(key);
+      if (this.opts.manifest.get(root.name, rel) === undefined) this.removals.delete(key);
       this.hint(root.name, err.component);
       return;
     }

@@ -419,6 +419,29 @@ describe('capture', () => {
     }
   });
 
+  it('settles when a path waiting to be journaled as removed ends up below a directory swapped for a link', async () => {
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-capture-outside-'));
+    try {
+      const rig = await makeRig();
+      fs.mkdirSync(path.join(rig.dir, 'd'));
+      fs.writeFileSync(path.join(rig.dir, 'd/f'), 'inside');
+      await touch(rig, 'd/f');
+      fs.rmSync(path.join(rig.dir, 'd/f'));
+      rig.capture.hint('data', 'd/f');
+      // Seen gone: its removal waits renameWindow for a new name to show up…
+      await rig.capture.whenIdle();
+      expect(rig.capture.status().pendingPaths).toBe(1);
+      // …and meanwhile its directory is swapped for a link.
+      fs.renameSync(path.join(rig.dir, 'd'), path.join(rig.dir, 'd.old'));
+      fs.symlinkSync(outside, path.join(rig.dir, 'd'));
+      await touch(rig, 'd', 'd.old');
+      expect(rig.capture.status().pendingPaths).toBe(0);
+      expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it('journals a second name of a file as a hard link, and a name given its own inode again as unlinked first', async () => {
     const rig = await makeRig();
     const f = (rel: string) => path.join(rig.dir, rel);
