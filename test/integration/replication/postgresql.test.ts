@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { exited, killAll, spawnTracked } from '../../helpers/processes.ts';
 import { TestPair, type NodeName } from '../../helpers/pair.ts';
 
@@ -34,6 +34,20 @@ let pair: TestPair | undefined;
 /** Pids of the postmasters this test started, and the data dirs they run on. */
 const clusters: { dataDir: string; pid: number }[] = [];
 const sockets: string[] = [];
+/** PostgreSQL's shared memory segments before the test: a killed postmaster leaves its own in /dev/shm. */
+let shmBefore = new Set<string>();
+
+function shmSegments(): string[] {
+  try {
+    return fs.readdirSync('/dev/shm').filter((n) => n.startsWith('PostgreSQL.'));
+  } catch {
+    return [];
+  }
+}
+
+beforeEach(() => {
+  shmBefore = new Set(shmSegments());
+});
 
 afterEach(async () => {
   for (const c of clusters.splice(0)) killCluster(c.pid);
@@ -41,6 +55,7 @@ afterEach(async () => {
   await pair?.cleanup();
   pair = undefined;
   for (const s of sockets.splice(0)) fs.rmSync(s, { recursive: true, force: true });
+  for (const n of shmSegments()) if (!shmBefore.has(n)) fs.rmSync(path.join('/dev/shm', n), { force: true });
 });
 
 /** Runs a PostgreSQL program as postgres; its output. */
