@@ -44,6 +44,10 @@ export const ERROR_CODES = {
   TANDEM_ERR_FENCE_FAILED: 'The fence script failed: this node does not take over until a fence succeeds.',
   TANDEM_ERR_PASSIVE_MODIFIED: "Someone other than Tandem changed the passive's copy: it is not the active's state until repaired.",
   TANDEM_ERR_PROTECT_FAILED: 'replication.protectPassive could not make (or undo) the read-only protection of the protected roots.',
+  TANDEM_ERR_PATH_SWAPPED: 'A directory inside a protected root was found replaced by a symbolic link (or kept changing) while a path below it was resolved: nothing was read or written through it.',
+  TANDEM_ERR_SPECIAL_BITS_CLEARED: 'A setuid or setgid bit or a file capability was not applied on the passive, because the owner it belongs to was not: the bit was cleared, never granted.',
+  TANDEM_ERR_OWNER_UNAPPLIED: "The passive could not give a path the owner the active's has (not root, or a user or group name it does not know).",
+  TANDEM_ERR_XATTR_UNAPPLIED: 'Extended attributes or ACLs could not be read on the active or written on the passive (no module, no support in the file system, refused).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -36,3 +36,25 @@ export function hash64(data: Uint8Array): Buffer {
 export function hash32(data: Uint8Array): number {
   return ready().h32Raw(data);
 }
+
+const zeroHashes = new Map<number, Buffer>();
+let zeros = Buffer.alloc(0);
+
+/** xxhash64 of `length` zero bytes: the hash of a block that is a hole (cached per length). */
+export function zeroBlockHash(length: number): Buffer {
+  let h = zeroHashes.get(length);
+  if (h === undefined) {
+    if (zeros.length < length) zeros = Buffer.alloc(length);
+    h = hash64(zeros.subarray(0, length));
+    // Block sizes are few; short last blocks of many lengths are not kept forever.
+    if (zeroHashes.size > 256) zeroHashes.clear();
+    zeroHashes.set(length, h);
+  }
+  return h;
+}
+
+/** True when every byte of `data` is zero (memcmp speed: compared with a zero buffer). */
+export function isAllZero(data: Uint8Array): boolean {
+  if (zeros.length < data.length) zeros = Buffer.alloc(data.length);
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(zeros.subarray(0, data.length));
+}

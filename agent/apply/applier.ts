@@ -2,13 +2,14 @@
 // protected trees on disk, and reports how far that state is durable. Every path record is an
 // absolute setter, so re-applying a run of records after a crash converges to the same tree;
 // `rename` is the exception and therefore a commit barrier. It must never write outside a
-// protected root, never follow a symbolic link, and never report a record durable before it is.
+// protected root, never follow a symbolic link, never grant a privilege without the owner it
+// came with, and never report a record durable before it is.
 import fs, { constants as C, type Stats } from 'node:fs';
-import fsp from 'node:fs/promises';
 import { syncFs, type SyncFile } from './sync-fs.ts';
 import { TandemError, errnoOf } from '../../shared/errors.ts';
 import { hash64, initHash } from '../../shared/hash.ts';
 import type { Logger } from '../../shared/log.ts';
+import { Notices, type Notice } from '../../shared/notices.ts';
 import { systemClock, type Clock } from '../../shared/clock.ts';
 import type { ProtectedRoot } from '../../shared/config/load.ts';
 import {
@@ -17,6 +18,8 @@ import {
   parentOf,
   type DataRecord,
   type FileRecord,
+  type HardlinkRecord,
+  type HoleRecord,
   type MetaRecord,
   type MkdirRecord,
   type PathRecord,
@@ -25,20 +28,46 @@ import {
   type WriteRecord,
 } from '../../shared/protocol/index.ts';
 import { applyRecordToManifest, type Manifest } from '../manifest/index.ts';
-import { PathGuard, lstatOrUndefined, outsideRootError } from './path-guard.ts';
+import {
+  CAPABILITY_XATTR,
+  DIR_FLAGS,
+  PRIVILEGE_BITS,
+  PathSwapped,
+  UserDb,
+  at,
+  closeFd,
+  decideOwner,
+  lstatAt,
+  openDirAt,
+  openDirBeneath,
+  removeTreeAt,
+  writeXattrs,
+  xattrProblem,
+  xattrsHash,
+  type OwnerLookup,
+  type OwnersMode,
+} from '../tree/index.ts';
+import { PathGuard, SWAPPED_HINT, closeLoc, lstatOrUndefined, outsideRootError, type Loc, type WalkMode } from './path-guard.ts';
 import { ioCounters } from '../../shared/io-counters.ts';
 
 /** Files kept open inside one apply call; beyond this the least recently used is synced and closed. */
 export const MAX_OPEN_FILES = 64;
 /** The applier works at most this long before it lets the event loop run other callbacks. */
 const YIELD_EVERY_MS = 5;
-/** Mode of parent directories the applier creates, and of files it creates before a `meta`. */
+/** Mode of parent directories the applier creates. */
 export const CREATED_DIR_MODE = 0o755;
-export const CREATED_FILE_MODE = 0o644;
+/**
+ * Mode of a file the applier creates, until its `meta` says otherwise: owner-only, so a file
+ * that is 0600 on the active is never readable by others on the passive, not even between its
+ * creation and its meta.
+ */
+export const CREATED_FILE_MODE = 0o600;
 /** Files synced and closed together when the limit is passed. */
 const EVICT_BATCH = 16;
 /** Linux IOV_MAX: buffers per writev call. */
 const IOV_MAX = 1024;
+/** Zeros written at once for a hole inside a file (Node cannot punch one). */
+const ZERO_CHUNK = Buffer.alloc(1 << 20);
 
 const OPEN_WRITE = C.O_WRONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
 const OPEN_READ = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
@@ -55,6 +84,8 @@ export interface ApplierSeams {
   writev?: (fd: number, buffers: Uint8Array[], position: number) => Promise<number>;
   /** Replaces fsync of files and directories at durable points. */
   fsync?: (fd: number) => Promise<void>;
+  /** Called after something standing where a parent directory must be was removed (a race's other half). */
+  inTheWayRemoved?: (root: string, rel: string) => void;
 }
 
 export interface ApplierOptions {
@@ -64,6 +95,10 @@ export interface ApplierOptions {
   log: Logger;
   clock?: Clock;
   seams?: ApplierSeams;
+  /** replication.owners: how the owners records carry are applied (default numeric). */
+  owners?: OwnersMode;
+  /** This node's users and groups by name (owners: names); the system's by default. */
+  users?: OwnerLookup;
 }
 
 interface OpenFile {
@@ -71,16 +106,16 @@ interface OpenFile {
   root: string;
   rel: string;
   fh: SyncFile;
+  /** The walk it was opened through. */
+  loc: Loc;
+  /** The inode it was opened on: a later record uses it only if its path still leads there. */
+  ino: number;
+  dev: number;
   writable: boolean;
   /** Written, truncated, created or chmod-ed since the last durable point: needs fsync. */
   dirty: boolean;
   /** Written or truncated since its stat was last copied into the manifest. */
   statPending: boolean;
-}
-
-interface DirtyDir {
-  root: string;
-  rel: string;
 }
 
 /** A file system error of one record, wrapped at the record boundary with its context. */
@@ -120,13 +155,14 @@ function keyOf(root: string, rel: string): string {
   return `${root}\0${rel}`;
 }
 
-function absParent(abs: string): string {
-  return abs.slice(0, abs.lastIndexOf('/'));
-}
-
 /** Seconds as a double, the unit of futimes/utimes: number keeps sub-millisecond precision, a Date would not. */
 function toSeconds(ms: number): number {
   return ms / 1000;
+}
+
+/** A record skipped because a parent kept being swapped (TANDEM_ERR_PATH_SWAPPED): reported, never retried for ever. */
+function isSwapped(err: unknown): err is TandemError {
+  return err instanceof TandemError && err.code === 'TANDEM_ERR_PATH_SWAPPED';
 }
 
 export class Applier {
@@ -135,12 +171,15 @@ export class Applier {
   private readonly clock: Clock;
   private readonly manifest: Manifest;
   private readonly seams: ApplierSeams;
+  private readonly owners: OwnersMode;
+  private readonly users: OwnerLookup;
+  private readonly notices: Notices;
   private readonly rootPaths = new Map<string, string>();
   private guard: PathGuard | undefined;
   /** Open files in least-recently-used order (Map keeps insertion order; a use re-inserts). */
   private readonly open = new Map<string, OpenFile>();
-  /** Directories (absolute path) whose entries or own metadata changed since the last durable point. */
-  private readonly dirtyDirs = new Map<string, DirtyDir>();
+  /** Directories whose entries or own metadata changed since the last durable point. */
+  private readonly dirtyDirs = new Map<string, { root: string; rel: string }>();
   private busy = false;
   /**
    * The disk may hold changes that were applied but never made durable: after start-up (the
@@ -150,6 +189,9 @@ export class Applier {
    */
   private suspect = true;
   private closed = false;
+  private sliceStart = 0;
+  /** The location of the last path located, while the records that follow are for the same path (see `at`). */
+  private pathLoc: Loc | undefined;
 
   constructor(opts: ApplierOptions) {
     if (!Number.isSafeInteger(opts.blockSize) || opts.blockSize <= 0) {
@@ -160,6 +202,9 @@ export class Applier {
     this.clock = opts.clock ?? systemClock;
     this.manifest = opts.manifest;
     this.seams = opts.seams ?? {};
+    this.owners = opts.owners ?? 'numeric';
+    this.users = opts.users ?? new UserDb(this.clock);
+    this.notices = new Notices(this.clock, this.log);
   }
 
   /** Must be called once before apply: resolves each root with realpath (a root may itself be a configured symlink), creates a missing root directory. */
@@ -169,14 +214,14 @@ export class Applier {
       try {
         const existed = (await lstatOrUndefined(r.path)) !== undefined;
         if (!existed) {
-          await fsp.mkdir(r.path, { recursive: true, mode: CREATED_DIR_MODE });
+          fs.mkdirSync(r.path, { recursive: true, mode: CREATED_DIR_MODE });
           // The agent's umask is 077 (its own files are private): the root gets its mode as before.
-          await fsp.chmod(r.path, CREATED_DIR_MODE);
-          await this.fsyncPath(absParent(r.path));
+          fs.chmodSync(r.path, CREATED_DIR_MODE);
+          await this.fsyncPath(r.path.slice(0, r.path.lastIndexOf('/')) || '/');
           this.log.info({ root: r.name, path: r.path }, 'protected root created');
         }
-        const real = await fsp.realpath(r.path);
-        const st = await fsp.stat(real);
+        const real = fs.realpathSync(r.path);
+        const st = fs.statSync(real);
         if (!st.isDirectory()) throw Object.assign(new Error(`${real} is not a directory`), { code: 'ENOTDIR' });
         this.rootPaths.set(r.name, real);
       } catch (err) {
@@ -188,7 +233,29 @@ export class Applier {
         });
       }
     }
-    this.guard = new PathGuard(this.rootPaths);
+    this.guard = new PathGuard(this.rootPaths, {
+      isActiveLink: (root, rel) => this.manifest.hasRoot(root) && this.manifest.get(root, rel)?.kind === 'symlink',
+      createdDir: (root, dirRel, parentFd) => this.createdDir(root, dirRel, parentFd),
+      removeInTheWay: async (root, rel, parentFd, name, st) => {
+        await this.removeAt(root, rel, parentFd, name, st);
+        this.seams.inTheWayRemoved?.(root, rel);
+      },
+      foreignLink: (op, root, rel, component, seq) =>
+        this.notices.add(
+          'TANDEM_ERR_PATH_SWAPPED',
+          `apply ${op} ${root}/${rel}: "${component}" is a symbolic link on this node that the active never sent: replaced by the directory the records say is there`,
+          SWAPPED_HINT,
+          { root, path: rel, component, ...(seq === undefined ? {} : { seq }) },
+          `${root}/${component}`,
+        ),
+    });
+    const why = xattrProblem();
+    if (why !== undefined) this.log.warn({ code: 'TANDEM_ERR_XATTR_UNAPPLIED' }, `apply: extended attributes and ACLs cannot be written on this node: ${why}`);
+  }
+
+  /** Warnings that did not stop applying (swapped paths, owners or bits not applied), for status. */
+  noticeList(): Notice[] {
+    return this.notices.list();
   }
 
   /**
@@ -198,7 +265,8 @@ export class Applier {
    * is never reported twice (a batch ending with a rename reports it once). Throws TandemError:
    * TANDEM_ERR_PATH_OUTSIDE_ROOT, TANDEM_ERR_APPLY_FAILED (details: seq, root, path, errno),
    * TANDEM_ERR_CHECKSUM. Records before the failing one may have been applied; they were
-   * reported durable only if `durable` was called for them.
+   * reported durable only if `durable` was called for them. A record whose parent keeps being
+   * swapped is skipped with a TANDEM_ERR_PATH_SWAPPED notice (noticeList), not retried.
    */
   async apply(records: DataRecord[], durable: (seq: number) => Promise<void>): Promise<void> {
     if (this.guard === undefined || this.closed) {
@@ -212,19 +280,15 @@ export class Applier {
       records = records.map((r) => (r.op === 'write' ? decompressWrite(r) : r));
     }
     this.busy = true;
-    // The disk may have changed between calls (an operator, a crash): trust nothing cached.
-    this.guard.clear();
+    this.guard.hold();
     let lastApplied: number | undefined;
     let pending = false;
     try {
       let i = 0;
-      let sliceStart = performance.now();
+      this.sliceStart = performance.now();
       while (i < records.length) {
         // Most calls are synchronous (sync-fs.ts): let timers and sockets run every few ms.
-        if (performance.now() - sliceStart > YIELD_EVERY_MS) {
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          sliceStart = performance.now();
-        }
+        await this.breathe();
         const r = records[i]!;
         if (r.op === 'rename') {
           // Commit barrier: everything before the rename must be durable (and reported) before
@@ -250,7 +314,7 @@ export class Applier {
         const n = await this.applyAt(records, i);
         if (this.suspect && r.op !== 'sync-begin' && r.op !== 'sync-end') {
           this.markAncestors(r.root, r.path);
-          if (r.op === 'mkdir') this.markDir(r.root, r.path, `${this.rootPaths.get(r.root)!}/${r.path}`);
+          if (r.op === 'mkdir') this.markDir(r.root, r.path);
         }
         lastApplied = records[i + n - 1]!.seq;
         pending = true;
@@ -268,6 +332,8 @@ export class Applier {
       // Descriptors never outlive the call: between batches an operator could replace or delete
       // a file, and a kept descriptor would then write into an inode no path leads to.
       await this.closeAll();
+      this.forgetPathLoc();
+      this.guard.release();
       this.dirtyDirs.clear();
       this.busy = false;
     }
@@ -277,6 +343,12 @@ export class Applier {
   async close(): Promise<void> {
     this.closed = true;
     await this.closeAll();
+  }
+
+  private async breathe(): Promise<void> {
+    if (performance.now() - this.sliceStart <= YIELD_EVERY_MS) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.sliceStart = performance.now();
   }
 
   // ---- one record (or a run of coalesced writes) -------------------------------------------
@@ -289,6 +361,7 @@ export class Applier {
       return 1;
     }
     if (r.op === 'write') return this.applyWriteRun(records, i);
+    if (r.op === 'hole') return this.applyHoleRun(records, i);
     try {
       await this.seams.beforeRecord?.(r);
       switch (r.op) {
@@ -304,6 +377,9 @@ export class Applier {
         case 'symlink':
           await this.applySymlink(r);
           break;
+        case 'hardlink':
+          await this.applyHardlink(r);
+          break;
         case 'unlink':
         case 'rmdir':
           await this.applyRemove(r);
@@ -312,40 +388,86 @@ export class Applier {
           throw new Error('rename reached applyAt');
       }
     } catch (err) {
+      if (isSwapped(err)) return this.skipSwapped(err, 1);
       throw applyFailed(err, r.op, r.seq, r.root, r.path);
     }
     return 1;
   }
 
+  /** A record whose parent kept changing under the walk: reported, counted as applied, and left to verify. */
+  private skipSwapped(err: TandemError, n: number): number {
+    this.notices.add(err.code, err.message, err.hint, err.details, `${String(err.details.root)}/${String(err.details.component)}`);
+    return n;
+  }
+
+  /** Locates `rel` for record `r`, runs `fn`, and closes the parent directory after. */
+  private async at<T>(r: PathRecord, rel: string, mode: WalkMode, fn: (loc: Loc | undefined) => Promise<T> | T): Promise<T> {
+    // The records of one path that follow each other (file, writes, meta: one change) share one
+    // walk: the parent stays open, and a swap of any directory above cannot redirect an open
+    // descriptor. Any other path walks from its root again.
+    const kept = this.pathLoc;
+    if (kept !== undefined && kept.root === r.root && kept.rel === rel) return fn(kept);
+    this.forgetPathLoc();
+    const loc = await this.guard!.locate(r.op, r.root, rel, r.seq, mode);
+    if (loc === undefined) return fn(undefined);
+    this.pathLoc = loc;
+    try {
+      return await fn(loc);
+    } catch (err) {
+      this.forgetPathLoc();
+      throw err;
+    }
+  }
+
+  /** Locates `rel` for this call alone (a record naming two paths: rename, hardlink). */
+  private async atOnce<T>(r: PathRecord, rel: string, mode: WalkMode, fn: (loc: Loc | undefined) => Promise<T> | T): Promise<T> {
+    const loc = await this.guard!.locate(r.op, r.root, rel, r.seq, mode);
+    try {
+      return await fn(loc);
+    } finally {
+      closeLoc(loc);
+    }
+  }
+
+  /** Closes the location kept for the records of one path (another path comes, or the tree changed shape). */
+  private forgetPathLoc(): void {
+    closeLoc(this.pathLoc);
+    this.pathLoc = undefined;
+  }
+
   private async applyMkdir(r: MkdirRecord): Promise<void> {
-    const abs = await this.prepare(r, r.path, true);
-    const mode = r.mode & 0o7777;
-    let st = await lstatOrUndefined(abs);
-    if (st !== undefined && !st.isDirectory()) {
-      await this.removePath(r.root, r.path, abs, st);
-      st = undefined;
-    }
-    if (st === undefined) {
-      await syncFs.mkdir(abs, mode & 0o777);
-      this.markDir(r.root, parentOf(r.path), absParent(abs));
-    }
-    // mkdir's mode passes through the umask and drops setgid/sticky: chmod says what it must be.
-    if (st === undefined || (st.mode & 0o7777) !== mode) {
-      await syncFs.chmod(abs, mode);
-      this.markDir(r.root, r.path, abs);
-      st = await syncFs.lstat(abs);
-    }
-    this.guard!.noteDir(r.root, r.path);
-    applyRecordToManifest(this.manifest, r, this.opts.blockSize);
-    this.fillIno(r.root, r.path, st);
+    await this.at(r, r.path, 'create', async (loc) => {
+      const l = loc!;
+      let st = lstatAt(l.at);
+      if (st !== undefined && !st.isDirectory()) {
+        await this.removeAt(r.root, r.path, l.dir, l.name, st);
+        st = undefined;
+      }
+      if (st === undefined) {
+        // Owner-only until its owner and mode are set just below.
+        fs.mkdirSync(l.at, 0o700);
+        this.markDir(r.root, l.dirRel);
+      }
+      const d = openDirAt(l.dir, l.name);
+      if (d.kind !== 'dir') throw Object.assign(new Error(`${r.path} is not a directory any more (it keeps changing)`), { code: 'EAGAIN' });
+      try {
+        const applied = this.applyMetaTo(d.fd, l, r, false);
+        this.markDir(r.root, r.path);
+        applyRecordToManifest(this.manifest, r, this.opts.blockSize);
+        this.fillMeta(r.root, r.path, fs.fstatSync(d.fd), applied.xattrHash, r.xattrs !== undefined);
+      } finally {
+        closeFd(d.fd);
+      }
+    });
   }
 
   private async applyFile(r: FileRecord): Promise<void> {
-    const abs = await this.prepare(r, r.path, true);
-    const of = (await this.fileFor(r.root, r.path, abs, { writable: true, create: true }))!;
-    await of.fh.truncate(r.size);
-    of.dirty = true;
-    of.statPending = true;
+    await this.at(r, r.path, 'create', async (loc) => {
+      const of = (await this.fileFor(loc!, { writable: true, create: true }))!;
+      await of.fh.truncate(r.size);
+      of.dirty = true;
+      of.statPending = true;
+    });
     applyRecordToManifest(this.manifest, r, this.opts.blockSize);
   }
 
@@ -369,15 +491,57 @@ export class Applier {
     }
     try {
       for (let k = 0; k < n; k++) await this.seams.beforeRecord?.(records[i + k]!);
-      const abs = await this.prepare(first, first.path, true);
-      const of = (await this.fileFor(first.root, first.path, abs, { writable: true, create: true }))!;
-      const buffers: Uint8Array[] = [];
-      for (let k = 0; k < n; k++) buffers.push((records[i + k] as WriteRecord).data);
-      of.dirty = true;
-      of.statPending = true;
-      await this.writeAll(of.fh, buffers, first.offset);
+      await this.at(first, first.path, 'create', async (loc) => {
+        const of = (await this.fileFor(loc!, { writable: true, create: true }))!;
+        const buffers: Uint8Array[] = [];
+        for (let k = 0; k < n; k++) buffers.push((records[i + k] as WriteRecord).data);
+        of.dirty = true;
+        of.statPending = true;
+        await this.writeAll(of.fh, buffers, first.offset);
+      });
     } catch (err) {
+      if (isSwapped(err)) return this.skipSwapped(err, n);
       throw applyFailed(err, 'write', first.seq, first.root, first.path, n > 1 ? { records: n } : {});
+    }
+    for (let k = 0; k < n; k++) applyRecordToManifest(this.manifest, records[i + k]!, this.opts.blockSize);
+    return n;
+  }
+
+  /**
+   * Zeros at the hole records from `i` on (contiguous ones of one file together). A run that
+   * reaches the end of the file becomes a real hole: the file is cut to the run's start and
+   * extended again (ftruncate allocates nothing). Inside a file, Node has no way to punch one
+   * (no fallocate): the zeros are written.
+   */
+  private async applyHoleRun(records: DataRecord[], i: number): Promise<number> {
+    const first = records[i] as HoleRecord;
+    let n = 1;
+    let end = first.offset + first.length;
+    for (;;) {
+      const next = records[i + n];
+      if (next === undefined || next.op !== 'hole' || next.root !== first.root || next.path !== first.path || next.offset !== end) break;
+      end += next.length;
+      n++;
+    }
+    try {
+      for (let k = 0; k < n; k++) await this.seams.beforeRecord?.(records[i + k]!);
+      await this.at(first, first.path, 'create', async (loc) => {
+        const of = (await this.fileFor(loc!, { writable: true, create: true }))!;
+        of.dirty = true;
+        of.statPending = true;
+        const size = (await of.fh.stat()).size;
+        if (end >= size) {
+          await of.fh.truncate(Math.min(first.offset, size));
+          await of.fh.truncate(end);
+          return;
+        }
+        const buffers: Uint8Array[] = [];
+        for (let left = end - first.offset; left > 0; left -= ZERO_CHUNK.length) buffers.push(ZERO_CHUNK.subarray(0, Math.min(left, ZERO_CHUNK.length)));
+        await this.writeAll(of.fh, buffers, first.offset);
+      });
+    } catch (err) {
+      if (isSwapped(err)) return this.skipSwapped(err, n);
+      throw applyFailed(err, 'hole', first.seq, first.root, first.path, n > 1 ? { records: n } : {});
     }
     for (let k = 0; k < n; k++) applyRecordToManifest(this.manifest, records[i + k]!, this.opts.blockSize);
     return n;
@@ -427,76 +591,198 @@ export class Applier {
   }
 
   private async applyMeta(r: MetaRecord): Promise<void> {
-    const { abs, parentsExist } = await this.prepareExisting(r, r.path);
-    const st = parentsExist ? await lstatOrUndefined(abs) : undefined;
-    if (st === undefined) {
-      // Only on a redo can a meta meet a missing path (a later record that removed it had
-      // already been applied); otherwise it is a divergence that verify repairs.
-      this.log.debug({ root: r.root, path: r.path, seq: r.seq }, 'meta: path missing, skipped');
-      applyRecordToManifest(this.manifest, r, this.opts.blockSize);
-      return;
-    }
-    const mode = r.mode & 0o7777;
-    const t = toSeconds(r.mtimeMs);
-    if (st.isSymbolicLink()) {
-      // Link permissions mean nothing on Linux; only its own times, never the target's.
-      await syncFs.lutimes(abs, t, t);
-      this.markDir(r.root, parentOf(r.path), absParent(abs));
-      applyRecordToManifest(this.manifest, r, this.opts.blockSize);
-      this.fillIno(r.root, r.path, st);
-      return;
-    }
-    if (st.isFile()) {
-      const of = await this.fileFor(r.root, r.path, abs, { writable: false, create: false });
-      if (of !== undefined) {
-        await of.fh.chmod(mode);
-        await of.fh.utimes(t, t);
-        of.dirty = true;
-        of.statPending = false;
-        const after = await of.fh.stat();
+    await this.at(r, r.path, 'existing', async (loc) => {
+      // A file this very walk opened (the records of one path) is known to be one: no lstat.
+      const openHere = loc !== undefined && this.open.get(keyOf(r.root, r.path))?.loc === loc;
+      const st = loc === undefined || openHere ? undefined : lstatAt(loc.at);
+      if (loc === undefined || (st === undefined && !openHere)) {
+        // Only on a redo can a meta meet a missing path (a later record that removed it had
+        // already been applied); otherwise it is a divergence that verify repairs.
+        this.log.debug({ root: r.root, path: r.path, seq: r.seq }, 'meta: path missing, skipped');
         applyRecordToManifest(this.manifest, r, this.opts.blockSize);
-        this.fillFileStat(r.root, r.path, after);
         return;
       }
+      const t = toSeconds(r.mtimeMs);
+      if (st?.isSymbolicLink() === true) {
+        // Link permissions mean nothing on Linux; only its own times, never the target's.
+        fs.lutimesSync(loc.at, t, t);
+        this.markDir(r.root, loc.dirRel);
+        applyRecordToManifest(this.manifest, r, this.opts.blockSize);
+        this.fillIno(r.root, r.path, st);
+        return;
+      }
+      if (openHere || st?.isFile() === true) {
+        const of = await this.fileFor(loc, { writable: false, create: false });
+        if (of !== undefined) {
+          const applied = this.applyMetaTo(of.fh.fd, loc, r, true);
+          await of.fh.utimes(t, t);
+          of.dirty = true;
+          of.statPending = false;
+          applyRecordToManifest(this.manifest, r, this.opts.blockSize);
+          this.fillFileStat(r.root, r.path, await of.fh.stat());
+          this.fillMeta(r.root, r.path, undefined, applied.xattrHash, r.xattrs !== undefined);
+          return;
+        }
+      }
+      if (st?.isDirectory() === true) {
+        const d = openDirAt(loc.dir, loc.name);
+        if (d.kind === 'dir') {
+          try {
+            const applied = this.applyMetaTo(d.fd, loc, r, false);
+            fs.futimesSync(d.fd, t, t);
+            this.markDir(r.root, r.path);
+            applyRecordToManifest(this.manifest, r, this.opts.blockSize);
+            this.fillMeta(r.root, r.path, fs.fstatSync(d.fd), applied.xattrHash, r.xattrs !== undefined);
+          } finally {
+            closeFd(d.fd);
+          }
+          return;
+        }
+      }
+      // A fifo, a socket or a device where the active has a file: nothing of it is replicated,
+      // and nothing is done to it through its path. Verify reports the difference.
+      this.log.debug({ root: r.root, path: r.path, seq: r.seq }, 'meta: not a file, directory or link here, skipped');
+      applyRecordToManifest(this.manifest, r, this.opts.blockSize);
+    });
+  }
+
+  /**
+   * Owner, attributes, then mode, on the open descriptor `fd` of the entry at `loc`: chown clears
+   * setuid/setgid (and file capabilities), so the mode comes last; a file's privilege is applied
+   * only when the owner it came with was (owner-policy.ts), and is cleared otherwise, with a notice.
+   * Returns the hash of the attributes actually set.
+   */
+  private applyMetaTo(fd: number, loc: Loc, r: MkdirRecord | MetaRecord, isFile: boolean): { xattrHash: Buffer | undefined } {
+    const where = `${r.root}/${r.path}`;
+    const dec = decideOwner(this.owners, r, this.users);
+    let privileged = dec.privileged;
+    let withheld = dec.withheld;
+    if (dec.uid !== undefined && dec.gid !== undefined) {
+      try {
+        fs.fchownSync(fd, dec.uid, dec.gid);
+        if (dec.problem !== undefined) {
+          this.notices.add('TANDEM_ERR_OWNER_UNAPPLIED', `apply ${r.op} ${where}: ${dec.problem}`, 'create the user and group on this node with the same names, then run tandem verify --repair', { root: r.root, path: r.path }, where);
+        }
+      } catch (err) {
+        const errno = errnoOf(err);
+        if (errno !== 'EPERM' && errno !== 'EINVAL') throw err;
+        privileged = false;
+        withheld = `chown to ${dec.uid}:${dec.gid} failed (${errno})`;
+        this.notices.add('TANDEM_ERR_OWNER_UNAPPLIED', `apply ${r.op} ${where}: ${withheld}`, "run the passive's agent as root so that owners can be replicated", { root: r.root, path: r.path, errno }, where);
+      }
     }
-    // A directory (or a file that could not be opened, or a fifo): by path. Parents are real
-    // directories and the final component was not a link a moment ago.
-    await syncFs.chmod(abs, mode);
-    await syncFs.utimes(abs, t, t);
-    if (st.isDirectory()) this.markDir(r.root, r.path, abs);
-    else this.markDir(r.root, parentOf(r.path), absParent(abs));
-    const after = await syncFs.lstat(abs);
-    applyRecordToManifest(this.manifest, r, this.opts.blockSize);
-    if (after.isFile()) this.fillFileStat(r.root, r.path, after);
-    else this.fillIno(r.root, r.path, after);
+    let xattrHash: Buffer | undefined;
+    let clearedCap = false;
+    if (r.xattrs !== undefined) {
+      let want = r.xattrs;
+      if (!privileged && want.some(([n]) => n === CAPABILITY_XATTR)) {
+        want = want.filter(([n]) => n !== CAPABILITY_XATTR);
+        clearedCap = true;
+      }
+      const { failed } = writeXattrs(loc.at, want);
+      if (failed.length > 0) {
+        const missing = xattrProblem();
+        const reason = missing ?? failed.map((f) => `${f.name} (${f.errno})`).join(', ');
+        this.notices.add(
+          'TANDEM_ERR_XATTR_UNAPPLIED',
+          `apply ${r.op} ${where}: extended attributes not written: ${reason}`,
+          missing !== undefined ? 'install Tandem where @napi-rs/xattr has a prebuilt binary for this platform' : "mount the passive's file system with xattr and ACL support, or allow these attributes",
+          { root: r.root, path: r.path, failed: failed.slice(0, 8) },
+          where,
+        );
+      }
+      const failedNames = new Set(failed.map((f) => f.name));
+      xattrHash = xattrsHash(want.filter(([n]) => !failedNames.has(n)));
+    }
+    let mode = r.mode & 0o7777;
+    // Only a file's setuid/setgid hand over an identity: a directory's setgid decides the group
+    // of new entries and its sticky bit restricts removal; neither grants anything.
+    if (!privileged && isFile) mode &= ~PRIVILEGE_BITS;
+    if ((r.mode & 0o7777 & PRIVILEGE_BITS) !== (mode & PRIVILEGE_BITS) || clearedCap) {
+      this.notices.add(
+        'TANDEM_ERR_SPECIAL_BITS_CLEARED',
+        `apply ${r.op} ${where}: setuid/setgid bits or file capabilities cleared: ${withheld ?? 'the owner was not applied'}`,
+        "set replication.owners to numeric (or create the missing users), run the passive's agent as root, then tandem verify --repair",
+        { root: r.root, path: r.path, mode: (r.mode & 0o7777).toString(8) },
+        where,
+      );
+    }
+    fs.fchmodSync(fd, mode);
+    return { xattrHash };
   }
 
   private async applySymlink(r: SymlinkRecord): Promise<void> {
-    const abs = await this.prepare(r, r.path, true);
-    let st: Stats | undefined;
-    try {
-      await syncFs.symlink(r.target, abs);
-    } catch (err) {
-      if (errnoOf(err) !== 'EEXIST') throw err;
-      const cur = await syncFs.lstat(abs);
-      if (cur.isSymbolicLink() && (await syncFs.readlink(abs)) === r.target) st = cur;
-      else {
-        await this.removePath(r.root, r.path, abs, cur);
-        await syncFs.symlink(r.target, abs);
+    await this.at(r, r.path, 'create', async (loc) => {
+      const l = loc!;
+      let st: Stats | undefined;
+      try {
+        fs.symlinkSync(r.target, l.at);
+      } catch (err) {
+        if (errnoOf(err) !== 'EEXIST') throw err;
+        const cur = fs.lstatSync(l.at);
+        if (cur.isSymbolicLink() && fs.readlinkSync(l.at, 'utf8') === r.target) st = cur;
+        else {
+          await this.removeAt(r.root, r.path, l.dir, l.name, cur);
+          fs.symlinkSync(r.target, l.at);
+        }
       }
-    }
-    this.dropUnder(r.root, r.path);
-    this.guard!.invalidate(r.root, r.path);
-    this.markDir(r.root, parentOf(r.path), absParent(abs));
-    st ??= await syncFs.lstat(abs);
-    applyRecordToManifest(this.manifest, r, this.opts.blockSize);
-    this.fillIno(r.root, r.path, st);
+      this.dropUnder(r.root, r.path);
+      this.markDir(r.root, l.dirRel);
+      const dec = decideOwner(this.owners, r, this.users);
+      if (dec.uid !== undefined && dec.gid !== undefined) {
+        try {
+          fs.lchownSync(l.at, dec.uid, dec.gid);
+        } catch (err) {
+          const errno = errnoOf(err);
+          if (errno !== 'EPERM' && errno !== 'EINVAL') throw err;
+          this.notices.add('TANDEM_ERR_OWNER_UNAPPLIED', `apply symlink ${r.root}/${r.path}: lchown to ${dec.uid}:${dec.gid} failed (${errno})`, "run the passive's agent as root so that owners can be replicated", { root: r.root, path: r.path, errno }, `${r.root}/${r.path}`);
+        }
+        st = undefined;
+      }
+      st ??= fs.lstatSync(l.at);
+      applyRecordToManifest(this.manifest, r, this.opts.blockSize);
+      this.fillIno(r.root, r.path, st);
+      this.fillMeta(r.root, r.path, st, undefined, false);
+    });
+  }
+
+  /** `path` becomes another name of the regular file `target`; a path that is already its name is left alone. */
+  private async applyHardlink(r: HardlinkRecord): Promise<void> {
+    this.forgetPathLoc();
+    await this.atOnce(r, r.target, 'existing', async (src) => {
+      const tSt = src === undefined ? undefined : lstatAt(src.at);
+      if (src === undefined || tSt === undefined || !tSt.isFile()) {
+        // On a redo the target may have gone since (a later record removed it): nothing to link.
+        this.log.debug({ root: r.root, path: r.path, target: r.target, seq: r.seq }, 'hardlink: target missing or not a file, skipped');
+        return;
+      }
+      await this.atOnce(r, r.path, 'create', async (dst) => {
+        const d = dst!;
+        for (let attempt = 0; ; attempt++) {
+          const cur = lstatAt(d.at);
+          if (cur !== undefined && cur.ino === tSt.ino && cur.dev === tSt.dev) break;
+          if (cur !== undefined) await this.removeAt(r.root, r.path, d.dir, d.name, cur);
+          try {
+            fs.linkSync(src.at, d.at);
+            this.markDir(r.root, d.dirRel);
+            break;
+          } catch (err) {
+            if (errnoOf(err) !== 'EEXIST' || attempt > 2) throw err;
+          }
+        }
+        this.dropUnder(r.root, r.path);
+        applyRecordToManifest(this.manifest, r, this.opts.blockSize);
+        this.fillIno(r.root, r.path, tSt);
+        this.fillIno(r.root, r.target, tSt);
+      });
+    });
   }
 
   private async applyRemove(r: PathRecord): Promise<void> {
-    const { abs, parentsExist } = await this.prepareExisting(r, r.path);
-    // A missing parent (or a file where a parent should be) means the path is absent already.
-    if (parentsExist) await this.removePath(r.root, r.path, abs);
+    await this.at(r, r.path, 'existing', async (loc) => {
+      // A missing parent (or a file or link where a parent should be) means the path is absent already.
+      if (loc !== undefined) await this.removeAt(r.root, r.path, loc.dir, loc.name);
+    });
     applyRecordToManifest(this.manifest, r, this.opts.blockSize);
   }
 
@@ -507,21 +793,25 @@ export class Applier {
    */
   private async applyRename(r: RenameRecord, barrier: () => Promise<void>): Promise<void> {
     const guard = this.guard!;
-    // Refuse before anything happens, the barrier included.
-    const src = await this.wrap(r, () => guard.checkParents('rename', r.root, r.path, r.seq));
+    // Refuse before anything happens, the barrier included: both names well formed, and neither
+    // below a link the active itself made.
     try {
-      guard.resolve('rename', r.root, r.to, r.seq);
+      const probe = await guard.locate('rename', r.root, r.path, r.seq, 'probe');
+      closeLoc(probe);
     } catch (err) {
-      throw err instanceof TandemError ? outsideRootError('rename', r.root, r.path, `target "${String(r.to)}": ${err.reason}`, r.seq) : err;
+      if (isSwapped(err)) return void this.skipSwapped(err, 1);
+      throw applyFailed(err, r.op, r.seq, r.root, r.path);
     }
-    const dst = await this.wrap(r, async () => {
-      try {
-        return await guard.checkParents('rename', r.root, r.to, r.seq);
-      } catch (err) {
-        if (err instanceof TandemError) throw outsideRootError('rename', r.root, r.path, `target "${r.to}": ${err.reason}`, r.seq);
-        throw err;
+    try {
+      const probe = await guard.locate('rename', r.root, r.to, r.seq, 'probe');
+      closeLoc(probe);
+    } catch (err) {
+      if (err instanceof TandemError && err.code === 'TANDEM_ERR_PATH_OUTSIDE_ROOT') {
+        throw outsideRootError('rename', r.root, r.path, `target "${String(r.to)}": ${err.reason}`, r.seq);
       }
-    });
+      if (isSwapped(err)) return void this.skipSwapped(err, 1);
+      throw applyFailed(err, r.op, r.seq, r.root, r.path, { to: r.to });
+    }
     if (r.to !== r.path && (isWithin(r.to, r.path) || isWithin(r.path, r.to))) {
       // The active's kernel refuses this too (EINVAL / ENOTEMPTY): the record cannot be real.
       throw new TandemError({
@@ -537,170 +827,152 @@ export class Applier {
 
     try {
       await this.seams.beforeRecord?.(r);
-      const srcSt = src.firstMissing < 0 ? await lstatOrUndefined(src.abs) : undefined;
-      if (srcSt === undefined) {
-        const dstSt = dst.firstMissing < 0 ? await lstatOrUndefined(dst.abs) : undefined;
-        if (dstSt === undefined) {
-          this.log.warn({ root: r.root, path: r.path, to: r.to, seq: r.seq }, 'rename source missing');
-          if (this.manifest.hasRoot(r.root)) {
-            this.manifest.delete(r.root, r.path);
-            this.manifest.delete(r.root, r.to);
-          }
+      this.forgetPathLoc();
+      await this.atOnce(r, r.path, 'existing', async (src) => {
+        const srcSt = src === undefined ? undefined : lstatAt(src.at);
+        if (src === undefined || srcSt === undefined) {
+          await this.atOnce(r, r.to, 'existing', async (dst) => {
+            const dstSt = dst === undefined ? undefined : lstatAt(dst.at);
+            if (dst === undefined || dstSt === undefined) {
+              this.log.warn({ root: r.root, path: r.path, to: r.to, seq: r.seq }, 'rename source missing');
+              if (this.manifest.hasRoot(r.root)) {
+                this.manifest.delete(r.root, r.path);
+                this.manifest.delete(r.root, r.to);
+              }
+              return;
+            }
+            // Already renamed before a crash, perhaps never synced: sync both parents again.
+            // Bring the manifest along only if it still has the source; if it does not, it
+            // already describes the target and must keep it.
+            this.markDir(r.root, parentOf(r.path));
+            this.markDir(r.root, dst.dirRel);
+            if (this.manifest.hasRoot(r.root) && this.manifest.get(r.root, r.path) !== undefined) {
+              this.manifest.move(r.root, r.path, r.to);
+              this.fillIno(r.root, r.to, dstSt);
+            }
+          });
           return;
         }
-        // Already renamed before a crash, perhaps never synced: sync both parents again. Bring
-        // the manifest along only if it still has the source; if it does not, it already
-        // describes the target and must keep it.
-        this.markDir(r.root, parentOf(r.path), absParent(src.abs));
-        this.markDir(r.root, parentOf(r.to), absParent(dst.abs));
-        if (this.manifest.hasRoot(r.root) && this.manifest.get(r.root, r.path) !== undefined) {
-          this.manifest.move(r.root, r.path, r.to);
-          this.fillIno(r.root, r.to, dstSt);
-        }
-        return;
-      }
-      if (r.to === r.path) return;
-      if (dst.firstMissing >= 0) await this.ensureParents(r.root, r.to, dst.firstMissing, r.seq, 'rename');
-      const dstSt = await lstatOrUndefined(dst.abs);
-      // rename(2) replaces a file atomically, but not a directory by a non-directory (or the
-      // reverse), nor a non-empty directory: the setter says "replacing to", so clear it first.
-      if (dstSt !== undefined && (dstSt.isDirectory() || srcSt.isDirectory())) await this.removePath(r.root, r.to, dst.abs, dstSt);
-      this.dropUnder(r.root, r.path);
-      this.dropUnder(r.root, r.to);
-      guard.invalidate(r.root, r.path);
-      guard.invalidate(r.root, r.to);
-      await syncFs.rename(src.abs, dst.abs);
-      this.markDir(r.root, parentOf(r.path), absParent(src.abs));
-      this.markDir(r.root, parentOf(r.to), absParent(dst.abs));
-      applyRecordToManifest(this.manifest, r, this.opts.blockSize);
-      this.fillIno(r.root, r.to, srcSt);
+        if (r.to === r.path) return;
+        await this.atOnce(r, r.to, 'create', async (dst) => {
+          const d = dst!;
+          const dstSt = lstatAt(d.at);
+          // rename(2) replaces a file atomically, but not a directory by a non-directory (or the
+          // reverse), nor a non-empty directory: the setter says "replacing to", so clear it first.
+          if (dstSt !== undefined && (dstSt.isDirectory() || srcSt.isDirectory())) await this.removeAt(r.root, r.to, d.dir, d.name, dstSt);
+          this.dropUnder(r.root, r.path);
+          this.dropUnder(r.root, r.to);
+          fs.renameSync(src.at, d.at);
+          this.markDir(r.root, src.dirRel);
+          this.markDir(r.root, d.dirRel);
+          applyRecordToManifest(this.manifest, r, this.opts.blockSize);
+          this.fillIno(r.root, r.to, srcSt);
+        });
+      });
     } catch (err) {
+      if (isSwapped(err)) return void this.skipSwapped(err, 1);
       throw applyFailed(err, 'rename', r.seq, r.root, r.path, { to: r.to });
     }
   }
 
   // ---- paths ---------------------------------------------------------------------------------
 
-  private async wrap<T>(r: PathRecord, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw applyFailed(err, r.op, r.seq, r.root, r.path);
-    }
-  }
-
-  /** Guard check of `rel`, then creation of its missing parents (when `create`). Returns its absolute path. */
-  private async prepare(r: PathRecord, rel: string, create: boolean): Promise<string> {
-    const check = await this.guard!.checkParents(r.op, r.root, rel, r.seq);
-    if (check.firstMissing >= 0 && create) await this.ensureParents(r.root, rel, check.firstMissing, r.seq, r.op);
-    return check.abs;
-  }
-
-  private async prepareExisting(r: PathRecord, rel: string): Promise<{ abs: string; parentsExist: boolean }> {
-    const check = await this.guard!.checkParents(r.op, r.root, rel, r.seq);
-    return { abs: check.abs, parentsExist: check.firstMissing < 0 };
-  }
-
   /**
-   * Makes the parents of `rel` real directories from segment `from` down: the passive's tree
-   * belongs to Tandem, so a regular file in the way is replaced. A link in the way is never
-   * replaced (the guard refused it; one appearing now is a race, refused the same way).
+   * The guard made a missing parent directory. A directory the manifest knows (one a foreign link
+   * stood in for) gets back the owner and mode the records gave it; any other is 0755, root's,
+   * until its own mkdir record says otherwise.
    */
-  private async ensureParents(root: string, rel: string, from: number, seq: number, op: string): Promise<void> {
-    const rootPath = this.rootPaths.get(root)!;
-    const segs = rel.split('/');
-    for (let i = from; i < segs.length - 1; i++) {
-      const dirRel = segs.slice(0, i + 1).join('/');
-      const abs = `${rootPath}/${dirRel}`;
-      try {
-        await syncFs.mkdir(abs, CREATED_DIR_MODE);
-      } catch (err) {
-        if (errnoOf(err) !== 'EEXIST') throw err;
-        const st = await syncFs.lstat(abs);
-        if (st.isSymbolicLink()) throw outsideRootError(op, root, rel, `parent "${dirRel}" is a symbolic link`, seq);
-        if (st.isDirectory()) {
-          this.guard!.noteDir(root, dirRel);
-          continue;
-        }
-        await this.removePath(root, dirRel, abs, st);
-        await syncFs.mkdir(abs, CREATED_DIR_MODE);
-      }
-      await syncFs.chmod(abs, CREATED_DIR_MODE);
-      this.markDir(root, parentOf(dirRel), absParent(abs));
-      this.guard!.noteDir(root, dirRel);
+  private createdDir(root: string, dirRel: string, parentFd: number): void {
+    const name = dirRel.slice(dirRel.lastIndexOf('/') + 1);
+    const d = openDirAt(parentFd, name);
+    if (d.kind !== 'dir') return; // gone or swapped already: the walk sees it next
+    try {
+      const known = this.manifest.hasRoot(root) ? this.manifest.get(root, dirRel) : undefined;
+      if (known?.kind === 'dir') {
+        if (known.uid !== undefined && known.gid !== undefined) fs.fchownSync(d.fd, known.uid, known.gid);
+        fs.fchmodSync(d.fd, known.mode & 0o7777);
+      } else fs.fchmodSync(d.fd, CREATED_DIR_MODE);
+      this.markDir(root, parentOf(dirRel));
       if (this.manifest.hasRoot(root)) {
-        const st = await syncFs.lstat(abs);
-        this.manifest.set(root, dirRel, { kind: 'dir', mode: CREATED_DIR_MODE, ino: st.ino, mtimeMs: 0 });
+        const st = fs.fstatSync(d.fd);
+        this.manifest.set(root, dirRel, { ...(known?.kind === 'dir' ? known : { mtimeMs: 0 }), kind: 'dir', mode: st.mode & 0o7777, ino: st.ino, uid: st.uid, gid: st.gid, ctimeMs: st.ctimeMs });
       }
+    } finally {
+      closeFd(d.fd);
     }
   }
 
-  /** Makes `rel` absent, whatever it is (a directory goes with its content). Missing is fine. */
-  private async removePath(root: string, rel: string, abs: string, known?: Stats): Promise<void> {
-    const st = known ?? (await lstatOrUndefined(abs));
+  /** Makes `rel` (named `name` in the directory open as `dirFd`) absent, whatever it is. Missing is fine. */
+  private async removeAt(root: string, rel: string, dirFd: number, name: string, known?: Stats): Promise<void> {
+    const st = known ?? lstatAt(at(dirFd, name));
     this.dropUnder(root, rel);
-    this.guard!.invalidate(root, rel);
     if (st === undefined) return;
-    // rm never follows links inside the tree (it lstats), so a link to elsewhere loses only itself.
-    if (st.isDirectory()) await fsp.rm(abs, { recursive: true, force: true });
+    // Every level is opened through the one above: a link inside loses only itself.
+    if (st.isDirectory()) await removeTreeAt(dirFd, name, () => this.breathe());
     else {
       try {
-        await syncFs.unlink(abs);
+        fs.unlinkSync(at(dirFd, name));
       } catch (err) {
-        if (errnoOf(err) !== 'ENOENT') throw err;
+        const code = errnoOf(err);
+        if (code === 'EISDIR') await removeTreeAt(dirFd, name, () => this.breathe());
+        else if (code !== 'ENOENT') throw err;
       }
     }
-    this.markDir(root, parentOf(rel), absParent(abs));
+    this.markDir(root, parentOf(rel));
   }
 
   /** Marks the root and every directory above `rel` as needing an fsync. */
   private markAncestors(root: string, rel: string): void {
-    const rootPath = this.rootPaths.get(root)!;
-    this.markDir(root, '', rootPath);
-    for (let i = rel.indexOf('/'); i >= 0; i = rel.indexOf('/', i + 1)) {
-      const dirRel = rel.slice(0, i);
-      this.markDir(root, dirRel, `${rootPath}/${dirRel}`);
-    }
+    this.markDir(root, '');
+    for (let i = rel.indexOf('/'); i >= 0; i = rel.indexOf('/', i + 1)) this.markDir(root, rel.slice(0, i));
   }
 
-  private markDir(root: string, rel: string, abs: string): void {
-    this.dirtyDirs.set(abs, { root, rel });
+  private markDir(root: string, rel: string): void {
+    this.dirtyDirs.set(keyOf(root, rel), { root, rel });
   }
 
   // ---- open files ------------------------------------------------------------------------------
 
   /**
-   * The open file for `rel`, a regular file. With `create`, whatever else is there (a link, a
+   * The open file at `loc`, a regular file. With `create`, whatever else is there (a link, a
    * directory, a fifo) is replaced by an empty file; without, undefined when it is not a regular
-   * file. O_NOFOLLOW: a link at the final component is never written through.
+   * file. O_NOFOLLOW: a link at the final component is never written through. A descriptor kept
+   * from an earlier record is used only if the path, walked again for this one, still leads to
+   * its inode.
    */
-  private async fileFor(root: string, rel: string, abs: string, want: { writable: boolean; create: boolean }): Promise<OpenFile | undefined> {
+  private async fileFor(loc: Loc, want: { writable: boolean; create: boolean }): Promise<OpenFile | undefined> {
+    const { root, rel } = loc;
     const key = keyOf(root, rel);
     const cached = this.open.get(key);
     let carryDirty = false;
     if (cached !== undefined) {
-      if (cached.writable || !want.writable) {
-        this.open.delete(key);
+      // Opened through this very walk (the records of one path): its name still leads there.
+      const st = cached.loc === loc ? undefined : lstatAt(loc.at);
+      const same = cached.loc === loc || (st !== undefined && st.isFile() && st.ino === cached.ino && st.dev === cached.dev);
+      this.open.delete(key);
+      if (same && (cached.writable || !want.writable)) {
         this.open.set(key, cached);
+        cached.loc = loc;
         return cached;
       }
-      // Opened for a meta; now it must be written. fsync of the new descriptor covers the old one's changes.
-      this.open.delete(key);
-      carryDirty = cached.dirty;
+      // Opened for a meta and now to be written, or the path leads elsewhere now. fsync of the
+      // new descriptor covers the old one's changes when it is the same file.
+      if (same) carryDirty = cached.dirty;
+      else if (cached.dirty) await this.settle(cached).catch(() => undefined);
       await cached.fh.close();
     }
     let fh: SyncFile | undefined;
     let created = false;
     let triedChmod = false;
     // A path the manifest does not know is most likely new: try to create it first, which saves
-    // a failed open per new file (each file system call is a thread-pool round trip).
+    // a failed open per new file.
     let createFirst = want.create && !(this.manifest.hasRoot(root) && this.manifest.get(root, rel) !== undefined);
     for (let attempt = 0; fh === undefined; attempt++) {
-      if (attempt > 4) throw Object.assign(new Error(`could not open ${abs} as a regular file (it keeps changing)`), { code: 'EAGAIN' });
+      if (attempt > 4) throw Object.assign(new Error(`could not open ${root}/${rel} as a regular file (it keeps changing)`), { code: 'EAGAIN' });
       if (createFirst) {
         createFirst = false;
         try {
-          fh = await syncFs.open(abs, CREATE_WRITE, CREATED_FILE_MODE);
+          fh = await syncFs.open(loc.at, CREATE_WRITE, CREATED_FILE_MODE);
           created = true;
           break;
         } catch (err) {
@@ -709,7 +981,7 @@ export class Applier {
         }
       }
       try {
-        const h = await syncFs.open(abs, want.writable ? OPEN_WRITE : OPEN_READ);
+        const h = await syncFs.open(loc.at, want.writable ? OPEN_WRITE : OPEN_READ);
         const st = await h.stat();
         if (st.isFile()) {
           fh = h;
@@ -717,13 +989,13 @@ export class Applier {
         }
         await h.close();
         if (!want.create) return undefined;
-        await this.removePath(root, rel, abs, st);
+        await this.removeAt(root, rel, loc.dir, loc.name, st);
       } catch (err) {
         const code = errnoOf(err);
         if (code === 'ENOENT') {
           if (!want.create) return undefined;
           try {
-            fh = await syncFs.open(abs, CREATE_WRITE, CREATED_FILE_MODE);
+            fh = await syncFs.open(loc.at, CREATE_WRITE, CREATED_FILE_MODE);
             created = true;
           } catch (e2) {
             if (errnoOf(e2) !== 'EEXIST') throw e2;
@@ -731,32 +1003,47 @@ export class Applier {
         } else if (code === 'ELOOP' || code === 'EISDIR' || code === 'ENXIO') {
           // A link (O_NOFOLLOW), a directory, or a fifo with no reader (O_NONBLOCK).
           if (!want.create) return undefined;
-          await this.removePath(root, rel, abs);
+          await this.removeAt(root, rel, loc.dir, loc.name);
         } else if ((code === 'EACCES' || code === 'EPERM') && !triedChmod) {
           // A file we own but made read-only by an earlier meta (git objects are 0444): a redo
           // must still be able to write it; the following meta sets the mode again.
           triedChmod = true;
-          if (!(await this.grantOwnerAccess(abs, want.writable))) throw err;
+          if (!this.grantOwnerAccess(loc, want.writable)) throw err;
         } else throw err;
       }
     }
     if (created) {
-      // The umask may have narrowed the creation mode; the manifest says 0644 until a meta.
+      // The umask may have narrowed the creation mode; the manifest says 0600 until a meta.
       await fh.chmod(CREATED_FILE_MODE);
-      this.markDir(root, parentOf(rel), absParent(abs));
+      this.markDir(root, loc.dirRel);
     }
-    const of: OpenFile = { key, root, rel, fh, writable: want.writable, dirty: created || carryDirty, statPending: created };
+    const st = await fh.stat();
+    const of: OpenFile = { key, root, rel, fh, loc, ino: st.ino, dev: st.dev, writable: want.writable, dirty: created || carryDirty, statPending: created };
     this.open.set(key, of);
     if (this.open.size > MAX_OPEN_FILES) await this.evictOldest(of);
     return of;
   }
 
-  private async grantOwnerAccess(abs: string, writable: boolean): Promise<boolean> {
-    const st = await lstatOrUndefined(abs);
+  /** Adds the owner's read (and write) permission to a file this agent owns, through a descriptor (a path could be swapped). */
+  private grantOwnerAccess(loc: Loc, writable: boolean): boolean {
+    const st = lstatAt(loc.at);
     const uid = process.getuid?.();
     if (st === undefined || !st.isFile() || (uid !== undefined && uid !== 0 && st.uid !== uid)) return false;
-    await syncFs.chmod(abs, (st.mode & 0o7777) | (writable ? 0o600 : 0o400));
-    return true;
+    let fd: number;
+    try {
+      fd = fs.openSync(loc.at, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+    } catch {
+      // Not even readable (0000): only a path chmod would do, and a path may be swapped.
+      return false;
+    }
+    try {
+      const cur = fs.fstatSync(fd);
+      if (cur.ino !== st.ino) return false;
+      fs.fchmodSync(fd, (cur.mode & 0o7777) | (writable ? 0o600 : 0o400));
+      return true;
+    } finally {
+      closeFd(fd);
+    }
   }
 
   /**
@@ -789,6 +1076,8 @@ export class Applier {
 
   /** Forgets the open files at `rel` or below (removed, replaced or renamed: their data no longer matters there). */
   private dropUnder(root: string, rel: string): void {
+    // The directory the kept location holds open is going (it, or a directory above it).
+    if (this.pathLoc !== undefined && this.pathLoc.root === root && this.pathLoc.dirRel !== '' && isWithin(this.pathLoc.dirRel, rel)) this.forgetPathLoc();
     for (const of of this.open.values()) {
       if (of.root === root && isWithin(of.rel, rel)) {
         this.open.delete(of.key);
@@ -809,18 +1098,20 @@ export class Applier {
   /**
    * Makes every change since the last durable point durable: fsync (not fdatasync: sizes and
    * modes changed) of every dirty file and of every directory whose entries changed, all in
-   * parallel, so that many small files share the file system's journal commits.
+   * parallel, so that many small files share the file system's journal commits. Directories
+   * are reached by walking from their root again: a directory replaced by a link since is not
+   * followed (what it held is gone from the tree, and a redo or verify deals with it).
    */
   private async makeDurable(seq: number): Promise<void> {
     const files = [...this.open.values()].filter((of) => of.dirty || of.statPending);
-    const dirs = [...this.dirtyDirs.entries()];
+    const dirs = [...this.dirtyDirs.values()];
     this.dirtyDirs.clear();
     const jobs: Promise<void>[] = [];
     for (const of of files) {
       jobs.push(this.settle(of).catch((err) => Promise.reject(applyFailed(err, 'sync', seq, of.root, of.rel))));
     }
-    for (const [abs, d] of dirs) {
-      jobs.push(this.fsyncPath(abs).catch((err) => Promise.reject(applyFailed(err, 'sync', seq, d.root, d.rel === '' ? '.' : d.rel))));
+    for (const d of dirs) {
+      jobs.push(this.fsyncDir(d.root, d.rel).catch((err) => Promise.reject(applyFailed(err, 'sync', seq, d.root, d.rel === '' ? '.' : d.rel))));
     }
     const results = await Promise.allSettled(jobs);
     const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
@@ -837,20 +1128,37 @@ export class Applier {
     return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
   }
 
-  /** fsync of a directory (or file) by path; a directory removed since it was marked needs none. */
-  private async fsyncPath(abs: string): Promise<void> {
-    let fh: SyncFile;
+  /** fsync of directory `rel` below its root; one removed or swapped since it was marked needs none. */
+  private async fsyncDir(root: string, rel: string): Promise<void> {
+    let fd: number | undefined;
     try {
-      fh = await syncFs.open(abs, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+      fd = openDirBeneath(this.guard?.rootRef(root) ?? this.rootPaths.get(root)!, rel);
+    } catch (err) {
+      if (err instanceof PathSwapped) return;
+      throw err;
+    }
+    if (fd === undefined) return;
+    try {
+      await this.fsyncFd(fd);
+    } finally {
+      closeFd(fd);
+    }
+  }
+
+  /** fsync of a directory by path (the parent of a root created at start-up). */
+  private async fsyncPath(abs: string): Promise<void> {
+    let fd: number;
+    try {
+      fd = fs.openSync(abs, DIR_FLAGS);
     } catch (err) {
       const code = errnoOf(err);
       if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return;
       throw err;
     }
     try {
-      await this.fsyncFd(fh.fd);
+      await this.fsyncFd(fd);
     } finally {
-      await fh.close();
+      closeFd(fd);
     }
   }
 
@@ -860,7 +1168,36 @@ export class Applier {
     if (!this.manifest.hasRoot(root)) return;
     const e = this.manifest.get(root, rel);
     if (e?.kind !== 'file') return;
-    this.manifest.set(root, rel, { ...e, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, readAt: this.clock.now() });
+    this.manifest.set(root, rel, { ...e, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, readAt: this.clock.now(), uid: st.uid, gid: st.gid, nlink: st.nlink, ctimeMs: st.ctimeMs });
+    // The other names of a hard-linked file share its content and metadata.
+    if (st.nlink > 1) {
+      for (const p of this.manifest.pathsForIno(root, st.ino)) {
+        const s = this.manifest.get(root, p);
+        if (p !== rel && s?.kind === 'file') this.manifest.set(root, p, { ...this.manifest.get(root, rel)!, ino: st.ino } as typeof s);
+      }
+    }
+  }
+
+  /** The owner as on disk (and the attributes as applied) into the manifest entry of `rel`. */
+  private fillMeta(root: string, rel: string, st: Stats | undefined, xattrHash: Buffer | undefined, xattrsSet: boolean): void {
+    if (!this.manifest.hasRoot(root)) return;
+    const e = this.manifest.get(root, rel);
+    if (e === undefined) return;
+    const next = { ...e };
+    if (st !== undefined) {
+      next.ino = st.ino;
+      next.uid = st.uid;
+      next.gid = st.gid;
+      // The mode as applied, which is not the record's when a bit was cleared (owners off, an
+      // unknown name): the manifest says what is on disk, for the standby watch and for capture
+      // once this node is active.
+      if (next.kind !== 'symlink') {
+        next.ctimeMs = st.ctimeMs;
+        next.mode = st.mode & 0o7777;
+      }
+    }
+    if (xattrsSet && next.kind !== 'symlink') next.xattrHash = xattrHash;
+    this.manifest.set(root, rel, next);
   }
 
   private fillIno(root: string, rel: string, st: Stats): void {

@@ -3,7 +3,7 @@
 // write, stat, utimes…); as thread-pool round trips they left the passive waiting ~1 ms per
 // file and unable to keep up with 1,000 new files a second, while each takes microseconds from
 // the page cache. fsync stays asynchronous: it waits for the disk, and many run in parallel.
-import fs, { type MakeDirectoryOptions, type Mode, type PathLike, type Stats } from 'node:fs';
+import fs, { type Mode, type PathLike, type Stats } from 'node:fs';
 
 /** Writes up to this size are made synchronously. */
 const SYNC_WRITE_MAX_BYTES = 256 * 1024;
@@ -53,32 +53,5 @@ export class SyncFile {
 export const syncFs = {
   async open(path: PathLike, flags: number, mode?: Mode): Promise<SyncFile> {
     return new SyncFile(fs.openSync(path, flags, mode));
-  },
-  async lstat(path: PathLike): Promise<Stats> {
-    return fs.lstatSync(path);
-  },
-  async mkdir(path: PathLike, mode?: Mode | MakeDirectoryOptions): Promise<void> {
-    fs.mkdirSync(path, mode);
-  },
-  async chmod(path: PathLike, mode: Mode): Promise<void> {
-    fs.chmodSync(path, mode);
-  },
-  async utimes(path: PathLike, atime: number, mtime: number): Promise<void> {
-    fs.utimesSync(path, atime, mtime);
-  },
-  async lutimes(path: PathLike, atime: number, mtime: number): Promise<void> {
-    fs.lutimesSync(path, atime, mtime);
-  },
-  async symlink(target: PathLike, path: PathLike): Promise<void> {
-    fs.symlinkSync(target, path);
-  },
-  async readlink(path: PathLike): Promise<string> {
-    return fs.readlinkSync(path, 'utf8');
-  },
-  async unlink(path: PathLike): Promise<void> {
-    fs.unlinkSync(path);
-  },
-  async rename(from: PathLike, to: PathLike): Promise<void> {
-    fs.renameSync(from, to);
   },
 };

@@ -12,6 +12,14 @@ export interface FileStat {
   size: number;
   mtimeMs: number;
   mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  ctimeMs: number;
+}
+
+function fileStatOf(st: fs.Stats): FileStat {
+  return { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, nlink: st.nlink, ctimeMs: st.ctimeMs };
 }
 
 export interface BlockReadResult {
@@ -66,7 +74,7 @@ export async function readBlocks(
   try {
     const st0 = await fh.stat();
     if (!st0.isFile()) return { kind: 'not-a-file' };
-    const stat: FileStat = { ino: st0.ino, size: st0.size, mtimeMs: st0.mtimeMs, mode: st0.mode & 0o7777 };
+    const stat = fileStatOf(st0);
     onOpen?.(stat);
     const total = st0.size;
     // Never larger than the file: a small file must not cost two 1 MiB buffers.
@@ -149,7 +157,7 @@ export function readBlocksSync(
     const st0 = fs.fstatSync(fd);
     if (!st0.isFile()) return { kind: 'not-a-file' };
     if (st0.size > SYNC_READ_MAX_BYTES) return { kind: 'too-large' };
-    const stat: FileStat = { ino: st0.ino, size: st0.size, mtimeMs: st0.mtimeMs, mode: st0.mode & 0o7777 };
+    const stat = fileStatOf(st0);
     onOpen?.(stat);
     if (scratch.length < st0.size) scratch = Buffer.allocUnsafe(Math.max(st0.size, 64 * 1024));
     const readAt = now();

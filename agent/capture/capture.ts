@@ -4,15 +4,34 @@
 // receives each path's records in order and never interleaved with another writer's.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import path from 'node:path';
 import type { Stats } from 'node:fs';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
-import { describeCause, errnoOf } from '../../shared/errors.ts';
-import { HASH_BYTES } from '../../shared/hash.ts';
+import { describeCause } from '../../shared/errors.ts';
+import { HASH_BYTES, isAllZero, zeroBlockHash } from '../../shared/hash.ts';
+import { Notices, type Notice } from '../../shared/notices.ts';
 import { BATCH_RAW_CUT_BYTES, BATCH_RECORDS_CUT, compressWrite, compressWriteAsync, depthOf, isWithin, parentOf, type DataRecord, type NewRecord } from '../../shared/protocol/index.ts';
-import type { Entry, FileEntry, Manifest } from '../manifest/index.ts';
+import { ownerOf, type Entry, type FileEntry, type Manifest } from '../manifest/index.ts';
+import {
+  PathSwapped,
+  UserDb,
+  closeFd,
+  fdPath,
+  lstatAt,
+  lstatBeneath,
+  openDirAt,
+  openParent,
+  openRoot,
+  ownerFieldsOf,
+  readEntryMeta,
+  sameXattrHash,
+  xattrProblem,
+  type DiskMeta,
+  type Parent,
+  type RootRef,
+  type UserNames,
+} from '../tree/index.ts';
 import { readBlocks, readBlocksSync, SYNC_READ_MAX_BYTES, type BlockReadOutcome, type FileStat } from './block-reader.ts';
 import { compileExcludes, type ExcludeMatcher } from './exclude.ts';
 import type { JournalSink } from './journal-sink.ts';
@@ -50,6 +69,8 @@ export interface CaptureOptions {
   clock: Clock;
   /** Tests may run without the watcher and drive capture with hints and scans only. */
   watch?: boolean;
+  /** Names of owners, sent with their ids for `replication.owners: names`; the system's by default. */
+  users?: UserNames;
 }
 
 export interface CaptureStatus {
@@ -62,6 +83,8 @@ export interface CaptureStatus {
   degraded: string | undefined;
   lastScan: { at: number; durationMs: number; entries: number; hinted: number } | undefined;
   problems: { root: string; path: string; message: string }[];
+  /** Warnings that did not stop capture (a path not read through a link, attributes not read). */
+  notices: Notice[];
 }
 
 /** What a task running inside the capture loop (the initial synchronisation) may do. */
@@ -78,6 +101,8 @@ export interface CaptureTaskContext {
 
 interface RootCtx extends ProtectedRoot {
   isExcluded: ExcludeMatcher;
+  /** The root's real path (realpath at start): walks open it without following its last component. */
+  real: string;
 }
 
 interface Hint {
@@ -87,6 +112,7 @@ interface Hint {
 }
 
 type NewWrite = Extract<NewRecord, { op: 'write' }>;
+type NewHole = Extract<NewRecord, { op: 'hole' }>;
 
 /** Capture works at most this long before it lets the event loop run other callbacks. */
 const YIELD_EVERY_MS = 5;
@@ -99,6 +125,8 @@ const MAX_QUIET_WAIT_MS = 2000;
 export class Capture {
   private readonly roots = new Map<string, RootCtx>();
   private readonly log: Logger;
+  private readonly users: UserNames;
+  private readonly notices: Notices;
   private readonly dirty = new Map<string, Hint>();
   private readonly removals = new Map<string, { hint: Hint; due: number }>();
   private readonly waitingSince = new Map<string, number>();
@@ -107,6 +135,7 @@ export class Capture {
   private readonly tasks: { fn: (ctx: CaptureTaskContext) => Promise<void>; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readonly appendListeners = new Set<(r: DataRecord) => void>();
   private readonly watchers = new Map<string, RootWatcher>();
+  private readonly heldRoots = new Map<string, { fd: number; path: string }>();
   /** Paths of the round in progress: pending until the round's records are durably journaled. */
   private processing = 0;
   private loopTimer: TimerHandle | undefined;
@@ -135,7 +164,9 @@ export class Capture {
 
   constructor(private readonly opts: CaptureOptions) {
     this.log = opts.log.child({ component: 'capture' });
-    for (const r of opts.roots) this.roots.set(r.name, { ...r, isExcluded: compileExcludes(r.exclude) });
+    for (const r of opts.roots) this.roots.set(r.name, { ...r, isExcluded: compileExcludes(r.exclude), real: r.path });
+    this.users = opts.users ?? new UserDb(opts.clock);
+    this.notices = new Notices(opts.clock, this.log);
     this.baseline = opts.baseline;
   }
 
@@ -149,7 +180,9 @@ export class Capture {
         throw Object.assign(new Error(`protected root ${root.name} (${root.path}) is not accessible: ${describeCause(err)}`), { cause: err });
       }
       if (!st.isDirectory()) throw new Error(`protected root ${root.name} (${root.path}) is not a directory`);
+      root.real = fs.realpathSync(root.path);
     }
+    this.noteXattrSupport();
     if (this.opts.watch !== false) {
       for (const root of this.roots.values()) {
         const w = new RootWatcher({
@@ -227,6 +260,7 @@ export class Capture {
       degraded: this.degraded,
       lastScan: this.lastScan,
       problems: [...this.problems.values()].slice(0, 20),
+      notices: this.notices.list(),
     };
   }
 
@@ -263,6 +297,36 @@ export class Capture {
   }
 
   private async loop(): Promise<void> {
+    this.holdRoots();
+    try {
+      await this.rounds();
+    } finally {
+      for (const h of this.heldRoots.values()) closeFd(h.fd);
+      this.heldRoots.clear();
+    }
+  }
+
+  /**
+   * Each root is opened once per run of the loop, not once per path: walks start from that
+   * descriptor (a root is replaced only by whoever administers its parent; every directory
+   * below it is still opened afresh for every path).
+   */
+  private holdRoots(): void {
+    for (const root of this.roots.values()) {
+      try {
+        this.heldRoots.set(root.name, { fd: openRoot(root.real), path: root.real });
+      } catch {
+        // Unreadable now: walks open it themselves and report why.
+      }
+    }
+  }
+
+  /** Where walks below `root` start (see holdRoots). */
+  private rootRef(root: RootCtx): RootRef {
+    return this.heldRoots.get(root.name) ?? root.real;
+  }
+
+  private async rounds(): Promise<void> {
     while (!this.stopped && (this.dirty.size > 0 || this.tasks.length > 0)) {
       const task = this.tasks.shift();
       if (task !== undefined) {
@@ -405,44 +469,84 @@ export class Capture {
   private async processPath(root: RootCtx, rel: string, force: boolean): Promise<void> {
     if (root.isExcluded(rel)) return;
     const key = `${root.name}\0${rel}`;
-    const abs = path.join(root.path, rel);
-    let st: Stats | undefined;
+    // Every path is walked from its root, one directory at a time, none followed
+    // (agent/tree/beneath.ts): a directory swapped for a link since the hint is never read
+    // through, whatever it points at.
+    let parent: Parent | undefined;
     try {
-      // Synchronous: a few microseconds from the inode cache, against a thread-pool round trip.
-      st = fs.lstatSync(abs);
+      parent = openParent(this.rootRef(root), rel);
     } catch (err) {
-      const code = errnoOf(err);
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
-    }
-    const kind = st === undefined ? undefined : kindOf(st);
-    const m = this.opts.manifest;
-    if (st === undefined || kind === undefined) {
+      if (!(err instanceof PathSwapped)) throw err;
+      this.notices.add(
+        'TANDEM_ERR_PATH_SWAPPED',
+        `capture ${root.name}/${rel}: not read: "${err.component}" is a symbolic link now (a directory replaced by a link while paths below it were being captured); nothing was read through it`,
+        'if nobody replaced that directory on purpose, find out who did: the link itself is replicated as a link, never followed',
+        { root: root.name, path: rel, component: err.component },
+        `${root.name}/${err.component}`,
+      );
+      // The link itself is what changed: let it be journaled as one. Journaling it takes the
+      // paths below it out of the manifest; a removal waiting for this path ends then.
       this.waitingSince.delete(key);
-      if (m.get(root.name, rel) !== undefined) this.deferRemoval({ root, path: rel, force: false });
-      else this.removals.delete(key); // already removed with its parent directory
+      if (this.opts.manifest.get(root.name, rel) === undefined) this.removals.delete(key);
+      this.hint(root.name, err.component);
       return;
     }
-    this.removals.delete(key);
-    await this.ensureParents(root, rel);
-    let cur = m.get(root.name, rel);
-    if (cur === undefined || cur.ino !== st.ino || cur.kind !== kind) {
-      if (await this.claimRename(root, rel, st, kind)) cur = m.get(root.name, rel);
-    }
-    switch (kind) {
-      case 'dir':
-        return this.processDir(root, rel, st, cur);
-      case 'symlink':
-        return this.processLink(root, rel, st, cur);
-      case 'file':
-        return this.processFile(root, rel, st, cur, force);
+    try {
+      // Synchronous: a few microseconds from the inode cache, against a thread-pool round trip.
+      const st = parent === undefined ? undefined : lstatAt(parent.at);
+      const kind = st === undefined ? undefined : kindOf(st);
+      const m = this.opts.manifest;
+      if (parent === undefined || st === undefined || kind === undefined) {
+        this.waitingSince.delete(key);
+        if (m.get(root.name, rel) !== undefined) this.deferRemoval({ root, path: rel, force: false });
+        else this.removals.delete(key); // already removed with its parent directory
+        return;
+      }
+      this.removals.delete(key);
+      if (!(await this.ensureParents(root, rel))) {
+        // The parent is not a directory by the journal's account (it was just found to be a link,
+        // or gone): nothing below it may be journaled. If it becomes a directory again, listing it
+        // hints this path anew.
+        this.scheduleRecheck(root, rel, this.opts.settleMs);
+        return;
+      }
+      let cur = m.get(root.name, rel);
+      if (cur === undefined || cur.ino !== st.ino || cur.kind !== kind) {
+        if (await this.claimRename(root, rel, st, kind)) cur = m.get(root.name, rel);
+      }
+      switch (kind) {
+        case 'dir':
+          return await this.processDir(root, rel, parent, st, cur);
+        case 'symlink':
+          return this.processLink(root, rel, parent, st, cur);
+        case 'file':
+          return await this.processFile(root, rel, parent, st, cur, force);
+      }
+    } finally {
+      parent?.close();
     }
   }
 
-  /** A path whose parent the manifest does not know yet: the parent is journaled first. */
-  private async ensureParents(root: RootCtx, rel: string): Promise<void> {
+  /**
+   * A path whose parent the manifest does not know as a directory: the parent is journaled
+   * first. False when the parent is then still not a directory in the manifest (a link, or
+   * gone): the journal must never hold a record below something it says is not a directory.
+   */
+  private async ensureParents(root: RootCtx, rel: string): Promise<boolean> {
     const parent = parentOf(rel);
-    if (parent === '' || this.opts.manifest.get(root.name, parent)?.kind === 'dir') return;
+    if (parent === '' || this.opts.manifest.get(root.name, parent)?.kind === 'dir') return true;
     await this.processPath(root, parent, false);
+    return this.opts.manifest.get(root.name, parent)?.kind === 'dir';
+  }
+
+  /** lstat of another path of the same root, walked like any; undefined when it is not there (or below a link). */
+  private lstatOther(root: RootCtx, rel: string): Stats | undefined {
+    try {
+      return lstatBeneath(this.rootRef(root), rel);
+    } catch (err) {
+      if (err instanceof PathSwapped) return undefined;
+      throw err;
+    }
   }
 
   /**
@@ -454,7 +558,7 @@ export class Capture {
     const src = m.pathForIno(root.name, st.ino);
     if (src === undefined || src === rel || isWithin(rel, src) || isWithin(src, rel)) return false;
     if (m.get(root.name, src)?.kind !== kind) return false;
-    const srcSt = await fsp.lstat(path.join(root.path, src)).catch(() => undefined);
+    const srcSt = this.lstatOther(root, src);
     if (srcSt !== undefined && srcSt.ino === st.ino) return false; // a hard link: both names exist
     this.append({ op: 'rename', root: root.name, path: src, to: rel });
     m.move(root.name, src, rel);
@@ -464,14 +568,32 @@ export class Capture {
     return true;
   }
 
-  private async processDir(root: RootCtx, rel: string, st: Stats, cur: Entry | undefined): Promise<void> {
+  /** Owner (and names) and attributes of the entry at `parent`, noting attributes it could not read. */
+  private readMeta(root: RootCtx, rel: string, parent: Parent, st: Stats): DiskMeta {
+    const meta = readEntryMeta(parent.at, st, this.users);
+    if (meta.unreadable.length > 0) {
+      this.notices.add(
+        'TANDEM_ERR_XATTR_UNAPPLIED',
+        `capture ${root.name}/${rel}: extended attributes not read: ${meta.unreadable.slice(0, 8).join(', ')}`,
+        'they are replicated once they can be read again (a change to the file retries)',
+        { root: root.name, path: rel },
+        `${root.name}/${rel}`,
+      );
+    }
+    return meta;
+  }
+
+  private async processDir(root: RootCtx, rel: string, parent: Parent, st: Stats, cur: Entry | undefined): Promise<void> {
     const m = this.opts.manifest;
     const mode = st.mode & 0o7777;
     if (cur?.kind === 'dir' && cur.ino === st.ino) {
-      if (cur.mode !== mode) {
-        this.append({ op: 'mkdir', root: root.name, path: rel, mode });
-        m.set(root.name, rel, { ...cur, mode });
+      // Owner, mode or attributes may have changed: only the ctime says so for the last two.
+      if (cur.mode === mode && cur.uid === st.uid && cur.gid === st.gid && cur.ctimeMs === st.ctimeMs) return;
+      const meta = this.readMeta(root, rel, parent, st);
+      if (cur.mode !== mode || cur.uid !== st.uid || cur.gid !== st.gid || !sameXattrHash(cur.xattrHash, meta.xattrHash)) {
+        this.append({ op: 'mkdir', root: root.name, path: rel, mode, ...meta.owner, xattrs: meta.xattrs });
       }
+      m.set(root.name, rel, { ...cur, mode, ...ownerOf(meta.owner), xattrHash: meta.xattrHash, ctimeMs: st.ctimeMs });
       return;
     }
     if (cur?.kind === 'dir') {
@@ -479,40 +601,96 @@ export class Capture {
       this.append({ op: 'rmdir', root: root.name, path: rel });
       m.delete(root.name, rel);
     }
-    this.append({ op: 'mkdir', root: root.name, path: rel, mode });
-    m.set(root.name, rel, { kind: 'dir', mode, ino: st.ino, mtimeMs: st.mtimeMs });
+    const meta = this.readMeta(root, rel, parent, st);
+    this.append({ op: 'mkdir', root: root.name, path: rel, mode, ...meta.owner, xattrs: meta.xattrs });
+    m.set(root.name, rel, { kind: 'dir', mode, ino: st.ino, mtimeMs: st.mtimeMs, ...ownerOf(meta.owner), xattrHash: meta.xattrHash, ctimeMs: st.ctimeMs });
     // Watch first, then list: an entry created in between is seen by one or the other. Entries
     // created before the watch existed have no event of their own.
     const w = this.watchers.get(root.name);
     if (cur?.kind === 'dir') w?.unwatchTree(rel);
     await w?.watchTree(rel);
-    const names = await fsp.readdir(path.join(root.path, rel)).catch(() => [] as string[]);
+    const d = openDirAt(parent.fd, parent.name);
+    if (d.kind !== 'dir') {
+      this.hint(root.name, rel); // it changed again since the lstat
+      return;
+    }
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(fdPath(d.fd));
+    } catch {
+      // Unreadable now: the next scan lists it again.
+    } finally {
+      closeFd(d.fd);
+    }
     for (const n of names) this.hint(root.name, `${rel}/${n}`);
   }
 
-  private async processLink(root: RootCtx, rel: string, st: Stats, cur: Entry | undefined): Promise<void> {
-    const target = await fsp.readlink(path.join(root.path, rel));
+  private processLink(root: RootCtx, rel: string, parent: Parent, st: Stats, cur: Entry | undefined): void {
+    const target = fs.readlinkSync(parent.at, 'utf8');
     const m = this.opts.manifest;
-    if (cur?.kind === 'symlink' && cur.target === target) {
+    if (cur?.kind === 'symlink' && cur.target === target && cur.uid === st.uid && cur.gid === st.gid) {
       if (cur.ino !== st.ino || cur.mtimeMs !== st.mtimeMs) m.set(root.name, rel, { ...cur, ino: st.ino, mtimeMs: st.mtimeMs });
       return;
     }
-    this.append({ op: 'symlink', root: root.name, path: rel, target });
-    m.set(root.name, rel, { kind: 'symlink', target, ino: st.ino, mtimeMs: st.mtimeMs });
+    const owner = ownerFieldsOf(st, this.users);
+    this.append({ op: 'symlink', root: root.name, path: rel, target, ...owner });
+    m.set(root.name, rel, { kind: 'symlink', target, ino: st.ino, mtimeMs: st.mtimeMs, ...ownerOf(owner) });
   }
 
-  private async processFile(root: RootCtx, rel: string, st: Stats, cur: Entry | undefined, force: boolean): Promise<void> {
+  /**
+   * Another name in this root of the inode `st` (a hard link) that the manifest knows and that
+   * still has it on disk, other than `rel`.
+   */
+  private linkedName(root: RootCtx, rel: string, st: Stats): string | undefined {
+    for (const p of this.opts.manifest.pathsForIno(root.name, st.ino)) {
+      if (p === rel || this.opts.manifest.get(root.name, p)?.kind !== 'file') continue;
+      const pst = this.lstatOther(root, p);
+      if (pst !== undefined && pst.ino === st.ino && pst.dev === st.dev) return p;
+    }
+    return undefined;
+  }
+
+  private async processFile(root: RootCtx, rel: string, parent: Parent, st: Stats, cur: Entry | undefined, force: boolean): Promise<void> {
     const m = this.opts.manifest;
     const key = `${root.name}\0${rel}`;
     const mode = st.mode & 0o7777;
-    const prev: FileEntry | undefined = cur?.kind === 'file' ? cur : undefined;
+    let prev: FileEntry | undefined = cur?.kind === 'file' ? cur : undefined;
     if (prev !== undefined && prev.ino === st.ino && prev.size === st.size && prev.mtimeMs === st.mtimeMs && !force && !isRacy(prev)) {
       this.waitingSince.delete(key);
-      if (prev.mode !== mode) {
-        this.append({ op: 'meta', root: root.name, path: rel, mode, mtimeMs: prev.mtimeMs });
-        m.set(root.name, rel, { ...prev, mode });
+      // The content is known; the owner, mode or attributes may not be (the ctime says they moved).
+      if (prev.mode === mode && prev.uid === st.uid && prev.gid === st.gid && prev.ctimeMs === st.ctimeMs) return;
+      const meta = this.readMeta(root, rel, parent, st);
+      if (prev.mode !== mode || prev.uid !== st.uid || prev.gid !== st.gid || !sameXattrHash(prev.xattrHash, meta.xattrHash)) {
+        this.append({ op: 'meta', root: root.name, path: rel, mode, mtimeMs: prev.mtimeMs, ...meta.owner, xattrs: meta.xattrs });
       }
+      const entry: FileEntry = { ...prev, mode, ...ownerOf(meta.owner), xattrHash: meta.xattrHash, ctimeMs: st.ctimeMs, nlink: st.nlink };
+      m.set(root.name, rel, entry);
+      this.updateLinkedNames(root, rel, entry);
       return;
+    }
+    // A new name of a file this root already holds under another (a hard link, rsync -H): the
+    // passive links it too, instead of receiving a second copy.
+    if (st.nlink > 1 && (prev === undefined || prev.ino !== st.ino)) {
+      const other = this.linkedName(root, rel, st);
+      if (other !== undefined) {
+        const o = m.get(root.name, other) as FileEntry;
+        // What the passive links to must be the content as it is: journal the other name's change first.
+        if (o.size !== st.size || o.mtimeMs !== st.mtimeMs || isRacy(o)) await this.processPath(root, other, false);
+        const linked = m.get(root.name, other);
+        if (linked?.kind === 'file' && linked.ino === st.ino) {
+          this.waitingSince.delete(key);
+          this.append({ op: 'hardlink', root: root.name, path: rel, target: other });
+          m.set(root.name, rel, { ...linked, blocks: Buffer.from(linked.blocks) });
+          return;
+        }
+      }
+    }
+    // Another inode now stands at a name the passive shares with other names: writing into it
+    // there would change them all. Make it a name of its own first.
+    if (prev !== undefined && prev.ino !== st.ino && m.pathsForIno(root.name, prev.ino).length > 1) {
+      this.append({ op: 'unlink', root: root.name, path: rel });
+      m.delete(root.name, rel);
+      prev = undefined;
     }
     // A large file still being written is read once it is quiet: reading 1 GiB on every event of
     // a copy in progress would hash it many times over.
@@ -530,6 +708,8 @@ export class Capture {
     const bs = this.opts.blockSize;
     const prevBlocks = prev?.blocks;
     const prevCount = prevBlocks === undefined ? 0 : prevBlocks.length / HASH_BYTES;
+    // What the passive holds before this read: its bytes past this size read as zero.
+    const prevSize = prev?.size ?? 0;
     let changed = false;
     // Make the path a regular file of the size being read before any block of it.
     const onOpen = (stat: FileStat) => {
@@ -538,23 +718,30 @@ export class Capture {
         changed = true;
       }
     };
-    // The write records of the blocks of a chunk whose hash (or length) changed.
-    const changedBlocks = (offset: number, chunk: Buffer, hashes: Buffer): NewWrite[] => {
-      const writes: NewWrite[] = [];
+    // The records of the blocks of a chunk whose hash (or length) changed. A block of zeros
+    // travels as a hole without its bytes, and not at all where the passive already reads zeros
+    // (past its old size: `file` extends a file with a hole), so sparse files stay sparse.
+    const changedBlocks = (offset: number, chunk: Buffer, hashes: Buffer): (NewWrite | NewHole)[] => {
+      const out: (NewWrite | NewHole)[] = [];
       const first = offset / bs;
       const n = hashes.length / HASH_BYTES;
       for (let i = 0; i < n; i++) {
         const b = first + i;
+        const newLen = Math.min(bs, chunk.length - i * bs);
         if (b < prevCount && prevBlocks!.compare(hashes, i * HASH_BYTES, (i + 1) * HASH_BYTES, b * HASH_BYTES, (b + 1) * HASH_BYTES) === 0) {
           // Same hash, but a shorter or longer last block still differs in length: compare sizes.
           const oldLen = Math.min(bs, prev!.size - b * bs);
-          const newLen = Math.min(bs, chunk.length - i * bs);
           if (oldLen === newLen) continue;
         }
-        const data = chunk.subarray(i * bs, Math.min(chunk.length, (i + 1) * bs));
-        writes.push({ op: 'write', root: root.name, path: rel, offset: b * bs, data, hash: hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES) });
+        const data = chunk.subarray(i * bs, i * bs + newLen);
+        if (zeroBlockHash(newLen).compare(hashes, i * HASH_BYTES, (i + 1) * HASH_BYTES) === 0 && isAllZero(data)) {
+          if (b * bs >= prevSize) continue;
+          out.push({ op: 'hole', root: root.name, path: rel, offset: b * bs, length: newLen });
+          continue;
+        }
+        out.push({ op: 'write', root: root.name, path: rel, offset: b * bs, data, hash: hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES) });
       }
-      return writes;
+      return out;
     };
     const emit = (offset: number, chunk: Buffer, hashes: Buffer) => {
       for (const w of changedBlocks(offset, chunk, hashes)) {
@@ -563,22 +750,22 @@ export class Capture {
       }
     };
     const level = this.opts.compressionLevel ?? 0;
-    const abs = path.join(root.path, rel);
+    const at = parent.at;
     const clockNow = () => this.opts.clock.now();
     let outcome: BlockReadOutcome | { kind: 'too-large' } = { kind: 'too-large' };
     if (st.size <= SYNC_READ_MAX_BYTES) {
       await this.makeRoom();
-      outcome = readBlocksSync(abs, bs, clockNow, emit, onOpen);
+      outcome = readBlocksSync(at, bs, clockNow, emit, onOpen);
     }
     if (outcome.kind === 'too-large') {
-      outcome = await readBlocks(abs, bs, clockNow, async (offset, chunk, hashes) => {
+      outcome = await readBlocks(at, bs, clockNow, async (offset, chunk, hashes) => {
         await this.makeRoom();
         if (level === 0) return emit(offset, chunk, hashes);
         // The changed blocks of a 1 MiB chunk compress side by side in the thread pool, off the
         // event loop (bench/results/compression.md); readBlocks reuses `chunk` only once this
         // returns, and the journal copies each block, so the views stay valid throughout.
-        const writes = await Promise.all(changedBlocks(offset, chunk, hashes).map((w) => compressWriteAsync(w, level)));
-        for (const w of writes) {
+        const records = await Promise.all(changedBlocks(offset, chunk, hashes).map((w) => (w.op === 'write' ? compressWriteAsync(w, level) : Promise.resolve(w))));
+        for (const w of records) {
           this.append(w, true);
           changed = true;
         }
@@ -595,8 +782,10 @@ export class Capture {
     this.counters.filesHashed++;
     this.counters.bytesHashed += outcome.size;
     const stat = outcome.stat;
-    if (changed || prev === undefined || prev.mtimeMs !== stat.mtimeMs || prev.mode !== stat.mode) {
-      this.append({ op: 'meta', root: root.name, path: rel, mode: stat.mode, mtimeMs: stat.mtimeMs });
+    const meta = this.readMeta(root, rel, parent, st);
+    const owner = { ...meta.owner, ...ownerFieldsOf(stat, this.users) };
+    if (changed || prev === undefined || prev.mtimeMs !== stat.mtimeMs || prev.mode !== stat.mode || prev.uid !== stat.uid || prev.gid !== stat.gid || !sameXattrHash(prev.xattrHash, meta.xattrHash)) {
+      this.append({ op: 'meta', root: root.name, path: rel, mode: stat.mode, mtimeMs: stat.mtimeMs, ...owner, xattrs: meta.xattrs });
     }
     const entry: FileEntry = {
       kind: 'file',
@@ -606,13 +795,27 @@ export class Capture {
       ino: stat.ino,
       blocks: Buffer.from(outcome.blocks),
       readAt: outcome.readAt,
+      ...ownerOf(owner),
+      xattrHash: meta.xattrHash,
+      ctimeMs: stat.ctimeMs,
+      nlink: stat.nlink,
     };
     m.set(root.name, rel, entry);
+    this.updateLinkedNames(root, rel, entry);
     if (outcome.torn) this.roundTorn = true;
     // Events come late and coalesced (and watchers are known to drop the last of a burst), and
     // an mtime this close to the read cannot prove the content unchanged: look again once the
     // file is quiet.
     if (outcome.torn || isRacy(entry)) this.scheduleRecheck(root, rel, this.opts.settleMs, true);
+  }
+
+  /** The other names of a hard-linked file share what was just journaled for one of them: nothing to send for them. */
+  private updateLinkedNames(root: RootCtx, rel: string, entry: FileEntry): void {
+    if ((entry.nlink ?? 1) < 2) return;
+    const m = this.opts.manifest;
+    for (const p of m.pathsForIno(root.name, entry.ino)) {
+      if (p !== rel && m.get(root.name, p)?.kind === 'file') m.set(root.name, p, { ...entry, blocks: Buffer.from(entry.blocks) });
+    }
   }
 
   private scheduleRecheck(root: RootCtx, rel: string, ms: number, force = false): void {
@@ -665,6 +868,19 @@ export class Capture {
     }, Math.max(0, due - this.opts.clock.now()));
   }
 
+  /** Without the xattr module nothing of the attributes can be read: say so, for as long as it lasts. */
+  private noteXattrSupport(): void {
+    const why = xattrProblem();
+    if (why === undefined) return;
+    this.notices.add(
+      'TANDEM_ERR_XATTR_UNAPPLIED',
+      `capture: extended attributes and ACLs are not replicated from this node: ${why}`,
+      'run Tandem on a platform for which @napi-rs/xattr ships a prebuilt binary (Linux x64 and arm64, glibc or musl)',
+      {},
+      'module',
+    );
+  }
+
   // ---------------------------------------------------------------- scans
 
   private scheduleScan(): void {
@@ -686,6 +902,7 @@ export class Capture {
       while (this.scanning) await new Promise((r) => setTimeout(r, 10));
     }
     this.scanning = true;
+    this.noteXattrSupport();
     const t0 = this.opts.clock.monotonic();
     let entries = 0;
     let hinted = 0;

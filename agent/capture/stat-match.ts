@@ -19,15 +19,26 @@ export function isRacy(entry: Entry): boolean {
   return entry.kind === 'file' && entry.mtimeMs >= entry.readAt - RACY_WINDOW_MS;
 }
 
+/**
+ * The owner is part of what is replicated; so are extended attributes, which only the ctime
+ * betrays (a chown, a setfattr or a new hard link moves it, the mtime does not). An entry that
+ * never recorded them (a manifest from before owners were replicated) does not match: its path
+ * is looked at once more, and its owner sent.
+ */
+function sameOwnerAndCtime(entry: Entry, st: Stats): boolean {
+  if (entry.uid !== st.uid || entry.gid !== st.gid) return false;
+  return entry.kind === 'symlink' || entry.ctimeMs === st.ctimeMs;
+}
+
 export function statMatches(entry: Entry | undefined, st: Stats): boolean {
   if (entry === undefined) return false;
   if (kindOf(st) !== entry.kind || st.ino !== entry.ino) return false;
   switch (entry.kind) {
     case 'file':
-      return st.size === entry.size && st.mtimeMs === entry.mtimeMs && (st.mode & 0o7777) === entry.mode && !isRacy(entry);
+      return st.size === entry.size && st.mtimeMs === entry.mtimeMs && (st.mode & 0o7777) === entry.mode && !isRacy(entry) && sameOwnerAndCtime(entry, st);
     case 'dir':
-      return (st.mode & 0o7777) === entry.mode;
+      return (st.mode & 0o7777) === entry.mode && sameOwnerAndCtime(entry, st);
     case 'symlink':
-      return st.mtimeMs === entry.mtimeMs;
+      return st.mtimeMs === entry.mtimeMs && sameOwnerAndCtime(entry, st);
   }
 }

@@ -187,7 +187,9 @@ export function buildStatus(i: StatusInputs): AgentStatus {
   } else if (f.alarms.some((a) => a.code === 'TANDEM_ERR_TWO_ACTIVE') || replication.splitBrain !== null) state = 'split-brain';
   else if (f.phase === 'starting') state = 'starting';
   else if (!connected) state = 'standalone';
+  for (const n of i.receiver?.notices ?? []) alarms.push(alarmOf(n, 'apply'));
   const c = i.capture;
+  for (const n of c?.notices ?? []) alarms.push({ code: n.code, message: n.message, ...(n.hint === undefined ? {} : { hint: n.hint }), since: n.since, source: 'capture' });
   if (c?.degraded !== undefined) alarms.push({ code: 'TANDEM_ERR_STATE_IO', message: `capture: ${c.degraded}`, source: 'capture' });
   for (const p of c?.problems ?? []) alarms.push({ code: 'TANDEM_ERR_STATE_IO', message: `capture: cannot read ${p.root}/${p.path}: ${p.message}`, source: 'capture' });
   return {

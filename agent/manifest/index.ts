@@ -2,6 +2,6 @@
 // capture diffs against and what synchronisation compares; it must never claim more than the
 // disk (or the journal) durably holds.
 export { Manifest, blockCount } from './manifest.ts';
-export type { Entry, FileEntry, DirEntry, LinkEntry } from './manifest.ts';
+export type { Entry, FileEntry, DirEntry, LinkEntry, EntryOwner, EntryAttrs } from './manifest.ts';
 export { ManifestStore, fsyncDir } from './manifest-store.ts';
-export { applyRecordToManifest, resizeBlocks, UNKNOWN_BLOCK } from './record-effects.ts';
+export { applyRecordToManifest, resizeBlocks, ownerOf, UNKNOWN_BLOCK } from './record-effects.ts';

@@ -47,6 +47,7 @@ function deltaProblem(v: unknown): string | undefined {
   const e = d.e as Record<string, unknown>;
   if (e.kind !== 'file' && e.kind !== 'dir' && e.kind !== 'symlink') return 'bad kind';
   if (e.kind === 'file' && !(e.blocks instanceof Uint8Array)) return 'bad blocks';
+  if (e.xattrHash !== undefined && !(e.xattrHash instanceof Uint8Array)) return 'bad xattrHash';
   return undefined;
 }
 
@@ -227,6 +228,7 @@ function applyDelta(m: Manifest, f: Delta | Mark): number | undefined {
   else {
     const e = d.e;
     if (e.kind === 'file') e.blocks = Buffer.from(e.blocks.buffer, e.blocks.byteOffset, e.blocks.byteLength);
+    if (e.kind !== 'symlink' && e.xattrHash !== undefined) e.xattrHash = Buffer.from(e.xattrHash.buffer, e.xattrHash.byteOffset, e.xattrHash.byteLength);
     m.set(d.r, d.p, e);
   }
   return undefined;

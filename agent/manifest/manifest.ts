@@ -3,7 +3,27 @@
 // scan everything, and by inode so a rename is recognised from its new name alone.
 import { parentOf } from '../../shared/protocol/index.ts';
 
-export interface FileEntry {
+/**
+ * Who owns an entry: numeric ids as on this node's disk and, on the active, the names it knows
+ * them by. Absent in manifests written before owners were replicated (and on a passive whose
+ * `replication.owners` is off): such an entry's owner is simply not known.
+ */
+export interface EntryOwner {
+  uid?: number | undefined;
+  gid?: number | undefined;
+  user?: string | undefined;
+  group?: string | undefined;
+}
+
+/** What of an entry's metadata only its ctime betrays (an owner or an attribute changed). */
+export interface EntryAttrs extends EntryOwner {
+  /** xxhash64 of the replicated extended attributes (agent/tree/xattrs.ts); absent: none. */
+  xattrHash?: Buffer | undefined;
+  /** The ctime the owner and attributes were read at; absent: never read. */
+  ctimeMs?: number | undefined;
+}
+
+export interface FileEntry extends EntryAttrs {
   kind: 'file';
   mode: number;
   size: number;
@@ -13,16 +33,18 @@ export interface FileEntry {
   blocks: Buffer;
   /** Wall-clock ms when the content was read; an mtime this recent cannot prove the file unchanged. */
   readAt: number;
+  /** Names of the inode on disk (hard links, here or anywhere else on its file system). */
+  nlink?: number | undefined;
 }
 
-export interface DirEntry {
+export interface DirEntry extends EntryAttrs {
   kind: 'dir';
   mode: number;
   ino: number;
   mtimeMs: number;
 }
 
-export interface LinkEntry {
+export interface LinkEntry extends EntryOwner {
   kind: 'symlink';
   target: string;
   ino: number;
@@ -35,9 +57,10 @@ class RootTree {
   readonly entries = new Map<string, Entry>();
   /** Directory path ("" for the root itself) → full paths of its known children. */
   readonly children = new Map<string, Set<string>>();
-  /** Inode → path, for every kind: a rename (of a file or a whole directory) is recognised
-   * from its new name alone. Hard links share an inode: the index keeps the latest path. */
-  readonly byIno = new Map<number, string>();
+  /** Inode → path(s), for every kind: a rename (of a file or a whole directory) is recognised
+   * from its new name alone, and the names of one inode are its hard links. One name (nearly
+   * every inode) is kept as a string; a Set only for an inode with several (memory: 100k files). */
+  readonly byIno = new Map<number, string | Set<string>>();
 }
 
 export type ChangeListener = (root: string, path: string) => void;
@@ -45,6 +68,7 @@ export type ChangeListener = (root: string, path: string) => void;
 export class Manifest {
   private readonly trees = new Map<string, RootTree>();
   private listener: ChangeListener | undefined;
+  private nextSyntheticIno = -1;
 
   constructor(rootNames: Iterable<string>) {
     for (const r of rootNames) this.trees.set(r, new RootTree());
@@ -78,9 +102,18 @@ export class Manifest {
     const t = this.tree(root);
     const prev = t.entries.get(path);
     if (prev?.kind === 'dir' && entry.kind !== 'dir') this.removeChildren(t, root, path);
-    if (prev !== undefined && t.byIno.get(prev.ino) === path) t.byIno.delete(prev.ino);
+    if (prev !== undefined) unindex(t, prev.ino, path);
     t.entries.set(path, entry);
-    if (entry.ino !== 0) t.byIno.set(entry.ino, path);
+    if (entry.ino !== 0) {
+      const paths = t.byIno.get(entry.ino);
+      if (paths === undefined || paths === path) t.byIno.set(entry.ino, path);
+      else if (typeof paths === 'string') t.byIno.set(entry.ino, new Set([paths, path]));
+      else {
+        // Re-inserted last: pathForIno answers the most recent name, as a rename wants.
+        paths.delete(path);
+        paths.add(path);
+      }
+    }
     let kids = t.children.get(parentOf(path));
     if (kids === undefined) t.children.set(parentOf(path), (kids = new Set()));
     kids.add(path);
@@ -99,7 +132,7 @@ export class Manifest {
 
   private removeOne(t: RootTree, root: string, path: string, prev: Entry): void {
     t.entries.delete(path);
-    if (t.byIno.get(prev.ino) === path) t.byIno.delete(prev.ino);
+    unindex(t, prev.ino, path);
     const parent = parentOf(path);
     const kids = t.children.get(parent);
     kids?.delete(path);
@@ -152,8 +185,28 @@ export class Manifest {
     return kids === undefined ? [] : [...kids];
   }
 
+  /** The latest path set with inode `ino`. */
   pathForIno(root: string, ino: number): string | undefined {
-    return this.tree(root).byIno.get(ino);
+    const paths = this.tree(root).byIno.get(ino);
+    if (paths === undefined || typeof paths === 'string') return paths;
+    let last: string | undefined;
+    for (const p of paths) last = p;
+    return last;
+  }
+
+  /**
+   * An inode number no disk uses (negative), for a file a record made into a hard link before
+   * any disk said what its inode is (the synchronisation's shadow of the passive's tree).
+   */
+  syntheticIno(): number {
+    return this.nextSyntheticIno--;
+  }
+
+  /** Every path whose entry has inode `ino` (the names of one file: its hard links). */
+  pathsForIno(root: string, ino: number): string[] {
+    if (ino === 0) return [];
+    const paths = this.tree(root).byIno.get(ino);
+    return paths === undefined ? [] : typeof paths === 'string' ? [paths] : [...paths];
   }
 
   *entries(root: string): IterableIterator<[string, Entry]> {
@@ -180,6 +233,18 @@ export class Manifest {
       this.trees.set(root, new RootTree());
     }
   }
+}
+
+function unindex(t: RootTree, ino: number, path: string): void {
+  const paths = t.byIno.get(ino);
+  if (paths === undefined) return;
+  if (typeof paths === 'string') {
+    if (paths === path) t.byIno.delete(ino);
+    return;
+  }
+  paths.delete(path);
+  if (paths.size === 1) t.byIno.set(ino, [...paths][0]!);
+  else if (paths.size === 0) t.byIno.delete(ino);
 }
 
 /** Number of blocks of a file of `size` bytes. */

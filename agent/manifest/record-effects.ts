@@ -1,9 +1,10 @@
 // What a record does to a manifest, as a pure function. The passive's applier uses it to keep
 // its manifest true to its disk; the initial synchronisation uses it to follow, record by
 // record, what the passive's tree is at each point of the stream.
-import { writeLength, type DataRecord } from '../../shared/protocol/index.ts';
-import { HASH_BYTES } from '../../shared/hash.ts';
-import { blockCount, type FileEntry, type Manifest } from './manifest.ts';
+import { writeLength, type DataRecord, type MetaFields, type OwnerFields } from '../../shared/protocol/index.ts';
+import { HASH_BYTES, zeroBlockHash } from '../../shared/hash.ts';
+import { xattrsHash } from '../tree/xattrs.ts';
+import { blockCount, type EntryAttrs, type EntryOwner, type FileEntry, type Manifest } from './manifest.ts';
 
 /** A placeholder hash for blocks that no write has described yet (never equals a real one by intent). */
 export const UNKNOWN_BLOCK = Buffer.alloc(HASH_BYTES, 0xff);
@@ -12,43 +13,86 @@ function emptyFile(mode: number): FileEntry {
   return { kind: 'file', mode, size: 0, mtimeMs: 0, ino: 0, blocks: Buffer.alloc(0), readAt: 0 };
 }
 
+/** The owner a record sets; nothing when it carries none (a record journaled before owners were). */
+export function ownerOf(r: OwnerFields): EntryOwner {
+  if (r.uid === undefined) return {};
+  const out: EntryOwner = { uid: r.uid, gid: r.gid };
+  if (r.user !== undefined) out.user = r.user;
+  if (r.group !== undefined) out.group = r.group;
+  return out;
+}
+
+/** Owner and attributes a record sets, over what the entry had (fields it does not carry stay). */
+function attrsOf(r: MetaFields): EntryAttrs {
+  const out: EntryAttrs = ownerOf(r);
+  if (r.xattrs !== undefined) out.xattrHash = xattrsHash(r.xattrs);
+  return out;
+}
+
 export function applyRecordToManifest(m: Manifest, r: DataRecord, blockSize: number): void {
   if (r.op === 'sync-begin' || r.op === 'sync-end') return;
   if (!m.hasRoot(r.root)) return;
+  applyOne(m, r, blockSize);
+  // The names of one inode (hard links) share its content and metadata: what a record did to
+  // one of them, it did to all.
+  if (r.op === 'file' || r.op === 'write' || r.op === 'hole' || r.op === 'meta') {
+    const e = m.get(r.root, r.path);
+    if (e?.kind !== 'file' || e.ino === 0) return;
+    for (const q of m.pathsForIno(r.root, e.ino)) {
+      if (q !== r.path && m.get(r.root, q)?.kind === 'file') m.set(r.root, q, { ...e, blocks: Buffer.from(e.blocks) });
+    }
+  }
+}
+
+function applyOne(m: Manifest, r: Exclude<DataRecord, { op: 'sync-begin' | 'sync-end' }>, blockSize: number): void {
   const prev = m.get(r.root, r.path);
   switch (r.op) {
     case 'mkdir':
-      if (prev?.kind === 'dir') m.set(r.root, r.path, { ...prev, mode: r.mode });
-      else m.set(r.root, r.path, { kind: 'dir', mode: r.mode, ino: 0, mtimeMs: 0 });
+      if (prev?.kind === 'dir') m.set(r.root, r.path, { ...prev, mode: r.mode, ...attrsOf(r) });
+      else m.set(r.root, r.path, { kind: 'dir', mode: r.mode, ino: 0, mtimeMs: 0, ...attrsOf(r) });
       return;
     case 'file': {
-      const base = prev?.kind === 'file' ? prev : emptyFile(0o644);
+      const base = prev?.kind === 'file' ? prev : emptyFile(0o600);
       m.set(r.root, r.path, { ...base, size: r.size, blocks: resizeBlocks(base.blocks, base.size, r.size, blockSize) });
       return;
     }
-    case 'write': {
-      const base = prev?.kind === 'file' ? prev : emptyFile(0o644);
+    case 'write':
+    case 'hole': {
+      const base = prev?.kind === 'file' ? prev : emptyFile(0o600);
       const index = Math.floor(r.offset / blockSize);
-      const length = writeLength(r); // the block's, also when the record carries it compressed
+      const length = r.op === 'write' ? writeLength(r) : r.length; // the block's, also when the record carries it compressed
       const end = r.offset + length;
       const size = Math.max(base.size, end);
       const blocks = resizeBlocks(base.blocks, base.size, size, blockSize);
       if (r.offset % blockSize === 0 && (length === blockSize || end === size)) {
-        Buffer.from(r.hash.buffer, r.hash.byteOffset, HASH_BYTES).copy(blocks, index * HASH_BYTES);
+        const h = r.op === 'write' ? Buffer.from(r.hash.buffer, r.hash.byteOffset, HASH_BYTES) : zeroBlockHash(length);
+        h.copy(blocks, index * HASH_BYTES);
       } else {
         // An unaligned write leaves the block's hash unknown until it is read again.
-        UNKNOWN_BLOCK.copy(blocks, index * HASH_BYTES);
+        for (let i = index; i * blockSize < end; i++) UNKNOWN_BLOCK.copy(blocks, i * HASH_BYTES);
       }
       m.set(r.root, r.path, { ...base, size, blocks });
       return;
     }
     case 'meta':
-      if (prev !== undefined && prev.kind !== 'symlink') m.set(r.root, r.path, { ...prev, mode: r.mode, mtimeMs: r.mtimeMs });
+      if (prev !== undefined && prev.kind !== 'symlink') m.set(r.root, r.path, { ...prev, mode: r.mode, mtimeMs: r.mtimeMs, ...attrsOf(r) });
       else if (prev?.kind === 'symlink') m.set(r.root, r.path, { ...prev, mtimeMs: r.mtimeMs });
       return;
     case 'symlink':
-      m.set(r.root, r.path, { kind: 'symlink', target: r.target, ino: 0, mtimeMs: 0 });
+      m.set(r.root, r.path, { kind: 'symlink', target: r.target, ino: 0, mtimeMs: 0, ...ownerOf(r) });
       return;
+    case 'hardlink': {
+      const t = m.get(r.root, r.target);
+      // A missing target (a redo after it went) leaves the path as it is, as the applier does.
+      if (t?.kind !== 'file') return;
+      let ino = t.ino;
+      if (ino === 0) {
+        ino = m.syntheticIno();
+        m.set(r.root, r.target, { ...t, ino });
+      }
+      m.set(r.root, r.path, { ...t, ino, blocks: Buffer.from(t.blocks) });
+      return;
+    }
     case 'unlink':
     case 'rmdir':
       m.delete(r.root, r.path);
@@ -63,7 +107,8 @@ export function applyRecordToManifest(m: Manifest, r: DataRecord, blockSize: num
 
 /**
  * Block hashes for a file resized from `oldSize` to `newSize`: blocks wholly below both sizes
- * keep their hash; a last block that changed length, and new blocks, become unknown.
+ * keep their hash; whole blocks past the old size are zeros (ftruncate extends with a hole);
+ * a last block that changed length is unknown.
  */
 export function resizeBlocks(blocks: Buffer, oldSize: number, newSize: number, blockSize: number): Buffer {
   const n = blockCount(newSize, blockSize);
@@ -71,6 +116,11 @@ export function resizeBlocks(blocks: Buffer, oldSize: number, newSize: number, b
   const out = Buffer.alloc(n * HASH_BYTES);
   const keep = Math.min(Math.floor(Math.min(oldSize, newSize) / blockSize), n, blocks.length / HASH_BYTES);
   blocks.copy(out, 0, 0, keep * HASH_BYTES);
-  for (let i = keep; i < n; i++) UNKNOWN_BLOCK.copy(out, i * HASH_BYTES);
+  for (let i = keep; i < n; i++) {
+    const start = i * blockSize;
+    const len = Math.min(blockSize, newSize - start);
+    if (start >= oldSize) zeroBlockHash(len).copy(out, i * HASH_BYTES);
+    else UNKNOWN_BLOCK.copy(out, i * HASH_BYTES);
+  }
   return out;
 }

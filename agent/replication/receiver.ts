@@ -14,6 +14,8 @@ import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { TandemError, type ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import type { Notice } from '../../shared/notices.ts';
+import { UserDb, type OwnersMode } from '../tree/index.ts';
 import {
   MAX_BATCH_RAW_BYTES,
   MAX_BATCH_RECORDS,
@@ -57,6 +59,8 @@ export interface ReceiverLog {
 
 export interface ReceiverApplier {
   apply(records: DataRecord[], durable: (seq: number) => Promise<void>): Promise<void>;
+  /** Warnings that did not stop applying (agent/apply/applier.ts); shown with the alarms. */
+  noticeList?(): Notice[];
 }
 
 export interface ReceiverOptions {
@@ -77,6 +81,8 @@ export interface ReceiverOptions {
    * yet acknowledged, and their bytes on the wire, at most. Told to the active in the hello.
    */
   window: { batches: number; bytes: number };
+  /** replication.owners: how this node applies owners, and so how it describes them to the active. */
+  owners?: OwnersMode;
   /** Answers `tandem verify`'s questions (agent/verify); absent: they are refused. */
   verify?: { answer(m: VerifyListMessage | VerifyEntryMessage, send: (reply: VerifyReplyMessage) => void): Promise<void> } | undefined;
   /**
@@ -118,6 +124,8 @@ export interface ReceiverStatus {
   sync: { id: string; bytesDone: number; bytesTotal: number; etaMs: number | undefined } | undefined;
   /** While the active reports a catch-up: bytes it has journaled and this node not yet acknowledged, and paths it has not journaled yet (as of its last report, at most a second old). */
   catchUp: { bytesLeft: number; pathsLeft: number } | undefined;
+  /** Warnings of the applier that did not stop it (a link replaced, a privilege cleared…), as alarms. */
+  notices: Alarm[];
 }
 
 interface Pending extends StoredBatchLike {
@@ -172,8 +180,11 @@ export class Receiver {
   private drainWaiters: (() => void)[] = [];
   private readonly detachLink: (() => void)[] = [];
 
+  private readonly users: UserDb;
+
   constructor(private readonly opts: ReceiverOptions) {
     this.log = opts.log.child({ component: 'receiver' });
+    this.users = new UserDb(opts.clock);
     this.rootNames = new Set(opts.roots.map((r) => r.name));
     this.receivedSeq = opts.receiveLog.receivedSeq;
     this.appliedSeq = opts.receiveLog.appliedSeq;
@@ -296,6 +307,7 @@ export class Receiver {
       standby: this.opts.standby?.alarms() ?? [],
       modified,
       sync,
+      notices: (this.opts.applier.noticeList?.() ?? []).map((n) => ({ code: n.code, message: n.message, hint: n.hint, since: n.since, details: { ...n.details, count: n.count, last: n.last } })),
     };
   }
 
@@ -515,6 +527,11 @@ export class Receiver {
         }
         bytes += length;
       }
+      // A hole stands for one zero block too (capture sends one per block): a longer one could
+      // make the passive write gigabytes of zeros for a few bytes on the wire.
+      if (e.op === 'hole' && e.length > blockSize) {
+        return this.protocolError(`batch ${m.first}-${m.last}: record ${e.seq} states a hole of ${e.length} bytes, more than the block size ${blockSize}`, 'TANDEM_ERR_BLOCK_TOO_LARGE', { seq: e.seq, length: e.length, blockSize });
+      }
       records.push(e);
     }
     if (records.length !== m.last - m.first + 1) return this.protocolError(`batch ${m.first}-${m.last} holds ${records.length} records`);
@@ -681,10 +698,10 @@ export class Receiver {
       await this.whenDrained();
       if (this.link !== link || link === undefined) return;
       const t0 = this.opts.clock.monotonic();
-      const r = await refreshManifest(this.opts.roots, this.opts.manifest, this.opts.blockSize, this.opts.clock);
+      const r = await refreshManifest(this.opts.roots, this.opts.manifest, this.opts.blockSize, this.opts.clock, this.users);
       await this.opts.flushManifest();
       let count = 0;
-      for (const entries of manifestChunks(this.opts.manifest)) {
+      for (const entries of manifestChunks(this.opts.manifest, this.opts.owners ?? 'numeric', this.users)) {
         if (this.link !== link || !link.open) return;
         link.send({ t: 'manifest-chunk', id, entries });
         count += entries.length;

@@ -36,7 +36,7 @@ export class PassiveEngine {
     await RootProtection.releaseLeftovers(config.stateDir, log);
     const protection = config.replication.protectPassive ? new RootProtection({ stateDir: config.stateDir, roots: config.protect, log, clock }) : undefined;
     const applyRoots = protection === undefined ? config.protect : await protection.protect();
-    const applier = new Applier({ roots: applyRoots, manifest: manifestStore.manifest, blockSize: config.blockSize, log, clock });
+    const applier = new Applier({ roots: applyRoots, manifest: manifestStore.manifest, blockSize: config.blockSize, log, clock, owners: config.replication.owners });
     let standby: StandbyWatch | undefined;
     // The watch and the responder report to the receiver, which is made after them.
     let receiverRef: Receiver | undefined;
@@ -61,6 +61,7 @@ export class PassiveEngine {
         blockSize: config.blockSize,
         whenApplied: (seq, ms) => receiverRef?.whenApplied(seq, ms) ?? Promise.resolve(false),
         appliedSeq: () => receiverRef?.applied ?? 0,
+        owners: config.replication.owners,
         log,
       });
       const receiver = new Receiver({
@@ -81,6 +82,7 @@ export class PassiveEngine {
           alarms: () => [watch.alarm(), protection?.alarm()].filter((a): a is Alarm => a !== undefined),
           modified: () => watch.isModified,
         },
+        owners: config.replication.owners,
         log,
         clock,
       });

@@ -163,6 +163,8 @@ export class StandbyWatch {
    */
   wrap(applier: ReceiverApplier): ReceiverApplier {
     return {
+      // The applier's warnings (bits cleared, owners unapplied, swaps) stay visible through the wrap.
+      ...(applier.noticeList === undefined ? {} : { noticeList: () => applier.noticeList!() }),
       apply: async (records, durable) => {
         const fence = new InFlightPaths(records);
         this.inflight = fence;

@@ -7,16 +7,16 @@
 // It never sends a block that does not match the active manifest: such a file is changing, so
 // capture is asked to journal it first, and the difference is computed again.
 import fsp from 'node:fs/promises';
-import { constants as fsConstants } from 'node:fs';
-import path from 'node:path';
+import fs, { constants as fsConstants } from 'node:fs';
 import type { Capture, CaptureTaskContext } from '../capture/index.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import type { Clock } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
-import { HASH_BYTES, hash64 } from '../../shared/hash.ts';
-import { depthOf } from '../../shared/protocol/index.ts';
+import { HASH_BYTES, hash64, isAllZero } from '../../shared/hash.ts';
+import { depthOf, type OwnerFields, type Xattr } from '../../shared/protocol/index.ts';
 import { applyRecordToManifest, type Entry, type FileEntry, type Manifest } from '../manifest/index.ts';
-import { actionBytes, diffEntry } from './entry-diff.ts';
+import { lstatAt, openParentOrNone, readXattrs, sameXattrHash, xattrsHash } from '../tree/index.ts';
+import { actionBytes, diffEntry, type LinkView, type SyncAction } from './entry-diff.ts';
 
 export interface SyncProgress {
   id: string;
@@ -57,6 +57,7 @@ export class SyncRunner {
   readonly progress: SyncProgress;
   private readonly log: Logger;
   private readonly rootPaths = new Map<string, string>();
+  private readonly realRoots = new Map<string, string>();
   private cancelled = false;
   private unlisten: (() => void) | undefined;
 
@@ -145,7 +146,7 @@ export class SyncRunner {
         if (seen.has(p)) return;
         seen.add(p);
         const a = manifest.get(root, p);
-        const action = diffEntry(a, shadow.hasRoot(root) ? shadow.get(root, p) : undefined, blockSize);
+        const action = diffEntry(a, shadow.hasRoot(root) ? shadow.get(root, p) : undefined, blockSize, linkView(manifest, shadow, root, p));
         if (action === undefined) return;
         items.push({ root, path: p });
         bytes += actionBytes(action, a, blockSize);
@@ -163,67 +164,143 @@ export class SyncRunner {
     const { manifest, shadow, blockSize } = this.opts;
     for (let attempt = 0; attempt < MAX_REFRESH_TRIES; attempt++) {
       const a = manifest.get(item.root, item.path);
-      const action = diffEntry(a, shadow.hasRoot(item.root) ? shadow.get(item.root, item.path) : undefined, blockSize);
+      const links = linkView(manifest, shadow, item.root, item.path);
+      const action = diffEntry(a, shadow.hasRoot(item.root) ? shadow.get(item.root, item.path) : undefined, blockSize, links);
       if (action === undefined) return true;
-      switch (action.kind) {
-        case 'remove':
-          ctx.append({ op: action.dir ? 'rmdir' : 'unlink', root: item.root, path: item.path });
-          return true;
-        case 'mkdir':
-          ctx.append({ op: 'mkdir', root: item.root, path: item.path, mode: action.mode });
-          return true;
-        case 'symlink':
-          ctx.append({ op: 'symlink', root: item.root, path: item.path, target: action.target });
-          return true;
-        case 'file': {
-          const ok = await this.sendFile(ctx, item, a as FileEntry, action.setSize, action.blocks);
-          if (ok) return true;
-          // The file no longer matches the manifest: let capture journal its change first.
-          await ctx.refresh(item.root, item.path);
-        }
-      }
+      // A name to link to a first name the passive does not hold yet (it is being retried): later.
+      if (action.kind === 'hardlink' && shadow.get(item.root, action.target)?.kind !== 'file') return false;
+      const done = await journalAction(ctx, { root: item.root, path: item.path, rootPath: this.realRoot(item.root) }, action, a, blockSize, (n) => (this.progress.bytesDone += n));
+      if (done) return true;
+      // The path no longer matches the manifest: let capture journal its change first.
+      await ctx.refresh(item.root, item.path);
     }
     return false;
   }
 
-  /**
-   * Journals the differing blocks of one file, each checked against the active manifest as it
-   * is read. False as soon as one does not match (the file is changing): what was journaled so
-   * far matched the manifest and the shadow followed it, so the caller can simply diff again.
-   */
-  private async sendFile(ctx: CaptureTaskContext, item: PlanItem, entry: FileEntry, setSize: boolean, blocks: number[]): Promise<boolean> {
-    const abs = path.join(this.rootPaths.get(item.root)!, item.path);
-    return journalFileBlocks(ctx, { root: item.root, path: item.path, abs }, entry, { setSize, blocks, blockSize: this.opts.blockSize }, (n) => (this.progress.bytesDone += n));
+  private realRoot(root: string): string {
+    let real = this.realRoots.get(root);
+    if (real === undefined) {
+      real = fs.realpathSync(this.rootPaths.get(root)!);
+      this.realRoots.set(root, real);
+    }
+    return real;
   }
 }
 
+/**
+ * How path `p` stands among hard links: its inode's first name on the active (sync order:
+ * parents first, then by name), whether the passive (its manifest, or the shadow of it) already
+ * has it linked there, and whether the passive links it to a name the active does not.
+ */
+export function linkView(active: Manifest, passive: Manifest, root: string, p: string): LinkView {
+  const a = active.get(root, p);
+  if (a?.kind !== 'file') return {};
+  const group = a.ino > 0 ? active.pathsForIno(root, a.ino).filter((q) => active.get(root, q)?.kind === 'file') : [p];
+  let leader: string | undefined;
+  for (const q of group) if (leader === undefined || depthOf(q) < depthOf(leader) || (depthOf(q) === depthOf(leader) && q < leader)) leader = q;
+  const s = passive.hasRoot(root) ? passive.get(root, p) : undefined;
+  const sIno = s?.kind === 'file' ? s.ino : 0;
+  const others = sIno !== 0 ? passive.pathsForIno(root, sIno).filter((q) => q !== p) : [];
+  return {
+    leader: leader === p ? undefined : leader,
+    linkedToLeader: leader !== undefined && others.includes(leader),
+    sharedWrongly: others.some((q) => !group.includes(q)),
+  };
+}
 
 /**
- * Journals blocks `blocks` of one file (and its size first when `setSize`, its mode and mtime
- * last), each checked against the active manifest `entry` as it is read. False as soon as one
- * does not match (the file is changing): what was journaled so far matched the manifest, so
- * the caller can let capture journal the change and diff again. Shared by the initial
- * synchronisation and `tandem verify --repair`.
+ * Journals one action of a synchronisation or a verify repair. Metadata comes from the active
+ * manifest (`entry`), extended attributes from the disk (they are kept in a manifest only as a
+ * hash), checked against it. False when the path no longer matches the manifest: the caller
+ * lets capture journal the change, then diffs again.
+ */
+export async function journalAction(
+  ctx: CaptureTaskContext,
+  file: { root: string; path: string; rootPath: string },
+  action: SyncAction,
+  entry: Entry | undefined,
+  blockSize: number,
+  onBytes: (n: number) => void,
+): Promise<boolean> {
+  const { root, path: p } = file;
+  switch (action.kind) {
+    case 'remove':
+      ctx.append({ op: action.dir ? 'rmdir' : 'unlink', root, path: p });
+      return true;
+    case 'symlink':
+      ctx.append({ op: 'symlink', root, path: p, target: action.target, ...(entry === undefined ? {} : ownerFieldsOfEntry(entry)) });
+      return true;
+    case 'hardlink':
+      ctx.append({ op: 'hardlink', root, path: p, target: action.target });
+      return true;
+    case 'mkdir': {
+      if (entry?.kind !== 'dir') return false;
+      const xattrs = currentXattrs(file.rootPath, p, entry);
+      if (xattrs === undefined) return false;
+      ctx.append({ op: 'mkdir', root, path: p, mode: action.mode, ...ownerFieldsOfEntry(entry), xattrs });
+      return true;
+    }
+    case 'file':
+      if (entry?.kind !== 'file') return false;
+      return journalFileBlocks(ctx, file, entry, { setSize: action.setSize, blocks: action.blocks, blockSize, passiveSize: action.passiveSize, replace: action.replace }, onBytes);
+  }
+}
+
+/** The owner fields of a manifest entry, as a record carries them (none when it has none). */
+function ownerFieldsOfEntry(e: Entry): OwnerFields {
+  if (e.uid === undefined || e.gid === undefined) return {};
+  return { uid: e.uid, gid: e.gid, ...(e.user === undefined ? {} : { user: e.user }), ...(e.group === undefined ? {} : { group: e.group }) };
+}
+
+/** The attributes of `p` on disk now, when they are those the manifest entry hashed; undefined when they changed. */
+function currentXattrs(rootPath: string, p: string, entry: Entry): Xattr[] | undefined {
+  const parent = openParentOrNone(rootPath, p);
+  if (parent === undefined) return undefined;
+  try {
+    const st = lstatAt(parent.at);
+    if (st === undefined || st.ino !== entry.ino) return undefined;
+    const { xattrs } = readXattrs(parent.at);
+    return entry.kind !== 'symlink' && sameXattrHash(xattrsHash(xattrs), entry.xattrHash) ? xattrs : undefined;
+  } finally {
+    parent.close();
+  }
+}
+
+/**
+ * Journals blocks `blocks` of one file (and its size first when `setSize`, after an unlink when
+ * `replace`; its mode, mtime, owner and attributes last), each checked against the active
+ * manifest `entry` as it is read. A block of zeros goes as a hole, and not at all past the
+ * passive's old size (setting the size leaves a hole there). False as soon as something does
+ * not match (the file is changing): what was journaled so far matched the manifest, so the
+ * caller can let capture journal the change and diff again. The file is opened through a walk
+ * from its root: never through a link.
  */
 export async function journalFileBlocks(
   ctx: CaptureTaskContext,
-  file: { root: string; path: string; abs: string },
+  file: { root: string; path: string; rootPath: string },
   entry: FileEntry,
-  what: { setSize: boolean; blocks: number[]; blockSize: number },
+  what: { setSize: boolean; blocks: number[]; blockSize: number; passiveSize?: number; replace?: boolean },
   onBytes: (n: number) => void,
 ): Promise<boolean> {
   const bs = what.blockSize;
   const { blocks } = what;
+  const parent = openParentOrNone(file.rootPath, file.path);
+  if (parent === undefined) return false;
   let fh: fsp.FileHandle;
   try {
-    fh = await fsp.open(file.abs, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+    fh = await fsp.open(parent.at, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
   } catch {
+    parent.close();
     return false;
   }
   try {
     const st = await fh.stat();
     if (!st.isFile() || st.ino !== entry.ino || st.size !== entry.size || st.mtimeMs !== entry.mtimeMs) return false;
-    if (what.setSize) ctx.append({ op: 'file', root: file.root, path: file.path, size: entry.size });
+    const { xattrs } = readXattrs(parent.at);
+    if (!sameXattrHash(xattrsHash(xattrs), entry.xattrHash)) return false;
+    if (what.replace === true) ctx.append({ op: 'unlink', root: file.root, path: file.path });
+    if (what.setSize || what.replace === true) ctx.append({ op: 'file', root: file.root, path: file.path, size: entry.size });
+    const passiveSize = what.replace === true ? 0 : (what.passiveSize ?? 0);
     const runBlocks = Math.max(1, Math.floor((4 << 20) / bs));
     const buf = Buffer.allocUnsafe(runBlocks * bs);
     for (let k = 0; k < blocks.length; ) {
@@ -244,26 +321,47 @@ export async function journalFileBlocks(
         const hash = hash64(data);
         if (hash.compare(entry.blocks, b * HASH_BYTES, (b + 1) * HASH_BYTES) !== 0) return false;
         await ctx.makeRoom();
-        ctx.append({ op: 'write', root: file.root, path: file.path, offset: b * bs, data, hash });
-        onBytes(data.length);
+        if (isAllZero(data)) {
+          if (b * bs < passiveSize) ctx.append({ op: 'hole', root: file.root, path: file.path, offset: b * bs, length: data.length });
+        } else {
+          ctx.append({ op: 'write', root: file.root, path: file.path, offset: b * bs, data, hash });
+          onBytes(data.length);
+        }
       }
       k += n;
     }
-    ctx.append({ op: 'meta', root: file.root, path: file.path, mode: entry.mode, mtimeMs: entry.mtimeMs });
+    ctx.append({ op: 'meta', root: file.root, path: file.path, mode: entry.mode, mtimeMs: entry.mtimeMs, ...ownerFieldsOfEntry(entry), xattrs });
     return true;
   } finally {
     await fh.close();
+    parent.close();
   }
 }
 
-/** Turns a manifest received from the passive into Entry objects (no inode: another machine's). */
-export function entryFromWire(e: { kind: 'file' | 'dir' | 'symlink'; mode: number; size: number; mtimeMs: number; blocks?: Uint8Array | undefined; target?: string | undefined }): Entry {
+/** Turns a manifest received from the passive into Entry objects (ino: the passive's, only to group its hard links). */
+export function entryFromWire(e: {
+  kind: 'file' | 'dir' | 'symlink';
+  mode: number;
+  size: number;
+  mtimeMs: number;
+  blocks?: Uint8Array | undefined;
+  target?: string | undefined;
+  uid?: number | undefined;
+  gid?: number | undefined;
+  user?: string | undefined;
+  group?: string | undefined;
+  xattrHash?: Uint8Array | undefined;
+  nlink?: number | undefined;
+  link?: number | undefined;
+}): Entry {
+  const owner = e.uid === undefined ? {} : { uid: e.uid, gid: e.gid, ...(e.user === undefined ? {} : { user: e.user }), ...(e.group === undefined ? {} : { group: e.group }) };
+  const xattrHash = e.xattrHash === undefined ? {} : { xattrHash: Buffer.from(e.xattrHash) };
   switch (e.kind) {
     case 'file':
-      return { kind: 'file', mode: e.mode, size: e.size, mtimeMs: e.mtimeMs, ino: 0, blocks: Buffer.from(e.blocks ?? new Uint8Array(0)), readAt: 0 };
+      return { kind: 'file', mode: e.mode, size: e.size, mtimeMs: e.mtimeMs, ino: e.link ?? 0, blocks: Buffer.from(e.blocks ?? new Uint8Array(0)), readAt: 0, ...owner, ...xattrHash, ...(e.nlink === undefined ? {} : { nlink: e.nlink }) };
     case 'dir':
-      return { kind: 'dir', mode: e.mode, ino: 0, mtimeMs: e.mtimeMs };
+      return { kind: 'dir', mode: e.mode, ino: 0, mtimeMs: e.mtimeMs, ...owner, ...xattrHash };
     case 'symlink':
-      return { kind: 'symlink', target: e.target ?? '', ino: 0, mtimeMs: e.mtimeMs };
+      return { kind: 'symlink', target: e.target ?? '', ino: 0, mtimeMs: e.mtimeMs, ...owner };
   }
 }

@@ -7,7 +7,7 @@
 // replication. Progress is persisted, so an interrupted verification resumes at its cursor.
 // It never writes to the passive other than through the journal.
 import crypto from 'node:crypto';
-import fsp from 'node:fs/promises';
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Clock } from '../../shared/clock.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
@@ -17,12 +17,14 @@ import type { Message, VerifyEntryMessage, VerifyListMessage, VerifyReplyMessage
 import { compileExcludes, readBlocks, type Capture } from '../capture/index.ts';
 import type { ExcludeMatcher } from '../capture/exclude.ts';
 import type { Entry, Manifest } from '../manifest/index.ts';
+import { depthOf } from '../../shared/protocol/index.ts';
 import { RateLimit } from '../replication/rate-limit.ts';
-import { diffEntry, entryFromWire, journalFileBlocks } from '../sync/index.ts';
-import { judge, type DiskView, type Verdict } from './difference.ts';
+import { diffEntry, entryFromWire, journalAction, type LinkView } from '../sync/index.ts';
+import { PathSwapped, closeFd, fdPath, openDirBeneath, openParentOrNone, readEntryMeta, lstatAt } from '../tree/index.ts';
+import { kindOf } from '../capture/stat-match.ts';
+import { judge, linkViewFromCount, type DiskView, type Verdict } from './difference.ts';
 import { isDone, joinRel, mustDescend } from './path-order.ts';
 import { loadRecord, newRecord, saveRecord, type VerifyDifference, type VerifyRecord } from './verify-record.ts';
-import { statEntry } from './verify-responder.ts';
 
 /** What the verifier needs from the replication session with the passive (the Sender). */
 export interface VerifyPeer {
@@ -87,6 +89,8 @@ const LISTED_BLOCKS_UP_TO = 1 << 20;
 interface Snapshot {
   headSeq: number;
   entries: Map<string, Entry>;
+  /** Files with other names in the root (hard links): all names of the inode, first name first. */
+  links: Map<string, string[]>;
 }
 
 interface Compared {
@@ -94,7 +98,10 @@ interface Compared {
   path: string;
   verdict: Verdict;
   passive: Entry | undefined;
+  links: LinkView;
 }
+
+type VerifyRoot = ProtectedRoot & { isExcluded: ExcludeMatcher; real: string };
 
 interface WindowItem {
   rootIndex: number;
@@ -106,7 +113,7 @@ class Interrupted extends Error {}
 
 export class Verifier {
   private readonly log: Logger;
-  private readonly roots: (ProtectedRoot & { isExcluded: ExcludeMatcher })[];
+  private readonly roots: VerifyRoot[];
   private rec: VerifyRecord | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -125,7 +132,7 @@ export class Verifier {
 
   constructor(private readonly opts: VerifierOptions) {
     this.log = opts.log.child({ component: 'verify' });
-    this.roots = opts.roots.map((r) => ({ ...r, isExcluded: compileExcludes(r.exclude) }));
+    this.roots = opts.roots.map((r) => ({ ...r, isExcluded: compileExcludes(r.exclude), real: realOrAsIs(r.path) }));
     this.rate = opts.rateBytesPerSec > 0 ? new RateLimit(opts.rateBytesPerSec, opts.clock) : undefined;
     this.detach.push(
       opts.peer.onReply((m) => {
@@ -302,7 +309,7 @@ export class Verifier {
           if (a?.kind === 'dir' && mustDescend(this.rec!.cursor, ri, p)) await this.walkDir(ri, p);
           continue;
         }
-        const work = this.compare(root, p, a, snap.headSeq, { entry: listed.get(name) });
+        const work = this.compare(root, p, a, snap.headSeq, snap.links.get(name) ?? [], { entry: listed.get(name) });
         void work.catch(() => {}); // awaited in order by the window; never unhandled
         await this.enqueue({ rootIndex: ri, path: p, work });
         if (a?.kind === 'dir') await this.walkDir(ri, p);
@@ -317,32 +324,47 @@ export class Verifier {
     let snap: Snapshot | undefined;
     await this.opts.capture.runTask(async (ctx) => {
       const entries = new Map<string, Entry>();
+      const links = new Map<string, string[]>();
       for (const full of this.opts.manifest.childrenOf(root, dir)) {
         const e = this.opts.manifest.get(root, full);
-        if (e !== undefined) entries.set(path.posix.basename(full), cloneEntry(e));
+        if (e === undefined) continue;
+        const name = path.posix.basename(full);
+        entries.set(name, cloneEntry(e));
+        if (e.kind === 'file') links.set(name, linkNames(this.opts.manifest, root, full, e.ino));
       }
-      snap = { headSeq: ctx.headSeq(), entries };
+      snap = { headSeq: ctx.headSeq(), entries, links };
     });
     return snap!;
   }
 
   /** One path's manifest entry and the journal head it is true at. */
-  private async snapshotPath(root: string, p: string): Promise<{ headSeq: number; entry: Entry | undefined }> {
-    let out: { headSeq: number; entry: Entry | undefined } | undefined;
+  private async snapshotPath(root: string, p: string): Promise<{ headSeq: number; entry: Entry | undefined; links: string[] }> {
+    let out: { headSeq: number; entry: Entry | undefined; links: string[] } | undefined;
     await this.opts.capture.runTask(async (ctx) => {
       const e = this.opts.manifest.get(root, p);
-      out = { headSeq: ctx.headSeq(), entry: e === undefined ? undefined : cloneEntry(e) };
+      out = { headSeq: ctx.headSeq(), entry: e === undefined ? undefined : cloneEntry(e), links: e?.kind === 'file' ? linkNames(this.opts.manifest, root, p, e.ino) : [] };
     });
     return out!;
   }
 
-  private async readdirActive(root: ProtectedRoot & { isExcluded: ExcludeMatcher }, dir: string): Promise<string[]> {
+  /** The names in one of the active's directories, listed through a walk from its root (never through a link). */
+  private async readdirActive(root: VerifyRoot, dir: string): Promise<string[]> {
+    root.real = fs.realpathSync(root.path);
+    let fd: number | undefined;
     try {
-      const names = await fsp.readdir(dir === '' ? root.path : path.join(root.path, dir));
-      return names.filter((n) => !root.isExcluded(joinRel(dir, n)));
+      fd = openDirBeneath(root.real, dir);
+    } catch (err) {
+      if (err instanceof PathSwapped) return [];
+      throw err;
+    }
+    if (fd === undefined) return [];
+    try {
+      return fs.readdirSync(fdPath(fd)).filter((n) => !root.isExcluded(joinRel(dir, n)));
     } catch (err) {
       if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return [];
       throw err;
+    } finally {
+      closeFd(fd);
     }
   }
 
@@ -379,9 +401,8 @@ export class Verifier {
    * passive's entry (from its directory listing when given, else asked for; always asked, with
    * block hashes, when both sides hold a file).
    */
-  private async compare(root: ProtectedRoot, p: string, a: Entry | undefined, headSeq: number, listed?: { entry: WireVerifyEntry | undefined }): Promise<Compared> {
-    const abs = path.join(root.path, p);
-    const disk = await diskView(abs);
+  private async compare(root: VerifyRoot, p: string, a: Entry | undefined, headSeq: number, names: string[], listed?: { entry: WireVerifyEntry | undefined }): Promise<Compared> {
+    const disk = diskView(root.real, p);
     const needHash = a?.kind === 'file' && disk?.kind === 'file' && (listed === undefined || listed.entry?.kind === 'file');
     let passiveWire: WireVerifyEntry | undefined;
     // A small file's hashes came with the listing: nothing to ask.
@@ -390,10 +411,10 @@ export class Verifier {
       const asked = inListing ? Promise.resolve({ t: 'verify-reply' as const, req: 0, atSeq: 0, entry: listed!.entry! }) : this.ask({ t: 'verify-entry', req: 0, root: root.name, path: p, afterSeq: headSeq });
       void asked.catch(() => {});
       if (needHash) {
-        const hashed = await this.hashFile(abs);
+        const hashed = await this.hashFile(root.real, p);
         if (hashed === undefined) {
           await asked.catch(() => {});
-          return { root: root.name, path: p, verdict: { kind: 'unsettled', reason: 'changed while read' }, passive: undefined };
+          return { root: root.name, path: p, verdict: { kind: 'unsettled', reason: 'changed while read' }, passive: undefined, links: {} };
         }
         disk!.blocks = hashed.blocks;
         disk!.size = hashed.size;
@@ -403,19 +424,26 @@ export class Verifier {
     } else {
       passiveWire = listed.entry;
     }
-    const passive = passiveWire === undefined ? undefined : entryFromWire(passiveWire);
-    const verdict = judge(a, disk, passive, this.opts.blockSize, this.touched(root.name, p, headSeq));
-    return { root: root.name, path: p, verdict, passive };
+    const passive = passiveWire === undefined ? undefined : entryFromWire({ ...passiveWire, link: undefined });
+    const links = passive?.kind === 'file' ? linkViewFromCount(p, names, passiveWire?.nlink) : {};
+    const verdict = judge(a, disk, passive, this.opts.blockSize, this.touched(root.name, p, headSeq), links);
+    return { root: root.name, path: p, verdict, passive, links };
   }
 
-  /** Reads and hashes one of the active's files at verify.rate; undefined when it changed while read. */
-  private async hashFile(abs: string): Promise<{ blocks: Buffer; size: number } | undefined> {
-    const r = await readBlocks(abs, this.opts.blockSize, () => this.opts.clock.now(), async (_offset, chunk) => {
-      this.rec!.bytesDone += chunk.length;
-      await this.throttle(chunk.length);
-    });
-    if (r.kind !== 'file' || r.torn) return undefined;
-    return { blocks: r.blocks, size: r.size };
+  /** Reads and hashes one of the active's files at verify.rate, through a walk from its root; undefined when it changed while read. */
+  private async hashFile(rootPath: string, p: string): Promise<{ blocks: Buffer; size: number } | undefined> {
+    const parent = openParentOrNone(rootPath, p);
+    if (parent === undefined) return undefined;
+    try {
+      const r = await readBlocks(parent.at, this.opts.blockSize, () => this.opts.clock.now(), async (_offset, chunk) => {
+        this.rec!.bytesDone += chunk.length;
+        await this.throttle(chunk.length);
+      });
+      if (r.kind !== 'file' || r.torn) return undefined;
+      return { blocks: r.blocks, size: r.size };
+    } finally {
+      parent.close();
+    }
   }
 
   private async throttle(bytes: number): Promise<void> {
@@ -513,7 +541,7 @@ export class Verifier {
           this.log.warn({ verify: r.id, root: s.root, path: s.path, what: d.what, blocks: d.blocks }, 'verify: difference');
           if (r.repair) {
             r.phase = 'repairing';
-            journaled = (await this.repair(this.roots.find((x) => x.name === s.root)!, s.path, c.passive)) || journaled;
+            journaled = (await this.repair(this.roots.find((x) => x.name === s.root)!, s.path, c.passive, c.links)) || journaled;
           }
         }
         // What a resume must still look at: the next round's suspects and this round's rest.
@@ -548,7 +576,7 @@ export class Verifier {
     const snap = await this.snapshotPath(s.root, s.path);
     this.holdSnapshot(snap.headSeq, 1);
     try {
-      return await this.compare(root, s.path, snap.entry, snap.headSeq);
+      return await this.compare(root, s.path, snap.entry, snap.headSeq, snap.links);
     } finally {
       this.holdSnapshot(snap.headSeq, -1);
     }
@@ -558,36 +586,20 @@ export class Verifier {
    * Journals what the passive needs at `p` (its entry `passive` as last read) to become the
    * active's, through a capture task; blocks are checked against the manifest as they are read.
    */
-  private async repair(root: ProtectedRoot, p: string, passive: Entry | undefined): Promise<boolean> {
+  private async repair(root: VerifyRoot, p: string, passive: Entry | undefined, links: LinkView): Promise<boolean> {
     const r = this.rec!;
     let done = false;
     await this.opts.capture.runTask(async (ctx) => {
       for (let attempt = 0; attempt < 3 && !done; attempt++) {
         const a = this.opts.manifest.get(root.name, p);
-        const action = diffEntry(a, passive, this.opts.blockSize);
+        const action = diffEntry(a, passive, this.opts.blockSize, links);
         if (action === undefined) {
           done = true;
           break;
         }
-        switch (action.kind) {
-          case 'remove':
-            ctx.append({ op: action.dir ? 'rmdir' : 'unlink', root: root.name, path: p });
-            done = true;
-            break;
-          case 'mkdir':
-            ctx.append({ op: 'mkdir', root: root.name, path: p, mode: action.mode });
-            done = true;
-            break;
-          case 'symlink':
-            ctx.append({ op: 'symlink', root: root.name, path: p, target: action.target });
-            done = true;
-            break;
-          case 'file':
-            if (a?.kind !== 'file') break;
-            done = await journalFileBlocks(ctx, { root: root.name, path: p, abs: path.join(root.path, p) }, a, { setSize: action.setSize, blocks: action.blocks, blockSize: this.opts.blockSize }, (n) => (r.bytesRepaired += n));
-            // The file no longer matches the manifest: let capture journal its change first.
-            if (!done) await ctx.refresh(root.name, p);
-        }
+        done = await journalAction(ctx, { root: root.name, path: p, rootPath: root.real }, action, a, this.opts.blockSize, (n) => (r.bytesRepaired += n));
+        // The path no longer matches the manifest: let capture journal its change first.
+        if (!done) await ctx.refresh(root.name, p);
       }
     });
     if (done) this.repairedPaths.add(`${root.name}\0${p}`);
@@ -621,8 +633,37 @@ function cloneEntry(e: Entry): Entry {
   return e.kind === 'file' ? { ...e, blocks: Buffer.from(e.blocks) } : { ...e };
 }
 
-/** The active's disk at `abs`: stat fields, and a symlink's target. */
-async function diskView(abs: string): Promise<DiskView | undefined> {
-  const e = await statEntry(abs, path.basename(abs));
-  return e === undefined ? undefined : { kind: e.kind, mode: e.mode, size: e.size, mtimeMs: e.mtimeMs, target: e.target };
+function realOrAsIs(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return p;
+  }
+}
+
+/** All names of inode `ino` in the manifest of `root`, first name first (the synchronisation's order: parents first, then by name). */
+function linkNames(m: Manifest, root: string, p: string, ino: number): string[] {
+  const names = ino > 0 ? m.pathsForIno(root, ino).filter((q) => m.get(root, q)?.kind === 'file') : [];
+  if (!names.includes(p)) names.push(p);
+  return names.sort((x, y) => depthOf(x) - depthOf(y) || (x < y ? -1 : x > y ? 1 : 0));
+}
+
+/** The active's disk at `p`, read through a walk from its root: stat fields, owner, attributes, a symlink's target. */
+function diskView(rootPath: string, p: string): DiskView | undefined {
+  const parent = openParentOrNone(rootPath, p);
+  if (parent === undefined) return undefined;
+  try {
+    const st = lstatAt(parent.at);
+    const kind = st === undefined ? undefined : kindOf(st);
+    if (st === undefined || kind === undefined) return undefined;
+    const view: DiskView = { kind, mode: st.mode & 0o7777, size: kind === 'file' ? st.size : 0, mtimeMs: st.mtimeMs, uid: st.uid, gid: st.gid };
+    if (kind === 'symlink') view.target = fs.readlinkSync(parent.at, 'utf8');
+    else view.xattrHash = readEntryMeta(parent.at, st, undefined).xattrHash;
+    return view;
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return undefined;
+    throw err;
+  } finally {
+    parent.close();
+  }
 }

@@ -112,6 +112,12 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** While passive, the protected roots are read-only to everyone but the applier (docs/replication.md). */
       protectPassive: z.boolean().default(false),
+      /**
+       * How the passive applies the owners the active sends: `numeric` (the same uid and gid),
+       * `names` (the same user and group names, mapped through this node's user database) or
+       * `off` (files belong to the agent; setuid/setgid and file capabilities are cleared).
+       */
+      owners: z.enum(['numeric', 'names', 'off']).default('numeric'),
     })
     .prefault({}),
   heartbeat: z

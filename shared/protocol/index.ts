@@ -6,3 +6,4 @@ export * from './frames.ts';
 export * from './messages.ts';
 export * from './paths.ts';
 export * from './records.ts';
+export * from './metadata.ts';

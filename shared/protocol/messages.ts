@@ -1,5 +1,6 @@
 // Messages on the replication channel: one msgpack map per WebSocket binary frame. Everything
 // decoded from the peer is untrusted until `messageProblem` says it has the right shape.
+import { metaFieldsProblem, type OwnerFields } from './metadata.ts';
 import { relPathProblem } from './paths.ts';
 
 // The protocol versions live with the package version (shared/version.ts).
@@ -84,7 +85,22 @@ export interface ManifestRequestMessage {
   id: string;
 }
 
-export interface WireManifestEntry {
+/**
+ * An entry's metadata as the passive describes it to the active, in the terms of its own
+ * `replication.owners`: ids (and, with `names`, the names it maps them by); no owner at all
+ * when it does not apply owners (`off`, or a version before owners), so that the active does
+ * not count as a difference what the passive never meant to copy.
+ */
+export interface WireMeta extends OwnerFields {
+  /** xxhash64 of the replicated extended attributes; absent: none. */
+  xattrHash?: Uint8Array | undefined;
+  /** Files: names of the inode on the passive's disk. */
+  nlink?: number | undefined;
+  /** Files with nlink > 1: the passive's inode, so the active can tell which names share one. */
+  link?: number | undefined;
+}
+
+export interface WireManifestEntry extends WireMeta {
   root: string;
   path: string;
   kind: 'file' | 'dir' | 'symlink';
@@ -181,7 +197,7 @@ export interface VerifyEntryMessage {
 }
 
 /** What the passive has at one path. Only hashes travel, never file data. */
-export interface WireVerifyEntry {
+export interface WireVerifyEntry extends WireMeta {
   name: string;
   kind: 'file' | 'dir' | 'symlink';
   mode: number;
@@ -233,6 +249,15 @@ export type Message =
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const isStr = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length <= max;
 
+/** Owner, attribute hash and link fields of a wire entry: absent or well formed. */
+function wireMetaProblem(r: Record<string, unknown>): string | undefined {
+  const mp = metaFieldsProblem({ uid: r.uid, gid: r.gid, user: r.user, group: r.group });
+  if (mp !== undefined) return `entry: ${mp}`;
+  if (r.xattrHash !== undefined && !(r.xattrHash instanceof Uint8Array && r.xattrHash.length === 8)) return 'entry: bad xattrHash';
+  if ((r.nlink !== undefined && !isUint(r.nlink)) || (r.link !== undefined && !isUint(r.link))) return 'entry: bad nlink/link';
+  return undefined;
+}
+
 function manifestEntryProblem(e: unknown): string | undefined {
   if (typeof e !== 'object' || e === null) return 'entry not a map';
   const r = e as Record<string, unknown>;
@@ -243,7 +268,7 @@ function manifestEntryProblem(e: unknown): string | undefined {
   if (!isUint(r.mode) || !isUint(r.size) || typeof r.mtimeMs !== 'number') return 'entry: bad stat fields';
   if (r.kind === 'file' && !(r.blocks instanceof Uint8Array && r.blocks.length % 8 === 0)) return 'entry: bad blocks';
   if (r.kind === 'symlink' && !(isStr(r.target, 4096) && r.target.length > 0)) return 'entry: bad target';
-  return undefined;
+  return wireMetaProblem(r);
 }
 
 function verifyEntryProblem(e: unknown): string | undefined {
@@ -254,7 +279,7 @@ function verifyEntryProblem(e: unknown): string | undefined {
   if (!isUint(r.mode) || !isUint(r.size) || typeof r.mtimeMs !== 'number') return 'entry: bad stat fields';
   if (r.blocks !== undefined && !(r.blocks instanceof Uint8Array && r.blocks.length % 8 === 0)) return 'entry: bad blocks';
   if (r.target !== undefined && !isStr(r.target, 4096)) return 'entry: bad target';
-  return undefined;
+  return wireMetaProblem(r);
 }
 
 /** Undefined when `m` is a well-formed message; otherwise the reason it is not. */

@@ -3,6 +3,7 @@
 // change it. Re-applying a run of setters in order therefore ends in the same state whatever
 // part of the run was applied before a crash. `rename` is the one exception (it moves content);
 // the applier treats it as a commit barrier (docs/apply.md).
+import { metaFieldsProblem, type MetaFields, type OwnerFields } from './metadata.ts';
 import { relPathProblem } from './paths.ts';
 
 interface Base {
@@ -11,8 +12,11 @@ interface Base {
   path: string;
 }
 
-/** Make `path` a directory with this mode (replacing whatever else is there). */
-export interface MkdirRecord extends Base { op: 'mkdir'; mode: number }
+/**
+ * Make `path` a directory with this mode (replacing whatever else is there), and, when given,
+ * this owner and exactly these extended attributes (its default ACL among them).
+ */
+export interface MkdirRecord extends Base, MetaFields { op: 'mkdir'; mode: number }
 /** Make `path` a regular file of exactly `size` bytes, keeping its bytes below `size`. */
 export interface FileRecord extends Base { op: 'file'; size: number }
 /**
@@ -56,10 +60,25 @@ export const BATCH_RAW_CUT_BYTES = 32 * 1024 * 1024;
 export const MAX_BATCH_RECORDS = 65_536;
 /** The active closes a batch once it holds this many records (room for one more read's worth). */
 export const BATCH_RECORDS_CUT = 16_384;
-/** Set the permission bits and the modification time of `path`. */
-export interface MetaRecord extends Base { op: 'meta'; mode: number; mtimeMs: number }
-/** Make `path` a symbolic link to `target` (the target is data: never followed). */
-export interface SymlinkRecord extends Base { op: 'symlink'; target: string }
+/**
+ * Set the permission bits and the modification time of `path`, and, when given, its owner and
+ * exactly these extended attributes. Owner first, mode last: chown clears setuid/setgid, and the
+ * passive grants those bits only together with the owner (docs/replication.md).
+ */
+export interface MetaRecord extends Base, MetaFields { op: 'meta'; mode: number; mtimeMs: number }
+/** Make `path` a symbolic link to `target` (the target is data: never followed), owned as given. */
+export interface SymlinkRecord extends Base, OwnerFields { op: 'symlink'; target: string }
+/**
+ * Make `path` another name of the regular file `target` of the same root (a hard link, as
+ * rsync -H keeps them): both names then share one inode, its content and its metadata.
+ */
+export interface HardlinkRecord extends Base { op: 'hardlink'; target: string }
+/**
+ * These bytes of the regular file `path` read as zero (a block of zeros, sent without its
+ * data). The passive leaves them a hole where it can: a new or grown file is extended with
+ * ftruncate, which allocates nothing.
+ */
+export interface HoleRecord extends Base { op: 'hole'; offset: number; length: number }
 /** Make `path` absent (a file or a link). */
 export interface UnlinkRecord extends Base { op: 'unlink' }
 /** Make `path` absent (a directory and anything still below it). */
@@ -75,7 +94,9 @@ export type PathRecord =
   | SymlinkRecord
   | UnlinkRecord
   | RmdirRecord
-  | RenameRecord;
+  | RenameRecord
+  | HardlinkRecord
+  | HoleRecord;
 
 /** An initial synchronisation starts: records up to `baseSeq` are replaced by what follows. */
 export interface SyncBeginRecord { op: 'sync-begin'; seq: number; id: string; baseSeq: number; bytesTotal: number }
@@ -107,7 +128,7 @@ export interface AppliedEntry { op: 'applied'; seq: number }
 export type LogEntry = DataRecord | CommitEntry | AppliedEntry;
 
 export type PathOp = PathRecord['op'];
-const PATH_OPS = new Set<string>(['mkdir', 'file', 'write', 'meta', 'symlink', 'unlink', 'rmdir', 'rename']);
+const PATH_OPS = new Set<string>(['mkdir', 'file', 'write', 'meta', 'symlink', 'unlink', 'rmdir', 'rename', 'hardlink', 'hole']);
 
 export function isPathRecord(e: LogEntry): e is PathRecord {
   return PATH_OPS.has(e.op);
@@ -144,8 +165,11 @@ export function entryProblem(e: unknown): string | undefined {
   const pp = relPathProblem(r.path);
   if (pp !== undefined) return `${r.op}: path ${pp}`;
   switch (r.op) {
-    case 'mkdir':
-      return isUint(r.mode) ? undefined : 'mkdir: bad mode';
+    case 'mkdir': {
+      if (!isUint(r.mode)) return 'mkdir: bad mode';
+      const mp = metaFieldsProblem(r);
+      return mp === undefined ? undefined : `mkdir: ${mp}`;
+    }
     case 'file':
       return isUint(r.size) ? undefined : 'file: bad size';
     case 'write':
@@ -155,10 +179,24 @@ export function entryProblem(e: unknown): string | undefined {
       if (r.encoding !== 'deflate-raw') return `write: unknown encoding ${JSON.stringify(r.encoding)}`;
       if (!isUint(r.rawLength) || r.rawLength === 0 || r.rawLength > MAX_BLOCK_BYTES) return 'write: bad rawLength';
       return undefined;
-    case 'meta':
-      return isUint(r.mode) && typeof r.mtimeMs === 'number' && Number.isFinite(r.mtimeMs) ? undefined : 'meta: bad fields';
-    case 'symlink':
-      return typeof r.target === 'string' && r.target.length > 0 && !r.target.includes('\0') ? undefined : 'symlink: bad target';
+    case 'meta': {
+      if (!isUint(r.mode) || typeof r.mtimeMs !== 'number' || !Number.isFinite(r.mtimeMs)) return 'meta: bad fields';
+      const mp = metaFieldsProblem(r);
+      return mp === undefined ? undefined : `meta: ${mp}`;
+    }
+    case 'symlink': {
+      if (typeof r.target !== 'string' || r.target.length === 0 || r.target.length > 4096 || r.target.includes('\0')) return 'symlink: bad target';
+      const mp = metaFieldsProblem({ ...r, xattrs: undefined });
+      return mp === undefined ? undefined : `symlink: ${mp}`;
+    }
+    case 'hardlink': {
+      // "target path": the receiver refuses a malformed one as a path outside the root.
+      const tp = relPathProblem(r.target);
+      if (tp !== undefined) return `hardlink: target path ${tp}`;
+      return r.target === r.path ? 'hardlink: target path is the path itself' : undefined;
+    }
+    case 'hole':
+      return isUint(r.offset) && isUint(r.length) && r.length > 0 && r.length <= MAX_BLOCK_BYTES ? undefined : 'hole: bad offset/length';
     case 'rename': {
       const tp = relPathProblem(r.to);
       return tp === undefined ? undefined : `rename: to ${tp}`;

@@ -1,5 +1,5 @@
-// A tree as the tests compare it: sha256 of every file, its mode, every link's target,
-// every directory's mode. Two replicas are identical when these maps are equal.
+// A tree as the tests compare it: sha256 of every file, its mode and owner, every link's target
+// and owner, every directory's mode and owner, and which files share an inode (hard links). Two replicas are identical when these maps are equal.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -8,18 +8,24 @@ export type TreeDigest = Map<string, string>;
 
 export function digestTree(root: string, opts: { mtimes?: boolean } = {}): TreeDigest {
   const out: TreeDigest = new Map();
+  const firstNames = new Map<string, string>();
   const walk = (rel: string) => {
     for (const name of fs.readdirSync(path.join(root, rel)).sort()) {
       const r = rel === '' ? name : `${rel}/${name}`;
       const abs = path.join(root, r);
       const st = fs.lstatSync(abs);
-      if (st.isSymbolicLink()) out.set(r, `link ${fs.readlinkSync(abs)}`);
+      const owner = `${st.uid}:${st.gid}`;
+      if (st.isSymbolicLink()) out.set(r, `link ${fs.readlinkSync(abs)} ${owner}`);
       else if (st.isDirectory()) {
-        out.set(r, `dir ${(st.mode & 0o7777).toString(8)}`);
+        out.set(r, `dir ${(st.mode & 0o7777).toString(8)} ${owner}`);
         walk(r);
       } else if (st.isFile()) {
         const sha = crypto.createHash('sha256').update(fs.readFileSync(abs)).digest('hex');
-        out.set(r, `file ${(st.mode & 0o7777).toString(8)} ${sha}${opts.mtimes === true ? ` ${Math.floor(st.mtimeMs)}` : ''}`);
+        // The first name of an inode seen in the walk stands for the hard link group.
+        const key = `${st.dev}:${st.ino}`;
+        if (st.nlink > 1 && !firstNames.has(key)) firstNames.set(key, r);
+        const links = st.nlink > 1 ? ` links ${firstNames.get(key)}` : '';
+        out.set(r, `file ${(st.mode & 0o7777).toString(8)} ${owner} ${sha}${links}${opts.mtimes === true ? ` ${Math.floor(st.mtimeMs)}` : ''}`);
       }
     }
   };

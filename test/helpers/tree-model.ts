@@ -27,25 +27,37 @@ export function replay(model: TreeModel, records: DataRecord[]): TreeModel {
         if (cur !== undefined && cur.kind !== 'file') dropTree(p);
         const data = Buffer.alloc(r.size);
         old.copy(data, 0, 0, Math.min(old.length, r.size));
-        model.set(p, { kind: 'file', data, mode: cur?.kind === 'file' ? cur.mode : 0o644 });
+        // Hard links share one node: change it in place, for every name.
+        if (cur?.kind === 'file') cur.data = data;
+        else model.set(p, { kind: 'file', data, mode: 0o600 });
         break;
       }
-      case 'write': {
+      case 'write':
+      case 'hole': {
         const cur = model.get(p);
         let data = cur?.kind === 'file' ? cur.data : Buffer.alloc(0);
-        const end = r.offset + r.data.length;
+        const bytes = r.op === 'write' ? Buffer.from(r.data) : Buffer.alloc(r.length);
+        const end = r.offset + bytes.length;
         if (end > data.length) {
           const grown = Buffer.alloc(end);
           data.copy(grown);
           data = grown;
         }
-        Buffer.from(r.data).copy(data, r.offset);
-        model.set(p, { kind: 'file', data, mode: cur?.kind === 'file' ? cur.mode : 0o644 });
+        bytes.copy(data, r.offset);
+        if (cur?.kind === 'file') cur.data = data;
+        else model.set(p, { kind: 'file', data, mode: 0o600 });
+        break;
+      }
+      case 'hardlink': {
+        const t = model.get(r.target);
+        if (t?.kind !== 'file') break;
+        dropTree(p);
+        model.set(p, t);
         break;
       }
       case 'meta': {
         const cur = model.get(p);
-        if (cur !== undefined && cur.kind !== 'symlink') model.set(p, { ...cur, mode: r.mode });
+        if (cur !== undefined && cur.kind !== 'symlink') cur.mode = r.mode;
         break;
       }
       case 'symlink':

@@ -66,4 +66,22 @@ describe.skipIf(problem !== undefined)('applier as an unprivileged user', () => 
     expect(st.mode & 0o7777).toBe(0o444);
     expect(st.uid).toBe(NOBODY);
   });
+
+  it("cannot give a file the active's owner: keeps its own, clears setuid, and says both", () => {
+    const root = path.join(base, 'root');
+    fs.mkdirSync(root);
+    fs.chownSync(root, NOBODY, NOBODY);
+    const b = new RecordBuilder();
+    b.content('tool', '#!/bin/sh\nid -u\n', 4096);
+    b.meta('tool', 0o4755, 1_700_000_000_000, { uid: 0, gid: 0, user: 'root', group: 'root' });
+    const recordsFile = path.join(base, 'records.bin');
+    fs.writeFileSync(recordsFile, v8.serialize(b.records), { mode: 0o644 });
+    const run = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', CHILD, recordsFile, root, '-1', 'tandem-test-marker'], { encoding: 'utf8', timeout: 30_000 });
+    expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(run.stdout).toContain('notice TANDEM_ERR_OWNER_UNAPPLIED');
+    expect(run.stdout).toContain('notice TANDEM_ERR_SPECIAL_BITS_CLEARED');
+    const st = fs.statSync(path.join(root, 'tool'));
+    expect(st.uid).toBe(NOBODY);
+    expect(st.mode & 0o7777).toBe(0o755);
+  });
 });

@@ -1,6 +1,7 @@
 // Applies a batch in a child process so that a test can kill it with SIGKILL at any point.
 // argv: RECORDS_FILE ROOT_DIR KILL_AT_SEQ (-1: never) [marker]. Prints "ready" after init and
-// "durable N" for every durable report, synchronously, before the report returns.
+// "durable N" for every durable report, synchronously, before the report returns, and
+// "notice CODE" for each warning the applier kept, at the end.
 import fs from 'node:fs';
 import v8 from 'node:v8';
 import { silentLogger } from '../../../shared/log.ts';
@@ -27,5 +28,6 @@ fs.writeSync(1, 'ready\n');
 await applier.apply(records, async (seq) => {
   fs.writeSync(1, `durable ${seq}\n`);
 });
+for (const n of applier.noticeList()) fs.writeSync(1, `notice ${n.code}\n`);
 await applier.close();
 fs.writeSync(1, 'done\n');

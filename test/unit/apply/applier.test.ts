@@ -780,14 +780,17 @@ describe('path refusals', () => {
     });
   }
 
+  // A link the active never sent, where the records say a directory is: someone on this node
+  // put it there. Nothing is read or written through it; a record that creates below it gets
+  // the directory back (the passive's tree is Tandem's), one that removes finds nothing there.
   for (const op of ['file', 'write', 'mkdir', 'symlink', 'meta', 'unlink', 'rmdir', 'rename'] as const) {
-    it(`refuses ${op} under a parent that is a symlink pointing outside the root`, async () => {
+    it(`never goes through a parent link it did not make for ${op}, and reports it with TANDEM_ERR_PATH_SWAPPED`, async () => {
       fs.symlinkSync(outside, path.join(rootDir, 'escape'));
       fs.mkdirSync(path.join(rootDir, 'real'));
       fs.writeFileSync(path.join(rootDir, 'real', 'f'), 'f');
       if (op === 'meta' || op === 'unlink' || op === 'rmdir' || op === 'rename') fs.writeFileSync(path.join(outside, 'victim'), 'v');
       const before = fs.readdirSync(outside);
-      const { run } = await setup();
+      const { run, applier, durables } = await setup();
       const b = new RecordBuilder();
       b.content('first', 'applied', BS);
       if (op === 'file') b.file('escape/victim', 3);
@@ -798,25 +801,55 @@ describe('path refusals', () => {
       if (op === 'unlink') b.unlink('escape/victim');
       if (op === 'rmdir') b.rmdir('escape/victim');
       if (op === 'rename') b.rename('escape/victim', 'stolen');
-      const err = await caught(run(b.records));
-      expect(err.code).toBe('TANDEM_ERR_PATH_OUTSIDE_ROOT');
-      expect(err.message).toBe(`apply ${op} ${ROOT}/${b.records.at(-1)!.op === 'rename' ? 'escape/victim' : (b.records.at(-1) as { path: string }).path}: parent "escape" is a symbolic link`);
-      expect(err.details).toMatchObject({ seq: b.records.at(-1)!.seq });
+      b.content('after', 'applied too', BS);
+      await run(b.records);
+      expect(durables.at(-1)).toBe(b.records.at(-1)!.seq);
+      expect(fs.readFileSync(path.join(rootDir, 'after'), 'utf8')).toBe('applied too');
       expect(fs.readdirSync(outside)).toEqual(before);
       if (before.length > 0) {
         expect(fs.readFileSync(path.join(outside, 'victim'), 'utf8')).toBe('v');
         expect(fs.statSync(path.join(outside, 'victim')).mode & 0o777).not.toBe(0o777);
       }
-      expect(fs.readlinkSync(path.join(rootDir, 'escape'))).toBe(outside);
+      const creates = op === 'file' || op === 'write' || op === 'mkdir' || op === 'symlink';
+      const escape = fs.lstatSync(path.join(rootDir, 'escape'));
+      if (creates) {
+        expect(escape.isDirectory()).toBe(true);
+        const made = fs.lstatSync(path.join(rootDir, op === 'write' ? 'escape/sub/victim' : 'escape/victim'));
+        expect(op === 'mkdir' ? made.isDirectory() : op === 'symlink' ? made.isSymbolicLink() : made.isFile()).toBe(true);
+      } else expect(fs.readlinkSync(path.join(rootDir, 'escape'))).toBe(outside);
       expect(fs.existsSync(path.join(rootDir, 'stolen'))).toBe(false);
+      const notice = applier.noticeList().find((n) => n.code === 'TANDEM_ERR_PATH_SWAPPED');
+      expect(notice?.message).toMatch(/"escape" is a symbolic link on this node that the active never sent/);
+      expect(notice?.details).toMatchObject({ root: ROOT, component: 'escape' });
     });
   }
 
-  it('refuses a rename whose target lies under a symlink, before the barrier moves anything', async () => {
+  it('writes a file whose parent was a foreign link into the directory that replaces it', async () => {
     fs.symlinkSync(outside, path.join(rootDir, 'escape'));
+    const { run } = await setup();
+    const b = new RecordBuilder();
+    b.content('escape/sub/f', 'inside', BS);
+    await run(b.records);
+    expect(fs.readFileSync(path.join(rootDir, 'escape/sub/f'), 'utf8')).toBe('inside');
+    expect(fs.readdirSync(outside)).toEqual([]);
+  });
+
+  it('moves a file under a rename target whose parent was a foreign link inside the root, nothing outside', async () => {
+    fs.symlinkSync(outside, path.join(rootDir, 'escape'));
+    fs.writeFileSync(path.join(rootDir, 'f'), 'mine');
+    const { run } = await setup();
+    const b = new RecordBuilder();
+    b.rename('f', 'escape/f');
+    await run(b.records);
+    expect(fs.readdirSync(outside)).toEqual([]);
+    expect(fs.readFileSync(path.join(rootDir, 'escape/f'), 'utf8')).toBe('mine');
+  });
+
+  it('refuses a rename whose target lies below a link the active itself sent, before the barrier moves anything', async () => {
     fs.writeFileSync(path.join(rootDir, 'f'), 'mine');
     const { run, durables } = await setup();
     const b = new RecordBuilder();
+    b.symlink('escape', outside);
     b.rename('f', 'escape/f');
     const err = await caught(run(b.records));
     expect(err.code).toBe('TANDEM_ERR_PATH_OUTSIDE_ROOT');
@@ -835,14 +868,40 @@ describe('path refusals', () => {
     expect(fs.readdirSync(outside)).toEqual([]);
   });
 
-  it('refuses a parent symlink even when it points inside the root', async () => {
+  it('replaces a foreign parent link even when it points inside the root, writing nothing through it', async () => {
     fs.mkdirSync(path.join(rootDir, 'real'));
     fs.symlinkSync('real', path.join(rootDir, 'alias'));
     const { run } = await setup();
     const b = new RecordBuilder();
     b.write('alias/f', 0, 'x');
-    expect((await caught(run(b.records))).code).toBe('TANDEM_ERR_PATH_OUTSIDE_ROOT');
+    await run(b.records);
     expect(fs.readdirSync(path.join(rootDir, 'real'))).toEqual([]);
+    expect(fs.lstatSync(path.join(rootDir, 'alias')).isDirectory()).toBe(true);
+  });
+
+  it('skips a record whose parent keeps being swapped back to a link, reports it, and applies the rest', async () => {
+    let swaps = 0;
+    const { run, applier, durables } = await setup({
+      seams: {
+        // Someone on this node puts the link back each time the applier replaced it.
+        inTheWayRemoved: (_root, rel) => {
+          if (rel !== 'd') return;
+          swaps++;
+          fs.symlinkSync(outside, path.join(rootDir, 'd'));
+        },
+      },
+    });
+    fs.symlinkSync(outside, path.join(rootDir, 'd'));
+    const b = new RecordBuilder();
+    b.content('d/f', 'never outside', BS);
+    b.content('g', 'applied', BS);
+    await run(b.records);
+    expect(swaps).toBeGreaterThan(1);
+    expect(fs.readdirSync(outside)).toEqual([]);
+    expect(fs.readFileSync(path.join(rootDir, 'g'), 'utf8')).toBe('applied');
+    expect(durables.at(-1)).toBe(b.records.at(-1)!.seq);
+    const notice = applier.noticeList().find((n) => n.message.includes('keeps changing'));
+    expect(notice).toMatchObject({ code: 'TANDEM_ERR_PATH_SWAPPED', details: { component: 'd' } });
   });
 
   it('sees a directory replaced by a symlink within the same batch', async () => {

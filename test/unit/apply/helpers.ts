@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import { hash64 } from '../../../shared/hash.ts';
-import type { DataRecord } from '../../../shared/protocol/index.ts';
+import type { DataRecord, MetaFields, OwnerFields } from '../../../shared/protocol/index.ts';
 import { blockCount, type Manifest } from '../../../agent/manifest/index.ts';
 
 export const ROOT = 'data';
@@ -20,8 +20,8 @@ export class RecordBuilder {
     this.records.push(r);
     return r;
   }
-  mkdir(p: string, mode = 0o755) {
-    return this.push({ op: 'mkdir', seq: this.seq++, root: this.root, path: p, mode });
+  mkdir(p: string, mode = 0o755, extra: MetaFields = {}) {
+    return this.push({ op: 'mkdir', seq: this.seq++, root: this.root, path: p, mode, ...extra });
   }
   file(p: string, size: number) {
     return this.push({ op: 'file', seq: this.seq++, root: this.root, path: p, size });
@@ -38,11 +38,17 @@ export class RecordBuilder {
     this.file(p, bytes.length);
     for (let off = 0; off < bytes.length; off += blockSize) this.write(p, off, bytes.subarray(off, Math.min(bytes.length, off + blockSize)));
   }
-  meta(p: string, mode: number, mtimeMs: number) {
-    return this.push({ op: 'meta', seq: this.seq++, root: this.root, path: p, mode, mtimeMs });
+  meta(p: string, mode: number, mtimeMs: number, extra: MetaFields = {}) {
+    return this.push({ op: 'meta', seq: this.seq++, root: this.root, path: p, mode, mtimeMs, ...extra });
   }
-  symlink(p: string, target: string) {
-    return this.push({ op: 'symlink', seq: this.seq++, root: this.root, path: p, target });
+  symlink(p: string, target: string, owner: OwnerFields = {}) {
+    return this.push({ op: 'symlink', seq: this.seq++, root: this.root, path: p, target, ...owner });
+  }
+  hardlink(p: string, target: string) {
+    return this.push({ op: 'hardlink', seq: this.seq++, root: this.root, path: p, target });
+  }
+  hole(p: string, offset: number, length: number) {
+    return this.push({ op: 'hole', seq: this.seq++, root: this.root, path: p, offset, length });
   }
   unlink(p: string) {
     return this.push({ op: 'unlink', seq: this.seq++, root: this.root, path: p });

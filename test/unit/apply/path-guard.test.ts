@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TandemError } from '../../../shared/errors.ts';
-import { OUTSIDE_ROOT_HINT, PathGuard, lstatOrUndefined, resolveInRoot } from '../../../agent/apply/path-guard.ts';
+import { OUTSIDE_ROOT_HINT, PathGuard, resolveInRoot, type GuardHooks, type Loc, type WalkMode } from '../../../agent/apply/path-guard.ts';
+import { at } from '../../../agent/tree/index.ts';
 import { tmpDir } from './helpers.ts';
 
 function refusal(fn: () => unknown): TandemError {
@@ -68,11 +69,15 @@ describe('resolveInRoot (lexical)', () => {
   });
 });
 
-describe('PathGuard.checkParents (against the disk)', () => {
+describe('PathGuard.locate (against the disk, walked again for every record)', () => {
   let base: string;
   let root: string;
   let outside: string;
-  let lstats: string[];
+  let activeLinks: Set<string>;
+  let created: string[];
+  let foreign: string[];
+  let removed: string[];
+  let reswap: ((rel: string) => void) | undefined;
   let guard: PathGuard;
 
   beforeEach(() => {
@@ -81,89 +86,103 @@ describe('PathGuard.checkParents (against the disk)', () => {
     outside = path.join(base, 'outside');
     fs.mkdirSync(path.join(root, 'a', 'b'), { recursive: true });
     fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(outside, 'secret'), 'outside');
     fs.writeFileSync(path.join(root, 'file'), 'x');
     fs.symlinkSync(outside, path.join(root, 'out'));
     fs.symlinkSync('a', path.join(root, 'in'));
-    lstats = [];
-    guard = new PathGuard(new Map([['data', root]]), (abs) => {
-      lstats.push(path.relative(root, abs));
-      return lstatOrUndefined(abs);
-    });
+    activeLinks = new Set();
+    created = [];
+    foreign = [];
+    removed = [];
+    reswap = undefined;
+    const hooks: GuardHooks = {
+      isActiveLink: (_root, rel) => activeLinks.has(rel),
+      createdDir: (_root, rel) => created.push(rel),
+      removeInTheWay: async (_root, rel, parentFd, name) => {
+        removed.push(rel);
+        fs.unlinkSync(at(parentFd, name));
+        reswap?.(rel);
+      },
+      foreignLink: (_op, _root, _rel, component) => foreign.push(component),
+    };
+    guard = new PathGuard(new Map([['data', root]]), hooks);
   });
 
   afterEach(() => {
     fs.rmSync(base, { recursive: true, force: true });
   });
 
-  it('accepts a path whose parents are real directories', async () => {
-    expect(await guard.checkParents('write', 'data', 'a/b/c.txt')).toEqual({ abs: path.join(root, 'a/b/c.txt'), firstMissing: -1 });
+  /** Locates, runs `fn` on the location, closes it. */
+  async function withLoc<T>(rel: string, mode: WalkMode, fn: (loc: Loc | undefined) => T): Promise<T> {
+    const loc = await guard.locate('write', 'data', rel, 3, mode);
+    try {
+      return fn(loc);
+    } finally {
+      if (loc !== undefined) fs.closeSync(loc.dir);
+    }
+  }
+
+  it('opens the parent of a path whose parents are real directories, and its entry is reached through it', async () => {
+    await withLoc('a/b/c.txt', 'existing', (loc) => {
+      expect(loc).toMatchObject({ rel: 'a/b/c.txt', dirRel: 'a/b', name: 'c.txt' });
+      fs.writeFileSync(loc!.at, 'here', { flag: 'wx' });
+    });
+    expect(fs.readFileSync(path.join(root, 'a/b/c.txt'), 'utf8')).toBe('here');
   });
 
-  it('does not look at the final component, which may be a link', async () => {
-    expect(await guard.checkParents('unlink', 'data', 'out')).toEqual({ abs: path.join(root, 'out'), firstMissing: -1 });
-    expect(lstats).toEqual([]);
+  it('does not look at the final component, which may be a link (it is named, never followed)', async () => {
+    await withLoc('out', 'existing', (loc) => expect(fs.lstatSync(loc!.at).isSymbolicLink()).toBe(true));
+    expect(foreign).toEqual([]);
   });
 
-  it('refuses a parent that is a symlink pointing outside the root', async () => {
-    const err = await refusalOf(guard.checkParents('write', 'data', 'out/x', 3));
+  it('answers absent below a missing parent, a file, or a link, without changing anything', async () => {
+    for (const rel of ['z/y', 'file/x', 'out/secret', 'in/b/x']) expect(await withLoc(rel, 'existing', (l) => l)).toBeUndefined();
+    expect(foreign).toEqual(['out', 'in']);
+    expect(fs.readlinkSync(path.join(root, 'out'))).toBe(outside);
+    expect(created).toEqual([]);
+  });
+
+  it('creates missing parents and replaces a file or a foreign link in their way, outside untouched', async () => {
+    for (const rel of ['a/b/c/d/e', 'file/x', 'out/secret']) {
+      await withLoc(rel, 'create', (loc) => fs.writeFileSync(loc!.at, rel));
+    }
+    expect(created).toEqual(['a/b/c', 'a/b/c/d', 'file', 'out']);
+    expect(removed).toEqual(['file', 'out']);
+    expect(foreign).toEqual(['out']);
+    expect(fs.readFileSync(path.join(root, 'out/secret'), 'utf8')).toBe('out/secret');
+    expect(fs.readFileSync(path.join(outside, 'secret'), 'utf8')).toBe('outside');
+  });
+
+  it('refuses to create below a link the active itself made (a bug or an attack), and treats it as absent otherwise', async () => {
+    activeLinks.add('out');
+    const err = await refusalOf(guard.locate('write', 'data', 'out/x', 3, 'create'));
     expect(err.code).toBe('TANDEM_ERR_PATH_OUTSIDE_ROOT');
     expect(err.message).toBe('apply write data/out/x: parent "out" is a symbolic link');
     expect(err.details).toEqual({ seq: 3, root: 'data', path: 'out/x' });
+    expect((await refusalOf(guard.locate('rename', 'data', 'out/x', 3, 'probe'))).code).toBe('TANDEM_ERR_PATH_OUTSIDE_ROOT');
+    expect(await withLoc('out/secret', 'existing', (l) => l)).toBeUndefined();
+    expect(fs.readdirSync(outside)).toEqual(['secret']);
   });
 
-  it('refuses a parent that is a symlink even when it points inside the root', async () => {
-    const err = await refusalOf(guard.checkParents('write', 'data', 'in/b/x'));
-    expect(err.message).toMatch(/parent "in" is a symbolic link/);
-  });
-
-  it('reports the first missing parent', async () => {
-    expect((await guard.checkParents('write', 'data', 'a/b/c/d/e')).firstMissing).toBe(2);
-    expect((await guard.checkParents('write', 'data', 'z/y')).firstMissing).toBe(0);
-  });
-
-  it('reports a regular file in place of a parent as missing (to be replaced)', async () => {
-    expect((await guard.checkParents('write', 'data', 'file/x')).firstMissing).toBe(0);
-  });
-
-  it('caches real directories and forgets a path and everything below it when told', async () => {
-    await guard.checkParents('write', 'data', 'a/b/c');
-    expect(lstats).toEqual(['a', 'a/b']);
-    await guard.checkParents('write', 'data', 'a/b/d');
-    expect(lstats).toEqual(['a', 'a/b']);
-    expect(guard.cachedCount()).toBe(2);
-
-    // a/b becomes a link to outside: the cache must not keep vouching for it.
-    guard.invalidate('data', 'a/b');
+  it('sees a directory swapped for a link between two records: no answer is kept', async () => {
+    await withLoc('a/b/x', 'existing', (loc) => expect(loc).toBeDefined());
     fs.rmSync(path.join(root, 'a', 'b'), { recursive: true });
     fs.symlinkSync(outside, path.join(root, 'a', 'b'));
-    const err = await refusalOf(guard.checkParents('write', 'data', 'a/b/c'));
-    expect(err.message).toMatch(/parent "a\/b" is a symbolic link/);
-    expect(guard.cachedCount()).toBe(1);
-
-    guard.invalidate('data', 'a');
-    expect(guard.cachedCount()).toBe(0);
+    expect(await withLoc('a/b/secret', 'existing', (l) => l)).toBeUndefined();
+    expect(foreign).toEqual(['a/b']);
   });
 
-  it('invalidating a path that is not cached keeps its siblings', async () => {
-    fs.mkdirSync(path.join(root, 'a', 'bb'));
-    await guard.checkParents('write', 'data', 'a/b/x');
-    await guard.checkParents('write', 'data', 'a/bb/x');
-    guard.invalidate('data', 'a/b/x');
-    expect(guard.cachedCount()).toBe(3);
-    guard.invalidate('data', 'a/b');
-    expect(guard.cachedCount()).toBe(2);
-  });
-
-  it('clear forgets everything (a new apply call trusts nothing)', async () => {
-    await guard.checkParents('write', 'data', 'a/b/c');
-    guard.clear();
-    await guard.checkParents('write', 'data', 'a/b/c');
-    expect(lstats).toEqual(['a', 'a/b', 'a', 'a/b']);
+  it('gives up with TANDEM_ERR_PATH_SWAPPED on a component that keeps coming back as a link', async () => {
+    reswap = (rel) => fs.symlinkSync(outside, path.join(root, rel));
+    const err = await refusalOf(guard.locate('write', 'data', 'out/secret', 9, 'create'));
+    expect(err.code).toBe('TANDEM_ERR_PATH_SWAPPED');
+    expect(err.details).toEqual({ seq: 9, root: 'data', path: 'out/secret', component: 'out' });
+    expect(fs.readFileSync(path.join(outside, 'secret'), 'utf8')).toBe('outside');
   });
 
   it('applies the lexical checks before touching the disk', async () => {
-    const err = await refusalOf(guard.checkParents('write', 'data', '../outside/x'));
+    const err = await refusalOf(guard.locate('write', 'data', '../outside/x', 1, 'create'));
     expect(err.code).toBe('TANDEM_ERR_PATH_OUTSIDE_ROOT');
-    expect(lstats).toEqual([]);
+    expect(created).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -125,10 +126,11 @@ describe('capture', () => {
 
   it('closes a batch of compressed zero blocks by the bytes they inflate to, below what a passive accepts', async () => {
     const rig = await makeRig({ compressionLevel: 1, blockSize: 64 * 1024 });
-    // 100 MiB of zeros: about 100 bytes a block once compressed, so the 256 KiB batch bound
-    // alone would let one batch state 80 MiB or more.
+    // 100 MiB of one repeated byte: about 100 bytes a block once compressed, so the 256 KiB batch
+    // bound alone would let one batch state 80 MiB or more. (Not zeros: zero blocks of a new file
+    // travel as holes, without data.)
     const fd = fs.openSync(path.join(rig.dir, 'zeros.bin'), 'w');
-    const mib = Buffer.alloc(1 << 20);
+    const mib = Buffer.alloc(1 << 20, 0x61);
     for (let i = 0; i < 100; i++) fs.writeSync(fd, mib);
     fs.closeSync(fd);
     await touch(rig, 'zeros.bin');
@@ -439,5 +441,122 @@ describe('capture', () => {
     await rig.settle();
     expect(rig.journal.ops()).toContain('rename before>after');
     expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('never reads a file through a directory swapped for a link, and reports the swap', async () => {
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-capture-outside-'));
+    try {
+      const marker = `SECRET-${crypto.randomBytes(8).toString('hex')}`;
+      fs.writeFileSync(path.join(outside, 'f'), marker);
+      const rig = await makeRig();
+      fs.mkdirSync(path.join(rig.dir, 'd'));
+      fs.writeFileSync(path.join(rig.dir, 'd/f'), 'inside');
+      await touch(rig, 'd/f');
+      rig.journal.clear();
+      // The directory becomes a link after capture was told to look at a path below it.
+      fs.renameSync(path.join(rig.dir, 'd'), path.join(rig.dir, 'd.old'));
+      fs.symlinkSync(outside, path.join(rig.dir, 'd'));
+      await touch(rig, 'd/f');
+      const journaled = rig.journal.recent();
+      expect(journaled.some((r) => r.op === 'write' && Buffer.from(r.data).includes(marker))).toBe(false);
+      expect(journaled.some((r) => 'path' in r && r.path === 'd/f' && r.op !== 'unlink')).toBe(false);
+      // The link itself is journaled, as a link.
+      expect(rig.journal.ops()).toContain('symlink d');
+      const notice = rig.capture.status().notices.find((n) => n.code === 'TANDEM_ERR_PATH_SWAPPED');
+      expect(notice?.message).toMatch(/d\/f: not read: "d" is a symbolic link/);
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('settles when a path waiting to be journaled as removed ends up below a directory swapped for a link', async () => {
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-capture-outside-'));
+    try {
+      const rig = await makeRig();
+      fs.mkdirSync(path.join(rig.dir, 'd'));
+      fs.writeFileSync(path.join(rig.dir, 'd/f'), 'inside');
+      await touch(rig, 'd/f');
+      fs.rmSync(path.join(rig.dir, 'd/f'));
+      rig.capture.hint('data', 'd/f');
+      // Seen gone: its removal waits renameWindow for a new name to show up…
+      await rig.capture.whenIdle();
+      expect(rig.capture.status().pendingPaths).toBe(1);
+      // …and meanwhile its directory is swapped for a link.
+      fs.renameSync(path.join(rig.dir, 'd'), path.join(rig.dir, 'd.old'));
+      fs.symlinkSync(outside, path.join(rig.dir, 'd'));
+      await touch(rig, 'd', 'd.old');
+      expect(rig.capture.status().pendingPaths).toBe(0);
+      expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('journals a second name of a file as a hard link, and a name given its own inode again as unlinked first', async () => {
+    const rig = await makeRig();
+    const f = (rel: string) => path.join(rig.dir, rel);
+    fs.writeFileSync(f('a'), Buffer.alloc(BS * 2, 3));
+    await touch(rig, 'a');
+    rig.journal.clear();
+    fs.mkdirSync(f('d'));
+    fs.linkSync(f('a'), f('d/b'));
+    await touch(rig, 'd/b');
+    expect(rig.journal.ops()).toEqual(['mkdir d', 'hardlink d/b']);
+    expect(rig.journal.recent().find((r) => r.op === 'hardlink')).toMatchObject({ target: 'a' });
+    // A change through one name is journaled once, for one of the names, not once for each.
+    rig.journal.clear();
+    fs.writeFileSync(f('d/b'), Buffer.alloc(BS * 2, 4));
+    await touch(rig, 'd/b', 'a');
+    const writes = rig.journal.ops().filter((o) => o.startsWith('write'));
+    expect(writes).toHaveLength(2);
+    expect(new Set(writes).size).toBe(1);
+    // A save by rename gives `a` an inode of its own: the passive must not write into the shared one.
+    rig.journal.clear();
+    fs.writeFileSync(f('a.tmp'), 'own content');
+    fs.renameSync(f('a.tmp'), f('a'));
+    await touch(rig, 'a', 'a.tmp');
+    expect(rig.journal.ops().slice(0, 2)).toEqual(['unlink a', 'file a']);
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('journals blocks of zeros as holes, and nothing for those past the size the passive had', async () => {
+    const rig = await makeRig();
+    const file = path.join(rig.dir, 'sparse');
+    fs.writeFileSync(file, '');
+    fs.truncateSync(file, BS * 64);
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.alloc(BS, 7), 0, BS, BS * 10);
+    fs.closeSync(fd);
+    await touch(rig, 'sparse');
+    expect(rig.journal.ops()).toEqual(['file sparse', 'write sparse', 'meta sparse']);
+    rig.journal.clear();
+    // The data block zeroed again: a hole record, no bytes.
+    const fd2 = fs.openSync(file, 'r+');
+    fs.writeSync(fd2, Buffer.alloc(BS, 0), 0, BS, BS * 10);
+    fs.closeSync(fd2);
+    await touch(rig, 'sparse');
+    expect(rig.journal.ops()).toEqual(['hole sparse', 'meta sparse']);
+    expect(rig.journal.recent()[0]).toMatchObject({ op: 'hole', offset: BS * 10, length: BS });
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('journals an owner or an extended attribute changed alone as one meta carrying both', async () => {
+    const rig = await makeRig();
+    const file = path.join(rig.dir, 'f');
+    fs.writeFileSync(file, 'content');
+    await touch(rig, 'f');
+    rig.journal.clear();
+    fs.chownSync(file, 65534, 65534);
+    await touch(rig, 'f');
+    expect(rig.journal.ops()).toEqual(['meta f']);
+    expect(rig.journal.recent()[0]).toMatchObject({ op: 'meta', uid: 65534, gid: 65534, xattrs: [] });
+    rig.journal.clear();
+    execFileSync('setfattr', ['-n', 'user.kind', '-v', 'report', file]);
+    await touch(rig, 'f');
+    const meta = rig.journal.recent()[0];
+    expect(meta?.op === 'meta' ? meta.xattrs?.map(([n, v]) => `${n}=${Buffer.from(v).toString()}`) : undefined).toEqual(['user.kind=report']);
+    rig.journal.clear();
+    await touch(rig, 'f');
+    expect(rig.journal.ops()).toEqual([]);
   });
 });

@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initHash } from '../../../shared/hash.ts';
 import { judge, unsettledReason, type DiskView } from '../../../agent/verify/index.ts';
 import type { Entry, FileEntry } from '../../../agent/manifest/index.ts';
 
@@ -17,6 +18,10 @@ function file(size: number, blocks: Buffer, mode = 0o644, mtimeMs = 1000): FileE
 function disk(e: FileEntry, blocks: Buffer | undefined = e.blocks): DiskView {
   return { kind: 'file', mode: e.mode, size: e.size, mtimeMs: e.mtimeMs, blocks };
 }
+
+beforeAll(async () => {
+  await initHash();
+});
 
 describe('verify verdict on one path', () => {
   it('finds nothing when the manifest, the active disk and the passive agree', () => {

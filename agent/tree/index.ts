@@ -1,0 +1,13 @@
+// The protected trees as Tandem touches them on either node: paths resolved below a root one
+// component at a time (never through a symbolic link, nothing cached across records), owners
+// and their names, extended attributes and ACLs. It must never follow a link below a root nor
+// let a privilege (setuid, setgid, file capabilities) arrive without the owner it belongs to.
+export * from './beneath.ts';
+export { UserDb, parseIdFile } from './user-db.ts';
+export type { UserDbFiles } from './user-db.ts';
+export { readXattrs, writeXattrs, xattrsHash, xattrProblem, xattrErrno, disableXattrsForTests, CAPABILITY_XATTR } from './xattrs.ts';
+export type { Xattr, XattrRead, XattrWrite } from './xattrs.ts';
+export { decideOwner, PRIVILEGE_BITS } from './owner-policy.ts';
+export type { OwnersMode, OwnerDecision, OwnerLookup } from './owner-policy.ts';
+export { ownerFieldsOf, readEntryMeta, sameXattrHash } from './entry-meta.ts';
+export type { DiskMeta, UserNames } from './entry-meta.ts';
