@@ -16,3 +16,5 @@ export type { PointInfo } from './point-ledger.ts';
 export { decideConsistency, gatherRootFacts, defaultPointsDir, hasSysAdmin, fsName, BTRFS_MAGIC, SUBVOLUME_ROOT_INO } from './consistency-mode.ts';
 export type { ConsistencyMode, ConsistencySetting, ConsistencyVerdict, RootFacts } from './consistency-mode.ts';
 export { crc32cRaw } from './crc32c.ts';
+export { planRoots, refuseUnsupported } from './root-plan.ts';
+export type { RootPlan } from './root-plan.ts';

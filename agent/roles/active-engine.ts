@@ -3,8 +3,9 @@
 // it stops being so; it must never run on a passive node.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Capture, replayJournalIntoManifest } from '../capture/index.ts';
+import { Capture, replayJournalIntoManifest, type CapturePoints } from '../capture/index.ts';
 import { Journal } from '../journal/index.ts';
+import { Btrfs, PointLedger, PointMarker, SnapshotStore, findBtrfs, planRoots, refuseUnsupported } from '../points/index.ts';
 import { Sender } from '../replication/index.ts';
 import { RootProtection } from '../standby/index.ts';
 import { Verifier } from '../verify/index.ts';
@@ -16,6 +17,7 @@ export class ActiveEngine {
     readonly capture: Capture,
     readonly sender: Sender,
     readonly verifier: Verifier,
+    private readonly marker: PointMarker | undefined,
   ) {}
 
   /**
@@ -38,6 +40,7 @@ export class ActiveEngine {
       }
       await manifestStore.flush(journal.headSeq);
       let sender: Sender | undefined;
+      const points = pointsFor(deps);
       const capture = new Capture({
         roots: config.protect,
         manifest: manifestStore.manifest,
@@ -56,6 +59,7 @@ export class ActiveEngine {
         },
         log,
         clock,
+        ...(points === undefined ? {} : { points: { ...points, onPoint: () => sender?.notePoint() } }),
       });
       sender = new Sender({
         pair: config.pair,
@@ -76,6 +80,7 @@ export class ActiveEngine {
         batchBytes: config.journal.batchBytes,
         // The journal is the manifest's write-ahead log: never trim past what the manifest holds.
         trimLimit: () => manifestStore.throughSeq,
+        points: points?.ledger,
         log,
         clock,
       });
@@ -96,7 +101,7 @@ export class ActiveEngine {
       });
       // An interrupted verification goes on where it stopped (its cursor is in the state dir).
       await verifier.resumeInterrupted();
-      return new ActiveEngine(journal, capture, sender, verifier);
+      return new ActiveEngine(journal, capture, sender, verifier, points?.marker);
     } catch (err) {
       await journal.close().catch(() => {});
       throw err;
@@ -124,7 +129,28 @@ export class ActiveEngine {
   async stop(): Promise<void> {
     await this.verifier.stop();
     await this.capture.stop();
+    this.marker?.close();
     await this.sender.close();
     await this.journal.close();
   }
+}
+
+/**
+ * Consistency points for the roots that can have them (docs/replication.md): a snapshot store
+ * each, the marker and the ledger. Undefined when every root is captured file by file.
+ */
+function pointsFor(deps: EngineDeps): Omit<CapturePoints, 'onPoint'> | undefined {
+  const { config, log, clock } = deps;
+  const plans = planRoots(config.protect);
+  refuseUnsupported(plans);
+  const bin = findBtrfs();
+  const stores = new Map<string, SnapshotStore>();
+  for (const p of plans) {
+    log.info({ root: p.name, consistency: p.verdict.mode, reason: p.verdict.reason }, p.verdict.mode === 'snapshot' ? 'capture: consistency points for this root' : 'capture: file-level consistency only for this root');
+    if (p.verdict.mode !== 'snapshot' || bin === undefined) continue;
+    stores.set(p.name, new SnapshotStore({ root: p.real, dir: p.pointsDir, btrfs: new Btrfs({ bin }), clock, log }));
+  }
+  if (stores.size === 0) return undefined;
+  const marker = PointMarker.open(path.join(config.stateDir, 'points', 'marker'), clock, log);
+  return { stores, intervalMs: config.capture.pointInterval, marker, ledger: new PointLedger() };
 }
