@@ -25,4 +25,5 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'maintenance', summary: 'hold (on) or release (off) automatic role changes on both nodes', load: async () => (await import('./commands/maintenance.ts')).maintenanceCommand },
   { name: 'failover', summary: 'promote this passive by hand when the active is known to be gone (--force)', load: async () => (await import('./commands/failover.ts')).failoverCommand },
   { name: 'token', summary: 'rotate the control token on both nodes, or show it (for Prometheus and scripts)', load: async () => (await import('./commands/token.ts')).tokenCommand },
+  { name: 'console', summary: 'print (or open) a link that logs a browser into the pair\'s web dashboard', load: async () => (await import('./commands/console.ts')).consoleCommand },
 ];
