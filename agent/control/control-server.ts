@@ -149,10 +149,12 @@ export class ControlServer {
       if (req.method === 'GET' && (url.pathname === '/healthz' || url.pathname.startsWith('/v1/health/'))) return this.health(url.pathname, send);
       // How to make a token: no secret in it (a token still needs the pair key).
       if (req.method === 'GET' && url.pathname === '/v1/auth') return send(200, { scheme: 'hmac-sha256(pair key, "tandem control v1[:SALT]")', tokenSalt: this.opts.auth.salt, header: 'x-tandem-token', bearer: true, session: '/v1/session' });
-      // A relayed request is never relayed again (two nodes given one address would loop).
-      if (url.pathname.startsWith('/v1/peer/') && req.headers[RELAY_HEADER] !== undefined) {
+      // A relayed request is never relayed again, and never acted on by the node that relayed it
+      // (nodes.<peer>.control naming this very API would otherwise loop, or act on the wrong node).
+      const relayedBy = req.headers[RELAY_HEADER];
+      if (relayedBy !== undefined && (url.pathname.startsWith('/v1/peer/') || relayedBy === this.opts.status().node)) {
         req.resume();
-        return send(400, { code: 'TANDEM_ERR_CONTROL_REFUSED', message: `${op}: a relayed request is not relayed again`, hint: `nodes.<peer>.control must name the peer's API, not this one` });
+        return send(400, { code: 'TANDEM_ERR_CONTROL_REFUSED', message: `${op}: a request relayed by ${String(relayedBy).slice(0, 64)} reached ${this.opts.status().node}: it is not relayed again, nor acted on by the node that relayed it`, hint: "nodes.<peer>.control must name the peer's API, not this one" });
       }
       if (req.method === 'GET' || req.method === 'HEAD') {
         // The console's page holds no secret (what it shows comes from the API, behind the credentials).

@@ -20,7 +20,7 @@ export const RELAY_READS: ReadonlySet<string> = new Set(['status', 'history', 'e
 export const RELAY_WRITES: ReadonlySet<string> = new Set(['switchover', 'replication/pause', 'replication/resume', 'maintenance', 'verify', 'resolve']);
 /** Relayed requests open at once, at most. */
 export const MAX_RELAYED = 8;
-/** Marks a request this node relays: the peer refuses to relay it again. */
+/** Names the node that relayed a request: the peer never relays it again, and the relaying node never acts on it. */
 export const RELAY_HEADER = 'x-tandem-relayed';
 /** An answer larger than this is not one a control API gives (a status document is a few KiB). */
 export const MAX_RELAY_ANSWER_BYTES = 4 * 1024 * 1024;
@@ -107,7 +107,7 @@ export class PeerRelay {
     const node = (a.body as { node?: unknown } | null)?.node;
     if (node === this.opts.peer) return a;
     const who = typeof node === 'string' ? node.slice(0, 64) : 'something that is not a Tandem agent';
-    return this.unreachable(`GET ${this.url}/v1/status`, `nodes.${this.opts.peer}.control (${this.url}) answers as ${who === this.opts.self ? `${who}, this very node` : who}, not ${this.opts.peer}`, `give each node a control address the other can reach (a management network), or open the console on ${this.opts.peer}'s own host`);
+    return this.unreachable(`GET ${this.url}/v1/status`, `nodes.${this.opts.peer}.control (${this.url}) answers as ${who}, not ${this.opts.peer}`, `give each node a control address the other can reach (a management network), or open the console on ${this.opts.peer}'s own host`);
   }
 
   private async limited(method: 'GET' | 'POST', target: string, timeoutMs: number): Promise<RelayAnswer> {
@@ -153,7 +153,7 @@ export class PeerRelay {
       };
       // No keep-alive pool: a relay is rare next to the cost of a stale pooled socket to a peer that restarted.
       const req = http.request(
-        { host: this.opts.host, port: this.opts.port, method, path: target, agent: false, headers: { host: hostHeader, accept: 'application/json', [CONTROL_TOKEN_HEADER]: token, [RELAY_HEADER]: '1' } },
+        { host: this.opts.host, port: this.opts.port, method, path: target, agent: false, headers: { host: hostHeader, accept: 'application/json', [CONTROL_TOKEN_HEADER]: token, [RELAY_HEADER]: this.opts.self } },
         (res) => {
           const chunks: Buffer[] = [];
           let size = 0;
