@@ -6,7 +6,7 @@ import type { AgentStatus } from '../../agent/control/status.ts';
 import type { SwitchoverReadiness } from '../../agent/operator/switchover-readiness.ts';
 import { call, nodePath } from './api.ts';
 import { byId, h } from './dom.ts';
-import { dateTime, formatBytes, formatCount, formatDuration, percent } from './format.ts';
+import { dateTime, formatBytes, formatCount, formatDuration, percent, timeOfDay } from './format.ts';
 import type { NodeReading, PairSummary } from './pair-model.ts';
 import { activeOf, answering } from './views.ts';
 
@@ -23,7 +23,7 @@ function showResult(text: string, level: Level): void {
   const el = byId('action-result');
   el.hidden = false;
   el.className = `message level-${level}`;
-  el.textContent = text;
+  el.textContent = `${timeOfDay(Date.now())}  ${text}`;
 }
 
 /** Redraws `id` only when `key` changed since the last time. */

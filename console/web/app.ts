@@ -39,7 +39,7 @@ class Console {
   events: TandemEvent[] = [];
   eventsDirty = true;
   cursors = new Map<string, { history: string; lastSeq: number }>();
-  windowMs = 600_000;
+  windowMs = 300_000;
   private timer: number | undefined;
   private ticks = 0;
   private reading = false;
@@ -114,9 +114,13 @@ class Console {
   private takeEvents(node: string, a: EventsAnswer): void {
     if (!Array.isArray(a.events)) return;
     const known = this.cursors.get(node);
-    if (known !== undefined && known.history !== a.history) {
-      // The node's history file was lost and numbering started over: forget its old events.
+    if (known !== undefined && known.history !== a.history && known.history !== '') {
+      // The node's history file was lost and its numbering started over: read it again from its start.
       this.events = this.events.filter((e) => e.node !== node);
+      this.cursors.delete(node);
+      this.eventsDirty = true;
+      void this.loadEvents(node);
+      return;
     }
     this.events = mergeEvents(this.events, a.events.filter((e) => e.node === node));
     this.cursors.set(node, { history: a.history, lastSeq: Math.max(a.lastSeq, ...a.events.map((e) => e.seq)) });

@@ -58,6 +58,16 @@ export function stateLevel(state: string): Health {
 
 const worst = (a: Health, b: Health): Health => (a === 'bad' || b === 'bad' ? 'bad' : a === 'warn' || b === 'warn' ? 'warn' : 'ok');
 
+/**
+ * Bytes of a synchronisation the passive has: what the active journaled for it (`sync.bytesDone`
+ * counts bytes read and journaled, which runs ahead of the channel) less what is still queued.
+ */
+export function syncDelivered(a: AgentStatus): number {
+  const s = a.replication.sync;
+  if (s === null) return 0;
+  return Math.max(0, Math.min(s.bytesTotal, s.bytesDone - a.replication.queueBytes));
+}
+
 /** How far the standby is from the active, in the active's words (its view of the passive). */
 function standbyPhrase(a: AgentStatus, peer: string): { text: string; short: string; health: Health } {
   const r = a.replication;
@@ -65,8 +75,8 @@ function standbyPhrase(a: AgentStatus, peer: string): { text: string; short: str
   if (r.splitBrain !== null) return { text: `${a.node} and ${peer} both changed data while apart (split brain): replication holds until an operator chooses which data to keep`, short: 'split brain', health: 'bad' };
   if (r.paused) return { text: `replication to ${peer} is paused by an operator: ${peer} falls behind`, short: `${peer} paused`, health: 'warn' };
   if (r.sync !== null) {
-    const pct = percent(r.sync.bytesDone, r.sync.bytesTotal).toFixed(0);
-    return { text: `${peer} is being synchronised (${pct}% of ${formatBytes(r.sync.bytesTotal)})${r.sync.etaMs === null ? '' : `, about ${formatDuration(r.sync.etaMs)} left`}: not ready to take over yet`, short: `${peer} syncing ${pct}%`, health: 'warn' };
+    const pct = percent(syncDelivered(a), r.sync.bytesTotal).toFixed(0);
+    return { text: `${peer} is being synchronised (${pct}% of ${formatBytes(r.sync.bytesTotal)} received)`, short: `${peer} syncing ${pct}%`, health: 'warn' };
   }
   if (r.catchUp !== null) return { text: `${peer} is catching up (${formatBytes(r.catchUp.bytesLeft)} left): not ready to take over yet`, short: `${peer} catching up`, health: 'warn' };
   const peerAlarm = a.alarms.find((x) => x.source === 'peer');

@@ -9,7 +9,7 @@ import { badge, byId, fill, h } from './dom.ts';
 import { changeText, filterEvents, type EventFilter } from './event-filter.ts';
 import { ProgressMeter, type Series } from './figures.ts';
 import { ago, dateTime, formatBytes, formatCount, formatDuration, formatRate, formatRtt, percent } from './format.ts';
-import { nodeFacts, roleBadge, type NodeReading } from './pair-model.ts';
+import { nodeFacts, roleBadge, syncDelivered, type NodeReading } from './pair-model.ts';
 
 type Up = NodeReading & { ok: true };
 
@@ -69,8 +69,8 @@ export function renderReplication(nodes: readonly NodeReading[], series: Map<str
       'dl',
       { class: 'figures' },
       figure('From → to', `${a.name} → ${a.status.peer.name}${a.status.peer.connected ? '' : ' (not connected)'}`),
-      figure('Changes applied', `${formatCount(r.appliedSeq)} of ${formatCount(r.headSeq)}`, 'applied'),
-      figure('Behind by', `${formatCount(Math.max(0, r.headSeq - r.appliedSeq))} changes, ${formatDuration(r.lagMs)}`, 'lag'),
+      figure('Changes applied', `${formatCount(r.appliedSeq)} of ${formatCount(r.headSeq)}${a.status.peer.connected ? '' : ' (as last acknowledged)'}`, 'applied'),
+      figure('Behind by', a.status.peer.connected ? `${formatCount(Math.max(0, r.headSeq - r.appliedSeq))} changes, ${formatDuration(r.lagMs)}` : `unknown: ${a.status.peer.name} is not connected`, 'lag'),
       figure('Queued', formatBytes(r.queueBytes), 'queue'),
       figure('Sent on the channel', `${formatRate(sent)} (${formatBytes(a.status.channel.bytesOut)} since ${a.name}'s agent started ${ago(a.status.startedAt, now)})`, 'sent'),
       figure('Changes per second', applied === null ? '-' : applied.toFixed(1), 'rate'),
@@ -92,9 +92,10 @@ export function renderProgress(nodes: readonly NodeReading[], _series: Map<strin
   const now = Date.now();
   const parts: HTMLElement[] = [];
   if (a !== undefined && r?.sync != null) {
-    const m = syncMeter.observe(`${a.name} ${r.sync.id}`, now, r.sync.bytesTotal - r.sync.bytesDone, r.sync.bytesDone);
-    const eta = r.sync.etaMs ?? m.etaMs;
-    parts.push(bar(`Synchronising ${a.status.peer.name}`, r.sync.bytesDone, r.sync.bytesTotal, `${formatBytes(r.sync.bytesDone)} of ${formatBytes(r.sync.bytesTotal)} (${percent(r.sync.bytesDone, r.sync.bytesTotal).toFixed(1)}%), ${formatRate(m.rate)}, ${eta === null ? 'time left unknown yet' : `about ${formatDuration(eta)} left`}`, 'sync'));
+    // What the passive has received, not what the active has read: the journal runs ahead of the channel.
+    const got = syncDelivered(a.status);
+    const m = syncMeter.observe(`${a.name} ${r.sync.id}`, now, r.sync.bytesTotal - got, got);
+    parts.push(bar(`Synchronising ${a.status.peer.name}`, got, r.sync.bytesTotal, `${formatBytes(got)} of ${formatBytes(r.sync.bytesTotal)} (${percent(got, r.sync.bytesTotal).toFixed(1)}%), ${formatRate(m.rate)}, ${m.etaMs === null ? 'time left unknown yet' : `about ${formatDuration(m.etaMs)} left`}`, 'sync'));
   } else syncMeter.reset();
   if (a !== undefined && r?.catchUp != null) {
     const m = catchUpMeter.observe(`${a.name} catch-up`, now, r.catchUp.bytesLeft);
@@ -102,8 +103,9 @@ export function renderProgress(nodes: readonly NodeReading[], _series: Map<strin
   } else catchUpMeter.reset();
   if (parts.length === 0) {
     if (a === undefined) parts.push(h('p', {}, 'No active node answers.'));
+    else if (!a.status.peer.connected) parts.push(h('p', { 'data-progress': 'waiting' }, `${a.status.peer.name} is not connected: changes are kept in ${a.name}'s journal until it is.`));
     else if (r!.queueBytes > 0 || r!.headSeq > r!.appliedSeq) parts.push(h('p', { 'data-progress': 'queue' }, `Sending: ${formatBytes(r!.queueBytes)} queued, ${formatCount(Math.max(0, r!.headSeq - r!.appliedSeq))} changes to apply.`));
-    else parts.push(h('p', { 'data-progress': 'idle' }, a.status.peer.connected ? `Nothing waiting: ${a.status.peer.name} has applied everything ${a.name} journaled.` : `${a.status.peer.name} is not connected: changes are kept in ${a.name}'s journal until it is.`));
+    else parts.push(h('p', { 'data-progress': 'idle' }, `Nothing waiting: ${a.status.peer.name} has applied everything ${a.name} journaled.`));
   }
   fill('progress', ...parts);
 }
