@@ -162,7 +162,8 @@ export class ControlServer {
         if (this.dashboard.serve(req, res, url.pathname)) return;
         // Whether this browser is logged in: the page asks before it shows the login form.
         if (url.pathname === '/v1/session') {
-          const peer = this.opts.peer === undefined ? undefined : { name: this.opts.peer.peerName, console: `${this.opts.peer.url}${DASHBOARD_PATH}` };
+          // The peer's address only to a logged-in browser: beyond the loopback it is not for everyone.
+          const peer = this.opts.peer === undefined || credential === undefined ? undefined : { name: this.opts.peer.peerName, console: `${this.opts.peer.url}${DASHBOARD_PATH}` };
           return send(200, { loggedIn: credential !== undefined, node: this.opts.status().node, ...(peer === undefined ? {} : { peer }) });
         }
         // The relay acts with the pair key: never for a caller without a credential, loopback or not.

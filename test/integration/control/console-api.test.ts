@@ -194,6 +194,9 @@ describe('control API: the peer through this node', () => {
     const b = await node({ name: 'beta', peer: 'alpha' });
     const a = await node({ name: 'alpha', peer: 'beta', peerPort: b.port });
     const tok = { 'x-tandem-token': TOKEN };
+    // The page learns the peer's console address once logged in, not before.
+    expect((await request(a.port, { path: '/v1/session' })).body).toEqual({ loggedIn: false, node: 'alpha' });
+    expect((await request(a.port, { path: '/v1/session', headers: tok })).body).toEqual({ loggedIn: true, node: 'alpha', peer: { name: 'beta', console: `http://127.0.0.1:${b.port}/console/` } });
     const peerStatus = await request(a.port, { path: '/v1/peer/status', headers: tok });
     expect(peerStatus.status).toBe(200);
     expect(peerStatus.body.node).toBe('beta');
