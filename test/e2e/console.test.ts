@@ -5,7 +5,8 @@
 // shown as such; a synchronisation's bar, rate and ETA; a switchover confirmed with what will
 // happen, the roles swapping and the event in the history; pause and resume; maintenance; a
 // verification with its result; and the active agent killed, the failover seen on the surviving
-// node's dashboard. Screenshots go to test-results/console/ (docs/console.md shows them).
+// node's dashboard; a phone and a small laptop window need no sideways scrolling. Screenshots go
+// to test-results/console/ (docs/console.md shows them).
 //
 // One pair and one browser for the whole file, in order: each step starts where the last ended.
 import crypto from 'node:crypto';
@@ -190,6 +191,22 @@ describe.skipIf(!chromiumInstalled())('the console in Chromium', { timeout: 150_
     expect(await page.locator('tr[data-root="data"] td[data-node="alpha"]').innerText()).toMatch(new RegExp(`^${filesBefore + 8} files, \\d+ folders, \\d+(\\.\\d+)? MiB$`));
     await cardIs('beta', { state: 'in-sync' });
     await shot('healthy-pair');
+  });
+
+  it('fits a phone and a small laptop window without sideways scrolling', async () => {
+    for (const v of [
+      { width: 390, height: 844, name: 'phone' },
+      { width: 1024, height: 640, name: 'small-laptop' },
+    ]) {
+      await page.setViewportSize({ width: v.width, height: v.height });
+      const overflow = await page.evaluate(() => ({ page: document.documentElement.scrollWidth - window.innerWidth, wide: [...document.querySelectorAll('main *')].filter((e) => (e as HTMLElement).closest('.table-wrap') === null && e.getBoundingClientRect().right > window.innerWidth + 1).map((e) => e.tagName + '.' + (e as HTMLElement).className).slice(0, 5) }));
+      expect(overflow, v.name).toEqual({ page: 0, wide: [] });
+      // The headline and both nodes are in the first screenful.
+      const top = await page.evaluate(() => document.querySelector('article[data-node="alpha"] h3')!.getBoundingClientRect().top);
+      expect(top, v.name).toBeLessThan(v.height);
+      await page.screenshot({ path: path.join(ARTIFACTS, `${v.name}.png`) });
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
   });
 
   it('shows a peer that is down as down, then a synchronisation with its bar, rate and time left', async () => {
