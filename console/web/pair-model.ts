@@ -140,7 +140,9 @@ export function summarise(nodes: readonly [NodeReading, NodeReading], now: numbe
       notes.push(`Maintenance is on for ${s.node}: no automatic failover, switchover or application restart there.`);
       health = worst(health, 'warn');
     }
-    if (s.state === 'split-brain' && active.length < 2 && !notes.some((x) => x.startsWith('Split brain'))) {
+    // Said once, and not at all when an alarm below says it with its hint.
+    const alarmSays = up.some((m) => m.status.alarms.some((x) => x.code === 'TANDEM_ERR_SPLIT_BRAIN'));
+    if (s.state === 'split-brain' && active.length < 2 && !alarmSays && !notes.some((x) => x.startsWith('Split brain'))) {
       notes.push('Split brain: both nodes changed data while apart. Choose the node whose data to keep under Actions.');
       health = 'bad';
     }
