@@ -20,10 +20,11 @@ describe('the pair at a glance', () => {
     expect(s.headline).toBe('alpha serves the application; beta is in sync and ready to take over.');
   });
 
-  it('says the standby is not ready while it is synchronised, with how far and how long', () => {
-    const s = summarise([up(alpha({ state: 'syncing', replication: { caughtUp: false, sync: { id: 's1', bytesDone: 25, bytesTotal: 100, etaMs: 30_000 } } })), up(beta({ state: 'syncing' }))], NOW);
+  it('says the standby is not ready while it is synchronised, with how much it received (not what the active journaled)', () => {
+    const s = summarise([up(alpha({ state: 'syncing', replication: { caughtUp: false, queueBytes: 10, sync: { id: 's1', bytesDone: 25, bytesTotal: 100, etaMs: 30_000 } } })), up(beta({ state: 'syncing' }))], NOW);
     expect(s.health).toBe('warn');
-    expect(s.headline).toBe('alpha serves the application; beta is being synchronised (25% of 100 B), about 30 s left: not ready to take over yet.');
+    expect(s.headline).toBe('alpha serves the application; beta is being synchronised (15% of 100 B received): not ready to take over yet.');
+    expect(s.short).toBe('alpha serves · beta syncing 15%');
   });
 
   it('says a peer that does not answer does not, with the error and what to do', () => {
