@@ -76,7 +76,7 @@ function standbyPhrase(a: AgentStatus, peer: string): { text: string; short: str
   if (r.paused) return { text: `replication to ${peer} is paused by an operator: ${peer} falls behind`, short: `${peer} paused`, health: 'warn' };
   if (r.sync !== null) {
     const pct = percent(syncDelivered(a), r.sync.bytesTotal).toFixed(0);
-    return { text: `${peer} is being synchronised (${pct}% of ${formatBytes(r.sync.bytesTotal)} received)`, short: `${peer} syncing ${pct}%`, health: 'warn' };
+    return { text: `${peer} is being synchronised (${pct}% of ${formatBytes(r.sync.bytesTotal)} received): not ready to take over yet`, short: `${peer} syncing ${pct}%`, health: 'warn' };
   }
   if (r.catchUp !== null) return { text: `${peer} is catching up (${formatBytes(r.catchUp.bytesLeft)} left): not ready to take over yet`, short: `${peer} catching up`, health: 'warn' };
   const peerAlarm = a.alarms.find((x) => x.source === 'peer');
