@@ -33,8 +33,7 @@ describe.skipIf(!chromiumInstalled())('a split brain in the console', { timeout:
     await fp.pair.waitFor('alpha', 'serving', (s) => s.role === 'active' && s.failover.serving, 60_000);
     await fp.pair.waitFor('beta', 'passive and in sync', (s) => s.role === 'passive' && s.replication.inSync && s.peer.connected, 60_000);
     browser = await launchBrowser();
-    page = await browser.context.newPage();
-    page.setDefaultTimeout(60_000);
+    page = browser.page;
   }, 180_000);
 
   afterAll(async () => {

@@ -64,8 +64,7 @@ describe.skipIf(!chromiumInstalled())('the console in Chromium', { timeout: 150_
     await pair.waitFor('alpha', 'active, serving, in sync', (s) => s.role === 'active' && s.failover.serving && s.state === 'in-sync', 60_000);
     await pair.waitFor('beta', 'in sync', (s) => s.state === 'in-sync', 60_000);
     browser = await launchBrowser();
-    page = await browser.context.newPage();
-    page.setDefaultTimeout(60_000);
+    page = browser.page;
   }, 180_000);
 
   afterAll(async () => {

@@ -15,14 +15,19 @@ export function chromiumInstalled(): boolean {
 
 export interface Browser {
   context: BrowserContext;
+  /** A first tab, waiting up to 60 s for what the tests ask of it. */
+  page: Page;
   close(): Promise<void>;
 }
 
 export async function launchBrowser(viewport = { width: 1280, height: 900 }): Promise<Browser> {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), `tandem-chromium-${process.pid}-`));
   const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport, timeout: 60_000 });
+  const page = await context.newPage();
+  page.setDefaultTimeout(60_000);
   return {
     context,
+    page,
     async close() {
       await context.close().catch(() => {});
       fs.rmSync(profile, { recursive: true, force: true });

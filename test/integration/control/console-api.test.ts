@@ -6,13 +6,13 @@
 // answered as such.
 import crypto from 'node:crypto';
 import http from 'node:http';
-import net from 'node:net';
 import zlib from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ControlAuth, ControlServer, PeerRelay, controlToken, type ActionAnswer, type AgentStatus, type DashboardAssets } from '../../../agent/control/index.ts';
 import { systemClock } from '../../../shared/clock.ts';
 import { statusDoc } from '../../unit/events/status-fixture.ts';
 import { captureLog } from '../channel/log-capture.ts';
+import { freeLoopbackPort } from '../../helpers/demo-dir.ts';
 
 const KEY = crypto.randomBytes(32);
 const TOKEN = controlToken(KEY);
@@ -23,13 +23,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 interface Node {
   port: number;
@@ -230,13 +223,13 @@ describe('control API: the peer through this node', () => {
   });
 
   it('answers 502 with why when the peer is down, or when the peer\'s address reaches this very node', async () => {
-    const gone = await freePort();
+    const gone = await freeLoopbackPort();
     const a = await node({ name: 'alpha', peer: 'beta', peerPort: gone });
     const r = await request(a.port, { path: '/v1/peer/status', headers: { 'x-tandem-token': TOKEN } });
     expect(r.status).toBe(502);
     expect(r.body).toMatchObject({ ok: false, code: 'TANDEM_ERR_CONTROL_UNREACHABLE', peer: 'beta' });
     expect(r.body.message).toMatch(/ECONNREFUSED/);
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     const self = await node({ name: 'alpha', peer: 'beta', port, peerPort: port });
     const loop = await request(self.port, { path: '/v1/peer/status', headers: { 'x-tandem-token': TOKEN } });
     expect(loop.status).toBe(400);

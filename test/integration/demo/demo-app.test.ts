@@ -4,10 +4,10 @@
 // would wait on for ever, must not hang it.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freeLoopbackPort } from '../../helpers/demo-dir.ts';
 import { PROJECT, until } from '../../helpers/pair.ts';
 import { killAll, spawnTracked, TEST_MARKER } from '../../helpers/processes.ts';
 
@@ -17,13 +17,6 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe('the demo application', () => {
   it('shows the first 80 characters of each file without reading it whole, and is not held by a named pipe', async () => {
@@ -37,7 +30,7 @@ describe('the demo application', () => {
     fs.truncateSync(big, 600 * 1024 * 1024);
     execFileSync('mkfifo', [path.join(root, 'pipe')]);
     fs.writeFileSync(path.join(root, 'é-utf8.txt'), 'é'.repeat(100));
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, path.join(PROJECT, 'console/demo/demo-app.mjs'), '--root', root, '--host', '127.0.0.1', '--port', String(port), '--node', 'alpha'], { stdio: 'ignore' });
     const url = `http://127.0.0.1:${port}/`;
     await until('the application answers', async () => ((await fetch(`${url}healthz`).catch(() => undefined))?.ok === true ? true : undefined), 20_000);

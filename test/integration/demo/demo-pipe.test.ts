@@ -6,18 +6,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readScriptsLog } from '../../../agent/scripts/index.ts';
 import { fetchStatus } from '../../../console/control-client.ts';
+import { readDemoPairJson, removeDemoDir } from '../../helpers/demo-dir.ts';
 import { servedBy, sleep, TANDEM_BIN, until } from '../../helpers/pair.ts';
 import { exited, spawnTracked, TEST_MARKER } from '../../helpers/processes.ts';
 
-interface PairJson {
-  appUrl: string;
-  scriptsLog: string;
-  nodes: { name: string; controlUrl: string; scriptsDir: string; dataDir: string }[];
-}
 
 let dir: string | undefined;
 let group: number | undefined;
@@ -31,16 +26,7 @@ afterEach(async () => {
     group = undefined;
   }
   if (dir === undefined) return;
-  const pairFile = path.join(dir, 'pair.json');
-  if (fs.existsSync(pairFile)) {
-    const pair = JSON.parse(fs.readFileSync(pairFile, 'utf8')) as PairJson;
-    for (const n of pair.nodes) {
-      const s = await fetchStatus(n.controlUrl, 500).catch(() => undefined);
-      if (s !== undefined) process.kill(s.pid, 'SIGKILL');
-      spawnSync(path.join(n.scriptsDir, 'stop.sh'), { stdio: 'ignore', env: { ...process.env, TANDEM_REASON: 'test cleanup' } });
-    }
-  }
-  fs.rmSync(dir, { recursive: true, force: true });
+  await removeDemoDir(dir);
   dir = undefined;
 });
 
@@ -66,7 +52,7 @@ describe('tandem demo in a terminal', () => {
     expect(login.headers.get('location')).toBe('/console/');
     expect(login.headers.get('set-cookie')).toMatch(/^tandem_session_\d+=[0-9a-f]{64};/);
 
-    const pair = JSON.parse(fs.readFileSync(path.join(dir, 'pair.json'), 'utf8')) as PairJson;
+    const pair = readDemoPairJson(dir);
     await until('alpha serving, beta in sync', async () => {
       const [a, b] = await Promise.all(pair.nodes.map((n) => fetchStatus(n.controlUrl, 1000).catch(() => undefined)));
       return a?.failover.serving === true && a.state === 'in-sync' && b?.state === 'in-sync' && (await servedBy(pair.appUrl)) === 'alpha' ? true : undefined;
