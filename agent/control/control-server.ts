@@ -206,6 +206,12 @@ export class ControlServer {
    */
   private login(req: http.IncomingMessage, res: http.ServerResponse, url: URL, credential: Credential | undefined): void {
     const headers = { 'cache-control': 'no-store', ...PAGE_HEADERS };
+    // Link previews and checkers ask with HEAD first: only a GET spends the ticket.
+    if (req.method === 'HEAD') {
+      res.writeHead(303, { location: DASHBOARD_PATH, ...headers });
+      res.end();
+      return;
+    }
     if (this.opts.auth.redeemTicket(url.searchParams.get('ticket') ?? '')) {
       const sid = this.opts.auth.openSession();
       this.log.info({ remote: req.socket.remoteAddress }, 'control: browser session opened (console login link)');

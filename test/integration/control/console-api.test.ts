@@ -137,6 +137,10 @@ describe('control API: console login links', () => {
     expect(minted.status).toBe(200);
     expect(minted.body.path).toMatch(/^\/console\/login\?ticket=[0-9a-f]{64}$/);
     expect(minted.body.expiresInMs).toBe(600_000);
+    // A HEAD (a link preview) does not spend it.
+    const head = await request(a.port, { method: 'HEAD', path: minted.body.path });
+    expect(head.status).toBe(303);
+    expect(head.headers['set-cookie']).toBeUndefined();
     const login = await request(a.port, { path: minted.body.path });
     expect(login.status).toBe(303);
     expect(login.headers.location).toBe('/console/');
