@@ -321,4 +321,12 @@ describe.skipIf(!chromiumInstalled())('the console in Chromium', { timeout: 150_
     await page.locator('#confirm-cancel').click();
     await waitInPage(page, 'the refusal in the result', () => /Switchover refused: alpha is not connected to beta/.test(document.getElementById('action-result')?.textContent ?? ''), undefined);
   });
+
+  it('logs out: the session ends on the agent, not only on the page', async () => {
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.locator('#login-view').waitFor({ state: 'visible' });
+    expect(await page.locator('#login-message').innerText()).toBe('Logged out.');
+    const after = await page.evaluate(async () => (await fetch('/v1/status')).status === 200 && (await (await fetch('/v1/session')).json()).loggedIn);
+    expect(after).toBe(false);
+  });
 });
