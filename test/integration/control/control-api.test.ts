@@ -206,7 +206,7 @@ describe('control API: browsers and tokens', () => {
     const login = await request(a.port, { method: 'POST', path: '/v1/session', headers: { 'x-tandem-token': TOKEN } });
     expect(login.status).toBe(200);
     const cookie = String(login.headers['set-cookie']);
-    expect(cookie).toMatch(/^tandem_session=[0-9a-f]{64}; HttpOnly; SameSite=Strict; Path=\//);
+    expect(cookie).toMatch(new RegExp(`^tandem_session_${a.port}=[0-9a-f]{64}; HttpOnly; SameSite=Strict; Path=/`));
     const session = cookie.split(';')[0]!;
     expect((await request(a.port, { path: '/v1/status', headers: { cookie: session } })).status).toBe(200);
     // No Origin, or another page's: refused, nothing changed.
