@@ -76,6 +76,8 @@ export interface CaptureOptions {
   users?: UserNames;
   /** Consistency points (docs/replication.md): the roots in snapshot mode; absent, every root is captured file by file. */
   points?: CapturePoints;
+  /** Why a root is captured file by file (status says so), by root name. */
+  fileReasons?: Map<string, string>;
 }
 
 /** What capture needs to take consistency points (agent/points). */
@@ -266,7 +268,7 @@ export class Capture {
   consistency(): RootConsistency[] {
     return [...this.roots.values()].map((r) =>
       r.store === undefined
-        ? { root: r.name, mode: 'file' as const, reason: r.fallback === undefined ? 'file-level consistency only' : `file-level consistency only: ${r.fallback}` }
+        ? { root: r.name, mode: 'file' as const, reason: r.fallback === undefined ? (this.opts.fileReasons?.get(r.name) ?? 'file-level consistency only') : `file-level consistency only: ${r.fallback}` }
         : r.fallback !== undefined
           ? { root: r.name, mode: 'file' as const, reason: `file-level consistency only while snapshots fail: ${r.fallback}` }
           : { root: r.name, mode: 'snapshot' as const, reason: 'btrfs subvolume: read-only snapshots give consistency points' },

@@ -722,7 +722,8 @@ export class Receiver {
     if (this.applying !== undefined || this.closed || this.retryTimer !== undefined) return;
     this.applying = this.applyLoop().finally(() => {
       this.applying = undefined;
-      if (this.queue.length > 0 && this.alarm === undefined) this.kick();
+      // Again only for a batch that may be applied: one waiting for its point would spin here.
+      if (this.queue.length > 0 && this.releasable(this.queue[0]!) && this.alarm === undefined) this.kick();
     });
   }
 

@@ -59,7 +59,8 @@ export class ActiveEngine {
         },
         log,
         clock,
-        ...(points === undefined ? {} : { points: { ...points, onPoint: () => sender?.notePoint() } }),
+        ...(points.capture === undefined ? {} : { points: { ...points.capture, onPoint: () => sender?.notePoint() } }),
+        fileReasons: points.fileReasons,
       });
       sender = new Sender({
         pair: config.pair,
@@ -80,7 +81,7 @@ export class ActiveEngine {
         batchBytes: config.journal.batchBytes,
         // The journal is the manifest's write-ahead log: never trim past what the manifest holds.
         trimLimit: () => manifestStore.throughSeq,
-        points: points?.ledger,
+        points: points.capture?.ledger,
         log,
         clock,
       });
@@ -101,7 +102,7 @@ export class ActiveEngine {
       });
       // An interrupted verification goes on where it stopped (its cursor is in the state dir).
       await verifier.resumeInterrupted();
-      return new ActiveEngine(journal, capture, sender, verifier, points?.marker);
+      return new ActiveEngine(journal, capture, sender, verifier, points.capture?.marker);
     } catch (err) {
       await journal.close().catch(() => {});
       throw err;
@@ -139,18 +140,22 @@ export class ActiveEngine {
  * Consistency points for the roots that can have them (docs/replication.md): a snapshot store
  * each, the marker and the ledger. Undefined when every root is captured file by file.
  */
-function pointsFor(deps: EngineDeps): Omit<CapturePoints, 'onPoint'> | undefined {
+function pointsFor(deps: EngineDeps): { capture: Omit<CapturePoints, 'onPoint'> | undefined; fileReasons: Map<string, string> } {
   const { config, log, clock } = deps;
   const plans = planRoots(config.protect);
   refuseUnsupported(plans);
   const bin = findBtrfs();
   const stores = new Map<string, SnapshotStore>();
+  const fileReasons = new Map<string, string>();
   for (const p of plans) {
     log.info({ root: p.name, consistency: p.verdict.mode, reason: p.verdict.reason }, p.verdict.mode === 'snapshot' ? 'capture: consistency points for this root' : 'capture: file-level consistency only for this root');
-    if (p.verdict.mode !== 'snapshot' || bin === undefined) continue;
+    if (p.verdict.mode !== 'snapshot' || bin === undefined) {
+      fileReasons.set(p.name, p.verdict.reason);
+      continue;
+    }
     stores.set(p.name, new SnapshotStore({ root: p.real, dir: p.pointsDir, btrfs: new Btrfs({ bin }), clock, log }));
   }
-  if (stores.size === 0) return undefined;
+  if (stores.size === 0) return { capture: undefined, fileReasons };
   const marker = PointMarker.open(path.join(config.stateDir, 'points', 'marker'), clock, log);
-  return { stores, intervalMs: config.capture.pointInterval, marker, ledger: new PointLedger() };
+  return { capture: { stores, intervalMs: config.capture.pointInterval, marker, ledger: new PointLedger() }, fileReasons };
 }
