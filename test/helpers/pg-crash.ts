@@ -64,18 +64,18 @@ const SUMS = 'select (select sum(abalance) from pgbench_accounts), (select sum(t
 
 /** A loop btrfs with a template cluster, and the trials run on copies of it. */
 export class PgCrashLab {
-  private readonly bin = findPgBin()!;
+  readonly bin = findPgBin()!;
   private readonly ids = postgresIds()!;
-  private readonly lfs: LoopFs;
-  private readonly template: string;
+  readonly lfs: LoopFs;
+  readonly template: string;
   private readonly sock: string;
   private readonly port = 40000 + ((process.pid * 2) % 20000);
   private readonly servers = new Set<ChildProcess>();
   private readonly shmBefore = new Set(shmSegments());
   private pair: TestPair | undefined;
 
-  constructor(private readonly scale = 2) {
-    this.lfs = makeLoopFs({ sizeMiB: 3072, tag: 'pg' });
+  constructor(readonly scale = 2, sizeMiB = 3072) {
+    this.lfs = makeLoopFs({ sizeMiB, tag: 'pg' });
     // PostgreSQL (not root) must reach its data directory through the mount's parent.
     fs.chmodSync(path.dirname(this.lfs.dir), 0o755);
     this.sock = path.join(this.lfs.dir, 'sock');
@@ -85,13 +85,13 @@ export class PgCrashLab {
   }
 
   /** initdb, pgbench -i, the amcheck extension; the cluster stopped cleanly. */
-  async init(): Promise<void> {
+  async init(opts: { smallWal?: boolean } = {}): Promise<void> {
     const data = path.join(this.template, 'pg');
     fs.mkdirSync(data, { mode: 0o700 });
     fs.chownSync(data, this.ids.uid, this.ids.gid);
     this.asPostgres('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--no-instructions']);
     // Checkpoints as often as the issue's failing runs had them (a small WAL, one forced a second).
-    fs.appendFileSync(path.join(data, 'postgresql.conf'), "\nlisten_addresses = ''\nmax_wal_size = 32MB\nmin_wal_size = 32MB\n");
+    fs.appendFileSync(path.join(data, 'postgresql.conf'), `\nlisten_addresses = ''\n${opts.smallWal === false ? '' : 'max_wal_size = 32MB\nmin_wal_size = 32MB\n'}`);
     const s = await this.start(data);
     this.asPostgres('pgbench', [...this.conn(), '-i', '-s', String(this.scale), '-q', 'postgres']);
     this.sql('create extension if not exists amcheck');
@@ -110,26 +110,19 @@ export class PgCrashLab {
       await p.startBoth();
       await p.waitFor('beta', 'the data directory synchronised', (s) => s.replication.inSync && s.replication.point !== null, 180_000);
       const bench = spawnTracked('setpriv', [...this.setpriv(), path.join(this.bin, 'pgbench'), ...this.conn(), '-n', '-c', '4', '-j', '2', '-T', '600', 'postgres'], { stdio: 'ignore', env: { ...process.env, ...ENV } });
-      let loading = true;
-      const checkpoints = (async () => {
-        while (loading) {
-          await execFileP('setpriv', [...this.setpriv(), path.join(this.bin, 'psql'), ...this.conn(), '-d', 'postgres', '-c', 'CHECKPOINT'], { env: { ...process.env, ...ENV }, timeout: 10_000 }).catch(() => {});
-          await sleep(1000);
-        }
-      })();
+      const checkpoints = this.checkpointEverySecond();
       const sampler = statusSampler(p, 'beta');
       await sleep(opts.loadMs);
       // The active server dies: its agent and every PostgreSQL process at the same moment.
       p.procs.get('alpha')!.kill('SIGKILL');
       killTree(server.pid!);
       const crashAt = Date.now();
-      loading = false;
       await sampler.stop();
       const last = sampler.last();
       const rpo = last?.status.replication.rpoMs;
       const rpoAtCrashMs = rpo === null || rpo === undefined || last === undefined ? null : rpo + (crashAt - last.at);
       await exited(bench);
-      await checkpoints;
+      await checkpoints.stop();
       await exited(server);
       this.servers.delete(server);
       const after = await p.waitFor('beta', 'took over', (s) => s.role === 'active' && s.failover.phase !== 'busy', 60_000);
@@ -198,11 +191,28 @@ export class PgCrashLab {
     for (const n of shmSegments()) if (!this.shmBefore.has(n)) fs.rmSync(path.join('/dev/shm', n), { force: true });
   }
 
-  private setpriv(): string[] {
+  /** A CHECKPOINT every second until stopped (failures ignored: the server may be gone). */
+  checkpointEverySecond(): { stop(): Promise<void> } {
+    let on = true;
+    const loop = (async () => {
+      while (on) {
+        await execFileP('setpriv', [...this.setpriv(), path.join(this.bin, 'psql'), ...this.conn(), '-d', 'postgres', '-c', 'CHECKPOINT'], { env: { ...process.env, ...ENV }, timeout: 10_000 }).catch(() => {});
+        await sleep(1000);
+      }
+    })();
+    return {
+      stop: async () => {
+        on = false;
+        await loop;
+      },
+    };
+  }
+
+  setpriv(): string[] {
     return [`--reuid=${this.ids.uid}`, `--regid=${this.ids.gid}`, '--init-groups'];
   }
 
-  private conn(): string[] {
+  conn(): string[] {
     return ['-h', this.sock, '-p', String(this.port), '-U', 'postgres'];
   }
 
@@ -210,12 +220,12 @@ export class PgCrashLab {
     return execFileSync('setpriv', [...this.setpriv(), path.join(this.bin, program), ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, ...ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
-  private sql(query: string): string {
+  sql(query: string): string {
     return this.asPostgres('psql', [...this.conn(), '-d', 'postgres', '-At', '-c', query]).trim();
   }
 
   /** Starts a postmaster on `data` (this process its parent); resolves once it accepts connections. */
-  private async start(data: string): Promise<ChildProcess> {
+  async start(data: string): Promise<ChildProcess> {
     let out = '';
     const s = spawnTracked('setpriv', [...this.setpriv(), path.join(this.bin, 'postgres'), '-D', data, '-p', String(this.port), '-k', this.sock], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...ENV } });
     s.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -233,7 +243,7 @@ export class PgCrashLab {
   }
 
   /** A clean (fast) shutdown. */
-  private async stop(s: ChildProcess): Promise<void> {
+  async stop(s: ChildProcess): Promise<void> {
     s.kill('SIGINT');
     const t = setTimeout(() => killTree(s.pid!), 60_000);
     await exited(s);

@@ -29,14 +29,17 @@ export async function pointsPair(alphaRoot: string, opts: PointsPairOptions = {}
  * Samples a node's status every `everyMs` until stopped: `last()` is the newest sample and when
  * it was taken, so a test can say what status showed just before a crash.
  */
-export function statusSampler(p: TestPair, name: NodeName, everyMs = 100): { last(): { at: number; status: AgentStatus } | undefined; stop(): Promise<void> } {
+export function statusSampler(p: TestPair, name: NodeName, everyMs = 100, onSample?: (s: AgentStatus) => void): { last(): { at: number; status: AgentStatus } | undefined; samples(): number[]; stop(): Promise<void> } {
   let last: { at: number; status: AgentStatus } | undefined;
+  const rpo: number[] = [];
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
       try {
         const status = await p.status(name);
         last = { at: Date.now(), status };
+        if (typeof status.replication.rpoMs === 'number') rpo.push(status.replication.rpoMs);
+        onSample?.(status);
       } catch {
         // not answering (it may be crashing): keep the last sample
       }
@@ -45,6 +48,8 @@ export function statusSampler(p: TestPair, name: NodeName, everyMs = 100): { las
   })();
   return {
     last: () => last,
+    /** Every replication.rpoMs seen (a number). */
+    samples: () => rpo,
     stop: async () => {
       stopped = true;
       await loop;
