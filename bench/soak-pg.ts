@@ -31,7 +31,9 @@ const results: PgTrial[] = [];
 try {
   await lab.init();
   for (let n = 1; n <= trials; n++) {
-    const t = await lab.trial(n, { loadMs: 6000 + Math.floor(Math.random() * 8000) });
+    const loadMs = 6000 + Math.floor(Math.random() * 8000);
+    // A trial that cannot finish (a takeover that does not come) counts as failed, with why.
+    const t = await lab.trial(n, { loadMs }).catch((err: unknown): PgTrial => ({ trial: n, loadMs, rpoAtCrashMs: null, starts: false, amcheck: undefined, balances: undefined, committed: 0, txnsLost: undefined, secondsLost: undefined, discardedRecords: 0, detail: `the trial failed: ${(err as Error).message.slice(0, 600)}` }));
     results.push(t);
     process.stdout.write(`${trialLine(t)}${trialOk(t) ? '' : '  <- FAILS'}\n`);
   }
