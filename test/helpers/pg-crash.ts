@@ -27,7 +27,7 @@ export function findPgBin(): string | undefined {
   return versions.length === 0 ? undefined : path.join(base, versions[0]!, 'bin');
 }
 
-function postgresIds(): { uid: number; gid: number } | undefined {
+export function postgresIds(): { uid: number; gid: number } | undefined {
   const r = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
   const g = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
   return r.status === 0 && g.status === 0 ? { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) } : undefined;
@@ -264,7 +264,7 @@ function shmSegments(): string[] {
 }
 
 /** SIGKILL of a process and every process below it at once (a postmaster and its backends). */
-function killTree(pid: number): void {
+export function killTree(pid: number): void {
   const kids = new Map<number, number[]>();
   for (const d of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
