@@ -257,7 +257,10 @@ export class RoleController {
       // starts without them. Never silent: the operator must know what was not taken over.
       this.log.error({ code: 'TANDEM_ERR_FAILOVER_FAILED', appliedSeq, receivedSeq, timeoutMs: PROMOTE_DRAIN_MS }, `roles: promoting with ${receivedSeq - appliedSeq} received records not applied in time; they are dropped`);
     }
-    this.log.info({ reason, epoch, appliedSeq }, 'roles: promoting to active');
+    // Without points the copy is file by file: each file a state it had, not one instant (a
+    // database may not start on it). Said at the moment it matters.
+    const pointsHeld = passive.receiver.status().point !== undefined;
+    this.log.info({ reason, epoch, appliedSeq, consistency: pointsHeld ? 'point' : 'file' }, pointsHeld ? 'roles: promoting to active' : 'roles: promoting to active; the copy has file-level consistency only: each file is a state it had, files may come from different moments (docs/replication.md)');
     // The connection stays open until the takeover is answered on it; reconnect() below closes it.
     await passive.stop({ keepLink: true, promoting: true });
     this.engine = undefined;

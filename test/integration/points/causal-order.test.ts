@@ -14,6 +14,7 @@ import { PROJECT, sleep, type TestPair } from '../../helpers/pair.ts';
 import { killAll, spawnTracked } from '../../helpers/processes.ts';
 import { pointsPair, statusSampler } from '../../helpers/points-pair.ts';
 import { allEvents } from '../../helpers/events.ts';
+import { tandem } from '../../helpers/cli.ts';
 
 const skip = btrfsUnavailable();
 if (skip !== undefined) console.warn(`skipping the causal-order test: ${skip}`);
@@ -103,11 +104,45 @@ describe.skipIf(skip !== undefined)('causal order across files after a crash of 
     expect(t.before.replication.point).not.toBeNull();
     expect(t.rpoAtCrashMs).not.toBeNull();
     expect(t.alpha.lastAt - t.beta.lastAt).toBeLessThanOrEqual(t.rpoAtCrashMs!);
+    expect(pair.logLines('beta').filter((l) => l.msg?.startsWith?.('roles: promoting to active')).map((l) => l.consistency)).toEqual(['point']);
     // beta's promotion says what it left out, in status and as one event.
     const d = t.after.replication.discarded;
     const discards = t.events.filter((e) => e.kind === 'discard');
     if (d === null || d === undefined) expect(discards).toEqual([]);
     else expect(discards.map((e) => e.details.records)).toEqual([d.records]);
+  }, 300_000);
+
+  it('on a btrfs subvolume, a switchover under the writer loses nothing: the stop script stops it and the drain closes a final point', async () => {
+    const lfs = makeLoopFs({ sizeMiB: 1024 });
+    const root = makeSubvolume(lfs, 'alpha-data');
+    seed(root);
+    pair = await pointsPair(root);
+    const p = pair;
+    // The writer is alpha's application: its stop script stops it (and waits until it is gone).
+    const stop = path.join(p.node('alpha').scriptsDir, 'stop.sh');
+    const ready = path.join(root, 'writer.ready');
+    const script = fs.readFileSync(stop, 'utf8').split('\n');
+    script.splice(1, 0, `if [ -f '${ready}' ]; then w=$(cat '${ready}'); kill -KILL "$w" 2>/dev/null || true; while kill -0 "$w" 2>/dev/null && [ "$(cut -d' ' -f3 /proc/$w/stat 2>/dev/null)" != Z ]; do sleep 0.05; done; fi`);
+    fs.writeFileSync(stop, script.join('\n'));
+    await p.startBoth();
+    await p.waitFor('beta', 'synchronised', (s) => s.replication.inSync, 180_000);
+    const writer = spawnTracked(process.execPath, [WRITER, root, String(FILES)], { stdio: 'ignore' });
+    for (let i = 0; !fs.existsSync(ready); i++) {
+      if (i > 200) throw new Error('the writer did not start');
+      await sleep(50);
+    }
+    await sleep(3000);
+    await p.waitFor('alpha', 'caught up, no role change running', (s) => s.replication.caughtUp && s.failover.phase === 'steady' && s.failover.serving, 60_000);
+    const sw = await tandem(['switchover', '-c', p.node('alpha').config], 120_000);
+    expect(sw.code, sw.stderr).toBe(0);
+    expect(writer.exitCode !== null || writer.signalCode !== null).toBe(true);
+    const b = await p.waitFor('beta', 'active', (s) => s.role === 'active');
+    const a = histories(root);
+    console.log(`switchover under the writer (btrfs): alpha ${a.counts.join(',')} beta ${histories(p.data('beta')).counts.join(',')}`);
+    expect(a.counts[0]).toBeGreaterThan(0);
+    expect(histories(p.data('beta')).counts).toEqual(a.counts);
+    expect(b.replication.discarded).toBeNull();
+    expect((await allEvents(p.node('beta').controlUrl)).filter((e) => e.kind === 'discard')).toEqual([]);
   }, 300_000);
 
   it('on ext4: status says file-level consistency only, and the copy may mix moments', async () => {
@@ -123,6 +158,8 @@ describe.skipIf(skip !== undefined)('causal order across files after a crash of 
     // No points from a file-level active: the data at risk is the lag, a moment per file.
     expect(t.before.replication.point).toBeNull();
     expect(typeof t.before.replication.rpoMs).toBe('number');
+    // The takeover says what the copy is.
+    expect(pair.logLines('beta').filter((l) => l.msg?.startsWith?.('roles: promoting to active')).map((l) => l.consistency)).toEqual(['file']);
     console.log(`causal order (ext4, file-level only): alpha ${t.alpha.counts.join(',')} beta ${t.beta.counts.join(',')}: ${isPrefix(t.beta.counts) ? 'a prefix this time' : 'NOT a prefix: record k of a file without record k of the one before'}`);
   }, 300_000);
 });
