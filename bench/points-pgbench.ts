@@ -8,7 +8,10 @@
 // adds a CHECKPOINT every second and a 32 MB WAL (the crash trials' load). Reports, never asserts;
 // writes bench/results/points.md (points-checkpoints.md with --checkpoints).
 //
-//   npm run bench:points -- [--rounds N] [--seconds D] [--scale S] [--checkpoints] [--intervals 1s,500ms]
+//   npm run bench:points -- [--rounds N] [--seconds D] [--scale S] [--checkpoints] [--intervals 1s,500ms,1s/8KiB]
+//
+// An interval may name a blockSize after a slash (1s/8KiB: PostgreSQL's page size, so that a
+// changed page costs 8 KiB on the wire instead of a 64 KiB block).
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -19,7 +22,7 @@ import { PgCrashLab, postgresUnavailable } from '../test/helpers/pg-crash.ts';
 import { pointsPair, statusSampler } from '../test/helpers/points-pair.ts';
 import { PROJECT } from './bench-pair.ts';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '20' }, scale: { type: 'string', default: '10' }, checkpoints: { type: 'boolean' }, intervals: { type: 'string', default: '1s,500ms' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '20' }, scale: { type: 'string', default: '10' }, checkpoints: { type: 'boolean' }, intervals: { type: 'string', default: '1s,500ms,1s/8KiB' } } });
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 const scale = Number(values.scale);
@@ -40,7 +43,7 @@ interface Run {
   rounds: { snapshotMs: number; listMs: number; processMs: number }[];
 }
 
-const configs = ['without Tandem', ...intervals.map((i) => `Tandem, points every ${i}`)];
+const configs = ['without Tandem', ...intervals.map((i) => `Tandem, points every ${i.split('/')[0]}${i.includes('/') ? `, blockSize ${i.split('/')[1]}` : ''}`)];
 const lab = new PgCrashLab(scale, 6144);
 const runs: Run[] = [];
 const t0 = Date.now();
@@ -49,7 +52,16 @@ async function one(round: number, config: string, n: number): Promise<Run> {
   const root = path.join(lab.lfs.dir, `run-${n}`);
   execFileSync('btrfs', ['subvolume', 'snapshot', lab.template, root], { stdio: 'ignore' });
   const interval = config.startsWith('Tandem') ? intervals[configs.indexOf(config) - 1] : undefined;
-  const pair = interval === undefined ? undefined : await pointsPair(root, { extra: (doc) => (doc.capture = { pointInterval: interval }) });
+  const [every, blockSize] = (interval ?? '').split('/');
+  const pair =
+    interval === undefined
+      ? undefined
+      : await pointsPair(root, {
+          extra: (doc) => {
+            doc.capture = { pointInterval: every };
+            if (blockSize !== undefined) doc.blockSize = blockSize;
+          },
+        });
   try {
     if (pair !== undefined) {
       await pair.startBoth();
