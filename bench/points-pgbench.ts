@@ -14,13 +14,16 @@
 // changed page costs 8 KiB on the wire instead of a 64 KiB block).
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import { btrfsUnavailable } from '../test/helpers/btrfs-loop.ts';
 import { killAll } from '../test/helpers/processes.ts';
 import { PgCrashLab, postgresUnavailable } from '../test/helpers/pg-crash.ts';
 import { pointsPair, statusSampler } from '../test/helpers/points-pair.ts';
 import { PROJECT } from './bench-pair.ts';
+
+const execFileP = promisify(execFile);
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '20' }, scale: { type: 'string', default: '10' }, checkpoints: { type: 'boolean' }, intervals: { type: 'string', default: '1s,500ms,1s/8KiB' } } });
 const rounds = Number(values.rounds);
@@ -46,6 +49,15 @@ interface Run {
 const configs = ['without Tandem', ...intervals.map((i) => `Tandem, points every ${i.split('/')[0]}${i.includes('/') ? `, blockSize ${i.split('/')[1]}` : ''}`)];
 const lab = new PgCrashLab(scale, 6144);
 const runs: Run[] = [];
+// Ctrl-C or a kill: PostgreSQL, the agents and the loop device go too.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    void lab
+      .cleanup()
+      .then(() => killAll())
+      .finally(() => process.exit(130));
+  });
+}
 const t0 = Date.now();
 
 async function one(round: number, config: string, n: number): Promise<Run> {
@@ -75,7 +87,8 @@ async function one(round: number, config: string, n: number): Promise<Run> {
       const l = s.capture?.points?.last;
       if (l !== undefined && l !== null) seen.set(l.at, { snapshotMs: l.snapshotMs, listMs: l.listMs, processMs: l.processMs });
     });
-    const out = spawnSync('setpriv', [...lab.setpriv(), path.join(lab.bin, 'pgbench'), ...lab.conn(), '-n', '-c', '4', '-j', '2', '-T', String(seconds), 'postgres'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C', HOME: '/tmp' }, timeout: (seconds + 120) * 1000 });
+    // Asynchronously: the samplers run meanwhile.
+    const out = await execFileP('setpriv', [...lab.setpriv(), path.join(lab.bin, 'pgbench'), ...lab.conn(), '-n', '-c', '4', '-j', '2', '-T', String(seconds), 'postgres'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C', HOME: '/tmp' }, timeout: (seconds + 120) * 1000 });
     await sampler?.stop();
     await active?.stop();
     await ck?.stop();
@@ -102,7 +115,12 @@ try {
   for (let r = 1; r <= rounds; r++) {
     const order = r % 2 === 1 ? configs : [...configs].reverse();
     for (const c of order) {
-      const run = await one(r, c, n++);
+      // A run that cannot start (a port taken meanwhile by another process on this shared
+      // machine) is run again once; a second failure ends the benchmark.
+      const run = await one(r, c, n++).catch((err: unknown) => {
+        process.stderr.write(`round ${r}: ${c}: ${(err as Error).message.split('\n')[0]}; running it again\n`);
+        return one(r, c, n++);
+      });
       runs.push(run);
       process.stderr.write(`round ${r}: ${c}: ${run.tps.toFixed(1)} tps${run.rpo.length === 0 ? '' : `, rpoMs p50 ${median(run.rpo)} p99 ${pct(run.rpo, 99)} max ${Math.max(...run.rpo)}`}\n`);
     }
