@@ -221,7 +221,7 @@ export class Sender {
     const deadline = this.opts.clock.monotonic() + timeoutMs;
     while (this.ackedSeq < seq) {
       if (this.opts.clock.monotonic() > deadline || this.link === undefined) return false;
-      await new Promise((r) => setTimeout(r, 10));
+      await this.opts.clock.sleep(10);
     }
     return true;
   }

@@ -261,7 +261,7 @@ export class RoleController {
     this.opts.channel.reconnect('role changed: now active');
     let last: Outcome = { ok: false, error: 'not tried' };
     for (let attempt = 0; attempt <= startRetries; attempt++) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, 1000 * attempt));
+      if (attempt > 0) await this.clock.sleep(1000 * attempt);
       const start = await this.opts.scripts.run('start', this.ctx(reason));
       if (!start.ok) {
         last = { ok: false, error: `start: ${describe(start)}` };
@@ -346,12 +346,12 @@ export class RoleController {
     if (link === undefined) return { t: 'takeover-result', epoch, ok: false, error: 'the channel is down' };
     const result = new Promise<Extract<Message, { t: 'takeover-result' }> | undefined>((resolve) => {
       const done = (m: Extract<Message, { t: 'takeover-result' }> | undefined) => {
-        clearTimeout(timer);
-        clearInterval(poll);
+        timer.cancel();
+        poll.cancel();
         resolve(m);
       };
-      const timer = setTimeout(() => done(undefined), SWITCHOVER_TAKEOVER_MS);
-      const poll = setInterval(() => {
+      const timer = this.clock.setTimeout(() => done(undefined), SWITCHOVER_TAKEOVER_MS);
+      const poll = this.clock.setInterval(() => {
         const peer = this.heartbeat.observe().peer;
         if (peer?.role === 'active' && peer.epoch >= epoch) done({ t: 'takeover-result', epoch: peer.epoch, ok: true });
       }, 20);
