@@ -374,11 +374,6 @@ export class Receiver {
 
   private onMessage(m: Message): void {
     switch (m.t) {
-      case 'hello':
-      case 'hb':
-      case 'takeover':
-      case 'takeover-result':
-        return; // the role layer's (agent/roles)
       case 'batch':
         return this.onBatch(m);
       case 'peer-state':

@@ -331,11 +331,6 @@ export class Sender {
 
   private onMessage(m: Message): void {
     switch (m.t) {
-      case 'hello':
-      case 'hb':
-      case 'takeover':
-      case 'takeover-result':
-        return; // the role layer's (agent/roles)
       case 'ack':
         return this.onAck(m.seq);
       case 'peer-state':
