@@ -1,4 +1,4 @@
-// A planned switchover carried out by the real role controllers and failover runners of two
+// A planned switchover and a failover carried out by the real role controllers and failover runners of two
 // nodes joined by an in-memory channel, on one fake clock: the operator's request, the drain,
 // the handover, the promotion and the demotion, with roles, scripts and steps asserted on the
 // way. The engines are real (journal, capture, receive log, applier on files in a temporary
@@ -9,7 +9,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FailoverRunner, type RunnerStep } from '../../../agent/failover/failover-runner.ts';
+import { FailoverRunner, type PresenceViewSource, type RunnerStep } from '../../../agent/failover/failover-runner.ts';
 import { ManifestStore } from '../../../agent/manifest/index.ts';
 import type { PeerLink } from '../../../agent/replication/index.ts';
 import { RoleController, type RoleChannel, type ScriptName } from '../../../agent/roles/index.ts';
@@ -55,6 +55,8 @@ class MemoryNetwork {
   readonly beta = new MemoryChannel(() => this.lost());
   private redial: { cancel(): void } | undefined;
   connections = 0;
+  /** No connection can be made (the peer's host is gone). */
+  down = false;
   constructor(private readonly clock: FakeClock) {}
   connect(): void {
     const [atAlpha, atBeta] = MemoryLink.pair(this.clock, 'alpha', 'beta', { delayMs: 1 });
@@ -63,12 +65,14 @@ class MemoryNetwork {
     this.beta.offer(atBeta);
   }
   private lost(): void {
+    if (this.down) return;
     this.redial ??= this.clock.setTimeout(() => {
       this.redial = undefined;
       this.connect();
     }, 200);
   }
   stop(): void {
+    this.down = true;
     this.redial?.cancel();
     this.alpha.current?.cut();
   }
@@ -92,7 +96,7 @@ class Scripts {
   }
 }
 
-async function startNode(dir: string, name: 'alpha' | 'beta', channel: MemoryChannel, clock: FakeClock, scripts: Scripts, steps: string[]) {
+async function startNode(dir: string, name: 'alpha' | 'beta', channel: MemoryChannel, clock: FakeClock, scripts: Scripts, steps: string[], presence?: PresenceViewSource) {
   const base = path.join(dir, name);
   const root = path.join(base, 'data');
   await fsp.mkdir(root, { recursive: true });
@@ -119,7 +123,7 @@ async function startNode(dir: string, name: 'alpha' | 'beta', channel: MemoryCha
     onTakeover: (epoch) => runner?.input({ kind: 'takeover', now: clock.now(), epoch }),
   });
   await controller.start();
-  runner = new FailoverRunner({ config, log, clock, controller, nodeState, publicLink: { view: () => ({ state: 'ok', since: 0, checked: true }) }, presence: undefined });
+  runner = new FailoverRunner({ config, log, clock, controller, nodeState, publicLink: { view: () => ({ state: 'ok', since: 0, checked: true }) }, presence });
   runner.onStep((s: RunnerStep) => {
     for (const e of s.effects) steps.push(`${name} ${e.kind}`);
   });
@@ -176,5 +180,44 @@ describe('switchover over the in-memory channel', () => {
     await until(() => fs.existsSync(path.join(alpha.root, 'after.txt')), 'after.txt on alpha');
     expect(fs.readFileSync(path.join(alpha.root, 'before.txt'), 'utf8')).toBe('written on alpha before the switchover');
     expect(net.connections).toBeGreaterThanOrEqual(2);
+  }, 120_000);
+
+  it('promotes the passive once the active fell silent for heartbeat.interval × threshold and its presence says gone, not before', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `tandem-failover-${process.pid}-`));
+    cleanups.push(() => fsp.rm(dir, { recursive: true, force: true }));
+    const clock = new FakeClock(Date.now());
+    const net = new MemoryNetwork(clock);
+    const scripts = new Scripts();
+    const steps: string[] = [];
+    let presence: ReturnType<PresenceViewSource['view']> = { state: 'alive', since: clock.now(), lastAnswer: { role: 'active', epoch: 1, serving: true, receivedAt: clock.now() } };
+    const alpha = await startNode(dir, 'alpha', net.alpha, clock, scripts, steps);
+    const beta = await startNode(dir, 'beta', net.beta, clock, scripts, steps, { view: () => presence });
+    cleanups.push(async () => net.stop());
+    net.connect();
+    const until = async (cond: () => boolean, what: string, maxMs = 120_000) => {
+      for (let t = 0; t < maxMs && !cond(); t += 10) await clock.advanceAsync(10, () => new Promise((r) => setTimeout(r, 1)));
+      if (!cond()) throw new Error(`not within ${maxMs} ms of fake time: ${what} (beta: ${JSON.stringify(beta.runner.status())}; steps: ${steps.join(', ')})`);
+    };
+    await until(() => alpha.runner.serving && alpha.controller.senderStatus()?.inSync === true && beta.controller.receiverStatus()?.inSync === true, 'alpha serves, beta in sync');
+
+    // alpha's host dies: its agent and application with it, the channel drops, its presence refuses.
+    await alpha.runner.stop();
+    scripts.serving.alpha = false;
+    const diedAt = clock.now();
+    net.stop();
+    presence = { state: 'dead', since: diedAt, lastAnswer: { role: 'active', epoch: 1, serving: true, receivedAt: diedAt } };
+    // heartbeat.interval 1 s × threshold 5: nothing happens for 5 s after the last heartbeat.
+    await until(() => clock.now() - diedAt >= 4500, '4.5 s');
+    expect(beta.controller.heartbeat.observe().up).toBe(false);
+    expect(beta.controller.role).toBe('passive');
+    expect(steps).toEqual(['alpha serve']);
+    await until(() => beta.controller.role === 'active' && beta.runner.serving, 'beta promoted and serving', 20_000);
+    expect(clock.now() - diedAt).toBeGreaterThanOrEqual(5000);
+    expect(clock.now() - diedAt).toBeLessThan(7000);
+    expect(steps).toEqual(['alpha serve', 'beta promote']);
+    expect(scripts.runs).toEqual(['alpha start', 'beta start', 'beta check']);
+    expect(scripts.bothServed).toBe(false);
+    expect(beta.runner.status()).toMatchObject({ serving: true, epoch: 2, trigger: 'automatic' });
+    expect(beta.runner.status().reason).toMatch(/^failover: channel down and the active's agent refuses connections \(gone\)/);
   }, 120_000);
 });
