@@ -1,8 +1,10 @@
-// A planned switchover and a failover carried out by the real role controllers and failover runners of two
-// nodes joined by an in-memory channel, on one fake clock: the operator's request, the drain,
-// the handover, the promotion and the demotion, with roles, scripts and steps asserted on the
-// way. The engines are real (journal, capture, receive log, applier on files in a temporary
-// directory); the channel (sockets) and the scripts (processes) are the seams replaced here.
+// A planned switchover and a failover carried out by the real role controllers and failover
+// runners of two nodes joined by an in-memory channel, on one fake clock: the operator's
+// request, the drain, the handover, the promotion and the demotion; the active falling silent
+// and the passive taking over after the threshold. Roles, scripts and steps are asserted on
+// the way. The engines are real (journal, capture, receive log, applier on files in a temporary
+// directory); the channel (sockets), the scripts (processes) and the presence probe are the
+// seams replaced here.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
