@@ -87,15 +87,8 @@ export class FakeClock implements Clock {
    */
   async advanceAsync(ms: number, settle: () => Promise<void> = () => new Promise((r) => setImmediate(r))): Promise<void> {
     const target = this.nowMs + ms;
-    for (;;) {
-      await settle();
-      this.timers.sort((a, b) => a.at - b.at || a.id - b.id);
-      const next = this.timers[0];
-      if (next === undefined || next.at > target) break;
-      this.timers.shift();
-      this.nowMs = next.at;
-      next.fn();
-    }
+    do await settle();
+    while (this.fireNext(target));
     this.nowMs = target;
     await settle();
   }
@@ -103,15 +96,19 @@ export class FakeClock implements Clock {
   /** Moves time forward by `ms`, firing every timer that falls due, in order. */
   advance(ms: number): void {
     const target = this.nowMs + ms;
-    for (;;) {
-      this.timers.sort((a, b) => a.at - b.at || a.id - b.id);
-      const next = this.timers[0];
-      if (next === undefined || next.at > target) break;
-      this.timers.shift();
-      this.nowMs = next.at;
-      next.fn();
-    }
+    while (this.fireNext(target));
     this.nowMs = target;
+  }
+
+  /** Fires the earliest timer due by `target` (time moves to it); false when none is. */
+  private fireNext(target: number): boolean {
+    this.timers.sort((a, b) => a.at - b.at || a.id - b.id);
+    const next = this.timers[0];
+    if (next === undefined || next.at > target) return false;
+    this.timers.shift();
+    this.nowMs = next.at;
+    next.fn();
+    return true;
   }
 
   pendingTimers(): number {

@@ -138,24 +138,33 @@ async function startNode(dir: string, name: 'alpha' | 'beta', channel: MemoryCha
   return { name, root, controller, runner: runner, nodeState };
 }
 
+/**
+ * Two nodes (alpha active, beta passive) on one fake clock, connected. `presence`: what beta's
+ * probe of alpha says. `until` moves fake time in 10 ms steps, a real millisecond for the files
+ * between them, until `cond`.
+ */
+async function startPair(prefix: string, presence?: PresenceViewSource) {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `tandem-${prefix}-${process.pid}-`));
+  cleanups.push(() => fsp.rm(dir, { recursive: true, force: true }));
+  // Capture compares file times with the clock's wall time: it starts at the real one.
+  const clock = new FakeClock(Date.now());
+  const net = new MemoryNetwork(clock);
+  const scripts = new Scripts();
+  const steps: string[] = [];
+  const alpha = await startNode(dir, 'alpha', net.alpha, clock, scripts, steps);
+  const beta = await startNode(dir, 'beta', net.beta, clock, scripts, steps, presence);
+  cleanups.push(async () => net.stop());
+  net.connect();
+  const until = async (cond: () => boolean, what: string, maxMs = 120_000) => {
+    for (let t = 0; t < maxMs && !cond(); t += 10) await clock.advanceAsync(10, () => new Promise((r) => setTimeout(r, 1)));
+    if (!cond()) throw new Error(`not within ${maxMs} ms of fake time: ${what} (alpha: ${JSON.stringify(alpha.runner.status())}; beta: ${JSON.stringify(beta.runner.status())}; steps: ${steps.join(', ')}; scripts: ${scripts.runs.join(', ')})`);
+  };
+  return { clock, net, scripts, steps, alpha, beta, until };
+}
+
 describe('switchover over the in-memory channel', () => {
   it('drains, hands over, promotes the passive and demotes the active, one serving at a time', async () => {
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `tandem-switchover-${process.pid}-`));
-    cleanups.push(() => fsp.rm(dir, { recursive: true, force: true }));
-    // Capture compares file times with the clock's wall time: it starts at the real one.
-    const clock = new FakeClock(Date.now());
-    const net = new MemoryNetwork(clock);
-    const scripts = new Scripts();
-    const steps: string[] = [];
-    const alpha = await startNode(dir, 'alpha', net.alpha, clock, scripts, steps);
-    const beta = await startNode(dir, 'beta', net.beta, clock, scripts, steps);
-    cleanups.push(async () => net.stop());
-    net.connect();
-    /** Fake time in 10 ms steps, a real millisecond for the files between them, until `cond`. */
-    const until = async (cond: () => boolean, what: string, maxMs = 120_000) => {
-      for (let t = 0; t < maxMs && !cond(); t += 10) await clock.advanceAsync(10, () => new Promise((r) => setTimeout(r, 1)));
-      if (!cond()) throw new Error(`not within ${maxMs} ms of fake time: ${what} (alpha: ${JSON.stringify(alpha.runner.status().alarms)} ${alpha.runner.status().reason}; steps: ${steps.join(', ')}; scripts: ${scripts.runs.join(', ')})`);
-    };
+    const { clock, net, scripts, steps, alpha, beta, until } = await startPair('switchover');
 
     await until(() => alpha.runner.serving && alpha.controller.senderStatus()?.inSync === true, 'alpha serves and beta is in sync');
     expect(scripts.runs).toEqual(['alpha start']);
@@ -185,21 +194,8 @@ describe('switchover over the in-memory channel', () => {
   }, 120_000);
 
   it('promotes the passive once the active fell silent for heartbeat.interval × threshold and its presence says gone, not before', async () => {
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `tandem-failover-${process.pid}-`));
-    cleanups.push(() => fsp.rm(dir, { recursive: true, force: true }));
-    const clock = new FakeClock(Date.now());
-    const net = new MemoryNetwork(clock);
-    const scripts = new Scripts();
-    const steps: string[] = [];
-    let presence: ReturnType<PresenceViewSource['view']> = { state: 'alive', since: clock.now(), lastAnswer: { role: 'active', epoch: 1, serving: true, receivedAt: clock.now() } };
-    const alpha = await startNode(dir, 'alpha', net.alpha, clock, scripts, steps);
-    const beta = await startNode(dir, 'beta', net.beta, clock, scripts, steps, { view: () => presence });
-    cleanups.push(async () => net.stop());
-    net.connect();
-    const until = async (cond: () => boolean, what: string, maxMs = 120_000) => {
-      for (let t = 0; t < maxMs && !cond(); t += 10) await clock.advanceAsync(10, () => new Promise((r) => setTimeout(r, 1)));
-      if (!cond()) throw new Error(`not within ${maxMs} ms of fake time: ${what} (beta: ${JSON.stringify(beta.runner.status())}; steps: ${steps.join(', ')})`);
-    };
+    let presence: ReturnType<PresenceViewSource['view']> = { state: 'alive', since: Date.now(), lastAnswer: { role: 'active', epoch: 1, serving: true, receivedAt: Date.now() } };
+    const { clock, net, scripts, steps, alpha, beta, until } = await startPair('failover', { view: () => presence });
     await until(() => alpha.runner.serving && alpha.controller.senderStatus()?.inSync === true && beta.controller.receiverStatus()?.inSync === true, 'alpha serves, beta in sync');
 
     // alpha's host dies: its agent and application with it, the channel drops, its presence refuses.
