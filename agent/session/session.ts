@@ -135,7 +135,9 @@ export class Session {
 
   private fail(code: ErrorCode, reason: string, fields: Record<string, unknown> = {}): void {
     if (!this.link.open) return;
-    const err = new TandemError({ code, op: `session with ${this.link.peer}`, reason, hint: 'see docs/errors.md' });
+    // Until the hello is through, the operation is the hello (as logged before the session layer).
+    const op = this.peerHelloMsg === undefined ? `hello with ${this.link.peer}` : `session with ${this.link.peer}`;
+    const err = new TandemError({ code, op, reason, hint: 'see docs/errors.md' });
     this.log.error({ ...fields, err, code }, `channel: ${err.message}`);
     this.link.close(code, reason);
   }
