@@ -64,8 +64,8 @@ async function pair() {
     t: 'hello', proto: 2, protoMax: 2, pair: 'p1', node, role, epoch: 1, serving: role === 'active', blockSize: 65536, generation: '', headSeq: 0, firstSeq: 0, appliedSeq: 0, syncId: '', ...fields,
   });
   /** A new connection: both sessions exchange hellos and hand the connection to sender and receiver. */
-  const connect = () => {
-    const [atAlpha, atBeta] = MemoryLink.pair(clock, 'alpha', 'beta', { delayMs: 1 });
+  const connect = (delayMs = 1) => {
+    const [atAlpha, atBeta] = MemoryLink.pair(clock, 'alpha', 'beta', { delayMs });
     const opts = { pair: 'p1', blockSize: 65536, helloTimeoutMs: 5000, protocol: { min: 1, max: 2 }, clock, log };
     const sa: Session = new Session(atAlpha, { ...opts, onPeerHello: (h) => sender.attach(sa.port('to-active'), h) });
     const sb: Session = new Session(atBeta, { ...opts, onPeerHello: (h) => receiver.attach(sb.port('to-passive'), h) });
@@ -149,6 +149,22 @@ describe('sender → receiver over the in-memory link', () => {
     p.applier.release();
     await p.until(() => p.sender.acked === 24, 'acked up to 24');
     expect(p.applier.applied).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
+    await p.close();
+  });
+
+  it('sends again what was in flight when the link dropped: the passive ends with every record once', async () => {
+    const p = await pair();
+    await p.journalBatches(10, 3);
+    // 40 ms each way: when the link drops, batches are on the wire and acks on their way back.
+    const link = p.connect(40);
+    await p.until(() => p.receiver.status().receivedSeq >= 6, 'the first batches arrived');
+    link.cut('the network dropped');
+    const received = p.receiver.status().receivedSeq;
+    expect(received).toBeLessThan(30);
+    expect(p.sender.acked).toBeLessThan(30);
+    p.connect(40);
+    await p.until(() => p.sender.acked === 30, 'acked up to 30 after the reconnect');
+    expect(p.applier.applied).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
     await p.close();
   });
 });
