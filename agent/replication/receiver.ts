@@ -244,9 +244,9 @@ export class Receiver {
   /** Applies every batch held (a promotion finishes what it received); resolves with the last applied sequence. */
   async drain(timeoutMs: number): Promise<number> {
     await this.appendChain;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.whenDrained(), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
-    clearTimeout(timer);
+    let timer: TimerHandle | undefined;
+    await Promise.race([this.whenDrained(), new Promise<void>((r) => (timer = this.opts.clock.setTimeout(r, timeoutMs)))]);
+    timer?.cancel();
     return this.appliedSeq;
   }
 
@@ -255,7 +255,7 @@ export class Receiver {
     const deadline = this.opts.clock.monotonic() + timeoutMs;
     while (this.appliedSeq < seq) {
       if (this.closed || this.opts.clock.monotonic() > deadline) return false;
-      await new Promise((r) => setTimeout(r, 10));
+      await this.opts.clock.sleep(10);
     }
     return true;
   }
@@ -374,11 +374,6 @@ export class Receiver {
 
   private onMessage(m: Message): void {
     switch (m.t) {
-      case 'hello':
-      case 'hb':
-      case 'takeover':
-      case 'takeover-result':
-        return; // the role layer's (agent/roles)
       case 'batch':
         return this.onBatch(m);
       case 'peer-state':

@@ -8,6 +8,7 @@ import { Journal } from '../journal/index.ts';
 import { Sender } from '../replication/index.ts';
 import { RootProtection } from '../standby/index.ts';
 import { Verifier } from '../verify/index.ts';
+import type { Clock } from '../../shared/clock.ts';
 import type { EngineDeps } from './engine-deps.ts';
 
 export class ActiveEngine {
@@ -16,6 +17,7 @@ export class ActiveEngine {
     readonly capture: Capture,
     readonly sender: Sender,
     readonly verifier: Verifier,
+    private readonly clock: Clock,
   ) {}
 
   /**
@@ -96,7 +98,7 @@ export class ActiveEngine {
       });
       // An interrupted verification goes on where it stopped (its cursor is in the state dir).
       await verifier.resumeInterrupted();
-      return new ActiveEngine(journal, capture, sender, verifier);
+      return new ActiveEngine(journal, capture, sender, verifier, clock);
     } catch (err) {
       await journal.close().catch(() => {});
       throw err;
@@ -108,15 +110,15 @@ export class ActiveEngine {
    * applications were stopped, this is the last state the passive must have before it takes over.
    */
   async drain(timeoutMs: number): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = this.clock.monotonic() + timeoutMs;
     // The watcher's events are late hints and can be lost (an inotify overflow): a stat scan
     // that begins after the applications stopped finds every change they made.
     await this.capture.scanAll('drain');
     for (;;) {
       await this.capture.whenIdle();
       if (this.capture.status().pendingPaths === 0) break;
-      if (Date.now() > deadline) throw new Error(`capture still had ${this.capture.status().pendingPaths} paths pending after ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 20));
+      if (this.clock.monotonic() > deadline) throw new Error(`capture still had ${this.capture.status().pendingPaths} paths pending after ${timeoutMs} ms`);
+      await this.clock.sleep(20);
     }
     return this.journal.headSeq;
   }
