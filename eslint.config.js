@@ -49,15 +49,15 @@ export default tseslint.config(
       eqeqeq: ['error', 'always', { null: 'ignore' }],
     },
   },
-  // Next (scheduled with the session layer, issue 11 item 2): time only through the injected
-  // Clock in agent/, so every timing is testable with the fake clock. Enable it then:
-  // {
-  //   files: ['agent/**/*.ts'],
-  //   rules: {
-  //     'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'use the injected Clock (shared/clock.ts)' }],
-  //     'no-restricted-globals': ['error', { name: 'setTimeout', message: 'use clock.setTimeout' }, { name: 'setInterval', message: 'use clock.setTimeout' }],
-  //   },
-  // },
+  // Time only through the injected Clock in agent/ (issue 11 item 2), so every timing is
+  // testable with the fake clock. shared/clock.ts holds the one system implementation.
+  {
+    files: ['agent/**/*.ts'],
+    rules: {
+      'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'use the injected Clock (shared/clock.ts)' }],
+      'no-restricted-globals': ['error', { name: 'setTimeout', message: 'use clock.setTimeout or clock.sleep' }, { name: 'setInterval', message: 'use clock.setInterval' }],
+    },
+  },
   {
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { sourceType: 'module', ecmaVersion: 2023, globals: { process: 'readonly', console: 'readonly', performance: 'readonly', URL: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', fetch: 'readonly' } },

@@ -367,7 +367,7 @@ async function requestSwitchover(failover: FailoverRunner, controller: RoleContr
 async function waitHandedOver(failover: FailoverRunner, controller: RoleController, clock: Clock, codes: string[]): Promise<{ moved: boolean; timedOut?: boolean; alarm?: string | undefined }> {
   const deadline = clock.monotonic() + 120_000;
   while (clock.monotonic() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
+    await clock.sleep(50);
     const st = failover.status();
     if (st.phase === 'busy') continue;
     if ((controller.role as string) === 'passive') return { moved: true };

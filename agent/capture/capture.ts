@@ -1386,7 +1386,7 @@ export class Capture {
   async scanAll(reason: string): Promise<void> {
     if (this.scanning) {
       if (reason === 'periodic') return;
-      while (this.scanning) await new Promise((r) => setTimeout(r, 10));
+      while (this.scanning) await this.opts.clock.sleep(10);
     }
     this.scanning = true;
     this.noteXattrSupport();

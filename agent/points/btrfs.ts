@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { TandemError } from '../../shared/errors.ts';
+import type { Clock } from '../../shared/clock.ts';
 import { ChangeList, type ChangeSet } from './change-list.ts';
 import { SendStreamError, SendStreamParser } from './send-stream.ts';
 
@@ -33,6 +34,8 @@ const STDERR_KEEP_BYTES = 4096;
 export interface BtrfsOptions {
   /** The program (findBtrfs()). */
   bin: string;
+  /** Times the program out. */
+  clock: Clock;
   timeoutMs?: number;
 }
 
@@ -116,7 +119,7 @@ export class Btrfs {
       let stderr = '';
       let timedOut = false;
       let settled = false;
-      const timer = setTimeout(() => {
+      const timer = this.opts.clock.setTimeout(() => {
         timedOut = true;
         child.kill('SIGKILL');
       }, this.timeoutMs);
@@ -129,7 +132,7 @@ export class Btrfs {
       const done = (code: number | null, signal: NodeJS.Signals | null) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        timer.cancel();
         resolve({ code, signal, stderr: stderr.trim(), timedOut });
       };
       child.on('error', (err) => {

@@ -304,9 +304,9 @@ export class Receiver {
   /** Applies every batch held (a promotion finishes what it received); resolves with the last applied sequence. */
   async drain(timeoutMs: number): Promise<number> {
     await this.appendChain;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.whenDrained(), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
-    clearTimeout(timer);
+    let timer: TimerHandle | undefined;
+    await Promise.race([this.whenDrained(), new Promise<void>((r) => (timer = this.opts.clock.setTimeout(r, timeoutMs)))]);
+    timer?.cancel();
     return this.appliedSeq;
   }
 
@@ -315,7 +315,7 @@ export class Receiver {
     const deadline = this.opts.clock.monotonic() + timeoutMs;
     while (this.appliedSeq < seq) {
       if (this.closed || this.opts.clock.monotonic() > deadline) return false;
-      await new Promise((r) => setTimeout(r, 10));
+      await this.opts.clock.sleep(10);
     }
     return true;
   }
@@ -438,9 +438,21 @@ export class Receiver {
 
   /** Tells the active what this node holds durably (and what it applied). */
   private ackReceived(): void {
-    while (this.held.length > 0 && this.held[0]!.last <= this.receivedDurable) this.heldBytes -= this.held.shift()!.bytes;
+    const credit = this.creditSeq();
+    while (this.held.length > 0 && this.held[0]!.last <= credit) this.heldBytes -= this.held.shift()!.bytes;
     const link = this.link;
-    if (link?.open === true && this.peerHello !== undefined) link.send({ t: 'ack', seq: this.appliedSeq, received: this.receivedDurable });
+    if (link?.open === true && this.peerHello !== undefined) link.send({ t: 'ack', seq: this.appliedSeq, received: credit });
+  }
+
+  /**
+   * What leaves the window: everything applied and, past it, batches that wait for their point
+   * (durable in the receive log, and not applicable before more arrives: counting them would
+   * deadlock a point larger than the window). A batch that may be applied and is not yet keeps
+   * its place, so a slow disk on this node holds the active back as without points.
+   */
+  private creditSeq(): number {
+    const head = this.queue.find((b) => b.last > this.appliedSeq);
+    return head !== undefined && this.releasable(head) ? this.appliedSeq : this.receivedDurable;
   }
 
   /** Standby protection's alarms changed: the active hears of it at once. */
@@ -509,11 +521,6 @@ export class Receiver {
 
   private onMessage(m: Message): void {
     switch (m.t) {
-      case 'hello':
-      case 'hb':
-      case 'takeover':
-      case 'takeover-result':
-        return; // the role layer's (agent/roles)
       case 'batch':
         return this.onBatch(m);
       case 'peer-state':

@@ -230,7 +230,7 @@ export class Sender {
     const deadline = this.opts.clock.monotonic() + timeoutMs;
     while (this.ackedSeq < seq) {
       if (this.opts.clock.monotonic() > deadline || this.link === undefined) return false;
-      await new Promise((r) => setTimeout(r, 10));
+      await this.opts.clock.sleep(10);
     }
     return true;
   }
@@ -342,11 +342,6 @@ export class Sender {
 
   private onMessage(m: Message): void {
     switch (m.t) {
-      case 'hello':
-      case 'hb':
-      case 'takeover':
-      case 'takeover-result':
-        return; // the role layer's (agent/roles)
       case 'ack':
         return this.onAck(m.seq, m.received ?? m.seq);
       case 'peer-state':

@@ -9,6 +9,7 @@ import { Btrfs, PointLedger, PointMarker, SnapshotStore, findBtrfs, planRoots, r
 import { Sender } from '../replication/index.ts';
 import { RootProtection } from '../standby/index.ts';
 import { Verifier } from '../verify/index.ts';
+import type { Clock } from '../../shared/clock.ts';
 import type { EngineDeps } from './engine-deps.ts';
 
 export class ActiveEngine {
@@ -17,6 +18,7 @@ export class ActiveEngine {
     readonly capture: Capture,
     readonly sender: Sender,
     readonly verifier: Verifier,
+    private readonly clock: Clock,
     private readonly marker: PointMarker | undefined,
   ) {}
 
@@ -102,7 +104,7 @@ export class ActiveEngine {
       });
       // An interrupted verification goes on where it stopped (its cursor is in the state dir).
       await verifier.resumeInterrupted();
-      return new ActiveEngine(journal, capture, sender, verifier, points.capture?.marker);
+      return new ActiveEngine(journal, capture, sender, verifier, clock, points.capture?.marker);
     } catch (err) {
       await journal.close().catch(() => {});
       throw err;
@@ -114,15 +116,15 @@ export class ActiveEngine {
    * applications were stopped, this is the last state the passive must have before it takes over.
    */
   async drain(timeoutMs: number): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = this.clock.monotonic() + timeoutMs;
     // The watcher's events are late hints and can be lost (an inotify overflow): a stat scan
     // that begins after the applications stopped finds every change they made.
     await this.capture.scanAll('drain');
     for (;;) {
       await this.capture.whenIdle();
       if (this.capture.status().pendingPaths === 0) break;
-      if (Date.now() > deadline) throw new Error(`capture still had ${this.capture.status().pendingPaths} paths pending after ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 20));
+      if (this.clock.monotonic() > deadline) throw new Error(`capture still had ${this.capture.status().pendingPaths} paths pending after ${timeoutMs} ms`);
+      await this.clock.sleep(20);
     }
     return this.journal.headSeq;
   }
@@ -153,7 +155,7 @@ function pointsFor(deps: EngineDeps): { capture: Omit<CapturePoints, 'onPoint'> 
       fileReasons.set(p.name, p.verdict.reason);
       continue;
     }
-    stores.set(p.name, new SnapshotStore({ root: p.real, dir: p.pointsDir, btrfs: new Btrfs({ bin }), clock, log }));
+    stores.set(p.name, new SnapshotStore({ root: p.real, dir: p.pointsDir, btrfs: new Btrfs({ bin, clock }), clock, log }));
   }
   if (stores.size === 0) return { capture: undefined, fileReasons };
   const marker = PointMarker.open(path.join(config.stateDir, 'points', 'marker'), clock, log);

@@ -64,6 +64,7 @@ export class PassiveEngine {
         owners: config.replication.owners,
         modified: (root, rel) => watch.isFlagged(root, rel),
         log,
+        clock,
       });
       const receiver = new Receiver({
         pair: config.pair,

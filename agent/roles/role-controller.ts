@@ -8,15 +8,15 @@ import type { Clock } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { HelloMessage, Message, Role } from '../../shared/protocol/index.ts';
 import { TANDEM_VERSION, helloProtocolFields, ownProtocol, peerProtocol, type ProtocolRange } from '../../shared/version.ts';
-import type { PeerChannel, PeerConnection } from '../channel/index.ts';
-import type { Discarded, ReceiverStatus, SenderStatus } from '../replication/index.ts';
+import type { PeerConnection } from '../channel/index.ts';
+import type { Discarded, PeerLink, ReceiverStatus, SenderStatus } from '../replication/index.ts';
+import { Session } from '../session/index.ts';
 import { planRoots, type RootPlan } from '../points/index.ts';
 import { newGeneration } from '../state/index.ts';
 import { forkHistory } from '../replication/index.ts';
 import { ActiveEngine } from './active-engine.ts';
 import { ChannelHeartbeat } from './channel-heartbeat.ts';
 import type { EngineDeps } from './engine-deps.ts';
-import { exchangeHello } from './hello-exchange.ts';
 import { PassiveEngine } from './passive-engine.ts';
 
 export type ScriptName = 'start' | 'stop' | 'check';
@@ -34,8 +34,17 @@ export interface Outcome {
   serving?: boolean | undefined;
 }
 
+/** What the controller uses of the channel: agent/channel's PeerChannel (an in-memory one in tests). */
+export interface RoleChannel {
+  /** The connection in use, if one is open. */
+  readonly connection: PeerLink | undefined;
+  /** Closes the connection in use (both nodes then reconnect). */
+  reconnect(reason: string): void;
+  on(event: 'connection', listener: (conn: PeerConnection | PeerLink) => void): unknown;
+}
+
 export interface RoleControllerOptions extends EngineDeps {
-  channel: PeerChannel;
+  channel: RoleChannel;
   scripts: Scripts;
   /** Whether this node serves now (the decision's state): goes into hellos and heartbeats. */
   serving: () => boolean;
@@ -67,7 +76,7 @@ export class RoleController {
   private readonly clock: Clock;
   private engine: ActiveEngine | PassiveEngine | undefined;
   private takeoverWaiter: ((m: Extract<Message, { t: 'takeover-result' }>) => void) | undefined;
-  private pendingTakeover: { link: PeerConnection; epoch: number } | undefined;
+  private pendingTakeover: { link: PeerLink; epoch: number } | undefined;
   private stopped = false;
   private readonly protocol: ProtocolRange;
   /** What the peer's last hello said of its version (kept after a disconnect: status says connected or not). */
@@ -161,7 +170,7 @@ export class RoleController {
     };
   }
 
-  private onConnection(conn: PeerConnection): void {
+  private onConnection(conn: PeerLink): void {
     if (this.stopped) return;
     if (this.engine === undefined) {
       // Mid role change: no engine can say where this node's data stands, and a hello without
@@ -170,20 +179,21 @@ export class RoleController {
       conn.close('normal', 'role change in progress');
       return;
     }
-    conn.on('message', (m) => this.onControlMessage(conn, m));
-    exchangeHello(conn, this.hello(), {
+    // The session is the connection's one listener: each part below registers for its family.
+    const session: Session = new Session(conn, {
       pair: this.opts.config.pair,
       blockSize: this.opts.config.blockSize,
-      timeoutMs: this.opts.config.channel.handshakeTimeout,
+      helloTimeoutMs: this.opts.config.channel.handshakeTimeout,
       protocol: this.protocol,
       clock: this.clock,
       log: this.log,
       onPeerHello: (h, protocol) => {
+        session.handle('handover', (m) => this.onControlMessage(conn, m));
         this.peerVersion = { tandem: h.version ?? null, protocol: peerProtocol(h).max, session: protocol };
         if (protocol < this.protocol.max) {
           this.log.info({ peer: h.node, protocol, peerVersion: h.version ?? null }, `roles: the peer speaks protocol ${protocol}; this session runs at it (a rolling upgrade: docs/install.md)`);
         }
-        this.heartbeat.attach(conn, { role: h.role, epoch: h.epoch, serving: h.serving, publicState: 'unknown', inSync: false, at: this.clock.now() });
+        this.heartbeat.attach(session.port('heartbeat'), { role: h.role, epoch: h.epoch, serving: h.serving, publicState: 'unknown', inSync: false, at: this.clock.now() });
         // A passive follows its active's epoch, so that a promotion goes beyond it even after
         // a restart of this node.
         if (this.role === 'passive' && h.role === 'active' && h.epoch > this.epoch) {
@@ -193,14 +203,15 @@ export class RoleController {
         // the decision who must change, and the connection is made again after the change.
         const active = this.active;
         const passive = this.passive;
-        if (active !== undefined && h.role === 'passive') active.sender.attach(conn, h);
-        else if (passive !== undefined && h.role === 'active') passive.receiver.attach(conn, h);
+        if (active !== undefined && h.role === 'passive') active.sender.attach(session.port('to-active'), h);
+        else if (passive !== undefined && h.role === 'active') passive.receiver.attach(session.port('to-passive'), h);
         else this.log.info({ peer: h.node, role: this.role, peerRole: h.role, epoch: this.epoch, peerEpoch: h.epoch }, 'roles: both nodes are ' + this.role + '; no replication until one changes');
       },
     });
+    session.start(this.hello());
   }
 
-  private onControlMessage(conn: PeerConnection, m: Message): void {
+  private onControlMessage(conn: PeerLink, m: Message): void {
     if (m.t === 'takeover') {
       if (this.role !== 'passive') {
         conn.send({ t: 'takeover-result', epoch: m.epoch, ok: false, error: 'this node is not passive' });
@@ -286,7 +297,7 @@ export class RoleController {
     this.opts.channel.reconnect('role changed: now active');
     let last: Outcome = { ok: false, error: 'not tried' };
     for (let attempt = 0; attempt <= startRetries; attempt++) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, 1000 * attempt));
+      if (attempt > 0) await this.clock.sleep(1000 * attempt);
       const start = await this.opts.scripts.run('start', this.ctx(reason));
       if (!start.ok) {
         last = { ok: false, error: `start: ${describe(start)}` };
@@ -372,12 +383,12 @@ export class RoleController {
     if (link === undefined) return { t: 'takeover-result', epoch, ok: false, error: 'the channel is down' };
     const result = new Promise<Extract<Message, { t: 'takeover-result' }> | undefined>((resolve) => {
       const done = (m: Extract<Message, { t: 'takeover-result' }> | undefined) => {
-        clearTimeout(timer);
-        clearInterval(poll);
+        timer.cancel();
+        poll.cancel();
         resolve(m);
       };
-      const timer = setTimeout(() => done(undefined), SWITCHOVER_TAKEOVER_MS);
-      const poll = setInterval(() => {
+      const timer = this.clock.setTimeout(() => done(undefined), SWITCHOVER_TAKEOVER_MS);
+      const poll = this.clock.setInterval(() => {
         const peer = this.heartbeat.observe().peer;
         if (peer?.role === 'active' && peer.epoch >= epoch) done({ t: 'takeover-result', epoch: peer.epoch, ok: true });
       }, 20);

@@ -107,7 +107,7 @@ export class SyncRunner {
       // Paths that kept changing under us: try again until they hold still long enough.
       for (let round = 0; retry.length > 0; round++) {
         this.throwIfCancelled();
-        if (round > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** round)));
+        if (round > 0) await this.opts.clock.sleep(Math.min(1000, 50 * 2 ** round));
         const items = retry.splice(0);
         await capture.runTask(async (ctx) => {
           for (const item of items) if (!(await this.syncPath(ctx, item))) retry.push(item);

@@ -9,7 +9,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Clock } from '../../shared/clock.ts';
+import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { TandemError, describeCause, errnoOf } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
@@ -120,7 +120,7 @@ export class Verifier {
   private waiting: string | null = null;
   private readonly rate: RateLimit | undefined;
   private nextReq = 1;
-  private readonly asks = new Map<number, { resolve: (m: VerifyReplyMessage) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly asks = new Map<number, { resolve: (m: VerifyReplyMessage) => void; reject: (e: Error) => void; timer: TimerHandle }>();
   /** Last sequence journaled for each path while a verification runs (see `touched`). */
   private readonly touches = new Map<string, number>();
   private readonly liveSnapshots = new Map<number, number>();
@@ -139,7 +139,7 @@ export class Verifier {
         const a = this.asks.get(m.req);
         if (a === undefined) return;
         this.asks.delete(m.req);
-        clearTimeout(a.timer);
+        a.timer.cancel();
         a.resolve(m);
       }),
       opts.peer.onDetach(() => this.rejectAsks('the passive disconnected')),
@@ -269,7 +269,7 @@ export class Verifier {
         if (why !== lastError) this.log.warn({ verify: r.id, err, cursor: r.cursor }, 'verify: interrupted; resuming at the cursor');
         lastError = why;
         await this.persist(true).catch(() => {});
-        await sleep(RETRY_PAUSE_MS);
+        await this.opts.clock.sleep(RETRY_PAUSE_MS);
       }
     }
   }
@@ -278,7 +278,7 @@ export class Verifier {
     while (!this.opts.peer.ready()) {
       if (this.stopped) throw new Interrupted('stopped');
       this.waiting = 'no passive connected and in step (not connected, or an initial synchronisation runs)';
-      await sleep(200);
+      await this.opts.clock.sleep(200);
     }
   }
 
@@ -451,7 +451,7 @@ export class Verifier {
     for (;;) {
       const waitMs = this.rate.delayFor(bytes);
       if (waitMs === 0) return;
-      await sleep(waitMs);
+      await this.opts.clock.sleep(waitMs);
     }
   }
 
@@ -483,14 +483,14 @@ export class Verifier {
   private ask(m: VerifyListMessage | VerifyEntryMessage): Promise<VerifyReplyMessage> {
     const req = this.nextReq++;
     return new Promise<VerifyReplyMessage>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.opts.clock.setTimeout(() => {
         this.asks.delete(req);
         reject(new Error(`the passive did not answer ${m.t} ${m.root}/${m.path} within ${ASK_TIMEOUT_MS} ms`));
       }, ASK_TIMEOUT_MS);
       this.asks.set(req, { resolve, reject, timer });
       if (!this.opts.peer.send({ ...m, req })) {
         this.asks.delete(req);
-        clearTimeout(timer);
+        timer.cancel();
         reject(new Error('no passive connected'));
       }
     }).then((reply) => {
@@ -502,7 +502,7 @@ export class Verifier {
   private rejectAsks(reason: string): void {
     for (const [req, a] of this.asks) {
       this.asks.delete(req);
-      clearTimeout(a.timer);
+      a.timer.cancel();
       a.reject(new Error(reason));
     }
   }
@@ -519,8 +519,8 @@ export class Verifier {
     let journaled = false;
     for (let round = 0; round < RECHECK_ROUNDS && r.suspects.length > 0; round++) {
       // Give capture a moment to journal what it has seen (never idle under a steady writer).
-      await sleep(Math.min(2000, 100 * 2 ** round));
-      await Promise.race([this.opts.capture.whenIdle(), sleep(1000)]);
+      await this.opts.clock.sleep(Math.min(2000, 100 * 2 ** round));
+      await Promise.race([this.opts.capture.whenIdle(), this.opts.clock.sleep(1000)]);
       const next: VerifyRecord['suspects'] = [];
       const round0 = r.suspects;
       // A few at once (each waits for its own capture snapshot and the passive's answer).
@@ -623,10 +623,6 @@ export class Verifier {
     this.persistChain = this.persistChain.then(() => saveRecord(this.opts.stateDir, copy)).catch((err: unknown) => this.log.warn({ err }, 'verify: cannot persist progress'));
     await this.persistChain;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 function cloneEntry(e: Entry): Entry {

@@ -4,7 +4,7 @@
 // reads outside a protected root (no path through a symlink, excluded paths are not shown).
 import fs from 'node:fs';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
-import { systemClock } from '../../shared/clock.ts';
+import type { Clock } from '../../shared/clock.ts';
 import { describeCause, errnoOf } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { VerifyEntryMessage, VerifyListMessage, VerifyReplyMessage, WireVerifyEntry } from '../../shared/protocol/index.ts';
@@ -27,6 +27,7 @@ export interface VerifyResponderOptions {
   /** Whether the standby watch holds a path as changed by hand (agent/standby); absent: never. */
   modified?: (root: string, rel: string) => boolean;
   log: Logger;
+  clock: Clock;
 }
 
 /** How a question waits for the passive to apply up to its point before it is answered with an error. */
@@ -45,7 +46,7 @@ export class VerifyResponder {
   constructor(private readonly opts: VerifyResponderOptions) {
     this.log = opts.log.child({ component: 'verify' });
     this.owners = opts.owners ?? 'numeric';
-    this.users = opts.users ?? new UserDb(systemClock);
+    this.users = opts.users ?? new UserDb(opts.clock);
     for (const r of opts.roots) this.roots.set(r.name, { ...r, isExcluded: compileExcludes(r.exclude), real: r.path });
   }
 
@@ -107,7 +108,7 @@ export class VerifyResponder {
         if (e.kind !== 'file' || e.size > blocksUpTo) continue;
         budget -= Math.ceil(e.size / this.opts.blockSize) * 8 + 64;
         if (budget < 0) break;
-        const r = await readBlocks(at(fd, e.name), this.opts.blockSize, Date.now, () => {});
+        const r = await readBlocks(at(fd, e.name), this.opts.blockSize, () => this.opts.clock.now(), () => {});
         if (r.kind === 'file' && !r.torn) Object.assign(e, { size: r.size, mode: r.stat.mode, mtimeMs: r.stat.mtimeMs, blocks: r.blocks });
       }
       return out;
@@ -122,7 +123,7 @@ export class VerifyResponder {
     try {
       const e = statEntryAt(parent, parent.name, this.owners, this.users);
       if (e?.kind !== 'file') return e;
-      const r = await readBlocks(parent.at, this.opts.blockSize, Date.now, () => {});
+      const r = await readBlocks(parent.at, this.opts.blockSize, () => this.opts.clock.now(), () => {});
       if (r.kind !== 'file') return r.kind === 'vanished' ? undefined : statEntryAt(parent, parent.name, this.owners, this.users);
       return { ...e, mode: r.stat.mode, size: r.size, mtimeMs: r.stat.mtimeMs, blocks: r.blocks };
     } finally {

@@ -68,7 +68,10 @@ describe('failover', () => {
       print(`kill -9, ${name}: beta served ${(tookMs / 1000).toFixed(2)} s after the kill`, report);
       expect(tookMs).toBeLessThanOrEqual(limitMs);
       expect(Date.now() - t0).toBeGreaterThan(0);
-      const b = await fp.pair.status('beta');
+      // The application answers before the promotion ends: its start script and the check after
+      // it may still run (over a second on a busy machine). Wait for the status to say so.
+      let b = await fp.pair.status('beta');
+      for (const t1 = Date.now(); !b.failover.serving && Date.now() - t1 < 10_000; b = await fp.pair.status('beta')) await sleep(50);
       expect(b.role).toBe('active');
       expect(b.failover.serving).toBe(true);
       expect(b.failover.reason).toMatch(/failover/);

@@ -9,7 +9,7 @@ import { overlappingStarts, readScriptsLog } from '../../../agent/scripts/index.
 import { fetchStatus } from '../../../console/control-client.ts';
 import { ClientLoop, format } from '../../helpers/client-loop.ts';
 import { removeDemoDir } from '../../helpers/demo-dir.ts';
-import { servedBy, sleep, TANDEM_BIN, until } from '../../helpers/pair.ts';
+import { servedBy, TANDEM_BIN, until } from '../../helpers/pair.ts';
 import { exited, spawnTracked, TEST_MARKER } from '../../helpers/processes.ts';
 
 interface PairJson {
@@ -43,10 +43,9 @@ describe('tandem demo', () => {
 
     const loop = new ClientLoop({ url: pair.appUrl, ratePerSecond: 20 });
     loop.start();
-    await sleep(500);
+    await until('the loop served by alpha', () => ((loop.report().servedBy[0]?.count ?? 0) >= 5 ? true : undefined), 30_000);
     process.kill(Number(pid), 'SIGKILL');
-    await until('beta serving the page', async () => ((await servedBy(pair.appUrl)) === 'beta' ? true : undefined), 30_000);
-    await sleep(1000);
+    await until('the loop served by beta', () => (loop.report().servedBy.some((r) => r.node === 'beta' && r.count >= 10) ? true : undefined), 60_000);
     const report = await loop.stop();
     expect(report.servedBy.map((r) => r.node)).toEqual(['alpha', 'beta']);
     process.stdout.write(`[demo] kill -9 of the active agent: ${format(report)}\n`);

@@ -1,30 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TandemError } from '../../../shared/errors.ts';
 import { OUTSIDE_ROOT_HINT, PathGuard, resolveInRoot, type GuardHooks, type Loc, type WalkMode } from '../../../agent/apply/path-guard.ts';
 import { at } from '../../../agent/tree/index.ts';
 import { tmpDir } from './helpers.ts';
-
-function refusal(fn: () => unknown): TandemError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof TandemError) return err;
-    throw err;
-  }
-  throw new Error('expected a refusal');
-}
-
-async function refusalOf(p: Promise<unknown>): Promise<TandemError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof TandemError) return err;
-    throw err;
-  }
-  throw new Error('expected a refusal');
-}
+import { refusal, refusalOf } from '../../helpers/refusal.ts';
 
 describe('resolveInRoot (lexical)', () => {
   const roots = new Map([['data', '/srv/data']]);

@@ -45,7 +45,7 @@ async function makeRig(populate?: (root: string) => void): Promise<Rig> {
   const manifest = new Manifest(['data']);
   const pointsDir = defaultPointsDir(root);
   expect(preparePointsDir(pointsDir)).toBeUndefined();
-  const btrfs = new Btrfs({ bin: findBtrfs()! });
+  const btrfs = new Btrfs({ bin: findBtrfs()!, clock: systemClock });
   const store = new SnapshotStore({ root, dir: pointsDir, btrfs, clock: systemClock, log: silentLogger() });
   const ledger = new PointLedger();
   const marker = PointMarker.open(fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-marker-')), systemClock, silentLogger());
@@ -207,7 +207,7 @@ describe.skipIf(skip !== undefined)('capture in snapshot mode (btrfs)', () => {
     // A snapshot as a killed agent would leave it.
     execFileSync('btrfs', ['subvolume', 'snapshot', '-r', r.root, path.join(r.pointsDir, '999')], { stdio: 'ignore' });
     await r.capture.stop();
-    const store = new SnapshotStore({ root: r.root, dir: r.pointsDir, btrfs: new Btrfs({ bin: findBtrfs()! }), clock: systemClock, log: silentLogger() });
+    const store = new SnapshotStore({ root: r.root, dir: r.pointsDir, btrfs: new Btrfs({ bin: findBtrfs()!, clock: systemClock }), clock: systemClock, log: silentLogger() });
     await store.removeLeftovers();
     expect(fs.readdirSync(r.pointsDir)).toEqual([]);
   });

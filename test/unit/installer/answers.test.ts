@@ -6,6 +6,7 @@ import { TandemError } from '../../../shared/errors.ts';
 import { parsePrimaryAnswers, primaryAnswersSchema, protectedDirs, secondaryAnswersSchema } from '../../../installer/answers.ts';
 import { MODULE_SCHEMA } from '../../../installer/modules/index.ts';
 import { PROJECT } from '../../helpers/pair.ts';
+import { refusal } from '../../helpers/refusal.ts';
 
 const base = {
   pair: 'shop',
@@ -14,14 +15,8 @@ const base = {
   protect: ['/srv/data'],
 };
 
-function refusal(doc: unknown): TandemError {
-  try {
-    parsePrimaryAnswers(doc, 'a.yaml');
-  } catch (err) {
-    if (err instanceof TandemError) return err;
-    throw err;
-  }
-  throw new Error('accepted');
+function refusalOfDoc(doc: unknown): TandemError {
+  return refusal(() => parsePrimaryAnswers(doc, 'a.yaml'));
 }
 
 /** Every key of an object schema, nested maps as "a.b", records as "a.<name>.b". */
@@ -50,22 +45,22 @@ describe('install answers', () => {
 
   it('name protected directories after their last component, uniquely, and refuse nesting', () => {
     expect(protectedDirs(['/srv/data', '/var/lib/postgresql/15/main', '/backup/data']).map((d) => d.name)).toEqual(['data', 'main', 'data-2']);
-    expect(refusal({ ...base, protect: ['/srv', '/srv/data'] }).reason).toMatch(/overlap/);
-    expect(refusal({ ...base, protect: ['//'] }).reason).toMatch(/whole file system/);
+    expect(refusalOfDoc({ ...base, protect: ['/srv', '/srv/data'] }).reason).toMatch(/overlap/);
+    expect(refusalOfDoc({ ...base, protect: ['//'] }).reason).toMatch(/whole file system/);
   });
 
   it('refuse, naming the key: an unknown key, a relative or climbing path, a third node, a bad module field', () => {
-    expect(refusal({ ...base, colour: 'red' }).reason).toMatch(/unknown key\(s\) "colour"/);
-    expect(refusal({ ...base, protect: ['srv/data'] }).details.key).toBe('protect.0');
-    expect(refusal({ ...base, protect: ['/srv/../etc'] }).reason).toMatch(/"\.\."/);
-    expect(refusal({ ...base, nodes: { ...base.nodes, gamma: { channel: '10.0.0.3:7700' } } }).reason).toMatch(/exactly two nodes/);
-    expect(refusal({ ...base, node: 'gamma' }).reason).toMatch(/not one of nodes/);
-    expect(refusal({ ...base, modules: [{ module: 'vip', address: '192.0.2.10' }] }).details.key).toBe('modules.0.address');
-    expect(refusal({ ...base, modules: [{ module: 'vip', address: '192.0.2.10/24', interface: 'eth0; rm -rf /' }] }).details.key).toBe('modules.0.interface');
-    expect(refusal({ ...base, modules: [{ module: 'web', url: 'http://x/', unit: 'a.service', command: 'b' }] }).reason).toMatch(/either unit/);
-    expect(refusal({ ...base, modules: [{ module: 'dns', name: 'shop.example.com', addresses: { alpha: '192.0.2.11' }, command: 'true' }] }).reason).toMatch(/no address for node beta/);
-    expect(refusal({ ...base, fence: 'line one\nline two' }).details.key).toBe('fence');
-    expect(refusal({ ...base, packCode: 'short' }).details.key).toBe('packCode');
+    expect(refusalOfDoc({ ...base, colour: 'red' }).reason).toMatch(/unknown key\(s\) "colour"/);
+    expect(refusalOfDoc({ ...base, protect: ['srv/data'] }).details.key).toBe('protect.0');
+    expect(refusalOfDoc({ ...base, protect: ['/srv/../etc'] }).reason).toMatch(/"\.\."/);
+    expect(refusalOfDoc({ ...base, nodes: { ...base.nodes, gamma: { channel: '10.0.0.3:7700' } } }).reason).toMatch(/exactly two nodes/);
+    expect(refusalOfDoc({ ...base, node: 'gamma' }).reason).toMatch(/not one of nodes/);
+    expect(refusalOfDoc({ ...base, modules: [{ module: 'vip', address: '192.0.2.10' }] }).details.key).toBe('modules.0.address');
+    expect(refusalOfDoc({ ...base, modules: [{ module: 'vip', address: '192.0.2.10/24', interface: 'eth0; rm -rf /' }] }).details.key).toBe('modules.0.interface');
+    expect(refusalOfDoc({ ...base, modules: [{ module: 'web', url: 'http://x/', unit: 'a.service', command: 'b' }] }).reason).toMatch(/either unit/);
+    expect(refusalOfDoc({ ...base, modules: [{ module: 'dns', name: 'shop.example.com', addresses: { alpha: '192.0.2.11' }, command: 'true' }] }).reason).toMatch(/no address for node beta/);
+    expect(refusalOfDoc({ ...base, fence: 'line one\nline two' }).details.key).toBe('fence');
+    expect(refusalOfDoc({ ...base, packCode: 'short' }).details.key).toBe('packCode');
   });
 
   it('are all documented in docs/install.md', () => {

@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generatePairKey } from '../../../shared/pair-key.ts';
-import { TandemError } from '../../../shared/errors.ts';
 import { generatePackCode, normalizePackCode, openPack, readPackHeader, sealPack, type PackPayload } from '../../../installer/clone-pack.ts';
+import { refusal } from '../../helpers/refusal.ts';
 
 let dir = '';
 beforeEach(() => {
@@ -27,16 +27,6 @@ function write(text: string): string {
   const f = path.join(dir, 'pair.pack');
   fs.writeFileSync(f, text);
   return f;
-}
-
-function refusal(f: () => unknown): TandemError {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof TandemError) return err;
-    throw err;
-  }
-  throw new Error('accepted');
 }
 
 describe('the clone pack', () => {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { initDemoPair } from '../../../console/demo/init-pair.ts';
 import { checkConfigFiles, loadConfig, parseConfig, type TandemConfig } from '../../../shared/config/index.ts';
-import { TandemError } from '../../../shared/errors.ts';
+import { refusal } from '../../helpers/refusal.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -29,16 +29,6 @@ function install(): { dir: string; doc: Record<string, unknown>; config: () => T
   fs.writeFileSync(path.join(dir, 'pair.key'), `${'ab'.repeat(32)}\n`, { mode: 0o600 });
   const doc: Record<string, unknown> = { pair: 'p', node: 'alpha', nodes, protect: [{ name: 'data', path: './data' }], log: { file: './agent.log' } };
   return { dir, doc, config: () => parseConfig(doc, path.join(dir, 'tandem.yaml')) };
-}
-
-function refusal(f: () => unknown): TandemError {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof TandemError) return err;
-    throw err;
-  }
-  throw new Error('accepted');
 }
 
 describe('config checks of Tandem\'s own files', () => {

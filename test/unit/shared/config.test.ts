@@ -6,6 +6,7 @@ import { parseConfig } from '../../../shared/config/index.ts';
 import { configSchema } from '../../../shared/config/schema.ts';
 import { TandemError } from '../../../shared/errors.ts';
 import { PROJECT } from '../../helpers/pair.ts';
+import { refusal } from '../../helpers/refusal.ts';
 
 const base = {
   pair: 'p',
@@ -14,14 +15,8 @@ const base = {
   protect: [{ name: 'data', path: './data' }],
 };
 
-function refusal(doc: unknown): TandemError {
-  try {
-    parseConfig(doc, '/etc/tandem/tandem.yaml');
-  } catch (err) {
-    if (err instanceof TandemError) return err;
-    throw err;
-  }
-  throw new Error('the config was accepted');
+function refusalOfDoc(doc: unknown): TandemError {
+  return refusal(() => parseConfig(doc, '/etc/tandem/tandem.yaml'));
 }
 
 /** Every key path of the schema: "journal.maxBytes", "nodes.<name>.channel", "protect[].name"… */
@@ -62,12 +57,12 @@ describe('configuration', () => {
   });
 
   it('refuses a wrong type, naming the key and what was expected', () => {
-    const e = refusal({ ...base, journal: { maxBytes: true } });
+    const e = refusalOfDoc({ ...base, journal: { maxBytes: true } });
     expect(e.code).toBe('TANDEM_ERR_CONFIG_INVALID');
     expect(e.message).toContain('"journal.maxBytes"');
     expect(e.message).toContain('expected a size');
-    expect(refusal({ ...base, heartbeat: { threshold: 'five' } }).message).toContain('"heartbeat.threshold"');
-    expect(refusal({ ...base, capture: { settle: '5 parsecs' } }).message).toContain('expected a duration');
+    expect(refusalOfDoc({ ...base, heartbeat: { threshold: 'five' } }).message).toContain('"heartbeat.threshold"');
+    expect(refusalOfDoc({ ...base, capture: { settle: '5 parsecs' } }).message).toContain('expected a duration');
   });
 
   it('reads channel.compression as a zlib level, off by default', () => {
@@ -75,21 +70,21 @@ describe('configuration', () => {
     expect(parseConfig({ ...base, channel: { compression: 'off' } }, '/etc/tandem/tandem.yaml').channel.compression).toBe(0);
     expect(parseConfig({ ...base, channel: { compression: false } }, '/etc/tandem/tandem.yaml').channel.compression).toBe(0);
     expect(parseConfig({ ...base, channel: { compression: 6 } }, '/etc/tandem/tandem.yaml').channel.compression).toBe(6);
-    expect(refusal({ ...base, channel: { compression: 10 } }).message).toContain('"channel.compression"');
-    expect(refusal({ ...base, channel: { compression: 'fast' } }).message).toContain('"channel.compression"');
+    expect(refusalOfDoc({ ...base, channel: { compression: 10 } }).message).toContain('"channel.compression"');
+    expect(refusalOfDoc({ ...base, channel: { compression: 'fast' } }).message).toContain('"channel.compression"');
   });
 
   it('refuses unknown keys, so a typo is never silently ignored', () => {
-    expect(refusal({ ...base, journal: { maxByte: '1GiB' } }).message).toContain('"journal.maxByte"');
+    expect(refusalOfDoc({ ...base, journal: { maxByte: '1GiB' } }).message).toContain('"journal.maxByte"');
   });
 
   it('refuses values that do not fit together', () => {
-    expect(refusal({ ...base, blockSize: '3000' }).message).toContain('power of two');
-    expect(refusal({ ...base, node: 'gamma' }).message).toContain('"node"');
-    expect(refusal({ ...base, stateDir: './data/state' }).message).toContain('"stateDir"');
-    expect(refusal({ ...base, protect: [{ name: 'a', path: './x' }, { name: 'b', path: './x/y' }] }).message).toContain('must not nest');
-    expect(refusal({ ...base, channel: { maxFrameBytes: '4MiB' } }).message).toContain('"channel.maxFrameBytes"');
-    expect(refusal({ ...base, journal: { maxBytes: '64MiB' } }).message).toContain('"journal.segmentBytes"');
+    expect(refusalOfDoc({ ...base, blockSize: '3000' }).message).toContain('power of two');
+    expect(refusalOfDoc({ ...base, node: 'gamma' }).message).toContain('"node"');
+    expect(refusalOfDoc({ ...base, stateDir: './data/state' }).message).toContain('"stateDir"');
+    expect(refusalOfDoc({ ...base, protect: [{ name: 'a', path: './x' }, { name: 'b', path: './x/y' }] }).message).toContain('must not nest');
+    expect(refusalOfDoc({ ...base, channel: { maxFrameBytes: '4MiB' } }).message).toContain('"channel.maxFrameBytes"');
+    expect(refusalOfDoc({ ...base, journal: { maxBytes: '64MiB' } }).message).toContain('"journal.segmentBytes"');
   });
 
   it('documents every key in docs/configuration.md', () => {
