@@ -498,10 +498,12 @@ export class Sender {
    */
   private onAck(seq: number, received: number): void {
     const rcv = Math.max(seq, received);
-    if (seq <= this.ackedSeq && rcv <= this.receivedSeq) return;
+    if (seq <= this.ackedSeq && rcv <= this.receivedSeq && (this.backlog === undefined || rcv < this.backlog.last)) return;
     this.ackedSeq = Math.max(this.ackedSeq, seq);
     this.receivedSeq = Math.max(this.receivedSeq, rcv);
-    if (this.backlog !== undefined && this.receivedSeq >= this.backlog.last) this.backlog = undefined;
+    // What the passive held at its hello leaves the window once it says so itself (receivedSeq
+    // already counts it as held since the hello, for the trim).
+    if (this.backlog !== undefined && rcv >= this.backlog.last) this.backlog = undefined;
     while (this.inflight.length > 0 && this.inflight[0]!.last <= this.receivedSeq) {
       this.inflightBytes -= this.inflight.shift()!.bytes;
     }
