@@ -33,13 +33,20 @@ export class BenchPair {
     private readonly cpuProfileDir: string | undefined,
   ) {}
 
-  /** `cpuProfileDir`: run the agents with --cpu-prof, writing there when they stop. */
-  static async create(dir: string, opts: { encryption: 'tls-psk' | 'none'; cpuProfileDir?: string | undefined }): Promise<BenchPair> {
+  /**
+   * `cpuProfileDir`: run the agents with --cpu-prof, writing there when they stop. `heartbeat`:
+   * the channel heartbeat's timing instead of the product default (1 s × 5).
+   */
+  static async create(
+    dir: string,
+    opts: { encryption: 'tls-psk' | 'none'; cpuProfileDir?: string | undefined; heartbeat?: { interval: string; threshold: number } | undefined },
+  ): Promise<BenchPair> {
     const info = await initDemoPair(dir);
     for (const n of info.nodes) {
       for (const e of fs.readdirSync(n.dataDir)) fs.rmSync(path.join(n.dataDir, e), { recursive: true });
       const doc = parseYaml(fs.readFileSync(n.config, 'utf8')) as Record<string, any>;
       doc.channel = { ...(doc.channel ?? {}), encryption: opts.encryption };
+      if (opts.heartbeat !== undefined) doc.heartbeat = { ...(doc.heartbeat ?? {}), ...opts.heartbeat };
       fs.writeFileSync(n.config, stringifyYaml(doc));
     }
     return new BenchPair(dir, info.nodes, opts.cpuProfileDir);
