@@ -73,21 +73,22 @@ export class BenchPair {
     return this.procs.get(name)?.pid;
   }
 
-  async start(name: NodeName): Promise<void> {
+  /** `timeoutMs`: how long its control API may take to answer (an active's first start hashes its whole tree first). */
+  async start(name: NodeName, timeoutMs = 30_000): Promise<void> {
     const n = this.node(name);
     const out = fs.openSync(path.join(path.dirname(n.config), 'agent.out'), 'a');
     const prof = this.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${this.cpuProfileDir}`, `--cpu-prof-name=${name}.cpuprofile`];
     const child = spawnTracked(process.execPath, [...prof, TANDEM_BIN, 'agent', '-c', n.config], { stdio: ['ignore', out, out] });
     fs.closeSync(out);
     this.procs.set(name, child);
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`agent ${name} exited with ${child.exitCode}: ${this.tail(name)}`);
       try {
         await fetchStatus(n.controlUrl, 1000);
         return;
       } catch {
-        if (Date.now() > deadline) throw new Error(`agent ${name} did not answer within 30 s: ${this.tail(name)}`);
+        if (Date.now() > deadline) throw new Error(`agent ${name} did not answer within ${timeoutMs / 1000} s: ${this.tail(name)}`);
         await sleep(50);
       }
     }

@@ -83,7 +83,7 @@ export async function measureInitialSync(
     spawnSync('sync');
     progress('(e) starting the active: it hashes the tree into its manifest first (not measured)');
     const b0 = nowMs();
-    await pair.start('alpha');
+    await pair.start('alpha', DONE_TIMEOUT_MS);
     for (;;) {
       const s = await pair.status('alpha', 5000).catch(() => undefined);
       if (s?.capture?.state === 'running') break;
