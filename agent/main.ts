@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../shared/log.ts';
 import { readPairKey } from '../shared/pair-key.ts';
 import { TANDEM_VERSION, ownProtocol } from '../shared/version.ts';
 import { PeerChannel, channelOptionsFromConfig } from './channel/index.ts';
-import { ControlAuth, ControlServer, buildStatus, type AgentStatus } from './control/index.ts';
+import { ControlAuth, ControlServer, PeerRelay, StatusHistory, buildStatus, builtInDashboard, type AgentStatus } from './control/index.ts';
 import { AlertHooks, EVENTS_FILE, EventHistory, MeteredScripts, StateTracker, renderTandemMetrics, type EventDraft } from './events/index.ts';
 import { FailoverRunner } from './failover/index.ts';
 import { DrainMeter, OperatorActions, OperatorSettingsStore, switchoverReadiness } from './operator/index.ts';
@@ -218,6 +218,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock, childUmask
         lagAtContactMs: controller.passive?.receiver.lagAtLastContact(),
         version: { tandem: TANDEM_VERSION, protocol: protocol.max },
         peerVersion: controller.peerVersion,
+        roots: config.protect.map((r) => ({ name: r.name, path: r.path, ...manifestStore.manifest.rootStats(r.name) })),
         startedAt,
         now: clock.now(),
       });
@@ -264,6 +265,11 @@ async function build(config: TandemConfig, log: Logger, clock: Clock, childUmask
     failover.start();
     cleanups.push(() => failover.stop());
 
+    // The console: the last hour of figures, and the peer's API reached through this one.
+    const figures = new StatusHistory({ status, clock });
+    figures.start();
+    cleanups.push(() => figures.stop());
+    const peerRelay = new PeerRelay({ self: config.self.name, peer: config.peer.name, host: config.peer.control.host, port: config.peer.control.port, key, salt: () => auth.salt, clock, log });
     const readiness = (force: boolean) =>
       switchoverReadiness(status(), { force, boundMs: config.failover.maxLagOnFailover, recordsPerSecond: drainMeter.recordsPerSecond(), settleMs: config.capture.settle });
     const control: ControlServer = new ControlServer({
@@ -297,6 +303,9 @@ async function build(config: TandemConfig, log: Logger, clock: Clock, childUmask
       pause: (paused, reason) => actions.pause(paused, reason),
       maintenance: (on, reason) => actions.maintenance(on, reason),
       rotateToken: (salt) => actions.rotateToken(salt),
+      dashboard: builtInDashboard(),
+      history: figures,
+      peer: peerRelay,
       verify: {
         start: (repair) => activeVerifier(controller, 'start verify').start(repair),
         report: () => {

@@ -9,6 +9,11 @@
 //   node bin/build.mjs [--if-stale] [--prune]
 //
 // Each command is its own chunk (console/command-registry.ts imports them lazily).
+//
+// The console's web page (console/web/) is compiled first, for browsers, into one script; the
+// page, script, style and icon then go into the agent's bundle as one constant (the content of
+// agent/control/dashboard-assets.ts, replaced here): no file to find at run time, no build step
+// besides this one, and the page's sources count as inputs of the build like any other.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,6 +31,9 @@ const RECIPE = ['bin/build.mjs', 'package.json', 'node_modules/esbuild/package.j
 const BUNDLED = new Set(['yaml', 'zod']);
 /** Builds kept besides the current one: agents started from an older build may still load its chunks. */
 const KEEP_OLD_BUILDS = 4;
+/** The console's page: its script's entry, and the files put in as they are. */
+const WEB_ENTRY = 'console/web/app.ts';
+const WEB_FILES = { html: 'console/web/index.html', css: 'console/web/app.css', favicon: 'console/web/favicon.svg' };
 
 export function hashFile(file) {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -65,6 +73,7 @@ export async function build({ root = ROOT, prune = false } = {}) {
   for (let attempt = 0; attempt < 5; attempt++) {
     const tmp = fs.mkdtempSync(path.join(dist, '.build-'));
     try {
+      const web = await buildDashboard(esbuild, root);
       const result = await esbuild({
         absWorkingDir: root,
         entryPoints: [ENTRY],
@@ -83,10 +92,11 @@ export async function build({ root = ROOT, prune = false } = {}) {
         logLevel: 'silent',
         entryNames: '[name]',
         chunkNames: 'chunk-[hash]',
+        plugins: [dashboardPlugin(web.assets)],
       });
       const inputs = {};
       // The build's own recipe counts as a source: a change in how it compiles is a new build.
-      for (const rel of [...Object.keys(result.metafile.inputs), ...RECIPE].sort()) inputs[rel] = fingerprint(path.join(root, rel));
+      for (const rel of [...new Set([...Object.keys(result.metafile.inputs), ...web.inputs, ...RECIPE])].sort()) inputs[rel] = fingerprint(path.join(root, rel));
       const after = Object.keys(inputs).every((rel) => hashFile(path.join(root, rel)) === inputs[rel].sha256);
       if (!after) continue;
       const id = buildId(inputs);
@@ -107,6 +117,42 @@ export async function build({ root = ROOT, prune = false } = {}) {
     }
   }
   throw new Error('build: the sources kept changing while they were compiled; try again');
+}
+
+/**
+ * The console's page for browsers: app.ts and what it imports in one minified script (no
+ * package of ours reaches the browser: the page is plain DOM), beside the HTML, CSS and icon.
+ */
+async function buildDashboard(esbuild, root) {
+  const r = await esbuild({
+    absWorkingDir: root,
+    entryPoints: [WEB_ENTRY],
+    bundle: true,
+    write: false,
+    format: 'iife',
+    platform: 'browser',
+    target: ['chrome110', 'firefox110', 'safari16'],
+    minify: true,
+    metafile: true,
+    logLevel: 'silent',
+    legalComments: 'none',
+  });
+  const js = r.outputFiles[0].text;
+  const read = (rel) => fs.readFileSync(path.join(root, rel), 'utf8');
+  return {
+    assets: { html: read(WEB_FILES.html), js, css: read(WEB_FILES.css), favicon: read(WEB_FILES.favicon) },
+    inputs: [...Object.keys(r.metafile.inputs), ...Object.values(WEB_FILES)],
+  };
+}
+
+/** Replaces the stand-in module of the agent's sources with the page just compiled. */
+function dashboardPlugin(assets) {
+  return {
+    name: 'tandem-dashboard',
+    setup(b) {
+      b.onLoad({ filter: /[\\/]agent[\\/]control[\\/]dashboard-assets\.ts$/ }, () => ({ contents: `export const BUILT_DASHBOARD = ${JSON.stringify(assets)};\n`, loader: 'js' }));
+    },
+  };
 }
 
 function externalPackages(root) {

@@ -28,4 +28,5 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'check', summary: 'check this server for Tandem: versions, directories, disk, inotify, ports, peer, clock', load: async () => (await import('./commands/check.ts')).checkCommand },
   { name: 'install', summary: 'install the primary, or the secondary from the primary\'s clone pack', load: async () => (await import('./commands/install.ts')).installCommand },
   { name: 'uninstall', summary: 'stop the agent and remove everything tandem install created (protected data stays)', load: async () => (await import('./commands/uninstall.ts')).uninstallCommand },
+  { name: 'console', summary: 'print (or open) a link that logs a browser into the pair\'s web dashboard', load: async () => (await import('./commands/console.ts')).consoleCommand },
 ];

@@ -8,6 +8,12 @@
 // bearer (Prometheus, load balancers, scripts), and a session cookie for browsers (POST
 // /v1/session with the token, then HttpOnly + SameSite=Strict; requests that change anything
 // with it must also carry an Origin of this very API: no other page can act with it).
+//
+// The console's login link (`tandem console`, as Jupyter's token URLs) carries a ticket, never
+// the token: random, good for one login within LOGIN_TICKET_TTL_MS, so the link left in a
+// browser's history or a terminal's scrollback opens nothing once used or old. The cookie's name
+// carries the API's port: cookies ignore ports, and both nodes of a pair on one host (the demo)
+// would otherwise overwrite each other's session in one browser.
 import crypto from 'node:crypto';
 import type http from 'node:http';
 import type { Clock } from '../../shared/clock.ts';
@@ -18,6 +24,10 @@ export const SESSION_COOKIE = 'tandem_session';
 export const SESSION_IDLE_MS = 12 * 3_600_000;
 /** Sessions kept at most; the least recently used goes first. */
 export const MAX_SESSIONS = 32;
+/** A login ticket of `tandem console` opens one session within this long. */
+export const LOGIN_TICKET_TTL_MS = 10 * 60_000;
+/** Tickets outstanding at most; the oldest goes first. */
+export const MAX_LOGIN_TICKETS = 16;
 /** A salt: 16 to 64 random bytes, in hex. */
 export const TOKEN_SALT = /^([0-9a-f]{32,128})$/;
 
@@ -27,6 +37,11 @@ export function controlToken(key: Buffer, salt = ''): string {
 }
 
 export type Credential = 'token' | 'session';
+
+/** The session cookie of the API listening on `port` (cookies are shared by every port of a host). */
+export function sessionCookieName(port: number): string {
+  return `${SESSION_COOKIE}_${port}`;
+}
 
 function safeEqual(a: string, b: string): boolean {
   return a.length === b.length && crypto.timingSafeEqual(Buffer.from(a), Buffer.from(b));
@@ -46,6 +61,9 @@ export class ControlAuth {
   private token: string;
   private currentSalt: string;
   private readonly sessions = new Map<string, { lastUsed: number }>();
+  /** Login ticket → when it stops working (monotonic ms). */
+  private readonly tickets = new Map<string, number>();
+  private cookie = SESSION_COOKIE;
 
   constructor(
     private readonly key: Buffer,
@@ -60,13 +78,22 @@ export class ControlAuth {
     return this.currentSalt;
   }
 
+  /** The name of the session cookie (sessionCookieName once the API knows its port). */
+  get sessionCookie(): string {
+    return this.cookie;
+  }
+
+  useCookieName(name: string): void {
+    this.cookie = name;
+  }
+
   /** Which credential the request carries, if a valid one. */
   check(req: http.IncomingMessage): Credential | undefined {
     const header = req.headers[CONTROL_TOKEN_HEADER];
     if (typeof header === 'string' && safeEqual(header, this.token)) return 'token';
     const authz = req.headers.authorization;
     if (typeof authz === 'string' && /^Bearer /i.test(authz) && safeEqual(authz.slice(7).trim(), this.token)) return 'token';
-    const sid = cookieValue(req, SESSION_COOKIE);
+    const sid = cookieValue(req, this.cookie);
     if (sid !== undefined) {
       const s = this.sessions.get(sid);
       const now = this.clock.monotonic();
@@ -91,14 +118,34 @@ export class ControlAuth {
   }
 
   closeSession(req: http.IncomingMessage): void {
-    const sid = cookieValue(req, SESSION_COOKIE);
+    const sid = cookieValue(req, this.cookie);
     if (sid !== undefined) this.sessions.delete(sid);
   }
 
-  /** A new salt: the old token and every session stop working at once. */
+  /** A one-time login ticket for a browser; the caller proved the token. */
+  openTicket(): { ticket: string; expiresInMs: number } {
+    const now = this.clock.monotonic();
+    for (const [t, until] of this.tickets) if (until <= now) this.tickets.delete(t);
+    while (this.tickets.size >= MAX_LOGIN_TICKETS) this.tickets.delete(this.tickets.keys().next().value!);
+    const ticket = crypto.randomBytes(32).toString('hex');
+    this.tickets.set(ticket, now + LOGIN_TICKET_TTL_MS);
+    return { ticket, expiresInMs: LOGIN_TICKET_TTL_MS };
+  }
+
+  /** Spends a ticket: true once, within its time; false for anything else. */
+  redeemTicket(ticket: string): boolean {
+    if (!/^[0-9a-f]{64}$/.test(ticket)) return false;
+    const until = this.tickets.get(ticket);
+    if (until === undefined) return false;
+    this.tickets.delete(ticket);
+    return this.clock.monotonic() < until;
+  }
+
+  /** A new salt: the old token, every session and every login ticket stop working at once. */
   rotate(salt: string): void {
     this.currentSalt = salt;
     this.token = controlToken(this.key, salt);
     this.sessions.clear();
+    this.tickets.clear();
   }
 }

@@ -2,7 +2,9 @@
 // /v1/status (the status document), /v1/events (the event stream), /metrics (Prometheus),
 // /v1/switchover (what a switchover would do: --dry-run), /v1/verify; health for load
 // balancers: /v1/health/active, /v1/health/passive, /healthz. Writes (POST): switchover,
-// resolve, verify, failover, replication pause/resume, maintenance, token, session.
+// resolve, verify, failover, replication pause/resume, maintenance, token, session. The console:
+// its page under /console/ (dashboard.ts), its login link /console/login?ticket=T, the last hour
+// of figures (/v1/history), and the peer's API through this one (/v1/peer/…, peer-relay.ts).
 //
 // Every request is checked before anything else: its Host header must name this API (DNS
 // rebinding), writes need a credential (agent/control/control-auth.ts), and so do reads when the
@@ -16,8 +18,10 @@ import { TandemError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { EventHistory } from '../events/index.ts';
 import { PROMETHEUS_CONTENT_TYPE } from '../events/index.ts';
-import { ControlAuth, SESSION_COOKIE, SESSION_IDLE_MS, TOKEN_SALT, type Credential } from './control-auth.ts';
+import { ControlAuth, SESSION_IDLE_MS, TOKEN_SALT, sessionCookieName, type Credential } from './control-auth.ts';
+import { DASHBOARD_PATH, DashboardFiles, LOGIN_PATH, PAGE_HEADERS, type DashboardAssets } from './dashboard.ts';
 import { eventsAnswer, longPoll, parseEventsQuery, streamEvents } from './event-stream.ts';
+import { RELAY_HEADER, type PeerRelay } from './peer-relay.ts';
 import { RequestGuard, hostMatcher, isLoopbackHost } from './request-guard.ts';
 import type { AgentStatus } from './status.ts';
 
@@ -54,6 +58,12 @@ export interface ControlServerOptions {
   maintenance?: ((on: boolean, reason: string) => Promise<ActionAnswer>) | undefined;
   /** tandem token rotate: a new salt (the caller persists it before the auth uses it). */
   rotateToken?: ((salt: string) => Promise<ActionAnswer>) | undefined;
+  /** The console's page (the build's; undefined when run from the sources: /console/ answers 503). */
+  dashboard?: DashboardAssets | undefined;
+  /** GET /v1/history: the last hour of figures (status-history.ts). */
+  history?: { answer(node: string): unknown } | undefined;
+  /** /v1/peer/…: the peer's API through this one, for the console (peer-relay.ts). */
+  peer?: PeerRelay | undefined;
   clock: Clock;
   log: Logger;
 }
@@ -67,11 +77,18 @@ export class ControlServer {
   private hostOk: (host: string | undefined) => boolean = () => false;
   private readonly readsNeedToken: boolean;
   private stopping = false;
+  private readonly dashboard: DashboardFiles;
 
   constructor(private readonly opts: ControlServerOptions) {
     this.log = opts.log.child({ component: 'control' });
     this.guard = new RequestGuard(this.log, opts.clock);
     this.readsNeedToken = !isLoopbackHost(opts.host);
+    this.dashboard = new DashboardFiles(opts.dashboard);
+  }
+
+  /** Bytes of the console's files as served (raw and gzip); empty when not built in. */
+  dashboardSizes(): Record<string, { bytes: number; gzip: number }> {
+    return this.dashboard.sizes();
   }
 
   async listen(): Promise<number> {
@@ -96,6 +113,7 @@ export class ControlServer {
     });
     const port = (server.address() as AddressInfo).port;
     this.hostOk = hostMatcher(this.opts.host, port, this.opts.allowHosts ?? []);
+    this.opts.auth.useCookieName(sessionCookieName(port));
     this.log.info({ host: this.opts.host, port, readsNeedToken: this.readsNeedToken }, 'control: listening');
     return port;
   }
@@ -131,7 +149,25 @@ export class ControlServer {
       if (req.method === 'GET' && (url.pathname === '/healthz' || url.pathname.startsWith('/v1/health/'))) return this.health(url.pathname, send);
       // How to make a token: no secret in it (a token still needs the pair key).
       if (req.method === 'GET' && url.pathname === '/v1/auth') return send(200, { scheme: 'hmac-sha256(pair key, "tandem control v1[:SALT]")', tokenSalt: this.opts.auth.salt, header: 'x-tandem-token', bearer: true, session: '/v1/session' });
+      // A relayed request is never relayed again, and never acted on by the node that relayed it
+      // (nodes.<peer>.control naming this very API would otherwise loop, or act on the wrong node).
+      const relayedBy = req.headers[RELAY_HEADER];
+      if (relayedBy !== undefined && (url.pathname.startsWith('/v1/peer/') || relayedBy === this.opts.status().node)) {
+        req.resume();
+        return send(400, { code: 'TANDEM_ERR_CONTROL_REFUSED', message: `${op}: a request relayed by ${String(relayedBy).slice(0, 64)} reached ${this.opts.status().node}: it is not relayed again, nor acted on by the node that relayed it`, hint: "nodes.<peer>.control must name the peer's API, not this one" });
+      }
       if (req.method === 'GET' || req.method === 'HEAD') {
+        // The console's page holds no secret (what it shows comes from the API, behind the credentials).
+        if (url.pathname === LOGIN_PATH) return this.login(req, res, url, credential);
+        if (this.dashboard.serve(req, res, url.pathname)) return;
+        // Whether this browser is logged in: the page asks before it shows the login form.
+        if (url.pathname === '/v1/session') {
+          // The peer's address only to a logged-in browser: beyond the loopback it is not for everyone.
+          const peer = this.opts.peer === undefined || credential === undefined ? undefined : { name: this.opts.peer.peerName, console: `${this.opts.peer.url}${DASHBOARD_PATH}` };
+          return send(200, { loggedIn: credential !== undefined, node: this.opts.status().node, ...(peer === undefined ? {} : { peer }) });
+        }
+        // The relay acts with the pair key: never for a caller without a credential, loopback or not.
+        if (url.pathname.startsWith('/v1/peer/')) return credential === undefined ? refusedAuth(op, 401) : this.relay(req, url, 'GET', send);
         if (this.readsNeedToken && credential === undefined) return refusedAuth(op, 401);
         return this.read(req, res, url, send);
       }
@@ -163,6 +199,53 @@ export class ControlServer {
     }
   }
 
+  /**
+   * GET /console/login?ticket=T: the link of `tandem console`. A good ticket opens a session
+   * and lands on the dashboard; a spent, old or made-up one lands on the login form, unless the
+   * browser is logged in already.
+   */
+  private login(req: http.IncomingMessage, res: http.ServerResponse, url: URL, credential: Credential | undefined): void {
+    const headers = { 'cache-control': 'no-store', ...PAGE_HEADERS };
+    // Link previews and checkers ask with HEAD first: only a GET spends the ticket.
+    if (req.method === 'HEAD') {
+      res.writeHead(303, { location: DASHBOARD_PATH, ...headers });
+      res.end();
+      return;
+    }
+    if (this.opts.auth.redeemTicket(url.searchParams.get('ticket') ?? '')) {
+      const sid = this.opts.auth.openSession();
+      this.log.info({ remote: req.socket.remoteAddress }, 'control: browser session opened (console login link)');
+      res.writeHead(303, { location: DASHBOARD_PATH, 'set-cookie': this.sessionCookie(sid), ...headers });
+      res.end();
+      return;
+    }
+    if (credential === undefined) this.guard.refuse('token', req.socket.remoteAddress, { op: `GET ${LOGIN_PATH}` });
+    res.writeHead(303, { location: credential === undefined ? `${DASHBOARD_PATH}?login=refused` : DASHBOARD_PATH, ...headers });
+    res.end();
+  }
+
+  private sessionCookie(sid: string): string {
+    return sid === '' ? `${this.opts.auth.sessionCookie}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0` : `${this.opts.auth.sessionCookie}=${sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_IDLE_MS / 1000}`;
+  }
+
+  /** /v1/peer/X: the peer's answer to X, or 502 with why it gave none. */
+  private relay(req: http.IncomingMessage, url: URL, method: 'GET' | 'POST', send: (code: number, body: unknown) => void): void {
+    const relay = this.opts.peer;
+    if (relay === undefined) return send(404, { code: 'TANDEM_ERR_USAGE', message: `${method} ${url.pathname}: this API relays nothing to a peer` });
+    const release = this.guard.holdOpen(req);
+    void relay.relay(method, url.pathname.slice('/v1/peer/'.length), url.searchParams).then(
+      (a) => {
+        release();
+        send(a.status, a.body);
+      },
+      (err: unknown) => {
+        release();
+        const e = TandemError.wrap(err, { code: 'TANDEM_ERR_INTERNAL', op: `${method} ${url.pathname}` });
+        send(500, { ok: false, ...e.toJSON() });
+      },
+    );
+  }
+
   private health(path: string, send: (code: number, body: unknown) => void): void {
     const s = this.opts.status();
     const handingOver = s.failover.phase === 'busy' && (s.failover.pending === 'switchover' || s.failover.pending === 'demote');
@@ -178,6 +261,7 @@ export class ControlServer {
   private read(req: http.IncomingMessage, res: http.ServerResponse, url: URL, send: (code: number, body: unknown, headers?: Record<string, string>) => void): void {
     const p = url.pathname;
     if (p === '/v1/status') return send(200, this.opts.status());
+    if (p === '/v1/history' && this.opts.history !== undefined) return send(200, this.opts.history.answer(this.opts.status().node));
     if (p === '/metrics' && this.opts.metrics !== undefined) {
       res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
       res.end(this.opts.metrics());
@@ -193,7 +277,7 @@ export class ControlServer {
         return send(e.code === 'TANDEM_ERR_INTERNAL' ? 500 : 409, { ok: false, ...e.toJSON() });
       }
     }
-    send(404, { code: 'TANDEM_ERR_USAGE', message: `no such endpoint: GET ${p}`, hint: 'GET /v1/status, /v1/events, /metrics, /v1/switchover, /v1/verify, /v1/health/active, /v1/health/passive' });
+    send(404, { code: 'TANDEM_ERR_USAGE', message: `no such endpoint: GET ${p}`, hint: 'GET /v1/status, /v1/events, /metrics, /v1/switchover, /v1/verify, /v1/history, /v1/peer/…, /v1/health/active, /v1/health/passive, /console/' });
   }
 
   private events(req: http.IncomingMessage, res: http.ServerResponse, url: URL, send: (code: number, body: unknown) => void): void {
@@ -241,13 +325,20 @@ export class ControlServer {
       if (credential !== 'token') return send(403, { code: 'TANDEM_ERR_CONTROL_REFUSED', message: 'POST /v1/session: log in with the control token itself' });
       const sid = this.opts.auth.openSession();
       this.log.info({ remote: req.socket.remoteAddress }, 'control: browser session opened');
-      return send(200, { ok: true, expiresAfterIdleMs: SESSION_IDLE_MS }, { 'set-cookie': `${SESSION_COOKIE}=${sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_IDLE_MS / 1000}` });
+      return send(200, { ok: true, expiresAfterIdleMs: SESSION_IDLE_MS }, { 'set-cookie': this.sessionCookie(sid) });
     }
     if (req.method === 'DELETE' && p === '/v1/session') {
       this.opts.auth.closeSession(req);
-      return send(200, { ok: true }, { 'set-cookie': `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0` });
+      return send(200, { ok: true }, { 'set-cookie': this.sessionCookie('') });
+    }
+    // tandem console: a one-time login link (the token itself never goes into a URL).
+    if (req.method === 'POST' && p === '/v1/session/ticket') {
+      if (credential !== 'token') return send(403, { code: 'TANDEM_ERR_CONTROL_REFUSED', message: 'POST /v1/session/ticket: ask with the control token itself' });
+      const t = this.opts.auth.openTicket();
+      return send(200, { ok: true, path: `${LOGIN_PATH}?ticket=${t.ticket}`, expiresInMs: t.expiresInMs });
     }
     if (req.method !== 'POST') return send(405, { code: 'TANDEM_ERR_USAGE', message: `${req.method} ${p}: method not allowed` });
+    if (p.startsWith('/v1/peer/')) return this.relay(req, url, 'POST', send);
     if (p === '/v1/switchover') {
       const force = q.get('force') === '1';
       this.log.info({ force }, 'control: switchover requested by an operator');
@@ -284,7 +375,7 @@ export class ControlServer {
       if (!TOKEN_SALT.test(salt)) return send(400, { code: 'TANDEM_ERR_USAGE', message: 'POST /v1/token: salt must be 32 to 128 hex digits' });
       return answer(this.opts.rotateToken(salt));
     }
-    send(404, { code: 'TANDEM_ERR_USAGE', message: `no such endpoint: POST ${p}`, hint: 'POST /v1/switchover, /v1/resolve?keep=NODE, /v1/verify, /v1/failover?force=1, /v1/replication/pause, /v1/replication/resume, /v1/maintenance?on=1|0, /v1/token?salt=HEX, /v1/session' });
+    send(404, { code: 'TANDEM_ERR_USAGE', message: `no such endpoint: POST ${p}`, hint: 'POST /v1/switchover, /v1/resolve?keep=NODE, /v1/verify, /v1/failover?force=1, /v1/replication/pause, /v1/replication/resume, /v1/maintenance?on=1|0, /v1/token?salt=HEX, /v1/session, /v1/session/ticket, /v1/peer/…' });
   }
 
   async close(): Promise<void> {

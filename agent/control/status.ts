@@ -82,8 +82,19 @@ export interface AgentStatus {
   };
   /** An operator's maintenance hold: no automatic role change on this node (tandem maintenance). */
   maintenance: boolean;
+  /** The protected roots as this node's manifest holds them (on the passive: as applied). */
+  roots?: RootSummary[];
   pid: number;
   startedAt: number;
+}
+
+export interface RootSummary {
+  name: string;
+  path: string;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
 }
 
 export interface StatusInputs {
@@ -107,6 +118,7 @@ export interface StatusInputs {
   lagAtContactMs?: number | undefined;
   version?: { tandem: string; protocol: number } | undefined;
   peerVersion?: { tandem: string | null; protocol: number; session: number } | undefined;
+  roots?: RootSummary[] | undefined;
   startedAt: number;
   now: number;
 }
@@ -219,6 +231,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
     verify: i.verify ?? null,
     failover: { phase: f.phase, pending: f.pending ?? null, serving: f.serving, epoch: f.epoch, reason: f.reason, trigger: f.trigger, presence: f.presence, roleChangesLastHour: f.roleChangesLastHour, lastRoleChange: null },
     maintenance: f.maintenance,
+    ...(i.roots === undefined ? {} : { roots: i.roots }),
     pid: process.pid,
     startedAt: i.startedAt,
   };

@@ -61,6 +61,24 @@ class RootTree {
    * from its new name alone, and the names of one inode are its hard links. One name (nearly
    * every inode) is kept as a string; a Set only for an inode with several (memory: 100k files). */
   readonly byIno = new Map<number, string | Set<string>>();
+  /** Kept as entries come and go, so the console's counts cost nothing to read. */
+  readonly stats: RootStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
+
+  count(e: Entry, sign: 1 | -1): void {
+    if (e.kind === 'file') {
+      this.stats.files += sign;
+      this.stats.bytes += sign * e.size;
+    } else if (e.kind === 'dir') this.stats.dirs += sign;
+    else this.stats.symlinks += sign;
+  }
+}
+
+/** What a protected root holds, as this node's manifest knows it: counts and bytes of regular files. */
+export interface RootStats {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
 }
 
 export type ChangeListener = (root: string, path: string) => void;
@@ -103,6 +121,10 @@ export class Manifest {
     const prev = t.entries.get(path);
     if (prev?.kind === 'dir' && entry.kind !== 'dir') this.removeChildren(t, root, path);
     if (prev !== undefined) unindex(t, prev.ino, path);
+    // The subtree removal above has already uncounted the children; prev is still in entries.
+    const replaced = t.entries.get(path);
+    if (replaced !== undefined) t.count(replaced, -1);
+    t.count(entry, 1);
     t.entries.set(path, entry);
     if (entry.ino !== 0) {
       const paths = t.byIno.get(entry.ino);
@@ -132,6 +154,7 @@ export class Manifest {
 
   private removeOne(t: RootTree, root: string, path: string, prev: Entry): void {
     t.entries.delete(path);
+    t.count(prev, -1);
     unindex(t, prev.ino, path);
     const parent = parentOf(path);
     const kids = t.children.get(parent);
@@ -218,6 +241,11 @@ export class Manifest {
     let n = 0;
     for (const t of this.trees.values()) n += t.entries.size;
     return n;
+  }
+
+  /** Files, directories, symlinks and file bytes of one root (kept up to date, no walk). */
+  rootStats(root: string): RootStats {
+    return { ...this.tree(root).stats };
   }
 
   /** Total bytes of the regular files known. */

@@ -62,6 +62,7 @@ export class PassiveEngine {
         whenApplied: (seq, ms) => receiverRef?.whenApplied(seq, ms) ?? Promise.resolve(false),
         appliedSeq: () => receiverRef?.applied ?? 0,
         owners: config.replication.owners,
+        modified: (root, rel) => watch.isFlagged(root, rel),
         log,
       });
       const receiver = new Receiver({

@@ -8,11 +8,10 @@
 // they are back to what the applier left (tandem verify --repair, or the active rewriting
 // them), also across restarts. Periodic stat scans find what the watcher missed.
 // It never writes to the protected trees, and never holds up or fails the applier.
-import fs, { type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import path from 'node:path';
 import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
-import { errnoOf } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { DataRecord, RenameRecord } from '../../shared/protocol/index.ts';
 import { compileExcludes, readBlocks, scanRoot } from '../capture/index.ts';
@@ -21,6 +20,7 @@ import { RootWatcher } from '../capture/watcher.ts';
 import type { Entry, Manifest } from '../manifest/index.ts';
 import type { Alarm, ReceiverApplier } from '../replication/index.ts';
 import { RateLimit } from '../replication/rate-limit.ts';
+import { lstatAt, openParentOrNone, readdirBeneath } from '../tree/index.ts';
 import { InFlightPaths } from './in-flight-paths.ts';
 import { ModifiedPaths } from './modified-paths.ts';
 import { standbyDir } from './root-protection.ts';
@@ -80,13 +80,18 @@ function keyOf(root: string, rel: string): string {
   return `${root}\0${rel}`;
 }
 
-function lstatOrUndefined(abs: string): Stats | undefined {
+/**
+ * lstat of `rel` below the root, walked without following a link (agent/tree): a path below a
+ * symbolic link is absent here, as it is to the applier. A plain lstat of root/rel would follow
+ * a parent swapped for a link and stat (or read) what lies outside the root.
+ */
+function lstatInRoot(root: RootCtx, rel: string): Stats | undefined {
+  const p = openParentOrNone(root.path, rel);
+  if (p === undefined) return undefined;
   try {
-    return fs.lstatSync(abs);
-  } catch (err) {
-    const code = errnoOf(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw err;
+    return lstatAt(p.at);
+  } finally {
+    p.close();
   }
 }
 
@@ -218,6 +223,11 @@ export class StandbyWatch {
     return this.modified.alarm();
   }
 
+  /** Whether `rel` of `root` is held as changed by hand (verify sends such a path whole again). */
+  isFlagged(root: string, rel: string): boolean {
+    return this.modified.has(root, rel);
+  }
+
   get isModified(): boolean {
     return this.modified.size > 0 || this.modified.overflow;
   }
@@ -303,17 +313,26 @@ export class StandbyWatch {
   }
 
   /** Compares one path with what the applier left there; synchronous, so no batch moves meanwhile. */
-  private check(root: RootCtx, rel: string): void {
+  private check(root: RootCtx, rel: string, descend = true): void {
     if (rel === '' || root.isExcluded(rel) || !this.judging()) return;
     if (this.fenced(root.name, rel)) {
       this.deferred.set(keyOf(root.name, rel), { root, rel });
       return;
     }
     this.counters.checks++;
-    const st = lstatOrUndefined(path.join(root.path, rel));
+    const st = lstatInRoot(root, rel);
     this.keepWatched(root, rel, st);
     const entry = this.opts.manifest.get(root.name, rel);
     const drift = statDrift(entry, st);
+    // What was reported below a directory is looked at again with it: nothing can be below a
+    // path that is gone or is no directory (a directory made by hand, then moved away), and a
+    // directory moved back in place brings back what was reported missing under it (a move
+    // has an event for the directory alone). One level of this only: each path once.
+    if (descend) {
+      const below = this.modified.under(root.name, rel);
+      if (st === undefined || !st.isDirectory()) for (const f of below) this.settleGone(root, f.path);
+      else for (const f of below) this.check(root, f.path, false);
+    }
     if (drift !== undefined) return this.raise(root, rel, drift);
     if (st === undefined || !st.isFile()) return this.settle(root, rel);
     if (this.modified.has(root.name, rel)) {
@@ -338,7 +357,11 @@ export class StandbyWatch {
     }
     const known = root.dirInos.get(rel);
     root.dirInos.set(rel, st.ino);
-    if (root.watcher.has(rel) && (known === undefined || known === st.ino)) return;
+    // A directory Tandem never made (made by hand) is listed the first time it is seen, even when a
+    // watch over its parent's tree already covers it: what was created in it before that watch
+    // existed has no event of its own.
+    const handMade = known === undefined && this.opts.manifest.get(root.name, rel) === undefined;
+    if (root.watcher.has(rel) && !handMade && (known === undefined || known === st.ino)) return;
     root.watcher.unwatchTree(rel);
     this.watchNew(root, rel);
   }
@@ -347,7 +370,8 @@ export class StandbyWatch {
   private watchNew(root: RootCtx, rel: string): void {
     void root.watcher
       .watchTree(rel)
-      .then(() => fs.promises.readdir(path.join(root.path, rel)))
+      // Listed without following a link above it (a name below a link is no name of the root).
+      .then(() => readdirBeneath(root.path, rel) ?? [])
       .then((names) => {
         for (const n of names) this.hint(root, `${rel}/${n}`);
       })
@@ -366,6 +390,12 @@ export class StandbyWatch {
       this.log.warn({ code: 'TANDEM_ERR_PASSIVE_MODIFIED', root: root.name, path: rel, what }, "standby: a path of the passive's copy was changed by someone other than Tandem");
     }
     this.changed();
+  }
+
+  /** A reported path below one that is gone: settled when the manifest has nothing there either. */
+  private settleGone(root: RootCtx, rel: string): void {
+    if (this.opts.manifest.get(root.name, rel) === undefined) this.settle(root, rel);
+    else this.check(root, rel, false);
   }
 
   private settle(root: RootCtx, rel: string): void {
@@ -450,19 +480,28 @@ export class StandbyWatch {
 
   private async exam(e: PathRef & { dirty: boolean }): Promise<void> {
     const { root, rel } = e;
-    const abs = path.join(root.path, rel);
-    const st0 = lstatOrUndefined(abs);
-    if (st0 === undefined || !st0.isFile() || this.fenced(root.name, rel)) return this.enqueue(root, rel);
-    this.counters.exams++;
-    const read = await readBlocks(abs, this.opts.blockSize, () => this.opts.clock.now(), async (_offset, chunk) => {
-      // A promotion waits for the watch to stop: never for the rest of a large file.
-      if (this.stopped) throw new ExamStopped();
-      for (let d = this.rate?.delayFor(chunk.length) ?? 0; d > 0 && !this.stopped; d = this.rate!.delayFor(chunk.length)) await this.sleep(d);
-    });
-    const st1 = lstatOrUndefined(abs);
+    // The file is read through its parent's descriptor, never through a link above it.
+    const parent = openParentOrNone(root.path, rel);
+    if (parent === undefined) return this.enqueue(root, rel);
+    let st1: Stats | undefined;
+    let read: Awaited<ReturnType<typeof readBlocks>>;
+    try {
+      const st0 = lstatAt(parent.at);
+      if (st0 === undefined || !st0.isFile() || this.fenced(root.name, rel)) return this.enqueue(root, rel);
+      this.counters.exams++;
+      read = await readBlocks(parent.at, this.opts.blockSize, () => this.opts.clock.now(), async (_offset, chunk) => {
+        // A promotion waits for the watch to stop: never for the rest of a large file.
+        if (this.stopped) throw new ExamStopped();
+        for (let d = this.rate?.delayFor(chunk.length) ?? 0; d > 0 && !this.stopped; d = this.rate!.delayFor(chunk.length)) await this.sleep(d);
+      });
+      st1 = lstatAt(parent.at);
+      if (st1 !== undefined && !sameFile(st0, st1)) st1 = undefined;
+    } finally {
+      parent.close();
+    }
     // Changed while read, or the applier came by: judge it again from the start.
     if (this.stopped) return;
-    if (e.dirty || this.fenced(root.name, rel) || st1 === undefined || !sameFile(st0, st1) || read.kind !== 'file' || read.torn) return this.enqueue(root, rel);
+    if (e.dirty || this.fenced(root.name, rel) || st1 === undefined || read.kind !== 'file' || read.torn) return this.enqueue(root, rel);
     if (!this.judging()) return;
     const entry: Entry | undefined = this.opts.manifest.get(root.name, rel);
     const drift = statDrift(entry, st1);

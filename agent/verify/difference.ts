@@ -6,7 +6,7 @@ import type { Entry } from '../manifest/index.ts';
 import { diffEntry, sameMode, sameOwner, type LinkView, type SyncAction } from '../sync/index.ts';
 import { sameXattrHash } from '../tree/index.ts';
 
-export type DifferenceKind = 'missing-on-passive' | 'only-on-passive' | 'kind' | 'content' | 'size' | 'mode' | 'owner' | 'xattrs' | 'links' | 'mtime' | 'symlink';
+export type DifferenceKind = 'missing-on-passive' | 'only-on-passive' | 'kind' | 'content' | 'size' | 'mode' | 'owner' | 'xattrs' | 'links' | 'mtime' | 'symlink' | 'modified-on-passive';
 
 /** The active's disk as verify read it: kind and stat, and block hashes when it hashed a file. */
 export interface DiskView {
@@ -96,11 +96,18 @@ export function linkViewFromCount(p: string, activeNames: string[], passiveLinks
  * `touched`: a record for this path was journaled after the active read and applied before
  * the passive read, so the two views are of different moments: unsettled, never different.
  */
-export function judge(manifest: Entry | undefined, disk: DiskView | undefined, passive: Entry | undefined, blockSize: number, touched = false, links: LinkView = {}): Verdict {
+export function judge(manifest: Entry | undefined, disk: DiskView | undefined, passive: Entry | undefined, blockSize: number, touched = false, links: LinkView = {}, passiveModified = false): Verdict {
   const why = unsettledReason(manifest, disk);
   if (why !== undefined) return { kind: 'unsettled', reason: why };
   if (touched) return { kind: 'unsettled', reason: 'replicated while being compared' };
   const action = diffEntry(manifest, passive, blockSize, links);
-  if (action === undefined) return { kind: 'same' };
+  if (action === undefined) {
+    // The passive's standby watch holds this path as changed by hand: its bytes match, but its
+    // record of what it applied there does not (the change came and went, or raced the applier).
+    // It is sent whole again, which is what clears it there.
+    const whole = passiveModified && manifest !== undefined ? diffEntry(manifest, undefined, blockSize, links) : undefined;
+    if (whole === undefined) return { kind: 'same' };
+    return { kind: 'different', what: 'modified-on-passive', action: whole, blocks: whole.kind === 'file' ? whole.blocks.length : 0 };
+  }
   return { kind: 'different', what: differenceKind(manifest, passive, action), action, blocks: action.kind === 'file' ? action.blocks.length : 0 };
 }

@@ -426,7 +426,7 @@ export class Verifier {
     }
     const passive = passiveWire === undefined ? undefined : entryFromWire({ ...passiveWire, link: undefined });
     const links = passive?.kind === 'file' ? linkViewFromCount(p, names, passiveWire?.nlink) : {};
-    const verdict = judge(a, disk, passive, this.opts.blockSize, this.touched(root.name, p, headSeq), links);
+    const verdict = judge(a, disk, passive, this.opts.blockSize, this.touched(root.name, p, headSeq), links, passiveWire?.modified === true);
     return { root: root.name, path: p, verdict, passive, links };
   }
 

@@ -24,6 +24,8 @@ export interface VerifyResponderOptions {
   /** replication.owners of this node: owners are described in the terms it applies them by. */
   owners?: OwnersMode;
   users?: UserNames;
+  /** Whether the standby watch holds a path as changed by hand (agent/standby); absent: never. */
+  modified?: (root: string, rel: string) => boolean;
   log: Logger;
 }
 
@@ -58,15 +60,21 @@ export class VerifyResponder {
       root.real = fs.realpathSync(root.path);
       if (m.t === 'verify-list') {
         const listed = await this.list(root, m.path, m.blocksUpTo ?? 0);
+        for (const e of listed ?? []) this.markModified(root, joinRel(m.path, e.name), e);
         send({ t: 'verify-reply', req: m.req, atSeq, ...(listed === undefined ? { missing: true, entries: [] } : { entries: listed }) });
       } else {
         const entry = root.isExcluded(m.path) ? undefined : await this.entry(root, m.path);
+        if (entry !== undefined) this.markModified(root, m.path, entry);
         send({ t: 'verify-reply', req: m.req, atSeq, entry: entry ?? null });
       }
     } catch (err) {
       this.log.warn({ root: m.root, path: m.path, err }, 'verify: cannot read a path the active asked about');
       fail(`cannot read ${m.root}/${m.path}: ${describeCause(err)}`);
     }
+  }
+
+  private markModified(root: Root, rel: string, e: WireVerifyEntry): void {
+    if (this.opts.modified?.(root.name, rel) === true) e.modified = true;
   }
 
   /**

@@ -13,9 +13,11 @@ export const demoCommand: Command = {
 
 Writes a demo pair (alpha active, beta passive) and runs it on the loopback interface: two
 agents, and the demo web application on a virtual address, started by the active node's
-start script. Edit files in alpha/data and they appear in beta/data. Kill the active agent
-(its pid is printed) and the page keeps working from the other node; the demo starts the killed
-agent again after 15 s and it rejoins as passive. Ctrl-C stops everything.
+start script. It prints the link of the pair's web console first: watch the pair there (a
+status line is also printed whenever the pair changes). Edit files in alpha/data and they
+appear in beta/data. Kill the active agent (its pid is printed) and the page keeps working from
+the other node; the demo starts the killed agent again after 15 s and it rejoins as passive.
+Ctrl-C stops everything, also under a pipe (npm start | tee log).
 
 Options:
       --dir DIR     where the pair lives (default: a new temporary directory). If DIR already

@@ -1,14 +1,23 @@
 // Runs a demo pair until Ctrl-C: both agents as child processes (the active one runs its start
-// script: the demo application on the public address), and a status line per second. An agent
-// that dies is started again after a while, so a failover and the old node's return can be
-// watched from the page.
+// script: the demo application on the public address), the console's address first, and a
+// status line whenever the pair changes. An agent that dies is started again after a while, so a
+// failover and the old node's return can be watched from the page.
+//
+// Ctrl-C must always end with the stop scripts run and nothing serving, also under a pipe
+// (`npm start | tee log`): the terminal's SIGINT kills tee too, so every later write to standard
+// output fails (EPIPE). Output is therefore best effort (a write that fails is dropped, never
+// thrown), the agents run in their own process group (they stop when the demo tells them, in
+// order, not when the terminal's signal reaches them first), and the stop scripts' output goes
+// through the demo rather than to the dead pipe (a shell script writing there would die of
+// SIGPIPE half way).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../../shared/project-root.ts';
 import { formatBytes } from '../../shared/sizes.ts';
 import type { AgentStatus } from '../../agent/control/index.ts';
-import { fetchStatus } from '../control-client.ts';
+import { consoleLink } from '../console-link.ts';
+import { controlTokenFor, fetchStatus } from '../control-client.ts';
 import type { DemoNode, DemoPair } from './init-pair.ts';
 
 const BIN = path.join(projectRoot(), 'bin/tandem.mjs');
@@ -24,23 +33,39 @@ function line(s: AgentStatus | undefined, name: string): string {
 /** After an agent dies (the operator killed it to watch a failover), the demo starts it again. */
 const RESTART_AFTER_MS = 15_000;
 
+/** Writes to a stream that may be gone (a closed pipe): what cannot be written is dropped. */
+export function bestEffort(stream: NodeJS.WriteStream): (text: string) => void {
+  let broken = false;
+  stream.on('error', () => (broken = true));
+  return (text) => {
+    if (broken || stream.destroyed) return;
+    try {
+      stream.write(text);
+    } catch {
+      broken = true;
+    }
+  };
+}
+
 export async function runDemo(pair: DemoPair): Promise<number> {
+  const print = bestEffort(process.stdout);
   const children = new Map<string, ChildProcess>();
   let stopping = false;
   const spawnAgent = (n: DemoNode): void => {
     const out = fs.openSync(path.join(path.dirname(n.config), 'agent.out'), 'a');
-    const child = spawn(process.execPath, [BIN, 'agent', '-c', n.config], { stdio: ['ignore', out, out] });
+    // Its own process group: the terminal's Ctrl-C reaches the demo alone, which stops the agents.
+    const child = spawn(process.execPath, [BIN, 'agent', '-c', n.config], { stdio: ['ignore', out, out], detached: true });
     fs.closeSync(out);
     children.set(n.name, child);
     child.once('exit', (code, signal) => {
       if (stopping) return;
-      process.stdout.write(
+      print(
         `\n${n.name}'s agent exited (${signal ?? `code ${code}`}). If it was active, the other node takes over: keep watching ${pair.appUrl}\n` +
           `The demo starts ${n.name}'s agent again in ${RESTART_AFTER_MS / 1000} s; it will rejoin as passive.\n\n`,
       );
       setTimeout(() => {
         if (stopping) return;
-        process.stdout.write(`\nstarting ${n.name}'s agent again\n\n`);
+        print(`\nstarting ${n.name}'s agent again\n\n`);
         spawnAgent(n);
       }, RESTART_AFTER_MS).unref();
     });
@@ -56,14 +81,25 @@ export async function runDemo(pair: DemoPair): Promise<number> {
     }
     throw new Error(`agent at ${url} did not start; see its agent.log and agent.out`);
   };
-  const statuses = await Promise.all(pair.nodes.map((n) => waitUp(n.controlUrl)));
+  let statuses: AgentStatus[];
+  try {
+    statuses = await Promise.all(pair.nodes.map((n) => waitUp(n.controlUrl)));
+  } catch (err) {
+    // Nothing must keep running (the agents have their own process group).
+    stopping = true;
+    for (const c of children.values()) c.kill('SIGTERM');
+    throw err;
+  }
   // The agents run the start script themselves once the active has heard its peer.
   const activeAt = statuses.findIndex((s) => s.role === 'active');
   const active = pair.nodes[Math.max(0, activeAt)]!;
   const activePid = statuses[Math.max(0, activeAt)]!.pid;
-  process.stdout.write(
+  const link = await consoleLink(active.controlUrl, controlTokenFor(path.join(path.dirname(active.config), 'pair.key'))).catch((err: Error) => ({ url: `${active.controlUrl}/console/ (no login link: ${err.message})`, expiresInMs: 0 }));
+  print(
     [
       '',
+      `Console:     ${link.url}`,
+      `             watch the pair here (the link logs one browser in, within 10 minutes; a new one: npx tandem console -c ${active.config})`,
       `Tandem demo pair in ${pair.dir}`,
       `  application: ${pair.appUrl} (served by the active node)`,
       `  edit files in ${active.dataDir}`,
@@ -75,10 +111,15 @@ export async function runDemo(pair: DemoPair): Promise<number> {
       '',
     ].join('\n'),
   );
+  // A line when the pair changes, not every second: a quiet pair leaves the terminal quiet.
+  let last = '';
   const timer = setInterval(() => {
     void Promise.all(pair.nodes.map((n) => fetchStatus(n.controlUrl, 900).catch(() => undefined))).then((all) => {
       if (stopping) return;
-      process.stdout.write(`${new Date().toISOString().slice(11, 19)}  ${all.map((s, i) => line(s, pair.nodes[i]!.name)).join('  |  ')}\n`);
+      const text = all.map((s, i) => line(s, pair.nodes[i]!.name)).join('  |  ');
+      if (text === last) return;
+      last = text;
+      print(`${new Date().toISOString().slice(11, 19)}  ${text}\n`);
     });
   }, 1000);
   return new Promise((resolve) => {
@@ -86,11 +127,15 @@ export async function runDemo(pair: DemoPair): Promise<number> {
       if (stopping) return;
       stopping = true;
       clearInterval(timer);
-      process.stdout.write('\nstopping the demo pair…\n');
+      print('\nstopping the demo pair…\n');
       const running = [...children.values()].filter((c) => c.exitCode === null && c.signalCode === null);
       const finish = () => {
         // An agent stops its applications only on a role change; the demo stops them on the way out.
-        for (const n of pair.nodes) spawnSync(path.join(n.scriptsDir, 'stop.sh'), { stdio: 'inherit', env: { ...process.env, TANDEM_REASON: 'demo stopped' } });
+        for (const n of pair.nodes) {
+          const r = spawnSync(path.join(n.scriptsDir, 'stop.sh'), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TANDEM_REASON: 'demo stopped' }, timeout: 30_000 });
+          print(`${String(r.stdout ?? '')}${String(r.stderr ?? '')}`);
+        }
+        print('the demo pair is stopped\n');
         resolve(0);
       };
       if (running.length === 0) return finish();
@@ -107,5 +152,7 @@ export async function runDemo(pair: DemoPair): Promise<number> {
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    // The terminal closed: the agents run in their own group and would outlive it.
+    process.once('SIGHUP', stop);
   });
 }

@@ -206,6 +206,12 @@ export interface WireVerifyEntry extends WireMeta {
   /** Files, in a verify-entry reply: xxhash64 of each block, 8 bytes each. */
   blocks?: Uint8Array;
   target?: string;
+  /**
+   * The passive's standby watch holds this path as changed by hand (agent/standby): whatever
+   * its bytes look like now, the passive's record of what it applied there is not to be trusted
+   * until the path is sent whole again.
+   */
+  modified?: boolean;
 }
 
 /** Passive → active: the answer to a verify-list (`entries`) or a verify-entry (`entry`, null: absent). */
@@ -279,6 +285,7 @@ function verifyEntryProblem(e: unknown): string | undefined {
   if (!isUint(r.mode) || !isUint(r.size) || typeof r.mtimeMs !== 'number') return 'entry: bad stat fields';
   if (r.blocks !== undefined && !(r.blocks instanceof Uint8Array && r.blocks.length % 8 === 0)) return 'entry: bad blocks';
   if (r.target !== undefined && !isStr(r.target, 4096)) return 'entry: bad target';
+  if (r.modified !== undefined && typeof r.modified !== 'boolean') return 'entry: bad modified';
   return wireMetaProblem(r);
 }
 

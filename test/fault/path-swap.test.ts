@@ -11,7 +11,8 @@ import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { exited, killAll, spawnTracked } from '../helpers/processes.ts';
 import { tandem } from '../helpers/cli.ts';
-import { TestPair, type NodeName } from '../helpers/pair.ts';
+import { TestPair, until, type NodeName } from '../helpers/pair.ts';
+import { digestTree, treeDiff } from '../helpers/tree-hash.ts';
 
 const DAEMON = 1;
 
@@ -132,10 +133,15 @@ describe.skipIf(skip !== undefined)('a directory swapped for a link to the outsi
     // attacker moved aside.
     fs.writeFileSync(p.data('alpha', 'after.txt'), 'still replicating');
     await p.waitFor('beta', 'the file written after the attack', () => fs.existsSync(p.data('beta', 'after.txt')), 30_000);
-    await p.waitFor('beta', 'everything applied', (s) => s.replication.inSync, 30_000);
+    // What the attacker moved aside on the passive is a change made by hand there: reported as
+    // such (the standby watch) until the repair, so "in sync" waits for it.
+    await p.waitFor('beta', 'everything applied', (s) => s.replication.appliedSeq >= s.replication.headSeq && s.replication.queueBytes === 0, 30_000);
     const r = await tandem(['verify', '-c', p.node('alpha').config, '--repair', '--json'], 120_000);
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-    await p.waitIdentical();
+    await p.waitFor('beta', 'the repair applied', (s) => s.replication.appliedSeq >= s.replication.headSeq && s.replication.queueBytes === 0, 30_000);
+    // The data is the active's again. (The standby watch may keep a few of the paths the attack
+    // raced reported after the repair: docs/security.md, "Known limits".)
+    await until('identical trees', () => (treeDiff(digestTree(p.data('alpha')), digestTree(p.data('beta'))) === '' ? true : undefined), 40_000);
     expect(fs.readdirSync(secret.dir)).toEqual(['keep']);
   });
 });

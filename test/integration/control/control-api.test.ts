@@ -148,7 +148,7 @@ describe('control API: the gate', () => {
     const bearer = await request(a.port, { path: '/metrics', headers: { authorization: `Bearer ${TOKEN}` } });
     expect(bearer.status).toBe(200);
     expect(bearer.headers['content-type']).toContain('text/plain; version=0.0.4');
-    expect((await request(a.port, { path: '/v1/status', headers: { authorization: `Bearer ${TOKEN.slice(0, -1)}0` } })).status).toBe(401);
+    expect((await request(a.port, { path: '/v1/status', headers: { authorization: `Bearer ${TOKEN.slice(0, -1)}${TOKEN.endsWith('0') ? '1' : '0'}` } })).status).toBe(401);
     expect((await request(a.port, { path: '/v1/health/active' })).status).toBe(200);
     expect((await request(a.port, { path: '/v1/health/passive' })).status).toBe(503);
     // Any IP literal names an API that listens on every address (it cannot be rebound); a name cannot.
@@ -206,7 +206,7 @@ describe('control API: browsers and tokens', () => {
     const login = await request(a.port, { method: 'POST', path: '/v1/session', headers: { 'x-tandem-token': TOKEN } });
     expect(login.status).toBe(200);
     const cookie = String(login.headers['set-cookie']);
-    expect(cookie).toMatch(/^tandem_session=[0-9a-f]{64}; HttpOnly; SameSite=Strict; Path=\//);
+    expect(cookie).toMatch(new RegExp(`^tandem_session_${a.port}=[0-9a-f]{64}; HttpOnly; SameSite=Strict; Path=/`));
     const session = cookie.split(';')[0]!;
     expect((await request(a.port, { path: '/v1/status', headers: { cookie: session } })).status).toBe(200);
     // No Origin, or another page's: refused, nothing changed.

@@ -4,11 +4,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { overlappingStarts, readScriptsLog } from '../../../agent/scripts/index.ts';
 import { fetchStatus } from '../../../console/control-client.ts';
 import { ClientLoop, format } from '../../helpers/client-loop.ts';
+import { removeDemoDir } from '../../helpers/demo-dir.ts';
 import { servedBy, sleep, TANDEM_BIN, until } from '../../helpers/pair.ts';
 import { exited, spawnTracked, TEST_MARKER } from '../../helpers/processes.ts';
 
@@ -22,16 +22,7 @@ let dir: string | undefined;
 afterEach(async () => {
   if (dir === undefined) return;
   // The demo's agents are its own children: if the demo was killed, stop them by their pids.
-  const pairFile = path.join(dir, 'pair.json');
-  if (fs.existsSync(pairFile)) {
-    const pair = JSON.parse(fs.readFileSync(pairFile, 'utf8')) as PairJson;
-    for (const n of pair.nodes) {
-      const s = await fetchStatus(n.controlUrl, 500).catch(() => undefined);
-      if (s !== undefined) process.kill(s.pid, 'SIGKILL');
-      spawnSync(path.join(n.scriptsDir, 'stop.sh'), { stdio: 'ignore', env: { ...process.env, TANDEM_REASON: 'test cleanup' } });
-    }
-  }
-  fs.rmSync(dir, { recursive: true, force: true });
+  await removeDemoDir(dir);
   dir = undefined;
 });
 

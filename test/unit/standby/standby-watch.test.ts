@@ -235,6 +235,21 @@ describe('StandbyWatch', () => {
     await until('cleared', () => (alarmText(r.watch) === '' ? true : undefined), 5000);
   });
 
+  it('clears what was reported inside a directory made by hand once that directory is moved out or removed, without a batch', async () => {
+    const r = await rig();
+    const b = new RecordBuilder();
+    b.content('a.txt', 'a\n', BS);
+    await r.apply(b.records);
+    await quiet(r.watch);
+    fs.mkdirSync(abs('extra/deep'), { recursive: true });
+    fs.writeFileSync(abs('extra/x.txt'), 'x');
+    fs.writeFileSync(abs('extra/deep/y.txt'), 'y');
+    await until('reported', () => (['data/extra created', 'data/extra/x.txt created', 'data/extra/deep/y.txt created'].every((p) => alarmText(r.watch).includes(p)) ? true : undefined), 5000).catch((e: unknown) => { throw new Error(`${String(e)}: ${alarmText(r.watch)}`); });
+    // The intruder takes the directory away again (moved out of the root): nothing is left to report.
+    fs.renameSync(abs('extra'), path.join(base, 'moved-out'));
+    await until('cleared', () => (alarmText(r.watch) === '' ? true : undefined), 5000);
+  });
+
   it('forgets the changed paths when a synchronisation begins (it rewrites the tree)', async () => {
     const r = await rig();
     fs.writeFileSync(abs('stray.txt'), 'x');

@@ -29,6 +29,13 @@ describe('verify verdict on one path', () => {
     expect(judge(a, disk(a), { ...a, ino: 0 }, BS)).toEqual({ kind: 'same' });
   });
 
+  it('sends a path whole when the passive holds it as changed by hand, even if its bytes now match', () => {
+    const a = file(10, hashes(1, 2, 3));
+    expect(judge(a, disk(a), { ...a, ino: 0 }, BS, false, {}, false)).toEqual({ kind: 'same' });
+    const v = judge(a, disk(a), { ...a, ino: 0 }, BS, false, {}, true);
+    expect(v).toMatchObject({ kind: 'different', what: 'modified-on-passive', blocks: 3 });
+  });
+
   it('names the differing blocks of a file present on both sides', () => {
     const a = file(10, hashes(1, 2, 3));
     const p = file(10, hashes(1, 9, 3));
