@@ -776,6 +776,41 @@ describe('file system refusals', () => {
     expect(durables).toEqual([2 * n]);
   });
 
+  it('waits at the durable point for the fsyncs of the files it closed early, even when its own are over', async () => {
+    // Only the fsyncs of the first eviction (the first EVICT_BATCH calls) are held; every other
+    // one, those of the durable point included, runs at once.
+    const held: (() => void)[] = [];
+    let calls = 0;
+    const seams: ApplierSeams = {
+      fsync: (fd) => {
+        fs.fsyncSync(fd);
+        if (calls++ >= 16) return Promise.resolve();
+        return new Promise<void>((resolve) => held.push(resolve));
+      },
+    };
+    const { applier, durables } = await setup({ seams });
+    const n = MAX_OPEN_FILES * 2;
+    const b = new RecordBuilder();
+    for (let i = 0; i < n; i++) b.content(`f${i}`, `file ${i}`, BS);
+    let finished = false;
+    const done = applier
+      .apply(b.records, async (seq) => {
+        durables.push(seq);
+      })
+      .finally(() => (finished = true));
+    // Every file and the root directory fsynced: the durable point has issued all of its own.
+    const t0 = Date.now();
+    while (calls < n + 1 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 5));
+    expect(calls).toBe(n + 1);
+    expect(held).toHaveLength(16);
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(durables).toEqual([]);
+    expect(finished).toBe(false);
+    held.splice(0).forEach((r) => r());
+    await done;
+    expect(durables).toEqual([2 * n]);
+  });
+
   it('fails the apply, reporting nothing durable, when the fsync of a file it closed early fails', async () => {
     let calls = 0;
     const seams: ApplierSeams = {

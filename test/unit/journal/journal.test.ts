@@ -130,7 +130,7 @@ describe('Journal', () => {
     expect((await again.readBatch(b2)).equals(onDisk)).toBe(true);
   });
 
-  it('writes frames again into the memory of batches only once they are acknowledged and trimmed, never while they can still be sent', async () => {
+  it('writes frames again into the memory of batches only once they are acknowledged and trimmed, never while they can still be sent or read', async () => {
     const j = await openJournal(await tempDir(), { segmentBytes: 256 << 20 });
     const block = 1 << 20;
     // 4 MiB batches: one 16 MiB arena holds four of them.
@@ -147,11 +147,20 @@ describe('Journal', () => {
     for (const { b, view } of first) expect(batchProblemOf(view, b)).toBeUndefined();
     const firstBuffers = new Set(first.map((x) => x.view.buffer));
     expect(unacked.some((x) => firstBuffers.has(x.view.buffer))).toBe(false);
-    // Acknowledged and trimmed: the next batches are framed into that memory, and read back right.
+    // Acknowledged but not trimmed (still in the cache, where a sender starting over reads
+    // them): their memory is left alone; that of the first batches, now acknowledged and
+    // trimmed, is written again.
     j.acknowledged(unacked[7]!.b.last);
-    await j.trim(unacked[7]!.b.last);
+    const mid = await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((k) => batchOf(0x40 + k)));
+    const unackedBuffers = new Set(unacked.map((x) => x.view.buffer));
+    expect(mid.some((x) => unackedBuffers.has(x.view.buffer))).toBe(false);
+    expect(mid.some((x) => firstBuffers.has(x.view.buffer))).toBe(true);
+    for (const { b, view } of unacked) expect(batchProblemOf(view, b)).toBeUndefined();
+    // Acknowledged and trimmed: the next batches are framed into that memory, and read back right.
+    j.acknowledged(mid[7]!.b.last);
+    await j.trim(mid[7]!.b.last);
     const later = await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((k) => batchOf(0x50 + k)));
-    const earlier = new Set([...first, ...unacked].map((x) => x.view.buffer));
+    const earlier = new Set([...unacked, ...mid].map((x) => x.view.buffer));
     expect(later.some((x) => earlier.has(x.view.buffer))).toBe(true);
     for (const { b, view } of later) {
       expect(batchProblemOf(view, b)).toBeUndefined();
