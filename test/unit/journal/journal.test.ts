@@ -147,8 +147,8 @@ describe('Journal', () => {
     for (const { b, view } of first) expect(batchProblemOf(view, b)).toBeUndefined();
     const firstBuffers = new Set(first.map((x) => x.view.buffer));
     expect(unacked.some((x) => firstBuffers.has(x.view.buffer))).toBe(false);
-    // Acknowledged but not trimmed (still in the cache, where a sender starting over reads
-    // them): their memory is left alone; that of the first batches, now acknowledged and
+    // Acknowledged but still in the cache (where a sender starting over reads them): their
+    // memory is left alone; that of the first batches, now acknowledged and
     // trimmed, is written again.
     j.acknowledged(unacked[7]!.b.last);
     const mid = await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((k) => batchOf(0x40 + k)));
@@ -167,6 +167,35 @@ describe('Journal', () => {
       const { frames } = parseFrames(view);
       expect((frames[0]!.entry as WriteRecord).data[0]).toBe(0x50 + later.findIndex((x) => x.b === b));
     }
+  });
+
+  it('writes frames again into the memory of batches acknowledged and pushed out of the cache for room, though not trimmed', async () => {
+    // The trim can be held back (by the manifest's persisted sequence) while a big file streams:
+    // memory acknowledged and no longer cached is reused all the same.
+    const j = await openJournal(await tempDir(), { segmentBytes: 256 << 20, cacheBytes: 32 << 20 });
+    const block = 1 << 20;
+    const batchOf = async (fill: number): Promise<{ b: BatchInfo; view: Buffer }> => {
+      for (let i = 0; i < 4; i++) j.append(writeRecord(`f${fill}`, block, fill, i * block));
+      const b = (await j.commit(false))!;
+      return { b, view: await j.readBatch(b) };
+    };
+    const first: { b: BatchInfo; view: Buffer }[] = [];
+    for (let k = 0; k < 8; k++) first.push(await batchOf(0x10 + k));
+    const second: { b: BatchInfo; view: Buffer }[] = [];
+    for (let k = 0; k < 8; k++) second.push(await batchOf(0x30 + k));
+    // The cache (32 MiB) now holds only the last batches of `second`; nothing acknowledged yet.
+    const firstBuffers = new Set(first.map((x) => x.view.buffer));
+    expect(second.some((x) => firstBuffers.has(x.view.buffer))).toBe(false);
+    j.acknowledged(second[7]!.b.last);
+    const third: { b: BatchInfo; view: Buffer }[] = [];
+    for (let k = 0; k < 4; k++) third.push(await batchOf(0x50 + k));
+    expect(third.some((x) => firstBuffers.has(x.view.buffer))).toBe(true);
+    for (const [k, { b, view }] of third.entries()) {
+      expect(batchProblemOf(view, b)).toBeUndefined();
+      expect((parseFrames(view).frames[0]!.entry as WriteRecord).data[0]).toBe(0x50 + k);
+    }
+    // Batches still in the cache were left alone.
+    for (const { b, view } of second.slice(-2)) expect(batchProblemOf(view, b)).toBeUndefined();
   });
 
   it('copies a record when it is appended, so capture may reuse its buffers', async () => {
