@@ -150,7 +150,8 @@ async function main(): Promise<void> {
       await stopAllChildren(2000);
       if (opts.cpuProf) progress('CPU profiles of the agents: bench/results/profiles/');
       if (opts.keep || keepForEvidence) progress(`kept ${dir}${keepForEvidence ? " (a part failed: the agents' logs and state are there; delete it when done)" : ''}`);
-      else fs.rmSync(dir, { recursive: true, force: true });
+      // rm -rf: fs.rmSync of the (e) trees (300,000 files) took minutes of CPU on a loaded machine.
+      else spawnSync('rm', ['-rf', dir]);
     })());
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
