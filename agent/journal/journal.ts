@@ -36,7 +36,8 @@ const SPARE_ARENAS = 2;
 /**
  * Arenas left behind that are held for reuse, at most: older ones are let go for the collector.
  * Without a bound, a passive that stops acknowledging (away, or a trim held back by the
- * manifest) would keep every arena of the journal alive (measured: 1.1 GiB during a 1 GiB file). Six: the send cache (64 MiB) spans about four.
+ * manifest) would keep every arena of the journal alive (measured: 1.1 GiB during a 1 GiB
+ * file). Six: the send cache (64 MiB) spans about four of them.
  */
 const RETIRED_ARENAS = 6;
 
