@@ -37,6 +37,8 @@ export interface SenderJournal {
   trim(ackedSeq: number): Promise<void>;
   oldestBatchAfter(seq: number): SenderBatch | undefined;
   bytesAfter(seq: number): number;
+  /** The passive acknowledged every record up to `seq`: what was sent of them is off the socket. */
+  acknowledged?(seq: number): void;
 }
 
 export interface SenderOptions {
@@ -482,6 +484,7 @@ export class Sender {
   private onAck(seq: number): void {
     if (seq <= this.ackedSeq) return;
     this.ackedSeq = seq;
+    this.opts.journal.acknowledged?.(seq);
     if (this.backlog !== undefined && seq >= this.backlog.last) this.backlog = undefined;
     while (this.inflight.length > 0 && this.inflight[0]!.last <= seq) {
       this.inflightBytes -= this.inflight.shift()!.bytes;
