@@ -34,6 +34,11 @@ export interface TandemNewFile {
   sawJournalFull: boolean;
   /** When capture had journaled the whole file (head final, nothing pending), seconds from the start. */
   journaledSeconds: number | null;
+  /**
+   * The longest silence between two channel heartbeats either agent saw since it started (the
+   * pair is fresh and its tree empty, so this is the big file), and the node's heartbeat timing.
+   */
+  heartbeat: { longestGapMs: number; intervalMs: number; threshold: number } | null;
 }
 
 export interface RsyncOutcome {
@@ -108,6 +113,8 @@ export async function measureNewFile(pair: BenchPair, src: string, srcSha: strin
       progress(`(b) the active reports the passive in sync at seq ${s.replication.appliedSeq}, the passive's file has the size but not the content; waiting on`);
     }
   }
+  const beta = await pair.status('beta').catch(() => undefined);
+  const cfg = pair.config('alpha');
   const tandem: TandemNewFile = {
     seconds: (done.at - t0) / 1000,
     cpSeconds: (cpEnd! - t0) / 1000,
@@ -115,6 +122,10 @@ export async function measureNewFile(pair: BenchPair, src: string, srcSha: strin
     verified,
     sawJournalFull,
     journaledSeconds: journaledAt(seen, done.status, t0),
+    heartbeat:
+      beta === undefined
+        ? null
+        : { longestGapMs: Math.max(done.status.links.heartbeat.longestGapMs, beta.links.heartbeat.longestGapMs), intervalMs: cfg.heartbeat.intervalMs, threshold: cfg.heartbeat.threshold },
   };
 
   let rsyncOut: RsyncOutcome | null = null;

@@ -3,6 +3,7 @@
 // results object; the anchors are the only constants, and say so.
 import type { OverwriteResult, NewFileResult, RsyncOutcome } from './big-file.ts';
 import type { CatchUpResult } from './catch-up.ts';
+import type { InitialSyncResult } from './initial-sync.ts';
 import type { FailoverResult, FailoverSeries } from './failover-gap.ts';
 import type { LagResult } from './lag.ts';
 import type { MachineInfo } from './machine.ts';
@@ -44,10 +45,12 @@ export interface BenchResults {
   switchover?: SwitchoverResult | null;
   /** (o): rendered on its own into results/catchup.md (bench/catch-up.ts). */
   catchUp?: CatchUpResult | null;
+  /** (e): rendered on its own into results/initial-sync.md (bench/initial-sync.ts). */
+  initialSync?: InitialSyncResult | null;
   memory: Record<string, ProcessReport>;
   agentWarnings: Record<string, { count: number; first: string[] }>;
   /** Parts that failed, with why: they have no numbers. */
-  failures: Partial<Record<'a' | 'b' | 'c' | 'o' | 'f' | 's' | 'v' | 'z' | 'u' | 'i', string>>;
+  failures: Partial<Record<'a' | 'b' | 'c' | 'e' | 'o' | 'f' | 's' | 'v' | 'z' | 'u' | 'i', string>>;
   notes: string[];
 }
 
@@ -295,7 +298,7 @@ function sections(r: BenchResults): Section[] {
       `Wire bytes: Tandem = alpha's channel bytesOut + bytesIn delta (payload plus framing${r.tandem.encryption === 'tls-psk' ? ' and TLS' : ''}, acknowledgements and heartbeats in the window; no TCP/IP headers); rsync = "Total bytes sent" + "Total bytes received" of --stats.`,
     ];
     if (b !== null) {
-      after.push(`(b) the \`cp\` alone took ${fmtSeconds(b.tandem.cpSeconds)}; capture had journaled the whole file at ${b.tandem.journaledSeconds === null ? '?' : fmtSeconds(b.tandem.journaledSeconds)}; the acknowledgement came ${fmtSeconds(b.tandem.seconds - b.tandem.cpSeconds)} after the cp ended. Passive copy ${b.tandem.verified ? 'verified (sha256)' : 'NOT verified'}${b.rsync === null ? '' : `; rsync copy ${b.rsync.verified ? 'verified (sha256)' : 'NOT verified'}, its sync took ${fmtSeconds(b.rsync.run.syncSeconds)}`}.${b.tandem.sawJournalFull ? ' Capture waited for journal space (journal.maxBytes) during the copy.' : ''}`);
+      after.push(`(b) the \`cp\` alone took ${fmtSeconds(b.tandem.cpSeconds)}; capture had journaled the whole file at ${b.tandem.journaledSeconds === null ? '?' : fmtSeconds(b.tandem.journaledSeconds)}; the acknowledgement came ${fmtSeconds(b.tandem.seconds - b.tandem.cpSeconds)} after the cp ended. Heartbeat: ${b.tandem.heartbeat === null ? 'not read' : `the longest silence either agent saw was ${b.tandem.heartbeat.longestGapMs} ms (heartbeat every ${b.tandem.heartbeat.intervalMs} ms, channel down after ${b.tandem.heartbeat.intervalMs * b.tandem.heartbeat.threshold} ms)`}. Passive copy ${b.tandem.verified ? 'verified (sha256)' : 'NOT verified'}${b.rsync === null ? '' : `; rsync copy ${b.rsync.verified ? 'verified (sha256)' : 'NOT verified'}, its sync took ${fmtSeconds(b.rsync.run.syncSeconds)}`}.${b.tandem.sawJournalFull ? ' Capture waited for journal space (journal.maxBytes) during the copy.' : ''}`);
     }
     if (c !== null) {
       const target = 2 * r.tandem.blockSize;

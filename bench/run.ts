@@ -2,7 +2,7 @@
 // bench/results/latest.json and latest.md. See "Goals" in DESIGN.md. Benchmarks report; they
 // never assert.
 //
-//   npm run bench -- [--quick] [--only a,b,c,o,f,s,v,z,u,i] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
+//   npm run bench -- [--quick] [--only a,b,c,e,o,f,s,v,z,u,i] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,6 +14,7 @@ import { measureCatchUp, renderCatchUp } from './catch-up.ts';
 import { measureCliStartup, writeCliStartup } from './cli-startup.ts';
 import { measureCompression, writeCompressionResults } from './compression.ts';
 import { measureFailover } from './failover-gap.ts';
+import { measureInitialSync, renderInitialSync } from './initial-sync.ts';
 import { measureInstallSync } from './install-sync.ts';
 import { closeAllHaPairs, closeProblems, killAllHaPairsNow } from './ha-pair.ts';
 import { writeRandomFile } from './file-checks.ts';
@@ -25,10 +26,15 @@ import { ensureRsync, RsyncDaemon, type RsyncAvailability } from './rsync-daemon
 import { measureSwitchover } from './switchover.ts';
 import { measureVerify } from './verify-throughput.ts';
 
-const PARTS = ['a', 'b', 'c', 'o', 'f', 's', 'v', 'z', 'u', 'i'] as const;
+const PARTS = ['a', 'b', 'c', 'e', 'o', 'f', 's', 'v', 'z', 'u', 'i'] as const;
 type Part = (typeof PARTS)[number];
 /** What runs without --only: (v) writes a tree of its own on both nodes, so it is asked for by name. */
-const DEFAULT_PARTS: Part[] = ['a', 'b', 'c', 'f', 's'];
+/**
+ * (b) and (c) run with the tuned heartbeat (250 ms × 4, the failover bench's tuned series): the
+ * longest silence between two heartbeats while 1 GiB streams must stay well under 1 s.
+ */
+const TUNED_HEARTBEAT = { interval: '250ms', threshold: 4 };
+const DEFAULT_PARTS: Part[] = ['a', 'b', 'c', 'e', 'f', 's'];
 
 interface Options {
   quick: boolean;
@@ -46,7 +52,9 @@ interface Options {
 const USAGE = `usage: npm run bench -- [options]
   --quick                 256 MiB file, 3 s of lag load and 1 trial of (f) and (s), instead of
                           1 GiB, 10 s and 3 trials
-  --only a,b,c,o,f,s,v,z,u,i  parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite,
+  --only a,b,c,e,o,f,s,v,z,u,i  parts to run: a = lag under load, b = new big file, c = 4 KiB overwrite,
+                          e = initial synchronisation of 100,000 files of 1 KiB against rsync -a +
+                          sync (TANDEM_BENCH_SYNC_FILES, _FILE_BYTES; writes results/initial-sync.md),
                           o = catch-up after an outage (bench/catch-up.ts; sizes from
                           TANDEM_BENCH_CATCHUP_OUTAGE, _BYTES, _FILES; writes results/catchup.md),
                           f = failover gap (the active server dies), s = switchover,
@@ -100,7 +108,7 @@ function parseOptions(argv: string[]): Options {
     else if (name === '--only') {
       const parts = value().split(',').map((s) => s.trim()).filter((s) => s !== '');
       const bad = parts.filter((p) => !(PARTS as readonly string[]).includes(p));
-      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c, o, f, s, v, z, u, i; got ${JSON.stringify(parts)}\n${USAGE}`);
+      if (bad.length > 0 || parts.length === 0) throw new Error(`--only: expected a comma list of a, b, c, e, o, f, s, v, z, u, i; got ${JSON.stringify(parts)}\n${USAGE}`);
       o.only = PARTS.filter((p) => parts.includes(p));
     } else if (name === '--encryption') {
       const v = value();
@@ -142,7 +150,8 @@ async function main(): Promise<void> {
       await stopAllChildren(2000);
       if (opts.cpuProf) progress('CPU profiles of the agents: bench/results/profiles/');
       if (opts.keep || keepForEvidence) progress(`kept ${dir}${keepForEvidence ? " (a part failed: the agents' logs and state are there; delete it when done)" : ''}`);
-      else fs.rmSync(dir, { recursive: true, force: true });
+      // rm -rf: fs.rmSync of the (e) trees (300,000 files) took minutes of CPU on a loaded machine.
+      else spawnSync('rm', ['-rf', dir]);
     })());
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
@@ -157,7 +166,7 @@ async function main(): Promise<void> {
 
   const sampler = new ProcessSampler(() => ({ alpha: pair?.pid('alpha'), beta: pair?.pid('beta') }));
   /** A fresh pair for each group of parts (unless --one-pair), started and in sync. */
-  const freshPair = async (label: string, prepare: (p: BenchPair) => void = () => {}): Promise<BenchPair> => {
+  const freshPair = async (label: string, prepare: (p: BenchPair) => void = () => {}, heartbeat?: { interval: string; threshold: number }): Promise<BenchPair> => {
     if (pair !== undefined) {
       sampler.closePair();
       await pair.stop();
@@ -165,7 +174,7 @@ async function main(): Promise<void> {
     const pairDir = path.join(dir, `pair-${label}`);
     progress(`writing a pair into ${pairDir}`);
     const cpuProfileDir = opts.cpuProf ? path.join(PROJECT, 'bench/results/profiles', label) : undefined;
-    const p = await BenchPair.create(pairDir, { encryption: opts.encryption, cpuProfileDir });
+    const p = await BenchPair.create(pairDir, { encryption: opts.encryption, cpuProfileDir, heartbeat });
     prepare(p);
     pair = p;
     await p.start('alpha');
@@ -187,9 +196,13 @@ async function main(): Promise<void> {
     let first: BenchPair | undefined;
     if (wantABC) {
       sampler.start();
-      first = await freshPair(abcLabel, (p) => {
-        if (want('a')) createLagDirs(p, lag.dirCount);
-      });
+      first = await freshPair(
+        abcLabel,
+        (p) => {
+          if (want('a')) createLagDirs(p, lag.dirCount);
+        },
+        want('a') ? undefined : TUNED_HEARTBEAT,
+      );
     }
     const cfg = (first ?? (await BenchPair.create(path.join(dir, 'config-only'), { encryption: opts.encryption }))).config('alpha');
     const results: BenchResults = {
@@ -252,7 +265,7 @@ async function main(): Promise<void> {
       // (b) and (c) start from a pair of their own: what (a) left in the journal and the
       // manifest is not theirs to carry (--one-pair runs everything on one pair).
       collectWarnings(first);
-      const p = want('a') && !opts.onePair ? await freshPair('bc') : first;
+      const p = want('a') && !opts.onePair ? await freshPair('bc', undefined, TUNED_HEARTBEAT) : first;
       sampler.setPhase('prepare');
       const srcDir = path.join(dir, 'src');
       fs.mkdirSync(srcDir);
@@ -291,14 +304,28 @@ async function main(): Promise<void> {
 
     if (first !== undefined) {
       results.memory = sampler.finish();
-      // (f) and (s) time failovers to the millisecond: nothing of (a)-(c) may run beside them.
+      // (f) and (s) time failovers to the millisecond, (e) and (o) compare with rsync: nothing of
+      // (a)-(c) may run beside them.
       const running = pair;
-      if (running !== undefined && (want('f') || want('s') || want('z'))) {
-        progress('stopping the agents of (a)-(c) and the rsync daemon before (f), (s) and (z)');
+      if (running !== undefined && (want('e') || want('o') || want('f') || want('s') || want('z'))) {
+        progress('stopping the agents of (a)-(c) and the rsync daemon before the other parts');
         await running.stop();
         await daemon?.stop();
         daemon = undefined;
       }
+    }
+
+    if (want('e')) {
+      await attempt('e', async () => {
+        const e = await measureInitialSync(dir, { encryption: opts.encryption, cpuProfileDir: opts.cpuProf ? path.join(PROJECT, 'bench/results/profiles', 'e') : undefined }, progress);
+        results.initialSync = e;
+        const outDir = path.join(PROJECT, 'bench/results');
+        fs.mkdirSync(outDir, { recursive: true });
+        fs.writeFileSync(path.join(outDir, 'initial-sync.json'), `${JSON.stringify({ startedAt, machine: results.machine, ...e }, null, 2)}\n`);
+        const machine = `${results.machine.cpus} CPUs (${results.machine.cpuModel}), ${results.machine.disk}, Node ${results.machine.node}`;
+        fs.writeFileSync(path.join(outDir, 'initial-sync.md'), renderInitialSync(e, startedAt, machine));
+        process.stdout.write(`\n${renderInitialSync(e, startedAt, machine)}\n`);
+      });
     }
 
     if (want('o')) {
@@ -394,14 +421,14 @@ async function main(): Promise<void> {
     const outDir = path.join(PROJECT, 'bench/results');
     fs.mkdirSync(outDir, { recursive: true });
     if (Object.keys(results.failures).length > 0) process.exitCode = 1;
-    // (z), (u) and (i) alone have their own files: they leave the last run of the other parts in latest.*.
-    if (opts.only.some((p) => p !== 'z' && p !== 'u' && p !== 'i')) {
+    // (e), (z), (u) and (i) alone have their own files: they leave the last run of the other parts in latest.*.
+    if (opts.only.some((p) => p !== 'e' && p !== 'z' && p !== 'u' && p !== 'i')) {
       fs.writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
       fs.writeFileSync(path.join(outDir, 'latest.md'), renderMarkdown(results));
       process.stdout.write(`\n${renderText(results)}\n`);
       progress(`written ${path.relative(process.cwd(), path.join(outDir, 'latest.json'))} and latest.md`);
     } else {
-      for (const p of ['z', 'u', 'i'] as const) if (results.failures[p] !== undefined) process.stdout.write(`\n(${p}) FAILED: ${results.failures[p]}\n`);
+      for (const p of ['e', 'z', 'u', 'i'] as const) if (results.failures[p] !== undefined) process.stdout.write(`\n(${p}) FAILED: ${results.failures[p]}\n`);
     }
   } catch (err) {
     keepForEvidence = true;

@@ -64,6 +64,8 @@ export const CREATED_DIR_MODE = 0o755;
 export const CREATED_FILE_MODE = 0o600;
 /** Files synced and closed together when the limit is passed. */
 const EVICT_BATCH = 16;
+/** Evicted files whose fsync may still run in the background (each holds its descriptor until then). */
+const BACKGROUND_SYNCS_MAX = 256;
 /** Linux IOV_MAX: buffers per writev call. */
 const IOV_MAX = 1024;
 /** Zeros written at once for a hole inside a file (Node cannot punch one). */
@@ -180,6 +182,8 @@ export class Applier {
   private readonly open = new Map<string, OpenFile>();
   /** Directories whose entries or own metadata changed since the last durable point. */
   private readonly dirtyDirs = new Map<string, { root: string; rel: string }>();
+  /** fsyncs of evicted files still running (see evictOldest), oldest first. */
+  private readonly syncing: Promise<void>[] = [];
   private busy = false;
   /**
    * The disk may hold changes that were applied but never made durable: after start-up (the
@@ -330,7 +334,9 @@ export class Applier {
       throw err;
     } finally {
       // Descriptors never outlive the call: between batches an operator could replace or delete
-      // a file, and a kept descriptor would then write into an inode no path leads to.
+      // a file, and a kept descriptor would then write into an inode no path leads to. After a
+      // failure, fsyncs still running in the background end (and close their files) first.
+      await Promise.allSettled(this.syncing.splice(0));
       await this.closeAll();
       this.forgetPathLoc();
       this.guard.release();
@@ -1048,7 +1054,10 @@ export class Applier {
 
   /**
    * Syncs and closes the least recently used files, several at once: their fsyncs then share
-   * journal commits, where one at a time would cost a commit per file (~0.25 ms each).
+   * journal commits, where one at a time would cost a commit per file (~0.25 ms each). The
+   * fsyncs run in the thread pool while the next records are applied, and are waited for at the
+   * next durable point (or here, once BACKGROUND_SYNCS_MAX are in flight): a batch of thousands
+   * of small files no longer stops every EVICT_BATCH files for a journal commit.
    */
   private async evictOldest(keep: OpenFile): Promise<void> {
     const victims: OpenFile[] = [];
@@ -1056,8 +1065,22 @@ export class Applier {
       if (victims.length >= EVICT_BATCH || this.open.size - victims.length <= MAX_OPEN_FILES - EVICT_BATCH) break;
       if (of !== keep) victims.push(of);
     }
-    for (const of of victims) this.open.delete(of.key);
-    const results = await Promise.allSettled(victims.map((of) => this.settle(of).finally(() => of.fh.close())));
+    for (const of of victims) {
+      this.open.delete(of.key);
+      // The descriptor is closed only once its fsync is over: never under a running fsync.
+      const done = this.settle(of)
+        .catch((err: unknown) => Promise.reject(applyFailed(err, 'sync', 0, of.root, of.rel)))
+        .finally(() => of.fh.close());
+      // Observed at the durable point; never an unhandled rejection meanwhile.
+      done.catch(() => undefined);
+      this.syncing.push(done);
+    }
+    if (this.syncing.length >= BACKGROUND_SYNCS_MAX) await this.settleBackground(this.syncing.length - BACKGROUND_SYNCS_MAX / 2);
+  }
+
+  /** Waits for the oldest `n` background fsyncs (all by default); throws the first failure. */
+  private async settleBackground(n = this.syncing.length): Promise<void> {
+    const results = await Promise.allSettled(this.syncing.splice(0, n));
     const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
   }
@@ -1113,6 +1136,9 @@ export class Applier {
     for (const d of dirs) {
       jobs.push(this.fsyncDir(d.root, d.rel).catch((err) => Promise.reject(applyFailed(err, 'sync', seq, d.root, d.rel === '' ? '.' : d.rel))));
     }
+    // Files evicted since the last durable point were fsynced in the background: this point
+    // covers them too.
+    jobs.push(this.settleBackground());
     const results = await Promise.allSettled(jobs);
     const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
     if (failed !== undefined) {

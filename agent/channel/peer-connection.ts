@@ -9,7 +9,7 @@ import WebSocket, { type RawData } from 'ws';
 import type { Clock } from '../../shared/clock.ts';
 import { TandemError, describeCause, type ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-import { decode, encode, encodeBatchParts } from '../../shared/protocol/codec.ts';
+import { decode, decodeBatchParts, encode, encodeBatchParts } from '../../shared/protocol/codec.ts';
 import { messageProblem, type ErrorMessage, type Message } from '../../shared/protocol/messages.ts';
 import { closeFrameFor, closeInfoFromPeer, codeForWsError, type ChannelCloseInfo } from './close-reason.ts';
 import { tlsSessionOf, type TlsSession } from './tls-psk.ts';
@@ -65,8 +65,21 @@ const clip = (s: string, max = MAX_REASON_CHARS): string => (s.length <= max ? s
 
 function toBuffer(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
-  if (Array.isArray(data)) return Buffer.concat(data);
+  if (Array.isArray(data)) return data.length === 1 ? data[0]! : Buffer.concat(data);
   return Buffer.from(data);
+}
+
+/**
+ * A message as ws delivers it (binaryType 'fragments': one buffer per WebSocket frame). A batch
+ * comes as two fragments (sendBatch): decoded without joining them, its frames stay the buffer
+ * ws read them into, where joining copied every batch once more on the passive.
+ */
+function decodeMessage(data: RawData): unknown {
+  if (Array.isArray(data) && data.length === 2) {
+    const batch = decodeBatchParts(data[0]!, data[1]!);
+    if (batch !== undefined) return batch;
+  }
+  return decode(toBuffer(data));
 }
 
 export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
@@ -99,6 +112,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.maxFrameBytes = init.maxFrameBytes;
     this.connectedAt = init.clock.now();
     this.log = init.log.child({ peer: init.peer, remote: init.remote, direction: init.direction });
+    // Each message as the list of its fragments (see decodeMessage); set before any is read.
+    this.ws.binaryType = 'fragments';
     this.endedPromise = new Promise((resolve) => {
       if (this.ws.readyState === WebSocket.CLOSED) resolve();
       else this.ws.once('close', () => resolve());
@@ -221,7 +236,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     }
     let value: unknown;
     try {
-      value = decode(toBuffer(data));
+      value = decodeMessage(data);
     } catch (err) {
       // RangeError from deep nesting lands here too.
       this.fault('TANDEM_ERR_FRAME_MALFORMED', `the frame does not decode: ${clip(describeCause(err))}`);

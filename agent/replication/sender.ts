@@ -38,6 +38,8 @@ export interface SenderJournal {
   trim(ackedSeq: number): Promise<void>;
   oldestBatchAfter(seq: number): SenderBatch | undefined;
   bytesAfter(seq: number): number;
+  /** The passive acknowledged every record up to `seq`: what was sent of them is off the socket. */
+  acknowledged?(seq: number): void;
 }
 
 export interface SenderOptions {
@@ -503,6 +505,8 @@ export class Sender {
     this.receivedSeq = Math.max(this.receivedSeq, rcv);
     // What the passive held at its hello leaves the window once it says so itself (receivedSeq
     // already counts it as held since the hello, for the trim).
+    // The journal may reuse what the passive holds durably (as the trim below).
+    this.opts.journal.acknowledged?.(this.receivedSeq);
     if (this.backlog !== undefined && rcv >= this.backlog.last) this.backlog = undefined;
     while (this.inflight.length > 0 && this.inflight[0]!.last <= this.receivedSeq) {
       this.inflightBytes -= this.inflight.shift()!.bytes;

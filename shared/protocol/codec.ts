@@ -35,6 +35,36 @@ export function encodeBatchParts(m: { t: 'batch'; first: number; last: number; f
   return [head, m.frames];
 }
 
+/** msgpack fixstr "frames" then a bin32 header: how encodeBatchParts's head ends. */
+const FRAMES_BIN32 = Buffer.from([0xa6, 0x66, 0x72, 0x61, 0x6d, 0x65, 0x73, 0xc6]);
+const MAX_BATCH_HEAD_BYTES = 256;
+
+/**
+ * The inverse of encodeBatchParts without joining the parts: when `head` is a batch message's
+ * map up to the header of its `frames` field (the last one), and that header announces exactly
+ * `frames.length` bytes, the message with `frames` as they are (no copy of the 4 MiB). Undefined
+ * when the parts are anything else: the caller then decodes them joined, as before.
+ */
+export function decodeBatchParts(head: Buffer, frames: Buffer): unknown {
+  const n = head.length;
+  if (n < FRAMES_BIN32.length + 4 || n > MAX_BATCH_HEAD_BYTES) return undefined;
+  if (!head.subarray(n - 4 - FRAMES_BIN32.length, n - 4).equals(FRAMES_BIN32) || head.readUInt32BE(n - 4) !== frames.length) return undefined;
+  // The same head announcing an empty `frames`: a complete message whose last field is then set.
+  const closed = Buffer.from(head);
+  closed.writeUInt32BE(0, n - 4);
+  let v: unknown;
+  try {
+    v = packr.unpack(closed);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const m = v as Record<string, unknown>;
+  if (m.t !== 'batch' || !(m.frames instanceof Uint8Array) || m.frames.length !== 0) return undefined;
+  m.frames = frames;
+  return m;
+}
+
 /** Decodes one value. Binary fields are views into `buf`. Throws on malformed input. */
 export function decode(buf: Uint8Array): unknown {
   return packr.unpack(buf);

@@ -1,5 +1,6 @@
 // What a connection does with bad frames, oversized frames and closes, over real sockets: the
 // connection at fault is closed with a logged code, the process and the listener carry on.
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import type { ChannelEncryption } from '../../../agent/channel/index.ts';
@@ -191,5 +192,104 @@ describe.each(['tls-psk', 'none'] as ChannelEncryption[])('a peer connection wit
     await waitFor(() => (dialed.rec.closes.length === 1 ? true : undefined));
     expect(dialed.rec.closes[0]).toMatchObject({ code: 'TANDEM_ERR_INTERNAL', byPeer: true });
     await serverStillWorks(port, encryption, accepted);
+  });
+});
+
+/** A TCP relay to `port` that keeps every byte the client sent, in order. */
+async function recordingRelay(port: number): Promise<{ port: number; clientBytes: () => Buffer }> {
+  const chunks: Buffer[] = [];
+  const sockets = new Set<net.Socket>();
+  const relay = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => sockets.delete(s));
+    }
+    client.on('data', (b: Buffer) => {
+      chunks.push(Buffer.from(b));
+      upstream.write(b);
+    });
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        relay.close(() => resolve());
+      }),
+  );
+  return { port: (relay.address() as net.AddressInfo).port, clientBytes: () => Buffer.concat(chunks) };
+}
+
+/** The WebSocket frames in `bytes` (after the HTTP upgrade request): mask bit, masking key, payload as sent. */
+function clientFrames(bytes: Buffer): { masked: boolean; key: Buffer; payload: Buffer }[] {
+  let at = bytes.indexOf('\r\n\r\n') + 4;
+  const out: { masked: boolean; key: Buffer; payload: Buffer }[] = [];
+  while (at + 2 <= bytes.length) {
+    const masked = (bytes[at + 1]! & 0x80) !== 0;
+    let len = bytes[at + 1]! & 0x7f;
+    let head = 2;
+    if (len === 126) {
+      len = bytes.readUInt16BE(at + 2);
+      head = 4;
+    } else if (len === 127) {
+      len = Number(bytes.readBigUInt64BE(at + 2));
+      head = 10;
+    }
+    const key = masked ? bytes.subarray(at + head, at + head + 4) : Buffer.alloc(0);
+    const start = at + head + key.length;
+    if (start + len > bytes.length) break;
+    out.push({ masked, key, payload: bytes.subarray(start, start + len) });
+    at = start + len;
+  }
+  return out;
+}
+
+describe('the bytes on the wire (encryption none)', () => {
+  it('the dialer masks every frame with a zero key, so its payload goes out as it was encoded', async () => {
+    const { port, accepted } = await serve('none');
+    const relay = await recordingRelay(port);
+    const clog = captureLog();
+    const dialed = await dialOnce(clientTarget(clog.log, 'none', relay.port), clog.log);
+    if (!dialed.ok) throw new Error(dialed.failure.reason);
+    cleanups.push(() => dialed.rec.conn.close('normal', 'test done'));
+    const server = await waitFor(() => accepted[0]);
+    const frames = Buffer.from('the frames of one batch, readable on the wire '.repeat(2000));
+    dialed.rec.conn.send({ t: 'batch', first: 3, last: 4, frames });
+    dialed.rec.conn.send({ t: 'ack', seq: 77 });
+    await waitFor(() => (server.messages.length === 2 ? true : undefined));
+    expect(server.messages[0]).toMatchObject({ t: 'batch', first: 3, last: 4 });
+    expect(Buffer.from((server.messages[0] as { frames: Uint8Array }).frames).equals(frames)).toBe(true);
+    expect(server.messages[1]).toEqual({ t: 'ack', seq: 77 });
+    const sent = clientFrames(relay.clientBytes());
+    // The batch's two fragments and the ack at least; RFC 6455 still wants the mask bit set.
+    expect(sent.length).toBeGreaterThanOrEqual(3);
+    for (const f of sent) {
+      expect(f.masked).toBe(true);
+      expect(f.key.equals(Buffer.alloc(4))).toBe(true);
+    }
+    expect(sent.some((f) => f.payload.equals(frames))).toBe(true);
+  });
+
+  it('decodes a message in fragments that are not a batch head and its frames: joined, as before', async () => {
+    const { port, accepted } = await serve('none');
+    const { ws } = await openRaw(port, 'none');
+    const server = await waitFor(() => accepted[0]);
+    // An ack in two fragments, and a batch in three: neither is the two-part form sendBatch writes.
+    const ack = encode({ t: 'ack', seq: 5 });
+    ws.send(ack.subarray(0, 3), { binary: true, fin: false });
+    ws.send(ack.subarray(3), { fin: true });
+    const frames = Buffer.alloc(10_000, 0x5a);
+    const batch = encode({ t: 'batch', first: 8, last: 9, frames });
+    ws.send(batch.subarray(0, 100), { binary: true, fin: false });
+    ws.send(batch.subarray(100, 5000), { fin: false });
+    ws.send(batch.subarray(5000), { fin: true });
+    await waitFor(() => (server.messages.length === 2 ? true : undefined));
+    expect(server.messages[0]).toEqual({ t: 'ack', seq: 5 });
+    expect(server.messages[1]).toMatchObject({ t: 'batch', first: 8, last: 9 });
+    expect(Buffer.from((server.messages[1] as { frames: Uint8Array }).frames).equals(frames)).toBe(true);
+    expect(server.conn.open).toBe(true);
   });
 });

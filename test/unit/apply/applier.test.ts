@@ -745,6 +745,90 @@ describe('file system refusals', () => {
     expect(manifestDifferences(manifest, ROOT, rootDir, BS)).toEqual([]);
   });
 
+  it('goes on creating files while the fsyncs of the files it closed run, and reports nothing durable before they are over', async () => {
+    // fsyncs held until released: before, the applier stopped at the first eviction (file 65)
+    // until the fsyncs of the 16 files it closed were over.
+    const held: (() => void)[] = [];
+    const seams: ApplierSeams = {
+      fsync: (fd) =>
+        new Promise<void>((resolve) => {
+          fs.fsyncSync(fd);
+          held.push(resolve);
+        }),
+    };
+    const { applier, durables } = await setup({ seams });
+    const n = MAX_OPEN_FILES * 3;
+    const b = new RecordBuilder();
+    for (let i = 0; i < n; i++) b.content(`f${i}`, `file ${i}`, BS);
+    const done = applier.apply(b.records, async (seq) => {
+      durables.push(seq);
+    });
+    // Every file is on disk with its content while the first fsyncs are still running.
+    const t0 = Date.now();
+    while (!fs.existsSync(path.join(rootDir, `f${n - 1}`)) && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 5));
+    expect(fs.readFileSync(path.join(rootDir, `f${n - 1}`), 'utf8')).toBe(`file ${n - 1}`);
+    expect(held.length).toBeGreaterThan(0);
+    expect(durables).toEqual([]);
+    // Released as they come: only then is the batch reported durable, once, with its last record.
+    const release = setInterval(() => held.splice(0).forEach((r) => r()), 2);
+    await done;
+    clearInterval(release);
+    expect(durables).toEqual([2 * n]);
+  });
+
+  it('waits at the durable point for the fsyncs of the files it closed early, even when its own are over', async () => {
+    // Only the fsyncs of the first eviction (the first EVICT_BATCH calls) are held; every other
+    // one, those of the durable point included, runs at once.
+    const held: (() => void)[] = [];
+    let calls = 0;
+    const seams: ApplierSeams = {
+      fsync: (fd) => {
+        fs.fsyncSync(fd);
+        if (calls++ >= 16) return Promise.resolve();
+        return new Promise<void>((resolve) => held.push(resolve));
+      },
+    };
+    const { applier, durables } = await setup({ seams });
+    const n = MAX_OPEN_FILES * 2;
+    const b = new RecordBuilder();
+    for (let i = 0; i < n; i++) b.content(`f${i}`, `file ${i}`, BS);
+    let finished = false;
+    const done = applier
+      .apply(b.records, async (seq) => {
+        durables.push(seq);
+      })
+      .finally(() => (finished = true));
+    // Every file and the root directory fsynced: the durable point has issued all of its own.
+    const t0 = Date.now();
+    while (calls < n + 1 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 5));
+    expect(calls).toBe(n + 1);
+    expect(held).toHaveLength(16);
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(durables).toEqual([]);
+    expect(finished).toBe(false);
+    held.splice(0).forEach((r) => r());
+    await done;
+    expect(durables).toEqual([2 * n]);
+  });
+
+  it('fails the apply, reporting nothing durable, when the fsync of a file it closed early fails', async () => {
+    let calls = 0;
+    const seams: ApplierSeams = {
+      fsync: async (fd) => {
+        // The first fsync is one of an evicted file (nothing is synced before the first eviction).
+        if (calls++ === 0) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+        fs.fsyncSync(fd);
+      },
+    };
+    const { run, durables } = await setup({ seams });
+    const b = new RecordBuilder();
+    for (let i = 0; i < MAX_OPEN_FILES * 2; i++) b.content(`f${i}`, `file ${i}`, BS);
+    const err = await caught(run(b.records));
+    expect(err.code).toBe('TANDEM_ERR_APPLY_FAILED');
+    expect(err.details).toMatchObject({ errno: 'EIO' });
+    expect(durables).toEqual([]);
+  });
+
   it('turns a failed fsync into TANDEM_ERR_APPLY_FAILED without reporting durable', async () => {
     const { run, durables } = await setup({ seams: { fsync: () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })) } });
     const b = new RecordBuilder();

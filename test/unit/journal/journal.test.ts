@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Journal, segmentName, type BatchInfo, type JournalOptions } from '../../../agent/journal/index.ts';
+import { Journal, batchProblem as batchProblemOf, segmentName, type BatchInfo, type JournalOptions } from '../../../agent/journal/index.ts';
 import { FakeClock } from '../../../shared/clock.ts';
 import { hash64, initHash } from '../../../shared/hash.ts';
 import { silentLogger } from '../../../shared/log.ts';
@@ -128,6 +128,74 @@ describe('Journal', () => {
     const b2 = again.batchStartingAt(1)!;
     expect(b2).toEqual(b);
     expect((await again.readBatch(b2)).equals(onDisk)).toBe(true);
+  });
+
+  it('writes frames again into the memory of batches only once they are acknowledged and trimmed, never while they can still be sent or read', async () => {
+    const j = await openJournal(await tempDir(), { segmentBytes: 256 << 20 });
+    const block = 1 << 20;
+    // 4 MiB batches: one 16 MiB arena holds four of them.
+    const batchOf = async (fill: number): Promise<{ b: BatchInfo; view: Buffer }> => {
+      for (let i = 0; i < 4; i++) j.append(writeRecord(`f${fill}`, block, fill, i * block));
+      const b = (await j.commit(false))!;
+      return { b, view: await j.readBatch(b) };
+    };
+    const first = await Promise.all([0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((k) => batchOf(0x10 + k)));
+    // Trimmed but never acknowledged (a synchronisation discarding what is in flight): the
+    // memory of what may still be on its way to the passive is left alone.
+    await j.trim(first[9]!.b.last);
+    const unacked = await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((k) => batchOf(0x30 + k)));
+    for (const { b, view } of first) expect(batchProblemOf(view, b)).toBeUndefined();
+    const firstBuffers = new Set(first.map((x) => x.view.buffer));
+    expect(unacked.some((x) => firstBuffers.has(x.view.buffer))).toBe(false);
+    // Acknowledged but still in the cache (where a sender starting over reads them): their
+    // memory is left alone; that of the first batches, now acknowledged and
+    // trimmed, is written again.
+    j.acknowledged(unacked[7]!.b.last);
+    const mid = await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((k) => batchOf(0x40 + k)));
+    const unackedBuffers = new Set(unacked.map((x) => x.view.buffer));
+    expect(mid.some((x) => unackedBuffers.has(x.view.buffer))).toBe(false);
+    expect(mid.some((x) => firstBuffers.has(x.view.buffer))).toBe(true);
+    for (const { b, view } of unacked) expect(batchProblemOf(view, b)).toBeUndefined();
+    // Acknowledged and trimmed: the next batches are framed into that memory, and read back right.
+    j.acknowledged(mid[7]!.b.last);
+    await j.trim(mid[7]!.b.last);
+    const later = await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((k) => batchOf(0x50 + k)));
+    const earlier = new Set([...unacked, ...mid].map((x) => x.view.buffer));
+    expect(later.some((x) => earlier.has(x.view.buffer))).toBe(true);
+    for (const { b, view } of later) {
+      expect(batchProblemOf(view, b)).toBeUndefined();
+      const { frames } = parseFrames(view);
+      expect((frames[0]!.entry as WriteRecord).data[0]).toBe(0x50 + later.findIndex((x) => x.b === b));
+    }
+  });
+
+  it('writes frames again into the memory of batches acknowledged and pushed out of the cache for room, though not trimmed', async () => {
+    // The trim can be held back (by the manifest's persisted sequence) while a big file streams:
+    // memory acknowledged and no longer cached is reused all the same.
+    const j = await openJournal(await tempDir(), { segmentBytes: 256 << 20, cacheBytes: 32 << 20 });
+    const block = 1 << 20;
+    const batchOf = async (fill: number): Promise<{ b: BatchInfo; view: Buffer }> => {
+      for (let i = 0; i < 4; i++) j.append(writeRecord(`f${fill}`, block, fill, i * block));
+      const b = (await j.commit(false))!;
+      return { b, view: await j.readBatch(b) };
+    };
+    const first: { b: BatchInfo; view: Buffer }[] = [];
+    for (let k = 0; k < 8; k++) first.push(await batchOf(0x10 + k));
+    const second: { b: BatchInfo; view: Buffer }[] = [];
+    for (let k = 0; k < 8; k++) second.push(await batchOf(0x30 + k));
+    // The cache (32 MiB) now holds only the last batches of `second`; nothing acknowledged yet.
+    const firstBuffers = new Set(first.map((x) => x.view.buffer));
+    expect(second.some((x) => firstBuffers.has(x.view.buffer))).toBe(false);
+    j.acknowledged(second[7]!.b.last);
+    const third: { b: BatchInfo; view: Buffer }[] = [];
+    for (let k = 0; k < 4; k++) third.push(await batchOf(0x50 + k));
+    expect(third.some((x) => firstBuffers.has(x.view.buffer))).toBe(true);
+    for (const [k, { b, view }] of third.entries()) {
+      expect(batchProblemOf(view, b)).toBeUndefined();
+      expect((parseFrames(view).frames[0]!.entry as WriteRecord).data[0]).toBe(0x50 + k);
+    }
+    // Batches still in the cache were left alone.
+    for (const { b, view } of second.slice(-2)) expect(batchProblemOf(view, b)).toBeUndefined();
   });
 
   it('copies a record when it is appended, so capture may reuse its buffers', async () => {
