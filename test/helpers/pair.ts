@@ -116,7 +116,7 @@ export class TestPair {
       } catch {
         // not answering yet
       }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${name}: ${what}; last status ${JSON.stringify(last?.replication)} state ${last?.state} alarms ${JSON.stringify(last?.alarms)}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${name}: ${what}; last status ${JSON.stringify(last?.replication)} state ${last?.state} alarms ${JSON.stringify(last?.alarms)}\n${this.story()}`);
       await sleep(50);
     }
   }
@@ -162,6 +162,17 @@ export class TestPair {
           return { msg: l };
         }
       });
+  }
+
+  /** Each node's process (running, or how it ended) and the end of its log: what a timeout needs to be understood after the fact. */
+  story(n = 8): string {
+    return (['alpha', 'beta'] as NodeName[])
+      .map((name) => {
+        const child = this.procs.get(name);
+        const proc = child === undefined ? 'not started here (or killed by the test)' : child.exitCode !== null || child.signalCode !== null ? `exited (${child.exitCode ?? child.signalCode})` : `running, pid ${child.pid}`;
+        return `--- ${name}: ${proc}\n${this.tail(name, n)}`;
+      })
+      .join('\n');
   }
 
   tail(name: NodeName, n = 15): string {
