@@ -21,6 +21,7 @@ import { ioCounters } from '../shared/io-counters.ts';
 import { PresenceProber, PresenceServer, PublicChecker } from './links/index.ts';
 import { ManifestStore } from './manifest/index.ts';
 import { RoleController } from './roles/index.ts';
+import { planRoots, refuseUnsupported } from './points/index.ts';
 import { AppMonitor, ScriptRunner } from './scripts/index.ts';
 import type { Verifier } from './verify/index.ts';
 import { NodeStateStore, acquireStateLock, tightenPrivateState } from './state/index.ts';
@@ -56,6 +57,9 @@ export async function startAgent(configPath: string, clock: Clock = systemClock)
 
 async function build(config: TandemConfig, log: Logger, clock: Clock, childUmask: number): Promise<RunningAgent> {
   const key = readPairKey(config.keyFile);
+  // A root set to consistency: snapshot that cannot have points stops the agent here, whatever
+  // its role: better now than at a takeover (docs/replication.md).
+  refuseUnsupported(planRoots(config.protect));
   const protocol = ownProtocol();
   await initHash();
   await fsp.mkdir(config.stateDir, { recursive: true, mode: PRIVATE_DIR_MODE });
@@ -216,6 +220,8 @@ async function build(config: TandemConfig, log: Logger, clock: Clock, childUmask
         verify: controller.active?.verifier.summary(),
         inSyncBoundMs: config.failover.maxLagOnFailover,
         lagAtContactMs: controller.passive?.receiver.lagAtLastContact(),
+        consistency: controller.consistency(),
+        discarded: controller.lastDiscard === undefined ? undefined : { ...controller.lastDiscard, pointAt: controller.lastDiscard.pointAt ?? null },
         version: { tandem: TANDEM_VERSION, protocol: protocol.max },
         peerVersion: controller.peerVersion,
         roots: config.protect.map((r) => ({ name: r.name, path: r.path, ...manifestStore.manifest.rootStats(r.name) })),
@@ -261,7 +267,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock, childUmask
       actions.onEvent(e);
     });
     const first = status();
-    states.emit({ kind: 'agent', from: 'stopped', to: 'running', reason: 'agent started', trigger: 'automatic', details: { pid: process.pid, role: first.role, state: first.state, maintenance: first.maintenance, paused: first.replication.paused } });
+    states.emit({ kind: 'agent', from: 'stopped', to: 'running', reason: 'agent started', trigger: 'automatic', details: { pid: process.pid, role: first.role, state: first.state, maintenance: first.maintenance, paused: first.replication.paused, consistency: first.replication.consistency } });
     failover.start();
     cleanups.push(() => failover.stop());
 

@@ -21,6 +21,11 @@ export interface PreflightFacts {
   nodeVersion: string;
   uid: number;
   protectedDirs: { path: string; state: 'ok' | 'missing' | 'not-dir' | 'unreadable'; entries?: number; error?: string }[];
+  /**
+   * How each protected directory would be captured (agent/points: the same verdict as the
+   * agent's at start-up), parallel to protectedDirs; undefined for one that does not exist.
+   */
+  consistency?: ({ mode: 'snapshot' | 'file'; reason: string; refused?: string } | undefined)[];
   /** Free bytes where the state directory is (or will be). */
   disk: { path: string; freeBytes: number } | { path: string; error: string };
   inotify: { maxUserWatches: number | undefined; dirs: number; capped: boolean };
@@ -97,6 +102,18 @@ export function evaluatePreflight(f: PreflightFacts, c: PreflightContext): Check
           } else {
             levels.push('ok');
             lines.push(`${shown} readable${d.entries === undefined ? '' : ` (${d.entries} entries)`}`);
+          }
+          {
+            // Whether a failover presents an instant of the directory or file-level copies
+            // (docs/replication.md, "Consistency points"): said here, as status says it.
+            const v = f.consistency?.[i];
+            if (v !== undefined) {
+              lines[lines.length - 1] += v.mode === 'snapshot' ? ', consistency points (btrfs subvolume)' : `, ${v.reason}`;
+              if (v.refused !== undefined) {
+                levels.push('fail');
+                fixes.push(`${shown} is set to consistency: snapshot but ${v.refused}: make it a btrfs subvolume (btrfs subvolume create), install btrfs-progs and run as root, or set consistency: auto`);
+              }
+            }
           }
           break;
         case 'missing':

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { derivePresenceKey, probePresence } from '../agent/links/index.ts';
+import { decideConsistency, gatherRootFacts } from '../agent/points/index.ts';
 import { systemClock } from '../shared/clock.ts';
 import type { TandemConfig } from '../shared/config/index.ts';
 import { describeCause, errnoOf } from '../shared/errors.ts';
@@ -54,6 +55,7 @@ export async function gatherFacts(i: FactsInput): Promise<PreflightFacts> {
     nodeVersion: process.version,
     uid: process.getuid?.() ?? -1,
     protectedDirs: c.protect.map((r) => inspectDir(r.path)),
+    consistency: c.protect.map((r) => (fs.existsSync(r.path) ? decideConsistency(r.consistency ?? 'auto', gatherRootFacts(r.path)) : undefined)),
     disk: freeSpace(c.stateDir),
     inotify: { maxUserWatches, dirs, capped },
     ports,

@@ -48,6 +48,8 @@ export const ERROR_CODES = {
   TANDEM_ERR_SPECIAL_BITS_CLEARED: 'A setuid or setgid bit or a file capability was not applied on the passive, because the owner it belongs to was not: the bit was cleared, never granted.',
   TANDEM_ERR_OWNER_UNAPPLIED: "The passive could not give a path the owner the active's has (not root, or a user or group name it does not know).",
   TANDEM_ERR_XATTR_UNAPPLIED: 'Extended attributes or ACLs could not be read on the active or written on the passive (no module, no support in the file system, refused).',
+  TANDEM_ERR_POINT_FAILED: 'A consistency point could not be taken or its changes listed (a btrfs snapshot or send failed): that root is captured file by file until one succeeds.',
+  TANDEM_ERR_POINTS_UNSUPPORTED: 'A protected root set to consistency: snapshot cannot give consistency points (not a btrfs subvolume root, no btrfs-progs, not root…).',
   TANDEM_ERR_MESSAGE_UNEXPECTED: 'The peer sent a valid message that no part of this node takes on that connection (before the hello, a second hello, or a kind its role does not handle).',
 } as const;
 

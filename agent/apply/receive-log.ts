@@ -9,6 +9,7 @@ import {
   parseFrames,
   type AppliedEntry,
   type CommitEntry,
+  type CommitPoint,
   type DataRecord,
   type LogEntry,
 } from '../../shared/protocol/index.ts';
@@ -28,6 +29,8 @@ export interface StoredBatch {
   consistent: boolean;
   ts: number;
   generation: string;
+  /** The consistency point the batch belongs to (its commit's), if the active takes points. */
+  point?: CommitPoint | undefined;
   /** Binary fields are views into one buffer per batch. */
   records: DataRecord[];
   /** That buffer: the batch's frames as stored (records, then the commit). */
@@ -40,6 +43,7 @@ interface HeldBatch {
   consistent: boolean;
   ts: number;
   generation: string;
+  point?: CommitPoint | undefined;
   segment: string;
   offset: number;
   length: number;
@@ -90,6 +94,7 @@ export class ReceiveLog {
           consistent: e.consistent,
           ts: e.ts,
           generation: e.generation,
+          point: e.point,
           segment: at.segment,
           offset: s.offset,
           length: at.offset + at.length - s.offset,
@@ -142,21 +147,35 @@ export class ReceiveLog {
   async *pendingBatches(): AsyncGenerator<StoredBatch> {
     const todo = this.held.filter((b) => b.last > this.applied);
     for (const b of todo) {
-      const buf = await this.store.read(b.segment, b.offset, b.length);
-      const problem = batchProblem(buf, b);
-      if (problem !== undefined) {
-        throw new TandemError({
-          code: 'TANDEM_ERR_JOURNAL_CORRUPT',
-          op: `receive-log: read batch ${b.first}..${b.last} from ${b.segment}`,
-          reason: problem,
-          hint: 'the receive-log segment was damaged after it was written; check the disk. The active sends the batch again or synchronises',
-          details: { segment: b.segment, offset: b.offset },
-        });
-      }
+      const buf = await this.readHeld(b);
       const { frames } = parseFrames(buf);
       const records = frames.slice(0, -1).map((f) => f.entry as DataRecord);
-      yield { first: b.first, last: b.last, consistent: b.consistent, ts: b.ts, generation: b.generation, records, frames: buf };
+      yield { first: b.first, last: b.last, consistent: b.consistent, ts: b.ts, generation: b.generation, point: b.point, records, frames: buf };
     }
+  }
+
+  /**
+   * The frames of the held batch `first..last`, read back from disk (a batch staged until its
+   * consistency point closes is not kept in memory). Undefined when the log no longer holds it.
+   */
+  async readBatch(first: number, last: number): Promise<Buffer | undefined> {
+    const b = this.held.find((x) => x.first === first && x.last === last);
+    return b === undefined ? undefined : this.readHeld(b);
+  }
+
+  private async readHeld(b: HeldBatch): Promise<Buffer> {
+    const buf = await this.store.read(b.segment, b.offset, b.length);
+    const problem = batchProblem(buf, b);
+    if (problem !== undefined) {
+      throw new TandemError({
+        code: 'TANDEM_ERR_JOURNAL_CORRUPT',
+        op: `receive-log: read batch ${b.first}..${b.last} from ${b.segment}`,
+        reason: problem,
+        hint: 'the receive-log segment was damaged after it was written; check the disk. The active sends the batch again or synchronises',
+        details: { segment: b.segment, offset: b.offset },
+      });
+    }
+    return buf;
   }
 
   /**
@@ -197,6 +216,7 @@ export class ReceiveLog {
       consistent: c.consistent,
       ts: c.ts,
       generation: c.generation,
+      point: c.point,
       segment: at.segment,
       offset: at.offset,
       length: at.length,

@@ -12,6 +12,8 @@ import { describeCause } from '../../shared/errors.ts';
 import { HASH_BYTES, isAllZero, zeroBlockHash } from '../../shared/hash.ts';
 import { Notices, type Notice } from '../../shared/notices.ts';
 import { BATCH_RAW_CUT_BYTES, BATCH_RECORDS_CUT, compressWrite, compressWriteAsync, depthOf, isWithin, parentOf, type DataRecord, type NewRecord } from '../../shared/protocol/index.ts';
+import { TandemError } from '../../shared/errors.ts';
+import { SUBVOLUME_ROOT_INO, type PathChange, type PointInfo, type PointLedger, type PointMarker, type Snapshot, type SnapshotStore } from '../points/index.ts';
 import { ownerOf, type Entry, type FileEntry, type Manifest } from '../manifest/index.ts';
 import {
   PathSwapped,
@@ -33,6 +35,7 @@ import {
   type UserNames,
 } from '../tree/index.ts';
 import { readBlocks, readBlocksSync, SYNC_READ_MAX_BYTES, type BlockReadOutcome, type FileStat } from './block-reader.ts';
+import { readChangedBlocks } from './changed-blocks.ts';
 import { compileExcludes, type ExcludeMatcher } from './exclude.ts';
 import type { JournalSink } from './journal-sink.ts';
 import { isRacy, kindOf, type EntryKind } from './stat-match.ts';
@@ -71,6 +74,31 @@ export interface CaptureOptions {
   watch?: boolean;
   /** Names of owners, sent with their ids for `replication.owners: names`; the system's by default. */
   users?: UserNames;
+  /** Consistency points (docs/replication.md): the roots in snapshot mode; absent, every root is captured file by file. */
+  points?: CapturePoints;
+  /** Why a root is captured file by file (status says so), by root name. */
+  fileReasons?: Map<string, string>;
+}
+
+/** What capture needs to take consistency points (agent/points). */
+export interface CapturePoints {
+  /** The snapshot store of each root in snapshot mode, by root name. */
+  stores: Map<string, SnapshotStore>;
+  /** capture.pointInterval: a point is taken at most this often. */
+  intervalMs: number;
+  /** Confirms a point without a snapshot when no root changed (absent: every point takes snapshots). */
+  marker?: PointMarker | undefined;
+  /** The points closed or confirmed, by the sequence of their last record. */
+  ledger: PointLedger;
+  /** A point closed or was confirmed at a later instant (the sender tells the passive at once). */
+  onPoint?: ((p: PointInfo) => void) | undefined;
+}
+
+/** How one protected root is captured now, and why (status: replication.consistency). */
+export interface RootConsistency {
+  root: string;
+  mode: 'snapshot' | 'file';
+  reason: string;
 }
 
 export interface CaptureStatus {
@@ -85,6 +113,10 @@ export interface CaptureStatus {
   problems: { root: string; path: string; message: string }[];
   /** Warnings that did not stop capture (a path not read through a link, attributes not read). */
   notices: Notice[];
+  /** Wall-clock ms of the oldest change seen and not yet journaled (undefined: none). */
+  oldestPendingAt: number | undefined;
+  /** Consistency points: how many were taken and closed, and the last one's figures. */
+  points: { taken: number; closed: number; confirmed: number; failed: number; last: { at: number; snapshotMs: number; listMs: number; processMs: number; paths: number } | undefined } | undefined;
 }
 
 /** What a task running inside the capture loop (the initial synchronisation) may do. */
@@ -103,12 +135,48 @@ interface RootCtx extends ProtectedRoot {
   isExcluded: ExcludeMatcher;
   /** The root's real path (realpath at start): walks open it without following its last component. */
   real: string;
+  /** Snapshot mode: the root's snapshots (undefined: file mode). */
+  store?: SnapshotStore | undefined;
+  /** Snapshot mode: the snapshot the manifest describes (reads start there between rounds). */
+  snap?: Snapshot | undefined;
+  /** The manifest is exactly `snap` for this root: the next point lists changes from it. */
+  exact: boolean;
+  /** Why this snapshot-mode root is captured file by file for now (a snapshot failed). */
+  fallback?: string | undefined;
+  /** Paths that could not be read from the last snapshot: read whole at the next point. */
+  retry: Set<string>;
+  /** The next point also compares the whole snapshot with the manifest (periodic scans). */
+  fullScan?: boolean;
 }
 
 interface Hint {
   root: RootCtx;
   path: string;
   force: boolean;
+  /** Wall-clock ms of the first hint (lag). */
+  since: number;
+  /** What the snapshot comparison says changed (snapshot mode). */
+  change?: PathChange | undefined;
+}
+
+/** The directory a nested subvolume leaves in a snapshot of its parent (BTRFS_EMPTY_SUBVOL_DIR_OBJECTID). */
+const EMPTY_SUBVOLUME_INO = 2;
+
+/** Whether `rel` below the root `real` is, in the live tree, the root of another subvolume. */
+function isNestedSubvolume(real: string, rel: string): boolean {
+  try {
+    const st = lstatBeneath(real, rel);
+    return st !== undefined && st.isDirectory() && st.ino === SUBVOLUME_ROOT_INO;
+  } catch {
+    return false;
+  }
+}
+
+/** A snapshot holds a nested subvolume's empty stand-in at `path`: the root cannot give points. */
+class NestedSubvolume extends Error {
+  constructor(readonly path: string) {
+    super(`a nested subvolume at ${path}`);
+  }
 }
 
 type NewWrite = Extract<NewRecord, { op: 'write' }>;
@@ -161,13 +229,60 @@ export class Capture {
   private splitCommit: Promise<unknown> | undefined;
   private markStarted: () => void = () => {};
   private readonly started = new Promise<void>((resolve) => (this.markStarted = resolve));
+  /** Wall-clock ms of the oldest hint in `dirty`, and of the oldest path of the round running. */
+  private dirtySince: number | undefined;
+  private roundSince: number | undefined;
+  // ---- consistency points (snapshot mode)
+  /** Some root is in snapshot mode: every batch belongs to a point, every round closes one. */
+  private readonly pointsMode: boolean;
+  /** Snapshot-mode roots that need a point even without a hint (start, scans, a switchover's drain, retries). */
+  private readonly forced = new Set<string>();
+  /** Instant of the point being built (for its batches' commits). */
+  private pointAt = 0;
+  /** The next point is taken at once (a switchover's drain), not at its turn. */
+  private urgent = false;
+  /** A full batch waits to be committed until the next record comes (so that a point's last batch always closes it). */
+  private splitDue = false;
+  /** Monotonic ms when the last point round began: rounds are paced by capture.pointInterval. */
+  private lastPointStart = -Infinity;
+  /** The paths of the point round running (its own re-hints join it), and those found gone. */
+  private roundWork: Hint[] | undefined;
+  private roundCounts = new Map<string, number>();
+  private roundGone = new Map<string, Hint>();
+  private confirmTimer: TimerHandle | undefined;
+  private pointStats: { taken: number; closed: number; confirmed: number; failed: number; last: NonNullable<CaptureStatus['points']>['last'] } = { taken: 0, closed: 0, confirmed: 0, failed: 0, last: undefined };
 
   constructor(private readonly opts: CaptureOptions) {
     this.log = opts.log.child({ component: 'capture' });
-    for (const r of opts.roots) this.roots.set(r.name, { ...r, isExcluded: compileExcludes(r.exclude), real: r.path });
+    for (const r of opts.roots) {
+      const store = opts.points?.stores.get(r.name);
+      this.roots.set(r.name, { ...r, isExcluded: compileExcludes(r.exclude), real: r.path, store, exact: false, retry: new Set() });
+    }
     this.users = opts.users ?? new UserDb(opts.clock);
     this.notices = new Notices(opts.clock, this.log);
     this.baseline = opts.baseline;
+    this.pointsMode = [...this.roots.values()].some((r) => r.store !== undefined);
+  }
+
+  /** How each root is captured now: from snapshots (consistency points) or file by file. */
+  consistency(): RootConsistency[] {
+    return [...this.roots.values()].map((r) =>
+      r.store === undefined
+        ? { root: r.name, mode: 'file' as const, reason: r.fallback === undefined ? (this.opts.fileReasons?.get(r.name) ?? 'file-level consistency only') : `file-level consistency only: ${r.fallback}` }
+        : r.fallback !== undefined
+          ? { root: r.name, mode: 'file' as const, reason: `file-level consistency only while snapshots fail: ${r.fallback}` }
+          : { root: r.name, mode: 'snapshot' as const, reason: 'btrfs subvolume: read-only snapshots give consistency points' },
+    );
+  }
+
+  /**
+   * Where a reader of the root's current state starts: in snapshot mode the snapshot the
+   * manifest describes (the synchronisation reads from it, between rounds), else the root itself.
+   */
+  readRoot(name: string): string {
+    const r = this.roots.get(name);
+    if (r === undefined) throw new Error(`unknown root ${name}`);
+    return r.store !== undefined && r.snap !== undefined && r.fallback === undefined ? r.snap.path : r.real;
   }
 
   /** Watches, then scans every root (changes made while stopped), then keeps scanning periodically. */
@@ -182,6 +297,7 @@ export class Capture {
       if (!st.isDirectory()) throw new Error(`protected root ${root.name} (${root.path}) is not a directory`);
       root.real = fs.realpathSync(root.path);
     }
+    for (const root of this.roots.values()) await root.store?.removeLeftovers();
     this.noteXattrSupport();
     if (this.opts.watch !== false) {
       for (const root of this.roots.values()) {
@@ -214,6 +330,7 @@ export class Capture {
     this.state = 'running';
     this.markStarted();
     this.scheduleScan();
+    this.scheduleConfirm();
   }
 
   /** Says "look at this path again". Cheap; the loop coalesces hints. */
@@ -222,9 +339,33 @@ export class Capture {
     if (root === undefined || this.stopped) return;
     const key = `${rootName}\0${relPath}`;
     const prev = this.dirty.get(key);
-    this.dirty.set(key, { root, path: relPath, force: force || (prev?.force ?? false) });
+    const now = this.opts.clock.now();
+    this.dirty.set(key, { root, path: relPath, force: force || (prev?.force ?? false), since: prev?.since ?? now });
+    this.dirtySince ??= now;
     if (this.running !== undefined) this.hintsDuringRound++;
     this.wake();
+  }
+
+  /**
+   * A path found while processing another (a directory's entries, a link that replaced a
+   * directory): in a point round it joins the round, read from the same snapshot; otherwise it
+   * is hinted like any other.
+   */
+  private rehint(root: RootCtx, relPath: string, force = false): void {
+    if (this.roundWork !== undefined && this.readsSnapshot(root)) {
+      const key = `${root.name}\0${relPath}`;
+      const n = this.roundCounts.get(key) ?? 0;
+      // A snapshot does not change: a path needs looking at twice at most in one round.
+      if (n >= 2) return;
+      this.roundWork.push({ root, path: relPath, force, since: this.opts.clock.now() });
+      return;
+    }
+    this.hint(root.name, relPath, force);
+  }
+
+  /** The round in progress reads this root from a snapshot (no torn reads, nothing to re-check). */
+  private readsSnapshot(root: RootCtx): boolean {
+    return root.store !== undefined && root.snap !== undefined && root.fallback === undefined;
   }
 
   /**
@@ -233,6 +374,8 @@ export class Capture {
    */
   async runTask(fn: (ctx: CaptureTaskContext) => Promise<void>): Promise<void> {
     await this.started;
+    // In snapshot mode a task reads what the manifest describes, the last snapshot: one must exist.
+    if (this.pointsMode) await this.firstPoint;
     return new Promise((resolve, reject) => {
       this.tasks.push({ fn, resolve, reject });
       this.wake(true);
@@ -261,7 +404,16 @@ export class Capture {
       lastScan: this.lastScan,
       problems: [...this.problems.values()].slice(0, 20),
       notices: this.notices.list(),
+      oldestPendingAt: this.oldestPendingAt(),
+      points: this.pointsMode ? { ...this.pointStats } : undefined,
     };
+  }
+
+  private oldestPendingAt(): number | undefined {
+    let t = this.dirtySince;
+    if (this.roundSince !== undefined) t = t === undefined ? this.roundSince : Math.min(t, this.roundSince);
+    for (const w of this.waitingSince.values()) t = t === undefined ? w : Math.min(t, w);
+    return t;
   }
 
   async stop(): Promise<void> {
@@ -271,29 +423,39 @@ export class Capture {
     this.loopTimer?.cancel();
     this.removalTimer?.cancel();
     this.scanTimer?.cancel();
+    this.confirmTimer?.cancel();
     for (const t of this.rechecks.values()) t.cancel();
     this.rechecks.clear();
     await Promise.all([...this.watchers.values()].map((w) => w.close()));
     await this.running;
     for (const t of this.tasks.splice(0)) t.reject(new Error('capture stopped'));
+    // The snapshots are deleted; the next start takes new ones (and deletes any a kill left).
+    for (const r of this.roots.values()) await r.store?.close();
   }
 
   // ---------------------------------------------------------------- the loop
 
   private isIdle(): boolean {
-    return this.dirty.size === 0 && this.tasks.length === 0 && this.running === undefined && this.loopTimer === undefined;
+    return this.dirty.size === 0 && this.tasks.length === 0 && this.forced.size === 0 && this.running === undefined && this.loopTimer === undefined;
+  }
+
+  private hasWork(): boolean {
+    return this.dirty.size > 0 || this.tasks.length > 0 || this.forced.size > 0;
   }
 
   private wake(now = false): void {
     if (this.stopped || this.running !== undefined || this.loopTimer !== undefined) return;
+    let delay = now ? 0 : this.opts.batchDelayMs;
+    // Points are paced: a snapshot at most every capture.pointInterval (tasks and drains do not wait).
+    if (this.pointsMode && this.tasks.length === 0 && !this.urgent) delay = Math.max(delay, this.lastPointStart + this.opts.points!.intervalMs - this.opts.clock.monotonic());
     this.loopTimer = this.opts.clock.setTimeout(() => {
       this.loopTimer = undefined;
       this.running = this.loop().finally(() => {
         this.running = undefined;
-        if (this.dirty.size > 0 || this.tasks.length > 0) this.wake();
+        if (this.hasWork()) this.wake();
         else if (this.isIdle()) for (const w of this.idleWaiters.splice(0)) w();
       });
-    }, now ? 0 : this.opts.batchDelayMs);
+    }, Math.max(0, delay));
   }
 
   private async loop(): Promise<void> {
@@ -312,25 +474,39 @@ export class Capture {
    * below it is still opened afresh for every path).
    */
   private holdRoots(): void {
-    for (const root of this.roots.values()) {
-      try {
-        this.heldRoots.set(root.name, { fd: openRoot(root.real), path: root.real });
-      } catch {
-        // Unreadable now: walks open it themselves and report why.
-      }
+    for (const root of this.roots.values()) this.rehold(root);
+  }
+
+  /** (Re)opens the directory walks below `root` start from: its latest snapshot, or the root. */
+  private rehold(root: RootCtx): void {
+    const old = this.heldRoots.get(root.name);
+    if (old !== undefined) closeFd(old.fd);
+    this.heldRoots.delete(root.name);
+    const base = this.readBase(root);
+    try {
+      this.heldRoots.set(root.name, { fd: openRoot(base), path: base });
+    } catch {
+      // Unreadable now: walks open it themselves and report why.
     }
+  }
+
+  private readBase(root: RootCtx): string {
+    return this.readsSnapshot(root) ? root.snap!.path : root.real;
   }
 
   /** Where walks below `root` start (see holdRoots). */
   private rootRef(root: RootCtx): RootRef {
-    return this.heldRoots.get(root.name) ?? root.real;
+    return this.heldRoots.get(root.name) ?? this.readBase(root);
   }
 
   private async rounds(): Promise<void> {
-    while (!this.stopped && (this.dirty.size > 0 || this.tasks.length > 0)) {
+    while (!this.stopped && this.hasWork()) {
       const task = this.tasks.shift();
       if (task !== undefined) {
         try {
+          // A task's records (a synchronisation, a repair) bring the passive to what the
+          // manifest holds, which is the last point: its last batch closes a point of that instant.
+          this.pointAt = this.lastPointAt;
           await task.fn(this.taskContext());
           await this.commit();
           task.resolve();
@@ -339,8 +515,17 @@ export class Capture {
         }
         continue;
       }
+      if (this.pointsMode) {
+        // Not due yet (tasks ran meanwhile): wake() comes back when it is.
+        if (!this.urgent && this.opts.clock.monotonic() < this.lastPointStart + this.opts.points!.intervalMs) break;
+        this.urgent = false;
+        await this.pointRound();
+        continue;
+      }
       const hints = [...this.dirty.values()];
       this.dirty.clear();
+      this.roundSince = this.dirtySince;
+      this.dirtySince = undefined;
       this.hintsDuringRound = 0;
       this.roundTorn = false;
       this.roundSplit = false;
@@ -373,7 +558,257 @@ export class Capture {
       }
       await this.commit();
       this.processing = 0;
+      this.roundSince = undefined;
     }
+  }
+
+  /** Instant of the latest point closed or confirmed (a task's batches close a point of it). */
+  private lastPointAt = 0;
+  private markFirstPoint: () => void = () => {};
+  /** Settles once the first point round ended (tasks wait for it in snapshot mode). */
+  private readonly firstPoint = new Promise<void>((resolve) => (this.markFirstPoint = resolve));
+
+  /**
+   * One consistency point: a read-only snapshot of every snapshot-mode root that changed (by its
+   * hints, or because a scan, the start or a drain asks), the list of what changed since its
+   * previous snapshot (from btrfs itself, exact), and every listed path processed *from the
+   * snapshot*; file-mode roots' hints are processed as in any round. The round's last batch
+   * closes the point. A root without a hint keeps its previous snapshot, confirmed unchanged by
+   * the marker; a root whose snapshot fails is read file by file this time (status says so).
+   */
+  private async pointRound(): Promise<void> {
+    const points = this.opts.points!;
+    const clock = this.opts.clock;
+    this.lastPointStart = clock.monotonic();
+    const hints = [...this.dirty.values()];
+    this.dirty.clear();
+    this.roundSince = this.dirtySince;
+    this.dirtySince = undefined;
+    this.hintsDuringRound = 0;
+    this.roundTorn = false;
+    this.roundSplit = false;
+    const work: Hint[] = [];
+    const liveHints = new Map<RootCtx, Hint[]>();
+    const snapRoots = new Set<RootCtx>();
+    const take = (h: Hint) => {
+      if (h.root.store === undefined) return work.push(h);
+      // A subvolume made inside the root: its snapshots would not hold it (btrfs send does not
+      // even name it). The watcher sees it made; the live tree says what it is.
+      if (isNestedSubvolume(h.root.real, h.path)) {
+        this.abandonSnapshots(h.root, new NestedSubvolume(h.path));
+        work.push(...(liveHints.get(h.root) ?? []), h);
+        liveHints.delete(h.root);
+        snapRoots.delete(h.root);
+        return;
+      }
+      snapRoots.add(h.root);
+      liveHints.set(h.root, [...(liveHints.get(h.root) ?? []), h]);
+    };
+    for (const h of hints) take(h);
+    for (const root of this.roots.values()) {
+      if (root.store === undefined) continue;
+      if (this.forced.has(root.name) || root.snap === undefined || root.retry.size > 0 || root.fallback !== undefined) snapRoots.add(root);
+    }
+    this.forced.clear();
+    let at: number | undefined;
+    const quiet = [...this.roots.values()].filter((r) => r.store !== undefined && !snapRoots.has(r));
+    if (quiet.length > 0) {
+      const confirmed = await points.marker?.roundTrip();
+      // A root hinted while the marker travelled did change: it gets a snapshot after all.
+      for (const [k, h] of this.dirty) {
+        if (h.root.store !== undefined && !snapRoots.has(h.root)) {
+          this.dirty.delete(k);
+          take(h);
+        }
+      }
+      if (confirmed === undefined) for (const r of quiet) snapRoots.add(r);
+      else at = confirmed;
+      if (this.dirty.size === 0) this.dirtySince = undefined;
+    }
+    const stats = { snapshotMs: 0, listMs: 0 };
+    const older: [SnapshotStore, Snapshot][] = [];
+    for (const root of snapRoots) {
+      const store = root.store!;
+      let snap: Snapshot;
+      try {
+        snap = await store.take();
+      } catch (err) {
+        // No snapshot, no point for this root: it is read file by file, from its hints.
+        this.fallBack(root, err);
+        work.push(...(liveHints.get(root) ?? []));
+        continue;
+      }
+      this.pointStats.taken++;
+      stats.snapshotMs += snap.tookMs;
+      at = at === undefined ? snap.at : Math.min(at, snap.at);
+      const t0 = clock.monotonic();
+      const prev = root.snap;
+      let listed = false;
+      if (prev !== undefined && root.exact && root.fallback === undefined) {
+        try {
+          const changes = await store.changes(prev, snap, this.opts.blockSize);
+          if (changes.incomplete === undefined) {
+            const since = this.roundSince ?? snap.at;
+            for (const [p, change] of changes.paths) if (!root.isExcluded(p)) work.push({ root, path: p, force: false, since, change });
+            for (const p of changes.gone) if (!root.isExcluded(p)) this.roundGone.set(`${root.name}\0${p}`, { root, path: p, force: false, since });
+            listed = true;
+          } else {
+            this.log.warn({ root: root.name, reason: changes.incomplete }, 'capture: the change list of a point is not exact; comparing the whole snapshot instead');
+          }
+        } catch (err) {
+          this.log.warn({ root: root.name, err }, 'capture: the changes between two snapshots could not be listed; comparing the whole snapshot instead');
+        }
+      }
+      if (root.fallback !== undefined) this.log.info({ root: root.name }, 'capture: snapshots work again: consistency points resume');
+      root.fallback = undefined;
+      root.snap = snap;
+      this.rehold(root);
+      if (!listed || root.fullScan) {
+        // The first point, or the manifest may differ from the previous snapshot: compare all.
+        // Also at every capture.scanInterval: what no list names (a nested subvolume) shows there.
+        const since = this.roundSince ?? snap.at;
+        await scanRoot({ ...root, path: snap.path }, this.opts.manifest, root.isExcluded, (rel) => work.push({ root, path: rel, force: false, since }), () => this.stopped);
+      }
+      for (const p of root.retry) work.push({ root, path: p, force: true, since: snap.at });
+      root.retry.clear();
+      root.fullScan = false;
+      root.exact = true;
+      stats.listMs += clock.monotonic() - t0;
+      if (prev !== undefined) older.push([store, prev]);
+    }
+    at ??= clock.now();
+    this.pointAt = at;
+    const t1 = clock.monotonic();
+    // Parents before children: a directory's record precedes what is created inside it.
+    work.sort((a, b) => depthOf(a.path) - depthOf(b.path) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    this.roundWork = work;
+    this.roundCounts.clear();
+    this.processing = work.length;
+    let sliceStart = clock.monotonic();
+    try {
+      for (let i = 0; i < work.length && !this.stopped; i++) {
+        const h = work[i]!;
+        const key = `${h.root.name}\0${h.path}`;
+        this.roundCounts.set(key, (this.roundCounts.get(key) ?? 0) + 1);
+        if (clock.monotonic() - sliceStart > YIELD_EVERY_MS) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          sliceStart = clock.monotonic();
+        }
+        try {
+          await this.makeRoom();
+          await this.processPath(h.root, h.path, h.force, h.change);
+          this.problems.delete(key);
+        } catch (err) {
+          if (this.stopped) break;
+          if (err instanceof NestedSubvolume) {
+            this.abandonSnapshots(h.root, err);
+            this.hint(h.root.name, h.path);
+            continue;
+          }
+          this.noteProblem(h, err);
+          // Read whole from the next snapshot: the manifest keeps the older state until then.
+          if (this.readsSnapshot(h.root)) h.root.retry.add(h.path);
+        }
+      }
+      // Names that may be gone, once every name that exists was looked at (so that a rename is
+      // journaled as one: capture pairs names by inode).
+      for (const h of this.roundGone.values()) {
+        if (this.stopped) break;
+        try {
+          await this.makeRoom();
+          if (this.readsSnapshot(h.root)) await this.removeIfGone(h.root, h.path);
+          else this.hint(h.root.name, h.path);
+        } catch (err) {
+          if (this.stopped) break;
+          this.noteProblem(h, err);
+        }
+      }
+    } finally {
+      this.roundGone.clear();
+      this.roundWork = undefined;
+    }
+    if (this.stopped) return;
+    const closed = await this.commit();
+    if (closed !== undefined) {
+      this.pointStats.closed++;
+    } else if (!this.baseline && this.opts.journal.headSeq > 0) {
+      // Nothing journaled (or the last batch went out already): the log's head is this point.
+      points.ledger.record(this.opts.journal.headSeq, at);
+      this.pointStats.confirmed++;
+      points.onPoint?.(points.ledger.newest()!);
+    }
+    this.lastPointAt = at;
+    this.pointStats.last = { at, snapshotMs: stats.snapshotMs, listMs: Math.round(stats.listMs), processMs: Math.round(clock.monotonic() - t1), paths: work.length };
+    for (const [store, snap] of older) store.drop(snap);
+    this.processing = 0;
+    this.roundSince = undefined;
+    this.markFirstPoint();
+  }
+
+  private noteProblem(h: Hint, err: unknown): void {
+    const key = `${h.root.name}\0${h.path}`;
+    const message = describeCause(err);
+    if (!this.problems.has(key)) this.log.warn({ root: h.root.name, path: h.path, err }, 'capture: cannot read path, it is not replicated until it can be');
+    this.problems.set(key, { root: h.root.name, path: h.path, message });
+  }
+
+  /** A snapshot could not be taken: the root is read file by file until one can be. */
+  private fallBack(root: RootCtx, err: unknown): void {
+    const e = TandemError.wrap(err, { code: 'TANDEM_ERR_POINT_FAILED', op: `take a consistency point of ${root.name}` });
+    if (root.fallback === undefined) this.log.error({ root: root.name, err: e, code: e.code }, 'capture: no snapshot: this root is captured file by file (file-level consistency) until a snapshot succeeds');
+    root.fallback = e.message;
+    root.exact = false;
+    this.pointStats.failed++;
+    this.notices.add('TANDEM_ERR_POINT_FAILED', `capture ${root.name}: ${e.message}; captured file by file meanwhile`, e.hint ?? 'see docs/errors.md', { root: root.name }, `points/${root.name}`);
+    this.rehold(root);
+  }
+
+  /** The root holds a nested subvolume (its snapshots lack it): file mode for good. */
+  private abandonSnapshots(root: RootCtx, err: NestedSubvolume): void {
+    const reason = `it holds a nested subvolume at ${err.path}, which its snapshots do not contain`;
+    this.log.error({ root: root.name, path: err.path, code: 'TANDEM_ERR_POINT_FAILED' }, `capture: ${root.name}: ${reason}: captured file by file from now on`);
+    this.notices.add('TANDEM_ERR_POINT_FAILED', `capture ${root.name}: ${reason}; file-level consistency only`, 'move the nested subvolume out of the protected root, then restart the agent', { root: root.name, path: err.path }, `points/${root.name}`);
+    root.store?.drop(root.snap);
+    root.store = undefined;
+    root.snap = undefined;
+    root.fallback = reason;
+    root.exact = false;
+    this.rehold(root);
+  }
+
+  /**
+   * While idle, every capture.pointInterval: with no hint since the last point and the marker
+   * back, the last point is still the disk's state; the passive hears it is that much younger.
+   */
+  private scheduleConfirm(): void {
+    const points = this.opts.points;
+    if (points?.marker === undefined || this.stopped) return;
+    this.confirmTimer = this.opts.clock.setTimeout(() => {
+      this.confirmTimer = undefined;
+      void this.confirm().finally(() => this.scheduleConfirm());
+    }, points.intervalMs);
+  }
+
+  private async confirm(): Promise<void> {
+    const points = this.opts.points!;
+    const newest = points.ledger.newest();
+    if (newest === undefined || !this.isIdle() || this.baseline) return;
+    const at = await points.marker!.roundTrip();
+    if (at === undefined || !this.isIdle() || points.ledger.newest()?.id !== newest.id) return;
+    points.ledger.record(newest.id, at);
+    this.lastPointAt = at;
+    points.onPoint?.(points.ledger.newest()!);
+  }
+
+  /** A name the snapshot comparison says may be gone: journaled as removed if it is. */
+  private async removeIfGone(root: RootCtx, rel: string): Promise<void> {
+    const m = this.opts.manifest;
+    const prev = m.get(root.name, rel);
+    if (prev === undefined) return;
+    if (this.lstatOther(root, rel) !== undefined) return this.processPath(root, rel, false);
+    this.append({ op: prev.kind === 'dir' ? 'rmdir' : 'unlink', root: root.name, path: rel });
+    m.delete(root.name, rel);
+    if (prev.kind === 'dir') this.watchers.get(root.name)?.unwatchTree(rel);
   }
 
   private taskContext(): CaptureTaskContext {
@@ -398,6 +833,12 @@ export class Capture {
     if (this.baseline) return 0;
     const level = this.opts.compressionLevel ?? 0;
     if (r.op === 'write' && level > 0 && !decided) r = compressWrite(r, level);
+    if (this.splitDue) {
+      // The full batch goes now that more follows it: a point's last batch is never a split.
+      this.splitDue = false;
+      this.splitCommit = this.opts.journal.commit(false, { at: this.pointAt, end: false });
+      this.splitCommit.catch(() => {});
+    }
     const seq = this.opts.journal.append(r);
     this.counters.recordsJournaled++;
     if (this.appendListeners.size > 0) {
@@ -407,17 +848,31 @@ export class Capture {
     return seq;
   }
 
-  private async commit(): Promise<void> {
+  /**
+   * Commits what is pending. In snapshot mode the batch belongs to the point being built and,
+   * unless `end` is false, closes it; resolves with the sequence of the point's last record when
+   * this commit closed one.
+   */
+  private async commit(end = true): Promise<number | undefined> {
     await this.settleSplit();
-    if (this.baseline) return;
+    this.splitDue = false;
+    if (this.baseline) return undefined;
+    let closed: number | undefined;
     if (this.opts.journal.pendingBytes > 0) {
       const consistent = this.hintsDuringRound === 0 && !this.roundTorn && !this.roundSplit;
-      await this.opts.journal.commit(consistent);
+      const b = await this.opts.journal.commit(consistent, this.pointsMode ? { at: this.pointAt, end } : undefined);
+      if (b !== undefined && this.pointsMode && end) closed = b.last;
     }
     // Only now may the manifest be persisted: it must never claim what the journal lacks. Also
     // after a split commit took everything pending: the journal can be trimmed only up to what
     // the manifest reflects, so skipping this flush would keep a full journal full for good.
     await this.opts.afterCommit();
+    if (closed !== undefined) {
+      const points = this.opts.points!;
+      points.ledger.record(closed, this.pointAt);
+      points.onPoint?.(points.ledger.newest()!);
+    }
+    return closed;
   }
 
   private async settleSplit(): Promise<void> {
@@ -446,16 +901,22 @@ export class Capture {
     // A batch is also closed by the bytes its blocks inflate to (compressed zero blocks journal
     // at ~100 bytes each) and by its records: the passive refuses a batch beyond
     // MAX_BATCH_RAW_BYTES or MAX_BATCH_RECORDS.
-    if (j.pendingBytes >= this.opts.batchBytes || j.pendingPayloadBytes >= BATCH_RAW_CUT_BYTES || j.pendingRecords >= BATCH_RECORDS_CUT) {
+    if (!this.splitDue && (j.pendingBytes >= this.opts.batchBytes || j.pendingPayloadBytes >= BATCH_RAW_CUT_BYTES || j.pendingRecords >= BATCH_RECORDS_CUT)) {
       this.roundSplit = true;
       // Read on while this batch is made durable; at most one such commit is in flight. The
       // manifest is flushed only by the round's last commit, which waits for this one.
       await this.settleSplit();
-      this.splitCommit = j.commit(false);
-      this.splitCommit.catch(() => {});
+      if (this.pointsMode) {
+        this.splitDue = true;
+      } else {
+        this.splitCommit = j.commit(false);
+        this.splitCommit.catch(() => {});
+      }
     }
     if (!j.hasSpace()) {
-      await this.commit();
+      // In snapshot mode this batch does not end its point; the point ends with a later batch,
+      // or, if none follows, with the journal's head as its last record (PointLedger).
+      await this.commit(false);
       this.waitingForSpace = true;
       this.log.info({ headSeq: j.headSeq }, 'capture: journal full, waiting for the passive to acknowledge');
       await j.waitForSpace(this.stopping.signal);
@@ -466,7 +927,7 @@ export class Capture {
 
   // ---------------------------------------------------------------- one path
 
-  private async processPath(root: RootCtx, rel: string, force: boolean): Promise<void> {
+  private async processPath(root: RootCtx, rel: string, force: boolean, change?: PathChange): Promise<void> {
     if (root.isExcluded(rel)) return;
     const key = `${root.name}\0${rel}`;
     // Every path is walked from its root, one directory at a time, none followed
@@ -488,7 +949,7 @@ export class Capture {
       // paths below it out of the manifest; a removal waiting for this path ends then.
       this.waitingSince.delete(key);
       if (this.opts.manifest.get(root.name, rel) === undefined) this.removals.delete(key);
-      this.hint(root.name, err.component);
+      this.rehint(root, err.component);
       return;
     }
     try {
@@ -498,16 +959,20 @@ export class Capture {
       const m = this.opts.manifest;
       if (parent === undefined || st === undefined || kind === undefined) {
         this.waitingSince.delete(key);
-        if (m.get(root.name, rel) !== undefined) this.deferRemoval({ root, path: rel, force: false });
-        else this.removals.delete(key); // already removed with its parent directory
+        if (m.get(root.name, rel) === undefined) this.removals.delete(key); // already removed with its parent directory
+        else if (this.roundWork !== undefined && this.readsSnapshot(root)) this.roundGone.set(key, { root, path: rel, force: false, since: this.opts.clock.now() });
+        else this.deferRemoval({ root, path: rel, force: false, since: this.opts.clock.now() });
         return;
       }
+      // A nested subvolume shows in its parent's snapshot as an empty directory of its own
+      // inode number: taking it for the real one would remove its content from the passive.
+      if (kind === 'dir' && st.ino === EMPTY_SUBVOLUME_INO && this.readsSnapshot(root)) throw new NestedSubvolume(rel);
       this.removals.delete(key);
       if (!(await this.ensureParents(root, rel))) {
         // The parent is not a directory by the journal's account (it was just found to be a link,
         // or gone): nothing below it may be journaled. If it becomes a directory again, listing it
-        // hints this path anew.
-        this.scheduleRecheck(root, rel, this.opts.settleMs);
+        // hints this path anew (a snapshot does not change: nothing to look at again).
+        if (!this.readsSnapshot(root)) this.scheduleRecheck(root, rel, this.opts.settleMs);
         return;
       }
       let cur = m.get(root.name, rel);
@@ -520,7 +985,7 @@ export class Capture {
         case 'symlink':
           return this.processLink(root, rel, parent, st, cur);
         case 'file':
-          return await this.processFile(root, rel, parent, st, cur, force);
+          return await this.processFile(root, rel, parent, st, cur, force, change);
       }
     } finally {
       parent?.close();
@@ -611,7 +1076,7 @@ export class Capture {
     await w?.watchTree(rel);
     const d = openDirAt(parent.fd, parent.name);
     if (d.kind !== 'dir') {
-      this.hint(root.name, rel); // it changed again since the lstat
+      this.rehint(root, rel); // it changed again since the lstat
       return;
     }
     let names: string[] = [];
@@ -622,7 +1087,7 @@ export class Capture {
     } finally {
       closeFd(d.fd);
     }
-    for (const n of names) this.hint(root.name, `${rel}/${n}`);
+    for (const n of names) this.rehint(root, `${rel}/${n}`);
   }
 
   private processLink(root: RootCtx, rel: string, parent: Parent, st: Stats, cur: Entry | undefined): void {
@@ -650,7 +1115,7 @@ export class Capture {
     return undefined;
   }
 
-  private async processFile(root: RootCtx, rel: string, parent: Parent, st: Stats, cur: Entry | undefined, force: boolean): Promise<void> {
+  private async processFile(root: RootCtx, rel: string, parent: Parent, st: Stats, cur: Entry | undefined, force: boolean, change?: PathChange): Promise<void> {
     const m = this.opts.manifest;
     const key = `${root.name}\0${rel}`;
     const mode = st.mode & 0o7777;
@@ -695,7 +1160,9 @@ export class Capture {
     // A large file still being written is read once it is quiet: reading 1 GiB on every event of
     // a copy in progress would hash it many times over.
     const now = this.opts.clock.now();
-    if (!this.baseline && st.size >= LARGE_FILE_BYTES && st.mtimeMs > now - this.opts.settleMs) {
+    // A snapshot is one instant of the file: nothing to wait for, nothing to read again.
+    const snap = this.readsSnapshot(root) ? root.snap : undefined;
+    if (snap === undefined && !this.baseline && st.size >= LARGE_FILE_BYTES && st.mtimeMs > now - this.opts.settleMs) {
       const since = this.waitingSince.get(key) ?? now;
       if (now - since < MAX_QUIET_WAIT_MS) {
         this.waitingSince.set(key, since);
@@ -753,7 +1220,24 @@ export class Capture {
     const at = parent.at;
     const clockNow = () => this.opts.clock.now();
     let outcome: BlockReadOutcome | { kind: 'too-large' } = { kind: 'too-large' };
-    if (st.size <= SYNC_READ_MAX_BYTES) {
+    // From a snapshot whose previous state the manifest holds exactly: only the changed blocks.
+    const older = prev;
+    let rangedBytes: number | undefined;
+    if (snap !== undefined && !force && root.exact && older !== undefined && older.ino === st.ino && change !== undefined && change.content !== 'all' && older.blocks.length === Math.ceil(older.size / bs) * HASH_BYTES) {
+      await this.makeRoom();
+      rangedBytes = 0;
+      const changedSet = change.content === 'blocks' ? change.blocks : new Set<number>();
+      outcome = await readChangedBlocks(at, bs, { blocks: older.blocks, size: older.size, changed: changedSet }, snap.at, async (offset, chunk, hashes) => {
+        rangedBytes = (rangedBytes ?? 0) + chunk.length;
+        await this.makeRoom();
+        if (level === 0) return emit(offset, chunk, hashes);
+        const records = await Promise.all(changedBlocks(offset, chunk, hashes).map((w) => (w.op === 'write' ? compressWriteAsync(w, level) : Promise.resolve(w))));
+        for (const w of records) {
+          this.append(w, true);
+          changed = true;
+        }
+      }, onOpen);
+    } else if (st.size <= SYNC_READ_MAX_BYTES) {
       await this.makeRoom();
       outcome = readBlocksSync(at, bs, clockNow, emit, onOpen);
     }
@@ -772,15 +1256,15 @@ export class Capture {
       }, onOpen);
     }
     if (outcome.kind === 'vanished') {
-      if (m.get(root.name, rel) !== undefined) this.deferRemoval({ root, path: rel, force: false });
+      if (m.get(root.name, rel) !== undefined) this.deferRemoval({ root, path: rel, force: false, since: now });
       return;
     }
     if (outcome.kind === 'not-a-file') {
-      this.hint(root.name, rel); // it became a directory or a link since the lstat
+      this.rehint(root, rel); // it became a directory or a link since the lstat
       return;
     }
     this.counters.filesHashed++;
-    this.counters.bytesHashed += outcome.size;
+    this.counters.bytesHashed += rangedBytes ?? outcome.size;
     const stat = outcome.stat;
     const meta = this.readMeta(root, rel, parent, st);
     const owner = { ...meta.owner, ...ownerFieldsOf(stat, this.users) };
@@ -794,7 +1278,9 @@ export class Capture {
       mtimeMs: stat.mtimeMs,
       ino: stat.ino,
       blocks: Buffer.from(outcome.blocks),
-      readAt: outcome.readAt,
+      // Read from a snapshot: the bytes are those of its instant (a later write in the same
+      // timestamp tick then shows as racy to a stat scan, as it must).
+      readAt: snap !== undefined ? Math.min(snap.at, outcome.readAt) : outcome.readAt,
       ...ownerOf(owner),
       xattrHash: meta.xattrHash,
       ctimeMs: stat.ctimeMs,
@@ -802,6 +1288,7 @@ export class Capture {
     };
     m.set(root.name, rel, entry);
     this.updateLinkedNames(root, rel, entry);
+    if (snap !== undefined) return;
     if (outcome.torn) this.roundTorn = true;
     // Events come late and coalesced (and watchers are known to drop the last of a burst), and
     // an mtime this close to the read cannot prove the content unchanged: look again once the
@@ -903,11 +1390,26 @@ export class Capture {
     }
     this.scanning = true;
     this.noteXattrSupport();
+    // A root in snapshot mode is compared by a point: a fresh snapshot against the previous one
+    // (btrfs lists every change, events or not) or, at start, against the manifest. A drain
+    // (switchover) takes it at once; the others wait for the point's turn.
+    let points = false;
+    for (const root of this.roots.values()) {
+      if (root.store === undefined) continue;
+      this.forced.add(root.name);
+      if (reason === 'periodic') root.fullScan = true;
+      points = true;
+    }
+    if (points) {
+      if (reason === 'drain') this.urgent = true;
+      this.wake(reason === 'drain');
+    }
     const t0 = this.opts.clock.monotonic();
     let entries = 0;
     let hinted = 0;
     try {
       for (const root of this.roots.values()) {
+        if (root.store !== undefined && root.fallback === undefined) continue;
         const r = await scanRoot(root, this.opts.manifest, root.isExcluded, (rel) => this.hint(root.name, rel), () => this.stopped);
         entries += r.entries;
         hinted += r.hinted;

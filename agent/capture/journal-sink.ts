@@ -1,13 +1,17 @@
 // What capture needs from the journal. Capture depends on this, not on the journal's
 // implementation, so its unit tests run against an in-memory sink.
-import type { NewRecord } from '../../shared/protocol/index.ts';
+import type { CommitPoint, NewRecord } from '../../shared/protocol/index.ts';
 
 
 export interface JournalSink {
   /** Stamps the next sequence number on `record` and buffers it; returns the sequence. */
   append(record: NewRecord): number;
-  /** Closes the pending records into a durable batch (no-op when none are pending). */
-  commit(consistent: boolean): Promise<unknown>;
+  /**
+   * Closes the pending records into a durable batch (no-op when none are pending); `point`
+   * marks it as part (or the end) of a consistency point. Resolves with the batch's `last`
+   * sequence when one was made.
+   */
+  commit(consistent: boolean, point?: CommitPoint): Promise<{ last: number } | undefined>;
   /** Bytes appended since the last commit. */
   readonly pendingBytes: number;
   /** Bytes of file data (blocks, inflated) appended since the last commit. */

@@ -56,9 +56,40 @@ export interface AgentStatus {
     splitBrain: { generation: string; commonSeq: number; activeChanges: number; passiveChanges: number; resolving: string | null } | null;
     /** While the passive catches up from the journal (docs/replication.md): what is left. */
     catchUp: { bytesLeft: number; pathsLeft: number } | null;
+    /**
+     * How each protected root of this node is captured (or would be, were it active): `snapshot`
+     * (consistency points: the copy is always one instant of the root) or `file` (file-level
+     * consistency only), with the reason.
+     */
+    consistency?: { root: string; mode: 'snapshot' | 'file'; reason: string }[];
+    /**
+     * The newest consistency point the passive holds whole (on the active: as acknowledged): the
+     * sequence of its last record, the instant the active's disk was that state, and its age now.
+     * Null without points (file-level consistency) or before the first.
+     */
+    point?: { id: number; at: number; ageMs: number } | null;
+    /**
+     * The data at risk, in milliseconds of the active's writes: with consistency points, the age
+     * of the newest point the passive holds; otherwise the lag (changes seen on the active and not
+     * yet journaled count). Null with points while the passive holds none yet.
+     */
+    rpoMs?: number | null;
+    /** Passive, with points: batches held but not applied until their point is complete. */
+    staged?: { batches: number; records: number; bytes: number } | null;
+    /** Left out at this node's last promotion: what the old active journaled past the last complete point. */
+    discarded?: { at: number; records: number; bytes: number; firstSeq: number; lastSeq: number; fromTs: number; toTs: number; pointId: number; pointAt: number | null } | null;
   };
   alarms: { code: string; message: string; hint?: string; since?: number; source: string }[];
-  capture: { state: string; pendingPaths: number; filesHashed: number; bytesHashed: number; waitingForSpace: boolean; lastScan: CaptureStatus['lastScan'] | null } | null;
+  capture: {
+    state: string;
+    pendingPaths: number;
+    filesHashed: number;
+    bytesHashed: number;
+    waitingForSpace: boolean;
+    lastScan: CaptureStatus['lastScan'] | null;
+    /** Consistency points (snapshot mode): counts since start, and the last point's figures (ms). */
+    points?: CaptureStatus['points'] | null;
+  } | null;
   channel: { bytesIn: number; bytesOut: number };
   /** The last or running `tandem verify` (on the active node only; null elsewhere or never run). */
   verify: VerifySummary | null;
@@ -116,6 +147,10 @@ export interface StatusInputs {
   inSyncBoundMs?: number | undefined;
   /** Passive: how far behind the active it was at its last contact (Receiver.lagAtLastContact). */
   lagAtContactMs?: number | undefined;
+  /** How each root is captured (active: capture's own; passive: what it would be as active). */
+  consistency?: { root: string; mode: 'snapshot' | 'file'; reason: string }[] | undefined;
+  /** What this node's last promotion left out (RoleController). */
+  discarded?: NonNullable<AgentStatus['replication']['discarded']> | undefined;
   version?: { tandem: string; protocol: number } | undefined;
   peerVersion?: { tandem: string | null; protocol: number; session: number } | undefined;
   roots?: RootSummary[] | undefined;
@@ -140,24 +175,35 @@ export function buildStatus(i: StatusInputs): AgentStatus {
   let replication: AgentStatus['replication'];
   let state: NodeStateName;
   const bound = i.inSyncBoundMs ?? Infinity;
+  const pointsMode = (i.consistency ?? []).some((c) => c.mode === 'snapshot');
   if (i.role === 'active') {
     const s = i.sender;
     connected = s?.connected ?? false;
     const paused = s?.paused ?? false;
+    // Changes seen and not journaled yet are at risk too (a large file being read).
+    const pendingAt = i.capture?.oldestPendingAt;
+    const lagMs = Math.max(s?.lagMs ?? 0, pendingAt === undefined ? 0 : Math.max(0, i.now - pendingAt));
+    const point = s?.point;
+    const rpoMs = pointsMode || point !== undefined ? (point === undefined ? null : Math.max(0, i.now - point.at)) : lagMs;
     replication = {
       headSeq: s?.headSeq ?? 0,
       appliedSeq: s?.ackedSeq ?? 0,
-      lagMs: s?.lagMs ?? 0,
+      lagMs,
       queueBytes: s?.queueBytes ?? 0,
       // Changes seen and not journaled yet (a large file being read) are not in sync either.
       inSync: (s?.inSync ?? false) && (i.capture?.pendingPaths ?? 0) === 0,
       // Changes capture holds are not counted: a switchover's drain journals and sends them.
-      caughtUp: connected && s !== undefined && !s.syncing && s.catchUp === undefined && s.splitBrain === undefined && s.peerState?.state !== 'modified' && !paused && s.lagMs <= bound,
+      caughtUp: connected && s !== undefined && !s.syncing && s.catchUp === undefined && s.splitBrain === undefined && s.peerState?.state !== 'modified' && !paused && Math.max(s.lagMs, rpoMs ?? 0) <= bound,
       paused,
       sync: s?.sync === undefined ? null : { id: s.sync.id, bytesDone: s.sync.bytesDone, bytesTotal: s.sync.bytesTotal, etaMs: s.sync.etaMs ?? null },
       start: s?.start ?? null,
       splitBrain: s?.splitBrain === undefined ? null : { generation: s.splitBrain.generation, commonSeq: s.splitBrain.commonSeq, activeChanges: s.splitBrain.activeChanges, passiveChanges: s.splitBrain.passiveChanges, resolving: s.splitBrain.resolving ?? null },
       catchUp: s?.catchUp ?? null,
+      consistency: i.consistency ?? [],
+      point: point === undefined ? null : { id: point.id, at: point.at, ageMs: Math.max(0, i.now - point.at) },
+      rpoMs,
+      staged: null,
+      discarded: i.discarded ?? null,
     };
     if (s?.splitBrain !== undefined) {
       const sb = s.splitBrain;
@@ -171,6 +217,10 @@ export function buildStatus(i: StatusInputs): AgentStatus {
     connected = r?.connected ?? false;
     const paused = r?.peerPaused ?? false;
     const lag = Math.max(r?.lagMs ?? 0, i.lagAtContactMs ?? 0);
+    const point = r?.point;
+    const staged = r?.staged;
+    // Points arrive from the active: this node stages by them whatever its own roots are.
+    const gotPoints = point !== undefined || (staged?.batches ?? 0) > 0;
     replication = {
       headSeq: Math.max(r?.peerHeadSeq ?? 0, r?.receivedSeq ?? 0),
       appliedSeq: r?.appliedSeq ?? 0,
@@ -184,6 +234,11 @@ export function buildStatus(i: StatusInputs): AgentStatus {
       start: null,
       splitBrain: splitBrainOf(r?.alarm),
       catchUp: r?.catchUp ?? null,
+      consistency: i.consistency ?? [],
+      point: point === undefined ? null : { id: point.id, at: point.at, ageMs: Math.max(0, i.now - point.at) },
+      rpoMs: gotPoints ? (point === undefined ? null : Math.max(0, i.now - point.at)) : lag,
+      staged: staged === undefined ? null : staged,
+      discarded: i.discarded ?? null,
     };
     if (r?.alarm !== undefined) alarms.push(alarmOf(r.alarm, 'apply'));
     for (const a of r?.standby ?? []) alarms.push(alarmOf(a, 'standby'));
@@ -226,7 +281,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
     capture:
       c === undefined
         ? null
-        : { state: c.state, pendingPaths: c.pendingPaths, filesHashed: c.filesHashed, bytesHashed: c.bytesHashed, waitingForSpace: c.waitingForSpace, lastScan: c.lastScan ?? null },
+        : { state: c.state, pendingPaths: c.pendingPaths, filesHashed: c.filesHashed, bytesHashed: c.bytesHashed, waitingForSpace: c.waitingForSpace, lastScan: c.lastScan ?? null, points: c.points ?? null },
     channel: i.channel,
     verify: i.verify ?? null,
     failover: { phase: f.phase, pending: f.pending ?? null, serving: f.serving, epoch: f.epoch, reason: f.reason, trigger: f.trigger, presence: f.presence, roleChangesLastHour: f.roleChangesLastHour, lastRoleChange: null },

@@ -41,6 +41,10 @@ export const EVENT_KINDS = [
   'application',
   /** The control token was rotated (tandem token rotate). */
   'token',
+  /** How a protected root is captured: from/to snapshot (consistency points) or file (file-level only); details.root. */
+  'consistency',
+  /** A promotion left out what the old active journaled past the last complete consistency point: details say how much. */
+  'discard',
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number];

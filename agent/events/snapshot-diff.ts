@@ -32,6 +32,10 @@ export interface Snapshot {
   headSeq: number;
   appliedSeq: number;
   peer: string;
+  /** Each root's consistency mode (snapshot, file) and its reason. */
+  consistency: Record<string, { mode: string; reason: string }>;
+  /** When this node's last promotion discarded records past the last complete point (0: never). */
+  discardedAt: number;
 }
 
 /**
@@ -67,6 +71,8 @@ export function snapshotOf(s: AgentStatus, prev: Snapshot | undefined, lagBoundM
     headSeq: s.replication.headSeq,
     appliedSeq: s.replication.appliedSeq,
     peer: s.peer.name,
+    consistency: Object.fromEntries((s.replication.consistency ?? []).map((c) => [c.root, { mode: c.mode, reason: c.reason }])),
+    discardedAt: s.replication.discarded?.at ?? 0,
   };
 }
 
@@ -146,6 +152,24 @@ export function diffSnapshots(prev: Snapshot | undefined, next: Snapshot, ctx: D
   if (prev.serving !== next.serving) out.push({ kind: 'serving', from: prev.serving ? 'serving' : 'stopped', to: next.serving ? 'serving' : 'stopped', reason: next.reason, trigger: next.trigger });
   if (prev.state !== next.state) {
     out.push({ kind: 'state', from: prev.state, to: next.state, reason: stateReason(s), trigger: stateTrigger(s), details: { headSeq: next.headSeq, appliedSeq: next.appliedSeq, lagMs: next.lagMs } });
+  }
+  for (const [root, c] of Object.entries(next.consistency)) {
+    const was = prev.consistency[root];
+    // A role change brings another capture (or none): its first word on a root is news too.
+    if (was === undefined ? prev.role !== next.role : was.mode !== c.mode) {
+      out.push({ kind: 'consistency', from: was?.mode ?? null, to: c.mode, reason: `${root}: ${c.reason}`, trigger: 'automatic', details: { root } });
+    }
+  }
+  const d = s.replication.discarded;
+  if (next.discardedAt !== prev.discardedAt && d !== undefined && d !== null) {
+    out.push({
+      kind: 'discard',
+      from: `seq ${d.lastSeq}`,
+      to: `seq ${d.pointId}`,
+      reason: `took over at the last complete consistency point (record ${d.pointId}): ${d.records} records (${d.bytes} bytes of file data) the old active journaled past it are discarded, written between ${new Date(d.fromTs).toISOString()} and ${new Date(d.toTs).toISOString()}`,
+      trigger: next.trigger,
+      details: { ...d },
+    });
   }
   if (prev.lagBeyond !== next.lagBeyond) {
     out.push({

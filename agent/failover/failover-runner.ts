@@ -193,7 +193,7 @@ export class FailoverRunner {
       presence: { state: presenceState, since: presenceSince(presenceState, p?.since ?? 0, answer?.receivedAt), answer: answer === undefined ? undefined : { role: answer.role, epoch: answer.epoch, serving: answer.serving } },
       replication:
         sender !== undefined
-          ? { lagMs: sender.lagMs, syncing: sender.sync !== undefined }
+          ? { lagMs: Math.max(sender.lagMs, sender.point === undefined ? 0 : Math.max(0, this.opts.clock.now() - sender.point.at)), syncing: sender.sync !== undefined }
           : { lagMs: passive === undefined ? 0 : passive.receiver.lagAtLastContact(), syncing: passive !== undefined && this.opts.nodeState.get().syncId !== '' },
     };
     this.lastObs = obs;

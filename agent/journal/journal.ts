@@ -14,6 +14,7 @@ import {
   parseFrames,
   payloadBytes,
   type CommitEntry,
+  type CommitPoint,
   type DataRecord,
   type NewRecord,
   type LogEntry,
@@ -267,7 +268,7 @@ export class Journal {
    * bytes and tells the listeners. Resolves with the batch, or undefined when nothing was
    * pending (after earlier commits settled). Batches are committed and published in call order.
    */
-  commit(consistent: boolean): Promise<BatchInfo | undefined> {
+  commit(consistent: boolean, point?: CommitPoint): Promise<BatchInfo | undefined> {
     try {
       this.throwIfClosed('commit');
     } catch (err) {
@@ -276,7 +277,7 @@ export class Journal {
     if (this.pendingCount === 0) return this.published.then(() => undefined);
     const first = this.nextSeq - this.pendingCount;
     const last = this.nextSeq - 1;
-    const entry: CommitEntry = { op: 'commit', first, last, consistent, ts: Math.floor(this.clock.now()), generation: this.opts.generation };
+    const entry: CommitEntry = { op: 'commit', first, last, consistent, ts: Math.floor(this.clock.now()), generation: this.opts.generation, ...(point === undefined ? {} : { point }) };
     const frame = encodeFrameInto(entry, (n) => this.arenaSlice(n));
     let at: FramePosition;
     try {

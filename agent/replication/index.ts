@@ -4,7 +4,7 @@
 export { Sender } from './sender.ts';
 export type { SenderJournal, SenderBatch, SenderOptions, SenderStatus, SplitBrainState } from './sender.ts';
 export { Receiver } from './receiver.ts';
-export type { ReceiverLog, ReceiverApplier, ReceiverOptions, ReceiverStatus, Alarm, StoredBatchLike } from './receiver.ts';
+export type { ReceiverLog, ReceiverApplier, ReceiverOptions, ReceiverStatus, Alarm, StoredBatchLike, Discarded } from './receiver.ts';
 export { decideStart } from './start-decision.ts';
 export type { StartDecision, ActiveView, PassiveView } from './start-decision.ts';
 export { relate, forkHistory, autoKeep, MAX_HISTORY, SPLIT_BRAIN_POLICIES } from './lineage.ts';

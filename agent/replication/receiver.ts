@@ -26,6 +26,7 @@ import {
   writeLength,
   type BatchMessage,
   type CommitEntry,
+  type CommitPoint,
   type DataRecord,
   type HelloMessage,
   type Message,
@@ -37,12 +38,15 @@ import type { Manifest } from '../manifest/index.ts';
 import type { NodeStateStore } from '../state/index.ts';
 import { manifestChunks, refreshManifest } from '../sync/index.ts';
 import { listenTo, type LinkCloseInfo, type PeerLink } from './peer-link.ts';
+import { PointLedger, type PointInfo } from '../points/index.ts';
 
 export interface StoredBatchLike {
   first: number;
   last: number;
   ts: number;
   generation: string;
+  /** The consistency point the batch belongs to (its commit's), when the active takes points. */
+  point?: CommitPoint | undefined;
   /** The batch's frames as received and stored: its records, then its commit. */
   frames: Uint8Array;
 }
@@ -55,6 +59,8 @@ export interface ReceiverLog {
   appendBatch(frames: Uint8Array, commit?: CommitEntry): Promise<void>;
   markApplied(seq: number): Promise<void>;
   trim(): Promise<void>;
+  /** The frames of a held batch, read back (a staged batch whose frames were not kept in memory). */
+  readBatch(first: number, last: number): Promise<Uint8Array | undefined>;
 }
 
 export interface ReceiverApplier {
@@ -126,12 +132,50 @@ export interface ReceiverStatus {
   catchUp: { bytesLeft: number; pathsLeft: number } | undefined;
   /** Warnings of the applier that did not stop it (a link replaced, a privilege cleared…), as alarms. */
   notices: Alarm[];
+  /**
+   * The newest consistency point this node holds whole (received durably: it is applied, or will
+   * be at a promotion), by the sequence of its last record, and the latest instant the active's
+   * disk was that point; undefined when the active takes no points (or none arrived yet).
+   */
+  point: PointInfo | undefined;
+  /** Batches held and not applied because their point is not complete yet. */
+  staged: { batches: number; records: number; bytes: number };
 }
 
-interface Pending extends StoredBatchLike {
+/** What a promotion left out: the batches past the last complete point (docs/replication.md). */
+export interface Discarded {
+  records: number;
+  /** Bytes of file data they set. */
+  bytes: number;
+  firstSeq: number;
+  lastSeq: number;
+  /** The active's clock: when the first and the last of them were journaled. */
+  fromTs: number;
+  toTs: number;
+  /** The point the promoted node presents: the state after record `pointId`, of instant `pointAt`. */
+  pointId: number;
+  pointAt: number | undefined;
+}
+
+interface Pending {
+  first: number;
+  last: number;
+  ts: number;
+  generation: string;
+  point?: CommitPoint | undefined;
+  /** The frames as received; undefined once dropped to bound memory (read back from the receive log). */
+  frames: Uint8Array | undefined;
   /** Bytes of file data the batch sets, inflated (status: queueBytes). */
   bytes: number;
+  /** Bytes of frames kept in memory for it while it waits for its point. */
+  kept: number;
 }
+
+/**
+ * Frames of staged batches (waiting for their point to close) kept in memory, at most; beyond,
+ * a batch is read back from the receive log when its point closes.
+ */
+export const STAGED_MEMORY_BYTES = 64 * 1024 * 1024;
 
 /**
  * Inflated bytes applied in one run: a batch whose compressed blocks inflate to more is applied
@@ -153,6 +197,8 @@ export class Receiver {
   private peerHello: HelloMessage | undefined;
   private readonly queue: Pending[] = [];
   private receivedSeq: number;
+  /** Last sequence of the batches held durably in the receive log (receivedSeq runs ahead while a batch is being written). */
+  private receivedDurable: number;
   private appliedSeq: number;
   private peerHeadSeq = 0;
   /** The active's last word on a catch-up in progress (undefined: none). */
@@ -179,6 +225,15 @@ export class Receiver {
   private manifestNext: string | undefined;
   private drainWaiters: (() => void)[] = [];
   private readonly detachLink: (() => void)[] = [];
+  /** Consistency points held: from the batches' commits and the active's peer-state. */
+  private readonly points = new PointLedger();
+  /** Highest sequence known to end a point: batches up to it may be applied. */
+  private closedThrough = 0;
+  /** A synchronisation starts: everything held up to here is applied whatever its point. */
+  private releaseThrough = 0;
+  private stagedKept = 0;
+  /** The instant of the newest point held, when the active was last heard (failover's lag). */
+  private rpoAtContactMs: number | undefined;
 
   private readonly users: UserDb;
 
@@ -187,6 +242,7 @@ export class Receiver {
     this.users = new UserDb(opts.clock);
     this.rootNames = new Set(opts.roots.map((r) => r.name));
     this.receivedSeq = opts.receiveLog.receivedSeq;
+    this.receivedDurable = opts.receiveLog.receivedSeq;
     this.appliedSeq = opts.receiveLog.appliedSeq;
     // A synchronisation interrupted by a restart: its total is known, what was done before is not.
     this.syncBytesTotal = opts.nodeState.get().syncBytesTotal;
@@ -199,9 +255,11 @@ export class Receiver {
     const pending: StoredBatchLike[] = [];
     for await (const b of this.opts.receiveLog.pendingBatches()) pending.push(b);
     for (const b of pending) {
-      this.queue.push({ first: b.first, last: b.last, ts: b.ts, generation: b.generation, frames: b.frames, bytes: batchDataBytes(recordsOf(b.frames)) });
+      this.queue.push({ first: b.first, last: b.last, ts: b.ts, generation: b.generation, point: b.point, frames: b.frames, bytes: batchDataBytes(recordsOf(b.frames)), kept: 0 });
+      this.notePointOf(b.last, b.point);
       this.hold(b.last, b.frames.byteLength);
     }
+
     if (pending.length > 0) {
       this.log.info({ batches: pending.length, from: pending[0]!.first, to: pending[pending.length - 1]!.last, appliedSeq: this.appliedSeq }, 'receiver: applying batches held before the restart');
     }
@@ -225,6 +283,8 @@ export class Receiver {
     this.detachLink.push(listenTo(link, onMessage, onClose));
     this.onHello(peerHello);
     this.sendPeerState();
+    // What this node holds durably is received, applied or not: the active may count it so at once.
+    this.ackReceived();
   }
 
   /** This side's part of the hello: what it holds. */
@@ -270,6 +330,7 @@ export class Receiver {
 
   /** How far behind the active this passive was when it last heard from it (ms), if it ever did. */
   lagAtLastContact(): number | undefined {
+    if (this.rpoAtContactMs !== undefined) return Math.max(this.lastContactLagMs ?? 0, this.rpoAtContactMs);
     return this.lastContactLagMs;
   }
 
@@ -308,7 +369,90 @@ export class Receiver {
       modified,
       sync,
       notices: (this.opts.applier.noticeList?.() ?? []).map((n) => ({ code: n.code, message: n.message, hint: n.hint, since: n.since, details: { ...n.details, count: n.count, last: n.last } })),
+      point: this.points.heldAt(this.receivedDurable),
+      staged: this.stagedSummary(),
     };
+  }
+
+  private stagedSummary(): ReceiverStatus['staged'] {
+    let batches = 0;
+    let records = 0;
+    let bytes = 0;
+    for (const b of this.queue) {
+      if (this.releasable(b)) continue;
+      batches++;
+      records += b.last - b.first + 1;
+      bytes += b.bytes;
+    }
+    return { batches, records, bytes };
+  }
+
+  /**
+   * What a promotion now would leave out: the batches held past the last complete point
+   * (undefined when there are none). Call after drain().
+   */
+  discarded(): Discarded | undefined {
+    const rest = this.queue.filter((b) => !this.releasable(b));
+    if (rest.length === 0) return undefined;
+    const point = this.points.heldAt(this.appliedSeq);
+    return {
+      records: rest.reduce((n, b) => n + (b.last - Math.max(b.first, this.appliedSeq + 1) + 1), 0),
+      bytes: rest.reduce((n, b) => n + b.bytes, 0),
+      firstSeq: rest[0]!.first,
+      lastSeq: rest[rest.length - 1]!.last,
+      fromTs: rest[0]!.point?.at ?? rest[0]!.ts,
+      toTs: rest[rest.length - 1]!.ts,
+      pointId: this.appliedSeq,
+      pointAt: point?.id === this.appliedSeq ? point.at : undefined,
+    };
+  }
+
+  /** A batch may be applied: it closes a point held whole, or the active takes no points. */
+  private releasable(b: Pending): boolean {
+    return b.point === undefined || b.last <= this.closedThrough || b.last <= this.releaseThrough;
+  }
+
+  /** The batch ending at `last` belongs to `point`: one that ends it makes everything up to it applicable. */
+  private notePointOf(last: number, point: CommitPoint | undefined): void {
+    if (point?.end !== true) return;
+    this.closedThrough = Math.max(this.closedThrough, last);
+    this.points.record(last, point.at);
+  }
+
+  /**
+   * The active says its newest point is the state after record `id`, as of `at`. A point that no
+   * batch closed (the active's round journaled nothing more after a full batch, or it restarted
+   * mid-point) closes here, provided this node holds a batch ending exactly there.
+   */
+  private onPointClaim(p: { id: number; at: number }): void {
+    if (p.id <= this.receivedDurable && (p.id === this.appliedSeq || this.queue.some((b) => b.last === p.id))) {
+      if (p.id > this.closedThrough) {
+        this.closedThrough = p.id;
+        this.kick();
+      }
+      this.points.record(p.id, p.at);
+    } else {
+      this.points.claim(p.id, p.at);
+    }
+  }
+
+  /** Tells the active what this node holds durably (and what it applied). */
+  private ackReceived(): void {
+    const credit = this.creditSeq();
+    while (this.held.length > 0 && this.held[0]!.last <= credit) this.heldBytes -= this.held.shift()!.bytes;
+    const link = this.link;
+    if (link?.open === true && this.peerHello !== undefined) link.send({ t: 'ack', seq: this.appliedSeq, received: credit });
+  }
+
+  /**
+   * What leaves the window: everything applied and, past it, batches that wait for their point
+   * (durable in the receive log, and not applicable before more arrives: counting them would
+   * deadlock a point larger than the window). A batch that may be applied and is not yet keeps
+   * its place, so a slow disk on this node holds the active back as without points.
+   */
+  private creditSeq(): number {
+    const head = this.queue.find((b) => b.last > this.appliedSeq);
+    return head !== undefined && this.releasable(head) ? this.appliedSeq : this.receivedDurable;
   }
 
   /** Standby protection's alarms changed: the active hears of it at once. */
@@ -370,6 +514,9 @@ export class Receiver {
     if (this.receivedSeq >= this.peerHeadSeq) this.behindSince = undefined;
     else this.behindSince ??= now;
     this.lastContactLagMs = this.behindSince === undefined ? 0 : now - this.behindSince;
+    // With consistency points, what a failover now would lose is the age of the newest point held.
+    const p = this.points.heldAt(this.receivedDurable);
+    this.rpoAtContactMs = p === undefined ? undefined : Math.max(0, now - p.at);
   }
 
   private onMessage(m: Message): void {
@@ -378,6 +525,7 @@ export class Receiver {
         return this.onBatch(m);
       case 'peer-state':
         if (m.headSeq !== undefined) this.peerHeadSeq = Math.max(this.peerHeadSeq, m.headSeq);
+        if (m.point !== undefined) this.onPointClaim(m.point);
         this.peerCatchUp = m.catchUp === undefined ? undefined : { bytesLeft: m.catchUp.bytesLeft, pathsLeft: m.catchUp.pathsLeft };
         this.peerPaused = m.state === 'paused';
         this.noteContact();
@@ -479,7 +627,18 @@ export class Receiver {
         }
         return;
       }
-      this.queue.push({ first: m.first, last: m.last, ts: commit.ts, generation: commit.generation, frames: m.frames, bytes });
+      const b: Pending = { first: m.first, last: m.last, ts: commit.ts, generation: commit.generation, point: commit.point, frames: m.frames, bytes, kept: 0 };
+      this.queue.push(b);
+      this.receivedDurable = Math.max(this.receivedDurable, m.last);
+      this.notePointOf(m.last, commit.point);
+      // A batch waiting for its point keeps its frames in memory up to a bound; beyond, it is
+      // read back from the receive log when the point closes.
+      if (!this.releasable(b)) {
+        if (this.stagedKept + m.frames.byteLength > STAGED_MEMORY_BYTES) b.frames = undefined;
+        else b.kept = m.frames.byteLength;
+        this.stagedKept += b.kept;
+      }
+      this.ackReceived();
       this.kick();
     });
   }
@@ -570,15 +729,26 @@ export class Receiver {
     if (this.applying !== undefined || this.closed || this.retryTimer !== undefined) return;
     this.applying = this.applyLoop().finally(() => {
       this.applying = undefined;
-      if (this.queue.length > 0 && this.alarm === undefined) this.kick();
+      // Again only for a batch that may be applied: one waiting for its point would spin here.
+      if (this.queue.length > 0 && this.releasable(this.queue[0]!) && this.alarm === undefined) this.kick();
     });
   }
 
   private async applyLoop(): Promise<void> {
-    while (this.queue.length > 0 && !this.closed) {
+    while (this.queue.length > 0 && !this.closed && this.releasable(this.queue[0]!)) {
       const batch = this.queue[0]!;
+      let frames = batch.frames;
+      if (frames === undefined) {
+        try {
+          frames = await this.opts.receiveLog.readBatch(batch.first, batch.last);
+          if (frames === undefined) throw new Error(`batch ${batch.first}-${batch.last} is no longer in the receive log`);
+        } catch (err) {
+          this.pause(TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op: `read back batch ${batch.first}-${batch.last}` }));
+          return;
+        }
+      }
       // Decoded again from its frames (checked when it arrived); binary fields are views into them.
-      const records = recordsOf(batch.frames);
+      const records = recordsOf(frames);
       try {
         for (const run of inflatedRuns(records.filter((r) => r.seq > this.appliedSeq))) {
           await this.opts.applier.apply(run, (seq) => this.durable(batch, records, seq));
@@ -588,13 +758,15 @@ export class Receiver {
         return;
       }
       this.queue.shift();
+      this.stagedKept -= batch.kept;
+      batch.frames = undefined;
       if (this.alarm !== undefined) {
         this.log.info({ seq: this.appliedSeq, code: this.alarm.code }, 'apply: recovered, replication resumed');
         this.alarm = undefined;
         this.retryDelay = this.opts.retryMinMs;
         this.sendPeerState();
       }
-      if (this.queue.length === 0) {
+      if (this.queue.length === 0 || !this.releasable(this.queue[0]!)) {
         await this.opts.receiveLog.trim().catch((err: unknown) => this.log.warn({ err }, 'receive log: trim failed'));
         for (const w of this.drainWaiters.splice(0)) w();
       }
@@ -628,9 +800,8 @@ export class Receiver {
     this.appliedSeq = seq;
     // Acknowledged batches leave the window now, before the ack reaches the active: what this
     // node counts never exceeds what the active counts.
-    while (this.held.length > 0 && this.held[0]!.last <= seq) this.heldBytes -= this.held.shift()!.bytes;
-    const link = this.link;
-    if (link?.open === true && this.peerHello !== undefined) link.send({ t: 'ack', seq });
+    this.receivedDurable = Math.max(this.receivedDurable, seq);
+    this.ackReceived();
   }
 
   private pause(err: TandemError): void {
@@ -663,13 +834,19 @@ export class Receiver {
 
   // ------------------------------------------------------------------ synchronisation
 
+  /** Resolves once every batch that may be applied is (batches waiting for their point stay). */
   private whenDrained(): Promise<void> {
-    if (this.queue.length === 0 && this.applying === undefined) return Promise.resolve();
+    if ((this.queue.length === 0 || !this.releasable(this.queue[0]!)) && this.applying === undefined) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   /** Answers manifest requests one at a time; of those asked meanwhile, only the newest. */
   private requestManifest(id: string): void {
+    // A synchronisation replaces what this node holds: what waits for a point is applied first,
+    // so that the manifest sent describes everything held (the tree is no state of the active
+    // until the synchronisation ends anyway).
+    this.releaseThrough = Math.max(this.releaseThrough, this.receivedSeq);
+    this.kick();
     if (this.manifestAnswer !== undefined) {
       this.manifestNext = id;
       return;

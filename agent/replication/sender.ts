@@ -17,6 +17,7 @@ import { listenTo, type LinkCloseInfo, type PeerLink } from './peer-link.ts';
 import { catchUpLeft, nextCatchUp, type CatchUp, type CatchUpObservation, type CatchUpState } from './catch-up.ts';
 import { decideStart, type StartDecision } from './start-decision.ts';
 import { autoKeep, type LineageEntry, type Relation, type SplitBrainPolicy } from './lineage.ts';
+import type { PointInfo, PointLedger } from '../points/index.ts';
 
 export interface SenderBatch {
   first: number;
@@ -65,6 +66,8 @@ export interface SenderOptions {
   bandwidthLimit?: number;
   /** Highest sequence the journal may be trimmed to, whatever the passive acknowledged. */
   trimLimit?: () => number;
+  /** Consistency points capture closes (agent/points): told to the passive in peer-state. */
+  points?: PointLedger | undefined;
   log: Logger;
   clock: Clock;
 }
@@ -74,6 +77,10 @@ export interface SenderStatus {
   peer: string | undefined;
   /** Last sequence the passive acknowledged as applied and durable. */
   ackedSeq: number;
+  /** Last sequence the passive acknowledged as held durably (received; applied later or at a promotion). */
+  receivedSeq: number;
+  /** The newest consistency point the passive holds (snapshot mode; undefined otherwise or none yet). */
+  point: PointInfo | undefined;
   headSeq: number;
   lagMs: number;
   queueBytes: number;
@@ -121,6 +128,8 @@ export class Sender {
   private streaming = false;
   private nextSeq = 0;
   private ackedSeq = 0;
+  /** What the passive holds durably (its receive log); the window and the journal trim follow it. */
+  private receivedSeq = 0;
   private inflight: InFlight[] = [];
   private inflightBytes = 0;
   /** The window of this connection: the smaller of this node's and the one the passive told. */
@@ -245,6 +254,8 @@ export class Sender {
       connected,
       peer: this.link?.peer,
       ackedSeq: this.ackedSeq,
+      receivedSeq: this.receivedSeq,
+      point: this.opts.points?.heldAt(this.receivedSeq),
       headSeq: j.headSeq,
       lagMs: oldest === undefined ? 0 : Math.max(0, now - oldest.ts),
       queueBytes: j.bytesAfter(this.ackedSeq),
@@ -334,7 +345,7 @@ export class Sender {
   private onMessage(m: Message): void {
     switch (m.t) {
       case 'ack':
-        return this.onAck(m.seq);
+        return this.onAck(m.seq, m.received ?? m.seq);
       case 'peer-state':
         this.peerState = { state: m.state, alarm: m.alarm };
         return;
@@ -371,6 +382,7 @@ export class Sender {
     );
     this.streaming = true;
     this.ackedSeq = Math.max(this.ackedSeq, Math.min(h.appliedSeq, j.headSeq));
+    this.receivedSeq = Math.max(this.receivedSeq, this.ackedSeq, decision.kind === 'resume' ? Math.min(h.headSeq, j.headSeq) : 0);
     // Before the first peer-state: the passive must hear at once that it is catching up.
     if (decision.kind === 'resume') {
       this.catchUp = nextCatchUp(undefined, this.catchUpObservation(), true);
@@ -481,15 +493,26 @@ export class Sender {
     }
   }
 
-  private onAck(seq: number): void {
-    if (seq <= this.ackedSeq) return;
-    this.ackedSeq = seq;
-    this.opts.journal.acknowledged?.(seq);
-    if (this.backlog !== undefined && seq >= this.backlog.last) this.backlog = undefined;
-    while (this.inflight.length > 0 && this.inflight[0]!.last <= seq) {
+  /**
+   * `seq`: applied and durable on the passive; `received`: held durably in its receive log (a
+   * passive that takes consistency points applies a point only once it holds all of it). What it
+   * holds leaves the window and may be trimmed here: the passive applies it by itself.
+   */
+  private onAck(seq: number, received: number): void {
+    const rcv = Math.max(seq, received);
+    if (seq <= this.ackedSeq && rcv <= this.receivedSeq && (this.backlog === undefined || rcv < this.backlog.last)) return;
+    this.ackedSeq = Math.max(this.ackedSeq, seq);
+    this.receivedSeq = Math.max(this.receivedSeq, rcv);
+    // What the passive held at its hello leaves the window once it says so itself (receivedSeq
+    // already counts it as held since the hello, for the trim).
+    // The journal may reuse what the passive holds durably (as the trim below).
+    this.opts.journal.acknowledged?.(this.receivedSeq);
+    if (this.backlog !== undefined && rcv >= this.backlog.last) this.backlog = undefined;
+    while (this.inflight.length > 0 && this.inflight[0]!.last <= this.receivedSeq) {
       this.inflightBytes -= this.inflight.shift()!.bytes;
     }
-    this.trim(seq);
+    this.opts.points?.trim(this.receivedSeq);
+    this.trim(this.receivedSeq);
     this.checkSyncDone();
     // The passive hears at once that its catch-up is over, not at the next tick.
     if (this.catchUp !== undefined && this.updateCatchUp() === undefined && this.link?.open === true) this.sendPeerState(this.link);
@@ -498,12 +521,20 @@ export class Sender {
 
   private sendPeerState(link: PeerLink): void {
     const obs = this.catchUpObservation();
+    const point = this.opts.points?.newest();
     link.send({
       t: 'peer-state',
       state: this.paused ? 'paused' : this.sync !== undefined ? 'syncing' : 'active',
       headSeq: obs.headSeq,
       ...(this.catchUp === undefined ? {} : { catchUp: catchUpLeft(obs) }),
+      ...(point === undefined ? {} : { point: { id: point.id, at: Math.floor(point.at) } }),
     });
+  }
+
+  /** A consistency point closed or was confirmed younger: the passive hears it at once. */
+  notePoint(): void {
+    const link = this.link;
+    if (link?.open === true && this.streaming) this.sendPeerState(link);
   }
 
   private catchUpObservation(): CatchUpObservation {

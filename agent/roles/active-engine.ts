@@ -3,8 +3,9 @@
 // it stops being so; it must never run on a passive node.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Capture, replayJournalIntoManifest } from '../capture/index.ts';
+import { Capture, replayJournalIntoManifest, type CapturePoints } from '../capture/index.ts';
 import { Journal } from '../journal/index.ts';
+import { Btrfs, PointLedger, PointMarker, SnapshotStore, findBtrfs, planRoots, refuseUnsupported } from '../points/index.ts';
 import { Sender } from '../replication/index.ts';
 import { RootProtection } from '../standby/index.ts';
 import { Verifier } from '../verify/index.ts';
@@ -18,6 +19,7 @@ export class ActiveEngine {
     readonly sender: Sender,
     readonly verifier: Verifier,
     private readonly clock: Clock,
+    private readonly marker: PointMarker | undefined,
   ) {}
 
   /**
@@ -40,6 +42,7 @@ export class ActiveEngine {
       }
       await manifestStore.flush(journal.headSeq);
       let sender: Sender | undefined;
+      const points = pointsFor(deps);
       const capture = new Capture({
         roots: config.protect,
         manifest: manifestStore.manifest,
@@ -58,6 +61,8 @@ export class ActiveEngine {
         },
         log,
         clock,
+        ...(points.capture === undefined ? {} : { points: { ...points.capture, onPoint: () => sender?.notePoint() } }),
+        fileReasons: points.fileReasons,
       });
       sender = new Sender({
         pair: config.pair,
@@ -78,6 +83,7 @@ export class ActiveEngine {
         batchBytes: config.journal.batchBytes,
         // The journal is the manifest's write-ahead log: never trim past what the manifest holds.
         trimLimit: () => manifestStore.throughSeq,
+        points: points.capture?.ledger,
         log,
         clock,
       });
@@ -98,7 +104,7 @@ export class ActiveEngine {
       });
       // An interrupted verification goes on where it stopped (its cursor is in the state dir).
       await verifier.resumeInterrupted();
-      return new ActiveEngine(journal, capture, sender, verifier, clock);
+      return new ActiveEngine(journal, capture, sender, verifier, clock, points.capture?.marker);
     } catch (err) {
       await journal.close().catch(() => {});
       throw err;
@@ -126,7 +132,32 @@ export class ActiveEngine {
   async stop(): Promise<void> {
     await this.verifier.stop();
     await this.capture.stop();
+    this.marker?.close();
     await this.sender.close();
     await this.journal.close();
   }
+}
+
+/**
+ * Consistency points for the roots that can have them (docs/replication.md): a snapshot store
+ * each, the marker and the ledger. Undefined when every root is captured file by file.
+ */
+function pointsFor(deps: EngineDeps): { capture: Omit<CapturePoints, 'onPoint'> | undefined; fileReasons: Map<string, string> } {
+  const { config, log, clock } = deps;
+  const plans = planRoots(config.protect);
+  refuseUnsupported(plans);
+  const bin = findBtrfs();
+  const stores = new Map<string, SnapshotStore>();
+  const fileReasons = new Map<string, string>();
+  for (const p of plans) {
+    log.info({ root: p.name, consistency: p.verdict.mode, reason: p.verdict.reason }, p.verdict.mode === 'snapshot' ? 'capture: consistency points for this root' : 'capture: file-level consistency only for this root');
+    if (p.verdict.mode !== 'snapshot' || bin === undefined) {
+      fileReasons.set(p.name, p.verdict.reason);
+      continue;
+    }
+    stores.set(p.name, new SnapshotStore({ root: p.real, dir: p.pointsDir, btrfs: new Btrfs({ bin, clock }), clock, log }));
+  }
+  if (stores.size === 0) return { capture: undefined, fileReasons };
+  const marker = PointMarker.open(path.join(config.stateDir, 'points', 'marker'), clock, log);
+  return { capture: { stores, intervalMs: config.capture.pointInterval, marker, ledger: new PointLedger() }, fileReasons };
 }

@@ -9,8 +9,9 @@ import type { Logger } from '../../shared/log.ts';
 import type { HelloMessage, Message, Role } from '../../shared/protocol/index.ts';
 import { TANDEM_VERSION, helloProtocolFields, ownProtocol, peerProtocol, type ProtocolRange } from '../../shared/version.ts';
 import type { PeerConnection } from '../channel/index.ts';
-import type { PeerLink, ReceiverStatus, SenderStatus } from '../replication/index.ts';
+import type { Discarded, PeerLink, ReceiverStatus, SenderStatus } from '../replication/index.ts';
 import { Session } from '../session/index.ts';
+import { planRoots, type RootPlan } from '../points/index.ts';
 import { newGeneration } from '../state/index.ts';
 import { forkHistory } from '../replication/index.ts';
 import { ActiveEngine } from './active-engine.ts';
@@ -80,6 +81,10 @@ export class RoleController {
   private readonly protocol: ProtocolRange;
   /** What the peer's last hello said of its version (kept after a disconnect: status says connected or not). */
   peerVersion: PeerVersion | undefined;
+  /** What this node's last promotion left out: the batches past the last complete consistency point. */
+  lastDiscard: (Discarded & { at: number }) | undefined;
+  /** How this node's roots would be captured as active (made when a passive engine starts). */
+  private plans: RootPlan[] = [];
 
   constructor(private readonly opts: RoleControllerOptions) {
     this.log = opts.log.child({ component: 'roles' });
@@ -118,12 +123,20 @@ export class RoleController {
     return this.passive?.receiver.status();
   }
 
+  /** How each root is captured (active), or would be after a takeover (passive). */
+  consistency(): { root: string; mode: 'snapshot' | 'file'; reason: string }[] {
+    const capture = this.active?.capture;
+    if (capture !== undefined) return capture.consistency();
+    return this.plans.map((p) => ({ root: p.name, mode: p.verdict.mode, reason: p.verdict.reason }));
+  }
+
   private inSync(): boolean {
     return this.active?.sender.status().inSync ?? this.passive?.receiver.status().inSync ?? false;
   }
 
   /** Builds the engine of the role the node state holds. */
   async start(): Promise<void> {
+    this.plans = planRoots(this.opts.config.protect);
     this.engine = this.role === 'active' ? await ActiveEngine.start(this.opts) : await PassiveEngine.start(this.opts);
   }
 
@@ -241,12 +254,24 @@ export class RoleController {
     this.pendingTakeover = undefined;
     const appliedSeq = await passive.receiver.drain(PROMOTE_DRAIN_MS);
     const receivedSeq = passive.receiver.status().receivedSeq;
-    if (receivedSeq > appliedSeq) {
+    // With consistency points, what lies past the last complete point is left out: the copy
+    // presented is that point, an instant of the active's disk (docs/replication.md).
+    const discarded = passive.receiver.discarded();
+    if (discarded !== undefined && discarded.firstSeq > appliedSeq && discarded.lastSeq >= receivedSeq) {
+      this.lastDiscard = { ...discarded, at: this.clock.now() };
+      this.log.warn(
+        { appliedSeq, records: discarded.records, bytes: discarded.bytes, firstSeq: discarded.firstSeq, lastSeq: discarded.lastSeq, fromTs: discarded.fromTs, toTs: discarded.toTs, pointAt: discarded.pointAt },
+        'roles: promoting at the last complete consistency point; what the old active journaled past it is discarded',
+      );
+    } else if (receivedSeq > appliedSeq) {
       // Batches held and not applied in time (the disk is failing, or full): the new generation
       // starts without them. Never silent: the operator must know what was not taken over.
       this.log.error({ code: 'TANDEM_ERR_FAILOVER_FAILED', appliedSeq, receivedSeq, timeoutMs: PROMOTE_DRAIN_MS }, `roles: promoting with ${receivedSeq - appliedSeq} received records not applied in time; they are dropped`);
     }
-    this.log.info({ reason, epoch, appliedSeq }, 'roles: promoting to active');
+    // Without points the copy is file by file: each file a state it had, not one instant (a
+    // database may not start on it). Said at the moment it matters.
+    const pointsHeld = passive.receiver.status().point !== undefined;
+    this.log.info({ reason, epoch, appliedSeq, consistency: pointsHeld ? 'point' : 'file' }, pointsHeld ? 'roles: promoting to active' : 'roles: promoting to active; the copy has file-level consistency only: each file is a state it had, files may come from different moments (docs/replication.md)');
     // The connection stays open until the takeover is answered on it; reconnect() below closes it.
     await passive.stop({ keepLink: true, promoting: true });
     this.engine = undefined;
@@ -294,6 +319,7 @@ export class RoleController {
     await this.opts.nodeState.update({ role: 'passive' });
     await active.stop();
     this.engine = undefined;
+    this.plans = planRoots(this.opts.config.protect);
     // What the tree holds: everything journaled (capture stopped). The new active forked at
     // what it had applied; if that is this very point, replication resumes instead of a sync.
     this.engine = await PassiveEngine.start(this.opts, { fresh: true, continueAfter: active.journal.headSeq });

@@ -178,6 +178,9 @@ export class SyncRunner {
   }
 
   private realRoot(root: string): string {
+    // Capture says where the state its manifest describes is read: the root itself, or in
+    // snapshot mode the snapshot of the last consistency point (agent/points).
+    if (typeof this.opts.capture.readRoot === 'function') return this.opts.capture.readRoot(root);
     let real = this.realRoots.get(root);
     if (real === undefined) {
       real = fs.realpathSync(this.rootPaths.get(root)!);

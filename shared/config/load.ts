@@ -29,6 +29,8 @@ export interface ProtectedRoot {
   /** Absolute path of the root on this node. */
   path: string;
   exclude: string[];
+  /** protect[].consistency: consistency points (snapshots), file-level, or whatever the root allows. */
+  consistency?: 'auto' | 'snapshot' | 'file';
 }
 
 export interface TandemConfig extends Omit<ParsedConfig, 'nodes' | 'protect' | 'stateDir' | 'keyFile' | 'log' | 'heartbeat' | 'links' | 'scripts' | 'alerts'> {
@@ -213,7 +215,7 @@ function crossKeyRules(c: ParsedConfig, file: string, onProblem: (e: TandemError
   if (c.channel.reconnectMax < c.channel.reconnectMin) report(invalid(file, 'channel.reconnectMax', 'must be at least channel.reconnectMin'));
   if (c.apply.retryMax < c.apply.retryMin) report(invalid(file, 'apply.retryMax', 'must be at least apply.retryMin'));
 
-  const protect = c.protect.map((r) => ({ name: r.name, path: resolve(r.path), exclude: r.exclude }));
+  const protect = c.protect.map((r) => ({ name: r.name, path: resolve(r.path), exclude: r.exclude, consistency: r.consistency }));
   const seen = new Set<string>();
   protect.forEach((r, i) => {
     if (seen.has(r.name)) report(invalid(file, `protect.${i}.name`, `root name "${r.name}" is used twice`));

@@ -48,6 +48,11 @@ export const rootSchema = z.strictObject({
   name,
   path: z.string().min(1),
   exclude: z.array(z.string().min(1)).default([]),
+  /**
+   * `auto`: consistency points where the root allows them (the root of a btrfs subvolume), else
+   * file-level; `snapshot`: points, or the agent does not start; `file`: file-level only.
+   */
+  consistency: z.enum(['auto', 'snapshot', 'file']).default('auto'),
 });
 
 export const configSchema = z.strictObject({
@@ -72,6 +77,8 @@ export const configSchema = z.strictObject({
       settle: duration('50ms'),
       scanInterval: duration('60s'),
       renameWindow: duration('150ms'),
+      /** A consistency point (a snapshot of each changed btrfs root) at most this often. */
+      pointInterval: duration('1s'),
     })
     .prefault({}),
   channel: z
@@ -196,7 +203,7 @@ export const configSchema = z.strictObject({
       /** The event posted as JSON to this URL. */
       webhook: z.string().regex(/^https?:\/\/[^\s]+$/, 'expected an http:// or https:// URL').optional(),
       /** Event kinds that alert (docs/events.md). */
-      events: z.array(z.enum(['agent', 'role', 'state', 'serving', 'link', 'alarm', 'replication', 'maintenance', 'lag', 'failover', 'switchover', 'script', 'application', 'token'])).default(['failover', 'switchover', 'alarm', 'replication', 'link', 'lag', 'script', 'maintenance']),
+      events: z.array(z.enum(['agent', 'role', 'state', 'serving', 'link', 'alarm', 'replication', 'maintenance', 'lag', 'failover', 'switchover', 'script', 'application', 'token', 'consistency', 'discard'])).default(['failover', 'switchover', 'alarm', 'replication', 'link', 'lag', 'script', 'maintenance']),
       timeout: duration('5s'),
       retries: z.number().int().min(0).max(20).default(3),
       /** A replication lag beyond this is an event (and an alert); default failover.maxLagOnFailover. */

@@ -66,6 +66,12 @@ export interface BatchMessage {
 export interface AckMessage {
   t: 'ack';
   seq: number;
+  /**
+   * Every batch up to `received` is durable in the passive's receive log (it applies it by
+   * itself, after a restart or at a promotion): the active's window and journal trim count it.
+   * Absent from older agents: then `seq`.
+   */
+  received?: number | undefined;
 }
 
 /** Passive → active: how applying goes, sent when it changes (pauses, alarms, sync progress). */
@@ -77,6 +83,12 @@ export interface PeerStateMessage {
   alarm?: { code: string; message: string; hint?: string } | undefined;
   /** Active, while the passive catches up: bytes journaled and not acknowledged, paths not yet journaled. */
   catchUp?: { bytesLeft: number; pathsLeft: number } | undefined;
+  /**
+   * Active, when it takes consistency points: the newest point, by the sequence of its last
+   * record, and the latest instant its disk was known to be that point (it closes the point on
+   * the passive if no batch did).
+   */
+  point?: { id: number; at: number } | undefined;
 }
 
 /** Active → passive: send me your block manifest (initial synchronisation). */
@@ -313,7 +325,7 @@ export function messageProblem(m: unknown): string | undefined {
       if (!isUint(r.first) || !isUint(r.last) || r.last < r.first) return 'batch: bad first/last';
       return r.frames instanceof Uint8Array ? undefined : 'batch: frames not binary';
     case 'ack':
-      return isUint(r.seq) ? undefined : 'ack: bad seq';
+      return isUint(r.seq) && (r.received === undefined || isUint(r.received)) ? undefined : 'ack: bad seq';
     case 'peer-state':
       if (r.alarm !== undefined) {
         const a = r.alarm as Record<string, unknown> | null;
@@ -322,6 +334,10 @@ export function messageProblem(m: unknown): string | undefined {
       if (r.catchUp !== undefined) {
         const c = r.catchUp as Record<string, unknown> | null;
         if (typeof c !== 'object' || c === null || !isUint(c.bytesLeft) || !isUint(c.pathsLeft)) return 'peer-state: bad catchUp';
+      }
+      if (r.point !== undefined) {
+        const pt = r.point as Record<string, unknown> | null;
+        if (typeof pt !== 'object' || pt === null || !isUint(pt.id) || !isUint(pt.at)) return 'peer-state: bad point';
       }
       return isStr(r.state) && (r.headSeq === undefined || isUint(r.headSeq)) ? undefined : 'peer-state: bad fields';
     case 'manifest-request':

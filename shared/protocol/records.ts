@@ -120,6 +120,19 @@ export interface CommitEntry {
   /** Wall-clock time the batch was journaled, for lag. */
   ts: number;
   generation: string;
+  /**
+   * Set when the active takes consistency points (docs/replication.md, "Consistency points"):
+   * the batch belongs to a point whose instant is `at` (wall-clock ms of the active), and `end`
+   * says it is the point's last batch. The passive applies a point only once its last batch is
+   * held; the point is then the state after this batch's last record. Absent: the batch applies
+   * on its own (file-level consistency).
+   */
+  point?: CommitPoint;
+}
+
+export interface CommitPoint {
+  at: number;
+  end: boolean;
 }
 
 /** Receive log only: every record up to `seq` is applied and durable on the passive. */
@@ -149,6 +162,10 @@ export function entryProblem(e: unknown): string | undefined {
     case 'commit':
       if (!isUint(r.first) || !isUint(r.last) || r.last < r.first) return 'commit: bad first/last';
       if (typeof r.consistent !== 'boolean' || !isUint(r.ts) || typeof r.generation !== 'string') return 'commit: bad fields';
+      if (r.point !== undefined) {
+        const pt = r.point as Record<string, unknown> | null;
+        if (typeof pt !== 'object' || pt === null || !isUint(pt.at) || typeof pt.end !== 'boolean') return 'commit: bad point';
+      }
       return undefined;
     case 'applied':
       return isUint(r.seq) ? undefined : 'applied: bad seq';

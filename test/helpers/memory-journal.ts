@@ -1,11 +1,11 @@
 // An in-memory JournalSink for capture's unit tests: keeps every record and batch.
 import type { JournalSink } from '../../agent/capture/index.ts';
-import type { DataRecord, NewRecord } from '../../shared/protocol/index.ts';
+import type { CommitPoint, DataRecord, NewRecord } from '../../shared/protocol/index.ts';
 import { Waiters } from '../../agent/journal/index.ts';
 
 export class MemoryJournal implements JournalSink {
   readonly records: DataRecord[] = [];
-  readonly batches: { first: number; last: number; consistent: boolean }[] = [];
+  readonly batches: { first: number; last: number; consistent: boolean; point?: CommitPoint }[] = [];
   headSeq = 0;
   private pending: DataRecord[] = [];
   pendingBytes = 0;
@@ -30,17 +30,18 @@ export class MemoryJournal implements JournalSink {
     return seq;
   }
 
-  async commit(consistent: boolean): Promise<void> {
-    if (this.pending.length === 0) return;
+  async commit(consistent: boolean, point?: CommitPoint): Promise<{ last: number } | undefined> {
+    if (this.pending.length === 0) return undefined;
     const first = this.pending[0]!.seq;
     const last = this.pending[this.pending.length - 1]!.seq;
     this.records.push(...this.pending);
-    this.batches.push({ first, last, consistent });
+    this.batches.push({ first, last, consistent, ...(point === undefined ? {} : { point }) });
     this.heldBytes += this.pendingBytes;
     this.headSeq = last;
     this.pending = [];
     this.pendingBytes = 0;
     this.pendingPayloadBytes = 0;
+    return { last };
   }
 
   hasSpace(): boolean {

@@ -7,25 +7,13 @@
 // Debian's postgresql (installed by .ci/run); skipped with a message otherwise.
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { exited, killAll, spawnTracked } from '../../helpers/processes.ts';
 import { TestPair, type NodeName } from '../../helpers/pair.ts';
+import { findPgBin, killTree, postgresIds } from '../../helpers/pg-crash.ts';
 
-function findBin(): string | undefined {
-  const base = '/usr/lib/postgresql';
-  if (!fs.existsSync(base)) return undefined;
-  const versions = fs.readdirSync(base).filter((v) => fs.existsSync(path.join(base, v, 'bin/initdb'))).sort((a, b) => Number(b) - Number(a));
-  return versions.length === 0 ? undefined : path.join(base, versions[0]!, 'bin');
-}
-
-function postgresIds(): { uid: number; gid: number } | undefined {
-  const r = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
-  const g = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
-  return r.status === 0 && g.status === 0 ? { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) } : undefined;
-}
-
-const BIN = findBin();
+const BIN = findPgBin();
 const PG = postgresIds();
 const skip = process.getuid?.() !== 0 ? 'the tests do not run as root' : BIN === undefined ? 'PostgreSQL is not installed (apt-get install postgresql)' : PG === undefined ? 'there is no postgres user' : undefined;
 if (skip !== undefined) console.warn(`skipping the PostgreSQL crash test: ${skip}`);
@@ -73,38 +61,8 @@ function postmasterPid(dataDir: string): number {
   return Number(fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
 }
 
-/** The pids of `pid` and every process below it (a postmaster and its backends). */
-function tree(pid: number): number[] {
-  const kids = new Map<number, number[]>();
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const out: number[] = [];
-  const walk = (p: number) => {
-    out.push(p);
-    for (const k of kids.get(p) ?? []) walk(k);
-  };
-  walk(pid);
-  return out;
-}
-
 /** SIGKILL of a postmaster and all its processes at once: the server dies, nothing is flushed. */
-function killCluster(pid: number): void {
-  for (const p of tree(pid)) {
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
+const killCluster = killTree;
 
 function startCluster(dataDir: string, port: number, socketDir: string): number {
   const log = path.join(socketDir, 'server.log');

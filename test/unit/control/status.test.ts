@@ -6,7 +6,7 @@ import { buildStatus, type StatusInputs } from '../../../agent/control/index.ts'
 import type { ReceiverStatus } from '../../../agent/replication/index.ts';
 
 function receiver(p: Partial<ReceiverStatus> = {}): ReceiverStatus {
-  return { connected: true, peer: 'alpha', receivedSeq: 50, appliedSeq: 50, peerHeadSeq: 52, lagMs: 0, queueBytes: 0, inSync: false, paused: false, peerPaused: false, alarm: undefined, sync: undefined, catchUp: undefined, modified: false, ...p, standby: p.standby ?? [], notices: p.notices ?? [] };
+  return { connected: true, peer: 'alpha', receivedSeq: 50, appliedSeq: 50, peerHeadSeq: 52, lagMs: 0, queueBytes: 0, inSync: false, paused: false, peerPaused: false, alarm: undefined, sync: undefined, catchUp: undefined, modified: false, point: undefined, staged: { batches: 0, records: 0, bytes: 0 }, ...p, standby: p.standby ?? [], notices: p.notices ?? [] };
 }
 
 function passive(r: ReceiverStatus, o: Partial<StatusInputs> = {}) {

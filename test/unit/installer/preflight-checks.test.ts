@@ -29,6 +29,15 @@ describe('preflight verdicts', () => {
     expect(all.filter((r) => r.fix !== undefined)).toEqual([]);
   });
 
+  it('say how each protected directory would be captured: consistency points or file-level only; fail a snapshot setting the root cannot have', () => {
+    expect(one('protect', { consistency: [{ mode: 'snapshot', reason: 'btrfs subvolume: read-only snapshots give consistency points' }] })).toMatchObject({ level: 'ok', detail: '/srv/data readable (3 entries), consistency points (btrfs subvolume)' });
+    const file = one('protect', { consistency: [{ mode: 'file', reason: 'file-level consistency only: the root is on ext4, not btrfs' }] });
+    expect(file).toMatchObject({ level: 'ok', detail: '/srv/data readable (3 entries), file-level consistency only: the root is on ext4, not btrfs' });
+    const refused = one('protect', { consistency: [{ mode: 'file', reason: 'file-level consistency only: the root is on ext4, not btrfs', refused: 'the root is on ext4, not btrfs' }] });
+    expect(refused.level).toBe('fail');
+    expect(refused.fix).toMatch(/consistency: snapshot but the root is on ext4, not btrfs: make it a btrfs subvolume/);
+  });
+
   it('fail an old Node.js, with the version to install', () => {
     const r = one('node', { nodeVersion: 'v18.19.0' });
     expect(r).toMatchObject({ level: 'fail', detail: 'this is Node.js v18.19.0' });

@@ -11,7 +11,7 @@ import { statusDoc } from '../events/status-fixture.ts';
 const opts = { force: false, boundMs: 10_000, recordsPerSecond: 200, settleMs: 50 };
 
 function sender(p: Partial<SenderStatus> = {}): SenderStatus {
-  return { connected: true, peer: 'beta', ackedSeq: 100, headSeq: 100, lagMs: 0, queueBytes: 0, inSync: true, syncing: false, paused: false, sync: undefined, splitBrain: undefined, start: 'resume from sequence 1', catchUp: undefined, peerState: undefined, ...p };
+  return { connected: true, peer: 'beta', ackedSeq: 100, receivedSeq: 100, point: undefined, headSeq: 100, lagMs: 0, queueBytes: 0, inSync: true, syncing: false, paused: false, sync: undefined, splitBrain: undefined, start: 'resume from sequence 1', catchUp: undefined, peerState: undefined, ...p };
 }
 
 function activeStatus(s: SenderStatus, pendingPaths = 0) {

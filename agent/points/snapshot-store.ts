@@ -1,0 +1,141 @@
+// The read-only snapshots of one protected root that is a btrfs subvolume: where they live
+// (a private directory beside the root, on the same file system, never inside it), taking
+// them, listing what changed between two of them, and deleting them once capture no longer
+// reads them. Snapshots left by a killed agent are deleted at the next start.
+//
+// What lives in the points directory is a copy of the protected data (as of a second ago, files
+// removed since included), so the directory is root's alone (0700), and one that is not a plain
+// directory owned by the agent's user (a link, someone else's) is refused, never used.
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Clock } from '../../shared/clock.ts';
+import { describeCause } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import type { Btrfs } from './btrfs.ts';
+import type { ChangeSet } from './change-list.ts';
+import { SUBVOLUME_ROOT_INO } from './consistency-mode.ts';
+
+export interface Snapshot {
+  /** Its directory: a tree to read from, exactly as the root was at one instant. */
+  path: string;
+  /** Wall-clock ms just before it was asked for: everything written before this is in it. */
+  at: number;
+  /** How long taking it took (ms). */
+  tookMs: number;
+}
+
+export interface SnapshotStoreOptions {
+  /** The protected root (a subvolume's root directory). */
+  root: string;
+  /** Where its snapshots go (defaultPointsDir). */
+  dir: string;
+  btrfs: Btrfs;
+  clock: Clock;
+  log: Logger;
+}
+
+const SNAPSHOT_NAME = /^\d{1,15}$/;
+
+/**
+ * Why `dir` (and the `.tandem-points` directory above it) cannot hold snapshots, creating them
+ * when missing; undefined when it can. Never follows a link, never takes over a directory that
+ * belongs to someone else.
+ */
+export function preparePointsDir(dir: string): string | undefined {
+  const uid = process.getuid?.() ?? 0;
+  const top = path.dirname(dir);
+  const parent = path.dirname(top);
+  try {
+    const ps = fs.statSync(parent);
+    // Anyone who may rename entries of the parent could swap the points directory for a link.
+    if ((ps.mode & 0o022) !== 0 && (ps.mode & 0o1000) === 0) return `the points directory's parent ${parent} is writable by others (mode ${(ps.mode & 0o7777).toString(8)})`;
+  } catch (err) {
+    return `the points directory's parent ${parent} cannot be read: ${describeCause(err)}`;
+  }
+  for (const d of [top, dir]) {
+    try {
+      fs.mkdirSync(d, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return `cannot create the points directory ${d}: ${describeCause(err)}`;
+    }
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(d);
+    } catch (err) {
+      return `cannot read the points directory ${d}: ${describeCause(err)}`;
+    }
+    if (st.isSymbolicLink() || !st.isDirectory()) return `the points directory ${d} is not a directory (a link or a file stands there)`;
+    if (st.uid !== uid) return `the points directory ${d} belongs to uid ${st.uid}, not to the agent's user`;
+    if ((st.mode & 0o077) !== 0) fs.chmodSync(d, 0o700);
+  }
+  return undefined;
+}
+
+export class SnapshotStore {
+  private next = 1;
+  private readonly live: Snapshot[] = [];
+  private deleting: Promise<void> = Promise.resolve();
+  private readonly log: Logger;
+
+  constructor(private readonly opts: SnapshotStoreOptions) {
+    this.log = opts.log.child({ component: 'points' });
+  }
+
+  get dir(): string {
+    return this.opts.dir;
+  }
+
+  /** Deletes snapshots a killed agent left in the points directory (and only those). */
+  async removeLeftovers(): Promise<void> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.opts.dir);
+    } catch {
+      return;
+    }
+    const old: string[] = [];
+    for (const n of names) {
+      const p = path.join(this.opts.dir, n);
+      const st = await fsp.lstat(p).catch(() => undefined);
+      if (SNAPSHOT_NAME.test(n) && st?.isDirectory() === true && st.ino === SUBVOLUME_ROOT_INO) old.push(p);
+      else this.log.warn({ path: p }, 'points: an entry that is not a snapshot of this agent is in the points directory; left alone');
+    }
+    if (old.length === 0) return;
+    await this.opts.btrfs.delete(old);
+    this.log.info({ root: this.opts.root, snapshots: old.length }, 'points: deleted the snapshots left by an earlier run');
+  }
+
+  /** Takes a read-only snapshot of the root now. */
+  async take(): Promise<Snapshot> {
+    const p = path.join(this.opts.dir, String(this.next++));
+    const at = this.opts.clock.now();
+    const t0 = this.opts.clock.monotonic();
+    await this.opts.btrfs.snapshot(this.opts.root, p);
+    const snap = { path: p, at, tookMs: Math.round(this.opts.clock.monotonic() - t0) };
+    this.live.push(snap);
+    return snap;
+  }
+
+  /** What changed from `older` to `newer` (both taken by this store). */
+  changes(older: Snapshot, newer: Snapshot, blockSize: number): Promise<ChangeSet> {
+    return this.opts.btrfs.changes(older.path, newer.path, blockSize);
+  }
+
+  /** Deletes `snap` in the background, after the deletions asked before it. */
+  drop(snap: Snapshot | undefined): void {
+    if (snap === undefined) return;
+    const i = this.live.indexOf(snap);
+    if (i < 0) return;
+    this.live.splice(i, 1);
+    this.deleting = this.deleting.then(() =>
+      this.opts.btrfs.delete([snap.path]).catch((err: unknown) => this.log.warn({ err, path: snap.path }, 'points: a snapshot could not be deleted; the next start deletes it')),
+    );
+  }
+
+  /** Deletes every snapshot this store holds; resolves once btrfs took every deletion. */
+  async close(): Promise<void> {
+    for (const s of [...this.live]) this.drop(s);
+    await this.deleting;
+  }
+}

@@ -1,0 +1,234 @@
+// Capture in snapshot mode, on a real btrfs of the test's own (a loop device): points from
+// read-only snapshots, changes listed by btrfs send, only changed blocks read. Needs root and
+// btrfs-progs; skipped with a message otherwise.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Capture } from '../../../agent/capture/index.ts';
+import { Manifest } from '../../../agent/manifest/index.ts';
+import { Btrfs, PointLedger, PointMarker, SnapshotStore, defaultPointsDir, findBtrfs, preparePointsDir } from '../../../agent/points/index.ts';
+import { systemClock } from '../../../shared/clock.ts';
+import { initHash } from '../../../shared/hash.ts';
+import { silentLogger } from '../../../shared/log.ts';
+import type { WriteRecord } from '../../../shared/protocol/index.ts';
+import { btrfsUnavailable, cleanupLoops, makeLoopFs, makeSubvolume } from '../../helpers/btrfs-loop.ts';
+import { MemoryJournal } from '../../helpers/memory-journal.ts';
+import { diffTrees, readTree, replay, type TreeModel } from '../../helpers/tree-model.ts';
+
+const skip = btrfsUnavailable();
+if (skip !== undefined) console.warn(`skipping capture's snapshot-mode tests: ${skip}`);
+
+const BS = 64 * 1024;
+const INTERVAL_MS = 200;
+
+interface Rig {
+  root: string;
+  capture: Capture;
+  journal: MemoryJournal;
+  ledger: PointLedger;
+  marker: PointMarker;
+  model: TreeModel;
+  pointsDir: string;
+  settle(): Promise<void>;
+}
+
+const rigs: Rig[] = [];
+
+async function makeRig(populate?: (root: string) => void): Promise<Rig> {
+  const lfs = makeLoopFs({ sizeMiB: 512 });
+  const root = makeSubvolume(lfs, 'data');
+  populate?.(root);
+  const journal = new MemoryJournal();
+  const manifest = new Manifest(['data']);
+  const pointsDir = defaultPointsDir(root);
+  expect(preparePointsDir(pointsDir)).toBeUndefined();
+  const btrfs = new Btrfs({ bin: findBtrfs()!, clock: systemClock });
+  const store = new SnapshotStore({ root, dir: pointsDir, btrfs, clock: systemClock, log: silentLogger() });
+  const ledger = new PointLedger();
+  const marker = PointMarker.open(fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-marker-')), systemClock, silentLogger());
+  const capture = new Capture({
+    roots: [{ name: 'data', path: root, exclude: [] }],
+    manifest,
+    journal,
+    blockSize: BS,
+    batchBytes: 1024 * 1024,
+    batchDelayMs: 2,
+    settleMs: 40,
+    scanIntervalMs: 0,
+    renameWindowMs: 60,
+    baseline: false,
+    afterCommit: async () => {},
+    log: silentLogger(),
+    clock: systemClock,
+    watch: true,
+    points: { stores: new Map([['data', store]]), intervalMs: INTERVAL_MS, marker, ledger },
+  });
+  const model: TreeModel = new Map();
+  let replayed = 0;
+  const rig: Rig = {
+    root,
+    capture,
+    journal,
+    ledger,
+    marker,
+    model,
+    pointsDir,
+    async settle() {
+      // Whatever was written before now is in the next point: wait for it to close.
+      const before = capture.status().points!.taken;
+      await capture.scanAll('drain');
+      const deadline = Date.now() + 20_000;
+      while (capture.status().points!.taken === before || capture.status().pendingPaths > 0) {
+        await capture.whenIdle();
+        if (Date.now() > deadline) throw new Error(`no point closed: ${JSON.stringify(capture.status())}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await capture.whenIdle();
+      replay(model, journal.records.slice(replayed));
+      replayed = journal.records.length;
+    },
+  };
+  rigs.push(rig);
+  await capture.start();
+  return rig;
+}
+
+beforeAll(async () => {
+  await initHash();
+});
+
+afterEach(async () => {
+  for (const r of rigs.splice(0)) {
+    await r.capture.stop();
+    r.marker.close();
+  }
+  cleanupLoops();
+});
+
+function write(p: string, data: Buffer | string): void {
+  fs.mkdirSync(path.dirname(p), { recursive: true });
+  fs.writeFileSync(p, data);
+}
+
+describe.skipIf(skip !== undefined)('capture in snapshot mode (btrfs)', () => {
+  it('journals the tree from a snapshot: every batch belongs to a point and the last one closes it', async () => {
+    const r = await makeRig((root) => {
+      write(path.join(root, 'a/one.txt'), 'one');
+      write(path.join(root, 'b/c/two.bin'), crypto.randomBytes(300 * 1024));
+    });
+    await r.settle();
+    expect(diffTrees(r.model, readTree(r.root))).toBe('');
+    const batches = r.journal.batches;
+    expect(batches.length).toBeGreaterThan(0);
+    expect(batches.every((b) => b.point !== undefined)).toBe(true);
+    const last = batches[batches.length - 1]!;
+    expect(last.point!.end).toBe(true);
+    expect(r.ledger.newest()?.id).toBe(last.last);
+    expect(r.capture.consistency()).toEqual([{ root: 'data', mode: 'snapshot', reason: expect.stringContaining('snapshot') }]);
+  });
+
+  it('reads only the blocks btrfs lists as changed, and journals one block for a 4 KiB change in 8 MiB', async () => {
+    const big = crypto.randomBytes(8 * 1024 * 1024);
+    const r = await makeRig((root) => write(path.join(root, 'big.db'), big));
+    await r.settle();
+    const hashedBefore = r.capture.status().bytesHashed;
+    r.journal.clear();
+    const fd = fs.openSync(path.join(r.root, 'big.db'), 'r+');
+    fs.writeSync(fd, crypto.randomBytes(4096), 0, 4096, 3 * 1024 * 1024 + 100);
+    fs.closeSync(fd);
+    await r.settle();
+    const writes = r.journal.recent().filter((x): x is WriteRecord => x.op === 'write');
+    expect(writes.map((w) => w.offset)).toEqual([3 * 1024 * 1024]);
+    // One or two 64 KiB blocks read (where the 4 KiB landed), not 8 MiB.
+    expect(r.capture.status().bytesHashed - hashedBefore).toBeLessThanOrEqual(2 * BS);
+    expect(diffTrees(r.model, readTree(r.root))).toBe('');
+  });
+
+  it('journals a renamed directory as one rename, and removals as removals', async () => {
+    const r = await makeRig((root) => {
+      for (let i = 0; i < 20; i++) write(path.join(root, `dir/f${i}`), `file ${i}`);
+      write(path.join(root, 'gone.txt'), 'bye');
+    });
+    await r.settle();
+    r.journal.clear();
+    fs.renameSync(path.join(r.root, 'dir'), path.join(r.root, 'moved'));
+    fs.rmSync(path.join(r.root, 'gone.txt'));
+    fs.rmSync(path.join(r.root, 'moved/f3'));
+    await r.settle();
+    expect(r.journal.ops().sort()).toEqual(['rename dir>moved', 'unlink gone.txt', 'unlink moved/f3']);
+    expect(diffTrees(r.model, readTree(r.root))).toBe('');
+  });
+
+  it('says the last point is still the disk some time later without taking a snapshot when nothing changed', async () => {
+    const r = await makeRig((root) => write(path.join(root, 'x'), 'x'));
+    await r.settle();
+    const p0 = r.ledger.newest()!;
+    const taken = r.capture.status().points!.taken;
+    await new Promise((res) => setTimeout(res, INTERVAL_MS * 4));
+    const p1 = r.ledger.newest()!;
+    expect(p1.id).toBe(p0.id);
+    expect(p1.at).toBeGreaterThan(p0.at);
+    expect(r.capture.status().points!.taken).toBe(taken);
+  });
+
+  it('captures file by file while snapshots fail, says so, and takes points again once they work', async () => {
+    const r = await makeRig((root) => write(path.join(root, 'x'), 'x'));
+    await r.settle();
+    // The points directory disappears: no snapshot can be taken.
+    fs.renameSync(r.pointsDir, `${r.pointsDir}.away`);
+    write(path.join(r.root, 'during.txt'), 'written while snapshots fail');
+    r.capture.hint('data', 'during.txt');
+    const deadline = Date.now() + 10_000;
+    while (r.capture.consistency()[0]!.mode !== 'file') {
+      if (Date.now() > deadline) throw new Error('no fallback');
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    expect(r.capture.consistency()[0]!.reason).toMatch(/snapshots fail/);
+    expect(r.capture.status().notices.map((n) => n.code)).toContain('TANDEM_ERR_POINT_FAILED');
+    await r.capture.whenIdle();
+    replay(r.model, r.journal.records);
+    expect(r.model.get('during.txt')).toBeDefined();
+    fs.renameSync(`${r.pointsDir}.away`, r.pointsDir);
+    write(path.join(r.root, 'after.txt'), 'after');
+    r.model.clear();
+    await r.settle();
+    replay(r.model, r.journal.records);
+    expect(r.capture.consistency()[0]!.mode).toBe('snapshot');
+    expect(diffTrees(r.model, readTree(r.root))).toBe('');
+  });
+
+  it('deletes its snapshots when it stops, and those a killed agent left when it starts', async () => {
+    const r = await makeRig((root) => write(path.join(root, 'x'), 'x'));
+    await r.settle();
+    expect(fs.readdirSync(r.pointsDir).length).toBeGreaterThan(0);
+    // A snapshot as a killed agent would leave it.
+    execFileSync('btrfs', ['subvolume', 'snapshot', '-r', r.root, path.join(r.pointsDir, '999')], { stdio: 'ignore' });
+    await r.capture.stop();
+    const store = new SnapshotStore({ root: r.root, dir: r.pointsDir, btrfs: new Btrfs({ bin: findBtrfs()!, clock: systemClock }), clock: systemClock, log: silentLogger() });
+    await store.removeLeftovers();
+    expect(fs.readdirSync(r.pointsDir)).toEqual([]);
+  });
+
+  it('turns a root holding a nested subvolume to file mode, and never removes what the subvolume holds', async () => {
+    const r = await makeRig((root) => write(path.join(root, 'x'), 'x'));
+    await r.settle();
+    execFileSync('btrfs', ['subvolume', 'create', path.join(r.root, 'nested')], { stdio: 'ignore' });
+    write(path.join(r.root, 'nested/inside.txt'), 'inside');
+    // The live tree is read file by file from now on: the nested content is journaled, never removed.
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      await r.capture.whenIdle();
+      replay(r.model, r.journal.recent());
+      r.journal.clear();
+      if (r.capture.consistency()[0]!.mode === 'file' && r.model.get('nested/inside.txt') !== undefined) break;
+      if (Date.now() > deadline) throw new Error(`nested subvolume not handled: ${JSON.stringify(r.capture.consistency())} ${JSON.stringify([...r.model.keys()])}`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    expect(r.capture.consistency()[0]!.reason).toMatch(/nested subvolume/);
+    expect(r.journal.records.filter((x) => x.op === 'rmdir' || x.op === 'unlink')).toEqual([]);
+    execFileSync('btrfs', ['subvolume', 'delete', path.join(r.root, 'nested')], { stdio: 'ignore' });
+  });
+});
