@@ -764,9 +764,12 @@ describe('file system refusals', () => {
       durables.push(seq);
     });
     // Every file is on disk with its content while the first fsyncs are still running.
+    // (The last file exists before its bytes are written: wait for its content, not its name.)
+    const last = path.join(rootDir, `f${n - 1}`);
+    const content = () => (fs.existsSync(last) ? fs.readFileSync(last, 'utf8') : undefined);
     const t0 = Date.now();
-    while (!fs.existsSync(path.join(rootDir, `f${n - 1}`)) && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 5));
-    expect(fs.readFileSync(path.join(rootDir, `f${n - 1}`), 'utf8')).toBe(`file ${n - 1}`);
+    while (content() !== `file ${n - 1}` && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 5));
+    expect(content()).toBe(`file ${n - 1}`);
     expect(held.length).toBeGreaterThan(0);
     expect(durables).toEqual([]);
     // Released as they come: only then is the batch reported durable, once, with its last record.
