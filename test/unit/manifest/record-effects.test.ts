@@ -2,6 +2,7 @@
 // block hashes of small files must not cost an ArrayBuffer each (100,000 files of 1 KiB:
 // ~200 bytes of bookkeeping per entry for an 8-byte hash), nor a hidden class each (~400 bytes).
 import v8 from 'node:v8';
+import vm from 'node:vm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { applyRecordToManifest } from '../../../agent/manifest/index.ts';
 import { Manifest } from '../../../agent/manifest/manifest.ts';
@@ -47,7 +48,8 @@ describe('applyRecordToManifest', () => {
     // V8 shares hidden classes among objects built alike; an object spread-cloned and then
     // extended gets its own once the code is warm. %HaveSameMap tells (a natives flag set here).
     v8.setFlagsFromString('--allow-natives-syntax');
-    const sameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
+    // Natives syntax compiles only after the flag is set, so the probe is compiled here.
+    const sameMap = vm.runInThisContext('(a, b) => %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
     const m = new Manifest(['data']);
     const n = 3000;
     for (let i = 0; i < n; i++) {
