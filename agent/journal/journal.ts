@@ -229,6 +229,14 @@ export class Journal {
     return this.store.syncCount;
   }
 
+  /** Memory held for frames: the batches cached for the sender, and the arenas (current, spare, left behind). */
+  get frameMemory(): { cachedBytes: number; arenaBytes: number } {
+    let arenaBytes = this.arena.length;
+    for (const b of this.spare) arenaBytes += b.length;
+    for (const r of this.retired) arenaBytes += r.buf.length;
+    return { cachedBytes: this.cachedBytes, arenaBytes };
+  }
+
   segments(): { name: string; firstSeq: number; bytes: number }[] {
     return this.store.segments();
   }
@@ -332,10 +340,15 @@ export class Journal {
    * send or to read. Reusing arenas instead of allocating 16 MiB each time spares the collector
    * a gigabyte of buffers per gigabyte journaled (measured: a third of the active's CPU time
    * during a 1 GiB file went to garbage collection).
+   * An acknowledged batch also leaves the cache at once: the passive holds it durably, so no
+   * sender asks for it again but one resuming below an acknowledgement (then from disk), and
+   * the trim that used to evict it is held back by the manifest's persisted sequence during a
+   * synchronisation, which kept the whole cache and its arenas alive (measured: ~130 MiB
+   * of arenas held on the active through a 100,000-file synchronisation).
    */
   acknowledged(seq: number): void {
     this.peerAcked = Math.max(this.peerAcked, seq);
-    this.recycleArenas();
+    this.evictAcked(seq);
   }
 
   private recycleArenas(): void {

@@ -114,6 +114,12 @@ export interface SplitBrainState {
 const MAX_SOCKET_BUFFER_BYTES = 8 * 1024 * 1024;
 const PEER_STATE_INTERVAL_MS = 1000;
 const SYNC_PROGRESS_LOG_MS = 5000;
+/**
+ * Bytes a synchronisation may journal ahead of the passive's acknowledgements: thousands of
+ * small files or a few large blocks' worth of work queued for the passive, without the journal's
+ * send cache and arenas holding the whole tree while the passive applies it (agent/sync).
+ */
+const SYNC_BACKLOG_BYTES = 32 * 1024 * 1024;
 
 interface InFlight {
   first: number;
@@ -624,6 +630,9 @@ export class Sender {
       sliceBytes: this.opts.batchBytes * 4,
       log: this.opts.log,
       clock: this.opts.clock,
+      // What the passive holds durably, not what it applied: in point mode a synchronisation's
+      // batches may wait staged for their point, and must not hold the synchronisation back.
+      backlog: { bytes: () => this.opts.journal.bytesAfter(this.receivedSeq), limit: SYNC_BACKLOG_BYTES },
     });
     this.sync = runner;
     runner

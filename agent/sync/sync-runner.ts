@@ -43,6 +43,13 @@ export interface SyncRunnerOptions {
   sliceBytes: number;
   log: Logger;
   clock: Clock;
+  /**
+   * Bytes journaled that the passive has not acknowledged yet. While they exceed `limit`, the
+   * runner waits before its next slice: the passive applies far slower than the active reads
+   * (measured: 100,000 files journaled in ~20 s, applied in ~40 s), and what runs ahead sits in
+   * the journal's send cache and arenas (130-180 MiB of the active's peak during (e)).
+   */
+  backlog?: { bytes: () => number; limit: number } | undefined;
 }
 
 interface PlanItem {
@@ -51,6 +58,8 @@ interface PlanItem {
 }
 
 const SLICE_PATHS = 2000;
+/** How often a runner held back by the backlog bound looks again: the passive has the bound's worth to apply meanwhile. */
+const BACKLOG_POLL_MS = 20;
 const MAX_REFRESH_TRIES = 3;
 
 export class SyncRunner {
@@ -92,6 +101,7 @@ export class SyncRunner {
     try {
       while (i < plan.length) {
         this.throwIfCancelled();
+        await this.waitForPassive();
         await capture.runTask(async (ctx) => {
           const t0 = this.opts.clock.monotonic();
           const sliceEnd = this.progress.bytesDone + this.opts.sliceBytes;
@@ -133,6 +143,16 @@ export class SyncRunner {
 
   private throwIfCancelled(): void {
     if (this.cancelled) throw new Error('synchronisation cancelled');
+  }
+
+  /** Waits while the passive is more than the backlog bound behind (a passive away: until cancelled). */
+  private async waitForPassive(): Promise<void> {
+    const b = this.opts.backlog;
+    if (b === undefined) return;
+    while (b.bytes() > b.limit) {
+      this.throwIfCancelled();
+      await this.opts.clock.sleep(BACKLOG_POLL_MS);
+    }
   }
 
   /** Every path that differs, parents before children; bytesTotal estimates the block data. */
