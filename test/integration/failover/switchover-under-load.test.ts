@@ -24,7 +24,9 @@ describe('switchover under a steady write load', () => {
     process.stderr.write(`[soak] ${summary(r).replace(/\n/g, '\n[soak] ')}\n`);
     expect(r.runs.map((x) => `${x.code} ${x.stderr}`)).toEqual(r.runs.map((x) => `0 ${x.stderr}`));
     expect(r.runs).toHaveLength(4);
-    expect(r.acknowledged).toBeGreaterThan(50);
+    // The load was there: writes went on being acknowledged around the switchovers (how many
+    // depends on the machine's speed, so only a floor well below 20/s over the run).
+    expect(r.acknowledged).toBeGreaterThan(20);
     expect(r.missing).toEqual([]);
     expect(r.verifyDifferences, r.verifyOutput).toBe(0);
     expect(r.overlaps).toEqual([]);
