@@ -1222,6 +1222,18 @@ export class Capture {
     let outcome: BlockReadOutcome | { kind: 'too-large' } = { kind: 'too-large' };
     // From a snapshot whose previous state the manifest holds exactly: only the changed blocks.
     const older = prev;
+    const journalChunk = async (offset: number, chunk: Buffer, hashes: Buffer): Promise<void> => {
+      await this.makeRoom();
+      if (level === 0) return emit(offset, chunk, hashes);
+      // The changed blocks of a 1 MiB chunk compress side by side in the thread pool, off the
+      // event loop (bench/results/compression.md); the reader reuses `chunk` only once this
+      // returns, and the journal copies each block, so the views stay valid throughout.
+      const records = await Promise.all(changedBlocks(offset, chunk, hashes).map((w) => (w.op === 'write' ? compressWriteAsync(w, level) : Promise.resolve(w))));
+      for (const w of records) {
+        this.append(w, true);
+        changed = true;
+      }
+    };
     let rangedBytes: number | undefined;
     if (snap !== undefined && !force && root.exact && older !== undefined && older.ino === st.ino && change !== undefined && change.content !== 'all' && older.blocks.length === Math.ceil(older.size / bs) * HASH_BYTES) {
       await this.makeRoom();
@@ -1229,31 +1241,14 @@ export class Capture {
       const changedSet = change.content === 'blocks' ? change.blocks : new Set<number>();
       outcome = await readChangedBlocks(at, bs, { blocks: older.blocks, size: older.size, changed: changedSet }, snap.at, async (offset, chunk, hashes) => {
         rangedBytes = (rangedBytes ?? 0) + chunk.length;
-        await this.makeRoom();
-        if (level === 0) return emit(offset, chunk, hashes);
-        const records = await Promise.all(changedBlocks(offset, chunk, hashes).map((w) => (w.op === 'write' ? compressWriteAsync(w, level) : Promise.resolve(w))));
-        for (const w of records) {
-          this.append(w, true);
-          changed = true;
-        }
+        await journalChunk(offset, chunk, hashes);
       }, onOpen);
     } else if (st.size <= SYNC_READ_MAX_BYTES) {
       await this.makeRoom();
       outcome = readBlocksSync(at, bs, clockNow, emit, onOpen);
     }
     if (outcome.kind === 'too-large') {
-      outcome = await readBlocks(at, bs, clockNow, async (offset, chunk, hashes) => {
-        await this.makeRoom();
-        if (level === 0) return emit(offset, chunk, hashes);
-        // The changed blocks of a 1 MiB chunk compress side by side in the thread pool, off the
-        // event loop (bench/results/compression.md); readBlocks reuses `chunk` only once this
-        // returns, and the journal copies each block, so the views stay valid throughout.
-        const records = await Promise.all(changedBlocks(offset, chunk, hashes).map((w) => (w.op === 'write' ? compressWriteAsync(w, level) : Promise.resolve(w))));
-        for (const w of records) {
-          this.append(w, true);
-          changed = true;
-        }
-      }, onOpen);
+      outcome = await readBlocks(at, bs, clockNow, journalChunk, onOpen);
     }
     if (outcome.kind === 'vanished') {
       if (m.get(root.name, rel) !== undefined) this.deferRemoval({ root, path: rel, force: false, since: now });
