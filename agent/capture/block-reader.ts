@@ -45,7 +45,7 @@ export type BlockReadOutcome = BlockReadResult | { kind: 'vanished' } | { kind: 
 export type ChunkHandler = (offset: number, chunk: Buffer, hashes: Buffer) => Promise<void> | void;
 
 /** What a failed open of a hinted path means: gone, or not a regular file; anything else throws. */
-function openFailure(err: unknown): BlockReadOutcome {
+export function openFailure(err: unknown): BlockReadOutcome {
   const code = errnoOf(err);
   if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'vanished' };
   if (code === 'ELOOP' || code === 'EISDIR') return { kind: 'not-a-file' };

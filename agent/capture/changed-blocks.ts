@@ -7,8 +7,7 @@
 import fs, { constants as fsConstants } from 'node:fs';
 import fsp from 'node:fs/promises';
 import { HASH_BYTES, hash64Into } from '../../shared/hash.ts';
-import { errnoOf } from '../../shared/errors.ts';
-import { chunkBytesFor, type BlockReadOutcome, type ChunkHandler, type FileStat } from './block-reader.ts';
+import { chunkBytesFor, openFailure, type BlockReadOutcome, type ChunkHandler, type FileStat } from './block-reader.ts';
 
 export interface ChangedBlocks {
   /** Hashes of the older state, one per block of `size`. */
@@ -47,10 +46,7 @@ export async function readChangedBlocks(
   try {
     fh = await fsp.open(absPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
   } catch (err) {
-    const code = errnoOf(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'vanished' };
-    if (code === 'ELOOP' || code === 'EISDIR') return { kind: 'not-a-file' };
-    throw err;
+    return openFailure(err);
   }
   try {
     const st = await fh.stat();
