@@ -522,13 +522,7 @@ export class Capture {
         await this.pointRound();
         continue;
       }
-      const hints = [...this.dirty.values()];
-      this.dirty.clear();
-      this.roundSince = this.dirtySince;
-      this.dirtySince = undefined;
-      this.hintsDuringRound = 0;
-      this.roundTorn = false;
-      this.roundSplit = false;
+      const hints = this.takeRound();
       // Parents before children: a directory's record precedes what is created inside it.
       hints.sort((a, b) => depthOf(a.path) - depthOf(b.path) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       this.processing = hints.length;
@@ -568,6 +562,18 @@ export class Capture {
   /** Settles once the first point round ended (tasks wait for it in snapshot mode). */
   private readonly firstPoint = new Promise<void>((resolve) => (this.markFirstPoint = resolve));
 
+  /** Starts a capture round: takes the hints gathered so far and resets the round's bookkeeping. */
+  private takeRound(): Hint[] {
+    const hints = [...this.dirty.values()];
+    this.dirty.clear();
+    this.roundSince = this.dirtySince;
+    this.dirtySince = undefined;
+    this.hintsDuringRound = 0;
+    this.roundTorn = false;
+    this.roundSplit = false;
+    return hints;
+  }
+
   /**
    * One consistency point: a read-only snapshot of every snapshot-mode root that changed (by its
    * hints, or because a scan, the start or a drain asks), the list of what changed since its
@@ -580,13 +586,7 @@ export class Capture {
     const points = this.opts.points!;
     const clock = this.opts.clock;
     this.lastPointStart = clock.monotonic();
-    const hints = [...this.dirty.values()];
-    this.dirty.clear();
-    this.roundSince = this.dirtySince;
-    this.dirtySince = undefined;
-    this.hintsDuringRound = 0;
-    this.roundTorn = false;
-    this.roundSplit = false;
+    const hints = this.takeRound();
     const work: Hint[] = [];
     const liveHints = new Map<RootCtx, Hint[]>();
     const snapRoots = new Set<RootCtx>();
