@@ -36,6 +36,7 @@ interface Rig {
 }
 
 const rigs: Rig[] = [];
+const markerDirs: string[] = [];
 
 async function makeRig(populate?: (root: string) => void): Promise<Rig> {
   const lfs = makeLoopFs({ sizeMiB: 512 });
@@ -48,7 +49,9 @@ async function makeRig(populate?: (root: string) => void): Promise<Rig> {
   const btrfs = new Btrfs({ bin: findBtrfs()!, clock: systemClock });
   const store = new SnapshotStore({ root, dir: pointsDir, btrfs, clock: systemClock, log: silentLogger() });
   const ledger = new PointLedger();
-  const marker = PointMarker.open(fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-marker-')), systemClock, silentLogger());
+  const markerDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-marker-'));
+  markerDirs.push(markerDir);
+  const marker = PointMarker.open(markerDir, systemClock, silentLogger());
   const capture = new Capture({
     roots: [{ name: 'data', path: root, exclude: [] }],
     manifest,
@@ -105,6 +108,7 @@ afterEach(async () => {
     await r.capture.stop();
     r.marker.close();
   }
+  for (const d of markerDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   cleanupLoops();
 });
 

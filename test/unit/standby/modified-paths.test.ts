@@ -69,7 +69,7 @@ describe('ModifiedPaths', () => {
 
 describe('the alarm of a name made by hand', () => {
   it('escapes control characters and cuts long names, so a name cannot rewrite an operator terminal', async () => {
-    const m = await ModifiedPaths.load(path.join(tmpDir('tandem-modified-'), 'm.json'), silentLogger());
+    const m = await ModifiedPaths.load(path.join(dir, 'm.json'), silentLogger());
     m.flag('data', 'evil\n\u001b[2JALARM none', 'created', 1);
     m.flag('data', `long/${'x'.repeat(500)}`, 'created', 2);
     const msg = m.alarm()!.message;
