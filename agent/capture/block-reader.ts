@@ -18,7 +18,7 @@ export interface FileStat {
   ctimeMs: number;
 }
 
-function fileStatOf(st: fs.Stats): FileStat {
+export function fileStatOf(st: fs.Stats): FileStat {
   return { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, nlink: st.nlink, ctimeMs: st.ctimeMs };
 }
 

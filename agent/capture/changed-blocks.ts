@@ -4,10 +4,10 @@
 // byte ranges whose extents changed (exactly: it compares the two trees' extent records), so a
 // block outside them has the bytes it had. Only for a file read from an immutable snapshot whose
 // previous state the manifest holds exactly; anything else is read whole (block-reader.ts).
-import fs, { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants } from 'node:fs';
 import fsp from 'node:fs/promises';
 import { HASH_BYTES, hash64Into } from '../../shared/hash.ts';
-import { chunkBytesFor, openFailure, type BlockReadOutcome, type ChunkHandler, type FileStat } from './block-reader.ts';
+import { chunkBytesFor, fileStatOf, openFailure, type BlockReadOutcome, type ChunkHandler, type FileStat } from './block-reader.ts';
 
 export interface ChangedBlocks {
   /** Hashes of the older state, one per block of `size`. */
@@ -28,10 +28,6 @@ export function blocksToRead(prevSize: number, size: number, blockSize: number, 
   for (const b of changed) if (b < n) out.add(b);
   if (size !== prevSize) for (let b = Math.floor(Math.min(size, prevSize) / blockSize); b < n; b++) out.add(b);
   return [...out].sort((a, b) => a - b);
-}
-
-function fileStatOf(st: fs.Stats): FileStat {
-  return { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, nlink: st.nlink, ctimeMs: st.ctimeMs };
 }
 
 export async function readChangedBlocks(
