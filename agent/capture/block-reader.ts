@@ -52,6 +52,39 @@ export function openFailure(err: unknown): BlockReadOutcome {
   throw err;
 }
 
+/** Read-only, never through a link; O_NONBLOCK: a FIFO swapped in after the lstat must not block the open forever. */
+const OPEN_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
+
+/**
+ * Opens `absPath` for reading if it is a regular file, with its stat as opened; what a path
+ * that is gone, a link or not a file means otherwise (the handle is then closed).
+ */
+export async function openRegular(absPath: string): Promise<{ fh: fsp.FileHandle; st: fs.Stats } | { kind: 'vanished' } | { kind: 'not-a-file' }> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(absPath, OPEN_FLAGS);
+  } catch (err) {
+    return openFailure(err) as { kind: 'vanished' } | { kind: 'not-a-file' };
+  }
+  try {
+    const st = await fh.stat();
+    if (st.isFile()) return { fh, st };
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+  await fh.close();
+  return { kind: 'not-a-file' };
+}
+
+/** xxhash64 of each block of `chunk` (the last may be short), in a new buffer. */
+export function hashBlocks(chunk: Buffer, blockSize: number): Buffer {
+  const n = Math.ceil(chunk.length / blockSize);
+  const hashes = Buffer.allocUnsafe(n * HASH_BYTES);
+  for (let i = 0; i < n; i++) hash64Into(chunk.subarray(i * blockSize, Math.min(chunk.length, (i + 1) * blockSize)), hashes, i * HASH_BYTES);
+  return hashes;
+}
+
 export function chunkBytesFor(blockSize: number): number {
   return Math.max(blockSize, Math.floor((1 << 20) / blockSize) * blockSize);
 }
@@ -64,16 +97,10 @@ export async function readBlocks(
   /** Called once the file is open, with its stat, before the first chunk. */
   onOpen?: (stat: FileStat) => void,
 ): Promise<BlockReadOutcome> {
-  // O_NONBLOCK: a FIFO swapped in after the lstat must not block the open forever.
-  let fh: fsp.FileHandle;
+  const opened = await openRegular(absPath);
+  if (!('fh' in opened)) return opened;
+  const { fh, st: st0 } = opened;
   try {
-    fh = await fsp.open(absPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
-  } catch (err) {
-    return openFailure(err);
-  }
-  try {
-    const st0 = await fh.stat();
-    if (!st0.isFile()) return { kind: 'not-a-file' };
     const stat = fileStatOf(st0);
     onOpen?.(stat);
     const total = st0.size;
@@ -108,11 +135,7 @@ export async function readBlocks(
       pending = got === chunkBytes && nextOffset < total ? readChunk(bufs[1 - which]!, nextOffset) : undefined;
       if (got < Math.min(chunkBytes, total - offset)) torn = true; // the file shrank under us
       const chunk = buf.subarray(0, got);
-      const nChunkBlocks = Math.ceil(got / blockSize);
-      const hashes = Buffer.allocUnsafe(nChunkBlocks * HASH_BYTES);
-      for (let i = 0; i < nChunkBlocks; i++) {
-        hash64Into(chunk.subarray(i * blockSize, Math.min(got, (i + 1) * blockSize)), hashes, i * HASH_BYTES);
-      }
+      const hashes = hashBlocks(chunk, blockSize);
       hashes.copy(blocks, (offset / blockSize) * HASH_BYTES);
       await onChunk(offset, chunk, hashes);
       size = nextOffset;
@@ -149,7 +172,7 @@ export function readBlocksSync(
 ): BlockReadOutcome | { kind: 'too-large' } {
   let fd: number;
   try {
-    fd = fs.openSync(absPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+    fd = fs.openSync(absPath, OPEN_FLAGS);
   } catch (err) {
     return openFailure(err);
   }
@@ -168,9 +191,7 @@ export function readBlocksSync(
       got += n;
     }
     const chunk = scratch.subarray(0, got);
-    const nBlocks = Math.ceil(got / blockSize);
-    const hashes = Buffer.allocUnsafe(nBlocks * HASH_BYTES);
-    for (let i = 0; i < nBlocks; i++) hash64Into(chunk.subarray(i * blockSize, Math.min(got, (i + 1) * blockSize)), hashes, i * HASH_BYTES);
+    const hashes = hashBlocks(chunk, blockSize);
     if (got > 0) onChunk(0, chunk, hashes);
     const st1 = fs.fstatSync(fd);
     const torn = got !== st0.size || st1.size !== st0.size || st1.mtimeMs !== st0.mtimeMs;

@@ -4,10 +4,8 @@
 // byte ranges whose extents changed (exactly: it compares the two trees' extent records), so a
 // block outside them has the bytes it had. Only for a file read from an immutable snapshot whose
 // previous state the manifest holds exactly; anything else is read whole (block-reader.ts).
-import { constants as fsConstants } from 'node:fs';
-import fsp from 'node:fs/promises';
-import { HASH_BYTES, hash64Into } from '../../shared/hash.ts';
-import { chunkBytesFor, fileStatOf, openFailure, type BlockReadOutcome, type ChunkHandler, type FileStat } from './block-reader.ts';
+import { HASH_BYTES } from '../../shared/hash.ts';
+import { chunkBytesFor, fileStatOf, hashBlocks, openRegular, type BlockReadOutcome, type ChunkHandler, type FileStat } from './block-reader.ts';
 
 export interface ChangedBlocks {
   /** Hashes of the older state, one per block of `size`. */
@@ -38,15 +36,10 @@ export async function readChangedBlocks(
   onChunk: ChunkHandler,
   onOpen?: (stat: FileStat) => void,
 ): Promise<BlockReadOutcome> {
-  let fh: fsp.FileHandle;
+  const opened = await openRegular(absPath);
+  if (!('fh' in opened)) return opened;
+  const { fh, st } = opened;
   try {
-    fh = await fsp.open(absPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
-  } catch (err) {
-    return openFailure(err);
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) return { kind: 'not-a-file' };
     const stat = fileStatOf(st);
     onOpen?.(stat);
     const size = st.size;
@@ -73,9 +66,7 @@ export async function readChangedBlocks(
       // A snapshot does not change: a short read is a damaged file system, not a race.
       if (got < want) throw new Error(`read ${got} of ${want} bytes at offset ${offset} of a snapshot`);
       const chunk = buf.subarray(0, got);
-      const k = Math.ceil(got / blockSize);
-      const hashes = Buffer.allocUnsafe(k * HASH_BYTES);
-      for (let b = 0; b < k; b++) hash64Into(chunk.subarray(b * blockSize, Math.min(got, (b + 1) * blockSize)), hashes, b * HASH_BYTES);
+      const hashes = hashBlocks(chunk, blockSize);
       hashes.copy(blocks, first * HASH_BYTES);
       await onChunk(offset, chunk, hashes);
       i = j;
