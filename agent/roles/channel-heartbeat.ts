@@ -46,6 +46,8 @@ export class ChannelHeartbeat {
   /** The peer's last heartbeat: its seq and when (monotonic) it arrived, echoed in ours. */
   private heard: { seq: number; at: number } | undefined;
   private rttMs: number | undefined;
+  /** Told each new view of the peer (a heartbeat, or the hello of a new connection). */
+  private readonly peerListeners = new Set<(peer: PeerView) => void>();
 
   constructor(
     private readonly opts: { intervalMs: number; threshold: number; clock: Clock; own: () => OwnHeartbeat },
@@ -63,6 +65,7 @@ export class ChannelHeartbeat {
     this.sentAt.clear();
     this.heard = undefined;
     this.rttMs = undefined;
+    this.tellPeer(peer);
     const onMessage = (m: Message) => {
       if (m.t !== 'hb') return;
       const now = this.opts.clock.now();
@@ -70,6 +73,7 @@ export class ChannelHeartbeat {
       if (this.lastHeardAt !== undefined && this.link === link) this.longestGapMs = Math.max(this.longestGapMs, now - this.lastHeardAt);
       this.lastHeardAt = now;
       this.peer = { role: m.role, epoch: m.epoch, serving: m.serving, publicState: m.publicState, inSync: m.inSync, at: this.lastHeardAt, ...(m.activeEpoch === undefined ? {} : { activeEpoch: m.activeEpoch }) };
+      if (this.link === link) this.tellPeer(this.peer);
     };
     const onClose = () => {
       if (this.link !== link) return;
@@ -94,6 +98,20 @@ export class ChannelHeartbeat {
       if (this.sentAt.size > SENT_KEPT) this.sentAt.delete(this.sentAt.keys().next().value!);
     }
     this.timer = this.opts.clock.setTimeout(() => this.beat(), this.opts.intervalMs);
+  }
+
+  /**
+   * Calls `f` with each new view of the peer as it arrives (a heartbeat, or a new connection's
+   * hello), so that whoever waits for the peer to say something (a handover waiting for it to
+   * be active) hears it at once instead of polling. Returns the unsubscribe.
+   */
+  onPeer(f: (peer: PeerView) => void): () => void {
+    this.peerListeners.add(f);
+    return () => this.peerListeners.delete(f);
+  }
+
+  private tellPeer(peer: PeerView): void {
+    for (const f of [...this.peerListeners]) f(peer);
   }
 
   observe(): ChannelObservation {

@@ -384,14 +384,14 @@ export class RoleController {
     const result = new Promise<Extract<Message, { t: 'takeover-result' }> | undefined>((resolve) => {
       const done = (m: Extract<Message, { t: 'takeover-result' }> | undefined) => {
         timer.cancel();
-        poll.cancel();
+        stopListening();
         resolve(m);
       };
       const timer = this.clock.setTimeout(() => done(undefined), SWITCHOVER_TAKEOVER_MS);
-      const poll = this.clock.setInterval(() => {
-        const peer = this.heartbeat.observe().peer;
-        if (peer?.role === 'active' && peer.epoch >= epoch) done({ t: 'takeover-result', epoch: peer.epoch, ok: true });
-      }, 20);
+      // The peer's word that it took over, as soon as a heartbeat or hello brings it.
+      const stopListening = this.heartbeat.onPeer((peer) => {
+        if (peer.role === 'active' && peer.epoch >= epoch) done({ t: 'takeover-result', epoch: peer.epoch, ok: true });
+      });
       this.takeoverWaiter = done;
     });
     link.send({ t: 'takeover', epoch, headSeq, reason });

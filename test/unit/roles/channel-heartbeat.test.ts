@@ -74,4 +74,31 @@ describe('channel heartbeat round-trip', () => {
     alpha.stop();
     beta.stop();
   });
+
+  it('tells a listener each view of the peer the moment it arrives, a hello or a heartbeat, until it unsubscribes', () => {
+    const clock = new FakeClock();
+    const [toBeta, toAlpha] = linkPair(clock, 30);
+    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
+    let betaRole: 'active' | 'passive' = 'passive';
+    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: () => ({ ...own(betaRole)(), epoch: betaRole === 'active' ? 2 : 1 }) });
+    const heard: string[] = [];
+    const stop = alpha.onPeer((p) => heard.push(`${p.role}@${p.epoch}`));
+    alpha.attach(toBeta, peerView('passive'));
+    beta.attach(toAlpha, peerView('active'));
+    expect(heard).toEqual(['passive@1']);
+    clock.advance(30); // beta's first heartbeat reaches alpha
+    expect(heard).toEqual(['passive@1', 'passive@1']);
+    // beta takes over and says so at once (beat() after a role change): alpha hears it 30 ms
+    // later, not at its next look.
+    betaRole = 'active';
+    beta.beat();
+    clock.advance(30);
+    expect(heard.at(-1)).toBe('active@2');
+    stop();
+    const n = heard.length;
+    clock.advance(3000);
+    expect(heard.length).toBe(n);
+    alpha.stop();
+    beta.stop();
+  });
 });

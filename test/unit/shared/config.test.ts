@@ -50,6 +50,8 @@ describe('configuration', () => {
     expect(c.blockSize).toBe(65536);
     expect(c.journal.maxBytes).toBe(1024 ** 3);
     expect(c.capture.settle).toBe(50);
+    // Points every 500 ms: the data at risk stays under a second at p99 (bench:points).
+    expect(c.capture.pointInterval).toBe(500);
     expect(c.channel.encryption).toBe('tls-psk');
     expect(c.protect[0]!.path).toBe('/etc/tandem/data');
     expect(c.stateDir).toBe('/etc/tandem/state');
@@ -85,6 +87,9 @@ describe('configuration', () => {
     expect(refusalOfDoc({ ...base, protect: [{ name: 'a', path: './x' }, { name: 'b', path: './x/y' }] }).message).toContain('must not nest');
     expect(refusalOfDoc({ ...base, channel: { maxFrameBytes: '4MiB' } }).message).toContain('"channel.maxFrameBytes"');
     expect(refusalOfDoc({ ...base, journal: { maxBytes: '64MiB' } }).message).toContain('"journal.segmentBytes"');
+    // A point is a file-system snapshot and three btrfs runs: a 1 ms interval would spin on them.
+    expect(refusalOfDoc({ ...base, capture: { pointInterval: '10ms' } }).message).toContain('"capture.pointInterval"');
+    expect(parseConfig({ ...base, capture: { pointInterval: '100ms' } }, '/etc/tandem/tandem.yaml').capture.pointInterval).toBe(100);
   });
 
   it('documents every key in docs/configuration.md', () => {
