@@ -44,6 +44,21 @@ interface Run {
   rpo: number[];
   /** The active's point rounds seen (capture.points.last): ms to take the snapshot, list its changes, read and journal them. */
   rounds: { snapshotMs: number; listMs: number; processMs: number }[];
+  /** CPU seconds (user + system) each agent spent while pgbench ran; the benchmark's own status sampling. */
+  cpu?: { active: number; passive: number; sampler: number };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 10 ms). */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 const configs = ['without Tandem', ...intervals.map((i) => `Tandem, points every ${i.split('/')[0]}${i.includes('/') ? `, blockSize ${i.split('/')[1]}` : ''}`)];
@@ -75,26 +90,33 @@ async function one(round: number, config: string, n: number): Promise<Run> {
           },
         });
   try {
+    let pids: number[] = [];
     if (pair !== undefined) {
-      await pair.startBoth();
+      pids = (await Promise.all([pair.start('alpha'), pair.start('beta')])).map((c) => c.pid!);
       await pair.waitFor('beta', 'synchronised', (s) => s.replication.inSync && s.replication.point !== null, 600_000);
     }
     const server = await lab.start(path.join(root, 'pg'));
     const ck = checkpoints ? lab.checkpointEverySecond() : undefined;
     const sampler = pair === undefined ? undefined : statusSampler(pair, 'beta');
     const seen = new Map<number, { snapshotMs: number; listMs: number; processMs: number }>();
-    const active = pair === undefined ? undefined : statusSampler(pair, 'alpha', 100, (s) => {
+    // Every 250 ms: at 500 ms points that still sees nearly every round, and costs the agent less.
+    const active = pair === undefined ? undefined : statusSampler(pair, 'alpha', 250, (s) => {
       const l = s.capture?.points?.last;
       if (l !== undefined && l !== null) seen.set(l.at, { snapshotMs: l.snapshotMs, listMs: l.listMs, processMs: l.processMs });
     });
+    const cpu0 = pids.map(cpuSeconds);
+    const self0 = process.cpuUsage();
     // Asynchronously: the samplers run meanwhile.
     const out = await execFileP('setpriv', [...lab.setpriv(), path.join(lab.bin, 'pgbench'), ...lab.conn(), '-n', '-c', '4', '-j', '2', '-T', String(seconds), 'postgres'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C', HOME: '/tmp' }, timeout: (seconds + 120) * 1000 });
+    const cpu1 = pids.map(cpuSeconds);
+    const self1 = process.cpuUsage(self0);
     await sampler?.stop();
     await active?.stop();
     await ck?.stop();
     await lab.stop(server);
     const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out.stdout)?.[1] ?? NaN);
-    return { round, config, tps, rpo: sampler?.samples() ?? [], rounds: [...seen.values()] };
+    const cpu = pair === undefined ? undefined : { active: cpu1[0]! - cpu0[0]!, passive: cpu1[1]! - cpu0[1]!, sampler: (self1.user + self1.system) / 1e6 };
+    return { round, config, tps, rpo: sampler?.samples() ?? [], rounds: [...seen.values()], cpu };
   } finally {
     await pair?.cleanup();
     spawnSync('btrfs', ['subvolume', 'delete', root], { stdio: 'ignore' });
@@ -107,6 +129,7 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 const median = (xs: number[]): number => pct(xs, 50);
+const cpuText = (r: Run): string => (r.cpu === undefined ? '' : `, CPU s active ${r.cpu.active.toFixed(1)} passive ${r.cpu.passive.toFixed(1)} sampling ${r.cpu.sampler.toFixed(1)}`);
 
 try {
   process.stderr.write(`bench:points: pgbench -i -s ${scale}…\n`);
@@ -122,7 +145,7 @@ try {
         return one(r, c, n++);
       });
       runs.push(run);
-      process.stderr.write(`round ${r}: ${c}: ${run.tps.toFixed(1)} tps${run.rpo.length === 0 ? '' : `, rpoMs p50 ${median(run.rpo)} p99 ${pct(run.rpo, 99)} max ${Math.max(...run.rpo)}`}\n`);
+      process.stderr.write(`round ${r}: ${c}: ${run.tps.toFixed(1)} tps${run.rpo.length === 0 ? '' : `, rpoMs p50 ${median(run.rpo)} p99 ${pct(run.rpo, 99)} max ${Math.max(...run.rpo)}`}${cpuText(run)}\n`);
     }
   }
 } finally {
@@ -149,7 +172,7 @@ for (const c of configs) {
     `| ${c} | ${median(tps).toFixed(0)} (${Math.min(...tps).toFixed(0)}-${Math.max(...tps).toFixed(0)}) | ${c === configs[0] ? '1' : `${median(ratios).toFixed(2)}× (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`} | ${rpo.length === 0 ? '-' : `${pct(rpo, 50)} / ${pct(rpo, 99)} / ${Math.max(...rpo)}`} | ${rr.length === 0 ? '-' : `${fig((r) => r.snapshotMs)}, ${fig((r) => r.listMs)}, ${fig((r) => r.processMs)}`} |`,
   );
 }
-lines.push('', 'Runs:', '', ...runs.map((r) => `- round ${r.round}, ${r.config}: ${r.tps.toFixed(1)} tps${r.rpo.length === 0 ? '' : `, RPO p50 ${median(r.rpo)} p99 ${pct(r.rpo, 99)} ms`}`), '');
+lines.push('', 'Runs:', '', ...runs.map((r) => `- round ${r.round}, ${r.config}: ${r.tps.toFixed(1)} tps${r.rpo.length === 0 ? '' : `, RPO p50 ${median(r.rpo)} p99 ${pct(r.rpo, 99)} ms`}${cpuText(r)}`), '');
 const text = lines.join('\n');
 const file = path.join(PROJECT, 'bench/results', checkpoints ? 'points-checkpoints.md' : 'points.md');
 fs.mkdirSync(path.dirname(file), { recursive: true });
