@@ -3,7 +3,7 @@
 // them, listing what changed between two of them, and deleting them once capture no longer
 // reads them. Snapshots left by a killed agent are deleted at the next start.
 //
-// What lives in the points directory is a copy of the protected data (as of a second ago, files
+// What lives in the points directory is a copy of the protected data (as of a moment ago, files
 // removed since included), so the directory is root's alone (0700), and one that is not a plain
 // directory owned by the agent's user (a link, someone else's) is refused, never used.
 import fs from 'node:fs';
