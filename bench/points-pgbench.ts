@@ -8,7 +8,10 @@
 // adds a CHECKPOINT every second and a 32 MB WAL (the crash trials' load). Reports, never asserts;
 // writes bench/results/points.md (points-checkpoints.md with --checkpoints).
 //
-//   npm run bench:points -- [--rounds N] [--seconds D] [--scale S] [--checkpoints] [--intervals 1s,500ms,1s/8KiB]
+//   npm run bench:points -- [--rounds N] [--seconds D] [--scale S] [--checkpoints] [--passive-shm] [--intervals 1s,500ms,1s/8KiB]
+//
+// --passive-shm: the passive's tree and state on /dev/shm, standing in for the second server's
+// own disk (both nodes otherwise share this machine's one disk with PostgreSQL).
 //
 // An interval may name a blockSize after a slash (1s/8KiB: PostgreSQL's page size, so that a
 // changed page costs 8 KiB on the wire instead of a 64 KiB block).
@@ -25,12 +28,17 @@ import { PROJECT } from './bench-pair.ts';
 
 const execFileP = promisify(execFile);
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '20' }, scale: { type: 'string', default: '10' }, checkpoints: { type: 'boolean' }, intervals: { type: 'string', default: '1s,500ms,1s/8KiB' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '20' }, scale: { type: 'string', default: '10' }, checkpoints: { type: 'boolean' }, 'passive-shm': { type: 'boolean' }, intervals: { type: 'string', default: '1s,500ms,1s/8KiB' } } });
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 const scale = Number(values.scale);
 const intervals = values.intervals.split(',').filter((x) => x !== '');
 const checkpoints = values.checkpoints === true;
+// A second server writes its copy on a disk of its own; on this one machine both nodes share one.
+// --passive-shm puts the passive's tree and state on /dev/shm so that its writes (receive log,
+// the applied files, their fsyncs) stop competing with PostgreSQL's for the disk. The CPU stays
+// shared. The active's journal stays on the disk beside PostgreSQL, as on a real pair.
+const passiveShm = values['passive-shm'] === true;
 const why = btrfsUnavailable() ?? postgresUnavailable();
 if (why !== undefined) {
   process.stderr.write(`bench:points: cannot run: ${why}\n`);
@@ -46,6 +54,8 @@ interface Run {
   rounds: { snapshotMs: number; listMs: number; processMs: number }[];
   /** CPU seconds (user + system) each agent spent while pgbench ran; the benchmark's own status sampling. */
   cpu?: { active: number; passive: number; sampler: number };
+  /** Bytes the active sent on the channel while pgbench ran (as its status samples saw). */
+  sentBytes?: number;
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 10 ms). */
@@ -64,6 +74,8 @@ function cpuSeconds(pid: number | undefined): number {
 const configs = ['without Tandem', ...intervals.map((i) => `Tandem, points every ${i.split('/')[0]}${i.includes('/') ? `, blockSize ${i.split('/')[1]}` : ''}`)];
 const lab = new PgCrashLab(scale, 6144);
 const runs: Run[] = [];
+/** The passive's directories on /dev/shm (--passive-shm), removed after each run. */
+const shmDirs: string[] = [];
 // Ctrl-C or a kill: PostgreSQL, the agents and the loop device go too.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
@@ -84,9 +96,16 @@ async function one(round: number, config: string, n: number): Promise<Run> {
     interval === undefined
       ? undefined
       : await pointsPair(root, {
-          extra: (doc) => {
+          extra: (doc, node) => {
             doc.capture = { pointInterval: every };
             if (blockSize !== undefined) doc.blockSize = blockSize;
+            if (passiveShm && node === 'beta') {
+              const shm = fs.mkdtempSync('/dev/shm/tandem-bench-passive-');
+              shmDirs.push(shm);
+              fs.mkdirSync(path.join(shm, 'data'), { mode: 0o700 });
+              doc.stateDir = path.join(shm, 'state');
+              doc.protect = [{ name: 'data', path: path.join(shm, 'data') }];
+            }
           },
         });
   try {
@@ -100,7 +119,9 @@ async function one(round: number, config: string, n: number): Promise<Run> {
     const sampler = pair === undefined ? undefined : statusSampler(pair, 'beta');
     const seen = new Map<number, { snapshotMs: number; listMs: number; processMs: number }>();
     // Every 250 ms: at 500 ms points that still sees nearly every round, and costs the agent less.
+    let sent: [number, number] | undefined;
     const active = pair === undefined ? undefined : statusSampler(pair, 'alpha', 250, (s) => {
+      sent = [sent?.[0] ?? s.channel.bytesOut, s.channel.bytesOut];
       const l = s.capture?.points?.last;
       if (l !== undefined && l !== null) seen.set(l.at, { snapshotMs: l.snapshotMs, listMs: l.listMs, processMs: l.processMs });
     });
@@ -116,9 +137,10 @@ async function one(round: number, config: string, n: number): Promise<Run> {
     await lab.stop(server);
     const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out.stdout)?.[1] ?? NaN);
     const cpu = pair === undefined ? undefined : { active: cpu1[0]! - cpu0[0]!, passive: cpu1[1]! - cpu0[1]!, sampler: (self1.user + self1.system) / 1e6 };
-    return { round, config, tps, rpo: sampler?.samples() ?? [], rounds: [...seen.values()], cpu };
+    return { round, config, tps, rpo: sampler?.samples() ?? [], rounds: [...seen.values()], cpu, ...(sent === undefined ? {} : { sentBytes: sent[1] - sent[0] }) };
   } finally {
     await pair?.cleanup();
+    for (const d of shmDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
     spawnSync('btrfs', ['subvolume', 'delete', root], { stdio: 'ignore' });
   }
 }
@@ -129,7 +151,9 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 const median = (xs: number[]): number => pct(xs, 50);
-const cpuText = (r: Run): string => (r.cpu === undefined ? '' : `, CPU s active ${r.cpu.active.toFixed(1)} passive ${r.cpu.passive.toFixed(1)} sampling ${r.cpu.sampler.toFixed(1)}`);
+const cpuText = (r: Run): string =>
+  (r.cpu === undefined ? '' : `, CPU s active ${r.cpu.active.toFixed(1)} passive ${r.cpu.passive.toFixed(1)} sampling ${r.cpu.sampler.toFixed(1)}`) +
+  (r.sentBytes === undefined ? '' : `, ${(r.sentBytes / 2 ** 20).toFixed(1)} MiB sent`);
 
 try {
   process.stderr.write(`bench:points: pgbench -i -s ${scale}…\n`);
@@ -156,7 +180,7 @@ try {
 const lines = [
   `# Consistency points: pgbench with and without Tandem${checkpoints ? ' (CHECKPOINT every second, max_wal_size 32 MB)' : ''}`,
   '',
-  `${new Date().toISOString().slice(0, 16)} UTC, ${rounds} rounds of ${seconds} s, pgbench -n -c 4 -j 2, scale ${scale}, PostgreSQL on a btrfs subvolume of a loop device; each ratio against the run without Tandem of the same round; RPO = the passive's replication.rpoMs sampled every 100 ms during the load. Wall time ${Math.round((Date.now() - t0) / 1000)} s.`,
+  `${new Date().toISOString().slice(0, 16)} UTC, ${rounds} rounds of ${seconds} s, pgbench -n -c 4 -j 2, scale ${scale}, PostgreSQL on a btrfs subvolume of a loop device${passiveShm ? "; the passive's tree and state on /dev/shm (its own disk, as on a second server)" : "; both agents on this machine's one disk"}; each ratio against the run without Tandem of the same round; RPO = the passive's replication.rpoMs sampled every 100 ms during the load. Wall time ${Math.round((Date.now() - t0) / 1000)} s.`,
   '',
   '| configuration | tps median (min-max) | ratio to without, median (min-max) | RPO p50 / p99 / max (ms) | point round p50 / p99 (ms): snapshot, list, read + journal |',
   '|---|---|---|---|---|',
@@ -174,7 +198,7 @@ for (const c of configs) {
 }
 lines.push('', 'Runs:', '', ...runs.map((r) => `- round ${r.round}, ${r.config}: ${r.tps.toFixed(1)} tps${r.rpo.length === 0 ? '' : `, RPO p50 ${median(r.rpo)} p99 ${pct(r.rpo, 99)} ms`}${cpuText(r)}`), '');
 const text = lines.join('\n');
-const file = path.join(PROJECT, 'bench/results', checkpoints ? 'points-checkpoints.md' : 'points.md');
+const file = path.join(PROJECT, 'bench/results', `points${checkpoints ? '-checkpoints' : ''}${passiveShm ? '-passive-shm' : ''}.md`);
 fs.mkdirSync(path.dirname(file), { recursive: true });
 fs.writeFileSync(file, text);
 process.stdout.write(`${text}\n(written to ${path.relative(PROJECT, file)})\n`);
