@@ -27,7 +27,7 @@ export async function pointsPair(alphaRoot: string, opts: PointsPairOptions = {}
 
 /**
  * Samples a node's status every `everyMs` until stopped: `last()` is the newest sample and when
- * it was taken, so a test can say what status showed just before a crash.
+ * it was asked for, so a test can say what status showed just before a crash.
  */
 export function statusSampler(p: TestPair, name: NodeName, everyMs = 100, onSample?: (s: AgentStatus) => void): { last(): { at: number; status: AgentStatus } | undefined; samples(): number[]; stop(): Promise<void> } {
   let last: { at: number; status: AgentStatus } | undefined;
@@ -36,8 +36,12 @@ export function statusSampler(p: TestPair, name: NodeName, everyMs = 100, onSamp
   const loop = (async () => {
     while (!stopped) {
       try {
+        // When it was asked for: the agent computed its figures after this, so an age in it
+        // (rpoMs) plus the time since is an upper bound at any later instant. The time the
+        // answer arrived would understate it by the answer's own latency (tens of ms under load).
+        const asked = Date.now();
         const status = await p.status(name);
-        last = { at: Date.now(), status };
+        last = { at: asked, status };
         if (typeof status.replication.rpoMs === 'number') rpo.push(status.replication.rpoMs);
         onSample?.(status);
       } catch {
