@@ -122,7 +122,7 @@ async function pair(windowBatches = 8) {
     await journal.close();
     await receiveLog.close();
   };
-  return { clock, journal, sender, receiver, receiveLog, applier, stateDir, connect, batch, until, acks, marks, close };
+  return { clock, journal, sender, receiver, receiveLog, receiveLogDir, applier, stateDir, connect, batch, until, acks, marks, close };
 }
 
 /** 1..n */
@@ -238,5 +238,30 @@ describe('receiver: group commit', () => {
     await p.close();
     expect(p.acks()).toEqual([PER, 2 * PER, 3 * PER, 4 * PER, 5 * PER]);
     expect(p.marks()).toEqual([PER, 2 * PER, 3 * PER, 4 * PER, 5 * PER]);
+  });
+
+  it('after a crash in the middle of a group, redoes the whole group and nothing acknowledged before it', async () => {
+    const p = await pair();
+    await p.batch();
+    p.connect();
+    await p.until(() => p.sender.acked === PER, 'the first batch acknowledged');
+    p.applier.hold();
+    for (let i = 0; i < 4; i++) await p.batch();
+    await p.until(() => p.receiveLog.receivedSeq === 5 * PER && p.applier.entered === 2, 'four batches held, their group being applied');
+    // The agent dies here (its applier never returns): what is on disk is all a restart has.
+    const receiveLog = await ReceiveLog.open({ dir: p.receiveLogDir, segmentBytes: 1 << 20, log });
+    const { store: nodeState } = await NodeStateStore.open(p.stateDir, 'passive');
+    const applier = new RecordingApplier();
+    const receiver = new Receiver({
+      pair: 'p1', self: 'beta', blockSize: 65536, roots: ROOTS, receiveLog, applier, manifest: new Manifest(['data']), flushManifest: async () => {},
+      nodeState, retryMinMs: 100, retryMaxMs: 1000, window: { batches: 8, bytes: 1 << 20 }, log, clock: p.clock,
+    });
+    await receiver.recover();
+    await p.until(() => receiver.applied === 5 * PER, 'the restarted receiver applied what it held');
+    expect(applier.applied).toEqual(upTo(5 * PER).slice(PER));
+    await receiver.close();
+    await receiveLog.close();
+    expect(p.marks()).toEqual([PER, 5 * PER]);
+    await p.close();
   });
 });
