@@ -3,12 +3,12 @@
 // that copies each new file into a second tree on the same file system with write + fsync, one
 // file at a time and with group commit. Tandem's lag reads against these: it cannot be below
 // what a durable copy costs on this disk.
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { exited, spawnTracked, stopChild } from './children.ts';
-import { PROJECT } from './bench-pair.ts';
+import { exited, stopChild } from './children.ts';
 import { lagDirs } from './lag-files.ts';
-import { lagsOf, startPoller, writeLagFiles, type LagOptions } from './lag.ts';
+import { lagsOf, startHelper, startPoller, writeLagFiles, type LagOptions } from './lag.ts';
 import type { MirrorMode, MirrorResult, MirrorStart } from './lag-mirror.ts';
 import { percentiles, type Percentiles } from './stats.ts';
 
@@ -35,29 +35,18 @@ export async function measureDiskLag(dir: string, opts: LagOptions, mode: Mirror
     fs.mkdirSync(path.join(dst, d), { recursive: true });
   }
   const count = Math.round(opts.rate * opts.seconds);
-  const mirror = spawnTracked(process.execPath, [path.join(PROJECT, 'bin/run-ts.mjs'), path.join(PROJECT, 'bench/lag-mirror.ts')], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const start: MirrorStart = { type: 'start', src, dst, dirCount: opts.dirCount, mode };
+  let mirror: ChildProcess | undefined;
   try {
-    let ready: () => void = () => {};
-    const started = new Promise<void>((r) => (ready = r));
-    const messages = new Promise<MirrorResult>((resolve, reject) => {
-      mirror.on('message', (m: { type: string }) => {
-        if (m.type === 'ready') ready();
-        if (m.type === 'result') resolve(m as MirrorResult);
-      });
-      mirror.once('exit', (code) => reject(new Error(`lag mirror exited with ${code} before it reported`)));
-    });
-    messages.catch(() => {});
-    mirror.send({ type: 'start', src, dst, dirCount: opts.dirCount, mode } satisfies MirrorStart);
-    await Promise.race([started, messages]);
+    const helper = await startHelper<MirrorResult>('bench/lag-mirror.ts', start);
+    mirror = helper.child;
     const poller = await startPoller(dst, opts.dirCount, count);
     try {
       progress(`(a) disk alone (${mode}): writing ${count} files at ${opts.rate}/s for ${opts.seconds} s, mirrored with write + fsync`);
       const w = await writeLagFiles(src, opts, count);
       const r = await poller.result();
       mirror.send({ type: 'stop' });
-      const m = await messages;
+      const m = await helper.result;
       await exited(mirror);
       const lags = lagsOf(w.writtenAt, r);
       return {
@@ -76,7 +65,7 @@ export async function measureDiskLag(dir: string, opts: LagOptions, mode: Mirror
       await poller.stop();
     }
   } finally {
-    await stopChild(mirror, 'SIGTERM', 1000);
+    if (mirror !== undefined) await stopChild(mirror, 'SIGTERM', 1000);
     fs.rmSync(base, { recursive: true, force: true });
   }
 }

@@ -1,6 +1,7 @@
 // (a) Replication lag under load: small files written on the active at a paced rate, each
 // timed from "written on the active" to "complete on the passive", measured from outside the
 // agents (the writer here, the poller in its own process; both read CLOCK_MONOTONIC).
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { nowMs, sleep } from './clock.ts';
@@ -142,27 +143,8 @@ export interface LagPoller {
 
 /** Starts the poller on `passiveRoot` (bench/lag-poller.ts) and waits until it watches. */
 export async function startPoller(passiveRoot: string, dirCount: number, count: number): Promise<LagPoller> {
-  const poller = spawnTracked(process.execPath, [path.join(PROJECT, 'bin/run-ts.mjs'), path.join(PROJECT, 'bench/lag-poller.ts')], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  let onReady: () => void = () => {};
-  const ready = new Promise<void>((resolve) => (onReady = resolve));
-  const result = new Promise<PollerResult>((resolve, reject) => {
-    poller.on('message', (m: { type: string }) => {
-      if (m.type === 'ready') onReady();
-      if (m.type === 'result') resolve(m as PollerResult);
-    });
-    poller.once('exit', (code) => reject(new Error(`lag poller exited with ${code} before it reported`)));
-  });
-  result.catch(() => {});
   const start: PollerStart = { type: 'start', root: passiveRoot, dirCount, count };
-  poller.send(start);
-  try {
-    await Promise.race([ready, result]);
-  } catch (err) {
-    await stopChild(poller, 'SIGTERM', 1000);
-    throw err;
-  }
+  const { child: poller, result } = await startHelper<PollerResult>('bench/lag-poller.ts', start);
   return {
     result: async () => {
       const timeout = setTimeout(() => poller.send({ type: 'stop' }), ARRIVAL_TIMEOUT_MS);
@@ -176,6 +158,34 @@ export async function startPoller(passiveRoot: string, dirCount: number, count: 
     },
     stop: () => stopChild(poller, 'SIGTERM', 1000),
   };
+}
+
+/**
+ * Starts one of the measurement's helper processes (`script`, relative to the project), sends it
+ * `start` and waits for its {ready}; `result` settles with its {result} message.
+ */
+export async function startHelper<R>(script: string, start: object): Promise<{ child: ChildProcess; result: Promise<R> }> {
+  const child = spawnTracked(process.execPath, [path.join(PROJECT, 'bin/run-ts.mjs'), path.join(PROJECT, script)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  let onReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (onReady = resolve));
+  const result = new Promise<R>((resolve, reject) => {
+    child.on('message', (m: { type: string }) => {
+      if (m.type === 'ready') onReady();
+      if (m.type === 'result') resolve(m as R);
+    });
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code} before it reported`)));
+  });
+  result.catch(() => {});
+  child.send(start);
+  try {
+    await Promise.race([ready, result]);
+  } catch (err) {
+    await stopChild(child, 'SIGTERM', 1000);
+    throw err;
+  }
+  return { child, result };
 }
 
 export interface LagWrites {

@@ -1,128 +1,30 @@
 // Group commit on the passive: batches queued and releasable are applied together, and one
 // durable point, one applied mark and one acknowledgement cover them. The sender and the receiver
-// are joined by the in-memory link on a fake clock; the journal, the receive log and the node
-// state are real files in a temporary directory; the applier is a recorder that reports durable
-// what it is told to (the seam: ReceiverApplier). What is observed: the acknowledgements on the
-// link, the applied marks in the receive log's files, the node state on disk.
+// are joined by the in-memory link on a fake clock (./helpers.ts); the applier is a recorder that
+// reports durable what it is told to. What is observed: the acknowledgements on the link, the
+// applied marks in the receive log's files, the node state on disk.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ReceiveLog } from '../../../agent/apply/receive-log.ts';
-import type { Capture } from '../../../agent/capture/index.ts';
-import { Journal } from '../../../agent/journal/index.ts';
 import { Manifest } from '../../../agent/manifest/index.ts';
-import { Receiver, Sender, type ReceiverApplier } from '../../../agent/replication/index.ts';
-import { MemoryLink, Session } from '../../../agent/session/index.ts';
+import { Receiver } from '../../../agent/replication/index.ts';
 import { NodeStateStore } from '../../../agent/state/index.ts';
-import { FakeClock } from '../../../shared/clock.ts';
-import { TandemError } from '../../../shared/errors.ts';
 import { initHash } from '../../../shared/hash.ts';
-import { silentLogger } from '../../../shared/log.ts';
-import { parseFrames, type CommitPoint, type DataRecord, type HelloMessage } from '../../../shared/protocol/index.ts';
-import { readSegment, removeTempDirs, segmentFiles, tempDir, writeRecord } from '../journal/helpers.ts';
+import { removeTempDirs } from '../journal/helpers.ts';
+import { PER, ROOTS, RecordingApplier, log, replicationPair } from './helpers.ts';
 
 beforeAll(initHash);
 afterEach(removeTempDirs);
 
-const log = silentLogger();
-const ROOTS = [{ name: 'data', path: '/nonexistent/data', exclude: [] }];
-const PER = 3;
+const pair = (windowBatches = 8) => replicationPair(windowBatches);
 
-/**
- * Applies nothing: keeps what it was given, in order. `hold` makes it wait (a slow disk);
- * `durableAt` are sequences after which it reports a durable point inside a call (as a rename
- * does); `failAt` makes it throw on reaching that sequence (a full disk) until `failAt` is unset.
- */
-class RecordingApplier implements ReceiverApplier {
-  readonly applied: number[] = [];
-  entered = 0;
-  durableAt = new Set<number>();
-  failAt: number | undefined;
-  private gate: Promise<void> | undefined;
-  private open: (() => void) | undefined;
-  hold(): void {
-    this.gate = new Promise((r) => (this.open = r));
-  }
-  release(): void {
-    this.open?.();
-    this.gate = undefined;
-  }
-  async apply(records: DataRecord[], durable: (seq: number) => Promise<void>): Promise<void> {
-    this.entered++;
-    if (this.gate !== undefined) await this.gate;
-    for (const r of records) {
-      if (r.seq === this.failAt) throw new TandemError({ code: 'TANDEM_ERR_APPLY_FAILED', op: `apply record ${r.seq}`, reason: 'ENOSPC: no space left on device' });
-      this.applied.push(r.seq);
-      if (this.durableAt.has(r.seq) && r !== records[records.length - 1]) await durable(r.seq);
-    }
-    await durable(records[records.length - 1]!.seq);
-  }
-}
-
-async function pair(windowBatches = 8) {
-  const clock = new FakeClock();
-  const journal = await Journal.open({ dir: await tempDir(), segmentBytes: 1 << 20, maxBytes: 64 << 20, generation: 'g1', log, clock });
-  const stateDir = await tempDir();
-  const { store: nodeState } = await NodeStateStore.open(stateDir, 'passive');
-  await nodeState.update({ generation: 'g1' });
-  const receiveLogDir = await tempDir();
-  const receiveLog = await ReceiveLog.open({ dir: receiveLogDir, segmentBytes: 1 << 20, log });
-  const applier = new RecordingApplier();
-  const capture = { status: () => ({ pendingPaths: 0, waitingForSpace: false }) } as unknown as Capture;
-  const sender = new Sender({
-    pair: 'p1', self: 'alpha', generation: 'g1', history: [], activeEpoch: 1, splitBrainPolicies: [], blockSize: 65536, roots: ROOTS,
-    journal, capture, manifest: new Manifest(['data']), windowBatches, windowBytes: 1 << 20, batchBytes: 64 << 10, log, clock,
-  });
-  const receiver = new Receiver({
-    pair: 'p1', self: 'beta', blockSize: 65536, roots: ROOTS, receiveLog, applier, manifest: new Manifest(['data']), flushManifest: async () => {},
-    nodeState, retryMinMs: 100, retryMaxMs: 1000, window: { batches: windowBatches, bytes: 1 << 20 }, log, clock,
-  });
-  await receiver.recover();
-  const hello = (node: string, role: 'active' | 'passive', fields: Partial<HelloMessage>): HelloMessage => ({
-    t: 'hello', proto: 2, protoMax: 2, pair: 'p1', node, role, epoch: 1, serving: role === 'active', blockSize: 65536, generation: '', headSeq: 0, firstSeq: 0, appliedSeq: 0, syncId: '', ...fields,
-  });
-  let link: MemoryLink | undefined;
-  const connect = () => {
-    const [atAlpha, atBeta] = MemoryLink.pair(clock, 'alpha', 'beta', { delayMs: 1 });
-    const opts = { pair: 'p1', blockSize: 65536, helloTimeoutMs: 5000, protocol: { min: 1, max: 2 }, clock, log };
-    const sa: Session = new Session(atAlpha, { ...opts, onPeerHello: (h) => sender.attach(sa.port('to-active'), h) });
-    const sb: Session = new Session(atBeta, { ...opts, onPeerHello: (h) => receiver.attach(sb.port('to-passive'), h) });
-    sa.start(hello('alpha', 'active', sender.helloFields()));
-    sb.start(hello('beta', 'passive', receiver.helloFields()));
-    link = atAlpha;
-  };
-  /** Journals one batch of PER writes (the first record `first` instead, when given); returns its last sequence. */
-  const batch = async (opts: { point?: CommitPoint; first?: Parameters<Journal['append']>[0] } = {}) => {
-    let last = 0;
-    for (let i = 0; i < PER; i++) last = journal.append(i === 0 && opts.first !== undefined ? opts.first : writeRecord(`f${last}`, 1000, 0x61 + i, i * 1000));
-    await journal.commit(true, opts.point);
-    return last;
-  };
-  /** Moves the fake clock in 5 ms steps until `cond`, letting real I/O finish between steps. */
-  const until = async (cond: () => boolean, what: string, maxMs = 30_000) => {
-    for (let t = 0; t < maxMs && !cond(); t += 5) await clock.advanceAsync(5, () => new Promise((r) => setTimeout(r, 1)));
-    if (!cond()) throw new Error(`not within ${maxMs} ms of fake time: ${what} (${JSON.stringify({ sender: sender.status(), received: receiver.status().receivedSeq, applied: receiver.applied })})`);
-  };
-  /** The sequences acknowledged as applied, in the order the acks arrived, each once. */
-  const acks = () => {
-    const seqs: number[] = [];
-    for (const m of link?.received ?? []) if (m.t === 'ack' && m.seq > 0 && m.seq !== seqs[seqs.length - 1]) seqs.push(m.seq);
-    return seqs;
-  };
-  /** The applied marks written to the receive log, in order (read from its files). */
-  const marks = () => {
-    const seqs: number[] = [];
-    for (const s of segmentFiles(receiveLogDir)) {
-      for (const f of parseFrames(readSegment(receiveLogDir, s.name)).frames) if (f.entry.op === 'applied') seqs.push(f.entry.seq);
-    }
-    return seqs;
-  };
-  const close = async () => {
-    applier.release();
-    await sender.close();
-    await receiver.close();
-    await journal.close();
-    await receiveLog.close();
-  };
-  return { clock, journal, sender, receiver, receiveLog, receiveLogDir, applier, stateDir, connect, batch, until, acks, marks, close };
+/** A pair whose first batch is being applied, held there (a busy disk) until `applier.release()`. */
+async function busyWithFirst(windowBatches?: number) {
+  const p = await pair(windowBatches);
+  p.applier.hold();
+  await p.batch();
+  p.connect();
+  await p.until(() => p.applier.entered === 1, 'the first batch is being applied');
+  return p;
 }
 
 /** 1..n */
@@ -130,11 +32,7 @@ const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
 describe('receiver: group commit', () => {
   it('applies the batches queued meanwhile together: one applied mark and one acknowledgement cover them all', async () => {
-    const p = await pair();
-    p.applier.hold();
-    await p.batch();
-    p.connect();
-    await p.until(() => p.applier.entered === 1, 'the first batch is being applied');
+    const p = await busyWithFirst();
     // Four more arrive and are held durably while the disk is busy with the first.
     for (let i = 0; i < 4; i++) await p.batch();
     await p.until(() => p.receiveLog.receivedSeq === 5 * PER, 'all five batches in the receive log');
@@ -148,11 +46,7 @@ describe('receiver: group commit', () => {
   });
 
   it('takes at most half the receive window in one group, so the active keeps sending while it is applied', async () => {
-    const p = await pair(4);
-    p.applier.hold();
-    await p.batch();
-    p.connect();
-    await p.until(() => p.applier.entered === 1, 'the first batch is being applied');
+    const p = await busyWithFirst(4);
     for (let i = 0; i < 3; i++) await p.batch();
     await p.until(() => p.receiveLog.receivedSeq === 4 * PER, 'the window is full');
     p.applier.release();
@@ -163,11 +57,7 @@ describe('receiver: group commit', () => {
   });
 
   it('persists a synchronisation begun in the second batch of a group before the applied mark passes it', async () => {
-    const p = await pair();
-    p.applier.hold();
-    await p.batch();
-    p.connect();
-    await p.until(() => p.applier.entered === 1, 'the first batch is being applied');
+    const p = await busyWithFirst();
     await p.batch();
     const syncLast = await p.batch({ first: { op: 'sync-begin', id: 'sync-7', baseSeq: 0, bytesTotal: 123456 } });
     await p.until(() => p.receiveLog.receivedSeq === syncLast, 'three batches in the receive log');
@@ -183,11 +73,7 @@ describe('receiver: group commit', () => {
   });
 
   it('ends a group at a batch that waits for its consistency point: nothing of it is applied before the point closes', async () => {
-    const p = await pair();
-    p.applier.hold();
-    await p.batch();
-    p.connect();
-    await p.until(() => p.applier.entered === 1, 'the first batch is being applied');
+    const p = await busyWithFirst();
     await p.batch();
     await p.batch({ point: { at: 1000, end: false } });
     await p.batch({ point: { at: 1000, end: false } });
@@ -207,11 +93,7 @@ describe('receiver: group commit', () => {
   });
 
   it('when the third batch of a group fails, acknowledges only what was durable, then goes one batch at a time until it applies', async () => {
-    const p = await pair();
-    p.applier.hold();
-    await p.batch();
-    p.connect();
-    await p.until(() => p.applier.entered === 1, 'the first batch is being applied');
+    const p = await busyWithFirst();
     for (let i = 0; i < 4; i++) await p.batch();
     await p.until(() => p.receiveLog.receivedSeq === 5 * PER, 'five batches in the receive log');
     // Batch 2 ends with a durable point (as a rename makes one); batch 4 cannot be written.
