@@ -1,6 +1,7 @@
 // (a) Replication lag under load: small files written on the active at a paced rate, each
 // timed from "written on the active" to "complete on the passive", measured from outside the
 // agents (the writer here, the poller in its own process; both read CLOCK_MONOTONIC).
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { nowMs, sleep } from './clock.ts';
@@ -95,77 +96,30 @@ export async function measureLag(pair: BenchPair, opts: LagOptions, progress: (l
     }
   }
 
-  const poller = spawnTracked(process.execPath, [path.join(PROJECT, 'bin/run-ts.mjs'), path.join(PROJECT, 'bench/lag-poller.ts')], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const count = Math.round(opts.rate * opts.seconds);
+  const poller = await startPoller(passiveRoot, opts.dirCount, count);
   try {
-    const count = Math.round(opts.rate * opts.seconds);
-    let onReady: () => void = () => {};
-    const ready = new Promise<void>((resolve) => (onReady = resolve));
-    const result = new Promise<PollerResult>((resolve, reject) => {
-      poller.on('message', (m: { type: string }) => {
-        if (m.type === 'ready') onReady();
-        if (m.type === 'result') resolve(m as PollerResult);
-      });
-      poller.once('exit', (code) => reject(new Error(`lag poller exited with ${code} before it reported`)));
-    });
-    result.catch(() => {});
-    const start: PollerStart = { type: 'start', root: passiveRoot, dirCount: opts.dirCount, count };
-    poller.send(start);
-    await Promise.race([ready, result]);
-
     const before = await pair.status('alpha');
     const timeline = new StatusTimeline(pair, TIMELINE_INTERVAL_MS);
     timeline.start();
     progress(`(a) writing ${count} files at ${opts.rate}/s for ${opts.seconds} s`);
-    const writtenAt = new Float64Array(count);
-    const lateness: number[] = [];
-    let bytesWritten = 0;
-    const t0 = nowMs();
-    const intervalMs = 1000 / opts.rate;
-    await new Promise<void>((resolve) => {
-      let i = 0;
-      // Every tick writes what is due by now, so a late tick catches up instead of slowing the rate.
-      const tick = () => {
-        const due = Math.min(count, Math.floor((nowMs() - t0) / intervalMs) + 1);
-        while (i < due) {
-          const f = lagFile(i, opts.dirCount);
-          fs.writeFileSync(path.join(activeRoot, f.dir, f.name), f.content);
-          writtenAt[i] = nowMs();
-          lateness.push(writtenAt[i]! - (t0 + i * intervalMs));
-          bytesWritten += f.size;
-          i++;
-        }
-        if (i >= count) resolve();
-        else setTimeout(tick, 1);
-      };
-      tick();
-    });
-    const writeSeconds = (writtenAt[count - 1]! - t0) / 1000;
-
-    const timeout = setTimeout(() => poller.send({ type: 'stop' }), ARRIVAL_TIMEOUT_MS);
-    const r = await result;
-    clearTimeout(timeout);
-    await exited(poller);
+    const w = await writeLagFiles(activeRoot, opts, count);
+    const r = await poller.result();
     await pair.waitSettled();
     const after = await pair.status('alpha');
     const samples = await timeline.stop();
 
-    const lags: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const at = r.appearedAt[i];
-      if (at !== null && at !== undefined) lags.push(at - writtenAt[i]!);
-    }
+    const lags = lagsOf(w.writtenAt, r);
     const cpuMs = r.cpuUserMs + r.cpuSystemMs;
     return {
       rate: opts.rate,
       seconds: opts.seconds,
       dirCount: opts.dirCount,
       written: count,
-      bytesWritten,
-      writeSeconds,
-      achievedRate: count / ((writtenAt[count - 1]! - t0) / 1000 + intervalMs / 1000),
-      writerLatenessMs: percentiles(lateness)!,
+      bytesWritten: w.bytesWritten,
+      writeSeconds: w.writeSeconds,
+      achievedRate: count / (w.writeSeconds + 1 / opts.rate),
+      writerLatenessMs: percentiles(w.lateness)!,
       arrived: lags.length,
       allArrived: lags.length === count,
       lagMs: percentiles(lags),
@@ -174,9 +128,109 @@ export async function measureLag(pair: BenchPair, opts: LagOptions, progress: (l
       pollerCpuMs: cpuMs,
       pollerCpuPercent: (100 * cpuMs) / r.wallMs,
       wireBytes: after.channel.bytesOut - before.channel.bytesOut + (after.channel.bytesIn - before.channel.bytesIn),
-      stages: stagesOf(samples, t0, after.replication.headSeq),
+      stages: stagesOf(samples, w.t0, after.replication.headSeq),
     };
   } finally {
-    await stopChild(poller, 'SIGTERM', 1000);
+    await poller.stop();
   }
+}
+
+export interface LagPoller {
+  /** The poller's result: once every file arrived, or ARRIVAL_TIMEOUT_MS after this call. */
+  result(): Promise<PollerResult>;
+  stop(): Promise<void>;
+}
+
+/** Starts the poller on `passiveRoot` (bench/lag-poller.ts) and waits until it watches. */
+export async function startPoller(passiveRoot: string, dirCount: number, count: number): Promise<LagPoller> {
+  const start: PollerStart = { type: 'start', root: passiveRoot, dirCount, count };
+  const { child: poller, result } = await startHelper<PollerResult>('bench/lag-poller.ts', start);
+  return {
+    result: async () => {
+      const timeout = setTimeout(() => poller.send({ type: 'stop' }), ARRIVAL_TIMEOUT_MS);
+      try {
+        const r = await result;
+        await exited(poller);
+        return r;
+      } finally {
+        clearTimeout(timeout);
+      }
+    },
+    stop: () => stopChild(poller, 'SIGTERM', 1000),
+  };
+}
+
+/**
+ * Starts one of the measurement's helper processes (`script`, relative to the project), sends it
+ * `start` and waits for its {ready}; `result` settles with its {result} message.
+ */
+export async function startHelper<R>(script: string, start: object): Promise<{ child: ChildProcess; result: Promise<R> }> {
+  const child = spawnTracked(process.execPath, [path.join(PROJECT, 'bin/run-ts.mjs'), path.join(PROJECT, script)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  let onReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (onReady = resolve));
+  const result = new Promise<R>((resolve, reject) => {
+    child.on('message', (m: { type: string }) => {
+      if (m.type === 'ready') onReady();
+      if (m.type === 'result') resolve(m as R);
+    });
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code} before it reported`)));
+  });
+  result.catch(() => {});
+  child.send(start);
+  try {
+    await Promise.race([ready, result]);
+  } catch (err) {
+    await stopChild(child, 'SIGTERM', 1000);
+    throw err;
+  }
+  return { child, result };
+}
+
+export interface LagWrites {
+  /** CLOCK_MONOTONIC ms at which each file was written. */
+  writtenAt: Float64Array;
+  lateness: number[];
+  bytesWritten: number;
+  t0: number;
+  writeSeconds: number;
+}
+
+/** The paced writer: `count` files into `activeRoot` at `opts.rate` per second. */
+export async function writeLagFiles(activeRoot: string, opts: LagOptions, count: number): Promise<LagWrites> {
+  const writtenAt = new Float64Array(count);
+  const lateness: number[] = [];
+  let bytesWritten = 0;
+  const t0 = nowMs();
+  const intervalMs = 1000 / opts.rate;
+  await new Promise<void>((resolve) => {
+    let i = 0;
+    // Every tick writes what is due by now, so a late tick catches up instead of slowing the rate.
+    const tick = () => {
+      const due = Math.min(count, Math.floor((nowMs() - t0) / intervalMs) + 1);
+      while (i < due) {
+        const f = lagFile(i, opts.dirCount);
+        fs.writeFileSync(path.join(activeRoot, f.dir, f.name), f.content);
+        writtenAt[i] = nowMs();
+        lateness.push(writtenAt[i]! - (t0 + i * intervalMs));
+        bytesWritten += f.size;
+        i++;
+      }
+      if (i >= count) resolve();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  return { writtenAt, lateness, bytesWritten, t0, writeSeconds: (writtenAt[count - 1]! - t0) / 1000 };
+}
+
+/** Each arrived file's lag (ms): when the poller saw it complete minus when it was written. */
+export function lagsOf(writtenAt: Float64Array, r: PollerResult): number[] {
+  const lags: number[] = [];
+  for (let i = 0; i < writtenAt.length; i++) {
+    const at = r.appearedAt[i];
+    if (at !== null && at !== undefined) lags.push(at - writtenAt[i]!);
+  }
+  return lags;
 }

@@ -6,6 +6,7 @@ import type { CatchUpResult } from './catch-up.ts';
 import type { InitialSyncResult } from './initial-sync.ts';
 import type { FailoverResult, FailoverSeries } from './failover-gap.ts';
 import type { LagResult } from './lag.ts';
+import type { DiskLagResult } from './lag-disk.ts';
 import type { MachineInfo } from './machine.ts';
 import type { ProcessReport } from './process-sampler.ts';
 import type { RsyncAvailability } from './rsync-daemon.ts';
@@ -39,6 +40,8 @@ export interface BenchResults {
   rsync: RsyncAvailability;
   tandem: { blockSize: number; encryption: string; settleMs: number; batchDelayMs: number; journalMaxBytes: number; windowBytes: number };
   lag: LagResult | null;
+  /** (a)'s reference: the same load mirrored by a plain process with write + fsync (bench/lag-disk.ts). */
+  lagDisk?: DiskLagResult[];
   newFile: NewFileResult | null;
   overwrite: OverwriteResult | null;
   failover?: FailoverResult | null;
@@ -271,6 +274,17 @@ function sections(r: BenchResults): Section[] {
     rows.push(lagRow('anchors (not measured)', LAG_ANCHORS.map((a) => `${a.tool} ${a.delaySeconds} s (${a.what})`).join(', ')));
     rows.push(lagRow('wire bytes', `${fmtBytes(l.wireBytes)} (alpha channel in + out, incl. framing${r.tandem.encryption === 'tls-psk' ? ' and TLS' : ''})`));
     rows.push(lagRow('poller CPU', `${(l.pollerCpuMs / 1000).toFixed(2)} s = ${l.pollerCpuPercent.toFixed(1)} % of one core; ${fmtInt(l.foundByScan)} files seen first by its 50 ms scan, the rest through inotify`));
+    for (const d of r.lagDisk ?? []) {
+      const how = d.mode === 'each' ? 'one file at a time' : 'group commit';
+      rows.push(
+        lagRow(
+          `disk alone (${how})`,
+          d.lagMs === null
+            ? `nothing arrived (${fmtInt(d.arrived)} of ${fmtInt(d.written)})`
+            : `lag p50 / p99 / max ${fmtMs(d.lagMs.p50)} / ${fmtMs(d.lagMs.p99)} / ${fmtMs(d.lagMs.max)}, over 100 ms: ${fmtInt(d.over100ms)}; ${fmtInt(d.arrived)} of ${fmtInt(d.written)} arrived; ${fmtInt(d.fsyncs)} fsyncs in ${fmtInt(d.rounds)} rounds; writer late p99 ${fmtMs(d.writerLatenessMs.p99)}`,
+        ),
+      );
+    }
     out.push({ title: '(a) Replication lag: written on the active -> complete on the passive', lines: [], table: { headers: ['', ''], rows } });
   }
 

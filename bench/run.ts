@@ -19,6 +19,7 @@ import { measureInstallSync } from './install-sync.ts';
 import { closeAllHaPairs, closeProblems, killAllHaPairsNow } from './ha-pair.ts';
 import { writeRandomFile } from './file-checks.ts';
 import { createLagDirs, measureLag } from './lag.ts';
+import { measureDiskLag } from './lag-disk.ts';
 import { machineInfo } from './machine.ts';
 import { ProcessSampler } from './process-sampler.ts';
 import { renderMarkdown, renderText, type BenchResults } from './report.ts';
@@ -258,6 +259,11 @@ async function main(): Promise<void> {
       sampler.setPhase('a');
       await attempt('a', async () => {
         results.lag = await measureLag(first, lag, progress);
+      });
+      // The same load without Tandem: what this disk alone makes of it (bench/lag-disk.ts).
+      await attempt('a', async () => {
+        results.lagDisk = [];
+        for (const mode of ['each', 'group'] as const) results.lagDisk.push(await measureDiskLag(dir, lag, mode, progress));
       });
     }
 

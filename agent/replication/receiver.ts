@@ -169,6 +169,8 @@ interface Pending {
   bytes: number;
   /** Bytes of frames kept in memory for it while it waits for its point. */
   kept: number;
+  /** Bytes of its frames as received (what it counts against the window). */
+  size: number;
 }
 
 /**
@@ -183,6 +185,22 @@ export const STAGED_MEMORY_BYTES = 64 * 1024 * 1024;
  * is held at once. Raw blocks are views into the frames and do not count.
  */
 export const APPLY_INFLATED_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Group commit: batches queued and releasable are applied together, in one call of the applier,
+ * so that one durable point, one manifest flush, one applied mark and one acknowledgement cover
+ * them all (a rename inside still is a commit barrier). A group holds at most this many records
+ * (they are decoded at once: about as many as one large batch holds)...
+ */
+export const GROUP_MAX_RECORDS = 16_384;
+/** ...at most this many bytes of file data... */
+export const GROUP_MAX_DATA_BYTES = 32 * 1024 * 1024;
+/**
+ * ...and at most this share of the receive window (batches and bytes): the active keeps sending
+ * the next group while this one is applied, where a group of the whole window would stop it
+ * until the acknowledgement.
+ */
+export const GROUP_WINDOW_SHARE = 0.5;
 
 /**
  * `tandem verify` questions answered at once, at most; more get an error reply at once. The
@@ -215,7 +233,14 @@ export class Receiver {
   private syncStartedAt = 0;
   private lastContactLagMs: number | undefined;
   private behindSince: number | undefined;
+  /** Every append made (durable or failed) and handled, in the order batches arrived. */
   private appendChain: Promise<void> = Promise.resolve();
+  /**
+   * Resolves when the next append may be handed to the receive log: at once, unless something
+   * must be durable before it (a new generation taken at the hello). Appends are not chained on
+   * each other's fsync: batches that arrive while one fsync runs share the next.
+   */
+  private appendGate: Promise<void> = Promise.resolve();
   /** Batches received and not yet acknowledged, oldest first, with their bytes on the wire: what counts against the window. */
   private readonly held: { last: number; bytes: number }[] = [];
   private heldBytes = 0;
@@ -255,7 +280,7 @@ export class Receiver {
     const pending: StoredBatchLike[] = [];
     for await (const b of this.opts.receiveLog.pendingBatches()) pending.push(b);
     for (const b of pending) {
-      this.queue.push({ first: b.first, last: b.last, ts: b.ts, generation: b.generation, point: b.point, frames: b.frames, bytes: batchDataBytes(recordsOf(b.frames)), kept: 0 });
+      this.queue.push({ first: b.first, last: b.last, ts: b.ts, generation: b.generation, point: b.point, frames: b.frames, bytes: batchDataBytes(recordsOf(b.frames)), kept: 0, size: b.frames.byteLength });
       this.notePointOf(b.last, b.point);
       this.hold(b.last, b.frames.byteLength);
     }
@@ -586,6 +611,7 @@ export class Receiver {
           () => this.log.info({ generation: h.generation, parent: parent.generation, forkSeq: parent.forkSeq }, 'replication: following the new generation from where it forked'),
           (err: unknown) => this.log.warn({ err }, 'replication: cannot persist the new generation; the next connection decides again'),
         );
+      this.appendGate = this.appendChain;
     }
     this.log.info({ peer: h.node, peerHeadSeq: h.headSeq, receivedSeq: this.receivedSeq, appliedSeq: this.appliedSeq }, 'replication: connected to the active');
   }
@@ -614,10 +640,19 @@ export class Receiver {
     this.peerHeadSeq = Math.max(this.peerHeadSeq, m.last);
     this.noteContact();
     const link = this.link;
-    // Appends are chained: they reach the log in the order batches arrived.
+    // Appends reach the log in the order batches arrived (the receive log keeps the order of its
+    // calls, and this gate lets them through in arrival order), each as soon as it arrives: the
+    // receive log makes the ones that arrived during an fsync durable together with the next.
+    // Each is handled (queued or refused) in the same order once durable.
+    const issued = this.appendGate.then(() => {
+      const durable = this.opts.receiveLog.appendBatch(m.frames, commit);
+      durable.catch(noop); // observed in turn below
+      return { durable };
+    });
+    issued.catch(noop);
     this.appendChain = this.appendChain.then(async () => {
       try {
-        await this.opts.receiveLog.appendBatch(m.frames, commit);
+        await (await issued).durable;
       } catch (err) {
         // Not persisted, so not acknowledged: the active sends it again after the reconnect.
         this.receivedSeq = Math.min(this.receivedSeq, m.first - 1);
@@ -627,7 +662,7 @@ export class Receiver {
         }
         return;
       }
-      const b: Pending = { first: m.first, last: m.last, ts: commit.ts, generation: commit.generation, point: commit.point, frames: m.frames, bytes, kept: 0 };
+      const b: Pending = { first: m.first, last: m.last, ts: commit.ts, generation: commit.generation, point: commit.point, frames: m.frames, bytes, kept: 0, size: m.frames.byteLength };
       this.queue.push(b);
       this.receivedDurable = Math.max(this.receivedDurable, m.last);
       this.notePointOf(m.last, commit.point);
@@ -736,30 +771,37 @@ export class Receiver {
 
   private async applyLoop(): Promise<void> {
     while (this.queue.length > 0 && !this.closed && this.releasable(this.queue[0]!)) {
-      const batch = this.queue[0]!;
-      let frames = batch.frames;
-      if (frames === undefined) {
-        try {
-          frames = await this.opts.receiveLog.readBatch(batch.first, batch.last);
-          if (frames === undefined) throw new Error(`batch ${batch.first}-${batch.last} is no longer in the receive log`);
-        } catch (err) {
-          this.pause(TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op: `read back batch ${batch.first}-${batch.last}` }));
-          return;
+      const group = this.nextGroup();
+      const first = group[0]!.first;
+      const last = group[group.length - 1]!.last;
+      const what = group.length === 1 ? `batch ${first}-${last}` : `batches ${first}-${last} (${group.length})`;
+      // Decoded again from their frames (checked when they arrived); binary fields are views into them.
+      const records: DataRecord[] = [];
+      for (const batch of group) {
+        let frames = batch.frames;
+        if (frames === undefined) {
+          try {
+            frames = await this.opts.receiveLog.readBatch(batch.first, batch.last);
+            if (frames === undefined) throw new Error(`batch ${batch.first}-${batch.last} is no longer in the receive log`);
+          } catch (err) {
+            this.pause(TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op: `read back batch ${batch.first}-${batch.last}` }));
+            return;
+          }
         }
+        for (const r of recordsOf(frames)) if (r.seq > this.appliedSeq) records.push(r);
       }
-      // Decoded again from its frames (checked when it arrived); binary fields are views into them.
-      const records = recordsOf(frames);
+      const markers = { records, next: 0 };
       try {
-        for (const run of inflatedRuns(records.filter((r) => r.seq > this.appliedSeq))) {
-          await this.opts.applier.apply(run, (seq) => this.durable(batch, records, seq));
+        for (const run of inflatedRuns(records)) {
+          await this.opts.applier.apply(run, (seq) => this.durable(group[0]!.generation, markers, seq));
         }
       } catch (err) {
-        this.pause(TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op: `apply batch ${batch.first}-${batch.last}` }));
+        // What a rename made durable before the failure is acknowledged; the rest is applied again.
+        this.dropApplied();
+        this.pause(TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op: `apply ${what}` }));
         return;
       }
-      this.queue.shift();
-      this.stagedKept -= batch.kept;
-      batch.frames = undefined;
+      this.dropApplied();
       if (this.alarm !== undefined) {
         this.log.info({ seq: this.appliedSeq, code: this.alarm.code }, 'apply: recovered, replication resumed');
         this.alarm = undefined;
@@ -773,22 +815,65 @@ export class Receiver {
     }
   }
 
-  /** Records up to `seq` are applied and durable: remember it, then (only then) acknowledge. */
-  private async durable(batch: Pending, records: DataRecord[], seq: number): Promise<void> {
+  /**
+   * The batches to apply together: from the head of the queue, consecutive batches that may be
+   * applied now (a batch waiting for its point ends the group, and so does another generation),
+   * within the group's bounds. One at a time while applying is paused: a failing batch then
+   * holds back no batch before it.
+   */
+  private nextGroup(): Pending[] {
+    const head = this.queue[0]!;
+    const group = [head];
+    if (this.alarm !== undefined) return group;
+    const maxBatches = Math.max(1, Math.floor(this.opts.window.batches * GROUP_WINDOW_SHARE));
+    const maxSize = this.opts.window.bytes * GROUP_WINDOW_SHARE;
+    let records = head.last - Math.max(head.first, this.appliedSeq + 1) + 1;
+    let bytes = head.bytes;
+    let size = head.size;
+    for (let i = 1; i < this.queue.length && group.length < maxBatches; i++) {
+      const b = this.queue[i]!;
+      if (!this.releasable(b) || b.generation !== head.generation) break;
+      records += b.last - b.first + 1;
+      bytes += b.bytes;
+      size += b.size;
+      if (records > GROUP_MAX_RECORDS || bytes > GROUP_MAX_DATA_BYTES || size > maxSize) break;
+      group.push(b);
+    }
+    return group;
+  }
+
+  /** Batches whose every record is applied and durable leave the queue. */
+  private dropApplied(): void {
+    while (this.queue.length > 0 && this.queue[0]!.last <= this.appliedSeq) {
+      const b = this.queue.shift()!;
+      this.stagedKept -= b.kept;
+      b.frames = undefined;
+    }
+  }
+
+  /**
+   * Records up to `seq` are applied and durable: remember it, then (only then) acknowledge.
+   * `markers` are the records being applied (of one or several batches of `generation`), with
+   * the index of the first not yet reported durable: each durable point looks at the records
+   * since the last one only.
+   */
+  private async durable(generation: string, markers: { records: DataRecord[]; next: number }, seq: number): Promise<void> {
     await this.opts.flushManifest();
     // Sync markers change what the tree is; persist that before the applied mark passes them,
     // or a crash in between would forget that the tree is mid-synchronisation.
-    for (const r of records) {
-      if (r.seq <= this.appliedSeq || r.seq > seq) continue;
+    const { records } = markers;
+    for (; markers.next < records.length && records[markers.next]!.seq <= seq; markers.next++) {
+      const r = records[markers.next]!;
+      if (r.seq <= this.appliedSeq) continue;
       if (r.op === 'sync-begin') {
         this.syncBytesTotal = r.bytesTotal;
         this.syncBytesDone = 0;
         this.syncStartedAt = this.opts.clock.now();
         // From here this tree becomes a state of the active's line: take its history, and any
         // changes of its own this node agreed to discard are being overwritten.
-        const history = this.peerHello?.generation === batch.generation ? { history: this.peerHello.history ?? [] } : {};
-        await this.opts.nodeState.update({ syncId: r.id, generation: batch.generation, syncBytesTotal: r.bytesTotal, discard: false, ...history });
-        this.log.info({ sync: r.id, bytesTotal: r.bytesTotal, generation: batch.generation }, 'sync: started by the active');
+        const history = this.peerHello?.generation === generation ? { history: this.peerHello.history ?? [] } : {};
+        await this.opts.nodeState.update({ syncId: r.id, generation, syncBytesTotal: r.bytesTotal, discard: false, ...history });
+        this.log.info({ sync: r.id, bytesTotal: r.bytesTotal, generation }, 'sync: started by the active');
       } else if (r.op === 'sync-end') {
         await this.opts.nodeState.update({ syncId: '', syncBytesTotal: 0 });
         this.log.info({ sync: r.id, bytes: this.syncBytesDone }, 'sync: complete, this node holds a real state of the active');
@@ -922,3 +1007,5 @@ function batchDataBytes(records: DataRecord[]): number {
   for (const r of records) n += payloadBytes(r);
   return n;
 }
+
+function noop(): void {}

@@ -1,102 +1,16 @@
 // The sender and the receiver joined by an in-memory link, each behind its session, on a fake
-// clock: the journal and the receive log are real (files in a temporary directory), the applier
-// is a recorder (the seam: ReceiverApplier), capture is absent (nothing is captured: the test
-// journals records itself). No sockets, and no timer runs on real time.
+// clock (./helpers.ts): every record delivered once and in order, across lost links and a full
+// window.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ReceiveLog } from '../../../agent/apply/receive-log.ts';
-import type { Capture } from '../../../agent/capture/index.ts';
-import { Journal } from '../../../agent/journal/index.ts';
-import { Manifest } from '../../../agent/manifest/index.ts';
-import { Receiver, Sender, type ReceiverApplier } from '../../../agent/replication/index.ts';
-import { MemoryLink, Session } from '../../../agent/session/index.ts';
-import { NodeStateStore } from '../../../agent/state/index.ts';
-import { FakeClock } from '../../../shared/clock.ts';
 import { initHash } from '../../../shared/hash.ts';
-import { silentLogger } from '../../../shared/log.ts';
-import type { DataRecord, HelloMessage } from '../../../shared/protocol/index.ts';
-import { removeTempDirs, tempDir, writeRecord } from '../journal/helpers.ts';
+import { removeTempDirs } from '../journal/helpers.ts';
+import { replicationPair } from './helpers.ts';
 
 beforeAll(initHash);
 afterEach(removeTempDirs);
 
-const log = silentLogger();
-const ROOTS = [{ name: 'data', path: '/nonexistent/data', exclude: [] }];
-
-/** Applies nothing: keeps what it was given, in order; `hold` makes it wait (a slow disk). */
-class RecordingApplier implements ReceiverApplier {
-  readonly applied: number[] = [];
-  private gate: Promise<void> | undefined;
-  private open: (() => void) | undefined;
-  hold(): void {
-    this.gate = new Promise((r) => (this.open = r));
-  }
-  release(): void {
-    this.open?.();
-    this.gate = undefined;
-  }
-  async apply(records: DataRecord[], durable: (seq: number) => Promise<void>): Promise<void> {
-    if (this.gate !== undefined) await this.gate;
-    for (const r of records) this.applied.push(r.seq);
-    await durable(records[records.length - 1]!.seq);
-  }
-}
-
-async function pair() {
-  const clock = new FakeClock();
-  const journal = await Journal.open({ dir: await tempDir(), segmentBytes: 1 << 20, maxBytes: 64 << 20, generation: 'g1', log, clock });
-  const stateDir = await tempDir();
-  const { store: nodeState } = await NodeStateStore.open(stateDir, 'passive');
-  // The passive already holds generation g1 up to 0: it resumes, no initial synchronisation.
-  await nodeState.update({ generation: 'g1' });
-  const receiveLog = await ReceiveLog.open({ dir: await tempDir(), segmentBytes: 1 << 20, log });
-  const applier = new RecordingApplier();
-  const capture = { status: () => ({ pendingPaths: 0, waitingForSpace: false }) } as unknown as Capture;
-  const sender = new Sender({
-    pair: 'p1', self: 'alpha', generation: 'g1', history: [], activeEpoch: 1, splitBrainPolicies: [], blockSize: 65536, roots: ROOTS,
-    journal, capture, manifest: new Manifest(['data']), windowBatches: 4, windowBytes: 1 << 20, batchBytes: 64 << 10, log, clock,
-  });
-  const receiver = new Receiver({
-    pair: 'p1', self: 'beta', blockSize: 65536, roots: ROOTS, receiveLog, applier, manifest: new Manifest(['data']), flushManifest: async () => {},
-    nodeState, retryMinMs: 100, retryMaxMs: 1000, window: { batches: 4, bytes: 1 << 20 }, log, clock,
-  });
-  await receiver.recover();
-  const hello = (node: string, role: 'active' | 'passive', fields: Partial<HelloMessage>): HelloMessage => ({
-    t: 'hello', proto: 2, protoMax: 2, pair: 'p1', node, role, epoch: 1, serving: role === 'active', blockSize: 65536, generation: '', headSeq: 0, firstSeq: 0, appliedSeq: 0, syncId: '', ...fields,
-  });
-  /** A new connection: both sessions exchange hellos and hand the connection to sender and receiver. */
-  const connect = (delayMs = 1) => {
-    const [atAlpha, atBeta] = MemoryLink.pair(clock, 'alpha', 'beta', { delayMs });
-    const opts = { pair: 'p1', blockSize: 65536, helloTimeoutMs: 5000, protocol: { min: 1, max: 2 }, clock, log };
-    const sa: Session = new Session(atAlpha, { ...opts, onPeerHello: (h) => sender.attach(sa.port('to-active'), h) });
-    const sb: Session = new Session(atBeta, { ...opts, onPeerHello: (h) => receiver.attach(sb.port('to-passive'), h) });
-    sa.start(hello('alpha', 'active', sender.helloFields()));
-    sb.start(hello('beta', 'passive', receiver.helloFields()));
-    return atAlpha;
-  };
-  /** Journals `n` batches of `per` records each. */
-  const journalBatches = async (n: number, per: number) => {
-    for (let b = 0; b < n; b++) {
-      for (let i = 0; i < per; i++) journal.append(writeRecord(`f${b}`, 1000, 0x61 + i, i * 1000));
-      await journal.commit(true);
-    }
-  };
-  /**
-   * Moves the fake clock in 5 ms steps until `cond`, letting real I/O (the journal's and the
-   * receive log's files) finish between steps: a real millisecond per fake step.
-   */
-  const until = async (cond: () => boolean, what: string, maxMs = 30_000) => {
-    for (let t = 0; t < maxMs && !cond(); t += 5) await clock.advanceAsync(5, () => new Promise((r) => setTimeout(r, 1)));
-    if (!cond()) throw new Error(`not within ${maxMs} ms of fake time: ${what} (${JSON.stringify({ sender: sender.status(), received: receiver.status().receivedSeq, applied: receiver.applied })})`);
-  };
-  const close = async () => {
-    applier.release();
-    await sender.close();
-    await receiver.close();
-    await journal.close();
-    await receiveLog.close();
-  };
-  return { clock, journal, sender, receiver, applier, connect, journalBatches, until, close };
-}
+/** Window: 4 batches. */
+const pair = () => replicationPair(4);
 
 describe('sender → receiver over the in-memory link', () => {
   it('delivers every record in order, and the acknowledgements advance to the head', async () => {
