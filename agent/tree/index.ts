@@ -9,5 +9,9 @@ export { readXattrs, writeXattrs, xattrsHash, xattrProblem, xattrErrno, disableX
 export type { Xattr, XattrRead, XattrWrite } from './xattrs.ts';
 export { decideOwner, PRIVILEGE_BITS } from './owner-policy.ts';
 export type { OwnersMode, OwnerDecision, OwnerLookup } from './owner-policy.ts';
-export { ownerFieldsOf, readEntryMeta, sameXattrHash } from './entry-meta.ts';
+export { ownerFieldsOf, readEntryMeta, sameXattrHash, aclNamesField } from './entry-meta.ts';
+export { useAclNames, aclNaming, aclNamesOf, localizeAcls, aclHashForm } from './acl-names.ts';
+export type { IdNames, LocalizedAcls } from './acl-names.ts';
+export { parseAcl, encodeAcl, isAclXattr } from './posix-acl.ts';
+export type { AclEntry } from './posix-acl.ts';
 export type { DiskMeta, UserNames } from './entry-meta.ts';
