@@ -8,24 +8,14 @@ import { aclNamesOf, localizeAcls, useAclNames, type IdNames } from '../../../ag
 import { ACL_GROUP, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_UNDEFINED_ID, ACL_USER, ACL_USER_OBJ, parseAcl } from '../../../agent/tree/posix-acl.ts';
 import { xattrsHash } from '../../../agent/tree/xattrs.ts';
 import type { OwnerLookup } from '../../../agent/tree/owner-policy.ts';
+import { aclBytes } from './acl-bytes.ts';
 
 const U = ACL_UNDEFINED_ID;
 const ACCESS = 'system.posix_acl_access';
 const DEFAULT = 'system.posix_acl_default';
 
-function raw(entries: [number, number, number][]): Buffer {
-  const b = Buffer.alloc(4 + entries.length * 8);
-  b.writeUInt32LE(2, 0);
-  entries.forEach(([tag, perm, id], i) => {
-    b.writeUInt16LE(tag, 4 + i * 8);
-    b.writeUInt16LE(perm, 6 + i * 8);
-    b.writeUInt32LE(id, 8 + i * 8);
-  });
-  return b;
-}
-
 /** `user:alice:rwx, user:carol:r, group:staff:r`, mask rwx, as the active's ids make it (alice 1001, carol 1002, staff 50). */
-const activeAcl = raw([[ACL_USER_OBJ, 7, U], [ACL_USER, 7, 1001], [ACL_USER, 4, 1002], [ACL_GROUP_OBJ, 5, U], [ACL_GROUP, 4, 50], [ACL_MASK, 7, U], [ACL_OTHER, 0, U]]);
+const activeAcl = aclBytes([[ACL_USER_OBJ, 7, U], [ACL_USER, 7, 1001], [ACL_USER, 4, 1002], [ACL_GROUP_OBJ, 5, U], [ACL_GROUP, 4, 50], [ACL_MASK, 7, U], [ACL_OTHER, 0, U]]);
 
 function idNames(users: Record<number, string>, groups: Record<number, string>): IdNames {
   return { userName: (id) => users[id], groupName: (id) => groups[id] };
@@ -52,7 +42,7 @@ afterEach(() => useAclNames(undefined));
 
 describe('acl names', () => {
   it('the active names the ids of the named entries of both ACLs, sorted, each once', () => {
-    const dflt = raw([[ACL_USER_OBJ, 7, U], [ACL_USER, 5, 1003], [ACL_USER, 5, 1001], [ACL_GROUP_OBJ, 5, U], [ACL_MASK, 7, U], [ACL_OTHER, 0, U]]);
+    const dflt = aclBytes([[ACL_USER_OBJ, 7, U], [ACL_USER, 5, 1003], [ACL_USER, 5, 1001], [ACL_GROUP_OBJ, 5, U], [ACL_MASK, 7, U], [ACL_OTHER, 0, U]]);
     expect(aclNamesOf([[ACCESS, activeAcl], [DEFAULT, dflt], ['user.x', Buffer.from('1001')]], activeNames)).toEqual({
       users: [
         [1001, 'alice'],
@@ -65,8 +55,8 @@ describe('acl names', () => {
 
   it('the active sends nothing when it does not map owners by name, when no entry is named, and leaves out an id it has no name for', () => {
     expect(aclNamesOf([[ACCESS, activeAcl]], undefined)).toBeUndefined();
-    expect(aclNamesOf([[ACCESS, raw([[ACL_USER_OBJ, 6, U], [ACL_GROUP_OBJ, 4, U], [ACL_OTHER, 4, U]])]], activeNames)).toBeUndefined();
-    expect(aclNamesOf([[ACCESS, raw([[ACL_USER_OBJ, 7, U], [ACL_USER, 7, 4242], [ACL_USER, 7, 1001], [ACL_GROUP_OBJ, 5, U], [ACL_MASK, 7, U], [ACL_OTHER, 0, U]])]], activeNames)).toEqual({
+    expect(aclNamesOf([[ACCESS, aclBytes([[ACL_USER_OBJ, 6, U], [ACL_GROUP_OBJ, 4, U], [ACL_OTHER, 4, U]])]], activeNames)).toBeUndefined();
+    expect(aclNamesOf([[ACCESS, aclBytes([[ACL_USER_OBJ, 7, U], [ACL_USER, 7, 4242], [ACL_USER, 7, 1001], [ACL_GROUP_OBJ, 5, U], [ACL_MASK, 7, U], [ACL_OTHER, 0, U]])]], activeNames)).toEqual({
       users: [[1001, 'alice']],
     });
   });
@@ -97,7 +87,7 @@ describe('acl names', () => {
 
   it('the passive keeps the ACL sorted by its own ids, whatever order the active ids gave', () => {
     // dave (1003 there) is 900 here, alice (1001 there) 2001: the order flips.
-    const acl = raw([[ACL_USER_OBJ, 7, U], [ACL_USER, 7, 1001], [ACL_USER, 5, 1003], [ACL_GROUP_OBJ, 5, U], [ACL_MASK, 7, U], [ACL_OTHER, 0, U]]);
+    const acl = aclBytes([[ACL_USER_OBJ, 7, U], [ACL_USER, 7, 1001], [ACL_USER, 5, 1003], [ACL_GROUP_OBJ, 5, U], [ACL_MASK, 7, U], [ACL_OTHER, 0, U]]);
     const { xattrs } = localizeAcls([[DEFAULT, acl]], aclNamesOf([[DEFAULT, acl]], activeNames), passiveLookup);
     expect(named(xattrs[0]![1], ACL_USER)).toEqual([
       [900, 5],
@@ -112,7 +102,7 @@ describe('acl names', () => {
   });
 
   it('hashes by name when owners are mapped by name: the mapped ACL equals the original, a wrong mapping does not', () => {
-    const all: Xattr[] = [[ACCESS, raw([[ACL_USER_OBJ, 7, U], [ACL_USER, 7, 1001], [ACL_USER, 5, 1003], [ACL_GROUP_OBJ, 5, U], [ACL_GROUP, 4, 50], [ACL_MASK, 7, U], [ACL_OTHER, 0, U]])]];
+    const all: Xattr[] = [[ACCESS, aclBytes([[ACL_USER_OBJ, 7, U], [ACL_USER, 7, 1001], [ACL_USER, 5, 1003], [ACL_GROUP_OBJ, 5, U], [ACL_GROUP, 4, 50], [ACL_MASK, 7, U], [ACL_OTHER, 0, U]])]];
     useAclNames(activeNames);
     const onActive = xattrsHash(all);
     const sent = aclNamesOf(all);

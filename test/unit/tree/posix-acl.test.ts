@@ -6,20 +6,9 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ACL_GROUP, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_UNDEFINED_ID, ACL_USER, ACL_USER_OBJ, encodeAcl, parseAcl } from '../../../agent/tree/posix-acl.ts';
+import { aclBytes } from './acl-bytes.ts';
 
 const U = ACL_UNDEFINED_ID;
-
-/** An ACL value of these entries, in the order given (not sorted). */
-function raw(entries: [number, number, number][]): Buffer {
-  const b = Buffer.alloc(4 + entries.length * 8);
-  b.writeUInt32LE(2, 0);
-  entries.forEach(([tag, perm, id], i) => {
-    b.writeUInt16LE(tag, 4 + i * 8);
-    b.writeUInt16LE(perm, 6 + i * 8);
-    b.writeUInt32LE(id, 8 + i * 8);
-  });
-  return b;
-}
 
 function hasTools(): boolean {
   try {
@@ -33,7 +22,7 @@ function hasTools(): boolean {
 
 describe('posix acl', () => {
   it('parses an ACL as the kernel stores it: owner, named users and groups, mask, other', () => {
-    expect(parseAcl(raw([[ACL_USER_OBJ, 7, U], [ACL_USER, 6, 1001], [ACL_GROUP_OBJ, 5, U], [ACL_GROUP, 4, 50], [ACL_MASK, 7, U], [ACL_OTHER, 0, U]]))).toEqual([
+    expect(parseAcl(aclBytes([[ACL_USER_OBJ, 7, U], [ACL_USER, 6, 1001], [ACL_GROUP_OBJ, 5, U], [ACL_GROUP, 4, 50], [ACL_MASK, 7, U], [ACL_OTHER, 0, U]]))).toEqual([
       { tag: ACL_USER_OBJ, perm: 7, id: U },
       { tag: ACL_USER, perm: 6, id: 1001 },
       { tag: ACL_GROUP_OBJ, perm: 5, id: U },
@@ -44,13 +33,13 @@ describe('posix acl', () => {
   });
 
   it('refuses what is not an ACL: another version, a torn entry, an unknown tag, too short', () => {
-    const bad = raw([[ACL_USER_OBJ, 7, U]]);
+    const bad = aclBytes([[ACL_USER_OBJ, 7, U]]);
     bad.writeUInt32LE(1, 0);
     expect(parseAcl(bad)).toBeUndefined();
-    expect(parseAcl(raw([[ACL_USER_OBJ, 7, U]]).subarray(0, 10))).toBeUndefined();
-    expect(parseAcl(raw([[0x40, 7, U]]))).toBeUndefined();
+    expect(parseAcl(aclBytes([[ACL_USER_OBJ, 7, U]]).subarray(0, 10))).toBeUndefined();
+    expect(parseAcl(aclBytes([[0x40, 7, U]]))).toBeUndefined();
     expect(parseAcl(Buffer.from([2, 0]))).toBeUndefined();
-    expect(parseAcl(raw([]))).toEqual([]);
+    expect(parseAcl(aclBytes([]))).toEqual([]);
   });
 
   it('encodes sorted by tag then id, whatever the order given, and round-trips', () => {
@@ -63,7 +52,7 @@ describe('posix acl', () => {
       { tag: ACL_USER_OBJ, perm: 7, id: U },
     ];
     const enc = encodeAcl(entries);
-    expect(enc).toEqual(raw([[ACL_USER_OBJ, 7, U], [ACL_USER, 4, 5], [ACL_USER, 6, 2000], [ACL_GROUP_OBJ, 5, U], [ACL_MASK, 7, U], [ACL_OTHER, 0, U]]));
+    expect(enc).toEqual(aclBytes([[ACL_USER_OBJ, 7, U], [ACL_USER, 4, 5], [ACL_USER, 6, 2000], [ACL_GROUP_OBJ, 5, U], [ACL_MASK, 7, U], [ACL_OTHER, 0, U]]));
     expect(encodeAcl(parseAcl(enc)!)).toEqual(enc);
   });
 
