@@ -3,6 +3,7 @@
 // an ACL by names so that a correctly mapped ACL compares equal and a wrong one does not.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initHash } from '../../../shared/hash.ts';
+import { entryProblem } from '../../../shared/protocol/records.ts';
 import { aclNamesProblem, metaFieldsProblem, MAX_ACL_NAMES, type Xattr } from '../../../shared/protocol/metadata.ts';
 import { aclNamesOf, localizeAcls, useAclNames, type IdNames } from '../../../agent/tree/acl-names.ts';
 import { ACL_GROUP, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_UNDEFINED_ID, ACL_USER, ACL_USER_OBJ, parseAcl } from '../../../agent/tree/posix-acl.ts';
@@ -126,5 +127,10 @@ describe('acl names', () => {
     expect(aclNamesProblem({ users: [[-1, 'a']] })).toBe('users: not an [id, name] pair');
     expect(aclNamesProblem({ users: Array.from({ length: MAX_ACL_NAMES + 1 }, (_, i) => [i, `u${i}`]) })).toBe('users: too many');
     expect(metaFieldsProblem({ aclNames: { users: [[1, '']] } })).toBe('aclNames: users: not an [id, name] pair');
+    // A record from the wire or a log on disk is refused whole.
+    const meta = { op: 'meta', seq: 1, root: 'data', path: 'f', mode: 0o644, mtimeMs: 0 };
+    expect(entryProblem({ ...meta, aclNames: { users: [[1001, 'alice']] } })).toBeUndefined();
+    expect(entryProblem({ ...meta, aclNames: { users: 'alice' } })).toBe('meta: aclNames: users: not a list');
+    expect(entryProblem({ ...meta, op: 'mkdir', aclNames: { groups: [[5, 'a'], [5, 'b']] } })).toBe('mkdir: aclNames: groups: ids not sorted or repeated');
   });
 });
