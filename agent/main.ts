@@ -25,6 +25,7 @@ import { planRoots, refuseUnsupported } from './points/index.ts';
 import { AppMonitor, ScriptRunner } from './scripts/index.ts';
 import type { Verifier } from './verify/index.ts';
 import { NodeStateStore, acquireStateLock, tightenPrivateState } from './state/index.ts';
+import { UserDb, useAclNames } from './tree/index.ts';
 
 export interface RunningAgent {
   config: TandemConfig;
@@ -85,6 +86,8 @@ async function build(config: TandemConfig, log: Logger, clock: Clock, childUmask
     let tracker: StateTracker | undefined;
     const emit = (d: EventDraft) => void tracker?.report(d);
 
+    // With owners by name, ACLs are sent with the names of their ids and compared by name (tree/acl-names.ts).
+    useAclNames(config.replication.owners === 'names' ? new UserDb(clock) : undefined);
     const manifestStore = await ManifestStore.open({
       dir: path.join(config.stateDir, 'manifest'),
       roots: config.protect.map((r) => r.name),

@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   TANDEM_ERR_POINT_FAILED: 'A consistency point could not be taken or its changes listed (a btrfs snapshot or send failed): that root is captured file by file until one succeeds.',
   TANDEM_ERR_POINTS_UNSUPPORTED: 'A protected root set to consistency: snapshot cannot give consistency points (not a btrfs subvolume root, no btrfs-progs, not root…).',
   TANDEM_ERR_MESSAGE_UNEXPECTED: 'The peer sent a valid message that no part of this node takes on that connection (before the hello, a second hello, or a kind its role does not handle).',
+  TANDEM_ERR_ACL_ENTRY_DROPPED: 'With replication.owners: names, a named ACL entry (user:NAME or group:NAME) whose name the passive does not know, or that came without a name, was left out: access denied, never granted to whoever has that id here.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -37,6 +37,8 @@ import {
   at,
   closeFd,
   decideOwner,
+  isAclXattr,
+  localizeAcls,
   lstatAt,
   openDirAt,
   openDirBeneath,
@@ -46,6 +48,7 @@ import {
   xattrsHash,
   type OwnerLookup,
   type OwnersMode,
+  type Xattr,
 } from '../tree/index.ts';
 import { PathGuard, SWAPPED_HINT, closeLoc, lstatOrUndefined, outsideRootError, type Loc, type WalkMode } from './path-guard.ts';
 import { ioCounters } from '../../shared/io-counters.ts';
@@ -681,6 +684,7 @@ export class Applier {
     let clearedCap = false;
     if (r.xattrs !== undefined) {
       let want = r.xattrs;
+      if (this.owners === 'names') want = this.localizeAcls(r, want);
       if (!privileged && want.some(([n]) => n === CAPABILITY_XATTR)) {
         want = want.filter(([n]) => n !== CAPABILITY_XATTR);
         clearedCap = true;
@@ -715,6 +719,27 @@ export class Applier {
     }
     fs.fchmodSync(fd, mode);
     return { xattrHash };
+  }
+
+  /**
+   * owners: names: the ACLs' named entries by name (tree/acl-names.ts); an entry whose name is
+   * unknown here, or that came without one, is dropped, never granted to whoever holds its
+   * number on this node.
+   */
+  private localizeAcls(r: MkdirRecord | MetaRecord, xattrs: Xattr[]): Xattr[] {
+    if (!xattrs.some(([n]) => isAclXattr(n))) return xattrs;
+    const out = localizeAcls(xattrs, r.aclNames, this.users);
+    if (out.dropped.length > 0) {
+      const where = `${r.root}/${r.path}`;
+      this.notices.add(
+        'TANDEM_ERR_ACL_ENTRY_DROPPED',
+        `apply ${r.op} ${where}: ACL entries dropped: ${out.dropped.slice(0, 8).join(', ')}`,
+        'create the users and groups on this node with the same names (and set replication.owners to names on both nodes), then run tandem verify --repair',
+        { root: r.root, path: r.path, dropped: out.dropped.slice(0, 8) },
+        where,
+      );
+    }
+    return out.xattrs;
   }
 
   private async applySymlink(r: SymlinkRecord): Promise<void> {

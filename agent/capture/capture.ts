@@ -26,6 +26,7 @@ import {
   openParent,
   openRoot,
   ownerFieldsOf,
+  aclNamesField,
   readEntryMeta,
   sameXattrHash,
   xattrProblem,
@@ -1056,7 +1057,7 @@ export class Capture {
       if (cur.mode === mode && cur.uid === st.uid && cur.gid === st.gid && cur.ctimeMs === st.ctimeMs) return;
       const meta = this.readMeta(root, rel, parent, st);
       if (cur.mode !== mode || cur.uid !== st.uid || cur.gid !== st.gid || !sameXattrHash(cur.xattrHash, meta.xattrHash)) {
-        this.append({ op: 'mkdir', root: root.name, path: rel, mode, ...meta.owner, xattrs: meta.xattrs });
+        this.append({ op: 'mkdir', root: root.name, path: rel, mode, ...meta.owner, xattrs: meta.xattrs, ...aclNamesField(meta) });
       }
       m.set(root.name, rel, { ...cur, mode, ...ownerOf(meta.owner), xattrHash: meta.xattrHash, ctimeMs: st.ctimeMs });
       return;
@@ -1067,7 +1068,7 @@ export class Capture {
       m.delete(root.name, rel);
     }
     const meta = this.readMeta(root, rel, parent, st);
-    this.append({ op: 'mkdir', root: root.name, path: rel, mode, ...meta.owner, xattrs: meta.xattrs });
+    this.append({ op: 'mkdir', root: root.name, path: rel, mode, ...meta.owner, xattrs: meta.xattrs, ...aclNamesField(meta) });
     m.set(root.name, rel, { kind: 'dir', mode, ino: st.ino, mtimeMs: st.mtimeMs, ...ownerOf(meta.owner), xattrHash: meta.xattrHash, ctimeMs: st.ctimeMs });
     // Watch first, then list: an entry created in between is seen by one or the other. Entries
     // created before the watch existed have no event of their own.
@@ -1126,7 +1127,7 @@ export class Capture {
       if (prev.mode === mode && prev.uid === st.uid && prev.gid === st.gid && prev.ctimeMs === st.ctimeMs) return;
       const meta = this.readMeta(root, rel, parent, st);
       if (prev.mode !== mode || prev.uid !== st.uid || prev.gid !== st.gid || !sameXattrHash(prev.xattrHash, meta.xattrHash)) {
-        this.append({ op: 'meta', root: root.name, path: rel, mode, mtimeMs: prev.mtimeMs, ...meta.owner, xattrs: meta.xattrs });
+        this.append({ op: 'meta', root: root.name, path: rel, mode, mtimeMs: prev.mtimeMs, ...meta.owner, xattrs: meta.xattrs, ...aclNamesField(meta) });
       }
       const entry: FileEntry = { ...prev, mode, ...ownerOf(meta.owner), xattrHash: meta.xattrHash, ctimeMs: st.ctimeMs, nlink: st.nlink };
       m.set(root.name, rel, entry);
@@ -1264,7 +1265,7 @@ export class Capture {
     const meta = this.readMeta(root, rel, parent, st);
     const owner = { ...meta.owner, ...ownerFieldsOf(stat, this.users) };
     if (changed || prev === undefined || prev.mtimeMs !== stat.mtimeMs || prev.mode !== stat.mode || prev.uid !== stat.uid || prev.gid !== stat.gid || !sameXattrHash(prev.xattrHash, meta.xattrHash)) {
-      this.append({ op: 'meta', root: root.name, path: rel, mode: stat.mode, mtimeMs: stat.mtimeMs, ...owner, xattrs: meta.xattrs });
+      this.append({ op: 'meta', root: root.name, path: rel, mode: stat.mode, mtimeMs: stat.mtimeMs, ...owner, xattrs: meta.xattrs, ...aclNamesField(meta) });
     }
     const entry: FileEntry = {
       kind: 'file',

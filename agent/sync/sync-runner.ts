@@ -15,7 +15,7 @@ import type { Logger } from '../../shared/log.ts';
 import { HASH_BYTES, hash64, isAllZero } from '../../shared/hash.ts';
 import { depthOf, type OwnerFields, type Xattr } from '../../shared/protocol/index.ts';
 import { applyRecordToManifest, type Entry, type FileEntry, type Manifest } from '../manifest/index.ts';
-import { lstatAt, openParentOrNone, readXattrs, sameXattrHash, xattrsHash } from '../tree/index.ts';
+import { aclNamesField, aclNamesOf, lstatAt, openParentOrNone, readXattrs, sameXattrHash, xattrsHash } from '../tree/index.ts';
 import { actionBytes, diffEntry, type LinkView, type SyncAction } from './entry-diff.ts';
 
 export interface SyncProgress {
@@ -260,7 +260,7 @@ export async function journalAction(
       if (entry?.kind !== 'dir') return false;
       const xattrs = currentXattrs(file.rootPath, p, entry);
       if (xattrs === undefined) return false;
-      ctx.append({ op: 'mkdir', root, path: p, mode: action.mode, ...ownerFieldsOfEntry(entry), xattrs });
+      ctx.append({ op: 'mkdir', root, path: p, mode: action.mode, ...ownerFieldsOfEntry(entry), xattrs, ...aclNamesField({ aclNames: aclNamesOf(xattrs) }) });
       return true;
     }
     case 'file':
@@ -354,7 +354,7 @@ export async function journalFileBlocks(
       }
       k += n;
     }
-    ctx.append({ op: 'meta', root: file.root, path: file.path, mode: entry.mode, mtimeMs: entry.mtimeMs, ...ownerFieldsOfEntry(entry), xattrs });
+    ctx.append({ op: 'meta', root: file.root, path: file.path, mode: entry.mode, mtimeMs: entry.mtimeMs, ...ownerFieldsOfEntry(entry), xattrs, ...aclNamesField({ aclNames: aclNamesOf(xattrs) }) });
     return true;
   } finally {
     await src.close();

@@ -2,7 +2,8 @@
 // and, where this node has them, names) and replicated extended attributes. One reader for
 // capture, the synchronisation, verify and the passive's manifest, so all compare alike.
 import type { Stats } from 'node:fs';
-import type { OwnerFields, Xattr } from '../../shared/protocol/index.ts';
+import type { AclNames, OwnerFields, Xattr } from '../../shared/protocol/index.ts';
+import { aclNamesOf } from './acl-names.ts';
 import { readXattrs, xattrsHash } from './xattrs.ts';
 
 export interface UserNames {
@@ -25,6 +26,8 @@ export interface DiskMeta {
   /** Files and directories: the replicated attributes, sorted by name ([] for none). */
   xattrs: Xattr[];
   xattrHash: Buffer | undefined;
+  /** The names of the ids of the ACLs' named entries, when this node maps owners by name (acl-names.ts). */
+  aclNames?: AclNames;
   /** Attributes listed but not readable (gone meanwhile, or refused). */
   unreadable: string[];
 }
@@ -38,7 +41,13 @@ export function readEntryMeta(at: string, st: Stats, users: UserNames | undefine
   const owner = ownerFieldsOf(st, users);
   if (st.isSymbolicLink()) return { owner, xattrs: [], xattrHash: undefined, unreadable: [] };
   const { xattrs, unreadable } = readXattrs(at);
-  return { owner, xattrs, xattrHash: xattrsHash(xattrs), unreadable };
+  const aclNames = aclNamesOf(xattrs);
+  return { owner, xattrs, xattrHash: xattrsHash(xattrs), unreadable, ...(aclNames === undefined ? {} : { aclNames }) };
+}
+
+/** The record field that carries `aclNames`, or nothing (records stay small). */
+export function aclNamesField(m: { aclNames?: AclNames | undefined }): { aclNames?: AclNames } {
+  return m.aclNames === undefined ? {} : { aclNames: m.aclNames };
 }
 
 /** Two attribute hashes (undefined: none) describe the same attributes. */

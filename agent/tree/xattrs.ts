@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { describeCause } from '../../shared/errors.ts';
 import { hash64 } from '../../shared/hash.ts';
 import { isReplicatedXattr, type Xattr } from '../../shared/protocol/metadata.ts';
+import { aclHashForm } from './acl-names.ts';
 
 export type { Xattr } from '../../shared/protocol/metadata.ts';
 
@@ -139,13 +140,16 @@ export function writeXattrs(path: string, want: readonly Xattr[]): XattrWrite {
 /**
  * xxhash64 of the attributes in a canonical form (sorted by name, each name and value
  * length-prefixed): what manifests keep and compare. Undefined for none, so a file without
- * attributes costs nothing in a manifest.
+ * attributes costs nothing in a manifest. When this node maps owners by name, a POSIX ACL is
+ * hashed with its ids replaced by their names (acl-names.ts): the passive's ACL holds its own
+ * ids for the same names, and must compare equal.
  */
 export function xattrsHash(list: readonly Xattr[]): Buffer | undefined {
   if (list.length === 0) return undefined;
   const sorted = [...list].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const parts: Buffer[] = [];
-  for (const [name, value] of sorted) {
+  for (const [name, raw] of sorted) {
+    const value = aclHashForm(name, raw) ?? raw;
     const n = Buffer.from(name);
     const head = Buffer.allocUnsafe(6);
     head.writeUInt16LE(n.length, 0);

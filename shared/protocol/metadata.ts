@@ -18,7 +18,27 @@ export interface OwnerFields {
 export interface MetaFields extends OwnerFields {
   /** Exactly these replicated attributes, sorted by name (absent: leave them as they are). */
   xattrs?: Xattr[];
+  /**
+   * The active's names of the ids in the named entries (user:ID, group:ID) of the POSIX ACLs
+   * among `xattrs`, for `replication.owners: names`: the passive gives each entry the id of the
+   * same name there, and drops an entry whose id came without a name (docs/replication.md).
+   * Absent when the active does not map owners by name. An older passive ignores it.
+   */
+  aclNames?: AclNames;
 }
+
+/** [id, name] pairs, sorted by id, each id once. */
+export interface AclNames {
+  users?: [id: number, name: string][];
+  groups?: [id: number, name: string][];
+}
+
+/**
+ * At most this many names per kind in one record: more distinct users than any ACL a file
+ * system keeps in practice (ext4 fits about 500 entries in its block). Entries past it go
+ * without a name, so the passive drops them.
+ */
+export const MAX_ACL_NAMES = 1024;
 
 /** Linux's own limits (XATTR_NAME_MAX, XATTR_SIZE_MAX, XATTR_LIST_MAX). */
 export const MAX_XATTR_NAME_BYTES = 255;
@@ -68,6 +88,25 @@ export function xattrsProblem(v: unknown): string | undefined {
   return listBytes > MAX_XATTR_LIST_BYTES ? 'list too long' : undefined;
 }
 
+/** Why a decoded `aclNames` is not one Tandem would send; undefined when it is fine. */
+export function aclNamesProblem(v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'not a map';
+  const r = v as Record<string, unknown>;
+  for (const kind of ['users', 'groups'] as const) {
+    const list = r[kind];
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) return `${kind}: not a list`;
+    if (list.length > MAX_ACL_NAMES) return `${kind}: too many`;
+    let last = -1;
+    for (const pair of list) {
+      if (!Array.isArray(pair) || pair.length !== 2 || !isId(pair[0]) || !isName(pair[1])) return `${kind}: not an [id, name] pair`;
+      if ((pair[0] as number) <= last) return `${kind}: ids not sorted or repeated`;
+      last = pair[0] as number;
+    }
+  }
+  return undefined;
+}
+
 /** Why the owner and attribute fields of a decoded record or entry are malformed; undefined when absent or fine. */
 export function metaFieldsProblem(r: Record<string, unknown>): string | undefined {
   if ((r.uid !== undefined && !isId(r.uid)) || (r.gid !== undefined && !isId(r.gid))) return 'bad owner id';
@@ -75,6 +114,10 @@ export function metaFieldsProblem(r: Record<string, unknown>): string | undefine
   if (r.xattrs !== undefined) {
     const p = xattrsProblem(r.xattrs);
     if (p !== undefined) return `xattrs: ${p}`;
+  }
+  if (r.aclNames !== undefined) {
+    const p = aclNamesProblem(r.aclNames);
+    if (p !== undefined) return `aclNames: ${p}`;
   }
   return undefined;
 }

@@ -79,6 +79,29 @@ async function inSync(p: TestPair): Promise<void> {
 
 const noFailover = (doc: Record<string, any>) => (doc.failover = { auto: false });
 
+/** A pair whose nodes map owners by name (replication.owners: names). */
+function namesPair(): Promise<TestPair> {
+  return TestPair.create({
+    emptyData: true,
+    config: (doc) => {
+      noFailover(doc);
+      doc.replication = { owners: 'names' };
+    },
+  });
+}
+
+/**
+ * A wrapper that runs the passive with its own user database: these passwd and group files
+ * bind-mounted over /etc/passwd and /etc/group in a mount namespace of its own.
+ */
+function ownUserDb(p: TestPair, passwd: string, group: string): string[] {
+  const etc = path.join(p.dir, 'beta-etc');
+  fs.mkdirSync(etc);
+  fs.writeFileSync(path.join(etc, 'passwd'), passwd);
+  fs.writeFileSync(path.join(etc, 'group'), group);
+  return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && exec "$@"', 'sh', path.join(etc, 'passwd'), path.join(etc, 'group')];
+}
+
 describe.skipIf(skip !== undefined)('faithful metadata between two agents', () => {
   it('gives the passive the owners, groups and modes of a tree with several users, and a setuid file there never runs as root', async () => {
     pair = await TestPair.create({ emptyData: true, config: noFailover });
@@ -150,23 +173,13 @@ describe.skipIf(skip !== undefined)('faithful metadata between two agents', () =
   });
 
   it('with replication.owners: names, maps owners by name through the passive user database, and a setuid file whose owner has no name loses the bit', async () => {
-    pair = await TestPair.create({
-      emptyData: true,
-      config: (doc) => {
-        noFailover(doc);
-        doc.replication = { owners: 'names' };
-      },
-    });
+    pair = await namesPair();
     const p = pair;
     traversable(p);
     // The passive's own user database: daemon is 3001 there, and has a group of that id.
-    const etc = path.join(p.dir, 'beta-etc');
-    fs.mkdirSync(etc);
     const passwd = fs.readFileSync('/etc/passwd', 'utf8').replace(/^daemon:x:1:1:/m, 'daemon:x:3001:3001:');
     const group = fs.readFileSync('/etc/group', 'utf8').replace(/^daemon:x:1:/m, 'daemon:x:3001:');
-    fs.writeFileSync(path.join(etc, 'passwd'), passwd);
-    fs.writeFileSync(path.join(etc, 'group'), group);
-    const ownEtc = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && exec "$@"', 'sh', path.join(etc, 'passwd'), path.join(etc, 'group')];
+    const ownEtc = ownUserDb(p, passwd, group);
     await Promise.all([p.start('alpha'), p.start('beta', { wrap: ownEtc })]);
     idCopy(p.data('alpha', 'whoami-daemon'), DAEMON, DAEMON, 0o4755);
     put(p.data('alpha', 'no-name'), 'owned by an id without a name', 4242, 4242, 0o4755);
@@ -180,6 +193,53 @@ describe.skipIf(skip !== undefined)('faithful metadata between two agents', () =
     const r = await tandem(['verify', '-c', p.node('alpha').config, '--json']);
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(4);
     expect(JSON.parse(r.stdout).details).toEqual([{ path: 'data/no-name', what: 'mode', blocks: 0, repaired: false }]);
+  });
+
+  it('with replication.owners: names, ACL entries follow their names: the passive gives daemon its own id, never the stranger holding the old one, and drops a user it lacks', async () => {
+    pair = await namesPair();
+    const p = pair;
+    // The passive's user database: daemon is 3001 there, uid and gid 1 belong to "stranger",
+    // and there is no bin (uid 2) at all.
+    const passwd = fs
+      .readFileSync('/etc/passwd', 'utf8')
+      .replace(/^daemon:x:1:1:/m, 'daemon:x:3001:3001:')
+      .replace(/^bin:x:2:2:.*\n/m, '')
+      .concat('stranger:x:1:1::/nonexistent:/usr/sbin/nologin\n');
+    const group = fs.readFileSync('/etc/group', 'utf8').replace(/^daemon:x:1:/m, 'daemon:x:3001:').concat('stranger:x:1:\n');
+    const ownEtc = ownUserDb(p, passwd, group);
+    const a = (rel: string) => p.data('alpha', rel);
+    const b = (rel: string) => p.data('beta', rel);
+    // A directory there before the first synchronisation, the rest captured as they change.
+    fs.mkdirSync(a('shared'));
+    execFileSync('setfacl', ['-m', 'd:u:daemon:rwx,d:g:daemon:r,u:daemon:rwx,g:daemon:r', a('shared')]);
+    await Promise.all([p.start('alpha'), p.start('beta', { wrap: ownEtc })]);
+    fs.writeFileSync(a('file'), 'daemon may write this');
+    execFileSync('setfacl', ['-m', 'u:daemon:rwx,g:daemon:r', a('file')]);
+    fs.mkdirSync(a('later'));
+    execFileSync('setfacl', ['-m', 'd:u:daemon:rx', a('later')]);
+    fs.writeFileSync(a('lacking'), 'bin may read this');
+    execFileSync('setfacl', ['-m', 'u:bin:r,u:daemon:r', a('lacking')]);
+    const beta = await p.waitFor('beta', 'the dropped-entry alarm', (s) => alarmCodes(s).includes('TANDEM_ERR_ACL_ENTRY_DROPPED'), 60_000);
+    expect(beta.alarms.find((x) => x.code === 'TANDEM_ERR_ACL_ENTRY_DROPPED')?.message).toMatch(/lacking: ACL entries dropped: user "bin" does not exist here/);
+    await inSync(p);
+    const acl = (f: string) => execFileSync('getfacl', ['-n', '-p', '--omit-header', f], { encoding: 'utf8' });
+    for (const rel of ['file', 'shared']) {
+      expect(acl(b(rel))).toMatch(/^user:3001:rwx/m);
+      expect(acl(b(rel))).toMatch(/^group:3001:r--/m);
+      expect(acl(b(rel))).not.toMatch(/:1:/);
+    }
+    expect(acl(b('shared'))).toMatch(/^default:user:3001:rwx/m);
+    expect(acl(b('shared'))).toMatch(/^default:group:3001:r--/m);
+    expect(acl(b('later'))).toMatch(/^default:user:3001:r-x/m);
+    expect(acl(b('later'))).not.toMatch(/:1:/);
+    // bin's entry is absent (uid 2 is nobody's here, but it would be whoever came to hold it), daemon's kept.
+    expect(acl(b('lacking'))).not.toMatch(/user:2:/);
+    expect(acl(b('lacking'))).toMatch(/^user:3001:r--/m);
+    expect(acl(b('lacking'))).toMatch(/^mask::/m);
+    // Verify compares ACLs by name: the mapped ones are no difference; the one that lost an entry is.
+    const r = await tandem(['verify', '-c', p.node('alpha').config, '--json']);
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(4);
+    expect(JSON.parse(r.stdout).details.map((d: { path: string; what: string }) => `${d.path} ${d.what}`)).toEqual(['data/lacking xattrs']);
   });
 
   it('keeps hard links as links, a sparse file sparse, and extended attributes and ACLs', async () => {

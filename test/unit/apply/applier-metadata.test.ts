@@ -148,6 +148,48 @@ describe.skipIf(!isRoot)('applier metadata', () => {
     expect(e?.kind === 'file' ? e.xattrHash?.length : undefined).toBe(8);
   });
 
+  it('with owners names: ACL entries follow their names, and one whose name is unknown here is dropped, never granted by number', async () => {
+    // The active's ACLs: user 1001 (alice there) rwx, 1002 (carol, unknown here) r; a default
+    // ACL giving 1001 r-x. Here alice is 2001 and 1001 is whoever holds it.
+    const f = path.join(base, 'acl-src');
+    const d = path.join(base, 'acl-src-dir');
+    fs.writeFileSync(f, '');
+    fs.mkdirSync(d);
+    execFileSync('setfacl', ['-m', 'u:1001:rwx,u:1002:r', f]);
+    execFileSync('setfacl', ['-m', 'd:u:1001:rx,d:g:1002:r', d]);
+    const raw = (p: string, n: string) => execFileSync('getfattr', ['--absolute-names', '--only-values', '-n', n, p]);
+    const aclNames = { users: [[1001, 'alice'], [1002, 'carol']] as [number, string][], groups: [[1002, 'staff']] as [number, string][] };
+    const { run, applier } = await setup('names');
+    const b = new RecordBuilder();
+    b.content('f', 'x', BS);
+    b.meta('f', 0o640, T0, { uid: 0, gid: 0, user: 'root', group: 'root', xattrs: [['system.posix_acl_access', raw(f, 'system.posix_acl_access')]], aclNames });
+    b.mkdir('d', 0o755, { uid: 0, gid: 0, user: 'root', group: 'root', xattrs: [['system.posix_acl_default', raw(d, 'system.posix_acl_default')]], aclNames });
+    await run(b.records);
+    const facl = (rel: string) => execFileSync('getfacl', ['-n', '-p', '--omit-header', at(rel)], { encoding: 'utf8' });
+    expect(facl('f')).toMatch(/^user:2001:rwx(?=\s|$)/m);
+    expect(facl('f')).not.toMatch(/user:100[12]:/);
+    expect(facl('f')).toMatch(/^mask::/m);
+    expect(facl('d')).toMatch(/^default:user:2001:r-x(?=\s|$)/m);
+    expect(facl('d')).toMatch(/^default:group:3001:r--(?=\s|$)/m);
+    expect(facl('d')).not.toMatch(/:100[12]:/);
+    const n = applier.noticeList().find((x) => x.code === 'TANDEM_ERR_ACL_ENTRY_DROPPED');
+    expect(n?.message).toMatch(/user "carol" does not exist here/);
+  });
+
+  it('with owners numeric: ACL entries keep their ids as they came', async () => {
+    const f = path.join(base, 'acl-src');
+    fs.writeFileSync(f, '');
+    execFileSync('setfacl', ['-m', 'u:1001:rwx', f]);
+    const acl = execFileSync('getfattr', ['--absolute-names', '--only-values', '-n', 'system.posix_acl_access', f]);
+    const { run, applier } = await setup('numeric');
+    const b = new RecordBuilder();
+    b.content('f', 'x', BS);
+    b.meta('f', 0o640, T0, { uid: 0, gid: 0, xattrs: [['system.posix_acl_access', acl]], aclNames: { users: [[1001, 'alice']] } });
+    await run(b.records);
+    expect(execFileSync('getfacl', ['-n', '-p', '--omit-header', at('f')], { encoding: 'utf8' })).toMatch(/^user:1001:rwx(?=\s|$)/m);
+    expect(applier.noticeList().map((x) => x.code)).not.toContain('TANDEM_ERR_ACL_ENTRY_DROPPED');
+  });
+
   it('makes a second name a hard link of the first, replacing what was there, and skips one whose first name is gone', async () => {
     const { run, manifest } = await setup();
     const b = new RecordBuilder();
