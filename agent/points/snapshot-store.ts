@@ -133,6 +133,21 @@ export class SnapshotStore {
     return snap;
   }
 
+  /**
+   * Takes a read-only snapshot of the root now and lists what changed since `older` (taken by
+   * this store), in one btrfs child (Btrfs.snapshotAndChanges). Throws when no snapshot was
+   * taken; a listing that failed comes back as its error, the snapshot being good.
+   */
+  async takeAndList(older: Snapshot, blockSize: number): Promise<{ snap: Snapshot; changes: ChangeSet | Error; listMs: number }> {
+    const p = path.join(this.opts.dir, String(this.next++));
+    const at = this.opts.clock.now();
+    const t0 = this.opts.clock.monotonic();
+    const r = await this.opts.btrfs.snapshotAndChanges(this.opts.root, p, older.path, blockSize);
+    const snap = { path: p, at, tookMs: r.snapshotMs };
+    this.live.push(snap);
+    return { snap, changes: r.changes, listMs: Math.max(0, this.opts.clock.monotonic() - t0 - r.snapshotMs) };
+  }
+
   /** What changed from `older` to `newer` (both taken by this store). */
   changes(older: Snapshot, newer: Snapshot, blockSize: number): Promise<ChangeSet> {
     return this.opts.btrfs.changes(older.path, newer.path, blockSize);
