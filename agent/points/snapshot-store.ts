@@ -142,7 +142,19 @@ export class SnapshotStore {
     const p = path.join(this.opts.dir, String(this.next++));
     const at = this.opts.clock.now();
     const t0 = this.opts.clock.monotonic();
-    const r = await this.opts.btrfs.snapshotAndChanges(this.opts.root, p, older.path, blockSize);
+    let r: Awaited<ReturnType<Btrfs['snapshotAndChanges']>>;
+    try {
+      r = await this.opts.btrfs.snapshotAndChanges(this.opts.root, p, older.path, blockSize);
+    } catch (err) {
+      // Killed at its deadline after the snapshot was made, before it said so: still deleted.
+      const st = await fsp.lstat(p).catch(() => undefined);
+      if (st?.isDirectory() === true && st.ino === SUBVOLUME_ROOT_INO) {
+        const orphan = { path: p, at, tookMs: 0 };
+        this.live.push(orphan);
+        this.drop(orphan);
+      }
+      throw err;
+    }
     const snap = { path: p, at, tookMs: r.snapshotMs };
     this.live.push(snap);
     return { snap, changes: r.changes, listMs: Math.max(0, this.opts.clock.monotonic() - t0 - r.snapshotMs) };

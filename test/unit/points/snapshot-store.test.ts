@@ -2,6 +2,9 @@
 // deleted several at a time (one btrfs command, one fork of the agent), none waits longer than
 // its bound, and none is left once the store is closed. Needs root and btrfs-progs.
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Btrfs, SnapshotStore, defaultPointsDir, findBtrfs, preparePointsDir } from '../../../agent/points/index.ts';
 import { FakeClock, systemClock } from '../../../shared/clock.ts';
@@ -74,5 +77,33 @@ describe.skipIf(skip !== undefined)('snapshot store (btrfs)', () => {
     // The timer of the batch went with it: nothing runs later.
     clock.advance(120_000);
     expect(store.waitingDeletion).toBe(0);
+  });
+
+  it('deletes a snapshot its command made before failing (none is left behind after close)', async () => {
+    const clock = new FakeClock();
+    const lfs = makeLoopFs({ sizeMiB: 256, tag: 'orphan' });
+    const root = makeSubvolume(lfs, 'data');
+    const dir = defaultPointsDir(root);
+    expect(preparePointsDir(dir)).toBeUndefined();
+    const older = path.join(lfs.dir, 'older');
+    execFileSync(findBtrfs()!, ['subvolume', 'snapshot', '-r', root, older], { stdio: 'ignore' });
+    // A btrfs that makes the snapshot asked for and then reports a failure.
+    const wrapDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-btrfs-wrap-'));
+    const wrapper = path.join(wrapDir, 'btrfs');
+    fs.writeFileSync(wrapper, `#!/bin/sh\n"${findBtrfs()!}" "$@" >/dev/null || exit 1\n[ "$1" = subvolume ] && [ "$2" = snapshot ] && exit 1\nexit 0\n`, { mode: 0o755 });
+    try {
+      const store = new SnapshotStore({ root, dir, btrfs: new Btrfs({ bin: wrapper, clock: systemClock }), clock, log: silentLogger() });
+      const failed = await store.takeAndList({ path: older, at: 0, tookMs: 0 }, 65536).then(
+        () => false,
+        () => true,
+      );
+      expect(failed).toBe(true);
+      // The snapshot was made all the same: it waits for its deletion, and close deletes it.
+      expect(fs.readdirSync(dir)).toEqual(['1']);
+      await store.close();
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      fs.rmSync(wrapDir, { recursive: true, force: true });
+    }
   });
 });
