@@ -8,7 +8,7 @@
 // adds a CHECKPOINT every second and a 32 MB WAL (the crash trials' load). Reports, never asserts;
 // writes bench/results/points.md (points-checkpoints.md with --checkpoints).
 //
-//   npm run bench:points -- [--rounds N] [--seconds D] [--scale S] [--checkpoints] [--passive-shm] [--intervals 1s,500ms,1s/8KiB]
+//   npm run bench:points -- [--rounds N] [--seconds D] [--scale S] [--checkpoints] [--passive-shm] [--intervals 1s,500ms,1s/8KiB] [--cpu-prof DIR] [--perf FILE]
 //
 // --passive-shm: the passive's tree and state on /dev/shm, standing in for the second server's
 // own disk (both nodes otherwise share this machine's one disk with PostgreSQL).
@@ -17,7 +17,7 @@
 // changed page costs 8 KiB on the wire instead of a 64 KiB block).
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import { btrfsUnavailable } from '../test/helpers/btrfs-loop.ts';
@@ -28,7 +28,7 @@ import { PROJECT } from './bench-pair.ts';
 
 const execFileP = promisify(execFile);
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '20' }, scale: { type: 'string', default: '10' }, checkpoints: { type: 'boolean' }, 'passive-shm': { type: 'boolean' }, intervals: { type: 'string', default: '1s,500ms,1s/8KiB' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '20' }, scale: { type: 'string', default: '10' }, checkpoints: { type: 'boolean' }, 'passive-shm': { type: 'boolean' }, intervals: { type: 'string', default: '1s,500ms,1s/8KiB' }, 'cpu-prof': { type: 'string' }, perf: { type: 'string' } } });
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 const scale = Number(values.scale);
@@ -39,6 +39,10 @@ const checkpoints = values.checkpoints === true;
 // the applied files, their fsyncs) stop competing with PostgreSQL's for the disk. The CPU stays
 // shared. The active's journal stays on the disk beside PostgreSQL, as on a real pair.
 const passiveShm = values['passive-shm'] === true;
+// --cpu-prof DIR: the active agent runs under node --cpu-prof and is stopped with SIGTERM after
+// each run so that its profile is written there (NODE_OPTIONS cannot carry --cpu-prof).
+const cpuProfDir = values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof']);
+if (cpuProfDir !== undefined) fs.mkdirSync(cpuProfDir, { recursive: true });
 const why = btrfsUnavailable() ?? postgresUnavailable();
 if (why !== undefined) {
   process.stderr.write(`bench:points: cannot run: ${why}\n`);
@@ -53,7 +57,7 @@ interface Run {
   /** The active's point rounds seen (capture.points.last): ms to take the snapshot, list its changes, read and journal them. */
   rounds: { snapshotMs: number; listMs: number; processMs: number }[];
   /** CPU seconds (user + system) each agent spent while pgbench ran; the benchmark's own status sampling. */
-  cpu?: { active: number; passive: number; sampler: number };
+  cpu?: { active: number; passive: number; sampler: number; activeThreads: Map<string, number> };
   /** Bytes the active sent on the channel while pgbench ran (as its status samples saw). */
   sentBytes?: number;
 }
@@ -69,6 +73,29 @@ function cpuSeconds(pid: number | undefined): number {
   } catch {
     return NaN;
   }
+}
+
+/** CPU seconds of a process's main thread (the event loop) and of its other threads (libuv's pool, V8's workers). */
+function threadCpu(pid: number | undefined): Map<string, number> {
+  const by = new Map<string, number>();
+  if (pid === undefined) return by;
+  let tids: string[] = [];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return by;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = tid === String(pid) ? 'main thread' : 'other threads';
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      by.set(name, (by.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+    } catch {
+      // the thread ended
+    }
+  }
+  return by;
 }
 
 const configs = ['without Tandem', ...intervals.map((i) => `Tandem, points every ${i.split('/')[0]}${i.includes('/') ? `, blockSize ${i.split('/')[1]}` : ''}`)];
@@ -111,7 +138,9 @@ async function one(round: number, config: string, n: number): Promise<Run> {
   try {
     let pids: number[] = [];
     if (pair !== undefined) {
-      pids = (await Promise.all([pair.start('alpha'), pair.start('beta')])).map((c) => c.pid!);
+      // --perf: JIT frames named in perf's samples (node writes /tmp/perf-PID.map).
+      const wrap = values.perf !== undefined ? ['sh', '-c', 'exec "$0" --perf-basic-prof "$@"'] : cpuProfDir === undefined ? undefined : ['sh', '-c', 'exec "$0" --cpu-prof --cpu-prof-dir="$PROF_DIR" "$@"'];
+      pids = (await Promise.all([pair.start('alpha', wrap === undefined ? {} : { wrap, env: { PROF_DIR: cpuProfDir ?? '' } }), pair.start('beta')])).map((c) => c.pid!);
       await pair.waitFor('beta', 'synchronised', (s) => s.replication.inSync && s.replication.point !== null, 600_000);
     }
     const server = await lab.start(path.join(root, 'pg'));
@@ -126,19 +155,26 @@ async function one(round: number, config: string, n: number): Promise<Run> {
       if (l !== undefined && l !== null) seen.set(l.at, { snapshotMs: l.snapshotMs, listMs: l.listMs, processMs: l.processMs });
     });
     const cpu0 = pids.map(cpuSeconds);
+    const threads0 = threadCpu(pids[0]);
     const self0 = process.cpuUsage();
+    // --perf FILE: on-CPU samples (kernel and user) of the active while pgbench runs; FILE gets the run's number.
+    const perf = values.perf === undefined || pids[0] === undefined ? undefined : spawn('perf', ['record', '-q', '-F', '499', '-g', '-p', String(pids[0]), '-o', `${values.perf}.${n}`, '--', 'sleep', String(seconds)], { stdio: 'ignore' });
     // Asynchronously: the samplers run meanwhile.
     const out = await execFileP('setpriv', [...lab.setpriv(), path.join(lab.bin, 'pgbench'), ...lab.conn(), '-n', '-c', '4', '-j', '2', '-T', String(seconds), 'postgres'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C', HOME: '/tmp' }, timeout: (seconds + 120) * 1000 });
     const cpu1 = pids.map(cpuSeconds);
+    if (perf !== undefined) await new Promise((r) => perf.on('close', r));
+    const threads1 = threadCpu(pids[0]);
     const self1 = process.cpuUsage(self0);
     await sampler?.stop();
     await active?.stop();
     await ck?.stop();
     await lab.stop(server);
     const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out.stdout)?.[1] ?? NaN);
-    const cpu = pair === undefined ? undefined : { active: cpu1[0]! - cpu0[0]!, passive: cpu1[1]! - cpu0[1]!, sampler: (self1.user + self1.system) / 1e6 };
+    const cpu = pair === undefined ? undefined : { active: cpu1[0]! - cpu0[0]!, passive: cpu1[1]! - cpu0[1]!, sampler: (self1.user + self1.system) / 1e6, activeThreads: new Map([...threads1].map(([n, c]) => [n, c - (threads0.get(n) ?? 0)])) };
     return { round, config, tps, rpo: sampler?.samples() ?? [], rounds: [...seen.values()], cpu, ...(sent === undefined ? {} : { sentBytes: sent[1] - sent[0] }) };
   } finally {
+    // A profile is written only when the agent ends by itself (SIGTERM: its orderly stop).
+    if (cpuProfDir !== undefined) await pair?.kill('alpha', 'SIGTERM');
     await pair?.cleanup();
     for (const d of shmDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
     spawnSync('btrfs', ['subvolume', 'delete', root], { stdio: 'ignore' });
@@ -152,7 +188,9 @@ function pct(xs: number[], p: number): number {
 }
 const median = (xs: number[]): number => pct(xs, 50);
 const cpuText = (r: Run): string =>
-  (r.cpu === undefined ? '' : `, CPU s active ${r.cpu.active.toFixed(1)} passive ${r.cpu.passive.toFixed(1)} sampling ${r.cpu.sampler.toFixed(1)}`) +
+  (r.cpu === undefined
+    ? ''
+    : `, CPU s active ${r.cpu.active.toFixed(2)} (${[...r.cpu.activeThreads].filter(([, c]) => c > 0).map(([n, c]) => `${n.trim()} ${c.toFixed(2)}`).join(', ')}) passive ${r.cpu.passive.toFixed(1)} sampling ${r.cpu.sampler.toFixed(1)}`) +
   (r.sentBytes === undefined ? '' : `, ${(r.sentBytes / 2 ** 20).toFixed(1)} MiB sent`);
 
 try {

@@ -13,7 +13,7 @@ import { HASH_BYTES, isAllZero, zeroBlockHash } from '../../shared/hash.ts';
 import { Notices, type Notice } from '../../shared/notices.ts';
 import { BATCH_RAW_CUT_BYTES, BATCH_RECORDS_CUT, compressWrite, compressWriteAsync, depthOf, isWithin, parentOf, type DataRecord, type NewRecord } from '../../shared/protocol/index.ts';
 import { TandemError } from '../../shared/errors.ts';
-import { SUBVOLUME_ROOT_INO, type PathChange, type PointInfo, type PointLedger, type PointMarker, type Snapshot, type SnapshotStore } from '../points/index.ts';
+import { SUBVOLUME_ROOT_INO, type ChangeSet, type PathChange, type PointInfo, type PointLedger, type PointMarker, type Snapshot, type SnapshotStore } from '../points/index.ts';
 import { ownerOf, type Entry, type FileEntry, type Manifest } from '../manifest/index.ts';
 import {
   PathSwapped,
@@ -630,9 +630,16 @@ export class Capture {
     const older: [SnapshotStore, Snapshot][] = [];
     for (const root of snapRoots) {
       const store = root.store!;
+      const prev = root.snap;
+      // Listed from the previous snapshot when the manifest holds it exactly: the snapshot and
+      // its list then come from one btrfs child (one fork of the agent a round, not two).
+      const listFrom = prev !== undefined && root.exact && root.fallback === undefined ? prev : undefined;
       let snap: Snapshot;
+      let changes: ChangeSet | Error | undefined;
+      let sendMs = 0;
       try {
-        snap = await store.take();
+        if (listFrom === undefined) snap = await store.take();
+        else ({ snap, changes, listMs: sendMs } = await store.takeAndList(listFrom, this.opts.blockSize));
       } catch (err) {
         // No snapshot, no point for this root: it is read file by file, from its hints.
         this.fallBack(root, err);
@@ -641,23 +648,20 @@ export class Capture {
       }
       this.pointStats.taken++;
       stats.snapshotMs += snap.tookMs;
+      stats.listMs += sendMs;
       at = at === undefined ? snap.at : Math.min(at, snap.at);
       const t0 = clock.monotonic();
-      const prev = root.snap;
       let listed = false;
-      if (prev !== undefined && root.exact && root.fallback === undefined) {
-        try {
-          const changes = await store.changes(prev, snap, this.opts.blockSize);
-          if (changes.incomplete === undefined) {
-            const since = this.roundSince ?? snap.at;
-            for (const [p, change] of changes.paths) if (!root.isExcluded(p)) work.push({ root, path: p, force: false, since, change });
-            for (const p of changes.gone) if (!root.isExcluded(p)) this.roundGone.set(`${root.name}\0${p}`, { root, path: p, force: false, since });
-            listed = true;
-          } else {
-            this.log.warn({ root: root.name, reason: changes.incomplete }, 'capture: the change list of a point is not exact; comparing the whole snapshot instead');
-          }
-        } catch (err) {
-          this.log.warn({ root: root.name, err }, 'capture: the changes between two snapshots could not be listed; comparing the whole snapshot instead');
+      if (changes instanceof Error) {
+        this.log.warn({ root: root.name, err: changes }, 'capture: the changes between two snapshots could not be listed; comparing the whole snapshot instead');
+      } else if (changes !== undefined) {
+        if (changes.incomplete === undefined) {
+          const since = this.roundSince ?? snap.at;
+          for (const [p, change] of changes.paths) if (!root.isExcluded(p)) work.push({ root, path: p, force: false, since, change });
+          for (const p of changes.gone) if (!root.isExcluded(p)) this.roundGone.set(`${root.name}\0${p}`, { root, path: p, force: false, since });
+          listed = true;
+        } else {
+          this.log.warn({ root: root.name, reason: changes.incomplete }, 'capture: the change list of a point is not exact; comparing the whole snapshot instead');
         }
       }
       if (root.fallback !== undefined) this.log.info({ root: root.name }, 'capture: snapshots work again: consistency points resume');
