@@ -103,15 +103,7 @@ const lab = new PgCrashLab(scale, 6144);
 const runs: Run[] = [];
 /** The passive's directories on /dev/shm (--passive-shm), removed after each run. */
 const shmDirs: string[] = [];
-// Ctrl-C or a kill: PostgreSQL, the agents and the loop device go too.
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    void lab
-      .cleanup()
-      .then(() => killAll())
-      .finally(() => process.exit(130));
-  });
-}
+lab.cleanupOnSignals();
 const t0 = Date.now();
 
 async function one(round: number, config: string, n: number): Promise<Run> {

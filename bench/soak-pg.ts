@@ -28,15 +28,7 @@ if (values.keep === true) process.env.TANDEM_KEEP_TEST_DIRS = '1';
 const t0 = Date.now();
 const lab = new PgCrashLab(scale);
 const results: PgTrial[] = [];
-// Ctrl-C or a kill: PostgreSQL, the agents and the loop device go too.
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    void lab
-      .cleanup()
-      .then(() => killAll())
-      .finally(() => process.exit(130));
-  });
-}
+lab.cleanupOnSignals();
 try {
   await lab.init();
   for (let n = 1; n <= trials; n++) {

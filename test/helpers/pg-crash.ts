@@ -14,7 +14,7 @@ import path from 'node:path';
 import { execFile, execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { cleanupLoops, makeLoopFs, makeSubvolume, type LoopFs } from './btrfs-loop.ts';
-import { exited, spawnTracked } from './processes.ts';
+import { exited, killAll, spawnTracked } from './processes.ts';
 import { sleep, type TestPair } from './pair.ts';
 import { pointsPair, statusSampler } from './points-pair.ts';
 
@@ -183,6 +183,17 @@ export class PgCrashLab {
   }
 
   /** Stops what is left, unmounts and detaches the loop device, removes PostgreSQL's shared memory left by killed servers. */
+  /** For a script (bench, soak): Ctrl-C or a kill takes PostgreSQL, the agents and the loop device too. */
+  cleanupOnSignals(): void {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(sig, () => {
+        void this.cleanup()
+          .then(() => killAll())
+          .finally(() => process.exit(130));
+      });
+    }
+  }
+
   async cleanup(): Promise<void> {
     for (const s of [...this.servers]) {
       killTree(s.pid!);
