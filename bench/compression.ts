@@ -7,6 +7,7 @@
 // the event loop shows). Before the pairs, the codec alone: one 64 KiB block at a time, as the
 // journal compresses it, on this process's event loop. Writes bench/results/compression.{md,json}.
 import fs from 'node:fs';
+import { procCpuSeconds } from './process-sampler.ts';
 import path from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { AgentStatus } from '../agent/control/index.ts';
@@ -141,16 +142,7 @@ async function codecRow(kind: Kind, level: Level, sample: Buffer): Promise<Codec
 }
 
 /** utime + stime of a process, seconds (Linux /proc). */
-function cpuSeconds(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
-  } catch {
-    return null;
-  }
-}
+const cpuSeconds = (pid: number | undefined): number | null => (pid === undefined ? null : procCpuSeconds(pid));
 
 function wire(s: AgentStatus): number {
   return s.channel.bytesOut + s.channel.bytesIn;

@@ -8,6 +8,7 @@
 //
 //   npm run bench:points-cpu -- [--runs N] [--seconds D] [--wal MiB/s] [--pages N] [--interval 500ms] [--cpu-prof DIR]
 import fs from 'node:fs';
+import { procThreadCpuSeconds } from './process-sampler.ts';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
@@ -30,20 +31,8 @@ if (why !== undefined) {
 
 /** CPU seconds of a process: [main thread, other threads]. */
 function cpu(pid: number): [number, number] {
-  let main = 0;
-  let other = 0;
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const s = (Number(f[11]) + Number(f[12])) / 100;
-      if (tid === String(pid)) main += s;
-      else other += s;
-    } catch {
-      // the thread ended
-    }
-  }
-  return [main, other];
+  const t = procThreadCpuSeconds(pid);
+  return t === null ? [NaN, NaN] : [t.main, t.other];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -16,6 +16,7 @@
 // An interval may name a blockSize after a slash (1s/8KiB: PostgreSQL's page size, so that a
 // changed page costs 8 KiB on the wire instead of a 64 KiB block).
 import fs from 'node:fs';
+import { procCpuSeconds, procThreadCpuSeconds } from './process-sampler.ts';
 import path from 'node:path';
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -62,40 +63,13 @@ interface Run {
   sentBytes?: number;
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 10 ms). */
-function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
+/** CPU seconds (user + system) a process has used so far; NaN when it is gone. */
+const cpuSeconds = (pid: number): number => procCpuSeconds(pid) ?? NaN;
 
 /** CPU seconds of a process's main thread (the event loop) and of its other threads (libuv's pool, V8's workers). */
 function threadCpu(pid: number | undefined): Map<string, number> {
-  const by = new Map<string, number>();
-  if (pid === undefined) return by;
-  let tids: string[] = [];
-  try {
-    tids = fs.readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return by;
-  }
-  for (const tid of tids) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = tid === String(pid) ? 'main thread' : 'other threads';
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      by.set(name, (by.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
-    } catch {
-      // the thread ended
-    }
-  }
-  return by;
+  const t = pid === undefined ? null : procThreadCpuSeconds(pid);
+  return new Map(t === null ? [] : [['main thread', t.main], ['other threads', t.other]]);
 }
 
 const configs = ['without Tandem', ...intervals.map((i) => `Tandem, points every ${i.split('/')[0]}${i.includes('/') ? `, blockSize ${i.split('/')[1]}` : ''}`)];

@@ -35,17 +35,39 @@ export function procStatusBytes(pid: number, field: 'VmRSS' | 'VmHWM'): number |
   return m ? Number(m[1]) * 1024 : null;
 }
 
-/** utime + stime of a process, seconds, or null when it is gone. */
-export function procCpuSeconds(pid: number): number | null {
+/** utime + stime from a /proc stat file (of a process or of one thread), seconds, or null when it is gone. */
+function statCpuSeconds(file: string): number | null {
   let text: string;
   try {
-    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    text = fs.readFileSync(file, 'utf8');
   } catch {
     return null;
   }
   // The command name may hold spaces and parentheses: fields count from the last ')'.
   const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS_PER_S;
+}
+
+/** utime + stime of a process (all its threads), seconds, or null when it is gone. */
+export function procCpuSeconds(pid: number): number | null {
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/**
+ * CPU seconds of a process's main thread (Node's event loop) and of its other threads
+ * together (libuv's pool, V8's workers), or null when it is gone.
+ */
+export function procThreadCpuSeconds(pid: number): { main: number; other: number } | null {
+  let tids: string[];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return null;
+  }
+  const by = { main: 0, other: 0 };
+  // A thread that ended meanwhile counts nothing.
+  for (const tid of tids) by[tid === String(pid) ? 'main' : 'other'] += statCpuSeconds(`/proc/${pid}/task/${tid}/stat`) ?? 0;
+  return by;
 }
 
 interface PhaseMark {
