@@ -4,6 +4,7 @@
 // receives each path's records in order and never interleaved with another writer's.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import path from 'node:path';
 import type { Stats } from 'node:fs';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import type { Clock, TimerHandle } from '../../shared/clock.ts';
@@ -41,6 +42,7 @@ import { compileExcludes, type ExcludeMatcher } from './exclude.ts';
 import type { JournalSink } from './journal-sink.ts';
 import { isRacy, kindOf, type EntryKind } from './stat-match.ts';
 import { scanRoot } from './tree-scanner.ts';
+import { HotDirs } from './hot-dirs.ts';
 import { RootWatcher } from './watcher.ts';
 
 export interface CaptureOptions {
@@ -117,7 +119,7 @@ export interface CaptureStatus {
   /** Wall-clock ms of the oldest change seen and not yet journaled (undefined: none). */
   oldestPendingAt: number | undefined;
   /** Consistency points: how many were taken and closed, and the last one's figures. */
-  points: { taken: number; closed: number; confirmed: number; failed: number; last: { at: number; snapshotMs: number; listMs: number; processMs: number; paths: number } | undefined } | undefined;
+  points: { taken: number; closed: number; confirmed: number; failed: number; last: { at: number; snapshotMs: number; listMs: number; processMs: number; paths: number } | undefined; unwatched: number } | undefined;
 }
 
 /** What a task running inside the capture loop (the initial synchronisation) may do. */
@@ -148,6 +150,8 @@ interface RootCtx extends ProtectedRoot {
   retry: Set<string>;
   /** The next point also compares the whole snapshot with the manifest (periodic scans). */
   fullScan?: boolean;
+  /** Snapshot mode: directories too busy to watch (their root takes a point every interval). */
+  hot?: HotDirs | undefined;
 }
 
 interface Hint {
@@ -251,13 +255,13 @@ export class Capture {
   private roundCounts = new Map<string, number>();
   private roundGone = new Map<string, Hint>();
   private confirmTimer: TimerHandle | undefined;
-  private pointStats: { taken: number; closed: number; confirmed: number; failed: number; last: NonNullable<CaptureStatus['points']>['last'] } = { taken: 0, closed: 0, confirmed: 0, failed: 0, last: undefined };
+  private pointStats: Omit<NonNullable<CaptureStatus['points']>, 'unwatched'> = { taken: 0, closed: 0, confirmed: 0, failed: 0, last: undefined };
 
   constructor(private readonly opts: CaptureOptions) {
     this.log = opts.log.child({ component: 'capture' });
     for (const r of opts.roots) {
       const store = opts.points?.stores.get(r.name);
-      this.roots.set(r.name, { ...r, isExcluded: compileExcludes(r.exclude), real: r.path, store, exact: false, retry: new Set() });
+      this.roots.set(r.name, { ...r, isExcluded: compileExcludes(r.exclude), real: r.path, store, exact: false, retry: new Set(), hot: store === undefined ? undefined : new HotDirs() });
     }
     this.users = opts.users ?? new UserDb(opts.clock);
     this.notices = new Notices(opts.clock, this.log);
@@ -307,6 +311,7 @@ export class Capture {
           isExcluded: root.isExcluded,
           onHint: (rel) => this.hint(root.name, rel),
           onDegraded: (reason) => (this.degraded = reason),
+          hot: root.hot,
           log: this.log,
         });
         this.watchers.set(root.name, w);
@@ -406,7 +411,7 @@ export class Capture {
       problems: [...this.problems.values()].slice(0, 20),
       notices: this.notices.list(),
       oldestPendingAt: this.oldestPendingAt(),
-      points: this.pointsMode ? { ...this.pointStats } : undefined,
+      points: this.pointsMode ? { ...this.pointStats, unwatched: [...this.roots.values()].reduce((n, r) => n + (r.hot?.unwatched.size ?? 0), 0) } : undefined,
     };
   }
 
@@ -666,6 +671,14 @@ export class Capture {
       }
       if (root.fallback !== undefined) this.log.info({ root: root.name }, 'capture: snapshots work again: consistency points resume');
       root.fallback = undefined;
+      if (root.hot !== undefined) {
+        root.hot.enabled = true;
+        // Busy directories in which this point listed nothing are watched again; the next
+        // point (forced below) lists what changed in them before their watch was back.
+        const quiet = root.hot.pointListed(listed && changes !== undefined && !(changes instanceof Error) ? [...changes.paths.keys(), ...changes.gone] : undefined);
+        for (const d of quiet) await this.watchers.get(root.name)?.watchTree(d);
+        if (quiet.length > 0) this.forced.add(root.name);
+      }
       root.snap = snap;
       this.rehold(root);
       if (!listed || root.fullScan) {
@@ -743,6 +756,8 @@ export class Capture {
       points.onPoint?.(points.ledger.newest()!);
     }
     this.lastPointAt = at;
+    // A root with directories not watched hears of nothing there: it takes the next point anyway.
+    for (const root of this.roots.values()) if ((root.hot?.unwatched.size ?? 0) > 0) this.forced.add(root.name);
     this.pointStats.last = { at, snapshotMs: stats.snapshotMs, listMs: Math.round(stats.listMs), processMs: Math.round(clock.monotonic() - t1), paths: work.length };
     for (const [store, snap] of older) store.drop(snap);
     this.processing = 0;
@@ -766,6 +781,25 @@ export class Capture {
     this.pointStats.failed++;
     this.notices.add('TANDEM_ERR_POINT_FAILED', `capture ${root.name}: ${e.message}; captured file by file meanwhile`, e.hint ?? 'see docs/errors.md', { root: root.name }, `points/${root.name}`);
     this.rehold(root);
+    void this.restoreWatches(root);
+  }
+
+  /**
+   * The root is read file by file from now on (its snapshot failed, or for good): hints are all
+   * it has, so every directory set aside as too busy is watched again, and everything in them
+   * is looked at once (what changed there while no watch was on went unhinted).
+   */
+  private async restoreWatches(root: RootCtx): Promise<void> {
+    const hot = root.hot;
+    if (hot === undefined) return;
+    hot.enabled = false;
+    const dirs = hot.takeAll();
+    if (dirs.length === 0) return;
+    this.log.info({ root: root.name, dirs: dirs.length }, 'capture: watching every directory again (captured file by file now)');
+    for (const d of dirs) {
+      await this.watchers.get(root.name)?.watchTree(d);
+      await hintTree(root.real, d, root.isExcluded, (rel) => this.hint(root.name, rel));
+    }
   }
 
   /** The root holds a nested subvolume (its snapshots lack it): file mode for good. */
@@ -779,6 +813,7 @@ export class Capture {
     root.fallback = reason;
     root.exact = false;
     this.rehold(root);
+    void this.restoreWatches(root);
   }
 
   /**
@@ -1425,3 +1460,24 @@ export class Capture {
   }
 }
 
+
+/** Hints `dir` and every path below it (not following symlinks; excluded paths and their trees skipped). */
+async function hintTree(rootPath: string, dir: string, isExcluded: ExcludeMatcher, hint: (rel: string) => void): Promise<void> {
+  const stack = [dir];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    hint(d);
+    let entries: fs.Dirent[];
+    try {
+      entries = await fsp.readdir(d === '' ? rootPath : path.join(rootPath, d), { withFileTypes: true });
+    } catch {
+      continue; // gone or replaced meanwhile: its parent's hint finds out what it is
+    }
+    for (const e of entries) {
+      const rel = d === '' ? e.name : `${d}/${e.name}`;
+      if (isExcluded(rel)) continue;
+      if (e.isDirectory()) stack.push(rel);
+      else hint(rel);
+    }
+  }
+}

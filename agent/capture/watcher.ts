@@ -15,6 +15,7 @@ import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { errnoOf } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { ExcludeMatcher } from './exclude.ts';
+import type { HotDirs } from './hot-dirs.ts';
 
 export interface RootWatcherOptions {
   root: ProtectedRoot;
@@ -22,6 +23,11 @@ export interface RootWatcherOptions {
   onHint: (relPath: string) => void;
   /** The watcher lost coverage (watch limit, root gone): capture relies on scans meanwhile. */
   onDegraded: (reason: string) => void;
+  /**
+   * Snapshot-mode roots only, where btrfs's change list says what changed: told of every event,
+   * it says when a directory's watch is to be set aside (closed until `watchTree(dir)`).
+   */
+  hot?: HotDirs | undefined;
   log: Logger;
 }
 
@@ -68,6 +74,7 @@ export class RootWatcher {
 
   /** Stops watching `dir` and everything below it (removed, or moved away). */
   unwatchTree(dir: string): void {
+    this.opts.hot?.forget(dir);
     for (const [d, w] of this.watches) {
       if (dir === '' || d === dir || d.startsWith(`${dir}/`)) {
         w.close();
@@ -80,6 +87,12 @@ export class RootWatcher {
   async moveTree(from: string, to: string): Promise<void> {
     this.unwatchTree(from);
     await this.watchTree(to);
+  }
+
+  /** Closes one directory's watch (not those below it): it sent too many events. */
+  private setAside(dir: string, w: fs.FSWatcher): void {
+    w.close();
+    if (this.watches.get(dir) === w) this.watches.delete(dir);
   }
 
   private abs(rel: string): string {
@@ -100,6 +113,7 @@ export class RootWatcher {
         }
         const rel = dir === '' ? String(name) : `${dir}/${String(name)}`;
         if (!this.opts.isExcluded(rel)) this.opts.onHint(rel);
+        if (this.opts.hot?.event(dir) === true) this.setAside(dir, w);
       });
     } catch (err) {
       this.reportFailure(dir, err);

@@ -204,6 +204,79 @@ describe.skipIf(skip !== undefined)('capture in snapshot mode (btrfs)', () => {
     expect(diffTrees(r.model, readTree(r.root))).toBe('');
   });
 
+  it("sets a busy directory's watch aside, captures it from the change lists meanwhile, and watches it again once it is quiet", async () => {
+    const r = await makeRig((root) => write(path.join(root, 'hot/wal'), ''));
+    await r.settle();
+    expect(r.capture.status().points!.unwatched).toBe(0);
+    // A log appended to as a database does: an event per write, each read by the watcher.
+    const wal = path.join(r.root, 'hot/wal');
+    const until = async (what: string, ok: () => boolean, ms = 20_000) => {
+      const deadline = Date.now() + ms;
+      while (!ok()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(r.capture.status().points)}`);
+        await new Promise((res) => setTimeout(res, 5));
+      }
+    };
+    let n = 0;
+    const append = async (count: number) => {
+      for (let i = 0; i < count; i++, n++) {
+        fs.appendFileSync(wal, `record ${n}\n`);
+        await new Promise((res) => setImmediate(res));
+      }
+    };
+    await append(200);
+    await until('the busy directory set aside', () => r.capture.status().points!.unwatched === 1);
+    // Points keep coming while it is not watched, each listing what changed in it.
+    const taken = r.capture.status().points!.taken;
+    while (r.capture.status().points!.taken < taken + 3) await append(20);
+    await r.settle();
+    expect(diffTrees(r.model, readTree(r.root))).toBe('');
+    // Quiet: the next point lists nothing there, and the watch is back.
+    await until('the watch back', () => r.capture.status().points!.unwatched === 0);
+    await r.capture.whenIdle();
+    // Proof that it watches again: with no scans and nothing forcing a point, only an event
+    // can bring this file into one.
+    const before = r.journal.records.length;
+    write(path.join(r.root, 'hot/late.txt'), 'after the busy spell');
+    await until('the late file journaled', () => r.journal.records.slice(before).some((x) => 'path' in x && x.path === 'hot/late.txt'));
+    await r.settle();
+    expect(diffTrees(r.model, readTree(r.root))).toBe('');
+  });
+
+  it('watches a busy directory again and looks at all of it when snapshots start failing', async () => {
+    const r = await makeRig((root) => write(path.join(root, 'hot/wal'), ''));
+    await r.settle();
+    const wal = path.join(r.root, 'hot/wal');
+    for (let i = 0; i < 200 && r.capture.status().points!.unwatched === 0; i++) {
+      fs.appendFileSync(wal, `record ${i}\n`);
+      await new Promise((res) => setImmediate(res));
+    }
+    expect(r.capture.status().points!.unwatched).toBe(1);
+    // Still busy when snapshots start failing: from then on the root is read file by file,
+    // from hints only.
+    fs.renameSync(r.pointsDir, `${r.pointsDir}.away`);
+    write(path.join(r.root, 'hot/new.txt'), 'made while snapshots fail');
+    const deadline = Date.now() + 20_000;
+    for (let i = 0; r.capture.consistency()[0]!.mode !== 'file'; i++) {
+      if (Date.now() > deadline) throw new Error('no fallback');
+      fs.appendFileSync(wal, `while snapshots fail ${i}\n`);
+      await new Promise((res) => setImmediate(res));
+    }
+    const diff = () => diffTrees(replay(new Map(), r.journal.records), readTree(r.root));
+    while (r.capture.consistency()[0]!.mode !== 'file' || r.capture.status().points!.unwatched !== 0 || diff() !== '') {
+      if (Date.now() > deadline) throw new Error(`not captured file by file: ${diff()}`);
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    // And the watch is back: a change there now is hinted by it.
+    const before = r.journal.records.length;
+    write(path.join(r.root, 'hot/later.txt'), 'later');
+    while (!r.journal.records.slice(before).some((x) => 'path' in x && x.path === 'hot/later.txt')) {
+      if (Date.now() > deadline) throw new Error('hot/later.txt never journaled');
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    fs.renameSync(`${r.pointsDir}.away`, r.pointsDir);
+  });
+
   it('deletes its snapshots when it stops, and those a killed agent left when it starts', async () => {
     const r = await makeRig((root) => write(path.join(root, 'x'), 'x'));
     await r.settle();
