@@ -676,7 +676,7 @@ describe('write integrity and coalescing', () => {
     expect(fs.readFileSync(path.join(rootDir, 'big')).equals(data)).toBe(true);
   });
 
-  it('keeps at most 64 files open and syncs the ones it closes early', async () => {
+  it('keeps at most 64 files open and fsyncs each one it closes early (below the syncfs threshold)', async () => {
     let maxOpen = 0;
     const realRoot = fs.realpathSync(rootDir);
     const countOpen = () => {
@@ -698,6 +698,7 @@ describe('write integrity and coalescing', () => {
           synced.add(fs.readlinkSync(`/proc/self/fd/${fd}`));
           fs.fsyncSync(fd);
         },
+        syncfsAfterFiles: Infinity,
       },
     });
     const b = new RecordBuilder();
@@ -707,6 +708,94 @@ describe('write integrity and coalescing', () => {
     expect(maxOpen).toBeLessThanOrEqual(MAX_OPEN_FILES);
     expect(maxOpen).toBeGreaterThan(MAX_OPEN_FILES / 2);
     for (let i = 0; i < 150; i++) expect(synced.has(`${realRoot}/f${i}`)).toBe(true);
+    expect(manifestDifferences(manifest, ROOT, rootDir, BS)).toEqual([]);
+  });
+});
+
+describe('many small files: one syncfs', () => {
+  const files = (n: number) => {
+    const b = new RecordBuilder();
+    for (let i = 0; i < n; i++) b.write(`d${i % 3}/f${i}`, 0, `file ${i}`);
+    return b.records;
+  };
+
+  it('fsyncs the first 32 files it closes early, then syncs the file system once at the durable point, after every write', async () => {
+    const realRoot = fs.realpathSync(rootDir);
+    const synced: string[] = [];
+    const wholes: { root: string; filesOnDisk: number }[] = [];
+    const { run, manifest, durables } = await setup({
+      seams: {
+        fsync: async (fd) => {
+          synced.push(fs.readlinkSync(`/proc/self/fd/${fd}`));
+          fs.fsyncSync(fd);
+        },
+        syncfs: async (root) => {
+          // Every file is written by now (in the page cache): the syncfs covers them all.
+          wholes.push({ root, filesOnDisk: ['d0', 'd1', 'd2'].reduce((n, d) => n + fs.readdirSync(path.join(root, d)).length, 0) });
+          execFileSync('sync', ['-f', root]);
+        },
+      },
+    });
+    const records = files(300);
+    await run(records);
+    expect(wholes).toEqual([{ root: realRoot, filesOnDisk: 300 }]);
+    // The files evicted first, one fsync each; none of the rest, and no directory: the syncfs covers them.
+    expect(synced).toHaveLength(32);
+    expect(synced.every((p) => /\/d\d\/f\d+$/.test(p))).toBe(true);
+    expect(durables).toEqual([records.at(-1)!.seq]);
+    expect(manifestDifferences(manifest, ROOT, rootDir, BS)).toEqual([]);
+  });
+
+  it('runs the real `sync -f` when no seam replaces it', async () => {
+    const { run, manifest, durables } = await setup();
+    const records = files(200);
+    await run(records);
+    expect(durables).toEqual([records.at(-1)!.seq]);
+    expect(manifestDifferences(manifest, ROOT, rootDir, BS)).toEqual([]);
+  });
+
+  it('reports nothing durable when the syncfs fails, and a redo from the last durable point completes', async () => {
+    let fail = true;
+    const { applier, manifest, durables } = await setup({
+      seams: {
+        syncfs: async () => {
+          if (fail) throw Object.assign(new Error('EIO: i/o error, syncfs'), { code: 'EIO' });
+        },
+      },
+    });
+    const records = files(200);
+    const err = await caught(applier.apply(records, async (seq) => void durables.push(seq)));
+    expect(err.code).toBe('TANDEM_ERR_APPLY_FAILED');
+    expect(durables).toEqual([]);
+    fail = false;
+    await applier.apply(records, async (seq) => void durables.push(seq));
+    expect(durables).toEqual([records.at(-1)!.seq]);
+    expect(manifestDifferences(manifest, ROOT, rootDir, BS)).toEqual([]);
+  });
+
+  it('fsyncs every file on its own from the redo on when `sync` cannot be run', async () => {
+    let wholeCalls = 0;
+    const synced = new Set<string>();
+    const { applier, manifest, durables } = await setup({
+      seams: {
+        syncfs: async () => {
+          wholeCalls++;
+          throw Object.assign(new Error('spawn /usr/bin/sync ENOENT'), { code: 'ENOENT' });
+        },
+        fsync: async (fd) => {
+          synced.add(fs.readlinkSync(`/proc/self/fd/${fd}`));
+          fs.fsyncSync(fd);
+        },
+      },
+    });
+    const records = files(200);
+    expect((await caught(applier.apply(records, async (seq) => void durables.push(seq)))).code).toBe('TANDEM_ERR_APPLY_FAILED');
+    synced.clear();
+    await applier.apply(records, async (seq) => void durables.push(seq));
+    expect(wholeCalls).toBe(1);
+    expect(durables).toEqual([records.at(-1)!.seq]);
+    const realRoot = fs.realpathSync(rootDir);
+    for (let i = 0; i < 200; i++) expect(synced.has(`${realRoot}/d${i % 3}/f${i}`)).toBe(true);
     expect(manifestDifferences(manifest, ROOT, rootDir, BS)).toEqual([]);
   });
 });
@@ -785,6 +874,7 @@ describe('file system refusals', () => {
     const held: (() => void)[] = [];
     let calls = 0;
     const seams: ApplierSeams = {
+      syncfsAfterFiles: Infinity,
       fsync: (fd) => {
         fs.fsyncSync(fd);
         if (calls++ >= 16) return Promise.resolve();
