@@ -6,6 +6,7 @@
 // came with, and never report a record durable before it is.
 import fs, { constants as C, type Stats } from 'node:fs';
 import { syncFs, type SyncFile } from './sync-fs.ts';
+import { findSync, syncFileSystem } from './whole-fs-sync.ts';
 import { TandemError, errnoOf } from '../../shared/errors.ts';
 import { hash64, initHash } from '../../shared/hash.ts';
 import type { Logger } from '../../shared/log.ts';
@@ -69,6 +70,11 @@ export const CREATED_FILE_MODE = 0o600;
 const EVICT_BATCH = 16;
 /** Evicted files whose fsync may still run in the background (each holds its descriptor until then). */
 const BACKGROUND_SYNCS_MAX = 256;
+/**
+ * Dirty files evicted between two durable points that are fsynced one by one; those after them
+ * are closed unsynced and the durable point syncs their file system whole (whole-fs-sync.ts).
+ */
+export const SYNCFS_AFTER_FILES = 32;
 /** Linux IOV_MAX: buffers per writev call. */
 const IOV_MAX = 1024;
 /** Zeros written at once for a hole inside a file (Node cannot punch one). */
@@ -89,6 +95,10 @@ export interface ApplierSeams {
   writev?: (fd: number, buffers: Uint8Array[], position: number) => Promise<number>;
   /** Replaces fsync of files and directories at durable points. */
   fsync?: (fd: number) => Promise<void>;
+  /** Replaces the syncfs of a root's file system (its path given); absent, `sync -f` runs it. */
+  syncfs?: (rootPath: string) => Promise<void>;
+  /** Replaces SYNCFS_AFTER_FILES (Infinity: every file fsynced on its own). */
+  syncfsAfterFiles?: number;
   /** Called after something standing where a parent directory must be was removed (a race's other half). */
   inTheWayRemoved?: (root: string, rel: string) => void;
 }
@@ -187,6 +197,12 @@ export class Applier {
   private readonly dirtyDirs = new Map<string, { root: string; rel: string }>();
   /** fsyncs of evicted files still running (see evictOldest), oldest first. */
   private readonly syncing: Promise<void>[] = [];
+  /** Dirty files evicted since the last durable point. */
+  private evictedDirty = 0;
+  /** Roots with files closed unsynced since the last durable point: it syncs their file systems whole. */
+  private readonly unsynced = new Set<string>();
+  /** coreutils' `sync` (for syncfs); undefined: every file is fsynced on its own. */
+  private syncBin: string | undefined = findSync();
   private busy = false;
   /**
    * The disk may hold changes that were applied but never made durable: after start-up (the
@@ -1092,6 +1108,12 @@ export class Applier {
     }
     for (const of of victims) {
       this.open.delete(of.key);
+      if (of.dirty && this.syncBin !== undefined && ++this.evictedDirty > (this.seams.syncfsAfterFiles ?? SYNCFS_AFTER_FILES)) {
+        // Thousands of small files: one syncfs at the durable point covers this one with the
+        // rest, where an fsync each would cost a journal commit each.
+        this.unsynced.add(of.root);
+        of.dirty = false;
+      }
       // The descriptor is closed only once its fsync is over: never under a running fsync.
       const done = this.settle(of)
         .catch((err: unknown) => Promise.reject(applyFailed(err, 'sync', 0, of.root, of.rel)))
@@ -1110,13 +1132,13 @@ export class Applier {
     if (failed !== undefined) throw failed.reason;
   }
 
-  /** Copies the stat of a written file into the manifest and fsyncs it if dirty. */
-  private async settle(of: OpenFile): Promise<void> {
+  /** Copies the stat of a written file into the manifest and fsyncs it if dirty (unless a syncfs will). */
+  private async settle(of: OpenFile, fsync = true): Promise<void> {
     if (of.statPending) {
       this.fillFileStat(of.root, of.rel, await of.fh.stat());
       of.statPending = false;
     }
-    if (of.dirty) {
+    if (of.dirty && fsync) {
       await this.fsyncFd(of.fh.fd);
       of.dirty = false;
     }
@@ -1151,25 +1173,55 @@ export class Applier {
    * followed (what it held is gone from the tree, and a redo or verify deals with it).
    */
   private async makeDurable(seq: number): Promise<void> {
+    // Roots whose files were closed unsynced get one syncfs, which also covers their open files
+    // and directories: those are not fsynced one by one.
+    const whole = new Set(this.unsynced);
+    this.unsynced.clear();
+    this.evictedDirty = 0;
     const files = [...this.open.values()].filter((of) => of.dirty || of.statPending);
     const dirs = [...this.dirtyDirs.values()];
     this.dirtyDirs.clear();
     const jobs: Promise<void>[] = [];
     for (const of of files) {
-      jobs.push(this.settle(of).catch((err) => Promise.reject(applyFailed(err, 'sync', seq, of.root, of.rel))));
+      jobs.push(this.settle(of, !whole.has(of.root)).catch((err) => Promise.reject(applyFailed(err, 'sync', seq, of.root, of.rel))));
     }
     for (const d of dirs) {
+      if (whole.has(d.root)) continue;
       jobs.push(this.fsyncDir(d.root, d.rel).catch((err) => Promise.reject(applyFailed(err, 'sync', seq, d.root, d.rel === '' ? '.' : d.rel))));
     }
     // Files evicted since the last durable point were fsynced in the background: this point
     // covers them too.
     jobs.push(this.settleBackground());
+    // After everything above, whose writes are in the page cache by now.
+    jobs.push(Promise.allSettled(jobs).then(() => this.syncWhole(whole, seq)));
     const results = await Promise.allSettled(jobs);
     const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
     if (failed !== undefined) {
       // After a failed fsync the kernel may have dropped the dirty pages: nothing since the last
       // durable point can be trusted, and the caller redoes from there.
       throw failed.reason;
+    }
+    for (const of of files) if (whole.has(of.root)) of.dirty = false;
+  }
+
+  /** One syncfs per root whose files were closed unsynced. */
+  private async syncWhole(roots: Set<string>, seq: number): Promise<void> {
+    for (const root of roots) {
+      const rootPath = this.rootPaths.get(root);
+      if (rootPath === undefined) continue;
+      try {
+        ioCounters.fsyncs++;
+        if (this.seams.syncfs !== undefined) await this.seams.syncfs(rootPath);
+        else await syncFileSystem(this.syncBin!, rootPath);
+      } catch (err) {
+        // `sync` cannot be run at all: fsync each file from now on. Either way what was closed
+        // unsynced cannot be trusted, and the caller redoes from the last durable point.
+        if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'EACCES') {
+          this.log.warn({ err }, `apply: ${this.syncBin ?? 'sync'} cannot be run: files are made durable one fsync each from now on`);
+          this.syncBin = undefined;
+        }
+        throw applyFailed(err, 'sync', seq, root, '.');
+      }
     }
   }
 
