@@ -7,21 +7,13 @@
 // it, as to an fsync (the kernel reports an unseen error to the first caller that checks).
 // Never used for files it was not told about: the applier decides what it covers.
 import { execFile } from 'node:child_process';
-import fs from 'node:fs';
+import { findProgram } from '../../shared/system-program.ts';
 
 /** Where `sync` is looked for: absolute paths only, whatever PATH the agent was started with. */
 const SYNC_LOCATIONS = ['/usr/bin/sync', '/bin/sync'] as const;
 
 export function findSync(locations: readonly string[] = SYNC_LOCATIONS): string | undefined {
-  for (const p of locations) {
-    try {
-      const st = fs.statSync(p);
-      if (st.isFile() && (st.mode & 0o111) !== 0) return p;
-    } catch {
-      // not there
-    }
-  }
-  return undefined;
+  return findProgram(locations);
 }
 
 /** syncfs of the file system holding `dir`, by `bin -f -- dir`; rejects with what it printed. */

@@ -4,8 +4,8 @@
 // store and capture do. The program is looked up in fixed system directories, never through
 // PATH, and every run has a deadline; a send stream's output is parsed, never buffered whole.
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import { TandemError } from '../../shared/errors.ts';
+import { findProgram } from '../../shared/system-program.ts';
 import type { Clock } from '../../shared/clock.ts';
 import { ChangeList, type ChangeSet } from './change-list.ts';
 import { SendStreamError, SendStreamParser } from './send-stream.ts';
@@ -15,15 +15,7 @@ export const BTRFS_LOCATIONS = ['/usr/bin/btrfs', '/usr/sbin/btrfs', '/bin/btrfs
 
 /** The btrfs program, if installed (an executable regular file in one of BTRFS_LOCATIONS). */
 export function findBtrfs(locations: readonly string[] = BTRFS_LOCATIONS): string | undefined {
-  for (const p of locations) {
-    try {
-      const st = fs.statSync(p);
-      if (st.isFile() && (st.mode & 0o111) !== 0) return p;
-    } catch {
-      // not there
-    }
-  }
-  return undefined;
+  return findProgram(locations);
 }
 
 /** A snapshot, a deletion or a send that takes longer than this is killed and reported. */
