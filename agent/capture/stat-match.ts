@@ -14,9 +14,14 @@ export function kindOf(st: Stats): EntryKind | undefined {
   return undefined; // sockets, FIFOs, devices are not replicated
 }
 
-/** The content read at `readAt` may be older than a write made in the same timestamp tick. */
+/**
+ * The content read at `readAt` may be older than a write made in the same timestamp tick. Only
+ * an mtime near the read is: one far in the future (an archive's date, a clock stepped back) is
+ * not what a write stamps now, so any write changes it. Counted racy, such a file was read
+ * again every settle, for ever.
+ */
 export function isRacy(entry: Entry): boolean {
-  return entry.kind === 'file' && entry.mtimeMs >= entry.readAt - RACY_WINDOW_MS;
+  return entry.kind === 'file' && entry.mtimeMs >= entry.readAt - RACY_WINDOW_MS && entry.mtimeMs <= entry.readAt + RACY_WINDOW_MS;
 }
 
 /**

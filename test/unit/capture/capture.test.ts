@@ -96,6 +96,21 @@ afterEach(async () => {
 });
 
 describe('capture', () => {
+  it('reads a file with a future mtime once: a later write would change that mtime, so it is not racy', async () => {
+    const rig = await makeRig();
+    const f = path.join(rig.dir, 'future.txt');
+    fs.writeFileSync(f, 'from an archive dated next year');
+    const later = new Date(Date.now() + 3600_000);
+    fs.utimesSync(f, later, later);
+    await touch(rig, 'future.txt');
+    const hashed = rig.capture.status().filesHashed;
+    // Were it racy, it would be read again every settle (40 ms), for ever.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(rig.capture.status().filesHashed).toBe(hashed);
+    expect(rig.capture.status().pendingPaths).toBe(0);
+    expect(diffTrees(rig.model, readTree(rig.dir))).toBe('');
+  });
+
   it('journals a new file as file, writes and meta, after its new parent directory', async () => {
     const rig = await makeRig();
     fs.mkdirSync(path.join(rig.dir, 'sub'));
