@@ -333,7 +333,14 @@ describe('capture', () => {
       watch: false,
     });
     await second.start();
-    await second.whenIdle();
+    // Everything pending done, the look again at files just written included: each of the two
+    // is read once (a file is read once its mtime can prove its content, not twice).
+    const deadline = Date.now() + 10_000;
+    do {
+      await second.whenIdle();
+      await new Promise((r) => setTimeout(r, 20));
+      if (Date.now() > deadline) throw new Error(`capture did not settle: ${JSON.stringify(second.status())}`);
+    } while (second.status().pendingPaths > 0);
     expect(second.status().filesHashed).toBe(2);
     expect(new Set(journal.records.map((r) => ('path' in r ? r.path : '')))).toEqual(new Set(['f7', 'new']));
     await second.stop();
