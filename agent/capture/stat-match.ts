@@ -18,10 +18,13 @@ export function kindOf(st: Stats): EntryKind | undefined {
  * The content read at `readAt` may be older than a write made in the same timestamp tick. Only
  * an mtime near the read is: one far in the future (an archive's date, a clock stepped back) is
  * not what a write stamps now, so any write changes it. Counted racy, such a file was read
- * again every settle, for ever.
+ * again every settle, for ever. `readAt` 0 means the content was never proven by a read here
+ * (an entry from the peer, or one the standby watch saw changed by hand): racy until read.
  */
 export function isRacy(entry: Entry): boolean {
-  return entry.kind === 'file' && entry.mtimeMs >= entry.readAt - RACY_WINDOW_MS && entry.mtimeMs <= entry.readAt + RACY_WINDOW_MS;
+  if (entry.kind !== 'file') return false;
+  if (entry.readAt === 0) return true;
+  return entry.mtimeMs >= entry.readAt - RACY_WINDOW_MS && entry.mtimeMs <= entry.readAt + RACY_WINDOW_MS;
 }
 
 /**
