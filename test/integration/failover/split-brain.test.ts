@@ -104,7 +104,11 @@ describe('split brain', () => {
     await writeAndJournal(fp, 'alpha', { 'alpha-only.txt': 'alpha\n' });
     await writeAndJournal(fp, 'beta', { 'beta-only.txt': 'beta\n' });
     await reconnect(fp);
-    await fp.pair.waitFor('beta', 'split brain', (s) => s.state === 'split-brain', 20_000);
+    // The split brain as replication found it, with alpha stepped down to passive: before that,
+    // beta's state says split-brain for the two actives alone, and alpha's step-down drops the
+    // connection once more (beta is standalone meanwhile, and resolve would find nothing).
+    await fp.pair.waitFor('beta', 'split brain', (s) => s.state === 'split-brain' && s.replication.splitBrain !== null, 20_000);
+    await fp.pair.waitFor('alpha', 'split brain', (s) => s.role === 'passive' && s.replication.splitBrain !== null, 10_000);
     const r = await tandem(['resolve', '--keep', 'beta', '-c', fp.pair.node('alpha').config], 90_000);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/kept beta/);
