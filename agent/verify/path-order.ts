@@ -28,10 +28,14 @@ export function isDone(cursor: Cursor, rootIndex: number, p: string): boolean {
   return cursor.path !== undefined && comparePaths(p, cursor.path) <= 0;
 }
 
-/** Directory `dir` itself may be done while something below it is not: the cursor lies inside. */
+/**
+ * Directory `dir` itself may be done while something below it is not: the cursor lies inside,
+ * or is the directory itself (its entry is finished before anything below it: a verification
+ * interrupted right then has done none of its subtree).
+ */
 export function mustDescend(cursor: Cursor, rootIndex: number, dir: string): boolean {
   if (!isDone(cursor, rootIndex, dir)) return true;
-  return rootIndex === cursor.rootIndex && cursor.path !== undefined && cursor.path.startsWith(`${dir}/`);
+  return rootIndex === cursor.rootIndex && cursor.path !== undefined && (cursor.path === dir || cursor.path.startsWith(`${dir}/`));
 }
 
 /** The full relative path of `name` inside `dir` ("" is the root). */

@@ -31,4 +31,12 @@ describe('verify walk order', () => {
     // Not done yet: of course.
     expect(mustDescend(c, 0, 'z')).toBe(true);
   });
+
+  it('descends into a directory the cursor stands on: its entry was finished, nothing below it yet', () => {
+    const c: Cursor = { rootIndex: 0, path: 't3' };
+    expect(mustDescend(c, 0, 't3')).toBe(true);
+    expect(isDone(c, 0, 't3/f0.bin')).toBe(false);
+    expect(mustDescend(c, 0, 't2')).toBe(false);
+    expect(mustDescend({ rootIndex: 0, path: 'm/n' }, 0, 'm/n')).toBe(true);
+  });
 });
