@@ -4,7 +4,6 @@
 // receives each path's records in order and never interleaved with another writer's.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import path from 'node:path';
 import type { Stats } from 'node:fs';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import type { Clock, TimerHandle } from '../../shared/clock.ts';
@@ -40,7 +39,7 @@ import { readBlocks, readBlocksSync, SYNC_READ_MAX_BYTES, type BlockReadOutcome,
 import { readChangedBlocks } from './changed-blocks.ts';
 import { compileExcludes, type ExcludeMatcher } from './exclude.ts';
 import type { JournalSink } from './journal-sink.ts';
-import { isRacy, kindOf, type EntryKind } from './stat-match.ts';
+import { isRacy, kindOf, racyAt, type EntryKind } from './stat-match.ts';
 import { RACY_WINDOW_MS } from '../../shared/constants.ts';
 import { scanRoot } from './tree-scanner.ts';
 import { HotDirs } from './hot-dirs.ts';
@@ -797,9 +796,12 @@ export class Capture {
     const dirs = hot.takeAll();
     if (dirs.length === 0) return;
     this.log.info({ root: root.name, dirs: dirs.length }, 'capture: watching every directory again (captured file by file now)');
-    for (const d of dirs) {
-      await this.watchers.get(root.name)?.watchTree(d);
-      await hintTree(root.real, d, root.isExcluded, (rel) => this.hint(root.name, rel));
+    for (const d of dirs) await this.watchers.get(root.name)?.watchTree(d);
+    // A stat scan against the manifest: what changed there, removals included, is hinted.
+    try {
+      await scanRoot({ ...root, path: root.real }, this.opts.manifest, root.isExcluded, (rel) => this.hint(root.name, rel), () => this.stopped);
+    } catch (err) {
+      this.log.warn({ root: root.name, err }, 'capture: the scan after watching every directory again failed; the next periodic scan looks again');
     }
   }
 
@@ -1203,23 +1205,23 @@ export class Capture {
     const now = this.opts.clock.now();
     // A snapshot is one instant of the file: nothing to wait for, nothing to read again.
     const snap = this.readsSnapshot(root) ? root.snap : undefined;
-    if (snap === undefined && !this.baseline && st.size >= LARGE_FILE_BYTES && st.mtimeMs > now - this.opts.settleMs) {
-      const since = this.waitingSince.get(key) ?? now;
-      if (now - since < MAX_QUIET_WAIT_MS) {
-        this.waitingSince.set(key, since);
-        this.scheduleRecheck(root, rel, this.opts.settleMs);
-        return;
-      }
-    }
     // Written this very moment: read now, it would be racy and read again after the settle.
     // Read once its mtime is old enough to prove the content (at most RACY_WINDOW_MS from now):
-    // at 1,000 new files a second every file was read twice. A file written all the time is
-    // read anyway after MAX_QUIET_WAIT_MS.
-    if (snap === undefined && !this.baseline && !force && st.mtimeMs >= now - RACY_WINDOW_MS && st.mtimeMs <= now + RACY_WINDOW_MS) {
+    // at 1,000 new files a second every file was read twice.
+    const waitMs =
+      snap !== undefined || this.baseline
+        ? undefined
+        : st.size >= LARGE_FILE_BYTES && st.mtimeMs > now - this.opts.settleMs
+          ? this.opts.settleMs
+          : !force && racyAt(st.mtimeMs, now)
+            ? Math.ceil(st.mtimeMs + RACY_WINDOW_MS - now) + 1
+            : undefined;
+    if (waitMs !== undefined) {
+      // A file written all the time is read anyway after MAX_QUIET_WAIT_MS.
       const since = this.waitingSince.get(key) ?? now;
       if (now - since < MAX_QUIET_WAIT_MS) {
         this.waitingSince.set(key, since);
-        this.scheduleRecheck(root, rel, Math.ceil(st.mtimeMs + RACY_WINDOW_MS - now) + 1);
+        this.scheduleRecheck(root, rel, waitMs);
         return;
       }
     }
@@ -1473,24 +1475,3 @@ export class Capture {
   }
 }
 
-
-/** Hints `dir` and every path below it (not following symlinks; excluded paths and their trees skipped). */
-async function hintTree(rootPath: string, dir: string, isExcluded: ExcludeMatcher, hint: (rel: string) => void): Promise<void> {
-  const stack = [dir];
-  while (stack.length > 0) {
-    const d = stack.pop()!;
-    hint(d);
-    let entries: fs.Dirent[];
-    try {
-      entries = await fsp.readdir(d === '' ? rootPath : path.join(rootPath, d), { withFileTypes: true });
-    } catch {
-      continue; // gone or replaced meanwhile: its parent's hint finds out what it is
-    }
-    for (const e of entries) {
-      const rel = d === '' ? e.name : `${d}/${e.name}`;
-      if (isExcluded(rel)) continue;
-      if (e.isDirectory()) stack.push(rel);
-      else hint(rel);
-    }
-  }
-}

@@ -24,7 +24,12 @@ export function kindOf(st: Stats): EntryKind | undefined {
 export function isRacy(entry: Entry): boolean {
   if (entry.kind !== 'file') return false;
   if (entry.readAt === 0) return true;
-  return entry.mtimeMs >= entry.readAt - RACY_WINDOW_MS && entry.mtimeMs <= entry.readAt + RACY_WINDOW_MS;
+  return racyAt(entry.mtimeMs, entry.readAt);
+}
+
+/** Content read at `at` of a file with this mtime would be racy (a write in the same tick may follow). */
+export function racyAt(mtimeMs: number, at: number): boolean {
+  return mtimeMs >= at - RACY_WINDOW_MS && mtimeMs <= at + RACY_WINDOW_MS;
 }
 
 /**
