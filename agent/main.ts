@@ -16,6 +16,7 @@ import { PeerChannel, channelOptionsFromConfig } from './channel/index.ts';
 import { ControlAuth, ControlServer, PeerRelay, StatusHistory, buildStatus, builtInDashboard, type AgentStatus } from './control/index.ts';
 import { AlertHooks, EVENTS_FILE, EventHistory, MeteredScripts, StateTracker, renderTandemMetrics, type EventDraft } from './events/index.ts';
 import { FailoverRunner } from './failover/index.ts';
+import { tuneHeap } from './heap-tuning.ts';
 import { DrainMeter, OperatorActions, OperatorSettingsStore, switchoverReadiness } from './operator/index.ts';
 import { ioCounters } from '../shared/io-counters.ts';
 import { PresenceProber, PresenceServer, PublicChecker } from './links/index.ts';
@@ -422,6 +423,9 @@ async function runCleanups(cleanups: (() => Promise<void> | void)[], log: Logger
 
 /** `tandem agent -c CONFIG`: runs in the foreground until SIGTERM or SIGINT. */
 export async function runAgentForeground(configPath: string): Promise<number> {
+  // The agent's own process only: tests and the installer that start an agent in theirs keep
+  // their heap settings.
+  tuneHeap();
   const agent = await startAgent(configPath);
   return new Promise((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {

@@ -15,6 +15,9 @@ Options:
   -c, --config CONFIG   this node's tandem.yaml (required)
   -h, --help            show this help
 
+The agent lets the JavaScript heap grow by 50 % over its live data before a full collection
+(V8 alone allows up to 4×); node --heap-growing-percent=N on its command line overrides that.
+
 Exit codes: 0 stopped by a signal, 1 could not start (the error says why), 2 usage error.`,
   async run(args) {
     const { values } = parseCommandArgs('agent', args, { config: { type: 'string', short: 'c' } });
