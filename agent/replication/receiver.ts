@@ -21,6 +21,7 @@ import {
   MAX_BATCH_RECORDS,
   countFrames,
   decompressWrite,
+  decodeAcceptedFrames,
   parseFrames,
   payloadBytes,
   writeLength,
@@ -971,10 +972,13 @@ export class Receiver {
   }
 }
 
-/** The data records of a batch's frames (checked when the batch arrived or was stored). */
+/**
+ * The data records of a batch's frames. Every caller holds frames already checked whole: on
+ * arrival (checkBatch), or when the receive log read them back (its batchProblem), so they are
+ * not hashed again (a 1 GiB file: ~0.3 s of the passive's CPU).
+ */
 function recordsOf(frames: Uint8Array): DataRecord[] {
-  const parsed = parseFrames(frames).frames;
-  return parsed.slice(0, -1).map((f) => f.entry as DataRecord);
+  return decodeAcceptedFrames(frames).slice(0, -1) as DataRecord[];
 }
 
 /**

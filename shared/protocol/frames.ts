@@ -130,6 +130,25 @@ export function countFrames(buf: Uint8Array, max: number): number {
   return n;
 }
 
+/**
+ * The entries of frames that parseFrames already accepted whole, held since in this process
+ * (a batch checked when it arrived, or read back and checked by the receive log): decoded again
+ * without hashing and checking them a second time. Throws on frames it cannot read, which only
+ * a caller that passed unchecked bytes can meet.
+ */
+export function decodeAcceptedFrames(buf: Uint8Array): LogEntry[] {
+  const out: LogEntry[] = [];
+  const view = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  for (let off = 0; off < view.length; ) {
+    if (view.length - off < FRAME_HEADER_BYTES) throw new Error(`decodeAcceptedFrames: truncated frame at ${off}`);
+    const len = view.readUInt32LE(off) & ~SPLIT;
+    if (view.length - off - FRAME_HEADER_BYTES < len) throw new Error(`decodeAcceptedFrames: truncated frame at ${off}`);
+    out.push(decode(view.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + len)) as LogEntry);
+    off += FRAME_HEADER_BYTES + len;
+  }
+  return out;
+}
+
 export function parseFrames(buf: Uint8Array, start = 0): { frames: ParsedFrame[]; stop: FrameStop } {
   return parseFramesWith<LogEntry>(buf, start, entryProblem);
 }

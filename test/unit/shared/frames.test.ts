@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hash64, initHash } from '../../../shared/hash.ts';
-import { encodeFrame, encodeFrameInto, parseFrames, type WriteRecord } from '../../../shared/protocol/index.ts';
+import { decodeAcceptedFrames, encodeFrame, encodeFrameInto, parseFrames, type WriteRecord } from '../../../shared/protocol/index.ts';
 
 beforeAll(async () => {
   await initHash();
@@ -38,5 +38,15 @@ describe('frames', () => {
     const { frames, stop } = parseFrames(both.subarray(0, both.length - 10));
     expect(frames.length).toBe(1);
     expect(stop.kind).toBe('truncated');
+  });
+
+  it('decode frames already accepted to the same entries as parseFrames, split write frames included', () => {
+    const { frame } = writeFrame();
+    const buf = Buffer.concat([encodeFrame({ op: 'unlink', seq: 6, root: 'data', path: 'gone' }), frame, encodeFrame({ op: 'rmdir', seq: 8, root: 'data', path: 'd' })]);
+    const checked = parseFrames(buf);
+    expect(checked.stop.kind).toBe('end');
+    const plain = (x: unknown) => JSON.parse(JSON.stringify(x, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))) as unknown;
+    expect(plain(decodeAcceptedFrames(buf))).toEqual(plain(checked.frames.map((f) => f.entry)));
+    expect(() => decodeAcceptedFrames(buf.subarray(0, buf.length - 3))).toThrow(/truncated/);
   });
 });
