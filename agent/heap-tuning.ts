@@ -2,9 +2,9 @@
 // generation grow up to 4× its live data between two full collections while allocation is
 // fast, and an agent allocates fast whenever much moves: an initial synchronisation of 100,000
 // files peaked at 409-477 MiB RSS on the active with ~120 MiB live (heap snapshot), 355-388 MiB
-// on the passive with ~100 MiB live. A growth factor of 1.5 took the peaks to 339 / 286 MiB at no
-// CPU cost that showed ((e) and (b) side by side, bench/results/phase1.md). It must never change
-// what the agent computes: only when the collector runs.
+// on the passive with ~100 MiB live. A growth factor of 1.5 took the peaks to 328-344 / 280-288
+// MiB at no CPU cost that showed ((e) and (b) side by side, bench/results/phase1.md). It must
+// never change what the agent computes: only when the collector runs.
 import v8 from 'node:v8';
 
 /** The old generation may grow by this many percent over its live data before a full collection. */
