@@ -2,7 +2,7 @@
 // bench/results/latest.json and latest.md. See "Goals" in DESIGN.md. Benchmarks report; they
 // never assert.
 //
-//   npm run bench -- [--quick] [--only a,b,c,e,o,f,s,v,z,u,i] [--trials N] [--encryption tls-psk|none] [--tmpfs] [--keep]
+//   npm run bench -- [--quick] [--only a,b,c,e,o,f,s,v,z,u,i] [--trials N] [--encryption tls-psk|none] [--tmpfs | --fresh-fs] [--keep]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,6 +24,7 @@ import { machineInfo } from './machine.ts';
 import { ProcessSampler } from './process-sampler.ts';
 import { renderMarkdown, renderText, type BenchResults } from './report.ts';
 import { ensureRsync, RsyncDaemon, type RsyncAvailability } from './rsync-daemon.ts';
+import { cleanupLoops, makeLoopFs } from '../test/helpers/btrfs-loop.ts';
 import { measureSwitchover } from './switchover.ts';
 import { measureVerify } from './verify-throughput.ts';
 
@@ -42,6 +43,8 @@ interface Options {
   only: Part[];
   encryption: 'tls-psk' | 'none';
   tmpfs: boolean;
+  /** Put everything on a new ext4 made for this run (a loop file on the same disk; root only). */
+  freshFs: boolean;
   keep: boolean;
   cpuProf: boolean;
   lagRate: number;
@@ -73,6 +76,11 @@ const USAGE = `usage: npm run bench -- [options]
   --trials N              trials of (f) per heartbeat timing, and of (s) (default 3)
   --encryption MODE       channel.encryption: tls-psk (default, the product default) or none
   --tmpfs                 put both trees and the agents' state on /dev/shm (takes the disk out)
+  --fresh-fs              put everything on an ext4 made for this run (a 64 GiB sparse loop file
+                          in TMPDIR; root only): a file system that years of churn have not
+                          aged, so that runs can be compared. On this VM's /tmp, ext4 skips
+                          inodes freed in the last 30 s on every create and (a) and (e) do not
+                          repeat (bench/results/phase1.md)
   --keep                  keep the temp dir (logs, state) after the run, and the pair dirs of (f) and (s)
   --lag-rate N            files per second in (a) (default 1000, the goal's load)
   --one-pair              run (b) and (c) on the pair (a) used, instead of a fresh one
@@ -80,7 +88,7 @@ const USAGE = `usage: npm run bench -- [options]
 `;
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { quick: false, only: [...DEFAULT_PARTS], encryption: 'tls-psk', tmpfs: false, keep: false, cpuProf: false, lagRate: 1000, onePair: false, trials: undefined };
+  const o: Options = { quick: false, only: [...DEFAULT_PARTS], encryption: 'tls-psk', tmpfs: false, freshFs: false, keep: false, cpuProf: false, lagRate: 1000, onePair: false, trials: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -93,6 +101,7 @@ function parseOptions(argv: string[]): Options {
     const name = a.split('=')[0];
     if (name === '--quick') o.quick = true;
     else if (name === '--tmpfs') o.tmpfs = true;
+    else if (name === '--fresh-fs') o.freshFs = true;
     else if (name === '--keep') o.keep = true;
     else if (name === '--cpu-prof') o.cpuProf = true;
     else if (name === '--one-pair') o.onePair = true;
@@ -120,6 +129,8 @@ function parseOptions(argv: string[]): Options {
       process.exit(0);
     } else throw new Error(`unknown option ${a}\n${USAGE}`);
   }
+  if (o.tmpfs && o.freshFs) throw new Error(`--tmpfs and --fresh-fs: choose one\n${USAGE}`);
+  if (o.freshFs && process.getuid?.() !== 0) throw new Error(`--fresh-fs makes a loop device and mounts it: run as root\n${USAGE}`);
   return o;
 }
 
@@ -135,7 +146,8 @@ async function main(): Promise<void> {
   const want = (p: Part) => opts.only.includes(p);
   const wantABC = want('a') || want('b') || want('c');
   const startedAt = new Date().toISOString();
-  const baseDir = opts.tmpfs ? '/dev/shm' : os.tmpdir();
+  const fresh = opts.freshFs ? makeLoopFs({ type: 'ext4', sizeMiB: 64 * 1024, tag: 'bench' }) : undefined;
+  const baseDir = opts.tmpfs ? '/dev/shm' : (fresh?.dir ?? os.tmpdir());
   const dir = fs.mkdtempSync(path.join(baseDir, 'tandem-bench-'));
 
   let pair: BenchPair | undefined;
@@ -153,6 +165,10 @@ async function main(): Promise<void> {
       if (opts.keep || keepForEvidence) progress(`kept ${dir}${keepForEvidence ? " (a part failed: the agents' logs and state are there; delete it when done)" : ''}`);
       // rm -rf: fs.rmSync of the (e) trees (300,000 files) took minutes of CPU on a loaded machine.
       else spawnSync('rm', ['-rf', dir]);
+      if (fresh !== undefined) {
+        if (opts.keep || keepForEvidence) progress(`the fresh file system stays mounted on ${fresh.dir} (${fresh.device}): umount it, losetup -d ${fresh.device}, and delete ${fresh.image}`);
+        else cleanupLoops();
+      }
     })());
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
@@ -417,6 +433,7 @@ async function main(): Promise<void> {
       });
     }
     if (opts.tmpfs) results.notes.push('--tmpfs: trees, state and the rsync destination on /dev/shm; disk writes and fsyncs cost nothing here (the pairs of (f) and (s) too).');
+    if (fresh !== undefined) results.notes.push(`--fresh-fs: trees, state and the rsync destination on an ext4 made for this run (${fresh.device}, a sparse file on the same disk).`);
     if (want('a') && (want('b') || want('c'))) {
       results.notes.push(opts.onePair ? '--one-pair: (a), (b) and (c) ran on one pair, one after the other.' : '(a) ran on one pair, (b) and (c) on a second, fresh one (same configuration).');
     }
