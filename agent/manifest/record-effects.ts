@@ -18,7 +18,7 @@ function emptyFile(mode: number): FileEntry {
  * passive's manifest kept two per entry (4.6 MiB of 100,000 entries' ~97 MiB, heap snapshot).
  * Bounded, since the names come from the network: past the bound a name is kept as it came.
  */
-const OWNER_NAMES_MAX = 4096;
+export const OWNER_NAMES_MAX = 4096;
 const ownerNames = new Map<string, string>();
 
 function ownerName(name: string): string {
@@ -26,6 +26,11 @@ function ownerName(name: string): string {
   if (known !== undefined) return known;
   if (ownerNames.size < OWNER_NAMES_MAX) ownerNames.set(name, name);
   return name;
+}
+
+/** Owner names shared so far (at most OWNER_NAMES_MAX). */
+export function ownerNamesKept(): number {
+  return ownerNames.size;
 }
 
 /** The owner a record sets; nothing when it carries none (a record journaled before owners were). */

@@ -6,6 +6,7 @@ import vm from 'node:vm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { applyRecordToManifest } from '../../../agent/manifest/index.ts';
 import { Manifest } from '../../../agent/manifest/manifest.ts';
+import { OWNER_NAMES_MAX, ownerNamesKept, ownerOf } from '../../../agent/manifest/record-effects.ts';
 import { hash64, initHash } from '../../../shared/hash.ts';
 import type { DataRecord } from '../../../shared/protocol/index.ts';
 
@@ -69,5 +70,16 @@ describe('applyRecordToManifest', () => {
       expect(ea.uid).toBe(0);
       expect(sameMap(ea, eb)).toBe(true);
     }
+  });
+
+  it('shares owner names from a bounded table: a peer sending endless new names grows nothing past it', () => {
+    // Names come from the network: each record could carry another one.
+    for (let i = 0; i < OWNER_NAMES_MAX + 5000; i++) {
+      const o = ownerOf({ uid: i, gid: i, user: `u${i}`, group: `g${i}` });
+      expect(o).toEqual({ uid: i, gid: i, user: `u${i}`, group: `g${i}` });
+    }
+    expect(ownerNamesKept()).toBe(OWNER_NAMES_MAX);
+    // Past the bound a name is kept as it came, still right.
+    expect(ownerOf({ uid: 0, gid: 0, user: 'root', group: 'wheel' })).toEqual({ uid: 0, gid: 0, user: 'root', group: 'wheel' });
   });
 });
