@@ -49,10 +49,19 @@ export function probePresence(o: PresenceProbeOptions, signal: AbortSignal): Pro
     let phase: 'connecting' | 'waiting' = 'connecting';
     let received = Buffer.alloc(0);
     let socket: net.Socket | undefined;
-    let timer = clock.setTimeout(() => {
-      if (phase === 'connecting') finish({ verdict: 'unreachable', error: `no connection within ${o.timeoutMs} ms: the host is down or cut off` });
-      else finish({ verdict: 'stalled', error: `connected, but no answer within ${o.timeoutMs} ms: the agent is stalled` });
-    }, o.timeoutMs);
+    // A timer that fires late (this process was busy or starved of CPU) runs before the I/O
+    // that became ready meanwhile: the connect may have completed, the answer may be waiting.
+    // The verdict is taken after the loop has polled once more (setImmediate runs after the
+    // poll phase), so a busy prober never calls a stalled peer unreachable (which counts as
+    // gone) nor an answering one stalled.
+    const afterPendingIo = (verdict: () => void) => () => setImmediate(verdict);
+    const noAnswer = afterPendingIo(() => finish({ verdict: 'stalled', error: `connected, but no answer within ${o.timeoutMs} ms: the agent is stalled` }));
+    let timer = clock.setTimeout(
+      afterPendingIo(() => {
+        if (phase === 'connecting') finish({ verdict: 'unreachable', error: `no connection within ${o.timeoutMs} ms: the host is down or cut off` });
+      }),
+      o.timeoutMs,
+    );
     let done = false;
     const finish = (r: Omit<PresenceProbeResult, 'latencyMs'>): void => {
       if (done) return;
@@ -90,7 +99,7 @@ export function probePresence(o: PresenceProbeOptions, signal: AbortSignal): Pro
     socket.once('connect', () => {
       phase = 'waiting';
       timer.cancel();
-      timer = clock.setTimeout(() => finish({ verdict: 'stalled', error: `connected, but no answer within ${o.timeoutMs} ms: the agent is stalled` }), o.timeoutMs);
+      timer = clock.setTimeout(noAnswer, o.timeoutMs);
       const host = o.host.includes(':') ? `[${o.host}]` : o.host;
       const query = new URLSearchParams({ nonce, from: o.self }).toString();
       socket?.write(`GET ${PRESENCE_PATH}?${query} HTTP/1.1\r\nHost: ${host}:${o.port}\r\nConnection: close\r\n\r\n`);

@@ -56,13 +56,23 @@ async function withDeadline(clock: Clock, timeoutMs: number, outer: AbortSignal,
   const onOuterAbort = (): void => ac.abort('stopped');
   if (outer.aborted) onOuterAbort();
   else outer.addEventListener('abort', onOuterAbort, { once: true });
-  const timer = clock.setTimeout(() => ac.abort(`timed out after ${timeoutMs} ms`), timeoutMs);
+  // After one more poll of the loop (see presence-probe.ts): a timer that fires late, in a busy
+  // process, must not fail a connect that completed meanwhile and only waits to be read.
+  let over = false;
+  const timer = clock.setTimeout(
+    () =>
+      setImmediate(() => {
+        if (!over) ac.abort(`timed out after ${timeoutMs} ms`);
+      }),
+    timeoutMs,
+  );
   try {
     return await run(ac.signal);
   } catch (err) {
     // The probes resolve on every path; this only catches a bug (an unparsable URL slipped in).
     return { result: 'failed', latencyMs: 0, error: describeCause(err) };
   } finally {
+    over = true;
     timer.cancel();
     outer.removeEventListener('abort', onOuterAbort);
   }

@@ -8,8 +8,9 @@ import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PresenceProber, PresenceServer, type PresenceAnswer, type PresenceProberOptions, type PresenceServerOptions, type PresenceState } from '../../../agent/links/index.ts';
+import { PresenceProber, PresenceServer, probePresence, type PresenceAnswer, type PresenceProberOptions, type PresenceServerOptions, type PresenceState } from '../../../agent/links/index.ts';
 import { exited, spawnTracked, TEST_MARKER } from '../../helpers/processes.ts';
+import { systemClock } from '../../../shared/clock.ts';
 import { captureLog, waitFor, type LogCapture } from '../channel/log-capture.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -175,6 +176,20 @@ describe('presence', () => {
     expect(events).toEqual(events.map((_e, i) => (i % 2 === 0 ? 'open' : 'close')));
     // The last probe may have been stopped before the listener accepted it.
     expect(silent.accepted()).toBeGreaterThanOrEqual(events.length / 2 - 1);
+  });
+
+  it('finds a silent listener stalled even when the prober was too busy to look before its timeout', async () => {
+    // A passive starved of CPU runs its late timer before the I/O that became ready meanwhile:
+    // the connect completed long ago, but the timer said "no connection", unreachable, which
+    // counts as gone (a stopped active was taken over once, on a loaded machine).
+    const silent = await startSilent();
+    for (let i = 0; i < 3; i++) {
+      const probe = probePresence({ host: '127.0.0.1', port: silent.port, pair: PAIR, peer: PEER, self: SELF, presenceKey: KEY, timeoutMs: 50, clock: systemClock }, new AbortController().signal);
+      // This thread blocked 300 ms right after the connect began: the kernel completes it meanwhile.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+      const r = await probe;
+      expect(r.verdict, r.error).toBe('stalled');
+    }
   });
 
   it('tells a stopped agent (stalled) from a killed one (dead), and sees a continued one alive again', async () => {

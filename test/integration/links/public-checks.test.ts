@@ -65,6 +65,16 @@ describe('public check probes', () => {
     expect(o).toMatchObject({ result: 'ok', latencyMs: expect.any(Number) });
   });
 
+  it('tcp: a listening port answers even when the checker was too busy to look before its timeout', async () => {
+    const { port } = await listenTcp();
+    for (let i = 0; i < 3; i++) {
+      const probe = probeTarget(target(`tcp://127.0.0.1:${port}`, 50), never);
+      // This thread blocked 300 ms right after the connect began: the kernel completes it meanwhile.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+      expect(await probe).toMatchObject({ result: 'ok' });
+    }
+  });
+
   it('tcp: a closed port fails with the connection refused', async () => {
     const o = await probeTarget(target(`tcp://127.0.0.1:${await closedPort()}`), never);
     expect(o).toMatchObject({ result: 'failed', error: expect.stringContaining('ECONNREFUSED') });
