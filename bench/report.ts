@@ -263,6 +263,17 @@ function sections(r: BenchResults): Section[] {
     if (l.lagMs !== null) {
       rows.push(lagRow('lag p50 / p99 / max', `${fmtMs(l.lagMs.p50)} / ${fmtMs(l.lagMs.p99)} / ${fmtMs(l.lagMs.max)}   (p90 ${fmtMs(l.lagMs.p90)}, mean ${fmtMs(l.lagMs.mean)}, over 100 ms: ${fmtInt(l.over100ms)})`));
     }
+    const c = l.cold ?? null;
+    if (c !== null) {
+      rows.push(
+        lagRow(
+          `cold pass before it (${c.seconds} s)`,
+          c.lagMs === null
+            ? `nothing arrived (${fmtInt(c.arrived)} of ${fmtInt(c.written)})`
+            : `lag p50 / p99 / max ${fmtMs(c.lagMs.p50)} / ${fmtMs(c.lagMs.p99)} / ${fmtMs(c.lagMs.max)}, over 100 ms: ${fmtInt(c.over100ms)}; ${fmtInt(c.arrived)} of ${fmtInt(c.written)} arrived (the agents' first burst after they started; the measured pass follows it)`,
+        ),
+      );
+    }
     const st = l.stages;
     const sec = (x: number | null) => (x === null ? 'not seen' : `${x.toFixed(2)} s`);
     rows.push(

@@ -141,7 +141,7 @@ function progress(line: string): void {
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
   const fileBytes = opts.quick ? 256 * 2 ** 20 : 2 ** 30;
-  const lag = { rate: opts.lagRate, seconds: opts.quick ? 3 : 10, dirCount: 4 };
+  const lag = { rate: opts.lagRate, seconds: opts.quick ? 3 : 10, dirCount: 4, coldSeconds: opts.quick ? 1 : 3 };
   const trials = opts.trials ?? (opts.quick ? 1 : 3);
   const want = (p: Part) => opts.only.includes(p);
   const wantABC = want('a') || want('b') || want('c');
