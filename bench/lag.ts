@@ -118,10 +118,10 @@ export async function measureLag(pair: BenchPair, opts: LagOptions, progress: (l
     }
   }
 
-  // The agents' first burst after they start is slower (their code is still cold: V8 compiles
-  // the hot paths as they run), and its first second or so dominated the p99 of a 10 s pass.
-  // A first pass is measured on its own, then the measured one runs on agents that have
-  // warmed up, as those of a running pair have.
+  // The agents' first burst after they start is slower, on tmpfs as on a disk (measured on
+  // tmpfs: a p99 of 166 ms in such a first pass, 50 ms in the pass after it), and its first
+  // second or so made most of the p99 of a 10 s pass. A first pass is measured on its own,
+  // then the measured one runs on agents that have run before, as those of a running pair have.
   let cold: LagColdPass | null = null;
   if (opts.coldSeconds > 0) {
     const coldCount = Math.round(opts.rate * opts.coldSeconds);
