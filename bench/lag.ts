@@ -118,10 +118,11 @@ export async function measureLag(pair: BenchPair, opts: LagOptions, progress: (l
     }
   }
 
-  // The agents' first burst after they start is slower, on tmpfs as on a disk (measured on
-  // tmpfs: a p99 of 166 ms in such a first pass, 50 ms in the pass after it), and its first
-  // second or so made most of the p99 of a 10 s pass. A first pass is measured on its own,
-  // then the measured one runs on agents that have run before, as those of a running pair have.
+  // The first burst after the agents start is slower: on a fresh ext4 its first second or so
+  // made most of the p99 of a 10 s pass (cold p99 125-212 ms, the pass after it 75-128 ms), and
+  // on tmpfs, where the disk plays no part, its p99 was 55-166 ms against 50-55 ms after (4
+  // runs each). A first pass is measured on its own, then the measured one runs on agents (and
+  // a file system) that have run before, as those of a running pair have.
   let cold: LagColdPass | null = null;
   if (opts.coldSeconds > 0) {
     const coldCount = Math.round(opts.rate * opts.coldSeconds);
