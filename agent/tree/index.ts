@@ -6,7 +6,7 @@
 export * from './beneath.ts';
 export { UserDb, parseIdFile } from './user-db.ts';
 export type { UserDbFiles } from './user-db.ts';
-export { readXattrs, writeXattrs, xattrsHash, xattrProblem, xattrErrno, disableXattrsForTests, CAPABILITY_XATTR } from './xattrs.ts';
+export { readXattrs, writeXattrs, hasDefaultAcl, xattrsHash, xattrProblem, xattrErrno, disableXattrsForTests, CAPABILITY_XATTR } from './xattrs.ts';
 export type { Xattr, XattrRead, XattrWrite } from './xattrs.ts';
 export { decideOwner, PRIVILEGE_BITS } from './owner-policy.ts';
 export type { OwnersMode, OwnerDecision, OwnerLookup } from './owner-policy.ts';

@@ -93,6 +93,8 @@ export function readXattrs(path: string): XattrRead {
 export interface XattrWrite {
   /** Attributes that could not be set or removed, with the errno. */
   failed: { name: string; errno: string }[];
+  /** Attributes the path had that were not wanted (removed, or in `failed`). */
+  removed: number;
 }
 
 /**
@@ -103,7 +105,7 @@ export interface XattrWrite {
 export function writeXattrs(path: string, want: readonly Xattr[]): XattrWrite {
   const failed: XattrWrite['failed'] = [];
   if (api === undefined) {
-    return { failed: want.map(([name]) => ({ name, errno: 'ENOSYS' })) };
+    return { failed: want.map(([name]) => ({ name, errno: 'ENOSYS' })), removed: 0 };
   }
   let have: string[];
   try {
@@ -111,11 +113,13 @@ export function writeXattrs(path: string, want: readonly Xattr[]): XattrWrite {
   } catch (err) {
     const errno = xattrErrno(err);
     if (!unsupported(errno)) throw Object.assign(new Error(`list extended attributes: ${errno}`), { code: errno });
-    return { failed: want.map(([name]) => ({ name, errno })) };
+    return { failed: want.map(([name]) => ({ name, errno })), removed: 0 };
   }
   const wanted = new Set(want.map(([n]) => n));
+  let removed = 0;
   for (const name of have) {
     if (wanted.has(name)) continue;
+    removed++;
     try {
       api.removeAttributeSync(path, name);
     } catch (err) {
@@ -134,7 +138,12 @@ export function writeXattrs(path: string, want: readonly Xattr[]): XattrWrite {
       failed.push({ name, errno: xattrErrno(err) });
     }
   }
-  return { failed };
+  return { failed, removed };
+}
+
+/** `dir` (a directory's path) has a default ACL, which files created in it inherit. False when attributes cannot be read here. */
+export function hasDefaultAcl(dir: string): boolean {
+  return api !== undefined && api.getAttributeSync(dir, 'system.posix_acl_default') !== null;
 }
 
 /**

@@ -211,6 +211,24 @@ describe('setters from every starting state', () => {
     });
   }
 
+  it('a new file is 0600 until its meta, also where the umask would narrow that', async () => {
+    const { run, manifest } = await setup();
+    const b = new RecordBuilder();
+    b.content('wide', 'a', BS);
+    await run(b.records);
+    expect(fs.statSync(path.join(rootDir, 'wide')).mode & 0o7777).toBe(0o600);
+    const old = process.umask(0o277);
+    try {
+      const c = new RecordBuilder(100);
+      c.content('narrowed', 'b', BS);
+      await run(c.records);
+    } finally {
+      process.umask(old);
+    }
+    expect(fs.statSync(path.join(rootDir, 'narrowed')).mode & 0o7777).toBe(0o600);
+    expect(manifest.get(ROOT, 'narrowed')).toMatchObject({ mode: 0o600 });
+  });
+
   it('write replaces a fifo without blocking on it', async () => {
     execFileSync('mkfifo', [x()]);
     const { run } = await setup();
