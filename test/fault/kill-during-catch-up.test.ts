@@ -197,9 +197,12 @@ describe('SIGKILL of either agent at random points of a catch-up', () => {
     expect(a.alarms).toEqual([]);
     // Every reconnection after the first synchronisation resumed from the passive's last
     // acknowledgement: no kill led to a new synchronisation.
-    const decisions = p.logLines('alpha').filter((l) => l.component === 'sender' && l.decision !== undefined).map((l) => l.decision.kind as string);
+    const decided = p.logLines('alpha').filter((l) => l.component === 'sender' && l.decision !== undefined);
+    const decisions = decided.map((l) => l.decision.kind as string);
     expect(decisions[0]).toBe('sync');
-    expect(decisions.slice(1).filter((d) => d !== 'resume')).toEqual([]);
+    // A failure says why: the decision with what each side held.
+    const why = (l: (typeof decided)[number]) => `${l.decision.kind}:${l.decision.reason ?? ''} peer head ${l.peerHeadSeq} applied ${l.peerAppliedSeq}, journal ${l.firstSeq}-${l.headSeq}`;
+    expect(decided.slice(1).filter((l) => l.decision.kind !== 'resume').map(why)).toEqual([]);
     // The test did what it says: both nodes killed, most kills inside a running catch-up (12 to
     // 19 of 20 in trial runs; a catch-up can end during the delay), some of them into a catch-up
     // already interrupted and some while the active was being written.

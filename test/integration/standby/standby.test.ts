@@ -80,6 +80,9 @@ describe('standby watch', () => {
     await p.startBoth();
     await p.waitIdentical();
     expect(modifiedAlarm(await p.status('beta'))).toBeUndefined();
+    // The active is past its start (it says "starting" until it has heard its peer, which may
+    // come after the trees are identical on a busy machine): what follows is about the watch.
+    await p.waitFor('alpha', 'in sync, its start over', (s) => s.state === 'in-sync');
 
     // A file written by hand on the passive.
     const t0 = Date.now();
