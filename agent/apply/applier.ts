@@ -133,7 +133,7 @@ interface OpenFile {
   dirty: boolean;
   /** Written or truncated since its stat was last copied into the manifest. */
   statPending: boolean;
-  /** Created by this call (O_EXCL): it holds only what its creation gave it. */
+  /** Created by this call (O_EXCL) and no meta applied since: it holds only what its creation gave it. */
   created: boolean;
 }
 
@@ -767,11 +767,6 @@ export class Applier {
   }
 
   /**
-   * owners: names: the ACLs' named entries by name (tree/acl-names.ts); an entry whose name is
-   * unknown here, or that came without one, is dropped, never granted to whoever holds its
-   * number on this node.
-   */
-  /**
    * writeXattrs, except for a file this call created that is to have none: it has none when its
    * directory has no default ACL to inherit and its root's new files carry no label (SELinux,
    * Smack: every new file gets one, so the first such file tells), and then nothing is listed
@@ -796,6 +791,11 @@ export class Applier {
     return has;
   }
 
+  /**
+   * owners: names: the ACLs' named entries by name (tree/acl-names.ts); an entry whose name is
+   * unknown here, or that came without one, is dropped, never granted to whoever holds its
+   * number on this node.
+   */
   private localizeAcls(r: MkdirRecord | MetaRecord, xattrs: Xattr[]): Xattr[] {
     if (!xattrs.some(([n]) => isAclXattr(n))) return xattrs;
     const out = localizeAcls(xattrs, r.aclNames, this.users);
