@@ -19,12 +19,12 @@ export interface LagOptions {
   dirCount: number;
   /**
    * A first pass of this many seconds at the same rate, into other directories, measured on its
-   * own: the agents' code is still cold there (0: none).
+   * own: the first burst after the agents start is slower (0: none).
    */
   coldSeconds: number;
 }
 
-/** The first pass, on agents that just started: what a burst costs before their code is warm. */
+/** The first pass, on agents that just started (and a file system not written before). */
 export interface LagColdPass {
   seconds: number;
   written: number;
@@ -54,7 +54,7 @@ export interface LagResult {
   wireBytes: number;
   /** Where the time went, from the agents' own status sampled every TIMELINE_INTERVAL_MS. */
   stages: LagStages;
-  /** The pass before this one, on cold agents (null: none was made). */
+  /** The pass before this one, on agents that just started (null: none was made). */
   cold: LagColdPass | null;
 }
 
