@@ -39,7 +39,7 @@ import { readBlocks, readBlocksSync, SYNC_READ_MAX_BYTES, type BlockReadOutcome,
 import { readChangedBlocks } from './changed-blocks.ts';
 import { compileExcludes, type ExcludeMatcher } from './exclude.ts';
 import type { JournalSink } from './journal-sink.ts';
-import { isRacy, kindOf, racyAt, type EntryKind } from './stat-match.ts';
+import { isRacy, kindOf, racyAt, snapshotReadAt, type EntryKind } from './stat-match.ts';
 import { RACY_WINDOW_MS } from '../../shared/constants.ts';
 import { scanRoot } from './tree-scanner.ts';
 import { HotDirs } from './hot-dirs.ts';
@@ -514,7 +514,9 @@ export class Capture {
           // manifest holds, which is the last point: its last batch closes a point of that instant.
           this.pointAt = this.lastPointAt;
           await task.fn(this.taskContext());
-          await this.commit();
+          // Not while a path of the last snapshot waits to be journaled: the manifest is then
+          // no instant of the disk, and the next round closes the point.
+          await this.commit(!this.pointUnfinished());
           task.resolve();
         } catch (err) {
           task.reject(err);
@@ -739,6 +741,8 @@ export class Capture {
         } catch (err) {
           if (this.stopped) break;
           this.noteProblem(h, err);
+          // Looked at again from the next snapshot: a name it lacks is removed then.
+          if (this.readsSnapshot(h.root)) h.root.retry.add(h.path);
         }
       }
     } finally {
@@ -746,10 +750,15 @@ export class Capture {
       this.roundWork = undefined;
     }
     if (this.stopped) return;
-    const closed = await this.commit();
+    // A path of this snapshot that could not be journaled leaves the journal short of the
+    // snapshot's state: no point closes until a later round has journaled it (from its own
+    // snapshot, which the point is then an instant of).
+    const unfinished = this.pointUnfinished();
+    for (const root of this.roots.values()) if (root.retry.size > 0) this.forced.add(root.name);
+    const closed = await this.commit(!unfinished);
     if (closed !== undefined) {
       this.pointStats.closed++;
-    } else if (!this.baseline && this.opts.journal.headSeq > 0) {
+    } else if (!unfinished && !this.baseline && this.opts.journal.headSeq > 0) {
       // Nothing journaled (or the last batch went out already): the log's head is this point.
       points.ledger.record(this.opts.journal.headSeq, at);
       this.pointStats.confirmed++;
@@ -763,6 +772,12 @@ export class Capture {
     this.processing = 0;
     this.roundSince = undefined;
     this.markFirstPoint();
+  }
+
+  /** A snapshot-mode root has paths of its snapshot not journaled yet (they are retried). */
+  private pointUnfinished(): boolean {
+    for (const root of this.roots.values()) if (root.retry.size > 0 && this.readsSnapshot(root)) return true;
+    return false;
   }
 
   private noteProblem(h: Hint, err: unknown): void {
@@ -1163,7 +1178,11 @@ export class Capture {
     const key = `${root.name}\0${rel}`;
     const mode = st.mode & 0o7777;
     let prev: FileEntry | undefined = cur?.kind === 'file' ? cur : undefined;
-    if (prev !== undefined && prev.ino === st.ino && prev.size === st.size && prev.mtimeMs === st.mtimeMs && !force && !isRacy(prev)) {
+    // A snapshot comparison that names the file's bytes as changed is exact (btrfs compares the
+    // extent records): the same size and mtime prove nothing then, since a write within the
+    // mtime's timestamp tick does not move it.
+    const listedContent = change !== undefined && change.content !== 'none';
+    if (prev !== undefined && prev.ino === st.ino && prev.size === st.size && prev.mtimeMs === st.mtimeMs && !force && !listedContent && !isRacy(prev)) {
       this.waitingSince.delete(key);
       // The content is known; the owner, mode or attributes may not be (the ctime says they moved).
       if (prev.mode === mode && prev.uid === st.uid && prev.gid === st.gid && prev.ctimeMs === st.ctimeMs) return;
@@ -1330,7 +1349,7 @@ export class Capture {
       blocks: Buffer.from(outcome.blocks),
       // Read from a snapshot: the bytes are those of its instant (a later write in the same
       // timestamp tick then shows as racy to a stat scan, as it must).
-      readAt: snap !== undefined ? Math.min(snap.at, outcome.readAt) : outcome.readAt,
+      readAt: snap !== undefined ? snapshotReadAt(stat.mtimeMs, snap.at, snap.doneAt) : outcome.readAt,
       ...ownerOf(owner),
       xattrHash: meta.xattrHash,
       ctimeMs: stat.ctimeMs,

@@ -33,6 +33,20 @@ export function racyAt(mtimeMs: number, at: number): boolean {
 }
 
 /**
+ * The `readAt` to record for content read from a snapshot asked for at `at` and known made at
+ * `doneAt`. Its instant lies somewhere between, so a file stamped at any time from just before
+ * `at` to just after `doneAt` may have been written again after the instant within the same
+ * timestamp tick (the kernel stamps with a clock of 4 ms ticks unless the mtime was just read):
+ * its record must stay racy, and `readAt` is then the mtime itself. Any other mtime is proven by
+ * the snapshot as of `at`. Recording `at` alone lets such a write be missed: with snapshots
+ * taking hundreds of ms under PostgreSQL, the mtime falls outside the window around `at`, and a
+ * later comparison of the same size and mtime keeps a page the active rewrote.
+ */
+export function snapshotReadAt(mtimeMs: number, at: number, doneAt: number): number {
+  return mtimeMs >= at - RACY_WINDOW_MS && mtimeMs <= doneAt + RACY_WINDOW_MS ? mtimeMs : at;
+}
+
+/**
  * The owner is part of what is replicated; so are extended attributes, which only the ctime
  * betrays (a chown, a setfattr or a new hard link moves it, the mtime does not). An entry that
  * never recorded them (a manifest from before owners were replicated) does not match: its path

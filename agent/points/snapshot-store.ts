@@ -22,6 +22,12 @@ export interface Snapshot {
   path: string;
   /** Wall-clock ms just before it was asked for: everything written before this is in it. */
   at: number;
+  /**
+   * Wall-clock ms once it was known made: its instant lies between `at` and this. Under load
+   * that is hundreds of ms (the child starts, btrfs flushes the root's dirty data), so a file
+   * stamped in between may still be written within the same timestamp tick after the instant.
+   */
+  doneAt: number;
   /** How long taking it took (ms). */
   tookMs: number;
 }
@@ -128,7 +134,8 @@ export class SnapshotStore {
     const at = this.opts.clock.now();
     const t0 = this.opts.clock.monotonic();
     await this.opts.btrfs.snapshot(this.opts.root, p);
-    const snap = { path: p, at, tookMs: Math.round(this.opts.clock.monotonic() - t0) };
+    const tookMs = this.opts.clock.monotonic() - t0;
+    const snap = { path: p, at, doneAt: at + Math.ceil(tookMs), tookMs: Math.round(tookMs) };
     this.live.push(snap);
     return snap;
   }
@@ -149,13 +156,14 @@ export class SnapshotStore {
       // Killed at its deadline after the snapshot was made, before it said so: still deleted.
       const st = await fsp.lstat(p).catch(() => undefined);
       if (st?.isDirectory() === true && st.ino === SUBVOLUME_ROOT_INO) {
-        const orphan = { path: p, at, tookMs: 0 };
+        const orphan = { path: p, at, doneAt: at, tookMs: 0 };
         this.live.push(orphan);
         this.drop(orphan);
       }
       throw err;
     }
-    const snap = { path: p, at, tookMs: r.snapshotMs };
+    // Known made only when the child said so, its listing after: the bound includes both.
+    const snap = { path: p, at, doneAt: at + Math.ceil(this.opts.clock.monotonic() - t0), tookMs: r.snapshotMs };
     this.live.push(snap);
     return { snap, changes: r.changes, listMs: Math.max(0, this.opts.clock.monotonic() - t0 - r.snapshotMs) };
   }

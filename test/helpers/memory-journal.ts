@@ -19,7 +19,14 @@ export class MemoryJournal implements JournalSink {
   private mark = 0;
   private readonly spaceWaiters = new Waiters();
 
+  /** The next record of this path fails to append (a path that cannot be journaled this time). */
+  failOnceFor: string | undefined;
+
   append(record: NewRecord): number {
+    if (this.failOnceFor !== undefined && 'path' in record && record.path === this.failOnceFor) {
+      this.failOnceFor = undefined;
+      throw new Error(`injected: ${record.path} cannot be journaled this time`);
+    }
     const seq = this.headSeq + this.pending.length + 1;
     // Capture reuses its read buffers: keep a copy, as the real journal's frame does.
     const r = { ...record, seq } as DataRecord;

@@ -107,6 +107,7 @@ export class PgCrashLab {
     // shown is reported either way.
     const p = await pointsPair(root, { extra: (doc) => (doc.failover = { ...(doc.failover ?? {}), maxLagOnFailover: '5m' }) });
     this.pair = p;
+    let passed = false;
     try {
       for (const d of [p.data('beta')]) for (let x = d; x.startsWith(p.dir); x = path.dirname(x)) fs.chmodSync(x, 0o755);
       const server = await this.start(dataA);
@@ -134,6 +135,15 @@ export class PgCrashLab {
 
       // The passive's copy, started as it is.
       const dataB = p.data('beta', 'pg');
+      // TANDEM_KEEP_TEST_DIRS=1: a failed trial keeps, in the pair's directory, the copy as the
+      // takeover left it (before PostgreSQL replays anything), the active's data as the crash
+      // left it, its points (snapshots) and the status after the takeover: enough to say whether
+      // the copy equals one of the active's instants. A trial that holds is removed whole.
+      const keep = process.env.TANDEM_KEEP_TEST_DIRS === '1';
+      if (keep) {
+        execFileSync('cp', ['-a', dataB, path.join(p.dir, 'beta-at-takeover')]);
+        fs.writeFileSync(path.join(p.dir, 'beta-status-after-takeover.json'), JSON.stringify(after, null, 2));
+      }
       let starts = false;
       let amcheck: boolean | undefined;
       let balances: boolean | undefined;
@@ -153,11 +163,17 @@ export class PgCrashLab {
       } catch (err) {
         detail += `the copy does not start: ${(err as Error).message.slice(0, 400)} `;
       }
+      if (keep && !(starts && amcheck === true && balances === true)) {
+        execFileSync('cp', ['-a', dataA, path.join(p.dir, 'alpha-at-crash')]);
+        const points = path.join(path.dirname(root), '.tandem-points', path.basename(root));
+        if (fs.existsSync(points)) execFileSync('cp', ['-a', points, path.join(p.dir, 'alpha-points')]);
+        detail += `kept in ${p.dir} `;
+      }
       // The active's own data restarted holds every transaction it committed.
       const sa = await this.start(dataA);
       const [, , , , , committed, lastA] = this.sql(SUMS).split('|').map(Number);
       await this.stop(sa);
-      return {
+      const result: PgTrial = {
         trial: n,
         loadMs: opts.loadMs,
         rpoAtCrashMs,
@@ -170,6 +186,8 @@ export class PgCrashLab {
         discardedRecords,
         detail: detail.trim(),
       };
+      passed = trialOk(result);
+      return result;
     } finally {
       for (const s of [...this.servers]) {
         killTree(s.pid!);
@@ -178,6 +196,7 @@ export class PgCrashLab {
       this.servers.clear();
       await p.cleanup();
       this.pair = undefined;
+      if (passed && process.env.TANDEM_KEEP_TEST_DIRS === '1') fs.rmSync(p.dir, { recursive: true, force: true });
       spawnSync('btrfs', ['subvolume', 'delete', root], { stdio: 'ignore' });
     }
   }

@@ -24,8 +24,28 @@ if (skip !== undefined) console.warn(`skipping capture's snapshot-mode tests: ${
 const BS = 64 * 1024;
 const INTERVAL_MS = 200;
 
+/** btrfs whose snapshots wait for `before` first: a snapshot that takes long to make. */
+class SlowBtrfs extends Btrfs {
+  before: (() => Promise<void>) | undefined;
+  override async snapshot(source: string, target: string): Promise<void> {
+    await this.before?.();
+    return super.snapshot(source, target);
+  }
+  override async snapshotAndChanges(...a: Parameters<Btrfs['snapshotAndChanges']>): ReturnType<Btrfs['snapshotAndChanges']> {
+    await this.before?.();
+    return super.snapshotAndChanges(...a);
+  }
+}
+
+interface RigOptions {
+  /** Another capture of the same root, manifest and model (an agent started again). */
+  after?: Rig;
+}
+
 interface Rig {
   root: string;
+  manifest: Manifest;
+  btrfs: SlowBtrfs;
   capture: Capture;
   journal: MemoryJournal;
   ledger: PointLedger;
@@ -38,15 +58,14 @@ interface Rig {
 const rigs: Rig[] = [];
 const markerDirs: string[] = [];
 
-async function makeRig(populate?: (root: string) => void): Promise<Rig> {
-  const lfs = makeLoopFs({ sizeMiB: 512 });
-  const root = makeSubvolume(lfs, 'data');
+async function makeRig(populate?: (root: string) => void, opts: RigOptions = {}): Promise<Rig> {
+  const root = opts.after?.root ?? makeSubvolume(makeLoopFs({ sizeMiB: 512 }), 'data');
   populate?.(root);
   const journal = new MemoryJournal();
-  const manifest = new Manifest(['data']);
+  const manifest = opts.after?.manifest ?? new Manifest(['data']);
   const pointsDir = defaultPointsDir(root);
   expect(preparePointsDir(pointsDir)).toBeUndefined();
-  const btrfs = new Btrfs({ bin: findBtrfs()!, clock: systemClock });
+  const btrfs = new SlowBtrfs({ bin: findBtrfs()!, clock: systemClock });
   const store = new SnapshotStore({ root, dir: pointsDir, btrfs, clock: systemClock, log: silentLogger() });
   const ledger = new PointLedger();
   const markerDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-marker-'));
@@ -69,10 +88,12 @@ async function makeRig(populate?: (root: string) => void): Promise<Rig> {
     watch: true,
     points: { stores: new Map([['data', store]]), intervalMs: INTERVAL_MS, marker, ledger },
   });
-  const model: TreeModel = new Map();
+  const model: TreeModel = new Map(opts.after?.model);
   let replayed = 0;
   const rig: Rig = {
     root,
+    manifest,
+    btrfs,
     capture,
     journal,
     ledger,
@@ -149,6 +170,86 @@ describe.skipIf(skip !== undefined)('capture in snapshot mode (btrfs)', () => {
     // One or two 64 KiB blocks read (where the 4 KiB landed), not 8 MiB.
     expect(r.capture.status().bytesHashed - hashedBefore).toBeLessThanOrEqual(2 * BS);
     expect(diffTrees(r.model, readTree(r.root))).toBe('');
+  });
+
+  it('journals a rewrite that left size and mtime as they were: the change list, not the stat, says the bytes changed', async () => {
+    // A write within the mtime's timestamp tick (4 ms) does not move it; utimes stands in for
+    // that tick here. Stamped long ago, the file's stat is not racy: only the list can tell.
+    const old = new Date('2020-01-02T03:04:05.678Z');
+    const file = (root: string) => path.join(root, 'same.db');
+    const r = await makeRig((root) => {
+      write(file(root), crypto.randomBytes(256 * 1024));
+      fs.utimesSync(file(root), old, old);
+    });
+    await r.settle();
+    r.journal.clear();
+    const fd = fs.openSync(file(r.root), 'r+');
+    fs.writeSync(fd, crypto.randomBytes(4096), 0, 4096, 70 * 1024);
+    fs.closeSync(fd);
+    fs.utimesSync(file(r.root), old, old);
+    await r.settle();
+    expect(r.journal.recent().filter((x): x is WriteRecord => x.op === 'write').map((w) => w.offset)).toEqual([BS]);
+    expect(diffTrees(r.model, readTree(r.root))).toBe('');
+  });
+
+  it('closes no point while a path of its snapshot could not be journaled, and closes one once a later round has', async () => {
+    const r = await makeRig((root) => write(path.join(root, 'x'), 'x'));
+    await r.settle();
+    const before = r.ledger.newest()!.id;
+    const batchesBefore = r.journal.batches.length;
+    r.journal.failOnceFor = 'b.txt';
+    write(path.join(r.root, 'a.txt'), 'a');
+    write(path.join(r.root, 'b.txt'), 'b');
+    await r.settle();
+    const batches = r.journal.batches.slice(batchesBefore);
+    // The round that failed b.txt journaled a.txt in a batch that ends no point: a copy at its
+    // end would hold a.txt of the new instant and b.txt of none.
+    expect(batches.length).toBeGreaterThanOrEqual(2);
+    expect(batches[0]!.point?.end).toBe(false);
+    expect(r.ledger.heldAt(batches[0]!.last)?.id).toBe(before);
+    // The next round took b.txt from its own snapshot and closed the point.
+    const last = batches[batches.length - 1]!;
+    expect(last.point?.end).toBe(true);
+    expect(r.ledger.newest()?.id).toBe(last.last);
+    expect(r.capture.status().problems).toEqual([]);
+    expect(diffTrees(r.model, readTree(r.root))).toBe('');
+  });
+
+  it('keeps racy a file stamped while its snapshot was being made, so that a restart compares its bytes', async () => {
+    const file = (root: string) => path.join(root, 'slow.db');
+    const r = await makeRig((root) => write(file(root), crypto.randomBytes(128 * 1024)));
+    await r.settle();
+    // The next snapshot takes 300 ms to make (btrfs flushing a loaded root); the file is
+    // written and stamped 100 ms in, well after the window around the asking.
+    let stamp: Date | undefined;
+    r.btrfs.before = async () => {
+      r.btrfs.before = undefined;
+      await new Promise((res) => setTimeout(res, 100));
+      const fd = fs.openSync(file(r.root), 'r+');
+      fs.writeSync(fd, crypto.randomBytes(4096), 0, 4096, 0);
+      fs.closeSync(fd);
+      stamp = new Date();
+      fs.utimesSync(file(r.root), stamp, stamp);
+      await new Promise((res) => setTimeout(res, 200));
+    };
+    write(path.join(r.root, 'start-a-round.txt'), 'x');
+    await r.settle();
+    expect(stamp).toBeDefined();
+    await r.settle();
+    expect(diffTrees(r.model, readTree(r.root))).toBe('');
+    // The agent stops; the file is written again after the instant within the same tick (its
+    // size and mtime as they were), and the agent starts again: its first point compares the
+    // snapshot with the manifest, whose record of the file must not prove the old bytes.
+    await r.capture.stop();
+    r.marker.close();
+    const fd = fs.openSync(file(r.root), 'r+');
+    fs.writeSync(fd, crypto.randomBytes(4096), 0, 4096, 0);
+    fs.closeSync(fd);
+    fs.utimesSync(file(r.root), stamp!, stamp!);
+    const again = await makeRig(undefined, { after: r });
+    await again.settle();
+    expect(again.journal.ops()).toContain('write slow.db');
+    expect(diffTrees(again.model, readTree(again.root))).toBe('');
   });
 
   it('journals a renamed directory as one rename, and removals as removals', async () => {

@@ -1,6 +1,6 @@
 // When a file's stat cannot prove its content ("racy"): the read and the mtime in one timestamp tick.
 import { describe, expect, it } from 'vitest';
-import { isRacy } from '../../../agent/capture/stat-match.ts';
+import { isRacy, snapshotReadAt } from '../../../agent/capture/stat-match.ts';
 import type { Entry } from '../../../agent/manifest/index.ts';
 import { RACY_WINDOW_MS } from '../../../shared/constants.ts';
 
@@ -29,5 +29,27 @@ describe('isRacy', () => {
 
   it('is never racy for a directory', () => {
     expect(isRacy({ kind: 'dir', mode: 0o755 } as Entry)).toBe(false);
+  });
+});
+
+describe('snapshotReadAt: content read from a snapshot asked for at `at`, known made at `doneAt`', () => {
+  const at = T;
+  const doneAt = T + 400; // a snapshot that took 400 ms (btrfs flushing under load)
+
+  it('keeps racy a file stamped anywhere between the asking and the end, beyond the window around the asking', () => {
+    // Stamped 200 ms after the asking, before the instant: a write after the instant within
+    // the same tick leaves size and mtime as they were.
+    for (const mtime of [at - RACY_WINDOW_MS, at, at + 200, doneAt, doneAt + RACY_WINDOW_MS]) {
+      expect(isRacy(file(mtime, snapshotReadAt(mtime, at, doneAt)))).toBe(true);
+    }
+    // What `at` alone said: not racy, so such a write was missed.
+    expect(isRacy(file(at + 200, at))).toBe(false);
+  });
+
+  it('proves by the snapshot a file stamped before the asking, or in the future of it', () => {
+    for (const mtime of [at - RACY_WINDOW_MS - 1, at - 3_600_000, doneAt + RACY_WINDOW_MS + 1, at + 3_600_000]) {
+      expect(snapshotReadAt(mtime, at, doneAt)).toBe(at);
+      expect(isRacy(file(mtime, snapshotReadAt(mtime, at, doneAt)))).toBe(false);
+    }
   });
 });

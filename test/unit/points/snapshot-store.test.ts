@@ -93,7 +93,7 @@ describe.skipIf(skip !== undefined)('snapshot store (btrfs)', () => {
     fs.writeFileSync(wrapper, `#!/bin/sh\n"${findBtrfs()!}" "$@" >/dev/null || exit 1\n[ "$1" = subvolume ] && [ "$2" = snapshot ] && exit 1\nexit 0\n`, { mode: 0o755 });
     try {
       const store = new SnapshotStore({ root, dir, btrfs: new Btrfs({ bin: wrapper, clock: systemClock }), clock, log: silentLogger() });
-      const failed = await store.takeAndList({ path: older, at: 0, tookMs: 0 }, 65536).then(
+      const failed = await store.takeAndList({ path: older, at: 0, doneAt: 0, tookMs: 0 }, 65536).then(
         () => false,
         () => true,
       );
