@@ -850,9 +850,11 @@ export class Capture {
   private async confirm(): Promise<void> {
     const points = this.opts.points!;
     const newest = points.ledger.newest();
-    if (newest === undefined || !this.isIdle() || this.baseline) return;
+    // Records journaled past the newest point (a round that closed none) are changes after it:
+    // the disk is not that point any more.
+    if (newest === undefined || newest.id !== this.opts.journal.headSeq || !this.isIdle() || this.baseline) return;
     const at = await points.marker!.roundTrip();
-    if (at === undefined || !this.isIdle() || points.ledger.newest()?.id !== newest.id) return;
+    if (at === undefined || !this.isIdle() || points.ledger.newest()?.id !== newest.id || newest.id !== this.opts.journal.headSeq) return;
     points.ledger.record(newest.id, at);
     this.lastPointAt = at;
     points.onPoint?.(points.ledger.newest()!);

@@ -279,6 +279,19 @@ describe.skipIf(skip !== undefined)('capture in snapshot mode (btrfs)', () => {
     expect(r.capture.status().points!.taken).toBe(taken);
   });
 
+  it('does not say the last point is still the disk once the journal holds records past it', async () => {
+    const r = await makeRig((root) => write(path.join(root, 'x'), 'x'));
+    await r.settle();
+    const p0 = r.ledger.newest()!;
+    // Records past the point that closed no other (what a round that could not finish leaves).
+    await r.journal.commit(false, undefined);
+    r.journal.append({ op: 'mkdir', root: 'data', path: 'past-the-point', mode: 0o755 });
+    await r.journal.commit(false, undefined);
+    await new Promise((res) => setTimeout(res, INTERVAL_MS * 4));
+    const p1 = r.ledger.newest()!;
+    expect(p1).toEqual(p0);
+  });
+
   it('captures file by file while snapshots fail, says so, and takes points again once they work', async () => {
     const r = await makeRig((root) => write(path.join(root, 'x'), 'x'));
     await r.settle();
