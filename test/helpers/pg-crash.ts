@@ -198,6 +198,14 @@ export class PgCrashLab {
       this.pair = undefined;
       if (passed && process.env.TANDEM_KEEP_TEST_DIRS === '1') fs.rmSync(p.dir, { recursive: true, force: true });
       spawnSync('btrfs', ['subvolume', 'delete', root], { stdio: 'ignore' });
+      // The killed active's last points: nobody else deletes them, and each keeps the blocks
+      // its trial changed (the loop file system filled after about 30 trials).
+      const points = path.join(path.dirname(root), '.tandem-points', path.basename(root));
+      if (fs.existsSync(points)) {
+        const snaps = fs.readdirSync(points).map((n) => path.join(points, n));
+        if (snaps.length > 0) spawnSync('btrfs', ['subvolume', 'delete', ...snaps], { stdio: 'ignore' });
+        fs.rmSync(points, { recursive: true, force: true });
+      }
     }
   }
 
