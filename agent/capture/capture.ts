@@ -11,7 +11,7 @@ import type { Logger } from '../../shared/log.ts';
 import { describeCause } from '../../shared/errors.ts';
 import { HASH_BYTES, isAllZero, zeroBlockHash } from '../../shared/hash.ts';
 import { Notices, type Notice } from '../../shared/notices.ts';
-import { BATCH_RAW_CUT_BYTES, BATCH_RECORDS_CUT, compressWrite, compressWriteAsync, depthOf, isWithin, parentOf, type DataRecord, type NewRecord } from '../../shared/protocol/index.ts';
+import { BATCH_RAW_CUT_BYTES, BATCH_RECORDS_CUT, compressWrite, compressWriteAsync, depthOf, isWithin, parentOf, relPathProblem, type DataRecord, type NewRecord } from '../../shared/protocol/index.ts';
 import { TandemError } from '../../shared/errors.ts';
 import { SUBVOLUME_ROOT_INO, type ChangeSet, type PathChange, type PointInfo, type PointLedger, type PointMarker, type Snapshot, type SnapshotStore } from '../points/index.ts';
 import { ownerOf, type Entry, type FileEntry, type Manifest } from '../manifest/index.ts';
@@ -148,6 +148,8 @@ interface RootCtx extends ProtectedRoot {
   fallback?: string | undefined;
   /** Paths that could not be read from the last snapshot: read whole at the next point. */
   retry: Set<string>;
+  /** Points in a row each retried path has failed in (a point waits for it POINT_RETRY_ROUNDS times). */
+  retryRounds: Map<string, number>;
   /** The next point also compares the whole snapshot with the manifest (periodic scans). */
   fullScan?: boolean;
   /** Snapshot mode: directories too busy to watch (their root takes a point every interval). */
@@ -189,6 +191,8 @@ type NewHole = Extract<NewRecord, { op: 'hole' }>;
 
 /** Capture works at most this long before it lets the event loop run other callbacks. */
 const YIELD_EVERY_MS = 5;
+/** Points that wait for a path of theirs that could not be journaled, at most (pointUnfinished). */
+const POINT_RETRY_ROUNDS = 3;
 
 /** Files at least this big are read once they have been quiet for `settleMs`. */
 const LARGE_FILE_BYTES = 4 * 1024 * 1024;
@@ -261,7 +265,7 @@ export class Capture {
     this.log = opts.log.child({ component: 'capture' });
     for (const r of opts.roots) {
       const store = opts.points?.stores.get(r.name);
-      this.roots.set(r.name, { ...r, isExcluded: compileExcludes(r.exclude), real: r.path, store, exact: false, retry: new Set(), hot: store === undefined ? undefined : new HotDirs() });
+      this.roots.set(r.name, { ...r, isExcluded: compileExcludes(r.exclude), real: r.path, store, exact: false, retry: new Set(), retryRounds: new Map(), hot: store === undefined ? undefined : new HotDirs() });
     }
     this.users = opts.users ?? new UserDb(opts.clock);
     this.notices = new Notices(opts.clock, this.log);
@@ -718,6 +722,7 @@ export class Capture {
           await this.makeRoom();
           await this.processPath(h.root, h.path, h.force, h.change);
           this.problems.delete(key);
+          h.root.retryRounds.delete(h.path);
         } catch (err) {
           if (this.stopped) break;
           if (err instanceof NestedSubvolume) {
@@ -727,7 +732,7 @@ export class Capture {
           }
           this.noteProblem(h, err);
           // Read whole from the next snapshot: the manifest keeps the older state until then.
-          if (this.readsSnapshot(h.root)) h.root.retry.add(h.path);
+          this.retryFromNextPoint(h);
         }
       }
       // Names that may be gone, once every name that exists was looked at (so that a rename is
@@ -738,11 +743,12 @@ export class Capture {
           await this.makeRoom();
           if (this.readsSnapshot(h.root)) await this.removeIfGone(h.root, h.path);
           else this.hint(h.root.name, h.path);
+          h.root.retryRounds.delete(h.path);
         } catch (err) {
           if (this.stopped) break;
           this.noteProblem(h, err);
           // Looked at again from the next snapshot: a name it lacks is removed then.
-          if (this.readsSnapshot(h.root)) h.root.retry.add(h.path);
+          this.retryFromNextPoint(h);
         }
       }
     } finally {
@@ -753,6 +759,7 @@ export class Capture {
     // A path of this snapshot that could not be journaled leaves the journal short of the
     // snapshot's state: no point closes until a later round has journaled it (from its own
     // snapshot, which the point is then an instant of).
+    for (const root of snapRoots) this.countRetryRound(root);
     const unfinished = this.pointUnfinished();
     for (const root of this.roots.values()) if (root.retry.size > 0) this.forced.add(root.name);
     const closed = await this.commit(!unfinished);
@@ -774,10 +781,46 @@ export class Capture {
     this.markFirstPoint();
   }
 
-  /** A snapshot-mode root has paths of its snapshot not journaled yet (they are retried). */
+  /**
+   * A snapshot-mode root has paths of its snapshot not journaled yet, which the point waits for:
+   * POINT_RETRY_ROUNDS points at most. A failure that lasts (a file whose attributes never
+   * read) must not stop every later point; the path stays an alarm, and a notice says the
+   * points go on without it.
+   */
   private pointUnfinished(): boolean {
-    for (const root of this.roots.values()) if (root.retry.size > 0 && this.readsSnapshot(root)) return true;
+    if (this.stopped) return false;
+    for (const root of this.roots.values()) {
+      if (!this.readsSnapshot(root)) continue;
+      for (const p of root.retry) if ((root.retryRounds.get(p) ?? 0) < POINT_RETRY_ROUNDS) return true;
+    }
     return false;
+  }
+
+  /**
+   * A path of this point could not be journaled: the next point reads it whole. Not a name the
+   * journal refuses (a backslash in it, too long): no point can ever hold it, and reading it
+   * again every point would only cost; it stays an alarm, as in file mode.
+   */
+  private retryFromNextPoint(h: Hint): void {
+    if (!this.readsSnapshot(h.root) || relPathProblem(h.path) !== undefined) return;
+    h.root.retry.add(h.path);
+  }
+
+  /** One more point in which the root's retried paths failed; the notice once one stops waiting. */
+  private countRetryRound(root: RootCtx): void {
+    for (const p of root.retry) {
+      const n = (root.retryRounds.get(p) ?? 0) + 1;
+      root.retryRounds.set(p, n);
+      if (n === POINT_RETRY_ROUNDS) {
+        this.notices.add(
+          'TANDEM_ERR_POINT_FAILED',
+          `capture ${root.name}/${p}: not journaled in ${n} points in a row (${this.problems.get(`${root.name}\0${p}`)?.message ?? 'see the capture alarm'}); points close without it until it can be, so the passive's copy of it is older than the point`,
+          'see why the path cannot be read (capture alarm); once it can, the next point takes it whole',
+          { root: root.name, path: p },
+          `points/${root.name}/${p}`,
+        );
+      }
+    }
   }
 
   private noteProblem(h: Hint, err: unknown): void {

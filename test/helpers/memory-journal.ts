@@ -1,6 +1,6 @@
 // An in-memory JournalSink for capture's unit tests: keeps every record and batch.
 import type { JournalSink } from '../../agent/capture/index.ts';
-import type { CommitPoint, DataRecord, NewRecord } from '../../shared/protocol/index.ts';
+import { relPathProblem, type CommitPoint, type DataRecord, type NewRecord } from '../../shared/protocol/index.ts';
 import { Waiters } from '../../agent/journal/index.ts';
 
 export class MemoryJournal implements JournalSink {
@@ -19,13 +19,19 @@ export class MemoryJournal implements JournalSink {
   private mark = 0;
   private readonly spaceWaiters = new Waiters();
 
-  /** The next record of this path fails to append (a path that cannot be journaled this time). */
-  failOnceFor: string | undefined;
+  /** Paths whose next records fail to append, and how many more times (a path that cannot be journaled for now). */
+  readonly failFor = new Map<string, number>();
 
   append(record: NewRecord): number {
-    if (this.failOnceFor !== undefined && 'path' in record && record.path === this.failOnceFor) {
-      this.failOnceFor = undefined;
-      throw new Error(`injected: ${record.path} cannot be journaled this time`);
+    if ('path' in record) {
+      const left = this.failFor.get(record.path) ?? 0;
+      if (left > 0) {
+        this.failFor.set(record.path, left - 1);
+        throw new Error(`injected: ${record.path} cannot be journaled this time`);
+      }
+      // As the real journal: a name the protocol refuses is never journaled.
+      const problem = relPathProblem(record.path);
+      if (problem !== undefined) throw new Error(`invalid record: ${record.op}: path ${problem}`);
     }
     const seq = this.headSeq + this.pending.length + 1;
     // Capture reuses its read buffers: keep a copy, as the real journal's frame does.

@@ -133,6 +133,15 @@ afterEach(async () => {
   cleanupLoops();
 });
 
+/** Waits for `ok`, polling; the error says what was awaited and capture's point figures. */
+async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(rigs.map((r) => r.capture.status().points))}`);
+    await new Promise((res) => setTimeout(res, 5));
+  }
+}
+
 function write(p: string, data: Buffer | string): void {
   fs.mkdirSync(path.dirname(p), { recursive: true });
   fs.writeFileSync(p, data);
@@ -197,7 +206,7 @@ describe.skipIf(skip !== undefined)('capture in snapshot mode (btrfs)', () => {
     await r.settle();
     const before = r.ledger.newest()!.id;
     const batchesBefore = r.journal.batches.length;
-    r.journal.failOnceFor = 'b.txt';
+    r.journal.failFor.set('b.txt', 1);
     write(path.join(r.root, 'a.txt'), 'a');
     write(path.join(r.root, 'b.txt'), 'b');
     await r.settle();
@@ -213,6 +222,41 @@ describe.skipIf(skip !== undefined)('capture in snapshot mode (btrfs)', () => {
     expect(r.ledger.newest()?.id).toBe(last.last);
     expect(r.capture.status().problems).toEqual([]);
     expect(diffTrees(r.model, readTree(r.root))).toBe('');
+  });
+
+  it('waits three points at most for a path that cannot be journaled, then closes them without it and says so', async () => {
+    const r = await makeRig((root) => write(path.join(root, 'x'), 'x'));
+    await r.settle();
+    r.journal.failFor.set('stuck.txt', 1_000);
+    write(path.join(r.root, 'stuck.txt'), 'cannot be journaled for now');
+    write(path.join(r.root, 'fine.txt'), 'fine');
+    await until('a point closed without stuck.txt', () => r.ledger.newest()!.id === r.journal.headSeq && r.journal.records.some((x) => 'path' in x && x.path === 'fine.txt'));
+    const notice = r.capture.status().notices.find((n) => n.code === 'TANDEM_ERR_POINT_FAILED');
+    expect(notice?.message).toMatch(/stuck\.txt: not journaled in 3 points in a row/);
+    expect(r.capture.status().problems.map((p) => p.path)).toEqual(['stuck.txt']);
+    // Once it can be journaled, the next point takes it.
+    r.journal.failFor.delete('stuck.txt');
+    await r.settle();
+    await until('stuck.txt journaled', () => r.journal.records.some((x) => 'path' in x && x.path === 'stuck.txt'));
+    await r.settle();
+    expect(r.capture.status().problems).toEqual([]);
+    expect(diffTrees(r.model, readTree(r.root))).toBe('');
+  });
+
+  it('does not hold points back for a name the journal refuses (a backslash in it): it stays an alarm', async () => {
+    const r = await makeRig((root) => write(path.join(root, 'x'), 'x'));
+    await r.settle();
+    write(path.join(r.root, 'odd\\name.txt'), 'a name the protocol refuses');
+    write(path.join(r.root, 'fine.txt'), 'fine');
+    await r.settle();
+    const last = r.journal.batches[r.journal.batches.length - 1]!;
+    expect(last.point?.end).toBe(true);
+    expect(r.ledger.newest()?.id).toBe(last.last);
+    expect(r.capture.status().problems.map((p) => p.path)).toEqual(['odd\\name.txt']);
+    // Not read again at every point: no point is forced for it.
+    const taken = r.capture.status().points!.taken;
+    await new Promise((res) => setTimeout(res, INTERVAL_MS * 4));
+    expect(r.capture.status().points!.taken).toBe(taken);
   });
 
   it('keeps racy a file stamped while its snapshot was being made, so that a restart compares its bytes', async () => {
@@ -324,13 +368,6 @@ describe.skipIf(skip !== undefined)('capture in snapshot mode (btrfs)', () => {
     expect(r.capture.status().points!.unwatched).toBe(0);
     // A log appended to as a database does: an event per write, each read by the watcher.
     const wal = path.join(r.root, 'hot/wal');
-    const until = async (what: string, ok: () => boolean, ms = 20_000) => {
-      const deadline = Date.now() + ms;
-      while (!ok()) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(r.capture.status().points)}`);
-        await new Promise((res) => setTimeout(res, 5));
-      }
-    };
     let n = 0;
     const append = async (count: number) => {
       for (let i = 0; i < count; i++, n++) {
