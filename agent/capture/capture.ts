@@ -788,7 +788,6 @@ export class Capture {
    * points go on without it.
    */
   private pointUnfinished(): boolean {
-    if (this.stopped) return false;
     for (const root of this.roots.values()) {
       if (!this.readsSnapshot(root)) continue;
       for (const p of root.retry) if ((root.retryRounds.get(p) ?? 0) < POINT_RETRY_ROUNDS) return true;
