@@ -1083,7 +1083,7 @@ export class Capture {
       }
       switch (kind) {
         case 'dir':
-          return await this.processDir(root, rel, parent, st, cur);
+          return await this.processDir(root, rel, parent, st, cur, change);
         case 'symlink':
           return this.processLink(root, rel, parent, st, cur);
         case 'file':
@@ -1150,12 +1150,14 @@ export class Capture {
     return meta;
   }
 
-  private async processDir(root: RootCtx, rel: string, parent: Parent, st: Stats, cur: Entry | undefined): Promise<void> {
+  private async processDir(root: RootCtx, rel: string, parent: Parent, st: Stats, cur: Entry | undefined, change?: PathChange): Promise<void> {
     const m = this.opts.manifest;
     const mode = st.mode & 0o7777;
     if (cur?.kind === 'dir' && cur.ino === st.ino) {
-      // Owner, mode or attributes may have changed: only the ctime says so for the last two.
-      if (cur.mode === mode && cur.uid === st.uid && cur.gid === st.gid && cur.ctimeMs === st.ctimeMs) return;
+      // Owner, mode or attributes may have changed: only the ctime says so for the last two,
+      // unless a snapshot comparison listed the directory (exact, where a change within the
+      // ctime's timestamp tick leaves it as it was).
+      if (cur.mode === mode && cur.uid === st.uid && cur.gid === st.gid && cur.ctimeMs === st.ctimeMs && change === undefined) return;
       const meta = this.readMeta(root, rel, parent, st);
       if (cur.mode !== mode || cur.uid !== st.uid || cur.gid !== st.gid || !sameXattrHash(cur.xattrHash, meta.xattrHash)) {
         this.append({ op: 'mkdir', root: root.name, path: rel, mode, ...meta.owner, xattrs: meta.xattrs, ...aclNamesField(meta) });
@@ -1228,8 +1230,9 @@ export class Capture {
     const listedContent = change !== undefined && change.content !== 'none';
     if (prev !== undefined && prev.ino === st.ino && prev.size === st.size && prev.mtimeMs === st.mtimeMs && !force && !listedContent && !isRacy(prev)) {
       this.waitingSince.delete(key);
-      // The content is known; the owner, mode or attributes may not be (the ctime says they moved).
-      if (prev.mode === mode && prev.uid === st.uid && prev.gid === st.gid && prev.ctimeMs === st.ctimeMs) return;
+      // The content is known; the owner, mode or attributes may not be (the ctime says they
+      // moved, or a snapshot comparison that listed the file: within one tick it does not move).
+      if (prev.mode === mode && prev.uid === st.uid && prev.gid === st.gid && prev.ctimeMs === st.ctimeMs && change === undefined) return;
       const meta = this.readMeta(root, rel, parent, st);
       if (prev.mode !== mode || prev.uid !== st.uid || prev.gid !== st.gid || !sameXattrHash(prev.xattrHash, meta.xattrHash)) {
         this.append({ op: 'meta', root: root.name, path: rel, mode, mtimeMs: prev.mtimeMs, ...meta.owner, xattrs: meta.xattrs, ...aclNamesField(meta) });

@@ -201,6 +201,30 @@ describe.skipIf(skip !== undefined)('capture in snapshot mode (btrfs)', () => {
     expect(diffTrees(r.model, readTree(r.root))).toBe('');
   });
 
+  it('journals an attribute changed within the ctime tick the manifest holds: the change list names the file and the directory', async () => {
+    const r = await makeRig((root) => {
+      write(path.join(root, 'd/f'), 'content');
+      execFileSync('setfattr', ['-n', 'user.kind', '-v', 'one', path.join(root, 'd/f')]);
+      execFileSync('setfattr', ['-n', 'user.kind', '-v', 'one', path.join(root, 'd')]);
+    });
+    await r.settle();
+    r.journal.clear();
+    for (const p of ['d/f', 'd']) {
+      execFileSync('setfattr', ['-n', 'user.kind', '-v', 'two', path.join(r.root, p)]);
+      // As if the first value had been read in the tick of this change: its ctime proves nothing.
+      const e = r.manifest.get('data', p)!;
+      r.manifest.set('data', p, { ...e, ctimeMs: fs.lstatSync(path.join(r.root, p)).ctimeMs } as typeof e);
+    }
+    await r.settle();
+    const xattrsOf = (p: string) =>
+      r.journal
+        .recent()
+        .filter((x) => (x.op === 'meta' || x.op === 'mkdir') && x.path === p)
+        .map((x) => ('xattrs' in x ? x.xattrs?.map(([n, v]) => `${n}=${Buffer.from(v).toString()}`) : undefined));
+    expect(xattrsOf('d/f')).toEqual([['user.kind=two']]);
+    expect(xattrsOf('d')).toEqual([['user.kind=two']]);
+  });
+
   it('closes no point while a path of its snapshot could not be journaled, and closes one once a later round has', async () => {
     const r = await makeRig((root) => write(path.join(root, 'x'), 'x'));
     await r.settle();
