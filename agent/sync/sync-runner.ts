@@ -3,7 +3,8 @@
 // capture's) is applied to the shadow in order, so at any point the shadow is what the passive
 // will hold when it reaches that point of the stream. For each path it sends what differs
 // between the active manifest and the shadow — as ordinary records through capture's loop, so
-// they are ordered with capture's and resumable from the journal like any others.
+// they are ordered with capture's and resumable from the journal like any others. A path made
+// equal leaves the shadow and is read from the active manifest (shadow-tree.ts).
 // It never sends a block that does not match the active manifest: such a file is changing, so
 // capture is asked to journal it first, and the difference is computed again.
 import fsp from 'node:fs/promises';
@@ -14,9 +15,10 @@ import type { Clock } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
 import { HASH_BYTES, hash64, isAllZero } from '../../shared/hash.ts';
 import { depthOf, type OwnerFields, type Xattr } from '../../shared/protocol/index.ts';
-import { applyRecordToManifest, type Entry, type FileEntry, type Manifest } from '../manifest/index.ts';
+import type { Entry, FileEntry, Manifest } from '../manifest/index.ts';
 import { aclNamesField, aclNamesOf, lstatAt, openParentOrNone, readXattrs, sameXattrHash, xattrsHash } from '../tree/index.ts';
 import { actionBytes, diffEntry, type LinkView, type SyncAction } from './entry-diff.ts';
+import { ShadowTree, type PassiveView } from './shadow-tree.ts';
 
 export interface SyncProgress {
   id: string;
@@ -69,8 +71,11 @@ export class SyncRunner {
   private readonly realRoots = new Map<string, string>();
   private cancelled = false;
   private unlisten: (() => void) | undefined;
+  /** What the passive will hold: its manifest, followed through every record journaled since sync-begin. */
+  private readonly shadow: ShadowTree;
 
   constructor(private readonly opts: SyncRunnerOptions) {
+    this.shadow = new ShadowTree(opts.shadow, opts.manifest, opts.blockSize);
     this.log = opts.log.child({ component: 'sync', sync: opts.id });
     for (const r of opts.roots) this.rootPaths.set(r.name, r.path);
     this.progress = { id: opts.id, startedAt: opts.clock.now(), bytesTotal: 0, bytesDone: 0, pathsTotal: 0, pathsDone: 0, beginSeq: 0, endSeq: undefined };
@@ -82,7 +87,8 @@ export class SyncRunner {
    * stream there. Resolves with the sequence of the sync-end record.
    */
   async run(onBegin: (beginSeq: number) => void): Promise<number> {
-    const { capture, shadow, blockSize } = this.opts;
+    const { capture } = this.opts;
+    const shadow = this.shadow;
     let plan: PlanItem[] = [];
     await capture.runTask(async (ctx) => {
       plan = this.makePlan();
@@ -91,7 +97,7 @@ export class SyncRunner {
       const beginSeq = ctx.append({ op: 'sync-begin', id: this.opts.id, baseSeq, bytesTotal: this.progress.bytesTotal });
       this.progress.beginSeq = beginSeq;
       // From here on every journaled record is one the passive will apply: follow it.
-      this.unlisten = capture.onAppend((r) => applyRecordToManifest(shadow, r, blockSize));
+      this.unlisten = capture.onAppend((r) => shadow.apply(r));
       onBegin(beginSeq);
     });
     this.log.info({ paths: plan.length, bytesTotal: this.progress.bytesTotal, beginSeq: this.progress.beginSeq }, 'sync: started');
@@ -157,7 +163,8 @@ export class SyncRunner {
 
   /** Every path that differs, parents before children; bytesTotal estimates the block data. */
   private makePlan(): PlanItem[] {
-    const { manifest, shadow, blockSize } = this.opts;
+    const { manifest, blockSize } = this.opts;
+    const shadow = this.shadow;
     const items: PlanItem[] = [];
     let bytes = 0;
     for (const root of manifest.rootNames()) {
@@ -181,20 +188,38 @@ export class SyncRunner {
 
   /** Journals what `item` needs. False when its file kept changing and it must be tried later. */
   private async syncPath(ctx: CaptureTaskContext, item: PlanItem): Promise<boolean> {
-    const { manifest, shadow, blockSize } = this.opts;
+    const { manifest, blockSize } = this.opts;
+    const shadow = this.shadow;
     for (let attempt = 0; attempt < MAX_REFRESH_TRIES; attempt++) {
       const a = manifest.get(item.root, item.path);
       const links = linkView(manifest, shadow, item.root, item.path);
       const action = diffEntry(a, shadow.hasRoot(item.root) ? shadow.get(item.root, item.path) : undefined, blockSize, links);
-      if (action === undefined) return true;
+      if (action === undefined) {
+        this.converge(item);
+        return true;
+      }
       // A name to link to a first name the passive does not hold yet (it is being retried): later.
       if (action.kind === 'hardlink' && shadow.get(item.root, action.target)?.kind !== 'file') return false;
       const done = await journalAction(ctx, { root: item.root, path: item.path, rootPath: this.realRoot(item.root) }, action, a, blockSize, (n) => (this.progress.bytesDone += n));
-      if (done) return true;
+      if (done) {
+        this.converge(item);
+        return true;
+      }
       // The path no longer matches the manifest: let capture journal its change first.
       await ctx.refresh(item.root, item.path);
     }
     return false;
+  }
+
+  /** The path now holds on the passive what the active manifest says: the shadow reads it from there. */
+  private converge(item: PlanItem): void {
+    const { manifest, blockSize } = this.opts;
+    this.shadow.converge(item.root, item.path, (a, s) => diffEntry(a, s, blockSize, linkView(manifest, this.shadow, item.root, item.path)) === undefined);
+  }
+
+  /** Paths the shadow reads from the active manifest (tests). */
+  get convergedPaths(): number {
+    return this.shadow.convergedCount();
   }
 
   private realRoot(root: string): string {
@@ -215,7 +240,7 @@ export class SyncRunner {
  * parents first, then by name), whether the passive (its manifest, or the shadow of it) already
  * has it linked there, and whether the passive links it to a name the active does not.
  */
-export function linkView(active: Manifest, passive: Manifest, root: string, p: string): LinkView {
+export function linkView(active: Manifest, passive: PassiveView, root: string, p: string): LinkView {
   const a = active.get(root, p);
   if (a?.kind !== 'file') return {};
   const group = a.ino > 0 ? active.pathsForIno(root, a.ino).filter((q) => active.get(root, q)?.kind === 'file') : [p];
