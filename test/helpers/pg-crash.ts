@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFile, execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
+import { defaultPointsDir } from '../../agent/points/index.ts';
 import { cleanupLoops, makeLoopFs, makeSubvolume, type LoopFs } from './btrfs-loop.ts';
 import { exited, killAll, spawnTracked } from './processes.ts';
 import { sleep, type TestPair } from './pair.ts';
@@ -107,6 +108,12 @@ export class PgCrashLab {
     // shown is reported either way.
     const p = await pointsPair(root, { extra: (doc) => (doc.failover = { ...(doc.failover ?? {}), maxLagOnFailover: '5m' }) });
     this.pair = p;
+    // TANDEM_KEEP_TEST_DIRS=1: a failed trial keeps, in the pair's directory, the copy as the
+    // takeover left it (before PostgreSQL replays anything), the active's data as the crash
+    // left it, its points (snapshots) and the status after the takeover: enough to say whether
+    // the copy equals one of the active's instants. A trial that holds is removed whole.
+    const keep = process.env.TANDEM_KEEP_TEST_DIRS === '1';
+    const points = defaultPointsDir(root);
     let passed = false;
     try {
       for (const d of [p.data('beta')]) for (let x = d; x.startsWith(p.dir); x = path.dirname(x)) fs.chmodSync(x, 0o755);
@@ -135,11 +142,6 @@ export class PgCrashLab {
 
       // The passive's copy, started as it is.
       const dataB = p.data('beta', 'pg');
-      // TANDEM_KEEP_TEST_DIRS=1: a failed trial keeps, in the pair's directory, the copy as the
-      // takeover left it (before PostgreSQL replays anything), the active's data as the crash
-      // left it, its points (snapshots) and the status after the takeover: enough to say whether
-      // the copy equals one of the active's instants. A trial that holds is removed whole.
-      const keep = process.env.TANDEM_KEEP_TEST_DIRS === '1';
       if (keep) {
         execFileSync('cp', ['-a', dataB, path.join(p.dir, 'beta-at-takeover')]);
         fs.writeFileSync(path.join(p.dir, 'beta-status-after-takeover.json'), JSON.stringify(after, null, 2));
@@ -165,7 +167,6 @@ export class PgCrashLab {
       }
       if (keep && !(starts && amcheck === true && balances === true)) {
         execFileSync('cp', ['-a', dataA, path.join(p.dir, 'alpha-at-crash')]);
-        const points = path.join(path.dirname(root), '.tandem-points', path.basename(root));
         if (fs.existsSync(points)) execFileSync('cp', ['-a', points, path.join(p.dir, 'alpha-points')]);
         detail += `kept in ${p.dir} `;
       }
@@ -196,11 +197,10 @@ export class PgCrashLab {
       this.servers.clear();
       await p.cleanup();
       this.pair = undefined;
-      if (passed && process.env.TANDEM_KEEP_TEST_DIRS === '1') fs.rmSync(p.dir, { recursive: true, force: true });
+      if (passed && keep) fs.rmSync(p.dir, { recursive: true, force: true });
       spawnSync('btrfs', ['subvolume', 'delete', root], { stdio: 'ignore' });
       // The killed active's last points: nobody else deletes them, and each keeps the blocks
       // its trial changed (the loop file system filled after about 30 trials).
-      const points = path.join(path.dirname(root), '.tandem-points', path.basename(root));
       if (fs.existsSync(points)) {
         const snaps = fs.readdirSync(points).map((n) => path.join(points, n));
         if (snaps.length > 0) spawnSync('btrfs', ['subvolume', 'delete', ...snaps], { stdio: 'ignore' });
