@@ -2,6 +2,7 @@
 // the xxhash64 of every block. Indexed by directory (children) so subtree operations never
 // scan everything, and by inode so a rename is recognised from its new name alone.
 import { parentOf } from '../../shared/protocol/index.ts';
+import { compactEntry } from './entry-shape.ts';
 
 /**
  * Who owns an entry: numeric ids as on this node's disk and, on the active, the names it knows
@@ -115,9 +116,10 @@ export class Manifest {
     return this.tree(root).entries.get(path);
   }
 
-  /** Sets `path` to `entry`. When a directory is replaced by something else, its subtree goes. */
-  set(root: string, path: string, entry: Entry): void {
+  /** Sets `path` to (a compact copy of) `given`. When a directory is replaced by something else, its subtree goes. */
+  set(root: string, path: string, given: Entry): void {
     const t = this.tree(root);
+    const entry = compactEntry(given);
     const prev = t.entries.get(path);
     if (prev?.kind === 'dir' && entry.kind !== 'dir') this.removeChildren(t, root, path);
     if (prev !== undefined) unindex(t, prev.ino, path);
