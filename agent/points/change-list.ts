@@ -50,6 +50,16 @@ const CREATES = new Set(['mkfile', 'mkdir', 'mknod', 'mkfifo', 'mksock', 'symlin
 const EXTENTS = new Set(['update_extent', 'write', 'clone', 'fallocate', 'encoded_write']);
 const METADATA = new Set(['chmod', 'chown', 'utimes', 'set_xattr', 'remove_xattr', 'fileattr', 'enable_verity']);
 
+/**
+ * A name a file system may well hold but the protocol refuses (relPathProblem: a backslash, or
+ * longer than a path may be). Other malformed names (empty, absolute, `..`) cannot come from
+ * btrfs: the stream is not what it seems, and the list gives up.
+ */
+function unreplicable(p: string): boolean {
+  const problem = relPathProblem(p);
+  return problem === 'backslash' || problem === 'too-long';
+}
+
 function isUnder(p: string, dir: string): boolean {
   return p.length > dir.length && p.startsWith(dir) && p.charCodeAt(dir.length) === 47;
 }
@@ -91,6 +101,9 @@ export class ChangeList {
       this.set(path, { content: 'all' });
     } else if (op === 'rename') {
       if (c.to === undefined || !this.wellFormed(c.to, op)) return this.give_up('rename without a well-formed new name');
+      // Out of a name the protocol refuses, into one it takes: the subtree that appears was
+      // never journaled, and one command cannot say what it holds.
+      if (unreplicable(path) && !unreplicable(c.to)) return this.give_up('rename of a name the protocol refuses to one it takes');
       this.rename(path, c.to);
     } else if (op === 'link') {
       // A new name of an existing inode: looking at it journals the hard link.
@@ -126,7 +139,10 @@ export class ChangeList {
 
   private wellFormed(p: string, op: string): boolean {
     const problem = relPathProblem(p);
-    if (problem === undefined) return true;
+    // Listed like any other: capture looks at it, the journal refuses it, and the operator is
+    // told it is not replicated. Giving up instead compared the whole snapshot at every point
+    // such a file was written in.
+    if (problem === undefined || problem === 'backslash' || problem === 'too-long') return true;
     this.give_up(`${op}: name ${JSON.stringify(p.slice(0, 200))} is not a well-formed relative path (${problem})`);
     return false;
   }

@@ -1,6 +1,6 @@
 // An in-memory JournalSink for capture's unit tests: keeps every record and batch.
 import type { JournalSink } from '../../agent/capture/index.ts';
-import { relPathProblem, type CommitPoint, type DataRecord, type NewRecord } from '../../shared/protocol/index.ts';
+import { entryProblem, type CommitPoint, type DataRecord, type NewRecord } from '../../shared/protocol/index.ts';
 import { Waiters } from '../../agent/journal/index.ts';
 
 export class MemoryJournal implements JournalSink {
@@ -30,8 +30,8 @@ export class MemoryJournal implements JournalSink {
         throw new Error(`injected: ${record.path} cannot be journaled this time`);
       }
       // As the real journal: a name the protocol refuses is never journaled.
-      const problem = relPathProblem(record.path);
-      if (problem !== undefined) throw new Error(`invalid record: ${record.op}: path ${problem}`);
+      const problem = entryProblem({ ...record, seq: 1 });
+      if (problem !== undefined) throw new Error(`invalid record: ${problem}`);
     }
     const seq = this.headSeq + this.pending.length + 1;
     // Capture reuses its read buffers: keep a copy, as the real journal's frame does.

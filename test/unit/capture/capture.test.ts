@@ -235,6 +235,22 @@ describe('capture', () => {
     expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
   });
 
+  it('journals a file or directory renamed to a name the protocol refuses as removed, and reports the new name', async () => {
+    const rig = await makeRig();
+    fs.writeFileSync(path.join(rig.dir, 'a.txt'), 'hello');
+    fs.mkdirSync(path.join(rig.dir, 'd'));
+    fs.writeFileSync(path.join(rig.dir, 'd/f'), 'inside');
+    await touch(rig, 'a.txt', 'd', 'd/f');
+    rig.journal.clear();
+    fs.renameSync(path.join(rig.dir, 'a.txt'), path.join(rig.dir, 'a\\b.txt'));
+    fs.renameSync(path.join(rig.dir, 'd'), path.join(rig.dir, 'odd\\dir'));
+    await touch(rig, 'a\\b.txt', 'a.txt', 'odd\\dir', 'd');
+    // A rename record to such a name would be refused, and the passive keep the old names for ever.
+    expect(rig.journal.ops().sort()).toEqual(['rmdir d', 'unlink a.txt']);
+    expect(rig.capture.status().problems.map((p) => p.path).sort()).toEqual(['a\\b.txt', 'odd\\dir']);
+    expect(rig.model.has('a.txt') || rig.model.has('d') || rig.model.has('d/f')).toBe(false);
+  });
+
   it('journals a renamed directory as one rename record, not one per file', async () => {
     const rig = await makeRig();
     fs.mkdirSync(path.join(rig.dir, 'd1/inner'), { recursive: true });

@@ -281,6 +281,13 @@ describe.skipIf(skip !== undefined)('capture in snapshot mode (btrfs)', () => {
     // retried forces a point every interval, and capture is never idle between them).
     const idle = await Promise.race([r.capture.whenIdle().then(() => true), new Promise<false>((res) => setTimeout(() => res(false), 20_000))]);
     expect(idle).toBe(true);
+    // Renamed to a refused name, a file is gone for the passive; the point still closes.
+    fs.renameSync(path.join(r.root, 'fine.txt'), path.join(r.root, 'now\\odd.txt'));
+    write(path.join(r.root, 'odd\\name.txt'), 'written again');
+    await r.settle();
+    expect(r.journal.ops()).toContain('unlink fine.txt');
+    expect(r.capture.status().problems.map((p) => p.path).sort()).toEqual(['now\\odd.txt', 'odd\\name.txt']);
+    expect(r.ledger.newest()?.id).toBe(r.journal.batches[r.journal.batches.length - 1]!.last);
   });
 
   it('keeps racy a file stamped while its snapshot was being made, so that a restart compares its bytes', async () => {

@@ -92,6 +92,26 @@ describe('change list from a send stream', () => {
     expect(r.paths.size).toBe(0);
   });
 
+  it('lists names the protocol refuses (a backslash, too long) like any other (capture reports them), but gives up on a rename out of one', () => {
+    const long = `d/${'x'.repeat(5000)}`;
+    const r = changes([
+      { op: 'mkfile', path: 'o270-9-0' },
+      { op: 'update_extent', path: 'o270-9-0', offset: 0, length: 10 },
+      { op: 'rename', path: 'o270-9-0', to: 'log\\2026.txt' },
+      { op: 'update_extent', path: 'odd\\name', offset: 0, length: 10 },
+      { op: 'mkfile', path: long },
+      { op: 'rename', path: 'keep/old', to: 'keep/new\\name' },
+      { op: 'update_extent', path: 'fine', offset: 0, length: 10 },
+    ]);
+    expect(r.incomplete).toBeUndefined();
+    expect(view(r.paths)).toEqual({ 'log\\2026.txt': 'all', 'odd\\name': 'blocks 0', [long]: 'all', 'keep/new\\name': 'none', fine: 'blocks 0' });
+    expect([...r.gone]).toEqual(['keep/old']);
+    // A refused name renamed to one the protocol takes brings a subtree no record described.
+    expect(changes([{ op: 'rename', path: 'odd\\dir', to: 'plain' }]).incomplete).toMatch(/refuses/);
+    // Other malformed names still give up: btrfs does not make them.
+    expect(changes([{ op: 'rename', path: 'a', to: '/etc/x' }]).incomplete).toMatch(/well-formed/);
+  });
+
   it('reads a file whole rather than keep more changed blocks than its bound', () => {
     const r = changes([{ op: 'update_extent', path: 'big', offset: 0, length: 100 * BS }], { maxBlocks: 50 });
     expect(view(r.paths)).toEqual({ big: 'all' });
