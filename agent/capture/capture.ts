@@ -1135,6 +1135,21 @@ export class Capture {
     return true;
   }
 
+  /**
+   * The ctime to record with an owner and attributes read just now. Attributes are proven
+   * unchanged by the ctime alone, and a change made within the same timestamp tick after the
+   * read leaves it as it was (kernels before 6.13 stamp from a clock of 4 ms ticks): a second
+   * setfacl a few ms after the first would then never reach the passive. So a ctime that close
+   * to the read is not recorded (the next look reads the attributes again), and the path is
+   * looked at once more when the window has passed. A snapshot is one instant: its list names
+   * what changed after it.
+   */
+  private metaCtime(root: RootCtx, rel: string, ctimeMs: number): number | undefined {
+    if (this.readsSnapshot(root) || !racyAt(ctimeMs, this.opts.clock.now())) return ctimeMs;
+    if (!this.rechecks.has(`${root.name}\0${rel}`)) this.scheduleRecheck(root, rel, RACY_WINDOW_MS + 1);
+    return undefined;
+  }
+
   /** Owner (and names) and attributes of the entry at `parent`, noting attributes it could not read. */
   private readMeta(root: RootCtx, rel: string, parent: Parent, st: Stats): DiskMeta {
     const meta = readEntryMeta(parent.at, st, this.users);
@@ -1162,7 +1177,7 @@ export class Capture {
       if (cur.mode !== mode || cur.uid !== st.uid || cur.gid !== st.gid || !sameXattrHash(cur.xattrHash, meta.xattrHash)) {
         this.append({ op: 'mkdir', root: root.name, path: rel, mode, ...meta.owner, xattrs: meta.xattrs, ...aclNamesField(meta) });
       }
-      m.set(root.name, rel, { ...cur, mode, ...ownerOf(meta.owner), xattrHash: meta.xattrHash, ctimeMs: st.ctimeMs });
+      m.set(root.name, rel, { ...cur, mode, ...ownerOf(meta.owner), xattrHash: meta.xattrHash, ctimeMs: this.metaCtime(root, rel, st.ctimeMs) });
       return;
     }
     if (cur?.kind === 'dir') {
@@ -1172,7 +1187,7 @@ export class Capture {
     }
     const meta = this.readMeta(root, rel, parent, st);
     this.append({ op: 'mkdir', root: root.name, path: rel, mode, ...meta.owner, xattrs: meta.xattrs, ...aclNamesField(meta) });
-    m.set(root.name, rel, { kind: 'dir', mode, ino: st.ino, mtimeMs: st.mtimeMs, ...ownerOf(meta.owner), xattrHash: meta.xattrHash, ctimeMs: st.ctimeMs });
+    m.set(root.name, rel, { kind: 'dir', mode, ino: st.ino, mtimeMs: st.mtimeMs, ...ownerOf(meta.owner), xattrHash: meta.xattrHash, ctimeMs: this.metaCtime(root, rel, st.ctimeMs) });
     // Watch first, then list: an entry created in between is seen by one or the other. Entries
     // created before the watch existed have no event of their own.
     const w = this.watchers.get(root.name);
@@ -1237,7 +1252,7 @@ export class Capture {
       if (prev.mode !== mode || prev.uid !== st.uid || prev.gid !== st.gid || !sameXattrHash(prev.xattrHash, meta.xattrHash)) {
         this.append({ op: 'meta', root: root.name, path: rel, mode, mtimeMs: prev.mtimeMs, ...meta.owner, xattrs: meta.xattrs, ...aclNamesField(meta) });
       }
-      const entry: FileEntry = { ...prev, mode, ...ownerOf(meta.owner), xattrHash: meta.xattrHash, ctimeMs: st.ctimeMs, nlink: st.nlink };
+      const entry: FileEntry = { ...prev, mode, ...ownerOf(meta.owner), xattrHash: meta.xattrHash, ctimeMs: this.metaCtime(root, rel, st.ctimeMs), nlink: st.nlink };
       m.set(root.name, rel, entry);
       this.updateLinkedNames(root, rel, entry);
       return;
@@ -1399,7 +1414,7 @@ export class Capture {
       readAt: snap !== undefined ? snapshotReadAt(stat.mtimeMs, snap.at, snap.doneAt) : outcome.readAt,
       ...ownerOf(owner),
       xattrHash: meta.xattrHash,
-      ctimeMs: stat.ctimeMs,
+      ctimeMs: this.metaCtime(root, rel, stat.ctimeMs),
       nlink: stat.nlink,
     };
     m.set(root.name, rel, entry);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Capture } from '../../../agent/capture/index.ts';
 import { Manifest } from '../../../agent/manifest/index.ts';
-import { systemClock } from '../../../shared/clock.ts';
+import { systemClock, type Clock } from '../../../shared/clock.ts';
 import { initHash } from '../../../shared/hash.ts';
 import { silentLogger } from '../../../shared/log.ts';
 import { BATCH_RAW_CUT_BYTES, BATCH_RECORDS_CUT, MAX_BATCH_RAW_BYTES, decompressWrite, writeLength, type WriteRecord } from '../../../shared/protocol/index.ts';
@@ -27,7 +27,7 @@ interface Rig {
 
 const rigs: Rig[] = [];
 
-async function makeRig(opts: { watch?: boolean; baseline?: boolean; exclude?: string[]; populate?: (dir: string) => void; manifest?: Manifest; compressionLevel?: number; journalMaxBytes?: number; blockSize?: number; batchBytes?: number } = {}): Promise<Rig> {
+async function makeRig(opts: { clock?: Clock; watch?: boolean; baseline?: boolean; exclude?: string[]; populate?: (dir: string) => void; manifest?: Manifest; compressionLevel?: number; journalMaxBytes?: number; blockSize?: number; batchBytes?: number } = {}): Promise<Rig> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-capture-'));
   opts.populate?.(dir);
   const journal = new MemoryJournal();
@@ -47,7 +47,7 @@ async function makeRig(opts: { watch?: boolean; baseline?: boolean; exclude?: st
     baseline: opts.baseline ?? false,
     afterCommit: async () => {},
     log: silentLogger(),
-    clock: systemClock,
+    clock: opts.clock ?? systemClock,
     watch: opts.watch ?? false,
   });
   const model: TreeModel = new Map();
@@ -576,6 +576,51 @@ describe('capture', () => {
     expect(rig.journal.ops()).toEqual(['hole sparse', 'meta sparse']);
     expect(rig.journal.recent()[0]).toMatchObject({ op: 'hole', offset: BS * 10, length: BS });
     expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('does not take attributes read within their ctime\'s timestamp tick as proven by that ctime, and reads them again after', async () => {
+    // A kernel that stamps ctimes from a 4 ms clock (before 6.13) leaves the ctime as it was for
+    // a second setfacl right after capture read the first: only a ctime older than the read by
+    // more than a tick proves the attributes. The read is made to happen within the tick by a
+    // clock that says so (this kernel stamps a change after a stat finer, so it cannot be staged).
+    let frozen: number | undefined;
+    const rig = await makeRig({ clock: { ...systemClock, now: () => frozen ?? Date.now() } });
+    const file = path.join(rig.dir, 'f');
+    const dir = path.join(rig.dir, 'd');
+    fs.writeFileSync(file, 'content');
+    fs.mkdirSync(dir);
+    const old = new Date(Date.now() - 3600_000);
+    fs.utimesSync(file, old, old);
+    await touch(rig, 'f', 'd');
+    for (const [p, rel] of [[file, 'f'], [dir, 'd']] as const) {
+      rig.journal.clear();
+      execFileSync('setfattr', ['-n', 'user.acl', '-v', 'bob', p]);
+      const ctimeMs = fs.lstatSync(p).ctimeMs;
+      frozen = ctimeMs + 2;
+      rig.capture.hint('data', rel);
+      // (Not settled: while the clock stands in the tick, capture keeps looking again.)
+      const until = async (what: string, ok: () => boolean) => {
+        const deadline = Date.now() + 10_000;
+        while (!ok()) {
+          if (Date.now() > deadline) throw new Error(`${rel}: timed out waiting for ${what}: ${JSON.stringify(rig.manifest.get('data', rel))}`);
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      };
+      const ctimeOf = () => {
+        const e = rig.manifest.get('data', rel);
+        return e === undefined || e.kind === 'symlink' ? undefined : e.ctimeMs;
+      };
+      await until('the attributes journaled', () => rig.journal.ops().length > 0);
+      await rig.capture.whenIdle();
+      expect(rig.journal.ops()).toEqual([rel === 'f' ? 'meta f' : 'mkdir d']);
+      // Read, and journaled, but not proven: the next look (a scan, an event) reads them again.
+      expect(ctimeOf()).toBeUndefined();
+      // Once the read is past the tick, a look of its own proves them; nothing more is journaled.
+      frozen = undefined;
+      await until('the attributes proven', () => ctimeOf() === ctimeMs);
+      await rig.settle();
+      expect(rig.journal.ops()).toEqual([rel === 'f' ? 'meta f' : 'mkdir d']);
+    }
   });
 
   it('journals an owner or an extended attribute changed alone as one meta carrying both', async () => {
