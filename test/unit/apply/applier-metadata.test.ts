@@ -79,6 +79,28 @@ describe.skipIf(!isRoot)('applier metadata', () => {
     expect(applier.noticeList()).toEqual([]);
   });
 
+  it('gives a new file the owner of its record whether or not its creation already did: root, another user, a setgid directory\'s group', async () => {
+    const { run, manifest, applier } = await setup();
+    const b = new RecordBuilder();
+    // The directory's setgid bit gives new files its group (1), not the agent's (0).
+    b.mkdir('shared', 0o2775, { uid: 0, gid: 1 });
+    b.content('shared/as-root', 'a', BS);
+    b.meta('shared/as-root', 0o4750, T0, { uid: 0, gid: 0 });
+    b.content('shared/as-dir-group', 'b', BS);
+    b.meta('shared/as-dir-group', 0o640, T0, { uid: 0, gid: 1 });
+    b.content('plain-root', 'c', BS);
+    b.meta('plain-root', 0o4755, T0, { uid: 0, gid: 0 });
+    b.content('nobody', 'd', BS);
+    b.meta('nobody', 0o600, T0, { uid: 65534, gid: 65534 });
+    await run(b.records);
+    expect(ownerMode('shared/as-root')).toBe('0:0 4750');
+    expect(ownerMode('shared/as-dir-group')).toBe('0:1 640');
+    expect(ownerMode('plain-root')).toBe('0:0 4755');
+    expect(ownerMode('nobody')).toBe('65534:65534 600');
+    expect(manifest.get(ROOT, 'shared/as-root')).toMatchObject({ uid: 0, gid: 0, mode: 0o4750 });
+    expect(applier.noticeList()).toEqual([]);
+  });
+
   it('with owners off: the agent keeps the files, and setuid, setgid and file capabilities are cleared with a notice', async () => {
     const { run, applier } = await setup('off');
     const b = new RecordBuilder();

@@ -229,6 +229,29 @@ describe('setters from every starting state', () => {
     expect(manifest.get(ROOT, 'narrowed')).toMatchObject({ mode: 0o600 });
   });
 
+  it('a new file gets its size from the writes that follow, or from a truncate when they end short of it or it was written before', async () => {
+    const { run, manifest } = await setup();
+    const b = new RecordBuilder();
+    b.file('full', 5000);
+    b.write('full', 0, Buffer.alloc(4096, 1));
+    b.write('full', 4096, Buffer.alloc(904, 2));
+    // A tail that is a hole: no write reaches the size.
+    b.file('tail', 3 * BS);
+    b.write('tail', 0, Buffer.alloc(BS, 3));
+    // Created and written in this batch, then made smaller by a later file record.
+    b.file('again', 2 * BS);
+    b.write('again', 0, Buffer.alloc(2 * BS, 4));
+    b.file('again', 100);
+    b.write('again', 0, Buffer.alloc(100, 5));
+    b.file('empty', 0);
+    await run(b.records);
+    const size = (rel: string) => fs.statSync(path.join(rootDir, rel)).size;
+    expect([size('full'), size('tail'), size('again'), size('empty')]).toEqual([5000, 3 * BS, 100, 0]);
+    expect(fs.readFileSync(path.join(rootDir, 'tail')).subarray(BS).equals(Buffer.alloc(2 * BS))).toBe(true);
+    expect(fs.readFileSync(path.join(rootDir, 'again')).equals(Buffer.alloc(100, 5))).toBe(true);
+    expect(manifestDifferences(manifest, ROOT, rootDir, BS)).toEqual([]);
+  });
+
   it('write replaces a fifo without blocking on it', async () => {
     execFileSync('mkfifo', [x()]);
     const { run } = await setup();
