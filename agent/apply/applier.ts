@@ -706,8 +706,6 @@ export class Applier {
    * setuid/setgid (and file capabilities), so the mode comes last; a file's privilege is applied
    * only when the owner it came with was (owner-policy.ts), and is cleared otherwise, with a notice.
    * Returns the hash of the attributes actually set.
-   */
-  /**
    * `created`: the file was made by this call and no meta applied since, with the owner its
    * creation gave it. When that is already the owner to set, no chown: the agent creates as the
    * owner most files have (one chown per new file was ~4 % of the passive's CPU for 100,000
