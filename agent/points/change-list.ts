@@ -50,16 +50,6 @@ const CREATES = new Set(['mkfile', 'mkdir', 'mknod', 'mkfifo', 'mksock', 'symlin
 const EXTENTS = new Set(['update_extent', 'write', 'clone', 'fallocate', 'encoded_write']);
 const METADATA = new Set(['chmod', 'chown', 'utimes', 'set_xattr', 'remove_xattr', 'fileattr', 'enable_verity']);
 
-/**
- * A name a file system may well hold but the protocol refuses (relPathProblem: a backslash, or
- * longer than a path may be). Other malformed names (empty, absolute, `..`) cannot come from
- * btrfs: the stream is not what it seems, and the list gives up.
- */
-function unreplicable(p: string): boolean {
-  const problem = relPathProblem(p);
-  return problem === 'backslash' || problem === 'too-long';
-}
-
 function isUnder(p: string, dir: string): boolean {
   return p.length > dir.length && p.startsWith(dir) && p.charCodeAt(dir.length) === 47;
 }
@@ -95,16 +85,19 @@ export class ChangeList {
     if (path === undefined) return this.give_up(`${op} without a path`);
     // The subvolume's own directory: its times change with every entry; nothing to replicate.
     if (path === '') return;
-    if (!this.wellFormed(path, op)) return;
+    const name = this.nameKind(path, op);
+    if (name === 'malformed') return;
     if (CREATES.has(op)) {
       this.created.add(path);
       this.set(path, { content: 'all' });
     } else if (op === 'rename') {
-      if (c.to === undefined || !this.wellFormed(c.to, op)) return this.give_up('rename without a well-formed new name');
+      const newName = c.to;
+      const to = newName === undefined ? 'malformed' : this.nameKind(newName, op);
+      if (newName === undefined || to === 'malformed') return this.give_up('rename without a well-formed new name');
       // Out of a name the protocol refuses, into one it takes: the subtree that appears was
       // never journaled, and one command cannot say what it holds.
-      if (unreplicable(path) && !unreplicable(c.to)) return this.give_up('rename of a name the protocol refuses to one it takes');
-      this.rename(path, c.to);
+      if (name === 'refused' && to === 'taken') return this.give_up('rename of a name the protocol refuses to one it takes');
+      this.rename(path, newName);
     } else if (op === 'link') {
       // A new name of an existing inode: looking at it journals the hard link.
       this.created.add(path);
@@ -137,14 +130,19 @@ export class ChangeList {
     this.created.clear();
   }
 
-  private wellFormed(p: string, op: string): boolean {
+  /**
+   * `taken` by the protocol; `refused` by it though a file system may well hold it (a backslash,
+   * or longer than a path may be): listed like any other, so that capture looks at it, the
+   * journal refuses it and the operator is told (giving up compared the whole snapshot at every
+   * point such a file was written in); or `malformed` (empty, absolute, `..`), which btrfs does
+   * not make: the stream is not what it seems, and the list gives up.
+   */
+  private nameKind(p: string, op: string): 'taken' | 'refused' | 'malformed' {
     const problem = relPathProblem(p);
-    // Listed like any other: capture looks at it, the journal refuses it, and the operator is
-    // told it is not replicated. Giving up instead compared the whole snapshot at every point
-    // such a file was written in.
-    if (problem === undefined || problem === 'backslash' || problem === 'too-long') return true;
+    if (problem === undefined) return 'taken';
+    if (problem === 'backslash' || problem === 'too-long') return 'refused';
     this.give_up(`${op}: name ${JSON.stringify(p.slice(0, 200))} is not a well-formed relative path (${problem})`);
-    return false;
+    return 'malformed';
   }
 
   private isCreated(p: string): boolean {
