@@ -9,16 +9,19 @@ import { TandemError } from './errors.ts';
 
 /**
  * The highest channel protocol this release speaks.
- * 1: the first release. 2: the hello also carries `protoMax` and `version`.
+ * 1: the first release. 2: the hello also carries `protoMax` and `version`. 3: a passive may
+ * apply a batch without a consistency point straight from memory, without writing it to its
+ * receive log first; its hello says what it holds durably (`durableSeq`), which is what the
+ * active may trim (a protocol-2 active trims at `headSeq`, so such a batch is written first).
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /**
  * The lowest protocol this release still speaks: the previous release's, so that a pair upgrades
  * one node at a time. It goes into the hello's `proto` field, which a protocol-1 agent compares
  * for equality (TLS's legacy_version trick): such an agent sees a peer of its own protocol.
  */
-export const PROTOCOL_MIN = 1;
+export const PROTOCOL_MIN = 2;
 
 /** The environment variable that sets this node's protocol back (tests of a rolling upgrade). */
 export const PROTOCOL_ENV = 'TANDEM_PROTOCOL_VERSION';

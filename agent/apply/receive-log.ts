@@ -1,7 +1,8 @@
-// The passive's log: every batch received is written here, verbatim and durably, before it is
-// applied; `applied` marks record how far applying got. After a crash the batches after the
+// The passive's log: a batch received is written here, verbatim and durably, before it is
+// applied, unless it is applied straight from memory (skipped: the active keeps it until it is
+// applied); `applied` marks record how far applying got. After a crash the batches after the
 // last mark are applied again (records are absolute setters, so that is harmless). Nothing may
-// be acknowledged to the active before its batch is here and its mark is durable.
+// be acknowledged to the active before its batch is here or applied, and its mark is durable.
 import { TandemError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import {
@@ -237,6 +238,15 @@ export class ReceiveLog {
   }
 
   /**
+   * A batch up to `last` is applied from memory without being stored here: marks may go up to
+   * it, and the next batch stored must start above it. Call it once every batch before it was
+   * handed to appendBatch.
+   */
+  skip(last: number): void {
+    this.appendedSeq = Math.max(this.appendedSeq, last);
+  }
+
+  /**
    * An empty log continues after `seq`: the tree already holds the state at that sequence (a
    * node that was active until now, whose journal ended there). Durable before it resolves.
    */
@@ -270,6 +280,9 @@ export class ReceiveLog {
     }
     if (seq <= this.markAppended) return this.published;
     this.markAppended = seq;
+    // Batches applied from memory leave only marks here: a segment full of them is closed too
+    // (and trimmed like any other), or the log would grow a mark at a time forever.
+    if (this.store.isFull() && seq + 1 > this.store.currentSegment.firstSeq) this.store.rotate(seq + 1);
     this.store.append(encodeFrame({ op: 'applied', seq } satisfies AppliedEntry));
     const synced = this.store.sync();
     synced.catch(noop);
@@ -277,6 +290,7 @@ export class ReceiveLog {
       .then(() => synced)
       .then(() => {
         this.applied = Math.max(this.applied, seq);
+        this.received = Math.max(this.received, this.applied);
       });
     this.published = done.then(noop, noop);
     return done;

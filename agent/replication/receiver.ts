@@ -1,6 +1,9 @@
 // The passive's side of replication. Every batch is checked (frames, checksums, sequence,
-// roots, paths), persisted in the receive log, then applied in order; only what is applied and
-// durable is acknowledged. When a write cannot be applied (disk full, permission), applying
+// roots, paths), then applied in order; only what is applied and durable is acknowledged. A
+// batch of a consistency point is persisted in the receive log first (it may wait there for the
+// rest of its point, and a promotion applies it); from protocol 3 any other batch is applied
+// straight from memory, so that its bytes are written once here: the active keeps it in its
+// journal until it is applied, and sends it again after a crash of this node. When a write cannot be applied (disk full, permission), applying
 // pauses with an alarm and retries with backoff: nothing is skipped, nothing is acknowledged
 // early. A malformed or hostile batch is refused whole, before anything of it is written.
 //
@@ -39,6 +42,7 @@ import type { Manifest } from '../manifest/index.ts';
 import type { NodeStateStore } from '../state/index.ts';
 import { manifestChunks, refreshManifest } from '../sync/index.ts';
 import { listenTo, type LinkCloseInfo, type PeerLink } from './peer-link.ts';
+import { PROTOCOL_MIN } from '../../shared/version.ts';
 import { PointLedger, type PointInfo } from '../points/index.ts';
 
 export interface StoredBatchLike {
@@ -59,6 +63,8 @@ export interface ReceiverLog {
   pendingBatches(): AsyncIterable<StoredBatchLike>;
   appendBatch(frames: Uint8Array, commit?: CommitEntry): Promise<void>;
   markApplied(seq: number): Promise<void>;
+  /** A batch up to `last` is applied from memory, never stored: marks may go up to it. */
+  skip(last: number): void;
   trim(): Promise<void>;
   /** The frames of a held batch, read back (a staged batch whose frames were not kept in memory). */
   readBatch(first: number, last: number): Promise<Uint8Array | undefined>;
@@ -216,8 +222,17 @@ export class Receiver {
   private peerHello: HelloMessage | undefined;
   private readonly queue: Pending[] = [];
   private receivedSeq: number;
-  /** Last sequence of the batches held durably in the receive log (receivedSeq runs ahead while a batch is being written). */
+  /**
+   * Last sequence held durably: applied, or in the receive log (receivedSeq runs ahead while a
+   * batch is being written, and over batches held in memory only).
+   */
   private receivedDurable: number;
+  /** The session lets batches without a point be applied from memory (protocol 3 and later). */
+  private direct = false;
+  /** Last sequence of the batches held in memory only (applied from there, never persisted). */
+  private directThrough = 0;
+  /** Waiting until everything up to `seq` is applied and durable; told false when the receiver closes. */
+  private appliedWaiters: { seq: number; resolve: (ok: boolean) => void }[] = [];
   private appliedSeq: number;
   private peerHeadSeq = 0;
   /** The active's last word on a catch-up in progress (undefined: none). */
@@ -292,10 +307,13 @@ export class Receiver {
     this.kick();
   }
 
-  /** Takes over a connection to the active whose hellos were exchanged. */
-  attach(link: PeerLink, peerHello: HelloMessage): void {
+  /** Takes over a connection to the active whose hellos were exchanged; `protocol` is the session's. */
+  attach(link: PeerLink, peerHello: HelloMessage, protocol = PROTOCOL_MIN): void {
     if (this.link !== undefined) this.detach('replaced by a newer connection');
     this.link = link;
+    // A protocol-2 active trims its journal at this node's headSeq: with it, every batch is
+    // persisted before it counts as held.
+    this.direct = protocol >= 3;
     const onMessage = (m: Message) => {
       try {
         this.onMessage(m);
@@ -313,12 +331,13 @@ export class Receiver {
     this.ackReceived();
   }
 
-  /** This side's part of the hello: what it holds. */
-  helloFields(): Pick<HelloMessage, 'generation' | 'headSeq' | 'firstSeq' | 'appliedSeq' | 'syncId' | 'window' | 'held'> {
+  /** This side's part of the hello: what it holds. `protocolMax`: the highest this node offers. */
+  helloFields(protocolMax = PROTOCOL_MIN): Pick<HelloMessage, 'generation' | 'headSeq' | 'durableSeq' | 'firstSeq' | 'appliedSeq' | 'syncId' | 'window' | 'held'> {
     const s = this.opts.nodeState.get();
     return {
       generation: s.generation,
       headSeq: this.receivedSeq,
+      ...(protocolMax >= 3 ? { durableSeq: this.durableSeq() } : {}),
       firstSeq: 0,
       appliedSeq: this.appliedSeq,
       syncId: s.syncId,
@@ -348,6 +367,18 @@ export class Receiver {
 
   get applied(): number {
     return this.appliedSeq;
+  }
+
+  /** Last sequence this node would still hold after a crash: applied, or in the receive log. */
+  private durableSeq(): number {
+    return Math.min(this.receivedSeq, Math.max(this.receivedDurable, this.appliedSeq));
+  }
+
+  /** Resolves true once everything up to `seq` is applied and durable; false if the receiver closes first. */
+  private appliedThrough(seq: number): Promise<boolean> {
+    if (this.appliedSeq >= seq) return Promise.resolve(true);
+    if (this.closed) return Promise.resolve(false);
+    return new Promise((resolve) => this.appliedWaiters.push({ seq, resolve }));
   }
 
   get isClosed(): boolean {
@@ -493,6 +524,7 @@ export class Receiver {
   async close(opts: { keepLink?: boolean } = {}): Promise<void> {
     this.closed = true;
     this.retryTimer?.cancel();
+    for (const w of this.appliedWaiters.splice(0)) w.resolve(false);
     if (this.link !== undefined) {
       const link = this.link;
       this.detach(opts.keepLink === true ? 'this node is taking over' : 'agent stopping');
@@ -641,11 +673,27 @@ export class Receiver {
     this.peerHeadSeq = Math.max(this.peerHeadSeq, m.last);
     this.noteContact();
     const link = this.link;
+    if (this.direct && commit.point === undefined) {
+      // Applied from memory, in arrival order after what is being persisted before it; it counts
+      // as held (the window) until it is applied, and nothing of it is acknowledged before.
+      this.directThrough = m.last;
+      const b: Pending = { first: m.first, last: m.last, ts: commit.ts, generation: commit.generation, point: undefined, frames: m.frames, bytes, kept: 0, size: m.frames.byteLength };
+      this.appendChain = this.appendChain.then(() => {
+        this.opts.receiveLog.skip(m.last);
+        this.queue.push(b);
+        this.kick();
+      });
+      return;
+    }
+    // A batch in the receive log is redone after a restart from the last applied mark: none
+    // held in memory only may come before it there, or the redo would skip those.
+    const memoryBefore = this.directThrough;
     // Appends reach the log in the order batches arrived (the receive log keeps the order of its
     // calls, and this gate lets them through in arrival order), each as soon as it arrives: the
     // receive log makes the ones that arrived during an fsync durable together with the next.
     // Each is handled (queued or refused) in the same order once durable.
-    const issued = this.appendGate.then(() => {
+    const issued = this.appendGate.then(async () => {
+      if (memoryBefore > this.appliedSeq && !(await this.appliedThrough(memoryBefore))) throw new Error('the receiver closed');
       const durable = this.opts.receiveLog.appendBatch(m.frames, commit);
       durable.catch(noop); // observed in turn below
       return { durable };
@@ -884,6 +932,13 @@ export class Receiver {
     }
     await this.opts.receiveLog.markApplied(seq);
     this.appliedSeq = seq;
+    if (this.appliedWaiters.length > 0) {
+      this.appliedWaiters = this.appliedWaiters.filter((w) => {
+        if (w.seq > seq) return true;
+        w.resolve(true);
+        return false;
+      });
+    }
     // Acknowledged batches leave the window now, before the ack reaches the active: what this
     // node counts never exceeds what the active counts.
     this.receivedDurable = Math.max(this.receivedDurable, seq);

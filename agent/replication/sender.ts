@@ -392,7 +392,10 @@ export class Sender {
     );
     this.streaming = true;
     this.ackedSeq = Math.max(this.ackedSeq, Math.min(h.appliedSeq, j.headSeq));
-    this.receivedSeq = Math.max(this.receivedSeq, this.ackedSeq, decision.kind === 'resume' ? Math.min(h.headSeq, j.headSeq) : 0);
+    // What the passive holds durably may be trimmed; from protocol 3 it may hold a tail in memory
+    // only (its headSeq), which a crash of it would forget: that stays in the journal.
+    const durable = Math.min(h.durableSeq ?? h.headSeq, h.headSeq);
+    this.receivedSeq = Math.max(this.receivedSeq, this.ackedSeq, decision.kind === 'resume' ? Math.min(durable, j.headSeq) : 0);
     // Before the first peer-state: the passive must hear at once that it is catching up.
     if (decision.kind === 'resume') {
       this.catchUp = nextCatchUp(undefined, this.catchUpObservation(), true);

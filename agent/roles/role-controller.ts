@@ -150,7 +150,7 @@ export class RoleController {
   // ---------------------------------------------------------------- connections
 
   private hello(): HelloMessage {
-    const fields = this.active?.sender.helloFields() ?? this.passive!.receiver.helloFields();
+    const fields = this.active?.sender.helloFields() ?? this.passive!.receiver.helloFields(this.protocol.max);
     const s = this.opts.nodeState.get();
     return {
       t: 'hello',
@@ -204,7 +204,7 @@ export class RoleController {
         const active = this.active;
         const passive = this.passive;
         if (active !== undefined && h.role === 'passive') active.sender.attach(session.port('to-active'), h);
-        else if (passive !== undefined && h.role === 'active') passive.receiver.attach(session.port('to-passive'), h);
+        else if (passive !== undefined && h.role === 'active') passive.receiver.attach(session.port('to-passive'), h, protocol);
         else this.log.info({ peer: h.node, role: this.role, peerRole: h.role, epoch: this.epoch, peerEpoch: h.epoch }, 'roles: both nodes are ' + this.role + '; no replication until one changes');
       },
     });

@@ -27,8 +27,17 @@ export interface HelloMessage {
   serving: boolean;
   /** Block size of the manifests: both nodes must use the same one, or block hashes mean nothing. */
   blockSize: number;
-  /** Active: last journaled sequence. Passive: last sequence it holds durably. */
+  /**
+   * Active: last journaled sequence. Passive: last sequence it holds, in order and to be applied
+   * before anything else (up to protocol 2, all of it durably; from 3, the tail past `durableSeq`
+   * may be held in memory only, and a crash of the passive forgets it).
+   */
   headSeq: number;
+  /**
+   * From protocol 3, passive: last sequence it holds durably (applied, or in its receive log), what
+   * the active may trim; batches past it up to `headSeq` are held in memory. Absent: `headSeq`.
+   */
+  durableSeq?: number;
   /** Active: oldest sequence still in the journal. Passive: 0. */
   firstSeq: number;
   /** The generations this node's continues, newest first, each with the sequence the next
@@ -315,6 +324,7 @@ export function messageProblem(m: unknown): string | undefined {
       if (r.history !== undefined && !(Array.isArray(r.history) && r.history.length <= 64 && r.history.every((h: unknown) => typeof h === 'object' && h !== null && isStr((h as Record<string, unknown>).generation) && isUint((h as Record<string, unknown>).forkSeq)))) return 'hello: bad history';
       if ((r.activeEpoch !== undefined && !isUint(r.activeEpoch)) || (r.discard !== undefined && typeof r.discard !== 'boolean')) return 'hello: bad activeEpoch/discard';
       if ((r.protoMax !== undefined && !isUint(r.protoMax)) || (r.version !== undefined && !isStr(r.version, 64))) return 'hello: bad protoMax/version';
+      if (r.durableSeq !== undefined && !(isUint(r.durableSeq) && r.durableSeq <= r.headSeq)) return 'hello: bad durableSeq';
       for (const k of ['window', 'held'] as const) {
         const w = r[k] as Record<string, unknown> | null | undefined;
         if (w !== undefined && (typeof w !== 'object' || w === null || !isUint(w.batches) || !isUint(w.bytes))) return `hello: bad ${k}`;

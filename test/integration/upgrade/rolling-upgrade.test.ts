@@ -1,17 +1,44 @@
 // A rolling upgrade as docs/install.md describes it, with the protocol of the "old" node set
-// back (TANDEM_PROTOCOL_VERSION=1: its hello is exactly a protocol-1 agent's): both nodes on the
-// old protocol; the passive upgraded first; a switchover; then the other node upgraded. At every
-// step the pair replicates, status says which release and protocol each side runs, and at the
-// end verify finds no difference.
+// back (TANDEM_PROTOCOL_VERSION=PROTOCOL_MIN: it speaks what the previous release spoke): both
+// nodes on the old protocol; the passive upgraded first; a switchover; then the other node
+// upgraded. At every step the pair replicates, status says which release and protocol each side
+// runs, and at the end verify finds no difference. Below protocol 3 a passive writes every batch
+// to its receive log before applying it (a protocol-2 active trims at what the passive says it
+// holds); from 3 a batch without a consistency point is applied from memory, its bytes written
+// once: the receive log's size shows which.
 import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, TANDEM_VERSION } from '../../../shared/version.ts';
+import path from 'node:path';
+import { PROTOCOL_MIN, PROTOCOL_VERSION, TANDEM_VERSION } from '../../../shared/version.ts';
 import { tandem } from '../../helpers/cli.ts';
 import { killAll } from '../../helpers/processes.ts';
 import { sleep, TestPair, type NodeName } from '../../helpers/pair.ts';
 import { digestTree, treeDiff } from '../../helpers/tree-hash.ts';
 
-const OLD = { TANDEM_PROTOCOL_VERSION: '1' };
+const OLD = { TANDEM_PROTOCOL_VERSION: String(PROTOCOL_MIN) };
+
+/** Bytes in a node's receive log (its segments). */
+function receiveLogBytes(p: TestPair, node: NodeName): number {
+  const dir = path.join(p.node(node).stateDir, 'receive');
+  let n = 0;
+  for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) n += fs.statSync(path.join(dir, f)).size;
+  return n;
+}
+
+/** Incompressible bytes: a file of them must reach the passive whole. */
+function noise(bytes: number): Buffer {
+  const b = Buffer.alloc(bytes);
+  let x = 0x9e3779b9;
+  for (let i = 0; i < bytes; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
+
+const LARGE = 2 * 1024 * 1024;
 
 let pair: TestPair | undefined;
 
@@ -53,22 +80,26 @@ describe('rolling upgrade', () => {
     await Promise.all([p.start('alpha', { env: OLD }), p.start('beta', { env: OLD })]);
     await write(p, 'alpha', 'before.txt', 'written while both were old\n');
     await p.waitIdentical();
-    const oldBeta = await connectedAt(p, 'beta', 1);
-    expect(oldBeta.version).toEqual({ tandem: TANDEM_VERSION, protocol: 1 });
-    // A protocol-1 agent never said its release.
-    expect(oldBeta.peer.version).toEqual({ tandem: null, protocol: 1, session: 1 });
+    const oldBeta = await connectedAt(p, 'beta', PROTOCOL_MIN);
+    expect(oldBeta.version).toEqual({ tandem: TANDEM_VERSION, protocol: PROTOCOL_MIN });
+    expect(oldBeta.peer.version).toEqual({ tandem: TANDEM_VERSION, protocol: PROTOCOL_MIN, session: PROTOCOL_MIN });
 
     // 2. The passive first: stopped, started on the new release; the active stays old.
     await p.kill('beta', 'SIGTERM');
     await p.start('beta');
+    await connectedAt(p, 'beta', PROTOCOL_MIN);
+    const betaLogBefore = receiveLogBytes(p, 'beta');
     await write(p, 'alpha', 'mixed-1.txt', 'old active, new passive\n');
+    fs.writeFileSync(p.data('alpha', 'mixed-1.bin'), noise(LARGE));
     await p.waitIdentical();
-    const newBeta = await connectedAt(p, 'beta', 1);
+    const newBeta = await connectedAt(p, 'beta', PROTOCOL_MIN);
     expect(newBeta.version).toEqual({ tandem: TANDEM_VERSION, protocol: PROTOCOL_VERSION });
-    expect(newBeta.peer.version).toEqual({ tandem: null, protocol: 1, session: 1 });
-    const oldAlpha = await connectedAt(p, 'alpha', 1);
-    expect(oldAlpha.version.protocol).toBe(1);
-    expect(oldAlpha.peer.version).toEqual({ tandem: TANDEM_VERSION, protocol: PROTOCOL_VERSION, session: 1 });
+    expect(newBeta.peer.version).toEqual({ tandem: TANDEM_VERSION, protocol: PROTOCOL_MIN, session: PROTOCOL_MIN });
+    const oldAlpha = await connectedAt(p, 'alpha', PROTOCOL_MIN);
+    expect(oldAlpha.version.protocol).toBe(PROTOCOL_MIN);
+    expect(oldAlpha.peer.version).toEqual({ tandem: TANDEM_VERSION, protocol: PROTOCOL_VERSION, session: PROTOCOL_MIN });
+    // At the old protocol the new passive wrote the file's bytes to its receive log first.
+    expect(receiveLogBytes(p, 'beta') - betaLogBefore).toBeGreaterThan(LARGE);
 
     // 3. A switchover hands the role to the upgraded node; the old one follows as passive.
     await p.waitFor('alpha', 'serving', (s) => s.role === 'active' && s.failover.serving && s.failover.phase === 'steady');
@@ -82,14 +113,19 @@ describe('rolling upgrade', () => {
     // 4. The other node upgraded: the session runs at the new protocol.
     await p.kill('alpha', 'SIGTERM');
     await p.start('alpha');
+    await connectedAt(p, 'alpha', PROTOCOL_VERSION);
+    const alphaLogBefore = receiveLogBytes(p, 'alpha');
     await write(p, 'beta', 'after.txt', 'both new\n');
+    fs.writeFileSync(p.data('beta', 'after.bin'), noise(LARGE));
     await waitSame(p, 'beta');
+    // At the new one the passive applied them from memory: its receive log holds marks only.
+    expect(receiveLogBytes(p, 'alpha') - alphaLogBefore).toBeLessThan(64 * 1024);
     const a = await connectedAt(p, 'alpha', PROTOCOL_VERSION);
     expect(a.peer.version).toEqual({ tandem: TANDEM_VERSION, protocol: PROTOCOL_VERSION, session: PROTOCOL_VERSION });
     const v = await tandem(['verify', '-c', p.node('beta').config, '--json'], 120_000);
     expect(v.code, v.stderr).toBe(0);
     expect(JSON.parse(v.stdout).differences).toBe(0);
-    for (const f of ['before.txt', 'mixed-1.txt', 'mixed-2.txt', 'after.txt']) expect(fs.existsSync(p.data('alpha', f)), f).toBe(true);
+    for (const f of ['before.txt', 'mixed-1.txt', 'mixed-1.bin', 'mixed-2.txt', 'after.txt', 'after.bin']) expect(fs.existsSync(p.data('alpha', f)), f).toBe(true);
   }, 240_000);
 
   it('refuses to start with a protocol no release spoke', async () => {

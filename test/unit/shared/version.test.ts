@@ -20,9 +20,10 @@ describe('versions', () => {
   });
 
   it('sets the protocol back to what an older release spoke, and refuses what no release spoke', () => {
-    expect(ownProtocol({ TANDEM_PROTOCOL_VERSION: '1' })).toEqual({ min: 1, max: 1 });
+    // A release speaks the one before it, no older: the oldest a node can be set back to is PROTOCOL_MIN.
+    expect(ownProtocol({ TANDEM_PROTOCOL_VERSION: String(PROTOCOL_MIN) })).toEqual({ min: PROTOCOL_MIN, max: PROTOCOL_MIN });
     expect(ownProtocol({ TANDEM_PROTOCOL_VERSION: String(PROTOCOL_VERSION) })).toEqual({ min: PROTOCOL_MIN, max: PROTOCOL_VERSION });
-    for (const bad of ['0', String(PROTOCOL_VERSION + 1), 'two', '1.5', '-1', '01x']) {
+    for (const bad of ['0', String(PROTOCOL_MIN - 1), String(PROTOCOL_VERSION + 1), 'two', '1.5', '-1', '01x']) {
       expect(() => ownProtocol({ TANDEM_PROTOCOL_VERSION: bad }), bad).toThrow(TandemError);
     }
   });
@@ -50,5 +51,13 @@ describe('versions', () => {
     expect(messageProblem({ ...hello, protoMax: -1 })).toMatch(/protoMax/);
     expect(messageProblem({ ...hello, version: 'x'.repeat(65) })).toMatch(/version/);
     expect(messageProblem({ ...hello, version: 7 })).toMatch(/version/);
+  });
+
+  it('accepts a passive hello whose durableSeq is at most its headSeq, and refuses any other', () => {
+    expect(messageProblem({ ...hello, role: 'passive', headSeq: 10, durableSeq: 4 })).toBeUndefined();
+    expect(messageProblem({ ...hello, role: 'passive', headSeq: 10, durableSeq: 10 })).toBeUndefined();
+    expect(messageProblem({ ...hello, role: 'passive', headSeq: 10, durableSeq: 11 })).toMatch(/durableSeq/);
+    expect(messageProblem({ ...hello, role: 'passive', headSeq: 10, durableSeq: -1 })).toMatch(/durableSeq/);
+    expect(messageProblem({ ...hello, role: 'passive', headSeq: 10, durableSeq: '4' })).toMatch(/durableSeq/);
   });
 });
