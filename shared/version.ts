@@ -74,8 +74,8 @@ export function ownProtocol(env: NodeJS.ProcessEnv = process.env): ProtocolRange
       hint: `unset ${PROTOCOL_ENV}, or set it to a number from ${PROTOCOL_MIN} to ${PROTOCOL_VERSION}`,
     });
   }
-  // Set back to N, a node speaks what the release of protocol N spoke: N and the one before it
-  // (protocol 1, the first, alone).
+  // Set back to N, a node speaks what the release of protocol N spoke: N and the one before it,
+  // though never below PROTOCOL_MIN (this release speaks nothing older).
   return { min: Math.max(PROTOCOL_MIN, n - 1), max: n };
 }
 
@@ -101,7 +101,7 @@ export function negotiateProtocol(own: ProtocolRange, peer: ProtocolRange): Nego
   return { ok: true, version };
 }
 
-/** "tandem 0.1.0 (protocol 2, speaks 1 to 2; node v20.20.2)": what a bug report needs. */
+/** "tandem 0.1.0 (protocol 3, speaks 2 to 3; node v20.20.2)": what a bug report needs. */
 export function versionLine(): string {
   return `tandem ${TANDEM_VERSION} (protocol ${PROTOCOL_VERSION}, speaks ${PROTOCOL_MIN} to ${PROTOCOL_VERSION}; node ${process.version})`;
 }

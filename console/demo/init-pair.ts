@@ -50,8 +50,8 @@ function listenPortRange(): [number, number] {
   return [10_000, 32_000];
 }
 
-async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
-  const [lo, hi] = listenPortRange();
+async function freePorts(n: number, host = '127.0.0.1', range: [number, number] = listenPortRange()): Promise<number[]> {
+  const [lo, hi] = range;
   const ports = new Set<number>();
   for (let tries = 0; ports.size < n && tries < 1000; tries++) {
     const port = lo + crypto.randomInt(hi - lo + 1);
@@ -77,7 +77,11 @@ export function readDemoPair(dir: string): DemoPair | undefined {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as DemoPair;
 }
 
-export async function initDemoPair(dirArg: string, opts: { appPort?: number } = {}): Promise<DemoPair> {
+/**
+ * `portRange`: where the listening ports are chosen ([lo, hi]; default: below or above the
+ * kernel's ephemeral range). Tests give each worker its own, so two never pick the same port.
+ */
+export async function initDemoPair(dirArg: string, opts: { appPort?: number; portRange?: [number, number] } = {}): Promise<DemoPair> {
   const dir = path.resolve(dirArg);
   if (fs.existsSync(path.join(dir, 'pair.json'))) {
     throw new TandemError({
@@ -90,10 +94,10 @@ export async function initDemoPair(dirArg: string, opts: { appPort?: number } = 
   const existed = fs.existsSync(dir);
   fs.mkdirSync(dir, { recursive: true });
   if (!existed) fs.chmodSync(dir, 0o755);
-  const [aChannel, aControl, bChannel, bControl, aPublic, bPublic] = (await freePorts(6)) as [number, number, number, number, number, number];
+  const [aChannel, aControl, bChannel, bControl, aPublic, bPublic] = (await freePorts(6, '127.0.0.1', opts.portRange)) as [number, number, number, number, number, number];
   // 0 asks for any free port (tests run several pairs at once).
   let appPort = opts.appPort ?? 8080;
-  if (appPort === 0 || !(await portFree(APP_HOST, appPort))) appPort = (await freePorts(1, APP_HOST))[0]!;
+  if (appPort === 0 || !(await portFree(APP_HOST, appPort))) appPort = (await freePorts(1, APP_HOST, opts.portRange))[0]!;
   const key = generatePairKey();
   const scriptsLog = path.join(dir, 'scripts.log');
   const nodesSpec = {

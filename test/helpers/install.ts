@@ -6,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { PROJECT } from './pair.ts';
+import { testPortRange } from './ports.ts';
 
 /** The ```yaml block after the first line containing `marker` in docs/install.md. */
 export function docsExample(marker: 'answers: primary' | 'answers: secondary'): string {
@@ -49,14 +50,12 @@ export function treeChanges(before: Map<string, string>, after: Map<string, stri
   return out;
 }
 
-/**
- * Free TCP ports on 127.0.0.1, below the kernel's ephemeral range (from 32768 here): a port
- * found free there cannot be taken by an outgoing connection before the agent binds it.
- */
+/** Free TCP ports on 127.0.0.1, in this worker's slice (./ports.ts). */
 export async function freePorts(n: number): Promise<number[]> {
+  const [lo, hi] = testPortRange();
   const ports: number[] = [];
   while (ports.length < n) {
-    const p = 10_000 + crypto.randomInt(22_000);
+    const p = lo + crypto.randomInt(hi - lo + 1);
     if (ports.includes(p)) continue;
     const free = await new Promise<boolean>((resolve) => {
       const s = net.createServer();

@@ -10,6 +10,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { AgentStatus } from '../../agent/control/index.ts';
 import { fetchStatus } from '../../console/control-client.ts';
 import { initDemoPair, type DemoNode, type DemoPair } from '../../console/demo/init-pair.ts';
+import { testPortRange } from './ports.ts';
 import { exited, spawnTracked, TEST_MARKER } from './processes.ts';
 import { digestTree, treeDiff } from './tree-hash.ts';
 
@@ -41,7 +42,7 @@ export class TestPair {
 
   static async create(opts: PairOptions = {}): Promise<TestPair> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-it-'));
-    const info = await initDemoPair(dir, { appPort: 0 });
+    const info = await initDemoPair(dir, { appPort: 0, portRange: testPortRange() });
     if (opts.emptyData === true) {
       for (const n of info.nodes) for (const e of fs.readdirSync(n.dataDir)) fs.rmSync(path.join(n.dataDir, e), { recursive: true });
     }

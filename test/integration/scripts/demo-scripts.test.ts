@@ -10,6 +10,7 @@ import { initDemoPair, type DemoNode, type DemoPair } from '../../../console/dem
 import { ScriptRunner, overlappingStarts, processAlive, readScriptsLog, type ScriptContext } from '../../../agent/scripts/index.ts';
 import { silentLogger } from '../../../shared/log.ts';
 import { tempDir } from './fixtures.ts';
+import { testPortRange } from '../../helpers/ports.ts';
 
 const APP_HOST = '127.0.0.100';
 const pairs: { dir: string; pair: DemoPair }[] = [];
@@ -51,7 +52,7 @@ async function freeAppPort(): Promise<number> {
 
 async function demo() {
   const dir = tempDir('tandem-demo-scripts-');
-  const pair = await initDemoPair(dir, { appPort: await freeAppPort() });
+  const pair = await initDemoPair(dir, { appPort: await freeAppPort(), portRange: testPortRange() });
   pairs.push({ dir, pair });
   const runners = Object.fromEntries(
     pair.nodes.map((n) => {

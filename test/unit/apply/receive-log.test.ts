@@ -239,6 +239,28 @@ describe('ReceiveLog', () => {
     expect(shape(await pending(again))).toEqual([[25, 26, [25, 26]]]);
   });
 
+  it('stays bounded when batches are applied from memory and only their marks are written', async () => {
+    const dir = await tempDir();
+    const rl = await openRl(dir, 1024);
+    for (let seq = 1; seq <= 2000; seq++) {
+      rl.skip(seq);
+      await rl.markApplied(seq);
+      if (seq % 100 === 0) await rl.trim();
+    }
+    // ~20 bytes a mark: 40 KB of marks, in 1 KiB segments, trimmed down to the last one or two.
+    expect(segmentFiles(dir).length).toBeLessThanOrEqual(2);
+    expect(rl.totalBytes).toBeLessThan(2048);
+    expect(rl.receivedSeq).toBe(2000);
+    // A batch stored after them starts above them, and a reopen finds the mark and the batch.
+    await expect(rl.appendBatch(batchBytes(2000, 2001))).rejects.toThrow(/does not start above/);
+    await rl.appendBatch(batchBytes(2001, 2002));
+    await closeRl(rl);
+    const again = await openRl(dir, 1024);
+    expect(again.appliedSeq).toBe(2000);
+    expect(again.receivedSeq).toBe(2002);
+    expect(shape(await pending(again)).map(([f, l]) => [f, l])).toEqual([[2001, 2002]]);
+  });
+
   it('keeps segments that still hold unapplied records', async () => {
     const dir = await tempDir();
     const rl = await openRl(dir, 4 * 1024);

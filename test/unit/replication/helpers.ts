@@ -51,38 +51,64 @@ export class RecordingApplier implements ReceiverApplier {
   }
 }
 
-export async function replicationPair(windowBatches = 4) {
+/**
+ * `protocol`: the highest both sessions offer (the session runs at it). From 3 the passive applies
+ * batches without a point from memory; the tests written before it run at 2.
+ */
+export async function replicationPair(windowBatches = 4, protocol = 2, opts: { journalSegmentBytes?: number } = {}) {
   const clock = new FakeClock();
-  const journal = await Journal.open({ dir: await tempDir(), segmentBytes: 1 << 20, maxBytes: 64 << 20, generation: 'g1', log, clock });
+  const journal = await Journal.open({ dir: await tempDir(), segmentBytes: opts.journalSegmentBytes ?? 1 << 20, maxBytes: 64 << 20, generation: 'g1', log, clock });
   const stateDir = await tempDir();
   const { store: nodeState } = await NodeStateStore.open(stateDir, 'passive');
   await nodeState.update({ generation: 'g1' });
   const receiveLogDir = await tempDir();
-  const receiveLog = await ReceiveLog.open({ dir: receiveLogDir, segmentBytes: 1 << 20, log });
-  const applier = new RecordingApplier();
+  let receiveLog = await ReceiveLog.open({ dir: receiveLogDir, segmentBytes: 1 << 20, log });
+  let applier = new RecordingApplier();
   const capture = { status: () => ({ pendingPaths: 0, waitingForSpace: false }) } as unknown as Capture;
   const sender = new Sender({
     pair: 'p1', self: 'alpha', generation: 'g1', history: [], activeEpoch: 1, splitBrainPolicies: [], blockSize: 65536, roots: ROOTS,
     journal, capture, manifest: new Manifest(['data']), windowBatches, windowBytes: 1 << 20, batchBytes: 64 << 10, log, clock,
   });
-  const receiver = new Receiver({
-    pair: 'p1', self: 'beta', blockSize: 65536, roots: ROOTS, receiveLog, applier, manifest: new Manifest(['data']), flushManifest: async () => {},
-    nodeState, retryMinMs: 100, retryMaxMs: 1000, window: { batches: windowBatches, bytes: 1 << 20 }, log, clock,
-  });
+  const newReceiver = () =>
+    new Receiver({
+      pair: 'p1', self: 'beta', blockSize: 65536, roots: ROOTS, receiveLog, applier, manifest: new Manifest(['data']), flushManifest: async () => {},
+      nodeState, retryMinMs: 100, retryMaxMs: 1000, window: { batches: windowBatches, bytes: 1 << 20 }, log, clock,
+    });
+  let receiver = newReceiver();
   await receiver.recover();
+  /** Receive logs of passives that died: their files stay open until close(). */
+  const abandoned: ReceiveLog[] = [];
+  /**
+   * The passive's process dies and starts again: whatever it held in memory is gone; a new
+   * receive log (on the same files), applier and receiver. The old ones are abandoned as they are
+   * (a held applier stays held). Connect again afterwards.
+   */
+  const restartPassive = async () => {
+    const link = current;
+    current = undefined;
+    link?.close('normal', 'the passive died');
+    abandoned.push(receiveLog);
+    receiveLog = await ReceiveLog.open({ dir: receiveLogDir, segmentBytes: 1 << 20, log });
+    applier = new RecordingApplier();
+    receiver = newReceiver();
+    await receiver.recover();
+    return { receiver, applier, receiveLog };
+  };
   const hello = (node: string, role: 'active' | 'passive', fields: Partial<HelloMessage>): HelloMessage => ({
-    t: 'hello', proto: 2, protoMax: 2, pair: 'p1', node, role, epoch: 1, serving: role === 'active', blockSize: 65536, generation: '', headSeq: 0, firstSeq: 0, appliedSeq: 0, syncId: '', ...fields,
+    t: 'hello', proto: 2, protoMax: protocol, pair: 'p1', node, role, epoch: 1, serving: role === 'active', blockSize: 65536, generation: '', headSeq: 0, firstSeq: 0, appliedSeq: 0, syncId: '', ...fields,
   });
   let link: MemoryLink | undefined;
+  let current: MemoryLink | undefined;
   /** A new connection: both sessions exchange hellos and hand the connection to sender and receiver. */
   const connect = (delayMs = 1) => {
     const [atAlpha, atBeta] = MemoryLink.pair(clock, 'alpha', 'beta', { delayMs });
-    const opts = { pair: 'p1', blockSize: 65536, helloTimeoutMs: 5000, protocol: { min: 1, max: 2 }, clock, log };
+    const opts = { pair: 'p1', blockSize: 65536, helloTimeoutMs: 5000, protocol: { min: 2, max: protocol }, clock, log };
     const sa: Session = new Session(atAlpha, { ...opts, onPeerHello: (h) => sender.attach(sa.port('to-active'), h) });
-    const sb: Session = new Session(atBeta, { ...opts, onPeerHello: (h) => receiver.attach(sb.port('to-passive'), h) });
+    const sb: Session = new Session(atBeta, { ...opts, onPeerHello: (h, v) => receiver.attach(sb.port('to-passive'), h, v) });
     sa.start(hello('alpha', 'active', sender.helloFields()));
-    sb.start(hello('beta', 'passive', receiver.helloFields()));
+    sb.start(hello('beta', 'passive', receiver.helloFields(protocol)));
     link = atAlpha;
+    current = atAlpha;
     return atAlpha;
   };
   /** Journals `n` batches of `per` records each. */
@@ -124,6 +150,15 @@ export async function replicationPair(windowBatches = 4) {
     await receiver.close();
     await journal.close();
     await receiveLog.close();
+    for (const l of abandoned.splice(0)) await l.close();
   };
-  return { clock, journal, sender, receiver, receiveLog, receiveLogDir, applier, stateDir, connect, journalBatches, batch, until, acks, marks, close };
+  /** Record frames (not marks) in the receive log's files. */
+  const loggedRecords = () => {
+    let n = 0;
+    for (const s of segmentFiles(receiveLogDir)) {
+      for (const f of parseFrames(readSegment(receiveLogDir, s.name)).frames) if (f.entry.op !== 'applied' && f.entry.op !== 'commit') n++;
+    }
+    return n;
+  };
+  return { clock, journal, sender, receiver, receiveLog, receiveLogDir, applier, stateDir, connect, journalBatches, batch, until, acks, marks, close, restartPassive, loggedRecords };
 }
