@@ -455,8 +455,15 @@ export class Applier {
     // descriptor. Any other path walks from its root again.
     const kept = this.pathLoc;
     if (kept !== undefined && kept.root === r.root && kept.rel === rel) return fn(kept);
-    this.forgetPathLoc();
-    const loc = await this.guard!.locate(r.op, r.root, rel, r.seq, mode);
+    // The next path of the same directory (a synchronisation's files, one after the other)
+    // keeps its descriptor once checked again (PathGuard.locate): `kept` is handed over.
+    this.pathLoc = undefined;
+    let loc: Loc | undefined;
+    try {
+      loc = await this.guard!.locate(r.op, r.root, rel, r.seq, mode, kept);
+    } finally {
+      if (loc?.dir !== kept?.dir) closeLoc(kept);
+    }
     if (loc === undefined) return fn(undefined);
     this.pathLoc = loc;
     try {

@@ -113,6 +113,15 @@ export interface GuardHooks {
   foreignLink(op: string, root: string, rel: string, component: string, seq: number | undefined): void;
 }
 
+/** The open directory `fd` is, right now, at exactly the real path `want` (as openVerifiedDir checks a new one). */
+function stillAt(fd: number, want: string): boolean {
+  try {
+    return fs.readlinkSync(`/proc/self/fd/${fd}`) === want;
+  } catch {
+    return false;
+  }
+}
+
 /** Closes a location's parent directory, unless it is a root the guard holds. */
 export function closeLoc(loc: Loc | undefined): void {
   if (loc !== undefined && loc.ownsDir) closeFd(loc.dir);
@@ -169,16 +178,26 @@ export class PathGuard {
    * create it. Throws TANDEM_ERR_PATH_OUTSIDE_ROOT (malformed, or below the active's own link
    * for `create` and `probe`), TANDEM_ERR_PATH_SWAPPED (a parent kept changing), or the file
    * system's error.
+   *
+   * `prev`: the location of the record before, still open. When the path has the same parent,
+   * its descriptor is checked as a new one would be (its real path, readlink of
+   * /proc/self/fd/N, is exactly root/dirRel: the directory is still there, and no link leads
+   * to it) and used again, saving the open: the location returned then owns it in its place
+   * (the caller closes `prev` only when the returned `dir` differs). 100,000 new files in 100
+   * directories: 100,000 opens and closes of directories fewer.
    */
-  async locate(op: string, root: string, relPath: string, seq: number | undefined, mode: WalkMode): Promise<Loc | undefined> {
+  async locate(op: string, root: string, relPath: string, seq: number | undefined, mode: WalkMode, prev?: Loc): Promise<Loc | undefined> {
     this.resolve(op, root, relPath, seq);
     const segs = relPath.split('/');
     if (segs.length > 1) {
       // The common case in one open and one readlink: every parent a real directory already.
       const dirRel = segs.slice(0, -1).join('/');
+      const name = segs[segs.length - 1]!;
+      if (prev !== undefined && prev.root === root && prev.dirRel === dirRel && stillAt(prev.dir, `${this.roots.get(root)!}/${dirRel}`)) {
+        return { root, rel: relPath, dir: prev.dir, ownsDir: prev.ownsDir, dirRel, name, at: at(prev.dir, name) };
+      }
       const quick = openVerifiedDir(this.roots.get(root)!, dirRel);
       if (quick !== undefined) {
-        const name = segs[segs.length - 1]!;
         return { root, rel: relPath, dir: quick, ownsDir: true, dirRel, name, at: at(quick, name) };
       }
     }

@@ -152,6 +152,58 @@ describe('PathGuard.locate (against the disk, walked again for every record)', (
     expect(foreign).toEqual(['a/b']);
   });
 
+  describe('the parent of the record before, kept open (prev)', () => {
+    const opened: number[] = [];
+    afterEach(() => {
+      for (const fd of opened.splice(0)) fs.closeSync(fd);
+    });
+    const first = async () => {
+      const loc = (await guard.locate('write', 'data', 'a/b/one', 3, 'create'))!;
+      opened.push(loc.dir);
+      return loc;
+    };
+    const next = async (prev: Loc, rel: string) => {
+      const loc = await guard.locate('write', 'data', rel, 4, 'create', prev);
+      if (loc !== undefined && loc.dir !== prev.dir) opened.push(loc.dir);
+      return loc;
+    };
+
+    it('is used again for the next path of the same directory while that directory is still where it was', async () => {
+      const prev = await first();
+      const loc = (await next(prev, 'a/b/two'))!;
+      expect(loc.dir).toBe(prev.dir);
+      fs.writeFileSync(loc.at, 'two', { flag: 'wx' });
+      expect(fs.readFileSync(path.join(root, 'a/b/two'), 'utf8')).toBe('two');
+      // Another directory: a walk of its own.
+      const other = (await next(loc, 'a/three'))!;
+      expect(other.dir).not.toBe(prev.dir);
+    });
+
+    it('is not used once the directory was moved and a link put in its place: nothing is written outside, nor into the moved directory', async () => {
+      const prev = await first();
+      fs.renameSync(path.join(root, 'a', 'b'), path.join(root, 'a', 'moved'));
+      fs.symlinkSync(outside, path.join(root, 'a', 'b'));
+      const loc = (await next(prev, 'a/b/two'))!;
+      expect(loc.dir).not.toBe(prev.dir);
+      fs.writeFileSync(loc.at, 'two', { flag: 'wx' });
+      // The foreign link was replaced by a directory of the tree's own.
+      expect(foreign).toEqual(['a/b']);
+      expect(fs.readFileSync(path.join(root, 'a/b/two'), 'utf8')).toBe('two');
+      expect(fs.readdirSync(outside)).toEqual(['secret']);
+      expect(fs.readdirSync(path.join(root, 'a', 'moved'))).toEqual([]);
+    });
+
+    it('is not used once the directory was removed and made again', async () => {
+      const prev = await first();
+      fs.rmdirSync(path.join(root, 'a', 'b'));
+      fs.mkdirSync(path.join(root, 'a', 'b'));
+      const loc = (await next(prev, 'a/b/two'))!;
+      expect(loc.dir).not.toBe(prev.dir);
+      fs.writeFileSync(loc.at, 'two', { flag: 'wx' });
+      expect(fs.readFileSync(path.join(root, 'a/b/two'), 'utf8')).toBe('two');
+    });
+  });
+
   it('gives up with TANDEM_ERR_PATH_SWAPPED on a component that keeps coming back as a link', async () => {
     reswap = (rel) => fs.symlinkSync(outside, path.join(root, rel));
     const err = await refusalOf(guard.locate('write', 'data', 'out/secret', 9, 'create'));
