@@ -97,7 +97,7 @@ async function build(config: TandemConfig, log: Logger, clock: Clock, childUmask
     });
     cleanups.push(() => manifestStore.close());
 
-    const channel = new PeerChannel({ ...channelOptionsFromConfig(config, key, log, clock, protocol.max < 2 ? 'first-release' : 'current'), log });
+    const channel = new PeerChannel({ ...channelOptionsFromConfig(config, key, log, clock), log });
     const wire = { bytesIn: 0, bytesOut: 0 };
     channel.on('connection', (conn) => {
       conn.once('close', () => {

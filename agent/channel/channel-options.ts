@@ -5,7 +5,6 @@ import type { Clock } from '../../shared/clock.ts';
 import type { TandemConfig } from '../../shared/config/index.ts';
 import { TandemError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-import type { TlsGeneration } from './tls-psk.ts';
 
 export type ChannelEncryption = 'tls-psk' | 'none';
 
@@ -24,8 +23,6 @@ export interface ChannelOptions {
   maxFrameBytes: number;
   /** TLS handshake plus HTTP upgrade must complete within this. */
   handshakeTimeoutMs: number;
-  /** The TLS handshake spoken: the current one, or the first release's (a node set back to protocol 1). */
-  tlsGeneration?: TlsGeneration | undefined;
   log: Logger;
   /** Defaults to the system clock. Timers that guard real sockets run on it. */
   clock?: Clock;
@@ -90,7 +87,6 @@ export function channelOptionsFromConfig(
   key: Buffer,
   log: Logger,
   clock?: Clock,
-  tlsGeneration: TlsGeneration = 'current',
 ): { server: ChannelServerOptions; dialer: ChannelDialerOptions } {
   const common: ChannelOptions = {
     pair: config.pair,
@@ -100,7 +96,6 @@ export function channelOptionsFromConfig(
     encryption: config.channel.encryption,
     maxFrameBytes: config.channel.maxFrameBytes,
     handshakeTimeoutMs: config.channel.handshakeTimeout,
-    tlsGeneration,
     log,
     ...(clock === undefined ? {} : { clock }),
   };

@@ -106,7 +106,7 @@ export class ChannelServer extends EventEmitter<ChannelServerEvents> {
       opts.encryption === 'tls-psk'
         ? https.createServer({
             ...httpOpts,
-            ...tlsPskServerOptions(derivePsk(opts.key, opts.pair), opts.self, hs, (socket, identity) => this.tlsIdentities.set(socket, identity), opts.tlsGeneration),
+            ...tlsPskServerOptions(derivePsk(opts.key, opts.pair), opts.self, hs, (socket, identity) => this.tlsIdentities.set(socket, identity)),
           })
         : http.createServer(httpOpts);
     this.server.on('connection', (socket: net.Socket) => {

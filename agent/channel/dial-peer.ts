@@ -80,7 +80,7 @@ export function dialPeer(target: DialTarget, log: Logger, done: (r: DialResult) 
       // error after ws let go of the socket from becoming an uncaught exception.
     });
     if (!encrypted) return socket;
-    tlsSocket = tls.connect({ ...tlsPskClientOptions(derivePsk(target.key, target.pair), target.self, target.tlsGeneration), socket });
+    tlsSocket = tls.connect({ ...tlsPskClientOptions(derivePsk(target.key, target.pair), target.self), socket });
     return tlsSocket;
   };
 

@@ -4,8 +4,9 @@
 // finite-field group to choose. TLS 1.2's DHE-PSK suites are refused because OpenSSL sizes the
 // DH group of a certificate-less suite from the cipher's strength and picked a 1024-bit group for
 // AES-128 (measured on Node 20 / OpenSSL 3.0). TLS 1.2 stays allowed with its one ECDHE-PSK
-// suite (ChaCha20, X25519): the first release spoke TLS 1.2 only and offered that suite, so a
-// pair upgrades one node at a time (docs/install.md, "Upgrades") without ever using DHE.
+// suite (ChaCha20, X25519), never DHE: the first release spoke TLS 1.2 only and offered that
+// suite. Its channel protocol (1) is no longer spoken, so the suite is kept for nothing else;
+// it is as strong as the TLS 1.3 ones.
 // OpenSSL never accepts the PSK-only mode (psk_ke) unless SSL_OP_ALLOW_NO_DHE_KEX is set, which
 // Tandem never sets: a handshake without an ephemeral exchange fails. A wrong key fails inside
 // the handshake, before any HTTP byte is read.
@@ -24,26 +25,8 @@ export const TLS_PSK_GROUPS = 'X25519:P-256:P-384';
 
 const TLS_VERSION = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3' } as const;
 
-/**
- * What the first release (channel protocol 1) offered, exactly: a node set back to protocol 1
- * (TANDEM_PROTOCOL_VERSION=1, rehearsals of a rolling upgrade) speaks it, so the tests meet the
- * real old handshake. Against a current node it still ends in ECDHE-PSK: the current side
- * accepts nothing else in TLS 1.2.
- */
-const FIRST_RELEASE_TLS = {
-  ciphers: 'DHE-PSK-AES128-GCM-SHA256:DHE-PSK-AES256-GCM-SHA384:ECDHE-PSK-CHACHA20-POLY1305',
-  minVersion: 'TLSv1.2',
-  maxVersion: 'TLSv1.2',
-  dhparam: 'auto',
-  ecdhCurve: 'auto',
-} as const;
-
-/** Which handshake a node speaks: the current one, or the first release's (protocol 1). */
-export type TlsGeneration = 'current' | 'first-release';
-
-function versionOptions(generation: TlsGeneration): { ciphers: string; minVersion: 'TLSv1.2'; maxVersion: 'TLSv1.2' | 'TLSv1.3'; ecdhCurve: string; dhparam?: 'auto' } {
-  return generation === 'first-release' ? FIRST_RELEASE_TLS : { ciphers: TLS_PSK_CIPHERS, ...TLS_VERSION, ecdhCurve: TLS_PSK_GROUPS };
-}
+/** The handshake both ends offer: TLS 1.3 first, TLS 1.2 with its one ECDHE-PSK suite. */
+const VERSION_OPTIONS = { ciphers: TLS_PSK_CIPHERS, ...TLS_VERSION, ecdhCurve: TLS_PSK_GROUPS } as const;
 
 /**
  * The TLS key, derived rather than the raw pair key: the raw key also signs the upgrade
@@ -65,11 +48,10 @@ export function tlsPskServerOptions(
   self: string,
   handshakeTimeoutMs: number,
   onIdentity: (socket: TLSSocket, identity: string) => void,
-  generation: TlsGeneration = 'current',
 ): HttpsServerOptions {
   return {
-    ...versionOptions(generation),
-    // TLS 1.3 sends no identity hint; a TLS 1.2 client (the first release) gets it.
+    ...VERSION_OPTIONS,
+    // TLS 1.3 sends no identity hint; a TLS 1.2 client gets it.
     pskIdentityHint: self,
     handshakeTimeout: handshakeTimeoutMs,
     pskCallback: (socket: TLSSocket, identity: string) => {
@@ -80,9 +62,9 @@ export function tlsPskServerOptions(
 }
 
 /** Client options, for `tls.connect` over an already created TCP socket. */
-export function tlsPskClientOptions(psk: Buffer, self: string, generation: TlsGeneration = 'current'): ConnectionOptions {
+export function tlsPskClientOptions(psk: Buffer, self: string): ConnectionOptions {
   return {
-    ...versionOptions(generation),
+    ...VERSION_OPTIONS,
     // No certificate to check: the PSK handshake itself authenticates the server.
     checkServerIdentity: () => undefined,
     pskCallback: () => ({ psk, identity: self }),

@@ -63,21 +63,4 @@ describe('the channel key exchange', () => {
     const refused = await slog.waitFor((l) => l.code === 'TANDEM_ERR_AUTH_FAILED');
     expect(refused.err?.message).toContain('offers neither TLS 1.3 nor ECDHE-PSK');
   });
-
-  // The first release spoke TLS 1.2 only, DHE-PSK first: during a rolling upgrade (one node on
-  // each release) the two must still meet, and only over X25519.
-  it.each([
-    ['the first release dials a current node', 'first-release', 'current'],
-    ['a current node dials the first release', 'current', 'first-release'],
-  ] as const)('meets the first release with TLS 1.2 ECDHE-PSK over X25519, never DHE: %s', async (_what, dialerTls, listenerTls) => {
-    const slog = captureLog();
-    const s = await startServer(serverOptions(slog.log, 'tls-psk', { tlsGeneration: listenerTls }));
-    cleanups.push(() => s.server.close());
-    const clog = captureLog();
-    const r = await dialOnce(clientTarget(clog.log, 'tls-psk', s.port, { tlsGeneration: dialerTls }), clog.log);
-    if (!r.ok) throw new Error(`dial failed: ${r.failure.reason}`);
-    cleanups.push(() => r.rec.conn.close('normal', 'test over'));
-    await slog.waitFor((l) => l.msg === 'channel: connected');
-    expect(r.rec.conn.tlsSession()).toEqual({ protocol: 'TLSv1.2', cipher: 'TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256', keyExchange: 'ECDH X25519 (253 bits)' });
-  });
 });

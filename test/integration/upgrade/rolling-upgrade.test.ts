@@ -6,6 +6,7 @@
 // to its receive log before applying it (a protocol-2 active trims at what the passive says it
 // holds); from 3 a batch without a consistency point is applied from memory, its bytes written
 // once: the receive log's size shows which.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
@@ -23,19 +24,6 @@ function receiveLogBytes(p: TestPair, node: NodeName): number {
   let n = 0;
   for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) n += fs.statSync(path.join(dir, f)).size;
   return n;
-}
-
-/** Incompressible bytes: a file of them must reach the passive whole. */
-function noise(bytes: number): Buffer {
-  const b = Buffer.alloc(bytes);
-  let x = 0x9e3779b9;
-  for (let i = 0; i < bytes; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
 }
 
 const LARGE = 2 * 1024 * 1024;
@@ -90,7 +78,7 @@ describe('rolling upgrade', () => {
     await connectedAt(p, 'beta', PROTOCOL_MIN);
     const betaLogBefore = receiveLogBytes(p, 'beta');
     await write(p, 'alpha', 'mixed-1.txt', 'old active, new passive\n');
-    fs.writeFileSync(p.data('alpha', 'mixed-1.bin'), noise(LARGE));
+    fs.writeFileSync(p.data('alpha', 'mixed-1.bin'), crypto.randomBytes(LARGE));
     await p.waitIdentical();
     const newBeta = await connectedAt(p, 'beta', PROTOCOL_MIN);
     expect(newBeta.version).toEqual({ tandem: TANDEM_VERSION, protocol: PROTOCOL_VERSION });
@@ -116,7 +104,7 @@ describe('rolling upgrade', () => {
     await connectedAt(p, 'alpha', PROTOCOL_VERSION);
     const alphaLogBefore = receiveLogBytes(p, 'alpha');
     await write(p, 'beta', 'after.txt', 'both new\n');
-    fs.writeFileSync(p.data('beta', 'after.bin'), noise(LARGE));
+    fs.writeFileSync(p.data('beta', 'after.bin'), crypto.randomBytes(LARGE));
     await waitSame(p, 'beta');
     // At the new one the passive applied them from memory: its receive log holds marks only.
     expect(receiveLogBytes(p, 'alpha') - alphaLogBefore).toBeLessThan(64 * 1024);

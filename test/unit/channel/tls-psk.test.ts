@@ -32,9 +32,4 @@ describe('tlsPskClientOptions', () => {
     expect(TLS_PSK_CIPHERS).toBe('TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:ECDHE-PSK-CHACHA20-POLY1305');
     expect(TLS_PSK_CIPHERS).not.toMatch(/DHE-PSK-AES|^DHE|:DHE/);
   });
-
-  it('speaks the first release\'s exact TLS 1.2 handshake only when set back to it', () => {
-    const o = tlsPskClientOptions(crypto.randomBytes(32), 'beta', 'first-release');
-    expect(o).toMatchObject({ minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers: 'DHE-PSK-AES128-GCM-SHA256:DHE-PSK-AES256-GCM-SHA384:ECDHE-PSK-CHACHA20-POLY1305' });
-  });
 });
