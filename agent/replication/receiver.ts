@@ -3,8 +3,8 @@
 // batch of a consistency point is persisted in the receive log first (it may wait there for the
 // rest of its point, and a promotion applies it); from protocol 3 any other batch is applied
 // straight from memory, so that its bytes are written once here: the active keeps it in its
-// journal until it is applied, and sends it again after a crash of this node. When a write cannot be applied (disk full, permission), applying
-// pauses with an alarm and retries with backoff: nothing is skipped, nothing is acknowledged
+// journal until it is applied, and sends it again after a crash of this node. When a write
+// cannot be applied (disk full, permission), applying pauses with an alarm and retries with backoff: nothing is skipped, nothing is acknowledged
 // early. A malformed or hostile batch is refused whole, before anything of it is written.
 //
 // What an active can make it hold is bounded (docs/security.md, "What a peer can cost"): at
@@ -42,8 +42,8 @@ import type { Manifest } from '../manifest/index.ts';
 import type { NodeStateStore } from '../state/index.ts';
 import { manifestChunks, refreshManifest } from '../sync/index.ts';
 import { listenTo, type LinkCloseInfo, type PeerLink } from './peer-link.ts';
-import { PROTOCOL_MIN } from '../../shared/version.ts';
 import { PointLedger, type PointInfo } from '../points/index.ts';
+import { PROTOCOL_MIN } from '../../shared/version.ts';
 
 export interface StoredBatchLike {
   first: number;
@@ -231,6 +231,8 @@ export class Receiver {
   private direct = false;
   /** Last sequence of the batches held in memory only (applied from there, never persisted). */
   private directThrough = 0;
+  /** Appends that failed so far: a batch that arrived before one of them failed is sent again, not queued. */
+  private persistFailures = 0;
   /** Waiting until everything up to `seq` is applied and durable; told false when the receiver closes. */
   private appliedWaiters: { seq: number; resolve: (ok: boolean) => void }[] = [];
   private appliedSeq: number;
@@ -678,7 +680,11 @@ export class Receiver {
       // as held (the window) until it is applied, and nothing of it is acknowledged before.
       this.directThrough = m.last;
       const b: Pending = { first: m.first, last: m.last, ts: commit.ts, generation: commit.generation, point: undefined, frames: m.frames, bytes, kept: 0, size: m.frames.byteLength };
+      const failures = this.persistFailures;
       this.appendChain = this.appendChain.then(() => {
+        // A batch before it failed to persist: this node no longer counts either as received
+        // (the connection was refused), and the active sends both again, in order.
+        if (this.persistFailures !== failures) return;
         this.opts.receiveLog.skip(m.last);
         this.queue.push(b);
         this.kick();
@@ -704,7 +710,10 @@ export class Receiver {
         await (await issued).durable;
       } catch (err) {
         // Not persisted, so not acknowledged: the active sends it again after the reconnect.
+        this.persistFailures += 1;
         this.receivedSeq = Math.min(this.receivedSeq, m.first - 1);
+        // Batches held in memory after it are dropped with it (below): none to wait for.
+        this.directThrough = Math.min(this.directThrough, m.first - 1);
         this.unhold(m.first);
         if (this.link === link) {
           this.refuse(TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op: `persist batch ${m.first}-${m.last} in the receive log`, hint: 'free space in the state directory; replication resumes by itself' }));

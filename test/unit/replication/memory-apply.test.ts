@@ -81,6 +81,28 @@ describe('a passive at protocol 3 applies batches without a point from memory', 
     expect(p.sender.status().sync).toBeUndefined();
   });
 
+  it('does not apply a batch held in memory whose predecessor failed to persist: both come again, in order', async () => {
+    const p = (pair = await replicationPair(4, 3));
+    // The point's batch is stored first; its append hangs, then fails (a disk error).
+    const append = p.receiveLog.appendBatch.bind(p.receiveLog);
+    let fail: ((err: Error) => void) | undefined;
+    p.receiveLog.appendBatch = () => new Promise<void>((_, reject) => (fail = reject));
+    p.connect();
+    const point = await p.batch({ point: { at: p.clock.now(), end: true } });
+    const last = await p.batch();
+    await p.until(() => p.receiver.status().receivedSeq === last && fail !== undefined, 'both received, the first being stored');
+    fail!(new Error('EIO: i/o error'));
+    await p.until(() => !p.receiver.status().connected, 'the connection refused');
+    for (let i = 0; i < 20; i++) await p.clock.advanceAsync(5, () => new Promise((r) => setTimeout(r, 1)));
+    expect(p.applier.applied).toEqual([]);
+    expect(p.receiver.status().receivedSeq).toBe(point - PER);
+    // The disk is back: the active sends both again and they are applied in order.
+    p.receiveLog.appendBatch = append;
+    p.connect();
+    await p.until(() => p.sender.status().ackedSeq === last, 'both acknowledged');
+    expect(p.applier.applied).toEqual(seqs(1, last));
+  });
+
   it("stores a point's batch only once the batches held in memory before it are applied", async () => {
     const p = (pair = await replicationPair(4, 3));
     p.applier.hold();
