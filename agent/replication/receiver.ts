@@ -4,8 +4,9 @@
 // rest of its point, and a promotion applies it); from protocol 3 any other batch is applied
 // straight from memory, so that its bytes are written once here: the active keeps it in its
 // journal until it is applied, and sends it again after a crash of this node. When a write
-// cannot be applied (disk full, permission), applying pauses with an alarm and retries with backoff: nothing is skipped, nothing is acknowledged
-// early. A malformed or hostile batch is refused whole, before anything of it is written.
+// cannot be applied (disk full, permission), applying pauses with an alarm and retries with
+// backoff: nothing is skipped, nothing is acknowledged early. A malformed or hostile batch is
+// refused whole, before anything of it is written.
 //
 // What an active can make it hold is bounded (docs/security.md, "What a peer can cost"): at
 // most its receive window of unacknowledged batches, kept as the frames that arrived (never
@@ -373,7 +374,7 @@ export class Receiver {
 
   /** Last sequence this node would still hold after a crash: applied, or in the receive log. */
   private durableSeq(): number {
-    return Math.min(this.receivedSeq, Math.max(this.receivedDurable, this.appliedSeq));
+    return Math.min(this.receivedSeq, this.receivedDurable);
   }
 
   /** Resolves true once everything up to `seq` is applied and durable; false if the receiver closes first. */

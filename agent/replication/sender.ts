@@ -118,9 +118,9 @@ const SYNC_PROGRESS_LOG_MS = 5000;
  * Bytes a synchronisation may journal ahead of the passive's acknowledgements: thousands of
  * small files or a few large blocks' worth of work queued for the passive, without the journal's
  * send cache and arenas holding the whole tree while the passive applies it (agent/sync).
- * 16 MiB, not 32: the passive acknowledges what its receive log holds, which keeps up with the
- * link, so 16 MiB still keeps it busy (10,000 small files; 160 ms of large ones), and what runs
- * ahead pins whole 16 MiB arenas (measured: 64 → 48 MiB of arenas on the active during bench
+ * 16 MiB, not 32: the passive acknowledges as it applies (below protocol 3, as its receive log
+ * holds them), so 16 MiB still keeps it busy (10,000 small files; 160 ms of large ones), and what
+ * runs ahead pins whole 16 MiB arenas (measured: 64 → 48 MiB of arenas on the active during bench
  * (e); a synchronisation of 32 files of 32 MiB was faster too, 11.7-11.8 s against 13.2-13.8 s).
  */
 const SYNC_BACKLOG_BYTES = 16 * 1024 * 1024;
@@ -394,8 +394,8 @@ export class Sender {
     this.ackedSeq = Math.max(this.ackedSeq, Math.min(h.appliedSeq, j.headSeq));
     // What the passive holds durably may be trimmed; from protocol 3 it may hold a tail in memory
     // only (its headSeq), which a crash of it would forget: that stays in the journal.
-    const durable = Math.min(h.durableSeq ?? h.headSeq, h.headSeq);
-    this.receivedSeq = Math.max(this.receivedSeq, this.ackedSeq, decision.kind === 'resume' ? Math.min(durable, j.headSeq) : 0);
+    // (messageProblem refused a hello whose durableSeq is past its headSeq.)
+    this.receivedSeq = Math.max(this.receivedSeq, this.ackedSeq, decision.kind === 'resume' ? Math.min(h.durableSeq ?? h.headSeq, j.headSeq) : 0);
     // Before the first peer-state: the passive must hear at once that it is catching up.
     if (decision.kind === 'resume') {
       this.catchUp = nextCatchUp(undefined, this.catchUpObservation(), true);

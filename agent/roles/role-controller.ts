@@ -155,8 +155,7 @@ export class RoleController {
     return {
       t: 'hello',
       ...helloProtocolFields(this.protocol),
-      // A protocol-1 agent sent no version: a node set back to it does not either.
-      ...(this.protocol.max >= 2 ? { version: TANDEM_VERSION } : {}),
+      version: TANDEM_VERSION,
       pair: this.opts.config.pair,
       node: this.opts.config.self.name,
       role: this.role,

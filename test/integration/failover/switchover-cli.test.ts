@@ -129,7 +129,9 @@ describe('tandem switchover', () => {
     expectConfirmed(p, 'alpha');
     expectConfirmed(p, 'beta');
     // Each time the old active stood exactly where the new generation forked: replication
-    // resumed from the next sequence, no synchronisation after either switchover.
+    // resumed from the next sequence, no synchronisation after either switchover. The switchover
+    // returns once alpha serves; beta connects to it as passive after that: wait for it.
+    await p.waitFor('alpha', 'its passive connected again', () => p.logLines('alpha').filter((l) => /^replication: passive connected/.test(String(l.msg))).length > 1, 60_000);
     for (const n of ['alpha', 'beta'] as const) {
       const decisions = p.logLines(n).filter((l) => /^replication: passive connected/.test(String(l.msg)));
       // (A connection replaced under load resumes once more: still no synchronisation.)
