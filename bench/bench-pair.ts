@@ -78,7 +78,9 @@ export class BenchPair {
     const n = this.node(name);
     const out = fs.openSync(path.join(path.dirname(n.config), 'agent.out'), 'a');
     const prof = this.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${this.cpuProfileDir}`, `--cpu-prof-name=${name}.cpuprofile`];
-    const child = spawnTracked(process.execPath, [...prof, TANDEM_BIN, 'agent', '-c', n.config], { stdio: ['ignore', out, out] });
+    // TANDEM_BENCH_NODE_FLAGS: node flags for the agents that NODE_OPTIONS refuses (e.g. --trace-gc).
+    const extra = (process.env.TANDEM_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter((f) => f !== '');
+    const child = spawnTracked(process.execPath, [...prof, ...extra, TANDEM_BIN, 'agent', '-c', n.config], { stdio: ['ignore', out, out] });
     fs.closeSync(out);
     this.procs.set(name, child);
     const deadline = Date.now() + timeoutMs;

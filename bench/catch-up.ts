@@ -15,12 +15,14 @@ import { parseDuration, parseSize } from '../shared/sizes.ts';
 import { planWrites, runWrites, writeBaseTree, type ChangePlanSpec } from '../test/helpers/change-workload.ts';
 import { digestTree, treeDiff } from '../test/helpers/tree-hash.ts';
 import { nowMs, sleep } from './clock.ts';
-import { closeHaPair, DEFAULTS, openHaPair, type Encryption, type FailoverPair } from './ha-pair.ts';
+import { closeHaPair, DEFAULTS, openHaPair, stopProfiled, type Encryption, type FailoverPair } from './ha-pair.ts';
 
 export interface CatchUpBenchOptions {
   encryption: Encryption;
   baseDir: string;
   keep: boolean;
+  /** Run the agents under node --cpu-prof; each writes its profile there once the catch-up is measured. */
+  cpuProfileDir?: string | undefined;
 }
 
 export interface RsyncCatchUp {
@@ -109,7 +111,7 @@ export async function measureCatchUp(o: CatchUpBenchOptions, progress: (l: strin
     for (const n of ['alpha', 'beta'] as const) for (const e of fs.readdirSync(p.pair.data(n))) fs.rmSync(path.join(p.pair.data(n), e), { recursive: true });
     baseBytes = writeBaseTree([p.pair.data('alpha'), p.pair.data('beta'), ...rsyncDirs], spec.base);
     spawnSync('sync');
-  });
+  }, o.cpuProfileDir);
   try {
     progress('(o) pair in sync; cutting the channel');
     const notes: string[] = [];
@@ -144,6 +146,8 @@ export async function measureCatchUp(o: CatchUpBenchOptions, progress: (l: strin
     const b1 = await fp.pair.status('beta');
     const syncs = fp.pair.logLines('alpha').filter((l) => /^replication: passive connected, synchronising/.test(String(l.msg)) && Number(l.time) >= reconnectAt).length;
     progress(`(o) Tandem caught up in ${seconds.toFixed(1)} s; checking the trees, then rsync`);
+    // The profiles end here (the catch-up's window is its last seconds), before the digests.
+    if (o.cpuProfileDir !== undefined) await stopProfiled(fp);
     const diff = treeDiff(digestTree(fp.pair.data('alpha')), digestTree(fp.pair.data('beta')));
     if (diff !== '') notes.push(`trees differ after the catch-up: ${diff.slice(0, 300)}`);
     // Both agents are idle now; rsync reads the active's tree (the after state) into the before copies.

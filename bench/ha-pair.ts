@@ -60,7 +60,8 @@ export async function openHaPairRetrying(timing: FailoverTiming, encryption: Enc
  * own public checks up: a pair ready to fail over.
  */
 /** `prepare` runs once the pair is written and before its agents start (e.g. to fill the trees). */
-export async function openHaPair(timing: FailoverTiming, encryption: Encryption, baseDir: string, prepare?: (fp: FailoverPair) => void): Promise<FailoverPair> {
+/** `cpuProfileDir`: the agents run under node --cpu-prof and write there when they stop (see stopProfiled). */
+export async function openHaPair(timing: FailoverTiming, encryption: Encryption, baseDir: string, prepare?: (fp: FailoverPair) => void, cpuProfileDir?: string): Promise<FailoverPair> {
   // TestPair writes the pair into os.tmpdir(), which follows TMPDIR: put it in the benchmark's
   // own temp dir, where nothing else cleans up and --keep keeps it.
   const before = process.env.TMPDIR;
@@ -78,7 +79,13 @@ export async function openHaPair(timing: FailoverTiming, encryption: Encryption,
   open.add(fp);
   try {
     prepare?.(fp);
-    await fp.pair.startBoth();
+    if (cpuProfileDir === undefined) await fp.pair.startBoth();
+    else {
+      // NODE_OPTIONS cannot carry --cpu-prof: a shell execs node with it in place (same pid).
+      fs.mkdirSync(cpuProfileDir, { recursive: true });
+      const wrap = (name: string) => ['sh', '-c', `exec "$0" --cpu-prof --cpu-prof-dir="$PROF_DIR" --cpu-prof-name=${name}.cpuprofile "$@"`];
+      await Promise.all((['alpha', 'beta'] as const).map((n) => fp.pair.start(n, { wrap: wrap(n), env: { PROF_DIR: cpuProfileDir } })));
+    }
     await fp.waitServedBy('alpha', 60_000);
     await waitReady(fp, 'alpha');
     return fp;
@@ -140,6 +147,11 @@ export async function closeHaPair(fp: FailoverPair, keep: boolean): Promise<void
     }
     killDemoApps(fp.pair.dir);
   }
+}
+
+/** Stops both agents with SIGTERM so that node writes their CPU profiles (a SIGKILL would not). */
+export async function stopProfiled(fp: FailoverPair): Promise<void> {
+  await Promise.all((['alpha', 'beta'] as const).map((n) => fp.pair.kill(n, 'SIGTERM')));
 }
 
 /** Closes every pair still open, including one whose creation is under way. */

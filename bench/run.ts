@@ -84,7 +84,7 @@ const USAGE = `usage: npm run bench -- [options]
   --keep                  keep the temp dir (logs, state) after the run, and the pair dirs of (f) and (s)
   --lag-rate N            files per second in (a) (default 1000, the goal's load)
   --one-pair              run (b) and (c) on the pair (a) used, instead of a fresh one
-  --cpu-prof              run the agents with node --cpu-prof; profiles go to bench/results/profiles/
+  --cpu-prof              run the agents with node --cpu-prof (a-c, e, o); profiles go to bench/results/profiles/
 `;
 
 function parseOptions(argv: string[]): Options {
@@ -352,7 +352,7 @@ async function main(): Promise<void> {
 
     if (want('o')) {
       await attempt('o', async () => {
-        const c = await measureCatchUp({ encryption: opts.encryption, baseDir: dir, keep: opts.keep }, progress);
+        const c = await measureCatchUp({ encryption: opts.encryption, baseDir: dir, keep: opts.keep, cpuProfileDir: opts.cpuProf ? path.join(PROJECT, 'bench/results/profiles', 'o') : undefined }, progress);
         results.catchUp = c;
         const outDir = path.join(PROJECT, 'bench/results');
         fs.mkdirSync(outDir, { recursive: true });
