@@ -151,6 +151,8 @@ export class Sender {
    */
   private backlog: { last: number; batches: number; bytes: number } | undefined;
   private pumping = false;
+  /** pump() was called while the loop ran: run it again when it ends. */
+  private pumpAgain = false;
   private sync: SyncRunner | undefined;
   private splitBrain: SplitBrainState | undefined;
   private startLine: string | undefined;
@@ -458,11 +460,24 @@ export class Sender {
 
   // ------------------------------------------------------------------ streaming
 
+  /**
+   * Runs the send loop unless it runs already; a call meanwhile is remembered and honoured when
+   * the loop ends. Dropping it lost a whole catch-up: a connection that replaced another while
+   * the loop waited on a journal read found the loop busy, and the loop then saw its link gone
+   * and returned. With capture waiting for journal space, no append came to pump again, no batch
+   * went out, no acknowledgement came back to make room: the pair stalled for good.
+   */
   private pump(): void {
-    if (this.pumping || !this.streaming || this.discarding) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    if (!this.streaming || this.discarding) return;
     this.pumping = true;
+    this.pumpAgain = false;
     void this.pumpLoop().finally(() => {
       this.pumping = false;
+      if (this.pumpAgain) this.pump();
     });
   }
 

@@ -28,6 +28,37 @@ describe('sender → receiver over the in-memory link', () => {
     await p.close();
   });
 
+  it('a connection that replaces another while a journal read is under way still gets the stream (nothing else would start it again)', async () => {
+    const p = await pair();
+    // The catch-up after an outage: everything is journaled before the passive connects, and
+    // nothing more is (capture waits for journal space), so no append wakes the sender later.
+    await p.journalBatches(3, 4);
+    // The first read from the journal hangs until released (a cold disk).
+    const readBatch = p.journal.readBatch.bind(p.journal);
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    let reads = 0;
+    p.journal.readBatch = async (b) => {
+      if (reads++ === 0) await gate;
+      return readBatch(b);
+    };
+    let attached = 0;
+    const attach = p.sender.attach.bind(p.sender);
+    p.sender.attach = (link, hello) => {
+      attached++;
+      attach(link, hello);
+    };
+    p.connect();
+    await p.until(() => reads === 1, 'the first read under way');
+    // Both sides dialed when the link came back: the second connection replaces the first.
+    p.connect();
+    await p.until(() => attached === 2, 'the second connection taken over');
+    release();
+    await p.until(() => p.sender.acked === 12, 'acked up to 12 on the new connection');
+    expect(p.applier.applied).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    await p.close();
+  });
+
   it('after the link is lost mid-stream, resumes from what the passive holds: nothing lost, nothing applied twice', async () => {
     const p = await pair();
     await p.journalBatches(2, 4);
