@@ -76,7 +76,7 @@ const BACKGROUND_SYNCS_MAX = 256;
  * Dirty files evicted between two durable points that are fsynced one by one; those after them
  * are closed unsynced and the durable point syncs their file system whole (whole-fs-sync.ts).
  */
-export const SYNCFS_AFTER_FILES = 0;
+export const SYNCFS_AFTER_FILES = 32;
 /** Linux IOV_MAX: buffers per writev call. */
 const IOV_MAX = 1024;
 /** Zeros written at once for a hole inside a file (Node cannot punch one). */
