@@ -6,7 +6,7 @@
 // came with, and never report a record durable before it is.
 import fs, { constants as C, type Stats } from 'node:fs';
 import { syncFs, type SyncFile } from './sync-fs.ts';
-import { findSync, syncFileSystem } from './whole-fs-sync.ts';
+import { findSync, SyncfsHelper } from './whole-fs-sync.ts';
 import { TandemError, errnoOf } from '../../shared/errors.ts';
 import { hash64, initHash } from '../../shared/hash.ts';
 import type { Logger } from '../../shared/log.ts';
@@ -221,6 +221,8 @@ export class Applier {
   private readonly unsynced = new Set<string>();
   /** coreutils' `sync` (for syncfs); undefined: every file is fsynced on its own. */
   private syncBin: string | undefined = findSync();
+  /** One helper shell per root path that ran a syncfs (whole-fs-sync.ts); closed with the applier. */
+  private readonly syncfsHelpers = new Map<string, SyncfsHelper>();
   private busy = false;
   /**
    * The disk may hold changes that were applied but never made durable: after start-up (the
@@ -390,6 +392,8 @@ export class Applier {
   /** Closes any file descriptors kept open. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const h of this.syncfsHelpers.values()) h.close();
+    this.syncfsHelpers.clear();
     await this.closeAll();
   }
 
@@ -1283,7 +1287,11 @@ export class Applier {
       try {
         ioCounters.fsyncs++;
         if (this.seams.syncfs !== undefined) await this.seams.syncfs(rootPath);
-        else await syncFileSystem(this.syncBin!, rootPath);
+        else {
+          let helper = this.syncfsHelpers.get(rootPath);
+          if (helper === undefined) this.syncfsHelpers.set(rootPath, (helper = new SyncfsHelper(this.syncBin!, rootPath)));
+          await helper.sync();
+        }
       } catch (err) {
         // `sync` cannot be run at all: fsync each file from now on. Either way what was closed
         // unsynced cannot be trusted, and the caller redoes from the last durable point.
