@@ -20,7 +20,11 @@ function tmp(): string {
   return d;
 }
 
-/** A stand-in for `sync`: appends each argument on a line of its own, then a separator; `body` runs after. */
+/**
+ * A stand-in for `sync`: appends each argument on a line of its own, then a separator; `body` runs
+ * after. A body that waits must also stop once the test's directory is gone: a stand-in orphaned
+ * by a killed shell would otherwise outlive the test.
+ */
 function fakeSync(dir: string, body = 'exit 0'): { bin: string; calls: () => string[][] } {
   const log = path.join(dir, 'calls.log');
   const bin = path.join(dir, 'fake-sync');
@@ -113,7 +117,7 @@ describe('SyncfsHelper', () => {
   it('starts a new shell when the old one died, failing only the request it held', async () => {
     const d = tmp();
     const gate = path.join(d, 'gate');
-    const { bin, calls } = fakeSync(d, `while [ ! -e '${gate}' ]; do sleep 0.02; done`);
+    const { bin, calls } = fakeSync(d, `while [ ! -e '${gate}' ] && [ -d '${d}' ]; do sleep 0.02; done`);
     const h = helper(bin, d);
     const held = h.sync();
     await until(() => calls().length === 1, 'the first sync running');
@@ -128,7 +132,7 @@ describe('SyncfsHelper', () => {
   it('ends its shell on close and fails what still waits; nothing runs after', async () => {
     const d = tmp();
     const gate = path.join(d, 'gate');
-    const { bin, calls } = fakeSync(d, `while [ ! -e '${gate}' ]; do sleep 0.02; done`);
+    const { bin, calls } = fakeSync(d, `while [ ! -e '${gate}' ] && [ -d '${d}' ]; do sleep 0.02; done`);
     const h = helper(bin, d);
     const held = h.sync();
     await until(() => calls().length === 1, 'the first sync running');
