@@ -114,33 +114,34 @@ describe('SyncfsHelper', () => {
     await expect(h.sync()).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  it('starts a new shell when the old one died, failing only the request it held', async () => {
+  /** A helper whose first sync is running and waits until `open()`. */
+  async function heldSync() {
     const d = tmp();
     const gate = path.join(d, 'gate');
     const { bin, calls } = fakeSync(d, `while [ ! -e '${gate}' ] && [ -d '${d}' ]; do sleep 0.02; done`);
     const h = helper(bin, d);
     const held = h.sync();
+    // Observed, so that a failure of it never goes unhandled before the test looks.
+    held.catch(() => undefined);
     await until(() => calls().length === 1, 'the first sync running');
-    const pid = h.pid!;
+    return { h, held, pid: h.pid!, open: () => fs.writeFileSync(gate, '') };
+  }
+
+  it('starts a new shell when the old one died, failing only the request it held', async () => {
+    const { h, held, pid, open } = await heldSync();
     process.kill(pid, 'SIGKILL');
     await expect(held).rejects.toThrow(/helper shell ended/);
-    fs.writeFileSync(gate, '');
+    open();
     await h.sync();
     expect(h.pid).not.toBe(pid);
   });
 
   it('ends its shell on close and fails what still waits; nothing runs after', async () => {
-    const d = tmp();
-    const gate = path.join(d, 'gate');
-    const { bin, calls } = fakeSync(d, `while [ ! -e '${gate}' ] && [ -d '${d}' ]; do sleep 0.02; done`);
-    const h = helper(bin, d);
-    const held = h.sync();
-    await until(() => calls().length === 1, 'the first sync running');
-    const pid = h.pid;
+    const { h, held, pid, open } = await heldSync();
     h.close();
     await expect(held).rejects.toThrow(/closed before it answered/);
     await expect(h.sync()).rejects.toThrow(/closed/);
-    fs.writeFileSync(gate, '');
+    open();
     await until(() => !alive(pid), 'the shell gone');
   });
 
