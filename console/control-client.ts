@@ -42,26 +42,53 @@ export class ControlCredentials {
   }
 }
 
+/** An answer of the control API larger than this is not one (a status is a few KiB). */
+const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
+
 /**
- * A fetch that presents the credentials (if any) and, once, tries again with the salt a refusal
- * names. Answers the last response and its text.
+ * One HTTP request to the control API, by node:http rather than fetch: fetch refuses the ports
+ * the Fetch standard lists as unsafe (6000, 6665-6669, 10080 and others), so a control API an
+ * operator put on one of them answered `tandem status` (which uses http) but not `tandem
+ * switchover` ("bad port"). And fetch follows redirects, sending the token header along; this
+ * does not. On `signal`'s timeout it rejects with the signal's reason (a TimeoutError).
  */
-export async function controlFetch(url: string, init: RequestInit & { baseUrl: string }, creds: ControlCredentials | undefined): Promise<{ res: Response; text: string }> {
-  const { baseUrl, ...rest } = init;
+function controlRequest(url: string, method: string, headers: Record<string, string>, signal: AbortSignal | undefined): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error) => reject(signal?.aborted === true ? (signal.reason as Error) : err);
+    const req = http.request(url, { method, agent: false, headers: { ...headers, 'content-length': '0' }, ...(signal === undefined ? {} : { signal }) }, (res) => {
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      res.on('data', (c: Buffer) => {
+        bytes += c.length;
+        if (bytes > MAX_ANSWER_BYTES) req.destroy(new Error(`the answer is larger than ${MAX_ANSWER_BYTES} bytes`));
+        else chunks.push(c);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', fail);
+    });
+    req.on('error', fail);
+    req.end();
+  });
+}
+
+/**
+ * A request that presents the credentials (if any) and, once, tries again with the salt a
+ * refusal names. Answers the last response's status and text.
+ */
+export async function controlFetch(url: string, init: { baseUrl: string; method: string; signal?: AbortSignal; headers?: Record<string, string> }, creds: ControlCredentials | undefined): Promise<{ status: number; text: string }> {
   for (let attempt = 0; ; attempt++) {
-    const headers = { ...(rest.headers as Record<string, string> | undefined), ...(creds?.headersFor(baseUrl) ?? {}) };
-    const res = await fetch(url, { ...rest, headers });
-    const text = await res.text();
+    const headers = { ...init.headers, ...(creds?.headersFor(init.baseUrl) ?? {}) };
+    const res = await controlRequest(url, init.method, headers, init.signal);
     if ((res.status === 401 || res.status === 403) && creds !== undefined && attempt === 0) {
       let body: unknown;
       try {
-        body = JSON.parse(text);
+        body = JSON.parse(res.text);
       } catch {
         body = undefined;
       }
-      if (creds.learn(baseUrl, body)) continue;
+      if (creds.learn(init.baseUrl, body)) continue;
     }
-    return { res, text };
+    return res;
   }
 }
 
@@ -171,10 +198,10 @@ export function postSwitchover(baseUrl: string, token: ControlCredentials, timeo
 /** POST to a control endpoint that changes something (switchover, resolve); same answers as postSwitchover. */
 export async function postControl(baseUrl: string, pathAndQuery: string, token: ControlCredentials, timeoutMs: number): Promise<SwitchoverAnswer> {
   const op = `POST ${baseUrl}${pathAndQuery}`;
-  let res: Response;
+  let res: { status: number };
   let text: string;
   try {
-    ({ res, text } = await controlFetch(`${baseUrl}${pathAndQuery}`, { baseUrl, method: 'POST', signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, token));
+    ({ text, ...res } = await controlFetch(`${baseUrl}${pathAndQuery}`, { baseUrl, method: 'POST', signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, token));
   } catch (err) {
     if ((err as Error).name === 'TimeoutError') return { kind: 'timed-out', afterMs: timeoutMs };
     throw new TandemError({
@@ -238,10 +265,10 @@ export interface ControlAnswer {
  */
 export async function callControl(baseUrl: string, method: 'GET' | 'POST', pathAndQuery: string, creds: ControlCredentials | undefined, timeoutMs = 10_000): Promise<ControlAnswer> {
   const op = `${method} ${baseUrl}${pathAndQuery}`;
-  let res: Response;
+  let res: { status: number };
   let text: string;
   try {
-    ({ res, text } = await controlFetch(`${baseUrl}${pathAndQuery}`, { baseUrl, method, signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, creds));
+    ({ text, ...res } = await controlFetch(`${baseUrl}${pathAndQuery}`, { baseUrl, method, signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, creds));
   } catch (err) {
     if ((err as Error).name === 'TimeoutError') {
       throw new TandemError({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op, reason: `no answer within ${Math.round(timeoutMs)} ms`, hint: 'is the agent running? tandem status -c CONFIG' });

@@ -9,6 +9,7 @@ import { TandemError } from '../../shared/errors.ts';
 import { projectRoot } from '../../shared/project-root.ts';
 import { generatePairKey, writePairKey } from '../../shared/pair-key.ts';
 import { renderConfig, renderDemoScripts } from '../../installer/index.ts';
+import { isBrowserUnsafePort } from '../../shared/unsafe-ports.ts';
 
 export interface DemoNode {
   name: string;
@@ -55,7 +56,8 @@ async function freePorts(n: number, host = '127.0.0.1', range: [number, number] 
   const ports = new Set<number>();
   for (let tries = 0; ports.size < n && tries < 1000; tries++) {
     const port = lo + crypto.randomInt(hi - lo + 1);
-    if (!ports.has(port) && (await portFree(host, port))) ports.add(port);
+    // A port browsers refuse would leave the demo's console unopenable.
+    if (!ports.has(port) && !isBrowserUnsafePort(port) && (await portFree(host, port))) ports.add(port);
   }
   if (ports.size < n) {
     throw new TandemError({ code: 'TANDEM_ERR_USAGE', op: 'choose the demo pair\'s ports', reason: `fewer than ${n} free ports between ${lo} and ${hi} on ${host}`, hint: 'free some ports, or write the addresses into each tandem.yaml by hand' });

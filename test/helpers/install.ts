@@ -7,6 +7,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { PROJECT } from './pair.ts';
 import { testPortRange } from './ports.ts';
+import { isBrowserUnsafePort } from '../../shared/unsafe-ports.ts';
 
 /** The ```yaml block after the first line containing `marker` in docs/install.md. */
 export function docsExample(marker: 'answers: primary' | 'answers: secondary'): string {
@@ -56,7 +57,7 @@ export async function freePorts(n: number): Promise<number[]> {
   const ports: number[] = [];
   while (ports.length < n) {
     const p = lo + crypto.randomInt(hi - lo + 1);
-    if (ports.includes(p)) continue;
+    if (ports.includes(p) || isBrowserUnsafePort(p)) continue;
     const free = await new Promise<boolean>((resolve) => {
       const s = net.createServer();
       s.once('error', () => resolve(false));
