@@ -99,7 +99,11 @@ export class SyncfsHelper {
     this.child = child;
     this.buffered = '';
     child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (chunk: string) => this.onOutput(chunk));
+    // Only the current shell answers the requests waiting: a line a dead shell left in its pipe
+    // must never settle a request made of its successor (one that never ran would count as done).
+    child.stdout!.on('data', (chunk: string) => {
+      if (this.child === child) this.onOutput(chunk);
+    });
     // A write to a shell that died fails here; 'exit' below fails the requests.
     child.stdin!.on('error', () => undefined);
     const gone = (why: string, code?: string) => {
