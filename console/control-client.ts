@@ -42,7 +42,7 @@ export class ControlCredentials {
   }
 }
 
-/** An answer of the control API larger than this is not one (a status is a few KiB). */
+/** An answer of the control API larger than this is not one (a status document is a few KiB). */
 const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 
 /**
@@ -75,7 +75,7 @@ function controlRequest(url: string, method: string, headers: Record<string, str
  * A request that presents the credentials (if any) and, once, tries again with the salt a
  * refusal names. Answers the last response's status and text.
  */
-export async function controlFetch(url: string, init: { baseUrl: string; method: string; signal?: AbortSignal; headers?: Record<string, string> }, creds: ControlCredentials | undefined): Promise<{ status: number; text: string }> {
+async function requestControl(url: string, init: { baseUrl: string; method: string; signal?: AbortSignal; headers?: Record<string, string> }, creds: ControlCredentials | undefined): Promise<{ status: number; text: string }> {
   for (let attempt = 0; ; attempt++) {
     const headers = { ...init.headers, ...(creds?.headersFor(init.baseUrl) ?? {}) };
     const res = await controlRequest(url, init.method, headers, init.signal);
@@ -91,9 +91,6 @@ export async function controlFetch(url: string, init: { baseUrl: string; method:
     return res;
   }
 }
-
-/** A status document larger than this is not one (an agent's is a few KiB). */
-const MAX_STATUS_BYTES = 4 * 1024 * 1024;
 
 /**
  * GET /v1/status. Throws TANDEM_ERR_CONTROL_UNREACHABLE when no answer came within
@@ -121,7 +118,7 @@ export function fetchStatus(baseUrl: string, timeoutMs = 5000, creds?: ControlCr
       let size = 0;
       res.on('data', (c: Buffer) => {
         size += c.length;
-        if (size > MAX_STATUS_BYTES) finish(new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: `answer larger than ${MAX_STATUS_BYTES} bytes`, hint: 'is CONFIG\'s control address really a Tandem agent?' }));
+        if (size > MAX_ANSWER_BYTES) finish(new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: `answer larger than ${MAX_ANSWER_BYTES} bytes`, hint: 'is CONFIG\'s control address really a Tandem agent?' }));
         else chunks.push(c);
       });
       res.on('error', (err) => finish(unreachable(err.message)));
@@ -201,7 +198,7 @@ export async function postControl(baseUrl: string, pathAndQuery: string, token: 
   let res: { status: number };
   let text: string;
   try {
-    ({ text, ...res } = await controlFetch(`${baseUrl}${pathAndQuery}`, { baseUrl, method: 'POST', signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, token));
+    ({ text, ...res } = await requestControl(`${baseUrl}${pathAndQuery}`, { baseUrl, method: 'POST', signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, token));
   } catch (err) {
     if ((err as Error).name === 'TimeoutError') return { kind: 'timed-out', afterMs: timeoutMs };
     throw new TandemError({
@@ -268,7 +265,7 @@ export async function callControl(baseUrl: string, method: 'GET' | 'POST', pathA
   let res: { status: number };
   let text: string;
   try {
-    ({ text, ...res } = await controlFetch(`${baseUrl}${pathAndQuery}`, { baseUrl, method, signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, creds));
+    ({ text, ...res } = await requestControl(`${baseUrl}${pathAndQuery}`, { baseUrl, method, signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, creds));
   } catch (err) {
     if ((err as Error).name === 'TimeoutError') {
       throw new TandemError({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op, reason: `no answer within ${Math.round(timeoutMs)} ms`, hint: 'is the agent running? tandem status -c CONFIG' });

@@ -76,3 +76,20 @@ describe('ports Tandem chooses by itself', () => {
     for (const p of [8080, 10081, 11900, 443]) expect(isBrowserUnsafePort(p)).toBe(false);
   });
 });
+
+describe('an answer that is not a control API\'s', () => {
+  it('is cut off past 4 MiB: the request fails as unreachable, the client holds no more than that', async () => {
+    const chunk = Buffer.alloc(1 << 20, 0x61);
+    const agent = await server((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // Endless: only the client's bound ends it.
+      const more = () => {
+        while (res.write(chunk)) if (res.destroyed) return;
+        res.once('drain', more);
+      };
+      res.on('close', () => res.removeAllListeners('drain'));
+      more();
+    });
+    await expect(callControl(agent.url, 'POST', '/v1/verify', undefined)).rejects.toMatchObject({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', message: expect.stringMatching(/larger than 4194304 bytes/) });
+  });
+});
