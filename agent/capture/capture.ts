@@ -1397,6 +1397,14 @@ export class Capture {
     this.counters.filesHashed++;
     this.counters.bytesHashed += rangedBytes ?? outcome.size;
     const stat = outcome.stat;
+    // A file cut shorter while it was read: the passive holds the size taken at the open (from
+    // `file`, or as it was), and the manifest records the bytes read. Cut the passive to those
+    // too, or a later look finds the manifest's size on disk and sends no `file`: the passive
+    // would keep the old tail for good (seen in a kill test under load).
+    if (outcome.size !== stat.size) {
+      this.append({ op: 'file', root: root.name, path: rel, size: outcome.size });
+      changed = true;
+    }
     const meta = this.readMeta(root, rel, parent, st);
     const owner = { ...meta.owner, ...ownerFieldsOf(stat, this.users) };
     if (changed || prev === undefined || prev.mtimeMs !== stat.mtimeMs || prev.mode !== stat.mode || prev.uid !== stat.uid || prev.gid !== stat.gid || !sameXattrHash(prev.xattrHash, meta.xattrHash)) {

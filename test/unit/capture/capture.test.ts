@@ -1,9 +1,10 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Capture } from '../../../agent/capture/index.ts';
 import { Manifest } from '../../../agent/manifest/index.ts';
 import { systemClock, type Clock } from '../../../shared/clock.ts';
@@ -219,6 +220,50 @@ describe('capture', () => {
     await touch(rig, 'log.txt');
     expect(rig.journal.ops()).toEqual(['file log.txt', 'write log.txt', 'meta log.txt']);
     expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it.each([
+    ['read in one call', 20 * BS + 100, 7 * BS + 33],
+    ['read in chunks', 600 * 1024 + 100, 300 * 1024 + 33],
+  ])('journals a file cut shorter while it is %s at the size it was read, and its cut later', async (_how, grown, cut) => {
+    const rig = await makeRig();
+    const file = path.join(rig.dir, 'shrinks.bin');
+    fs.writeFileSync(file, crypto.randomBytes(BS));
+    await touch(rig, 'shrinks.bin');
+    fs.appendFileSync(file, crypto.randomBytes(grown - BS));
+    // Cut the file after capture opened it and took its size, before the first read: the read
+    // comes back short, and the passive must not keep the size announced at the open.
+    let armed = true;
+    const cutOnce = () => {
+      if (!armed) return;
+      armed = false;
+      fs.truncateSync(file, cut);
+    };
+    const readSync = fs.readSync;
+    const spySync = vi.spyOn(fs, 'readSync').mockImplementation(((...args: Parameters<typeof fs.readSync>) => {
+      cutOnce();
+      return readSync(...args);
+    }) as typeof fs.readSync);
+    const probe = await fsp.open(file, 'r');
+    const proto = Object.getPrototypeOf(probe) as { read: (...a: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const read = proto.read;
+    const spyAsync = vi.spyOn(proto, 'read').mockImplementation(function (this: unknown, ...args: unknown[]) {
+      cutOnce();
+      return read.apply(this, args);
+    });
+    try {
+      await touch(rig, 'shrinks.bin');
+    } finally {
+      spySync.mockRestore();
+      spyAsync.mockRestore();
+    }
+    expect(armed).toBe(false);
+    expect(fs.statSync(file).size).toBe(cut);
+    // The torn read is looked at again once the file is quiet; it then holds what is on disk.
+    await rig.settle();
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+    expect(rig.manifest.get('data', 'shrinks.bin')).toMatchObject({ size: cut });
   });
 
   it('journals a renamed file as one rename record, whatever order the hints come in', async () => {
