@@ -8,13 +8,13 @@ import type { Stats } from 'node:fs';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
-import { describeCause } from '../../shared/errors.ts';
+import { describeCause, errnoOf } from '../../shared/errors.ts';
 import { HASH_BYTES, isAllZero, zeroBlockHash } from '../../shared/hash.ts';
 import { Notices, type Notice } from '../../shared/notices.ts';
 import { BATCH_RAW_CUT_BYTES, BATCH_RECORDS_CUT, compressWrite, compressWriteAsync, depthOf, isWithin, parentOf, relPathProblem, type DataRecord, type NewRecord } from '../../shared/protocol/index.ts';
 import { TandemError } from '../../shared/errors.ts';
 import { SUBVOLUME_ROOT_INO, type ChangeSet, type PathChange, type PointInfo, type PointLedger, type PointMarker, type Snapshot, type SnapshotStore } from '../points/index.ts';
-import { ownerOf, type Entry, type FileEntry, type Manifest } from '../manifest/index.ts';
+import { applyRecordToManifest, ownerOf, type Entry, type FileEntry, type Manifest } from '../manifest/index.ts';
 import {
   PathSwapped,
   UserDb,
@@ -1314,10 +1314,16 @@ export class Capture {
     // What the passive holds before this read: its bytes past this size read as zero.
     const prevSize = prev?.size ?? 0;
     let changed = false;
+    // What this look journals for the file, kept until its entry is set: see reflectJournaled.
+    const journaled: NewRecord[] = [];
+    const put = (r: NewRecord, decided = false): void => {
+      this.append(r, decided);
+      if (!this.baseline) journaled.push(r);
+    };
     // Make the path a regular file of the size being read before any block of it.
     const onOpen = (stat: FileStat) => {
       if (prev === undefined || prev.size !== stat.size) {
-        this.append({ op: 'file', root: root.name, path: rel, size: stat.size });
+        put({ op: 'file', root: root.name, path: rel, size: stat.size });
         changed = true;
       }
     };
@@ -1348,7 +1354,7 @@ export class Capture {
     };
     const emit = (offset: number, chunk: Buffer, hashes: Buffer) => {
       for (const w of changedBlocks(offset, chunk, hashes)) {
-        this.append(w);
+        put(w);
         changed = true;
       }
     };
@@ -1366,73 +1372,101 @@ export class Capture {
       // returns, and the journal copies each block, so the views stay valid throughout.
       const records = await Promise.all(changedBlocks(offset, chunk, hashes).map((w) => (w.op === 'write' ? compressWriteAsync(w, level) : Promise.resolve(w))));
       for (const w of records) {
-        this.append(w, true);
+        put(w, true);
         changed = true;
       }
     };
-    let rangedBytes: number | undefined;
-    if (snap !== undefined && !force && root.exact && older !== undefined && older.ino === st.ino && change !== undefined && change.content !== 'all' && older.blocks.length === Math.ceil(older.size / bs) * HASH_BYTES) {
-      await this.makeRoom();
-      rangedBytes = 0;
-      const changedSet = change.content === 'blocks' ? change.blocks : new Set<number>();
-      outcome = await readChangedBlocks(at, bs, { blocks: older.blocks, size: older.size, changed: changedSet }, snap.at, async (offset, chunk, hashes) => {
-        rangedBytes = (rangedBytes ?? 0) + chunk.length;
-        await journalChunk(offset, chunk, hashes);
-      }, onOpen);
-    } else if (st.size <= SYNC_READ_MAX_BYTES) {
-      await this.makeRoom();
-      outcome = readBlocksSync(at, bs, clockNow, emit, onOpen);
+    try {
+      let rangedBytes: number | undefined;
+      if (snap !== undefined && !force && root.exact && older !== undefined && older.ino === st.ino && change !== undefined && change.content !== 'all' && older.blocks.length === Math.ceil(older.size / bs) * HASH_BYTES) {
+        await this.makeRoom();
+        rangedBytes = 0;
+        const changedSet = change.content === 'blocks' ? change.blocks : new Set<number>();
+        outcome = await readChangedBlocks(at, bs, { blocks: older.blocks, size: older.size, changed: changedSet }, snap.at, async (offset, chunk, hashes) => {
+          rangedBytes = (rangedBytes ?? 0) + chunk.length;
+          await journalChunk(offset, chunk, hashes);
+        }, onOpen);
+      } else if (st.size <= SYNC_READ_MAX_BYTES) {
+        await this.makeRoom();
+        outcome = readBlocksSync(at, bs, clockNow, emit, onOpen);
+      }
+      if (outcome.kind === 'too-large') {
+        outcome = await readBlocks(at, bs, clockNow, journalChunk, onOpen);
+      }
+      if (outcome.kind === 'vanished') {
+        if (m.get(root.name, rel) !== undefined) this.deferRemoval({ root, path: rel, force: false, since: now });
+        return;
+      }
+      if (outcome.kind === 'not-a-file') {
+        this.rehint(root, rel); // it became a directory or a link since the lstat
+        return;
+      }
+      this.counters.filesHashed++;
+      this.counters.bytesHashed += rangedBytes ?? outcome.size;
+      const stat = outcome.stat;
+      // A file cut shorter while it was read: the passive holds the size taken at the open (from
+      // `file`, or as it was), and the manifest records the bytes read. Cut the passive to those
+      // too, or a later look finds the manifest's size on disk and sends no `file`: the passive
+      // would keep the old tail for good (seen in a kill test under load).
+      if (outcome.size !== stat.size) {
+        put({ op: 'file', root: root.name, path: rel, size: outcome.size });
+        changed = true;
+      }
+      const meta = this.readMeta(root, rel, parent, st);
+      const owner = { ...meta.owner, ...ownerFieldsOf(stat, this.users) };
+      if (changed || prev === undefined || prev.mtimeMs !== stat.mtimeMs || prev.mode !== stat.mode || prev.uid !== stat.uid || prev.gid !== stat.gid || !sameXattrHash(prev.xattrHash, meta.xattrHash)) {
+        put({ op: 'meta', root: root.name, path: rel, mode: stat.mode, mtimeMs: stat.mtimeMs, ...owner, xattrs: meta.xattrs, ...aclNamesField(meta) });
+      }
+      const entry: FileEntry = {
+        kind: 'file',
+        mode: stat.mode,
+        size: outcome.size,
+        mtimeMs: stat.mtimeMs,
+        ino: stat.ino,
+        blocks: Buffer.from(outcome.blocks),
+        // Read from a snapshot: the bytes are those of its instant (a later write in the same
+        // timestamp tick then shows as racy to a stat scan, as it must).
+        readAt: snap !== undefined ? snapshotReadAt(stat.mtimeMs, snap.at, snap.doneAt) : outcome.readAt,
+        ...ownerOf(owner),
+        xattrHash: meta.xattrHash,
+        ctimeMs: this.metaCtime(root, rel, stat.ctimeMs),
+        nlink: stat.nlink,
+      };
+      m.set(root.name, rel, entry);
+      journaled.length = 0; // the entry says what they did, and more
+      this.updateLinkedNames(root, rel, entry);
+      if (snap !== undefined) return;
+      if (outcome.torn) this.roundTorn = true;
+      // Events come late and coalesced (and watchers are known to drop the last of a burst), and
+      // an mtime this close to the read cannot prove the content unchanged: look again once the
+      // file is quiet.
+      if (outcome.torn || isRacy(entry)) this.scheduleRecheck(root, rel, this.opts.settleMs, true);
+    } catch (err) {
+      this.reflectJournaled(root, rel, journaled);
+      // Gone between the read and its attributes: a removal like any (a rename's other half
+      // pairs with it), not a path that cannot be read.
+      if (errnoOf(err) === 'ENOENT') {
+        if (m.get(root.name, rel) !== undefined) this.deferRemoval({ root, path: rel, force: false, since: now });
+        return;
+      }
+      throw err;
     }
-    if (outcome.kind === 'too-large') {
-      outcome = await readBlocks(at, bs, clockNow, journalChunk, onOpen);
-    }
-    if (outcome.kind === 'vanished') {
-      if (m.get(root.name, rel) !== undefined) this.deferRemoval({ root, path: rel, force: false, since: now });
-      return;
-    }
-    if (outcome.kind === 'not-a-file') {
-      this.rehint(root, rel); // it became a directory or a link since the lstat
-      return;
-    }
-    this.counters.filesHashed++;
-    this.counters.bytesHashed += rangedBytes ?? outcome.size;
-    const stat = outcome.stat;
-    // A file cut shorter while it was read: the passive holds the size taken at the open (from
-    // `file`, or as it was), and the manifest records the bytes read. Cut the passive to those
-    // too, or a later look finds the manifest's size on disk and sends no `file`: the passive
-    // would keep the old tail for good (seen in a kill test under load).
-    if (outcome.size !== stat.size) {
-      this.append({ op: 'file', root: root.name, path: rel, size: outcome.size });
-      changed = true;
-    }
-    const meta = this.readMeta(root, rel, parent, st);
-    const owner = { ...meta.owner, ...ownerFieldsOf(stat, this.users) };
-    if (changed || prev === undefined || prev.mtimeMs !== stat.mtimeMs || prev.mode !== stat.mode || prev.uid !== stat.uid || prev.gid !== stat.gid || !sameXattrHash(prev.xattrHash, meta.xattrHash)) {
-      this.append({ op: 'meta', root: root.name, path: rel, mode: stat.mode, mtimeMs: stat.mtimeMs, ...owner, xattrs: meta.xattrs, ...aclNamesField(meta) });
-    }
-    const entry: FileEntry = {
-      kind: 'file',
-      mode: stat.mode,
-      size: outcome.size,
-      mtimeMs: stat.mtimeMs,
-      ino: stat.ino,
-      blocks: Buffer.from(outcome.blocks),
-      // Read from a snapshot: the bytes are those of its instant (a later write in the same
-      // timestamp tick then shows as racy to a stat scan, as it must).
-      readAt: snap !== undefined ? snapshotReadAt(stat.mtimeMs, snap.at, snap.doneAt) : outcome.readAt,
-      ...ownerOf(owner),
-      xattrHash: meta.xattrHash,
-      ctimeMs: this.metaCtime(root, rel, stat.ctimeMs),
-      nlink: stat.nlink,
-    };
-    m.set(root.name, rel, entry);
-    this.updateLinkedNames(root, rel, entry);
-    if (snap !== undefined) return;
-    if (outcome.torn) this.roundTorn = true;
-    // Events come late and coalesced (and watchers are known to drop the last of a burst), and
-    // an mtime this close to the read cannot prove the content unchanged: look again once the
-    // file is quiet.
-    if (outcome.torn || isRacy(entry)) this.scheduleRecheck(root, rel, this.opts.settleMs, true);
+  }
+
+  /**
+   * Records of a file were journaled, then its look failed before its entry was set (it went
+   * between the read and its attributes, a read failed, capture stopped while waiting for room).
+   * The manifest takes what those records do on the passive, as a replay after a crash would,
+   * unproven by any read (the next look reads the file again). Left as it was, a manifest
+   * without the path journals nothing when it goes, and the passive keeps it for good (seen in
+   * the active-kill test: a file found by the start-up scan, renamed away while being read).
+   */
+  private reflectJournaled(root: RootCtx, rel: string, records: NewRecord[]): void {
+    if (records.length === 0) return;
+    const m = this.opts.manifest;
+    for (const r of records) applyRecordToManifest(m, { ...r, seq: 0 } as DataRecord, this.opts.blockSize);
+    const e = m.get(root.name, rel);
+    if (e?.kind === 'file') m.set(root.name, rel, { ...e, readAt: 0 });
   }
 
   /** The other names of a hard-linked file share what was just journaled for one of them: nothing to send for them. */

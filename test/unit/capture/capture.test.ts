@@ -266,6 +266,38 @@ describe('capture', () => {
     expect(rig.manifest.get('data', 'shrinks.bin')).toMatchObject({ size: cut });
   });
 
+  it.each(['removed', 'renamed'])('journals the removal of a new file %s between its read and its attributes', async (how) => {
+    const rig = await makeRig();
+    const file = path.join(rig.dir, 'brief.bin');
+    fs.writeFileSync(file, crypto.randomBytes(3 * BS + 100));
+    // The file goes right after capture read its bytes: reading its attributes then fails, after
+    // its `file` and `write` records were journaled.
+    let armed = true;
+    const readSync = fs.readSync;
+    const spy = vi.spyOn(fs, 'readSync').mockImplementation(((...args: Parameters<typeof fs.readSync>) => {
+      const n = readSync(...args);
+      if (armed) {
+        armed = false;
+        if (how === 'removed') fs.unlinkSync(file);
+        else fs.renameSync(file, path.join(rig.dir, 'moved.bin'));
+      }
+      return n;
+    }) as typeof fs.readSync);
+    try {
+      await touch(rig, 'brief.bin');
+    } finally {
+      spy.mockRestore();
+    }
+    expect(armed).toBe(false);
+    expect(rig.journal.ops()).toContain('file brief.bin');
+    // A file that went is no path that cannot be read: no alarm for it.
+    expect(rig.capture.status().problems).toEqual([]);
+    // What the watcher reports next: the name is gone (and another one came).
+    await touch(rig, 'brief.bin', 'moved.bin');
+    await rig.settle();
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
   it('journals a renamed file as one rename record, whatever order the hints come in', async () => {
     const rig = await makeRig();
     fs.writeFileSync(path.join(rig.dir, 'a.txt'), 'hello');
