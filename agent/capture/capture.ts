@@ -190,6 +190,8 @@ type NewWrite = Extract<NewRecord, { op: 'write' }>;
 type NewHole = Extract<NewRecord, { op: 'hole' }>;
 
 /** Capture works at most this long before it lets the event loop run other callbacks. */
+/** The bytes of a write kept only for its effect on the manifest (see processFile). */
+const EMPTY = new Uint8Array(0);
 const YIELD_EVERY_MS = 5;
 /** Points that wait for a path of theirs that could not be journaled, at most (pointUnfinished). */
 const POINT_RETRY_ROUNDS = 3;
@@ -1315,10 +1317,13 @@ export class Capture {
     const prevSize = prev?.size ?? 0;
     let changed = false;
     // What this look journals for the file, kept until its entry is set: see reflectJournaled.
+    // A write is kept without its bytes (a 1 GiB file would keep them all): only its length and
+    // hash count for the manifest.
     const journaled: NewRecord[] = [];
     const put = (r: NewRecord, decided = false): void => {
       this.append(r, decided);
-      if (!this.baseline) journaled.push(r);
+      if (this.baseline) return;
+      journaled.push(r.op === 'write' ? { ...r, data: EMPTY, encoding: 'deflate-raw', rawLength: r.encoding === undefined ? r.data.length : r.rawLength } : r);
     };
     // Make the path a regular file of the size being read before any block of it.
     const onOpen = (stat: FileStat) => {
