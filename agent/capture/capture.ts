@@ -1091,6 +1091,15 @@ export class Capture {
         case 'file':
           return await this.processFile(root, rel, parent, st, cur, force, change);
       }
+    } catch (err) {
+      // Gone while it was looked at (between its lstat and its attributes, its bytes or its
+      // link's target): a removal like any, which a rename's other half pairs with, not a path
+      // that cannot be read (that raised an alarm for a file a program had just deleted).
+      if (errnoOf(err) === 'ENOENT' && parent !== undefined && lstatAt(parent.at) === undefined) {
+        if (this.opts.manifest.get(root.name, rel) !== undefined) this.deferRemoval({ root, path: rel, force: false, since: this.opts.clock.now() });
+        return;
+      }
+      throw err;
     } finally {
       parent?.close();
     }
@@ -1448,12 +1457,6 @@ export class Capture {
       if (outcome.torn || isRacy(entry)) this.scheduleRecheck(root, rel, this.opts.settleMs, true);
     } catch (err) {
       this.reflectJournaled(root, rel, journaled);
-      // Gone between the read and its attributes: a removal like any (a rename's other half
-      // pairs with it), not a path that cannot be read.
-      if (errnoOf(err) === 'ENOENT') {
-        if (m.get(root.name, rel) !== undefined) this.deferRemoval({ root, path: rel, force: false, since: now });
-        return;
-      }
       throw err;
     }
   }

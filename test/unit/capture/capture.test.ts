@@ -298,6 +298,32 @@ describe('capture', () => {
     expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
   });
 
+  it('journals the removal of a link removed between its lstat and the read of its target, and raises no alarm for it', async () => {
+    const rig = await makeRig();
+    const link = path.join(rig.dir, 'lnk');
+    fs.symlinkSync('somewhere', link);
+    await touch(rig, 'lnk');
+    expect(rig.journal.ops()).toContain('symlink lnk');
+    const readlinkSync = fs.readlinkSync;
+    let armed = true;
+    const spy = vi.spyOn(fs, 'readlinkSync').mockImplementation(((...args: Parameters<typeof fs.readlinkSync>) => {
+      if (armed && String(args[0]).endsWith('/lnk')) {
+        armed = false;
+        fs.unlinkSync(link);
+      }
+      return readlinkSync(...args);
+    }) as typeof fs.readlinkSync);
+    try {
+      await touch(rig, 'lnk');
+    } finally {
+      spy.mockRestore();
+    }
+    expect(armed).toBe(false);
+    expect(rig.capture.status().problems).toEqual([]);
+    expect(rig.journal.ops()).toContain('unlink lnk');
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
   it('journals a renamed file as one rename record, whatever order the hints come in', async () => {
     const rig = await makeRig();
     fs.writeFileSync(path.join(rig.dir, 'a.txt'), 'hello');
