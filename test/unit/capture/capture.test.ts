@@ -13,6 +13,7 @@ import { silentLogger } from '../../../shared/log.ts';
 import { BATCH_RAW_CUT_BYTES, BATCH_RECORDS_CUT, MAX_BATCH_RAW_BYTES, decompressWrite, writeLength, type WriteRecord } from '../../../shared/protocol/index.ts';
 import { MemoryJournal } from '../../helpers/memory-journal.ts';
 import { diffTrees, readTree, replay, type TreeModel } from '../../helpers/tree-model.ts';
+import { rng } from '../../helpers/workload.ts';
 
 const BS = 4096;
 
@@ -322,6 +323,79 @@ describe('capture', () => {
     expect(rig.capture.status().problems).toEqual([]);
     expect(rig.journal.ops()).toContain('unlink lnk');
     expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
+  it('keeps what it journals true to the disk when files are cut, grown, renamed or removed while they are read (random interleavings)', async () => {
+    const rand = rng(20261205);
+    const rig = await makeRig();
+    const abs = (n: string) => path.join(rig.dir, n);
+    const known = new Set<string>();
+    let next = 0;
+    const create = () => {
+      const n = `f${next++}.bin`;
+      fs.writeFileSync(abs(n), crypto.randomBytes(Math.floor(rand() * 300_000)));
+      known.add(n);
+      return n;
+    };
+    for (let i = 0; i < 8; i++) create();
+    await touch(rig, ...known);
+    // One change strikes the file being read, right before or right after a read of its bytes.
+    const readSync = fs.readSync;
+    const probe = await fsp.open(abs([...known][0]!), 'r');
+    const proto = Object.getPrototypeOf(probe) as { read: (...a: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const read = proto.read;
+    let strike: (() => void) | undefined;
+    let before = false;
+    const fire = () => {
+      const f = strike;
+      strike = undefined;
+      f?.();
+    };
+    const spySync = vi.spyOn(fs, 'readSync').mockImplementation(((...args: Parameters<typeof fs.readSync>) => {
+      if (before) fire();
+      const n = readSync(...args);
+      if (!before) fire();
+      return n;
+    }) as typeof fs.readSync);
+    const spyAsync = vi.spyOn(proto, 'read').mockImplementation(async function (this: unknown, ...args: unknown[]) {
+      if (before) fire();
+      const r = await read.apply(this, args);
+      if (!before) fire();
+      return r;
+    });
+    try {
+      for (let round = 0; round < 40; round++) {
+        const names = fs.readdirSync(rig.dir);
+        const victim = names[Math.floor(rand() * names.length)] ?? create();
+        fs.appendFileSync(abs(victim), crypto.randomBytes(1 + Math.floor(rand() * 100_000)));
+        before = rand() < 0.5;
+        const kind = Math.floor(rand() * 4);
+        strike = () => {
+          if (!fs.existsSync(abs(victim))) return;
+          if (kind === 0) fs.truncateSync(abs(victim), Math.floor(rand() * fs.statSync(abs(victim)).size));
+          else if (kind === 1) fs.appendFileSync(abs(victim), crypto.randomBytes(5000));
+          else if (kind === 2) fs.unlinkSync(abs(victim));
+          else {
+            const to = `r${next++}.bin`;
+            fs.renameSync(abs(victim), abs(to));
+            known.add(to);
+          }
+        };
+        if (rand() < 0.3) create();
+        // The victim's change is hinted; then everything, as the watcher reports what the strike did.
+        await touch(rig, victim);
+        strike = undefined;
+        await touch(rig, ...known);
+        expect(`round ${round}: ${diffTrees(readTree(rig.dir), rig.model)}`).toBe(`round ${round}: `);
+      }
+    } finally {
+      spySync.mockRestore();
+      spyAsync.mockRestore();
+    }
+    await touch(rig, ...known);
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+    expect(rig.capture.status().problems).toEqual([]);
   });
 
   it('journals a renamed file as one rename record, whatever order the hints come in', async () => {
