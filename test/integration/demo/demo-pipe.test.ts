@@ -12,6 +12,8 @@ import { fetchStatus } from '../../../console/control-client.ts';
 import { readDemoPairJson, removeDemoDir } from '../../helpers/demo-dir.ts';
 import { servedBy, sleep, TANDEM_BIN, until } from '../../helpers/pair.ts';
 import { exited, spawnTracked, TEST_MARKER } from '../../helpers/processes.ts';
+import { testPortRange } from '../../helpers/ports.ts';
+import { initDemoPair } from '../../../console/demo/init-pair.ts';
 
 
 let dir: string | undefined;
@@ -35,6 +37,11 @@ const STATUS_LINE = /^\d\d:\d\d:\d\d {2}alpha /gm;
 describe('tandem demo in a terminal', () => {
   it('prints the console link first, a status line only on change, and stops cleanly on Ctrl-C under a broken pipe', async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), `tandem-demo-pipe-${process.pid}-`));
+    // The pair is written first with ports from this worker's slice: `tandem demo` chooses from
+    // the whole range below the ephemeral ports, where a pair of the other worker, found free a
+    // moment before, may be about to bind (EADDRINUSE for another test's agent, once in a full
+    // run while this test ran). demo.test.ts keeps the first run's own choice.
+    await initDemoPair(dir, { appPort: 0, portRange: testPortRange() });
     const demo = spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, TANDEM_BIN, 'demo', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     group = demo.pid;
     let out = '';
