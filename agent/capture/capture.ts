@@ -189,9 +189,9 @@ class NestedSubvolume extends Error {
 type NewWrite = Extract<NewRecord, { op: 'write' }>;
 type NewHole = Extract<NewRecord, { op: 'hole' }>;
 
-/** Capture works at most this long before it lets the event loop run other callbacks. */
 /** The bytes of a write kept only for its effect on the manifest (see processFile). */
 const EMPTY = new Uint8Array(0);
+/** Capture works at most this long before it lets the event loop run other callbacks. */
 const YIELD_EVERY_MS = 5;
 /** Points that wait for a path of theirs that could not be journaled, at most (pointUnfinished). */
 const POINT_RETRY_ROUNDS = 3;
