@@ -733,7 +733,9 @@ export class Capture {
             continue;
           }
           this.noteProblem(h, err);
-          // Read whole from the next snapshot: the manifest keeps the older state until then.
+          // Read whole from the next snapshot: the manifest keeps the older state until then,
+          // with what the failed look journaled over it (reflectJournaled), which is no
+          // snapshot's state: only a whole read may compare against it.
           this.retryFromNextPoint(h);
         }
       }
