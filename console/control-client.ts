@@ -45,6 +45,19 @@ export class ControlCredentials {
 /** An answer of the control API larger than this is not one (a status document is a few KiB). */
 const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 
+/** An answer cut off at MAX_ANSWER_BYTES: whatever sent it is not a control API. */
+class AnswerTooLarge extends Error {
+  constructor() {
+    super(`the answer is larger than ${MAX_ANSWER_BYTES} bytes`);
+  }
+}
+
+/** Why a request got no answer, for a TANDEM_ERR_CONTROL_UNREACHABLE: the timeout, or the socket's error. */
+function unreachableReason(err: unknown, timeoutMs: number): string {
+  if ((err as Error).name === 'TimeoutError') return `no answer within ${Math.round(timeoutMs)} ms`;
+  return (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
+}
+
 /**
  * One HTTP request to the control API, by node:http rather than fetch: fetch refuses the ports
  * the Fetch standard lists as unsafe (6000, 6665-6669, 10080 and others), so a control API an
@@ -60,7 +73,7 @@ function controlRequest(url: string, method: string, headers: Record<string, str
       let bytes = 0;
       res.on('data', (c: Buffer) => {
         bytes += c.length;
-        if (bytes > MAX_ANSWER_BYTES) req.destroy(new Error(`the answer is larger than ${MAX_ANSWER_BYTES} bytes`));
+        if (bytes > MAX_ANSWER_BYTES) req.destroy(new AnswerTooLarge());
         else chunks.push(c);
       });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
@@ -94,66 +107,38 @@ async function requestControl(url: string, init: { baseUrl: string; method: stri
 
 /**
  * GET /v1/status. Throws TANDEM_ERR_CONTROL_UNREACHABLE when no answer came within
- * `timeoutMs`, TANDEM_ERR_CONTROL_REFUSED when the answer is not a status document. `creds`:
- * needed when the agent's control API listens beyond the loopback (reads need the token there);
- * a refusal that names another salt is tried once more with it.
+ * `timeoutMs` (a retry with a new salt included), TANDEM_ERR_CONTROL_REFUSED when the answer is
+ * not a status document. `creds`: needed when the agent's control API listens beyond the
+ * loopback (reads need the token there); a refusal that names another salt is tried once more
+ * with it.
  */
-export function fetchStatus(baseUrl: string, timeoutMs = 5000, creds?: ControlCredentials, retried = false): Promise<AgentStatus> {
+export async function fetchStatus(baseUrl: string, timeoutMs = 5000, creds?: ControlCredentials): Promise<AgentStatus> {
   const op = `GET ${baseUrl}/v1/status`;
-  return new Promise<AgentStatus>((resolve, reject) => {
-    let done = false;
-    const finish = (err: TandemError | undefined, value?: AgentStatus) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      req.destroy();
-      if (err !== undefined) reject(err);
-      else resolve(value!);
-    };
-    const unreachable = (reason: string) =>
-      new TandemError({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op, reason, hint: 'is the agent running? start it with: tandem agent -c CONFIG' });
-    // No keep-alive agent: a pooled socket would hold the command open after its answer.
-    const req = http.get(`${baseUrl}/v1/status`, { agent: false, headers: creds?.headersFor(baseUrl) ?? {} }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_ANSWER_BYTES) finish(new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: `answer larger than ${MAX_ANSWER_BYTES} bytes`, hint: 'is CONFIG\'s control address really a Tandem agent?' }));
-        else chunks.push(c);
-      });
-      res.on('error', (err) => finish(unreachable(err.message)));
-      res.on('end', () => {
-        if (res.statusCode !== 200) {
-          const auth = res.statusCode === 401 || res.statusCode === 403;
-          if (auth && creds !== undefined && !retried) {
-            let body: unknown;
-            try {
-              body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-            } catch {
-              body = undefined;
-            }
-            if (creds.learn(baseUrl, body)) {
-              done = true;
-              clearTimeout(timer);
-              fetchStatus(baseUrl, timeoutMs, creds, true).then(resolve, reject);
-              return;
-            }
-          }
-          finish(new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: `HTTP ${res.statusCode}${auth ? ': no valid control token' : ''}`, hint: auth ? 'run the command on a host that holds the pair key (keyFile in CONFIG): reads need the token when the control API listens beyond the loopback' : 'check the agent log' }));
-          return;
-        }
-        try {
-          const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AgentStatus;
-          if (typeof doc !== 'object' || doc === null || typeof doc.node !== 'string') throw new Error('not a status document');
-          finish(undefined, doc);
-        } catch (err) {
-          finish(new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: `bad answer: ${(err as Error).message}`, hint: 'is CONFIG\'s control address really a Tandem agent?' }));
-        }
-      });
+  const notAgent = 'is CONFIG\'s control address really a Tandem agent?';
+  let res: { status: number; text: string };
+  try {
+    res = await requestControl(`${baseUrl}/v1/status`, { baseUrl, method: 'GET', signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, creds);
+  } catch (err) {
+    if (err instanceof AnswerTooLarge) throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: err.message, hint: notAgent });
+    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op, reason: unreachableReason(err, timeoutMs), hint: 'is the agent running? start it with: tandem agent -c CONFIG' });
+  }
+  if (res.status !== 200) {
+    const auth = res.status === 401 || res.status === 403;
+    throw new TandemError({
+      code: 'TANDEM_ERR_CONTROL_REFUSED',
+      op,
+      reason: `HTTP ${res.status}${auth ? ': no valid control token' : ''}`,
+      hint: auth ? 'run the command on a host that holds the pair key (keyFile in CONFIG): reads need the token when the control API listens beyond the loopback' : 'check the agent log',
     });
-    req.on('error', (err) => finish(unreachable(err.message)));
-    const timer = setTimeout(() => finish(unreachable(`no answer within ${timeoutMs} ms`)), timeoutMs);
-  });
+  }
+  let doc: AgentStatus;
+  try {
+    doc = JSON.parse(res.text) as AgentStatus;
+    if (typeof doc !== 'object' || doc === null || typeof doc.node !== 'string') throw new Error('not a status document');
+  } catch (err) {
+    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: `bad answer: ${(err as Error).message}`, hint: notAgent });
+  }
+  return doc;
 }
 
 /** The control API address of either node of a loaded config (`self` or `peer`). */
@@ -201,12 +186,7 @@ export async function postControl(baseUrl: string, pathAndQuery: string, token: 
     ({ text, ...res } = await requestControl(`${baseUrl}${pathAndQuery}`, { baseUrl, method: 'POST', signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, token));
   } catch (err) {
     if ((err as Error).name === 'TimeoutError') return { kind: 'timed-out', afterMs: timeoutMs };
-    throw new TandemError({
-      code: 'TANDEM_ERR_CONTROL_UNREACHABLE',
-      op,
-      reason: (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message,
-      hint: 'is the agent running? tandem status -c CONFIG',
-    });
+    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op, reason: unreachableReason(err, timeoutMs), hint: 'is the agent running? tandem status -c CONFIG' });
   }
   let body: { ok?: unknown; code?: unknown; message?: unknown; hint?: unknown } = {};
   try {
@@ -267,15 +247,7 @@ export async function callControl(baseUrl: string, method: 'GET' | 'POST', pathA
   try {
     ({ text, ...res } = await requestControl(`${baseUrl}${pathAndQuery}`, { baseUrl, method, signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, creds));
   } catch (err) {
-    if ((err as Error).name === 'TimeoutError') {
-      throw new TandemError({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op, reason: `no answer within ${Math.round(timeoutMs)} ms`, hint: 'is the agent running? tandem status -c CONFIG' });
-    }
-    throw new TandemError({
-      code: 'TANDEM_ERR_CONTROL_UNREACHABLE',
-      op,
-      reason: (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message,
-      hint: 'is the agent running? tandem status -c CONFIG',
-    });
+    throw new TandemError({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op, reason: unreachableReason(err, timeoutMs), hint: 'is the agent running? tandem status -c CONFIG' });
   }
   let body: Record<string, any> = {};
   try {

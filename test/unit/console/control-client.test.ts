@@ -1,10 +1,10 @@
-// The command line's requests to the control API that change something (switchover, resolve,
-// verify…): on any port the agent can listen on, never following a redirect with the token, and
-// bounded in time. Against small HTTP servers on the loopback.
+// The command line's requests to the control API (status, and those that change something:
+// switchover, resolve, verify…): on any port the agent can listen on, never following a redirect
+// with the token, bounded in time and size. Against small HTTP servers on the loopback.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { callControl, ControlCredentials, postControl } from '../../../console/control-client.ts';
+import { callControl, ControlCredentials, fetchStatus, postControl } from '../../../console/control-client.ts';
 import { CONTROL_TOKEN_HEADER } from '../../../shared/constants.ts';
 
 const servers: http.Server[] = [];
@@ -36,6 +36,18 @@ async function server(answer: (req: http.IncomingMessage, res: http.ServerRespon
 const json = (status: number, body: unknown) => (_req: http.IncomingMessage, res: http.ServerResponse) => {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
+};
+
+/** An answer without end, 1 MiB at a time: only the client's bound ends it. */
+const endless = (_req: http.IncomingMessage, res: http.ServerResponse) => {
+  const chunk = Buffer.alloc(1 << 20, 0x61);
+  res.writeHead(200, { 'content-type': 'application/json' });
+  const more = () => {
+    while (res.write(chunk)) if (res.destroyed) return;
+    res.once('drain', more);
+  };
+  res.on('close', () => res.removeAllListeners('drain'));
+  more();
 };
 
 describe('control requests of the command line', () => {
@@ -79,17 +91,47 @@ describe('ports Tandem chooses by itself', () => {
 
 describe('an answer that is not a control API\'s', () => {
   it('is cut off past 4 MiB: the request fails as unreachable, the client holds no more than that', async () => {
-    const chunk = Buffer.alloc(1 << 20, 0x61);
-    const agent = await server((_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      // Endless: only the client's bound ends it.
-      const more = () => {
-        while (res.write(chunk)) if (res.destroyed) return;
-        res.once('drain', more);
-      };
-      res.on('close', () => res.removeAllListeners('drain'));
-      more();
-    });
+    const agent = await server(endless);
     await expect(callControl(agent.url, 'POST', '/v1/verify', undefined)).rejects.toMatchObject({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', message: expect.stringMatching(/larger than 4194304 bytes/) });
+  });
+});
+
+describe('the status read (tandem status, and every test that waits on a role)', () => {
+  it('tries once more with the salt a refusal names, and reads the status then', async () => {
+    const key = Buffer.alloc(32, 7);
+    const salt = 'ab'.repeat(16);
+    const good = new ControlCredentials(key).tokenWithSalt(salt);
+    const agent = await server((req, res) => {
+      if (req.headers[CONTROL_TOKEN_HEADER] === good) json(200, { node: 'alpha', role: 'active' })(req, res);
+      else json(403, { ok: false, tokenSalt: salt })(req, res);
+    });
+    const creds = new ControlCredentials(key);
+    expect(await fetchStatus(agent.url, 5000, creds)).toEqual({ node: 'alpha', role: 'active' });
+    expect(agent.seen.map((s) => s.url)).toEqual(['/v1/status', '/v1/status']);
+    // The salt is kept: the next read needs one request.
+    await fetchStatus(agent.url, 5000, creds);
+    expect(agent.seen).toHaveLength(3);
+  });
+
+  it('is refused, not retried for ever, when the salt named is the one already tried', async () => {
+    const agent = await server(json(403, { ok: false, tokenSalt: 'cd'.repeat(16) }));
+    await expect(fetchStatus(agent.url, 5000, new ControlCredentials(Buffer.alloc(32, 7)))).rejects.toMatchObject({ code: 'TANDEM_ERR_CONTROL_REFUSED', message: expect.stringMatching(/HTTP 403: no valid control token/) });
+    expect(agent.seen).toHaveLength(2);
+  });
+
+  it('says unreachable when no answer comes in time, and refused when the answer is not a status document', async () => {
+    const silent = await server(() => {
+      // Never answers.
+    });
+    await expect(fetchStatus(silent.url, 200)).rejects.toMatchObject({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', message: expect.stringMatching(/no answer within 200 ms/) });
+    const other = await server(json(200, { hello: 'world' }));
+    await expect(fetchStatus(other.url)).rejects.toMatchObject({ code: 'TANDEM_ERR_CONTROL_REFUSED', message: expect.stringMatching(/not a status document/) });
+    const html = await server((_req, res) => res.end('<html>'));
+    await expect(fetchStatus(html.url)).rejects.toMatchObject({ code: 'TANDEM_ERR_CONTROL_REFUSED', message: expect.stringMatching(/bad answer/) });
+  });
+
+  it('is cut off past 4 MiB and refused: whatever answers so much is not an agent', async () => {
+    const agent = await server(endless);
+    await expect(fetchStatus(agent.url)).rejects.toMatchObject({ code: 'TANDEM_ERR_CONTROL_REFUSED', message: expect.stringMatching(/larger than 4194304 bytes/) });
   });
 });
