@@ -51,6 +51,28 @@ function listenPortRange(): [number, number] {
   return [10_000, 32_000];
 }
 
+/** Fewest ports a range given to the demo must hold: six for the agents, one for the application. */
+export const DEMO_PORTS = 7;
+
+/**
+ * `tandem demo --ports LO-HI`: the range every port of a new demo pair is chosen from (both
+ * agents' channel, control and public ports, and the demo application's). For a machine where
+ * only some ports may be used, and for running several demos at once without either taking a
+ * port the other found free a moment before. Throws TANDEM_ERR_USAGE for anything but two
+ * port numbers 1024-65535, in order, at least DEMO_PORTS apart.
+ */
+export function parsePortRange(text: string): [number, number] {
+  const usage = (reason: string) =>
+    new TandemError({ code: 'TANDEM_ERR_USAGE', op: 'tandem demo --ports', reason, hint: `give two port numbers from 1024 to 65535, the first the lower, at least ${DEMO_PORTS} ports together: e.g. --ports 20000-20099` });
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(text.trim());
+  if (m === null) throw usage(`"${text}" is not a range LO-HI`);
+  const lo = Number(m[1]);
+  const hi = Number(m[2]);
+  if (lo < 1024 || hi > 65_535) throw usage(`${lo}-${hi} leaves 1024-65535 (ports below 1024 need root, and a demo must not take them)`);
+  if (hi - lo + 1 < DEMO_PORTS) throw usage(`${lo}-${hi} holds ${Math.max(0, hi - lo + 1)} ports, fewer than the ${DEMO_PORTS} a demo pair listens on`);
+  return [lo, hi];
+}
+
 async function freePorts(n: number, host = '127.0.0.1', range: [number, number] = listenPortRange()): Promise<number[]> {
   const [lo, hi] = range;
   const ports = new Set<number>();
@@ -81,7 +103,9 @@ export function readDemoPair(dir: string): DemoPair | undefined {
 
 /**
  * `portRange`: where the listening ports are chosen ([lo, hi]; default: below or above the
- * kernel's ephemeral range). Tests give each worker its own, so two never pick the same port.
+ * kernel's ephemeral range, and the application on 8080 when it is free). Given, the
+ * application's port comes from it too (`tandem demo --ports`). Tests give each worker its own,
+ * so two never pick the same port.
  */
 export async function initDemoPair(dirArg: string, opts: { appPort?: number; portRange?: [number, number] } = {}): Promise<DemoPair> {
   const dir = path.resolve(dirArg);
@@ -98,7 +122,7 @@ export async function initDemoPair(dirArg: string, opts: { appPort?: number; por
   if (!existed) fs.chmodSync(dir, 0o755);
   const [aChannel, aControl, bChannel, bControl, aPublic, bPublic] = (await freePorts(6, '127.0.0.1', opts.portRange)) as [number, number, number, number, number, number];
   // 0 asks for any free port (tests run several pairs at once).
-  let appPort = opts.appPort ?? 8080;
+  let appPort = opts.appPort ?? (opts.portRange === undefined ? 8080 : 0);
   if (appPort === 0 || !(await portFree(APP_HOST, appPort))) appPort = (await freePorts(1, APP_HOST, opts.portRange))[0]!;
   const key = generatePairKey();
   const scriptsLog = path.join(dir, 'scripts.log');

@@ -10,6 +10,7 @@ import { fetchStatus } from '../../../console/control-client.ts';
 import { ClientLoop, format } from '../../helpers/client-loop.ts';
 import { removeDemoDir } from '../../helpers/demo-dir.ts';
 import { servedBy, TANDEM_BIN, until } from '../../helpers/pair.ts';
+import { testPortRange } from '../../helpers/ports.ts';
 import { exited, spawnTracked, TEST_MARKER } from '../../helpers/processes.ts';
 
 interface PairJson {
@@ -29,7 +30,11 @@ afterEach(async () => {
 describe('tandem demo', () => {
   it('keeps the page working from the other node when the active agent is killed, brings the old node back as passive, and stops on Ctrl-C', async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-demo-test-'));
-    const demo = spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, TANDEM_BIN, 'demo', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Ports from this worker's slice: the demo's own choice (10000-32767, or 8080 for the
+    // application) spans every worker's, and a port it found free could be taken by another
+    // worker's agent before it binds (demo-ports.test.ts checks the choice itself).
+    const [lo, hi] = testPortRange();
+    const demo = spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, TANDEM_BIN, 'demo', '--dir', dir, '--ports', `${lo}-${hi}`], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     demo.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     demo.stderr!.on('data', (d: Buffer) => (out += d.toString()));
