@@ -43,8 +43,21 @@ export class MemoryJournal implements JournalSink {
     return seq;
   }
 
+  /** Commits called so far (each with records pending: a batch). */
+  commitsCalled = 0;
+  /** While set, a commit cuts its batch at once but resolves only when `releaseCommits()` runs (a slow fdatasync). */
+  holdCommits = false;
+  private heldCommits: (() => void)[] = [];
+
+  /** Resolves every held commit, and holds no more. */
+  releaseCommits(): void {
+    this.holdCommits = false;
+    for (const r of this.heldCommits.splice(0)) r();
+  }
+
   async commit(consistent: boolean, point?: CommitPoint): Promise<{ last: number } | undefined> {
     if (this.pending.length === 0) return undefined;
+    this.commitsCalled++;
     const first = this.pending[0]!.seq;
     const last = this.pending[this.pending.length - 1]!.seq;
     this.records.push(...this.pending);
@@ -54,6 +67,7 @@ export class MemoryJournal implements JournalSink {
     this.pending = [];
     this.pendingBytes = 0;
     this.pendingPayloadBytes = 0;
+    if (this.holdCommits) await new Promise<void>((resolve) => this.heldCommits.push(resolve));
     return { last };
   }
 

@@ -160,6 +160,27 @@ describe('capture', () => {
     expect(Math.max(...raw)).toBeLessThanOrEqual(MAX_BATCH_RAW_BYTES);
   });
 
+  it('reads on while the batches before are made durable: several commits in flight, never unbounded', async () => {
+    // A new file of 16 MiB, read in chunks that each fill a batch or more; the journal's commits
+    // are held as a slow disk would hold their fdatasync. One commit at a time, capture stopped
+    // at the second batch, and the file was journaled at the pace of one fdatasync per batch.
+    const rig = await makeRig();
+    fs.writeFileSync(path.join(rig.dir, 'big.bin'), crypto.randomBytes(16 << 20));
+    rig.journal.holdCommits = true;
+    try {
+      rig.capture.hint('data', 'big.bin');
+      await vi.waitFor(() => expect(rig.journal.commitsCalled).toBeGreaterThanOrEqual(4), { timeout: 10_000, interval: 10 });
+      // Capture waits for the oldest before it cuts another: the journal's memory stays bounded.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(rig.journal.commitsCalled).toBe(4);
+    } finally {
+      rig.journal.releaseCommits();
+    }
+    await rig.settle();
+    expect(rig.journal.commitsCalled).toBeGreaterThan(5);
+    expect(diffTrees(readTree(rig.dir), rig.model)).toBe('');
+  });
+
   it('closes a batch by its records too', async () => {
     // A batch bound the records never reach by bytes: the count closes the batch.
     const rig = await makeRig({ batchBytes: 8 << 20 });
