@@ -117,14 +117,23 @@ describe.skipIf(skip !== undefined)('a directory swapped for a link to the outsi
     await p.waitIdentical();
 
     // On the passive, the attacker swaps home/d for a link to the root-owned directory, back
-    // and forth, while the active sends thousands of files for home/d.
-    const attack = asDaemon(p.data('beta', 'home'), `i=0; while [ $i -lt 150 ]; do mv d d.x 2>/dev/null; ln -s ${secret.dir} d 2>/dev/null; sleep 0.002; rm -f d 2>/dev/null; mv d.x d 2>/dev/null; i=$((i+1)); done`);
-    for (let round = 0; round < 6; round++) {
-      for (let i = 0; i < 100; i++) fs.writeFileSync(p.data('alpha', `home/d/f${round}-${i}`), `file ${round}-${i} `.repeat(20));
-      await new Promise((r) => setTimeout(r, 100));
+    // and forth, while the active sends files for home/d, 100 every round: until the passive
+    // reports that an apply met the link (a fixed 150 swaps and 600 files once ended with none
+    // met in a full run under load). Then the attack stops.
+    const stop = path.join(p.dir, 'attack.stop');
+    const attack = asDaemon(p.data('beta', 'home'), `while [ ! -e ${stop} ]; do mv d d.x 2>/dev/null; ln -s ${secret.dir} d 2>/dev/null; sleep 0.002; rm -f d 2>/dev/null; mv d.x d 2>/dev/null; done`);
+    const swapped = (s: { alarms: { code: string }[] } | undefined) => s?.alarms.some((a) => a.code === 'TANDEM_ERR_PATH_SWAPPED') === true;
+    try {
+      for (let round = 0; round < 60; round++) {
+        for (let i = 0; i < 100; i++) fs.writeFileSync(p.data('alpha', `home/d/f${round}-${i}`), `file ${round}-${i} `.repeat(20));
+        await new Promise((r) => setTimeout(r, 100));
+        if (round >= 5 && swapped(await p.status('beta').catch(() => undefined))) break;
+      }
+    } finally {
+      fs.writeFileSync(stop, '');
+      await attack;
     }
-    await attack;
-    const beta = await p.waitFor('beta', 'the swap reported', (s) => s.alarms.some((a) => a.code === 'TANDEM_ERR_PATH_SWAPPED'), 30_000);
+    const beta = await p.waitFor('beta', 'the swap reported', swapped, 30_000);
     expect(beta.alarms.find((a) => a.code === 'TANDEM_ERR_PATH_SWAPPED')?.message).toMatch(/home\/d/);
     expect(fs.readdirSync(secret.dir)).toEqual(['keep']);
     expect(fs.readFileSync(path.join(secret.dir, 'keep')).includes(secret.marker)).toBe(true);
