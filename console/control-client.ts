@@ -65,10 +65,10 @@ function unreachableReason(err: unknown, timeoutMs: number): string {
  * switchover` ("bad port"). And fetch follows redirects, sending the token header along; this
  * does not. On `signal`'s timeout it rejects with the signal's reason (a TimeoutError).
  */
-function controlRequest(url: string, method: string, headers: Record<string, string>, signal: AbortSignal | undefined): Promise<{ status: number; text: string }> {
+function controlRequest(url: string, method: string, headers: Record<string, string>, signal: AbortSignal): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const fail = (err: Error) => reject(signal?.aborted === true ? (signal.reason as Error) : err);
-    const req = http.request(url, { method, agent: false, headers: { ...headers, 'content-length': '0' }, ...(signal === undefined ? {} : { signal }) }, (res) => {
+    const fail = (err: Error) => reject(signal.aborted ? (signal.reason as Error) : err);
+    const req = http.request(url, { method, agent: false, headers: { ...headers, 'content-length': '0' }, signal }, (res) => {
       const chunks: Buffer[] = [];
       let bytes = 0;
       res.on('data', (c: Buffer) => {
@@ -86,12 +86,15 @@ function controlRequest(url: string, method: string, headers: Record<string, str
 
 /**
  * A request that presents the credentials (if any) and, once, tries again with the salt a
- * refusal names. Answers the last response's status and text.
+ * refusal names. Answers the last response's status and text. `timeoutMs` bounds the whole,
+ * the retry included; on it the request rejects with a TimeoutError.
  */
-async function requestControl(url: string, init: { baseUrl: string; method: string; signal?: AbortSignal; headers?: Record<string, string> }, creds: ControlCredentials | undefined): Promise<{ status: number; text: string }> {
+async function requestControl(url: string, init: { baseUrl: string; method: string; timeoutMs: number; headers?: Record<string, string> }, creds: ControlCredentials | undefined): Promise<{ status: number; text: string }> {
+  // Whole milliseconds, at least one: AbortSignal.timeout refuses fractions.
+  const signal = AbortSignal.timeout(Math.max(1, Math.ceil(init.timeoutMs)));
   for (let attempt = 0; ; attempt++) {
     const headers = { ...init.headers, ...(creds?.headersFor(init.baseUrl) ?? {}) };
-    const res = await controlRequest(url, init.method, headers, init.signal);
+    const res = await controlRequest(url, init.method, headers, signal);
     if ((res.status === 401 || res.status === 403) && creds !== undefined && attempt === 0) {
       let body: unknown;
       try {
@@ -117,7 +120,7 @@ export async function fetchStatus(baseUrl: string, timeoutMs = 5000, creds?: Con
   const notAgent = 'is CONFIG\'s control address really a Tandem agent?';
   let res: { status: number; text: string };
   try {
-    res = await requestControl(`${baseUrl}/v1/status`, { baseUrl, method: 'GET', signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, creds);
+    res = await requestControl(`${baseUrl}/v1/status`, { baseUrl, method: 'GET', timeoutMs }, creds);
   } catch (err) {
     if (err instanceof AnswerTooLarge) throw new TandemError({ code: 'TANDEM_ERR_CONTROL_REFUSED', op, reason: err.message, hint: notAgent });
     throw new TandemError({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op, reason: unreachableReason(err, timeoutMs), hint: 'is the agent running? start it with: tandem agent -c CONFIG' });
@@ -183,7 +186,7 @@ export async function postControl(baseUrl: string, pathAndQuery: string, token: 
   let res: { status: number };
   let text: string;
   try {
-    ({ text, ...res } = await requestControl(`${baseUrl}${pathAndQuery}`, { baseUrl, method: 'POST', signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, token));
+    ({ text, ...res } = await requestControl(`${baseUrl}${pathAndQuery}`, { baseUrl, method: 'POST', timeoutMs }, token));
   } catch (err) {
     if ((err as Error).name === 'TimeoutError') return { kind: 'timed-out', afterMs: timeoutMs };
     throw new TandemError({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op, reason: unreachableReason(err, timeoutMs), hint: 'is the agent running? tandem status -c CONFIG' });
@@ -245,7 +248,7 @@ export async function callControl(baseUrl: string, method: 'GET' | 'POST', pathA
   let res: { status: number };
   let text: string;
   try {
-    ({ text, ...res } = await requestControl(`${baseUrl}${pathAndQuery}`, { baseUrl, method, signal: AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) }, creds));
+    ({ text, ...res } = await requestControl(`${baseUrl}${pathAndQuery}`, { baseUrl, method, timeoutMs }, creds));
   } catch (err) {
     throw new TandemError({ code: 'TANDEM_ERR_CONTROL_UNREACHABLE', op, reason: unreachableReason(err, timeoutMs), hint: 'is the agent running? tandem status -c CONFIG' });
   }

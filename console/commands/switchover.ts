@@ -145,8 +145,8 @@ export interface SwitchoverOptions {
 export async function switchover(o: SwitchoverOptions): Promise<{ from: string; to: string; ms: number }> {
   const t0 = o.clock.monotonic();
   const deadline = t0 + o.timeoutMs;
-  // Whole milliseconds: AbortSignal.timeout refuses fractions.
-  const left = () => Math.max(1, Math.ceil(deadline - o.clock.monotonic()));
+  // At least a millisecond: a request given no time at all would not be tried.
+  const left = () => Math.max(1, deadline - o.clock.monotonic());
   const config = loadConfig(o.configPath);
   // Read the key first: without it nothing can be asked, and nothing must have started.
   const token = controlTokenFor(config.keyFile);
