@@ -78,6 +78,8 @@ export class RoleController {
   private takeoverWaiter: ((m: Extract<Message, { t: 'takeover-result' }>) => void) | undefined;
   private pendingTakeover: { link: PeerLink; epoch: number } | undefined;
   private stopped = false;
+  /** An engine is stopping for a role change (see changingRole). */
+  private engineChanging = false;
   private readonly protocol: ProtocolRange;
   /** What the peer's last hello said of its version (kept after a disconnect: status says connected or not). */
   peerVersion: PeerVersion | undefined;
@@ -113,6 +115,14 @@ export class RoleController {
 
   get passive(): PassiveEngine | undefined {
     return this.engine instanceof PassiveEngine ? this.engine : undefined;
+  }
+
+  /**
+   * From the moment the old engine starts to stop until the new one runs: the node is neither
+   * role yet (the role on record may already be the new one, the engine still the old one).
+   */
+  private changingRole(): boolean {
+    return this.engineChanging || (this.role === 'active' ? this.active === undefined : this.passive === undefined);
   }
 
   senderStatus(): SenderStatus | undefined {
@@ -171,10 +181,14 @@ export class RoleController {
 
   private onConnection(conn: PeerLink): void {
     if (this.stopped) return;
-    if (this.engine === undefined) {
+    if (this.changingRole()) {
       // Mid role change: no engine can say where this node's data stands, and a hello without
-      // it (head 0) would have the peer synchronise a node that holds everything. The change
-      // ends with a reconnect, which brings the right hello.
+      // it (head 0) would have the peer synchronise a node that holds everything. Nor may the
+      // hello say a role whose engine is not running yet: a passive still closing its active
+      // engine cannot take the peer's replication, and refusing it closes the very connection
+      // on which the peer then sends its takeover (seen after a split brain: the handover waited
+      // 30 s for an answer that could not come). The change ends with a reconnect, which brings
+      // the right hello.
       conn.close('normal', 'role change in progress');
       return;
     }
@@ -212,6 +226,13 @@ export class RoleController {
 
   private onControlMessage(conn: PeerLink, m: Message): void {
     if (m.t === 'takeover') {
+      // A copy sent again on a new connection (see handOver), after this node took the role at
+      // that epoch, or while it is taking it: answered as taken, or by the promotion's end.
+      if (this.role === 'active' && this.epoch === m.epoch) {
+        if (this.changingRole()) this.pendingTakeover = { link: conn, epoch: m.epoch };
+        else conn.send({ t: 'takeover-result', epoch: m.epoch, ok: true });
+        return;
+      }
       if (this.role !== 'passive') {
         conn.send({ t: 'takeover-result', epoch: m.epoch, ok: false, error: 'this node is not passive' });
         return;
@@ -227,6 +248,16 @@ export class RoleController {
 
   private ctx(reason: string) {
     return { role: this.role, reason, generation: this.opts.nodeState.get().generation };
+  }
+
+  /**
+   * Answers the takeover this promotion carries out, on the connection its latest copy came by
+   * (read at the end, not the start: a copy may come on a new connection meanwhile).
+   */
+  private answerTakeover(m: Extract<Message, { t: 'takeover-result' }>): void {
+    const t = this.pendingTakeover;
+    this.pendingTakeover = undefined;
+    t?.link.send(m);
   }
 
   /** Runs `start` (the node is active): takes the public identity and starts the applications. */
@@ -249,8 +280,6 @@ export class RoleController {
   async promote(epoch: number, reason: string, startRetries: number): Promise<Outcome> {
     const passive = this.passive;
     if (passive === undefined) return { ok: false, error: 'not passive' };
-    const takeover = this.pendingTakeover;
-    this.pendingTakeover = undefined;
     const appliedSeq = await passive.receiver.drain(PROMOTE_DRAIN_MS);
     const receivedSeq = passive.receiver.status().receivedSeq;
     // With consistency points, what lies past the last complete point is left out: the copy
@@ -272,7 +301,12 @@ export class RoleController {
     const pointsHeld = passive.receiver.status().point !== undefined;
     this.log.info({ reason, epoch, appliedSeq, consistency: pointsHeld ? 'point' : 'file' }, pointsHeld ? 'roles: promoting to active' : 'roles: promoting to active; the copy has file-level consistency only: each file is a state it had, files may come from different moments (docs/replication.md)');
     // The connection stays open until the takeover is answered on it; reconnect() below closes it.
-    await passive.stop({ keepLink: true, promoting: true });
+    this.engineChanging = true;
+    try {
+      await passive.stop({ keepLink: true, promoting: true });
+    } finally {
+      this.engineChanging = false;
+    }
     this.engine = undefined;
     // The new generation continues the one this passive followed, from what it applied; a tree
     // mid-synchronisation is no state of it, so that one has no parent.
@@ -286,12 +320,12 @@ export class RoleController {
       this.log.error({ err }, 'roles: the active engine did not start; back to passive');
       await this.opts.nodeState.update({ role: 'passive' });
       this.engine = await PassiveEngine.start(this.opts, { fresh: true });
-      takeover?.link.send({ t: 'takeover-result', epoch, ok: false, error: (err as Error).message });
+      this.answerTakeover({ t: 'takeover-result', epoch, ok: false, error: (err as Error).message });
       this.opts.channel.reconnect('promotion failed: passive again');
       return { ok: false, error: `the active engine did not start: ${(err as Error).message}` };
     }
     // Tell the peer at once (a planned switchover waits for this) and connect afresh as active.
-    takeover?.link.send({ t: 'takeover-result', epoch, ok: true });
+    this.answerTakeover({ t: 'takeover-result', epoch, ok: true });
     this.heartbeat.beat();
     this.opts.channel.reconnect('role changed: now active');
     let last: Outcome = { ok: false, error: 'not tried' };
@@ -316,7 +350,12 @@ export class RoleController {
    */
   private async becomePassive(active: ActiveEngine): Promise<void> {
     await this.opts.nodeState.update({ role: 'passive' });
-    await active.stop();
+    this.engineChanging = true;
+    try {
+      await active.stop();
+    } finally {
+      this.engineChanging = false;
+    }
     this.engine = undefined;
     this.plans = planRoots(this.opts.config.protect);
     // What the tree holds: everything journaled (capture stopped). The new active forked at
@@ -387,9 +426,23 @@ export class RoleController {
         resolve(m);
       };
       const timer = this.clock.setTimeout(() => done(undefined), SWITCHOVER_TAKEOVER_MS);
-      // The peer's word that it took over, as soon as a heartbeat or hello brings it.
+      let sentOn = link;
       const stopListening = this.heartbeat.onPeer((peer) => {
-        if (peer.role === 'active' && peer.epoch >= epoch) done({ t: 'takeover-result', epoch: peer.epoch, ok: true });
+        // The peer's word that it took over, as soon as a heartbeat or hello brings it.
+        if (peer.role === 'active' && peer.epoch >= epoch) {
+          done({ t: 'takeover-result', epoch: peer.epoch, ok: true });
+          return;
+        }
+        // The connection that carried the takeover closed, and the peer is back as a passive on
+        // a new one: the takeover may have been lost with it (the peer closed that connection
+        // before reading it). Sent again: the peer takes the same epoch once (a copy that
+        // finds it active at that epoch is answered as taken).
+        const now = this.opts.channel.connection;
+        if (peer.role === 'passive' && now !== undefined && now !== sentOn) {
+          sentOn = now;
+          this.log.info({ epoch }, 'roles: handover: the connection that carried the takeover closed; sending it again on the new one');
+          now.send({ t: 'takeover', epoch, headSeq, reason });
+        }
       });
       this.takeoverWaiter = done;
     });

@@ -16,6 +16,7 @@ import { ManifestStore } from '../../../agent/manifest/index.ts';
 import type { PeerLink } from '../../../agent/replication/index.ts';
 import { RoleController, type RoleChannel, type ScriptName } from '../../../agent/roles/index.ts';
 import { MemoryLink } from '../../../agent/session/index.ts';
+import type { Message } from '../../../shared/protocol/index.ts';
 import { NodeStateStore } from '../../../agent/state/index.ts';
 import { FakeClock } from '../../../shared/clock.ts';
 import { parseConfig } from '../../../shared/config/index.ts';
@@ -32,6 +33,8 @@ afterEach(async () => {
 /** One node's end of the in-memory channel: what RoleController uses of PeerChannel. */
 class MemoryChannel extends EventEmitter<{ connection: [conn: PeerLink] }> implements RoleChannel {
   current: MemoryLink | undefined;
+  /** A test's hand on what this node sends: true drops the connection instead, with what was in flight. */
+  cutBefore: ((m: Message) => boolean) | undefined;
   constructor(private readonly onLost: () => void) {
     super();
   }
@@ -43,6 +46,8 @@ class MemoryChannel extends EventEmitter<{ connection: [conn: PeerLink] }> imple
   }
   offer(link: MemoryLink): void {
     this.current = link;
+    const send = link.send.bind(link);
+    link.send = (m, onWritten) => (this.cutBefore?.(m) === true ? link.cut('cut by the test before a ' + m.t) : send(m, onWritten));
     link.once('close', () => {
       if (this.current === link) this.current = undefined;
       this.onLost();
@@ -60,11 +65,12 @@ class MemoryNetwork {
   /** No connection can be made (the peer's host is gone). */
   down = false;
   constructor(private readonly clock: FakeClock) {}
-  connect(): void {
+  connect(): { atAlpha: MemoryLink; atBeta: MemoryLink } {
     const [atAlpha, atBeta] = MemoryLink.pair(this.clock, 'alpha', 'beta', { delayMs: 1 });
     this.connections += 1;
     this.alpha.offer(atAlpha);
     this.beta.offer(atBeta);
+    return { atAlpha, atBeta };
   }
   private lost(): void {
     if (this.down) return;
@@ -191,6 +197,47 @@ describe('switchover over the in-memory channel', () => {
     await until(() => fs.existsSync(path.join(alpha.root, 'after.txt')), 'after.txt on alpha');
     expect(fs.readFileSync(path.join(alpha.root, 'before.txt'), 'utf8')).toBe('written on alpha before the switchover');
     expect(net.connections).toBeGreaterThanOrEqual(2);
+  }, 120_000);
+
+  it('a connection made while the old engine stops is closed before any hello: the peer never sees a role its engine cannot back', async () => {
+    const { clock, net, scripts, alpha, beta, until } = await startPair('mid-change');
+    await until(() => alpha.runner.serving && alpha.controller.senderStatus()?.inSync === true, 'alpha serves and beta is in sync');
+    // A dialer that connects just as alpha's step-down is on record and its active engine
+    // still closing (the moment a split brain's handover once waited 30 s in).
+    let injected: { atAlpha: MemoryLink; atBeta: MemoryLink } | undefined;
+    const update = alpha.nodeState.update.bind(alpha.nodeState);
+    alpha.nodeState.update = async (patch) => {
+      await update(patch);
+      if (patch.role === 'passive' && injected === undefined) injected = net.connect();
+    };
+    alpha.runner.input({ kind: 'operator-switchover', now: clock.now() });
+    await until(() => beta.controller.role === 'active' && beta.runner.serving && alpha.controller.role === 'passive' && alpha.runner.status().phase !== 'busy', 'beta active and serving, alpha passive');
+    expect(injected).toBeDefined();
+    expect(injected!.atAlpha.closedWith).toMatchObject({ code: 'normal', reason: 'role change in progress', byPeer: false });
+    expect(injected!.atBeta.received.map((m) => m.t)).toEqual([]);
+    expect(scripts.bothServed).toBe(false);
+    // And the pair goes on: replication runs the other way on the connection made afterwards.
+    await until(() => beta.controller.senderStatus()?.inSync === true, 'alpha in sync with beta');
+    fs.writeFileSync(path.join(beta.root, 'after.txt'), 'written on beta after the switchover');
+    await until(() => fs.existsSync(path.join(alpha.root, 'after.txt')), 'after.txt on alpha');
+  }, 120_000);
+
+  it('a takeover lost with its connection is sent again on the next one: the handover completes at once, not after its 30 s wait', async () => {
+    const { clock, net, scripts, steps, alpha, beta, until } = await startPair('lost-takeover');
+    await until(() => alpha.runner.serving && alpha.controller.senderStatus()?.inSync === true, 'alpha serves and beta is in sync');
+    let cuts = 0;
+    net.alpha.cutBefore = (m) => m.t === 'takeover' && cuts++ === 0;
+    alpha.runner.input({ kind: 'operator-switchover', now: clock.now() });
+    const askedAt = clock.now();
+    await until(() => beta.controller.role === 'active' && beta.runner.serving && alpha.controller.role === 'passive' && alpha.runner.status().phase !== 'busy', 'beta active and serving, alpha passive');
+    expect(cuts).toBe(2);
+    // Well within the handover's 30 s wait: the copy went out on the connection redialed 200 ms later.
+    expect(clock.now() - askedAt).toBeLessThan(10_000);
+    expect(steps).toEqual(['alpha serve', 'alpha switchover', 'beta promote']);
+    expect(scripts.runs).toEqual(['alpha start', 'alpha stop', 'beta start', 'beta check']);
+    expect(scripts.bothServed).toBe(false);
+    expect(alpha.runner.status().alarms).toEqual([]);
+    expect({ alpha: alpha.nodeState.get().epoch, beta: beta.nodeState.get().epoch }).toEqual({ alpha: 1, beta: 2 });
   }, 120_000);
 
   it('promotes the passive once the active fell silent for heartbeat.interval × threshold and its presence says gone, not before', async () => {
