@@ -226,9 +226,11 @@ export class RoleController {
 
   private onControlMessage(conn: PeerLink, m: Message): void {
     if (m.t === 'takeover') {
-      // A copy sent again on a new connection (see handOver), after this node took the role at
-      // that epoch, or while it is taking it: answered as taken, or by the promotion's end.
-      if (this.role === 'active' && this.epoch === m.epoch) {
+      // A copy sent again on a new connection (see handOver), after this node took the role
+      // (at that epoch, or its own when that was higher), or while it is taking it: answered as
+      // taken, or by the promotion's end. The sender must not serve beside an active at least
+      // as new as the epoch it hands over, whichever way this node got there.
+      if (this.role === 'active' && this.epoch >= m.epoch) {
         if (this.changingRole()) this.pendingTakeover = { link: conn, epoch: m.epoch };
         else conn.send({ t: 'takeover-result', epoch: m.epoch, ok: true });
         return;

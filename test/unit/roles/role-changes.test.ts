@@ -238,6 +238,21 @@ describe('switchover over the in-memory channel', () => {
     expect(scripts.bothServed).toBe(false);
     expect(alpha.runner.status().alarms).toEqual([]);
     expect({ alpha: alpha.nodeState.get().epoch, beta: beta.nodeState.get().epoch }).toEqual({ alpha: 1, beta: 2 });
+
+    // A copy that comes late, once beta took the role: answered as taken, nothing runs again.
+    // One for a newer epoch than beta's is refused as before.
+    await until(() => net.alpha.current !== undefined && beta.controller.senderStatus()?.inSync === true, 'alpha in sync with beta');
+    const link = net.alpha.current!;
+    const answers = () => link.received.filter((m) => m.t === 'takeover-result');
+    link.send({ t: 'takeover', epoch: 2, headSeq: 0, reason: 'a late copy' });
+    await until(() => answers().length === 1, 'the answer to the late copy');
+    expect(answers()[0]).toMatchObject({ epoch: 2, ok: true });
+    link.send({ t: 'takeover', epoch: 3, headSeq: 0, reason: 'a newer epoch' });
+    await until(() => answers().length === 2, 'the answer to a newer epoch');
+    expect(answers()[1]).toMatchObject({ epoch: 3, ok: false, error: 'this node is not passive' });
+    expect(steps).toEqual(['alpha serve', 'alpha switchover', 'beta promote']);
+    expect(beta.controller.role).toBe('active');
+    expect(alpha.controller.role).toBe('passive');
   }, 120_000);
 
   it('promotes the passive once the active fell silent for heartbeat.interval × threshold and its presence says gone, not before', async () => {
