@@ -1,4 +1,7 @@
 // When a file's stat cannot prove its content ("racy"): the read and the mtime in one timestamp tick.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isRacy, snapshotReadAt } from '../../../agent/capture/stat-match.ts';
 import type { Entry } from '../../../agent/manifest/index.ts';
@@ -50,6 +53,32 @@ describe('snapshotReadAt: content read from a snapshot asked for at `at`, known 
     for (const mtime of [at - RACY_WINDOW_MS - 1, at - 3_600_000, doneAt + RACY_WINDOW_MS + 1, at + 3_600_000]) {
       expect(snapshotReadAt(mtime, at, doneAt)).toBe(at);
       expect(isRacy(file(mtime, snapshotReadAt(mtime, at, doneAt)))).toBe(false);
+    }
+  });
+});
+
+describe('the racy window against this machine', () => {
+  it('covers the timestamp tick of a file system here, with 2 ms for Date.now()\'s whole milliseconds', () => {
+    // New files, never stat-ed before they are written: their mtimes come from the coarse clock
+    // (a queried inode gets fine-grained stamps on kernels from 6.13), which moves once a tick.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-tick-'));
+    try {
+      const stamps: bigint[] = [];
+      const names: string[] = [];
+      const until = performance.now() + 200;
+      for (let i = 0; performance.now() < until && i < 20_000; i++) {
+        const name = path.join(dir, `f${i}`);
+        fs.writeFileSync(name, 'x');
+        names.push(name);
+      }
+      for (const name of names) stamps.push(fs.statSync(name, { bigint: true }).mtimeNs);
+      const distinct = [...new Set(stamps)].sort((a, b) => (a < b ? -1 : 1));
+      expect(distinct.length).toBeGreaterThan(1);
+      let tickNs = Infinity;
+      for (let i = 1; i < distinct.length; i++) tickNs = Math.min(tickNs, Number(distinct[i]! - distinct[i - 1]!));
+      expect(tickNs / 1e6 + 2).toBeLessThanOrEqual(RACY_WINDOW_MS);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
