@@ -787,6 +787,37 @@ describe('many small files: one syncfs', () => {
     expect(manifestDifferences(manifest, ROOT, rootDir, BS)).toEqual([]);
   });
 
+  it('syncs the file system once for a point of more than 16 dirty files and directories, none closed early; a point of a few fsyncs them', async () => {
+    const realRoot = fs.realpathSync(rootDir);
+    const synced: string[] = [];
+    const wholes: string[] = [];
+    const { run, manifest, durables } = await setup({
+      seams: {
+        fsync: async (fd) => {
+          synced.push(fs.readlinkSync(`/proc/self/fd/${fd}`));
+          fs.fsyncSync(fd);
+        },
+        syncfs: async (root) => {
+          wholes.push(root);
+          execFileSync('sync', ['-f', root]);
+        },
+      },
+    });
+    // 24 files (fewer than MAX_OPEN_FILES: nothing is evicted) in three new directories.
+    const many = files(24);
+    await run(many);
+    expect(wholes).toEqual([realRoot]);
+    expect(synced).toEqual([]);
+    expect(durables).toEqual([many.at(-1)!.seq]);
+    // Three files and their directory: fsynced each, no syncfs.
+    const b = new RecordBuilder();
+    for (let i = 0; i < 3; i++) b.write(`few${i}`, 0, `few ${i}`);
+    await run(b.records);
+    expect(wholes).toEqual([realRoot]);
+    expect(synced.sort()).toEqual([realRoot, `${realRoot}/few0`, `${realRoot}/few1`, `${realRoot}/few2`]);
+    expect(manifestDifferences(manifest, ROOT, rootDir, BS)).toEqual([]);
+  });
+
   it('runs the real `sync -f` when no seam replaces it', async () => {
     const { run, manifest, durables } = await setup();
     const records = files(200);
