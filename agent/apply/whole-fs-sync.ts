@@ -81,8 +81,24 @@ export class SyncfsHelper {
     const child = this.child ?? this.start(this.shell);
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ resolve, reject });
+      this.holdLoop(child);
       child.stdin!.write('\n');
     });
+  }
+
+  /**
+   * The shell keeps the process alive only while a request waits for it: idle, it must not hold
+   * the agent up; busy, an unref'd shell would let a process whose only work is this syncfs
+   * (a script, a tool) exit before the answer, the request never settled.
+   */
+  private holdLoop(child: ChildProcess | undefined): void {
+    if (child === undefined) return;
+    const on = this.pending.length > 0;
+    if (on) child.ref();
+    else child.unref();
+    const out = child.stdout as unknown as { ref?: () => void; unref?: () => void } | null;
+    if (on) out?.ref?.();
+    else out?.unref?.();
   }
 
   /** Ends the shell (end of input) and fails what is still waiting. */
@@ -92,6 +108,7 @@ export class SyncfsHelper {
     this.child = undefined;
     child?.stdin?.end();
     this.failAll(new Error(`${this.bin} -f ${this.dir}: the applier closed before it answered`));
+    this.holdLoop(child);
   }
 
   private start(shell: string): ChildProcess {
@@ -126,6 +143,7 @@ export class SyncfsHelper {
       this.buffered = this.buffered.slice(nl + 1);
       const p = this.pending.shift();
       if (p === undefined) continue;
+      if (this.pending.length === 0) this.holdLoop(this.child);
       const sp = line.indexOf(' ');
       const rc = Number(sp < 0 ? line : line.slice(0, sp));
       const detail = sp < 0 ? '' : line.slice(sp + 1).trim();

@@ -1,6 +1,7 @@
 // The syncfs helper: one long-lived shell per directory runs `sync -f -- DIR` per request, so the
 // agent forks a small shell once instead of itself every time. A stand-in for `sync` records the
 // arguments it was given, so the tests see exactly what ran, and how often the shell was made.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -143,6 +144,25 @@ describe('SyncfsHelper', () => {
     await expect(h.sync()).rejects.toThrow(/closed/);
     open();
     await until(() => !alive(pid), 'the shell gone');
+  });
+
+  it('keeps a process alive while a request waits, and not once it is answered', async () => {
+    // A process whose only work is the syncfs: before, the idle-unref'd shell let it end before
+    // the answer (a script awaiting it at top level exited 13, the request never settled).
+    const d = tmp();
+    const { bin } = fakeSync(d, 'sleep 0.3');
+    const mod = path.resolve('agent/apply/whole-fs-sync.ts');
+    const script = `import { SyncfsHelper } from ${JSON.stringify(mod)};
+const h = new SyncfsHelper(${JSON.stringify(bin)}, ${JSON.stringify(d)});
+await h.sync();
+console.log('synced');
+await h.sync();
+console.log('synced again');`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('synced\nsynced again\n');
+    // And the idle shell did not keep it: it ended by itself, without close().
+    expect(r.status).toBe(0);
   });
 
   it('makes the real syncfs call', async () => {
