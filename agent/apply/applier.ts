@@ -109,8 +109,6 @@ export interface ApplierSeams {
   syncfs?: (rootPath: string) => Promise<void>;
   /** Replaces SYNCFS_AFTER_FILES (Infinity: every file fsynced on its own, SYNCFS_AT_POINT_AFTER too). */
   syncfsAfterFiles?: number;
-  /** Replaces SYNCFS_AT_POINT_AFTER. */
-  syncfsAtPointAfter?: number;
   /** Called after something standing where a parent directory must be was removed (a race's other half). */
   inTheWayRemoved?: (root: string, rel: string) => void;
 }
@@ -1268,7 +1266,7 @@ export class Applier {
     this.dirtyDirs.clear();
     if (this.syncBin !== undefined && (this.seams.syncfsAfterFiles ?? SYNCFS_AFTER_FILES) !== Infinity) {
       const dirty = files.filter((of) => of.dirty && !whole.has(of.root)).length + dirs.filter((d) => !whole.has(d.root)).length;
-      if (dirty > (this.seams.syncfsAtPointAfter ?? SYNCFS_AT_POINT_AFTER)) {
+      if (dirty > SYNCFS_AT_POINT_AFTER) {
         for (const of of files) if (of.dirty) whole.add(of.root);
         for (const d of dirs) whole.add(d.root);
       }

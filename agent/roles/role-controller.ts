@@ -437,8 +437,8 @@ export class RoleController {
         }
         // The connection that carried the takeover closed, and the peer is back as a passive on
         // a new one: the takeover may have been lost with it (the peer closed that connection
-        // before reading it). Sent again: the peer takes the same epoch once (a copy that
-        // finds it active at that epoch is answered as taken).
+        // before reading it). Sent again: the peer takes the role once (a copy that finds it
+        // active, at that epoch or a newer one, is answered as taken).
         const now = this.opts.channel.connection;
         if (peer.role === 'passive' && now !== undefined && now !== sentOn) {
           sentOn = now;
