@@ -760,23 +760,28 @@ describe('many small files: one syncfs', () => {
     return b.records;
   };
 
+  /** Seams that run the real fsync and `sync -f`, noting the path of each fsync; `onWhole` sees each syncfs's root first. */
+  const recording = (onWhole: (root: string) => void) => {
+    const synced: string[] = [];
+    const seams = {
+      fsync: async (fd: number) => {
+        synced.push(fs.readlinkSync(`/proc/self/fd/${fd}`));
+        fs.fsyncSync(fd);
+      },
+      syncfs: async (root: string) => {
+        onWhole(root);
+        execFileSync('sync', ['-f', root]);
+      },
+    };
+    return { synced, seams };
+  };
+
   it('fsyncs the first 32 files it closes early, then syncs the file system once at the durable point, after every write', async () => {
     const realRoot = fs.realpathSync(rootDir);
-    const synced: string[] = [];
     const wholes: { root: string; filesOnDisk: number }[] = [];
-    const { run, manifest, durables } = await setup({
-      seams: {
-        fsync: async (fd) => {
-          synced.push(fs.readlinkSync(`/proc/self/fd/${fd}`));
-          fs.fsyncSync(fd);
-        },
-        syncfs: async (root) => {
-          // Every file is written by now (in the page cache): the syncfs covers them all.
-          wholes.push({ root, filesOnDisk: ['d0', 'd1', 'd2'].reduce((n, d) => n + fs.readdirSync(path.join(root, d)).length, 0) });
-          execFileSync('sync', ['-f', root]);
-        },
-      },
-    });
+    // Every file is written by now (in the page cache): the syncfs covers them all.
+    const { synced, seams } = recording((root) => wholes.push({ root, filesOnDisk: ['d0', 'd1', 'd2'].reduce((n, d) => n + fs.readdirSync(path.join(root, d)).length, 0) }));
+    const { run, manifest, durables } = await setup({ seams });
     const records = files(300);
     await run(records);
     expect(wholes).toEqual([{ root: realRoot, filesOnDisk: 300 }]);
@@ -789,20 +794,9 @@ describe('many small files: one syncfs', () => {
 
   it('syncs the file system once for a point of more than 16 dirty files and directories, none closed early; a point of a few fsyncs them', async () => {
     const realRoot = fs.realpathSync(rootDir);
-    const synced: string[] = [];
     const wholes: string[] = [];
-    const { run, manifest, durables } = await setup({
-      seams: {
-        fsync: async (fd) => {
-          synced.push(fs.readlinkSync(`/proc/self/fd/${fd}`));
-          fs.fsyncSync(fd);
-        },
-        syncfs: async (root) => {
-          wholes.push(root);
-          execFileSync('sync', ['-f', root]);
-        },
-      },
-    });
+    const { synced, seams } = recording((root) => wholes.push(root));
+    const { run, manifest, durables } = await setup({ seams });
     // 24 files (fewer than MAX_OPEN_FILES: nothing is evicted) in three new directories.
     const many = files(24);
     await run(many);
