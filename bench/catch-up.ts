@@ -15,6 +15,7 @@ import { parseDuration, parseSize } from '../shared/sizes.ts';
 import { planWrites, runWrites, writeBaseTree, type ChangePlanSpec } from '../test/helpers/change-workload.ts';
 import { digestTree, treeDiff } from '../test/helpers/tree-hash.ts';
 import { nowMs, sleep } from './clock.ts';
+import { procCpuSeconds } from './process-sampler.ts';
 import { closeHaPair, DEFAULTS, openHaPair, stopProfiled, type Encryption, type FailoverPair } from './ha-pair.ts';
 
 export interface CatchUpBenchOptions {
@@ -54,6 +55,9 @@ export interface CatchUpResult {
     synchronisations: number;
     captureHeldBack: boolean;
     identical: boolean;
+    /** CPU seconds of each agent from the reconnect until in sync (null: not measurable). */
+    cpuActive: number | null;
+    cpuPassive: number | null;
   };
   rsync: RsyncCatchUp[];
   notes: string[];
@@ -130,6 +134,8 @@ export async function measureCatchUp(o: CatchUpBenchOptions, progress: (l: strin
     const a0 = await fp.pair.status('alpha');
     const heldBack = a0.capture?.waitingForSpace === true;
     progress(`(o) reconnecting (capture ${heldBack ? 'held back by a full journal' : 'not held back'}, ${a0.capture?.pendingPaths ?? 0} paths pending)`);
+    const cpu = () => ({ a: cpuOf(fp.pair.pid('alpha')), b: cpuOf(fp.pair.pid('beta')) });
+    const cpu0 = cpu();
     const t0 = nowMs();
     const reconnectAt = Date.now();
     await fp.cutChannel(false);
@@ -142,6 +148,7 @@ export async function measureCatchUp(o: CatchUpBenchOptions, progress: (l: strin
       await sleep(50);
     }
     const seconds = (nowMs() - t0) / 1000;
+    const cpu1 = cpu();
     const a1 = await fp.pair.status('alpha');
     const b1 = await fp.pair.status('beta');
     const syncs = fp.pair.logLines('alpha').filter((l) => /^replication: passive connected, synchronising/.test(String(l.msg)) && Number(l.time) >= reconnectAt).length;
@@ -173,6 +180,8 @@ export async function measureCatchUp(o: CatchUpBenchOptions, progress: (l: strin
         synchronisations: syncs,
         captureHeldBack: heldBack,
         identical: diff === '',
+        cpuActive: cpu0.a === null || cpu1.a === null ? null : cpu1.a - cpu0.a,
+        cpuPassive: cpu0.b === null || cpu1.b === null ? null : cpu1.b - cpu0.b,
       },
       rsync,
       notes,
@@ -183,12 +192,19 @@ export async function measureCatchUp(o: CatchUpBenchOptions, progress: (l: strin
   }
 }
 
+const secs = (n: number | null) => (n === null ? '?' : `${n.toFixed(1)} s`);
+
+/** CPU seconds of a process (its agent runs under a shell that execs node: the same pid). */
+function cpuOf(pid: number | undefined): number | null {
+  return pid === undefined ? null : procCpuSeconds(pid);
+}
+
 const mib = (n: number) => (n < 2 ** 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 2 ** 20).toFixed(1)} MiB`);
 
 export function renderCatchUp(r: CatchUpResult, when: string, machine: string): string {
   const t = r.tandem;
   const rows = [
-    `| Tandem (journal, then held-back capture) | ${t.seconds.toFixed(1)} s | ${mib(t.bytesOut)} (+ ${mib(t.bytesBack)} back) | ${(t.bytesOut / r.bytesChanged).toFixed(3)} × | ${t.filesHashedActive} files hashed after reconnect (active), ${t.synchronisations} synchronisations |`,
+    `| Tandem (journal, then held-back capture) | ${t.seconds.toFixed(1)} s | ${mib(t.bytesOut)} (+ ${mib(t.bytesBack)} back) | ${(t.bytesOut / r.bytesChanged).toFixed(3)} × | ${t.filesHashedActive} files hashed after reconnect (active), ${t.synchronisations} synchronisations; CPU active / passive ${secs(t.cpuActive)} / ${secs(t.cpuPassive)} |`,
     ...r.rsync.map((x) => `| ${x.mode} | ${x.seconds.toFixed(1)} s; + sync ${(x.seconds + x.syncSeconds).toFixed(1)} s | ${mib(x.bytesSent)} (+ ${mib(x.bytesReceived)} back) | ${(x.bytesSent / r.bytesChanged).toFixed(3)} × | literal data ${x.literalBytes === null ? '?' : mib(x.literalBytes)}; Tandem's time ${(t.seconds / x.seconds).toFixed(2)} × rsync's, ${(t.seconds / (x.seconds + x.syncSeconds)).toFixed(2)} × rsync + sync; bytes ${(x.bytesSent / t.bytesOut).toFixed(2)} × |`),
   ];
   return [

@@ -93,6 +93,12 @@ export class TestPair {
     await Promise.all([this.start('alpha'), this.start('beta')]);
   }
 
+  /** The pid of the agent this pair started as `name`, while it runs. */
+  pid(name: NodeName): number | undefined {
+    const child = this.procs.get(name);
+    return child === undefined || child.exitCode !== null || child.signalCode !== null ? undefined : child.pid;
+  }
+
   /** Sends `signal` and waits for the process to be gone. */
   async kill(name: NodeName, signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
     const child = this.procs.get(name);
