@@ -233,8 +233,8 @@ export class StandbyWatch {
   }
 
   /** Figures for tests and logs. */
-  stats(): { checks: number; exams: number; scans: number; pending: number } {
-    return { ...this.counters, pending: this.pending.size };
+  stats(): { checks: number; exams: number; scans: number; pending: number; deferred: number } {
+    return { ...this.counters, pending: this.pending.size, deferred: this.deferred.size };
   }
 
   /** `promoting`: the copy becomes the active's data, changed paths and all; they are forgotten. */
@@ -432,6 +432,10 @@ export class StandbyWatch {
       const e = this.opts.manifest.get(p.root, p.path);
       if (e?.kind === 'file') root.ctimes.delete(e.ino);
       if (!judging) continue;
+      // This check comes after every event the batch's own writes made so far: a hint of the
+      // path held back while the batch ran would only check it once more (it was every path's
+      // second check). A later event is checked as it comes.
+      this.deferred.delete(keyOf(p.root, p.path));
       this.check(root, p.path);
       for (const f of this.modified.under(p.root, p.path)) this.check(root, f.path);
     }
