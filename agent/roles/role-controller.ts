@@ -78,7 +78,7 @@ export class RoleController {
   private takeoverWaiter: ((m: Extract<Message, { t: 'takeover-result' }>) => void) | undefined;
   private pendingTakeover: { link: PeerLink; epoch: number } | undefined;
   private stopped = false;
-  /** An engine is stopping for a role change (see changingRole). */
+  /** A role change is replacing the engine (see changingRole). */
   private engineChanging = false;
   private readonly protocol: ProtocolRange;
   /** What the peer's last hello said of its version (kept after a disconnect: status says connected or not). */
@@ -118,11 +118,22 @@ export class RoleController {
   }
 
   /**
-   * From the moment the old engine starts to stop until the new one runs: the node is neither
-   * role yet (the role on record may already be the new one, the engine still the old one).
+   * From the moment a role change starts to replace the engine until the new one runs (the
+   * role on record may already be the new one, the engine still the old one), and while there
+   * is no engine at all: the node is neither role.
    */
   private changingRole(): boolean {
-    return this.engineChanging || (this.role === 'active' ? this.active === undefined : this.passive === undefined);
+    return this.engineChanging || this.engine === undefined;
+  }
+
+  /** The engine work of a role change, with changingRole() true from its start to its end. */
+  private async replacingEngine<T>(work: () => Promise<T>): Promise<T> {
+    this.engineChanging = true;
+    try {
+      return await work();
+    } finally {
+      this.engineChanging = false;
+    }
   }
 
   senderStatus(): SenderStatus | undefined {
@@ -303,28 +314,29 @@ export class RoleController {
     const pointsHeld = passive.receiver.status().point !== undefined;
     this.log.info({ reason, epoch, appliedSeq, consistency: pointsHeld ? 'point' : 'file' }, pointsHeld ? 'roles: promoting to active' : 'roles: promoting to active; the copy has file-level consistency only: each file is a state it had, files may come from different moments (docs/replication.md)');
     // The connection stays open until the takeover is answered on it; reconnect() below closes it.
-    this.engineChanging = true;
-    try {
+    const failed = await this.replacingEngine(async (): Promise<Error | undefined> => {
       await passive.stop({ keepLink: true, promoting: true });
-    } finally {
-      this.engineChanging = false;
-    }
-    this.engine = undefined;
-    // The new generation continues the one this passive followed, from what it applied; a tree
-    // mid-synchronisation is no state of it, so that one has no parent.
-    const before = this.opts.nodeState.get();
-    const history = before.generation !== '' && before.syncId === '' ? forkHistory(before, appliedSeq) : [];
-    await this.opts.nodeState.update({ role: 'active', epoch, activeEpoch: epoch, generation: newGeneration(), history, discard: false, syncId: '', syncBytesTotal: 0 });
-    try {
-      this.engine = await ActiveEngine.start(this.opts, { freshAfterSeq: appliedSeq });
-    } catch (err) {
-      // Cannot run as active: go back to passive rather than serve without replication state.
-      this.log.error({ err }, 'roles: the active engine did not start; back to passive');
-      await this.opts.nodeState.update({ role: 'passive' });
-      this.engine = await PassiveEngine.start(this.opts, { fresh: true });
-      this.answerTakeover({ t: 'takeover-result', epoch, ok: false, error: (err as Error).message });
+      this.engine = undefined;
+      // The new generation continues the one this passive followed, from what it applied; a
+      // tree mid-synchronisation is no state of it, so that one has no parent.
+      const before = this.opts.nodeState.get();
+      const history = before.generation !== '' && before.syncId === '' ? forkHistory(before, appliedSeq) : [];
+      await this.opts.nodeState.update({ role: 'active', epoch, activeEpoch: epoch, generation: newGeneration(), history, discard: false, syncId: '', syncBytesTotal: 0 });
+      try {
+        this.engine = await ActiveEngine.start(this.opts, { freshAfterSeq: appliedSeq });
+        return undefined;
+      } catch (err) {
+        // Cannot run as active: go back to passive rather than serve without replication state.
+        this.log.error({ err }, 'roles: the active engine did not start; back to passive');
+        await this.opts.nodeState.update({ role: 'passive' });
+        this.engine = await PassiveEngine.start(this.opts, { fresh: true });
+        return err as Error;
+      }
+    });
+    if (failed !== undefined) {
+      this.answerTakeover({ t: 'takeover-result', epoch, ok: false, error: failed.message });
       this.opts.channel.reconnect('promotion failed: passive again');
-      return { ok: false, error: `the active engine did not start: ${(err as Error).message}` };
+      return { ok: false, error: `the active engine did not start: ${failed.message}` };
     }
     // Tell the peer at once (a planned switchover waits for this) and connect afresh as active.
     this.answerTakeover({ t: 'takeover-result', epoch, ok: true });
@@ -351,18 +363,15 @@ export class RoleController {
    * closes; then a fresh receive log and a new connection on which the peer learns the role.
    */
   private async becomePassive(active: ActiveEngine): Promise<void> {
-    await this.opts.nodeState.update({ role: 'passive' });
-    this.engineChanging = true;
-    try {
+    await this.replacingEngine(async () => {
+      await this.opts.nodeState.update({ role: 'passive' });
       await active.stop();
-    } finally {
-      this.engineChanging = false;
-    }
-    this.engine = undefined;
-    this.plans = planRoots(this.opts.config.protect);
-    // What the tree holds: everything journaled (capture stopped). The new active forked at
-    // what it had applied; if that is this very point, replication resumes instead of a sync.
-    this.engine = await PassiveEngine.start(this.opts, { fresh: true, continueAfter: active.journal.headSeq });
+      this.engine = undefined;
+      this.plans = planRoots(this.opts.config.protect);
+      // What the tree holds: everything journaled (capture stopped). The new active forked at
+      // what it had applied; if that is this very point, replication resumes instead of a sync.
+      this.engine = await PassiveEngine.start(this.opts, { fresh: true, continueAfter: active.journal.headSeq });
+    });
     this.heartbeat.beat();
     this.opts.channel.reconnect('role changed: now passive');
   }
