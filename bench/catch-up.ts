@@ -58,6 +58,8 @@ export interface CatchUpResult {
     /** CPU seconds of each agent from the reconnect until in sync (null: not measurable). */
     cpuActive: number | null;
     cpuPassive: number | null;
+    /** fsync, fdatasync and syncfs calls of the passive meanwhile (tandem_fsyncs_total). */
+    fsyncsPassive: number | null;
   };
   rsync: RsyncCatchUp[];
   notes: string[];
@@ -136,6 +138,7 @@ export async function measureCatchUp(o: CatchUpBenchOptions, progress: (l: strin
     progress(`(o) reconnecting (capture ${heldBack ? 'held back by a full journal' : 'not held back'}, ${a0.capture?.pendingPaths ?? 0} paths pending)`);
     const cpu = () => ({ a: cpuOf(fp.pair.pid('alpha')), b: cpuOf(fp.pair.pid('beta')) });
     const cpu0 = cpu();
+    const fsyncs0 = await fsyncsOf(fp.pair.node('beta').controlUrl);
     const t0 = nowMs();
     const reconnectAt = Date.now();
     await fp.cutChannel(false);
@@ -149,6 +152,7 @@ export async function measureCatchUp(o: CatchUpBenchOptions, progress: (l: strin
     }
     const seconds = (nowMs() - t0) / 1000;
     const cpu1 = cpu();
+    const fsyncs1 = await fsyncsOf(fp.pair.node('beta').controlUrl);
     const a1 = await fp.pair.status('alpha');
     const b1 = await fp.pair.status('beta');
     const syncs = fp.pair.logLines('alpha').filter((l) => /^replication: passive connected, synchronising/.test(String(l.msg)) && Number(l.time) >= reconnectAt).length;
@@ -182,6 +186,7 @@ export async function measureCatchUp(o: CatchUpBenchOptions, progress: (l: strin
         identical: diff === '',
         cpuActive: cpu0.a === null || cpu1.a === null ? null : cpu1.a - cpu0.a,
         cpuPassive: cpu0.b === null || cpu1.b === null ? null : cpu1.b - cpu0.b,
+        fsyncsPassive: fsyncs0 === null || fsyncs1 === null ? null : fsyncs1 - fsyncs0,
       },
       rsync,
       notes,
@@ -199,12 +204,23 @@ function cpuOf(pid: number | undefined): number | null {
   return pid === undefined ? null : procCpuSeconds(pid);
 }
 
+/** The agent's tandem_fsyncs_total, or null when /metrics does not answer. */
+async function fsyncsOf(controlUrl: string): Promise<number | null> {
+  try {
+    const res = await fetch(`${controlUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
+    const m = /^tandem_fsyncs_total (\d+)$/m.exec(await res.text());
+    return m === null ? null : Number(m[1]);
+  } catch {
+    return null;
+  }
+}
+
 const mib = (n: number) => (n < 2 ** 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 2 ** 20).toFixed(1)} MiB`);
 
 export function renderCatchUp(r: CatchUpResult, when: string, machine: string): string {
   const t = r.tandem;
   const rows = [
-    `| Tandem (journal, then held-back capture) | ${t.seconds.toFixed(1)} s | ${mib(t.bytesOut)} (+ ${mib(t.bytesBack)} back) | ${(t.bytesOut / r.bytesChanged).toFixed(3)} × | ${t.filesHashedActive} files hashed after reconnect (active), ${t.synchronisations} synchronisations; CPU active / passive ${secs(t.cpuActive)} / ${secs(t.cpuPassive)} |`,
+    `| Tandem (journal, then held-back capture) | ${t.seconds.toFixed(1)} s | ${mib(t.bytesOut)} (+ ${mib(t.bytesBack)} back) | ${(t.bytesOut / r.bytesChanged).toFixed(3)} × | ${t.filesHashedActive} files hashed after reconnect (active), ${t.synchronisations} synchronisations; CPU active / passive ${secs(t.cpuActive)} / ${secs(t.cpuPassive)}; the passive's fsyncs and syncfs ${t.fsyncsPassive ?? '?'} |`,
     ...r.rsync.map((x) => `| ${x.mode} | ${x.seconds.toFixed(1)} s; + sync ${(x.seconds + x.syncSeconds).toFixed(1)} s | ${mib(x.bytesSent)} (+ ${mib(x.bytesReceived)} back) | ${(x.bytesSent / r.bytesChanged).toFixed(3)} × | literal data ${x.literalBytes === null ? '?' : mib(x.literalBytes)}; Tandem's time ${(t.seconds / x.seconds).toFixed(2)} × rsync's, ${(t.seconds / (x.seconds + x.syncSeconds)).toFixed(2)} × rsync + sync; bytes ${(x.bytesSent / t.bytesOut).toFixed(2)} × |`),
   ];
   return [
