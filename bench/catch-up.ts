@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseDuration, parseSize } from '../shared/sizes.ts';
 import { planWrites, runWrites, writeBaseTree, type ChangePlanSpec } from '../test/helpers/change-workload.ts';
+import { parseMetrics } from '../test/helpers/metrics.ts';
 import { digestTree, treeDiff } from '../test/helpers/tree-hash.ts';
 import { nowMs, sleep } from './clock.ts';
 import { procCpuSeconds } from './process-sampler.ts';
@@ -199,7 +200,7 @@ export async function measureCatchUp(o: CatchUpBenchOptions, progress: (l: strin
 
 const secs = (n: number | null) => (n === null ? '?' : `${n.toFixed(1)} s`);
 
-/** CPU seconds of a process (its agent runs under a shell that execs node: the same pid). */
+/** CPU seconds of an agent's process (under --cpu-prof a shell execs node in place: the same pid). */
 function cpuOf(pid: number | undefined): number | null {
   return pid === undefined ? null : procCpuSeconds(pid);
 }
@@ -208,8 +209,7 @@ function cpuOf(pid: number | undefined): number | null {
 async function fsyncsOf(controlUrl: string): Promise<number | null> {
   try {
     const res = await fetch(`${controlUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
-    const m = /^tandem_fsyncs_total (\d+)$/m.exec(await res.text());
-    return m === null ? null : Number(m[1]);
+    return parseMetrics(await res.text()).samples.get('tandem_fsyncs_total') ?? null;
   } catch {
     return null;
   }

@@ -49,6 +49,21 @@ const RELISTEN_TIMEOUT_MS = 2_000;
 
 const now = () => performance.now();
 
+/** Resolves when `p` settles or after `ms`, whichever comes first; `late` runs in the second case. */
+function waitAtMost(p: Promise<unknown>, ms: number, late?: () => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      late?.();
+      resolve();
+    }, ms);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    p.then(done, done);
+  });
+}
+
 /** Ends a socket abruptly: a reset (RST) when it is connected, so the peer sees a broken
  *  connection and not an orderly close; a plain destroy while it is still connecting, because
  *  `resetAndDestroy` would wait for a connect that may never come. */
@@ -186,16 +201,9 @@ class Link {
     for (const s of socks) cut(s);
     // Bounded like the listener's close: a full run once waited minutes here, in a test's
     // cleanup, for a close event that did not come. Said when it happens, not hidden.
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        process.stderr.write(`[tcp-proxy] a cut connection not reported closed within ${SERVER_CLOSE_WAIT_MS} ms; going on\n`);
-        resolve();
-      }, SERVER_CLOSE_WAIT_MS);
-      void Promise.all(socks.map(whenClosed)).then(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    return waitAtMost(Promise.all(socks.map(whenClosed)), SERVER_CLOSE_WAIT_MS, () =>
+      process.stderr.write(`[tcp-proxy] a cut connection not reported closed within ${SERVER_CLOSE_WAIT_MS} ms; going on\n`),
+    );
   }
 }
 
@@ -363,13 +371,7 @@ export class TcpProxy {
         // The handle closes (and the port is free) at once; the callback waits for every socket
         // the server ever accepted. Those are destroyed by the caller, but under load a close
         // can be reported late: do not let a test's cleanup hang on it.
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, SERVER_CLOSE_WAIT_MS);
-          server.close(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
+        await waitAtMost(new Promise<void>((resolve) => server.close(() => resolve())), SERVER_CLOSE_WAIT_MS);
       }
     });
     // A failed listen must not wedge every later change.
