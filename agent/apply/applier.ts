@@ -55,11 +55,10 @@ import {
 } from '../tree/index.ts';
 import { PathGuard, SWAPPED_HINT, closeLoc, lstatOrUndefined, outsideRootError, type Loc, type WalkMode } from './path-guard.ts';
 import { ioCounters } from '../../shared/io-counters.ts';
+import { TimeSlice } from '../../shared/time-slice.ts';
 
 /** Files kept open inside one apply call; beyond this the least recently used is synced and closed. */
 export const MAX_OPEN_FILES = 64;
-/** The applier works at most this long before it lets the event loop run other callbacks. */
-const YIELD_EVERY_MS = 5;
 /** Mode of parent directories the applier creates. */
 export const CREATED_DIR_MODE = 0o755;
 /**
@@ -240,7 +239,8 @@ export class Applier {
    */
   private suspect = true;
   private closed = false;
-  private sliceStart = 0;
+  /** Most calls are synchronous (sync-fs.ts): the applier lets timers and sockets run every few ms. */
+  private readonly slice = new TimeSlice();
   /** The location of the last path located, while the records that follow are for the same path (see `at`). */
   private pathLoc: Loc | undefined;
   /** Directories (root\0rel) known to have a default ACL or not, during one call (writeXattrsOf). */
@@ -340,10 +340,9 @@ export class Applier {
     let pending = false;
     try {
       let i = 0;
-      this.sliceStart = performance.now();
+      this.slice.restart();
       while (i < records.length) {
-        // Most calls are synchronous (sync-fs.ts): let timers and sockets run every few ms.
-        await this.breathe();
+        await this.slice.breathe();
         const r = records[i]!;
         if (r.op === 'rename') {
           // Commit barrier: everything before the rename must be durable (and reported) before
@@ -405,11 +404,6 @@ export class Applier {
     await this.closeAll();
   }
 
-  private async breathe(): Promise<void> {
-    if (performance.now() - this.sliceStart <= YIELD_EVERY_MS) return;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    this.sliceStart = performance.now();
-  }
 
   // ---- one record (or a run of coalesced writes) -------------------------------------------
 
@@ -1035,13 +1029,13 @@ export class Applier {
     this.dropUnder(root, rel);
     if (st === undefined) return;
     // Every level is opened through the one above: a link inside loses only itself.
-    if (st.isDirectory()) await removeTreeAt(dirFd, name, () => this.breathe());
+    if (st.isDirectory()) await removeTreeAt(dirFd, name, () => this.slice.breathe());
     else {
       try {
         fs.unlinkSync(at(dirFd, name));
       } catch (err) {
         const code = errnoOf(err);
-        if (code === 'EISDIR') await removeTreeAt(dirFd, name, () => this.breathe());
+        if (code === 'EISDIR') await removeTreeAt(dirFd, name, () => this.slice.breathe());
         else if (code !== 'ENOENT') throw err;
       }
     }

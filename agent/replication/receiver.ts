@@ -13,12 +13,14 @@
 // decoded records, never inflated blocks); a block at most the pair's block size; a batch's
 // blocks at most MAX_BATCH_RAW_BYTES once inflated, checked from the stated lengths before a
 // byte is inflated; and blocks inflated one at a time, applied in runs of at most
-// APPLY_INFLATED_BYTES.
+// APPLY_INFLATED_BYTES. Inflating is cut into slices of the event loop (TimeSlice), so that the
+// heartbeat keeps its rhythm while a batch of compressed blocks is checked and applied.
 import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { TandemError, type ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { Notice } from '../../shared/notices.ts';
+import { TimeSlice } from '../../shared/time-slice.ts';
 import { UserDb, type OwnersMode } from '../tree/index.ts';
 import {
   MAX_BATCH_RAW_BYTES,
@@ -234,6 +236,11 @@ export class Receiver {
   private directThrough = 0;
   /** Appends that failed so far: a batch that arrived before one of them failed is sent again, not queued. */
   private persistFailures = 0;
+  /**
+   * The inflate check of the last batch that arrived on this connection (checkBlocks): each
+   * waits for the one before, so a batch that fails it fails every later one too.
+   */
+  private blocksChecked: Promise<void> = Promise.resolve();
   /** Waiting until everything up to `seq` is applied and durable; told false when the receiver closes. */
   private appliedWaiters: { seq: number; resolve: (ok: boolean) => void }[] = [];
   private appliedSeq: number;
@@ -314,6 +321,7 @@ export class Receiver {
   attach(link: PeerLink, peerHello: HelloMessage, protocol = PROTOCOL_MIN): void {
     if (this.link !== undefined) this.detach('replaced by a newer connection');
     this.link = link;
+    this.blocksChecked = Promise.resolve();
     // A protocol-2 active trims its journal at this node's headSeq: with it, every batch is
     // persisted before it counts as held.
     this.direct = protocol >= 3;
@@ -669,6 +677,7 @@ export class Receiver {
     const checked = this.checkBatch(m);
     if (checked instanceof TandemError) return this.refuse(checked);
     const { bytes, commit } = checked;
+    const inflates = this.checkBlocks(m, checked.compressed);
     this.hold(m.last, m.frames.byteLength);
     // Data again: the split brain was resolved on the active's side.
     if (this.receiveAlarm?.code === 'TANDEM_ERR_SPLIT_BRAIN') this.receiveAlarm = undefined;
@@ -682,9 +691,15 @@ export class Receiver {
       this.directThrough = m.last;
       const b: Pending = { first: m.first, last: m.last, ts: commit.ts, generation: commit.generation, point: undefined, frames: m.frames, bytes, kept: 0, size: m.frames.byteLength };
       const failures = this.persistFailures;
-      this.appendChain = this.appendChain.then(() => {
+      this.appendChain = this.appendChain.then(async () => {
         // A batch before it failed to persist: this node no longer counts either as received
         // (the connection was refused), and the active sends both again, in order.
+        if (this.persistFailures !== failures) return;
+        try {
+          await inflates;
+        } catch (err) {
+          return this.dropFrom(m, link, err as TandemError);
+        }
         if (this.persistFailures !== failures) return;
         this.opts.receiveLog.skip(m.last);
         this.queue.push(b);
@@ -698,28 +713,24 @@ export class Receiver {
     // Appends reach the log in the order batches arrived (the receive log keeps the order of its
     // calls, and this gate lets them through in arrival order), each as soon as it arrives: the
     // receive log makes the ones that arrived during an fsync durable together with the next.
-    // Each is handled (queued or refused) in the same order once durable.
+    // Each is handled (queued or refused) in the same order once durable. A batch is appended
+    // only once its blocks inflated (checkBlocks), and after the batch before it was.
     const issued = this.appendGate.then(async () => {
+      await inflates;
       if (memoryBefore > this.appliedSeq && !(await this.appliedThrough(memoryBefore))) throw new Error('the receiver closed');
       const durable = this.opts.receiveLog.appendBatch(m.frames, commit);
       durable.catch(noop); // observed in turn below
       return { durable };
     });
     issued.catch(noop);
+    this.appendGate = issued.then(noop, noop);
     this.appendChain = this.appendChain.then(async () => {
       try {
         await (await issued).durable;
       } catch (err) {
         // Not persisted, so not acknowledged: the active sends it again after the reconnect.
-        this.persistFailures += 1;
-        this.receivedSeq = Math.min(this.receivedSeq, m.first - 1);
-        // Batches held in memory after it are dropped with it (below): none to wait for.
-        this.directThrough = Math.min(this.directThrough, m.first - 1);
-        this.unhold(m.first);
-        if (this.link === link) {
-          this.refuse(TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op: `persist batch ${m.first}-${m.last} in the receive log`, hint: 'free space in the state directory; replication resumes by itself' }));
-        }
-        return;
+        const undecodable = err instanceof TandemError && err.code === 'TANDEM_ERR_BLOCK_UNDECODABLE';
+        return this.dropFrom(m, link, undecodable ? err : TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op: `persist batch ${m.first}-${m.last} in the receive log`, hint: 'free space in the state directory; replication resumes by itself' }));
       }
       const b: Pending = { first: m.first, last: m.last, ts: commit.ts, generation: commit.generation, point: commit.point, frames: m.frames, bytes, kept: 0, size: m.frames.byteLength };
       this.queue.push(b);
@@ -738,10 +749,54 @@ export class Receiver {
   }
 
   /**
-   * Everything about a batch that can be checked before a byte of it is written. The decoded
-   * records are dropped once checked: the queue keeps the frames, which cost what arrived.
+   * A batch that arrived is neither persisted nor applied, nor are the ones after it on this
+   * connection: it no longer counts as received, and the connection is refused with `err` (once,
+   * for the first of them), so that the active sends them again after the reconnect.
    */
-  private checkBatch(m: BatchMessage): { bytes: number; commit: CommitEntry } | TandemError {
+  private dropFrom(m: BatchMessage, link: PeerLink | undefined, err: TandemError): void {
+    this.persistFailures += 1;
+    this.receivedSeq = Math.min(this.receivedSeq, m.first - 1);
+    // Batches held in memory after it are dropped with it: none to wait for.
+    this.directThrough = Math.min(this.directThrough, m.first - 1);
+    this.unhold(m.first);
+    if (this.link === link) this.refuse(err);
+  }
+
+  /**
+   * Resolves once every compressed block of `m` inflated to its stated length, whatever this
+   * node's own channel.compression says, so that a bad block refuses the batch before a byte of
+   * it is written; the applier inflates them again, in bounded runs. Inflated one at a time, each
+   * dropped at once, in slices of the event loop, after the batch before it was checked: a fresh
+   * passive inflating its first 8 MiB of text in one go held its loop ~140 ms, and the heartbeat
+   * over a second on a busy machine. Rejects with TANDEM_ERR_BLOCK_UNDECODABLE for this batch
+   * and every later one.
+   */
+  private checkBlocks(m: BatchMessage, compressed: DataRecord[]): Promise<void> {
+    const peer = this.link?.peer ?? 'peer';
+    const checked = this.blocksChecked.then(async () => {
+      if (compressed.length === 0) return;
+      const slice = new TimeSlice();
+      try {
+        for (const r of compressed) {
+          if (r.op === 'write') decompressWrite(r);
+          await slice.breathe();
+        }
+      } catch (err) {
+        const t = err as TandemError;
+        throw new TandemError({ code: t.code, op: `receive from ${peer}`, reason: `batch ${m.first}-${m.last}: ${t.message}`, hint: t.hint, details: t.details });
+      }
+    });
+    checked.catch(noop); // observed by the batch's append, and by the next batch's check
+    this.blocksChecked = checked;
+    return checked;
+  }
+
+  /**
+   * Everything about a batch that can be checked before a byte of it is written, but whether its
+   * compressed blocks inflate (checkBlocks: `compressed` are those). The decoded records are
+   * dropped once checked: the queue keeps the frames, which cost what arrived.
+   */
+  private checkBatch(m: BatchMessage): { bytes: number; commit: CommitEntry; compressed: DataRecord[] } | TandemError {
     const count = countFrames(m.frames, MAX_BATCH_RECORDS + 1);
     if (count > MAX_BATCH_RECORDS + 1) {
       return this.protocolError(`batch ${m.first}-${m.last} holds more than ${MAX_BATCH_RECORDS} records`, 'TANDEM_ERR_BATCH_TOO_LARGE', { maxRecords: MAX_BATCH_RECORDS });
@@ -786,24 +841,12 @@ export class Receiver {
     if (bytes > MAX_BATCH_RAW_BYTES) {
       return this.protocolError(`batch ${m.first}-${m.last}: its blocks inflate to ${bytes} bytes, more than a batch may hold (${MAX_BATCH_RAW_BYTES})`, 'TANDEM_ERR_BATCH_TOO_LARGE', { bytes, max: MAX_BATCH_RAW_BYTES });
     }
-    // Compressed blocks are inflated now, one at a time and each dropped at once, whatever this
-    // node's own channel.compression says, so that a bad block refuses the batch before a byte
-    // of it is written. The applier inflates them again, in bounded runs.
-    for (const e of records) {
-      if (e.op !== 'write' || e.encoding === undefined) continue;
-      try {
-        decompressWrite(e);
-      } catch (err) {
-        const t = err as TandemError;
-        return new TandemError({ code: t.code, op: `receive from ${this.link?.peer ?? 'peer'}`, reason: `batch ${m.first}-${m.last}: ${t.message}`, hint: t.hint, details: t.details });
-      }
-    }
     if (m.first !== this.receivedSeq + 1) {
       // Only a synchronisation may jump forward: it replaces everything before it.
       const jump = m.first > this.receivedSeq + 1 && records[0]!.op === 'sync-begin';
       if (!jump) return this.protocolError(`batch starts at ${m.first}, expected ${this.receivedSeq + 1}`);
     }
-    return { bytes, commit: last };
+    return { bytes, commit: last, compressed: records.filter((e) => e.op === 'write' && e.encoding !== undefined) };
   }
 
   /** One more batch received and not yet acknowledged. */
@@ -851,7 +894,7 @@ export class Receiver {
       }
       const markers = { records, next: 0 };
       try {
-        for (const run of inflatedRuns(records)) {
+        for await (const run of inflatedRuns(records)) {
           await this.opts.applier.apply(run, (seq) => this.durable(group[0]!.generation, markers, seq));
         }
       } catch (err) {
@@ -1049,9 +1092,11 @@ function recordsOf(frames: Uint8Array): DataRecord[] {
 /**
  * `records` cut into runs to apply one after the other, each with its compressed blocks
  * inflated, and a run closed once it inflated APPLY_INFLATED_BYTES: inflated data is held for
- * one run at a time, never for a whole batch. Throws TANDEM_ERR_BLOCK_UNDECODABLE.
+ * one run at a time, never for a whole batch. Inflated in slices of the event loop (TimeSlice).
+ * Rejects with TANDEM_ERR_BLOCK_UNDECODABLE.
  */
-export function* inflatedRuns(records: DataRecord[]): Generator<DataRecord[]> {
+export async function* inflatedRuns(records: DataRecord[]): AsyncGenerator<DataRecord[]> {
+  const slice = new TimeSlice();
   let run: DataRecord[] = [];
   let inflated = 0;
   for (const r of records) {
@@ -1059,11 +1104,13 @@ export function* inflatedRuns(records: DataRecord[]): Generator<DataRecord[]> {
       const raw = decompressWrite(r);
       run.push(raw);
       inflated += raw.op === 'write' ? raw.data.length : 0;
+      await slice.breathe();
     } else {
       run.push(r);
     }
     if (inflated >= APPLY_INFLATED_BYTES) {
       yield run;
+      slice.restart();
       run = [];
       inflated = 0;
     }
