@@ -66,7 +66,7 @@ export function metricFamilies(i: MetricsInputs): MetricFamily[] {
     ]),
     gauge('tandem_peer_presence', "This node's presence probe of its peer: 1 for the current verdict.", oneHot('state', PRESENCE_STATES, s.failover.presence)),
     gauge('tandem_heartbeat_last_seconds', 'Seconds since the peer\'s last heartbeat; NaN if none came since the agent started.', seconds(s.links.heartbeat.lastHeardMsAgo)),
-    gauge('tandem_heartbeat_longest_gap_seconds', 'Longest silence between two heartbeats on one connection since the agent started.', seconds(s.links.heartbeat.longestGapMs)),
+    gauge('tandem_heartbeat_longest_gap_seconds', 'Longest silence (no heartbeat, no other byte from the peer) on one connection since the agent started.', seconds(s.links.heartbeat.longestGapMs)),
     gauge('tandem_heartbeat_rtt_seconds', 'The channel heartbeat round-trip, smoothed; NaN while the channel is down or not yet measured.', seconds(s.links.heartbeat.rttMs)),
     gauge('tandem_replication_lag_seconds', 'Age of the oldest change journaled and not yet applied.', seconds(r.lagMs)),
     gauge('tandem_replication_lag_records', 'Records journaled by the active and not yet applied by the passive.', Math.max(0, r.headSeq - r.appliedSeq)),

@@ -128,7 +128,7 @@ export function diffSnapshots(prev: Snapshot | undefined, next: Snapshot, ctx: D
   const s = ctx.status;
   const link = (name: string, from: string, to: string, reason: string) => out.push({ kind: 'link', from, to, reason, trigger: 'automatic', details: { link: name } });
   if (prev.channel !== next.channel) {
-    link('channel', prev.channel, next.channel, next.channel === 'up' ? `heartbeats from ${next.peer} arrive` : `no heartbeat from ${next.peer} within heartbeat.interval × heartbeat.threshold, or the connection closed`);
+    link('channel', prev.channel, next.channel, next.channel === 'up' ? `heartbeats from ${next.peer} arrive` : `nothing from ${next.peer} (heartbeat or data) within heartbeat.interval × heartbeat.threshold, or the connection closed`);
   }
   if (prev.public !== next.public) {
     link('public', prev.public, next.public, next.public === 'up' ? 'a public check target answers' : next.public === 'down' ? 'every public check target failed links.public.threshold rounds in a row' : 'public checks not decided yet');

@@ -1,7 +1,10 @@
 // The heartbeat on the channel: every interval each side sends its view (role, epoch, whether
 // it serves, its public link, whether it is in sync), and the channel counts as up while the
-// peer's heartbeats keep coming. One late heartbeat is nothing: only `threshold` intervals of
-// silence make the channel down. It never decides anything itself (agent/failover does).
+// peer keeps talking: its heartbeats, or any other bytes on the connection. One late heartbeat
+// is nothing: only `threshold` intervals of silence make the channel down. Bytes count because
+// a heartbeat waits behind the data sent before it: over a slow link, megabytes of batches in
+// the sockets' buffers held it back 12 s (1 MiB/s), and the pair called a working channel down.
+// It never decides anything itself (agent/failover does).
 import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { HeartbeatMessage, Message } from '../../shared/protocol/index.ts';
 import type { PeerView } from '../failover/decision.ts';
@@ -22,9 +25,9 @@ export interface ChannelObservation {
   /** When the last heartbeat (or hello) arrived. */
   lastHeardAt: number | undefined;
   /**
-   * The longest silence between two heartbeats on one connection since the agent started: how
-   * close the pair came to a false "channel down" (it must stay well under interval × threshold
-   * even while gigabytes are hashed and sent).
+   * The longest silence (no heartbeat, no other byte) on one connection since the agent
+   * started: how close the pair came to a false "channel down" (it must stay well under
+   * interval × threshold even while gigabytes are hashed and sent).
    */
   longestGapMs: number;
   /** Smoothed heartbeat round-trip on the current connection (ms), undefined until measured. */
@@ -37,6 +40,10 @@ export class ChannelHeartbeat {
   private timer: TimerHandle | undefined;
   private seq = 0;
   private lastHeardAt: number | undefined;
+  /** When the peer last said anything on this connection: a heartbeat, or bytes of anything else. */
+  private lastSignAt: number | undefined;
+  /** The connection's bytes received when last looked at (see noteBytes). */
+  private bytesIn = 0;
   private peer: PeerView | undefined;
   private up = false;
   private since: number;
@@ -60,6 +67,8 @@ export class ChannelHeartbeat {
     this.detach?.();
     this.link = link;
     this.lastHeardAt = this.opts.clock.now();
+    this.lastSignAt = this.lastHeardAt;
+    this.bytesIn = link.stats().bytesIn;
     this.peer = peer;
     // Round-trips are per connection: a sample across two connections would mean nothing.
     this.sentAt.clear();
@@ -69,8 +78,11 @@ export class ChannelHeartbeat {
     const onMessage = (m: Message) => {
       if (m.t !== 'hb') return;
       const now = this.opts.clock.now();
-      if (this.link === link) this.sample(m);
-      if (this.lastHeardAt !== undefined && this.link === link) this.longestGapMs = Math.max(this.longestGapMs, now - this.lastHeardAt);
+      if (this.link === link) {
+        this.sample(m);
+        this.noteBytes();
+        this.sign(now);
+      }
       this.lastHeardAt = now;
       this.peer = { role: m.role, epoch: m.epoch, serving: m.serving, publicState: m.publicState, inSync: m.inSync, at: this.lastHeardAt, ...(m.activeEpoch === undefined ? {} : { activeEpoch: m.activeEpoch }) };
       if (this.link === link) this.tellPeer(this.peer);
@@ -88,6 +100,7 @@ export class ChannelHeartbeat {
   /** Sends one heartbeat now (also used right after a role change, so the peer learns it at once). */
   beat(): void {
     this.timer?.cancel();
+    this.noteBytes();
     const link = this.link;
     if (link?.open === true) {
       const seq = ++this.seq;
@@ -115,15 +128,35 @@ export class ChannelHeartbeat {
   }
 
   observe(): ChannelObservation {
+    this.noteBytes();
     const now = this.opts.clock.now();
-    const fresh = this.link?.open === true && this.lastHeardAt !== undefined && now - this.lastHeardAt <= this.opts.intervalMs * this.opts.threshold;
+    const fresh = this.link?.open === true && this.lastSignAt !== undefined && now - this.lastSignAt <= this.opts.intervalMs * this.opts.threshold;
     if (fresh !== this.up) {
       this.up = fresh;
-      // Down since the last sign of life (the last heartbeat), not since we noticed: a closed
-      // connection and a silent one then count the same, from the moment the peer fell silent.
-      this.since = fresh ? now : Math.min(now, this.lastHeardAt ?? now);
+      // Down since the last sign of life, not since we noticed: a closed connection and a
+      // silent one then count the same, from the moment the peer fell silent.
+      this.since = fresh ? now : Math.min(now, this.lastSignAt ?? now);
     }
     return { up: this.up, since: this.since, peer: this.up ? this.peer : undefined, lastHeardAt: this.lastHeardAt, longestGapMs: this.longestGapMs, rttMs: this.up ? this.rttMs : undefined };
+  }
+
+  /**
+   * Bytes that arrived on the connection since the last look are a sign of life now. Looked at
+   * on every beat, heartbeat and observation: a sign is placed at most one look late, so bytes
+   * alone keep the channel up as long as they come at least every (threshold - 1) intervals.
+   */
+  private noteBytes(): void {
+    const link = this.link;
+    if (link === undefined || !link.open) return;
+    const bytes = link.stats().bytesIn;
+    if (bytes === this.bytesIn) return;
+    this.bytesIn = bytes;
+    this.sign(this.opts.clock.now());
+  }
+
+  private sign(now: number): void {
+    if (this.lastSignAt !== undefined) this.longestGapMs = Math.max(this.longestGapMs, now - this.lastSignAt);
+    this.lastSignAt = now;
   }
 
   /**

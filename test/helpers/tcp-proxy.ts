@@ -4,7 +4,7 @@
 // passes through it: the handshake with the proxy always happens on the loopback at full speed.
 import net from 'node:net';
 
-/** What the proxy does with traffic right now. `delay` is `pass` with added latency. */
+/** What the proxy does with traffic right now. `delay` is `pass` with added latency or a bandwidth limit. */
 export type ProxyMode = 'pass' | 'delay' | 'blackhole' | 'refuse';
 
 export interface TcpProxyOptions {
@@ -110,10 +110,12 @@ class Lane {
   }
 
   push(chunk: Buffer | null): void {
-    const { latencyMs, jitterMs } = this.proxy.impairment();
+    const { latencyMs, jitterMs, bytesPerSecond } = this.proxy.impairment();
     const extra = latencyMs + (jitterMs > 0 ? this.proxy.random() * jitterMs : 0);
-    // Never earlier than the chunk before: jitter must not reorder a byte stream.
-    const dueAt = Math.max(now() + extra, this.lastDueAt);
+    // Never earlier than the chunk before: jitter must not reorder a byte stream. A link of
+    // `bytesPerSecond` takes the chunk's own time to carry it, after the ones before it.
+    const wire = chunk === null || bytesPerSecond === undefined ? 0 : (chunk.length * 1000) / bytesPerSecond;
+    const dueAt = Math.max(now() + extra, this.lastDueAt) + wire;
     this.lastDueAt = dueAt;
     this.queue.push({ dueAt, chunk });
     if (chunk !== null) this.queuedBytes += chunk.length;
@@ -212,6 +214,7 @@ class Link {
  *
  * - `pass()`: relays as is.
  * - `delay(ms, jitterMs)`: adds latency to every chunk (and to the FIN), in order.
+ * - `throttle(bytesPerSecond)`: a slow link, each direction at most that many bytes a second.
  * - `drop(p)`: relays, but throws away each chunk with probability p. TCP does not lose bytes:
  *   a dropped chunk is a hole in the stream, so the receiver sees corrupt data, not a slow
  *   link. Only for tests that want corruption (a framing error, a bad checksum).
@@ -246,6 +249,7 @@ export class TcpProxy {
   private latencyMs = 0;
   private jitterMs = 0;
   private dropProbability = 0;
+  private bytesPerSecond: number | undefined;
   private closed = false;
   private readonly links = new Set<Link>();
   private server: net.Server | undefined;
@@ -285,16 +289,28 @@ export class TcpProxy {
   }
 
   /** @internal */
-  impairment(): { latencyMs: number; jitterMs: number } {
-    return { latencyMs: this.latencyMs, jitterMs: this.jitterMs };
+  impairment(): { latencyMs: number; jitterMs: number; bytesPerSecond: number | undefined } {
+    return { latencyMs: this.latencyMs, jitterMs: this.jitterMs, bytesPerSecond: this.bytesPerSecond };
   }
 
-  /** Relays normally: no latency, no drops. */
+  /** Relays normally: no latency, no drops, no bandwidth limit. */
   pass(): Promise<void> {
     this.latencyMs = 0;
     this.jitterMs = 0;
     this.dropProbability = 0;
+    this.bytesPerSecond = undefined;
     return this.relay('pass');
+  }
+
+  /**
+   * A slow link: each direction of each connection carries at most `bytesPerSecond`, the bytes
+   * beyond waiting in the proxy (up to 1 MiB, then the sender is paused and its own socket
+   * buffers fill, as behind a real bottleneck). Keeps the latency; `pass()` clears it.
+   */
+  throttle(bytesPerSecond: number): Promise<void> {
+    if (!(bytesPerSecond > 0)) throw new RangeError(`TcpProxy.throttle: needs bytesPerSecond > 0, got ${bytesPerSecond}`);
+    this.bytesPerSecond = bytesPerSecond;
+    return this.relay('delay');
   }
 
   /** Relays with `ms` (plus a uniform 0…`jitterMs`) of added latency per chunk, in order.
@@ -303,7 +319,7 @@ export class TcpProxy {
     if (!(ms >= 0) || !(jitterMs >= 0)) throw new RangeError(`TcpProxy.delay: needs ms >= 0 and jitterMs >= 0, got ${ms}, ${jitterMs}`);
     this.latencyMs = ms;
     this.jitterMs = jitterMs;
-    return this.relay(ms > 0 || jitterMs > 0 ? 'delay' : 'pass');
+    return this.relay(ms > 0 || jitterMs > 0 || this.bytesPerSecond !== undefined ? 'delay' : 'pass');
   }
 
   /** Relays but drops each chunk with this probability. Corrupts the byte stream (see the class
@@ -311,7 +327,7 @@ export class TcpProxy {
   drop(probability: number): Promise<void> {
     if (!(probability >= 0 && probability <= 1)) throw new RangeError(`TcpProxy.drop: probability must be in [0, 1], got ${probability}`);
     this.dropProbability = probability;
-    return this.relay(this.latencyMs > 0 || this.jitterMs > 0 ? 'delay' : 'pass');
+    return this.relay(this.latencyMs > 0 || this.jitterMs > 0 || this.bytesPerSecond !== undefined ? 'delay' : 'pass');
   }
 
   /** A cut cable: nothing flows, nobody is told. See the class comment. */

@@ -218,6 +218,26 @@ describe('TcpProxy', () => {
     expect(performance.now() - t1).toBeLessThan(300);
   });
 
+  it('throttle carries at most so many bytes a second each way, in order, and pass() lifts it', async () => {
+    const target = await startTarget(false);
+    const proxy = await startProxy(target.port);
+    const client = await connected(proxy.port);
+    await proxy.throttle(1 << 20);
+    expect(proxy.mode).toBe('delay');
+    const data = crypto.randomBytes(768 << 10);
+    const t0 = performance.now();
+    client.sock.write(data);
+    await waitFor('768 KiB at the target', () => (target.ends[0]?.data.length ?? 0) >= data.length, 20_000);
+    // 768 KiB at 1 MiB/s: 750 ms at least (a lower bound: a busy machine only makes it slower).
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(700);
+    expect(target.ends[0]!.data.equals(data)).toBe(true);
+    await proxy.pass();
+    const t1 = performance.now();
+    client.sock.write(data);
+    await waitFor('768 KiB more', () => target.ends[0]!.data.length >= 2 * data.length, 20_000);
+    expect(performance.now() - t1).toBeLessThan(700);
+  });
+
   it('drop(1) loses whole chunks without closing anything, and pass() stops dropping', async () => {
     const target = await startTarget(false);
     const proxy = await startProxy(target.port);

@@ -7,8 +7,11 @@ import type { PeerLink } from '../../../agent/replication/index.ts';
 import { FakeClock } from '../../../shared/clock.ts';
 import type { Message } from '../../../shared/protocol/index.ts';
 
-/** Two ends of a link that deliver each message `delayMs` after it was sent. */
-function linkPair(clock: FakeClock, delayMs: number): [PeerLink, PeerLink] {
+/**
+ * Two ends of a link that deliver each message `delayMs` after it was sent. `bytesIn` of each
+ * end is what its stats() report: a test moves it to stand for data arriving.
+ */
+function linkPair(clock: FakeClock, delayMs: number): [PeerLink & { bytesIn: number }, PeerLink & { bytesIn: number }] {
   const make = (name: string) => {
     const listeners = new Set<(m: Message) => void>();
     const end = {
@@ -28,7 +31,8 @@ function linkPair(clock: FakeClock, delayMs: number): [PeerLink, PeerLink] {
       off(event: string, l: (m: Message) => void) {
         if (event === 'message') listeners.delete(l);
       },
-      stats: () => ({ bytesIn: 0, bytesOut: 0 }),
+      bytesIn: 0,
+      stats: () => ({ bytesIn: end.bytesIn, bytesOut: 0 }),
     };
     return end;
   };
@@ -36,7 +40,7 @@ function linkPair(clock: FakeClock, delayMs: number): [PeerLink, PeerLink] {
   const b = make('alpha');
   a.other = b;
   b.other = a;
-  return [a as unknown as PeerLink, b as unknown as PeerLink];
+  return [a as unknown as PeerLink & { bytesIn: number }, b as unknown as PeerLink & { bytesIn: number }];
 }
 
 const own = (role: 'active' | 'passive') => () => ({ role, epoch: 1, serving: role === 'active', publicState: 'ok' as const, inSync: true });
@@ -99,6 +103,49 @@ describe('channel heartbeat round-trip', () => {
     clock.advance(3000);
     expect(heard.length).toBe(n);
     alpha.stop();
+    beta.stop();
+  });
+});
+
+describe('channel heartbeat: signs of life', () => {
+  it('keeps the channel up while data arrives, however long a heartbeat waits behind it', () => {
+    const clock = new FakeClock();
+    // alpha's heartbeats reach beta 12 s late: behind megabytes of batches on a slow link.
+    const [toBeta, toAlpha] = linkPair(clock, 12_000);
+    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
+    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
+    alpha.attach(toBeta, peerView('passive'));
+    beta.attach(toAlpha, peerView('active'));
+    for (let t = 0; t < 20_000; t += 250) {
+      toAlpha.bytesIn += 64 * 1024; // the batches keep coming
+      clock.advance(250);
+      expect(beta.observe().up).toBe(true);
+    }
+    expect(beta.observe().longestGapMs).toBeLessThanOrEqual(1000);
+    alpha.stop();
+    beta.stop();
+  });
+
+  it('calls the channel down threshold intervals after the last byte, from the moment it came', () => {
+    const clock = new FakeClock();
+    const [, toAlpha] = linkPair(clock, 0);
+    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
+    beta.attach(toAlpha, peerView('active'));
+    // Bytes for 3 s, no heartbeat at all (alpha hangs after its hello), then nothing.
+    for (let t = 0; t < 3000; t += 100) {
+      toAlpha.bytesIn += 1000;
+      clock.advance(100);
+      beta.observe();
+    }
+    const lastByte = clock.now();
+    clock.advance(4000);
+    expect(beta.observe().up).toBe(true);
+    clock.advance(2000);
+    const o = beta.observe();
+    expect(o.up).toBe(false);
+    // Bytes are seen at the next look: at most one look (here 100 ms) after they came.
+    expect(o.since).toBeGreaterThanOrEqual(lastByte - 100);
+    expect(o.since).toBeLessThanOrEqual(lastByte);
     beta.stop();
   });
 });
