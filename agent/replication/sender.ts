@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import { RateLimit } from './rate-limit.ts';
+import { SocketBudget } from './socket-budget.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { TandemError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
@@ -110,8 +111,6 @@ export interface SplitBrainState {
   resolving?: string | undefined;
 }
 
-/** At most this much may wait in the socket: beyond it batches wait, the heartbeat does not. */
-const MAX_SOCKET_BUFFER_BYTES = 8 * 1024 * 1024;
 const PEER_STATE_INTERVAL_MS = 1000;
 const SYNC_PROGRESS_LOG_MS = 5000;
 /**
@@ -165,6 +164,8 @@ export class Sender {
   private readonly detachJournal: () => void;
   private readonly detachLink: (() => void)[] = [];
   private readonly rateLimit: RateLimit | undefined;
+  /** How much bulk data may wait in the socket, after what the link drains (socket-budget.ts). */
+  private readonly socketBudget = new SocketBudget();
   private rateTimer: TimerHandle | undefined;
   private catchUp: CatchUpState | undefined;
   private readonly verifyReplyListeners = new Set<(m: VerifyReplyMessage) => void>();
@@ -188,6 +189,7 @@ export class Sender {
   attach(link: PeerLink, peerHello: HelloMessage): void {
     if (this.link !== undefined) this.detach('replaced by a newer connection');
     this.link = link;
+    this.socketBudget.reset();
     const onMessage = (m: Message) => this.onMessage(m);
     const onClose = (info: LinkCloseInfo) => {
       if (this.link === link) this.detach(`channel closed: ${info.code} ${info.reason}`);
@@ -488,7 +490,8 @@ export class Sender {
       if (link === undefined || !link.open || !this.streaming || this.discarding || this.paused) return;
       if (this.inflight.length + (this.backlog?.batches ?? 0) >= this.window.batches) return;
       if (this.inflightBytes + (this.backlog?.bytes ?? 0) >= this.window.bytes) return;
-      if (link.bufferedAmount >= MAX_SOCKET_BUFFER_BYTES) return;
+      // Beyond the socket's budget batches wait; the heartbeat does not, but it waits behind it.
+      if (link.bufferedAmount >= this.socketBudget.bytes) return;
       if (this.nextSeq > j.headSeq) return;
       const batch = j.batchStartingAt(this.nextSeq);
       if (batch !== undefined && this.rateLimit !== undefined) {
@@ -515,8 +518,9 @@ export class Sender {
       this.inflightBytes += batch.bytes;
       this.nextSeq = batch.last + 1;
       link.send({ t: 'batch', first: batch.first, last: batch.last, frames }, () => {
-        // Written to the socket: room may have opened below MAX_SOCKET_BUFFER_BYTES.
-        if (link.bufferedAmount < MAX_SOCKET_BUFFER_BYTES) this.pump();
+        // Written to the socket: it drained that much meanwhile, and room may have opened.
+        this.socketBudget.written(frames.byteLength, this.opts.clock.monotonic(), link.bufferedAmount);
+        if (link.bufferedAmount < this.socketBudget.bytes) this.pump();
       });
     }
   }
