@@ -35,7 +35,7 @@ export interface TandemNewFile {
   /** When capture had journaled the whole file (head final, nothing pending), seconds from the start. */
   journaledSeconds: number | null;
   /**
-   * The longest silence between two channel heartbeats either agent saw since it started (the
+   * The longest channel silence (no heartbeat, no other byte) either agent saw since it started (the
    * pair is fresh and its tree empty, so this is the big file), and the node's heartbeat timing.
    */
   heartbeat: { longestGapMs: number; intervalMs: number; threshold: number } | null;

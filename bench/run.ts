@@ -33,7 +33,7 @@ type Part = (typeof PARTS)[number];
 /** What runs without --only: (v) writes a tree of its own on both nodes, so it is asked for by name. */
 /**
  * (b) and (c) run with the tuned heartbeat (250 ms × 4, the failover bench's tuned series): the
- * longest silence between two heartbeats while 1 GiB streams must stay well under 1 s.
+ * longest channel silence (no heartbeat, no other byte) while 1 GiB streams must stay well under 1 s.
  */
 const TUNED_HEARTBEAT = { interval: '250ms', threshold: 4 };
 const DEFAULT_PARTS: Part[] = ['a', 'b', 'c', 'e', 'f', 's'];
