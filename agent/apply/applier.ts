@@ -404,7 +404,6 @@ export class Applier {
     await this.closeAll();
   }
 
-
   // ---- one record (or a run of coalesced writes) -------------------------------------------
 
   /** Applies the record at `i` (and the writes that coalesce with it); returns how many were consumed. */

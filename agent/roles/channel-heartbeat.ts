@@ -80,7 +80,8 @@ export class ChannelHeartbeat {
       const now = this.opts.clock.now();
       if (this.link === link) {
         this.sample(m);
-        this.noteBytes();
+        // The heartbeat's own bytes are this sign, not another one at the next look.
+        this.bytesIn = link.stats().bytesIn;
         this.sign(now);
       }
       this.lastHeardAt = now;
