@@ -170,6 +170,9 @@ class Console {
         call<AgentStatus>('GET', '/v1/status', { timeoutMs: 4000 }),
         this.peer === '' ? undefined : call<AgentStatus>('GET', '/v1/peer/status', { timeoutMs: 7000 }),
       ]);
+      // Stopped meanwhile (logged out, or the session ended): these answers are for no one. A
+      // poll in flight when the operator logged out came back 401 and said the session ended.
+      if (!this.running) return;
       if (a.status === SESSION_ENDED || b?.status === SESSION_ENDED) return this.sessionEnded();
       const now = Date.now();
       this.take(this.self, a, now);
@@ -267,11 +270,10 @@ async function boot(): Promise<void> {
     void login();
   });
   byId('logout').addEventListener('click', () => {
-    void call('DELETE', '/v1/session').then(() => {
-      app?.stop();
-      app = undefined;
-      showLogin('Logged out.');
-    });
+    // Stopped first: no poll of this session starts after the click.
+    app?.stop();
+    app = undefined;
+    void call('DELETE', '/v1/session').then(() => showLogin('Logged out.'));
   });
   byId('event-filter').addEventListener('input', () => {
     if (app !== undefined) {

@@ -325,8 +325,27 @@ describe.skipIf(!chromiumInstalled())('the console in Chromium', { timeout: 150_
   });
 
   it('logs out: the session ends on the agent, not only on the page', async () => {
+    // A poll of the peer's status in flight at the click, answered after the session ended on
+    // the agent: its 401 is the logout, not a session that ended (seen once in a full run).
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let held!: () => void;
+    const pollHeld = new Promise<void>((r) => (held = r));
+    await page.route('**/v1/peer/status', async (route) => {
+      held();
+      await released;
+      await route.continue();
+    });
+    await pollHeld;
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.locator('#login-view').waitFor({ state: 'visible' });
+    await waitInPage(page, 'the logout message', () => document.getElementById('login-message')?.textContent === 'Logged out.', undefined);
+    const answered = page.waitForEvent('requestfinished', (r) => new URL(r.url()).pathname === '/v1/peer/status');
+    release();
+    expect((await (await answered).response())?.status()).toBe(401);
+    await page.unroute('**/v1/peer/status');
+    // The page has read that answer (its body was in before this task runs).
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
     expect(await page.locator('#login-message').innerText()).toBe('Logged out.');
     const after = await page.evaluate(async () => (await fetch('/v1/status')).status === 200 && (await (await fetch('/v1/session')).json()).loggedIn);
     expect(after).toBe(false);
