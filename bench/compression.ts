@@ -248,7 +248,7 @@ export async function measureCompression(
     pairs,
     notes: [
       'Wire bytes are alpha\'s channel counters (bytesOut + bytesIn): TLS, framing, heartbeats and acknowledgements included.',
-      'Heartbeat silence: the heartbeat interval is 250 ms and a node counts the channel down after 1,000 ms. "During the file": the largest time since the last heartbeat that either node reported while the file replicated (status polled every 20 ms). "Over the pair\'s life": the longest gap between two heartbeats either node saw since it started (start-up, initial synchronisation, both files).',
+      'Heartbeat silence: the heartbeat interval is 250 ms and a node counts the channel down after 1,000 ms. "During the file": the largest time since the last heartbeat that either node reported while the file replicated (status polled every 20 ms). "Over the pair\'s life": the longest channel silence (no heartbeat, no other byte from the peer) either node saw since it started (start-up, initial synchronisation, both files).',
       'Times include capture\'s wait for a big file to be quiet and fsyncs on both sides; on the loopback they are dominated by the disk, and on 2 shared cores they vary by tens of percent from run to run.',
       'CPU seconds from /proc/<pid>/stat (user + system) over the transfer, all threads: capture compresses the blocks of big files in libuv\'s thread pool.',
       'Both agents and the benchmark share the 2 cores: on two real servers the active has its cores to itself.',

@@ -300,7 +300,7 @@ describe('failover', () => {
     watching = false;
     await watcher;
     const gaps = await Promise.all((['alpha', 'beta'] as const).map(async (n) => (await fp.pair.status(n)).links.heartbeat.longestGapMs));
-    process.stdout.write(`[failover] 256 MiB replicated: longest silence between heartbeats alpha ${gaps[0]} ms, beta ${gaps[1]} ms (interval 250 ms, down after 1000 ms)\n`);
+    process.stdout.write(`[failover] 256 MiB replicated: longest channel silence alpha ${gaps[0]} ms, beta ${gaps[1]} ms (interval 250 ms, down after 1000 ms)\n`);
     expect([...seen].sort()).toEqual(['alpha active channel up', 'beta passive channel up']);
     for (const g of gaps) expect(g).toBeLessThan(1_000);
     await fp.pair.waitIdentical(60_000);

@@ -1,7 +1,7 @@
 // The passive inflates compressed blocks in slices of its event loop: a batch of 64 MiB of text
 // blocks is checked on arrival and inflated again to be applied, and all that time the loop
-// keeps running timers (a heartbeat is one). The sender and the receiver are joined by the in-memory link
-// (./helpers.ts); the applier records what it is given.
+// keeps running timers (a heartbeat is one). The sender and the receiver are joined by the
+// in-memory link (./helpers.ts); the applier records what it is given.
 import { performance } from 'node:perf_hooks';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hash64, initHash } from '../../../shared/hash.ts';
