@@ -147,6 +147,8 @@ export interface StatusInputs {
   inSyncBoundMs?: number | undefined;
   /** Passive: how far behind the active it was at its last contact (Receiver.lagAtLastContact). */
   lagAtContactMs?: number | undefined;
+  /** How late the peer's word arrives on the channel (ChannelObservation.delayMs). */
+  channelDelayMs?: number | undefined;
   /** How each root is captured (active: capture's own; passive: what it would be as active). */
   consistency?: { root: string; mode: 'snapshot' | 'file'; reason: string }[] | undefined;
   /** What this node's last promotion left out (RoleController). */
@@ -216,7 +218,10 @@ export function buildStatus(i: StatusInputs): AgentStatus {
     const r = i.receiver;
     connected = r?.connected ?? false;
     const paused = r?.peerPaused ?? false;
-    const lag = Math.max(r?.lagMs ?? 0, i.lagAtContactMs ?? 0);
+    // What the active journaled within the channel's delay may be on its way: a passive whose
+    // queue is empty is still that far behind (a slow link holds seconds of batches).
+    const inFlightMs = connected ? (i.channelDelayMs ?? 0) : 0;
+    const lag = Math.max(r?.lagMs ?? 0, i.lagAtContactMs ?? 0, inFlightMs);
     const point = r?.point;
     const staged = r?.staged;
     // Points arrive from the active: this node stages by them whatever its own roots are.
@@ -224,7 +229,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
     replication = {
       headSeq: Math.max(r?.peerHeadSeq ?? 0, r?.receivedSeq ?? 0),
       appliedSeq: r?.appliedSeq ?? 0,
-      lagMs: r?.lagMs ?? 0,
+      lagMs: Math.max(r?.lagMs ?? 0, inFlightMs),
       queueBytes: r?.queueBytes ?? 0,
       inSync: r?.inSync ?? false,
       // A passive that never synchronised holds no state of the active, whatever its queue says.

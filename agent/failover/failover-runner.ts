@@ -194,7 +194,7 @@ export class FailoverRunner {
       replication:
         sender !== undefined
           ? { lagMs: Math.max(sender.lagMs, sender.point === undefined ? 0 : Math.max(0, this.opts.clock.now() - sender.point.at)), syncing: sender.sync !== undefined }
-          : { lagMs: passive === undefined ? 0 : passive.receiver.lagAtLastContact(), syncing: passive !== undefined && this.opts.nodeState.get().syncId !== '' },
+          : { lagMs: passive === undefined ? 0 : passive.receiver.lagAtLastContact(ch.delayMs), syncing: passive !== undefined && this.opts.nodeState.get().syncId !== '' },
     };
     this.lastObs = obs;
     return obs;

@@ -396,10 +396,16 @@ export class Receiver {
     return this.closed;
   }
 
-  /** How far behind the active this passive was when it last heard from it (ms), if it ever did. */
-  lagAtLastContact(): number | undefined {
-    if (this.rpoAtContactMs !== undefined) return Math.max(this.lastContactLagMs ?? 0, this.rpoAtContactMs);
-    return this.lastContactLagMs;
+  /**
+   * How far behind the active this passive was when it last heard from it (ms), if it ever did.
+   * `channelDelayMs`: how late the active's word reached it then (ChannelObservation.delayMs).
+   * What the active journaled within that delay may still have been on its way, unseen: the
+   * sequence numbers alone say "caught up" whenever the last batch that arrived was the newest
+   * the passive knew of (over a slow link, seconds behind the active's head).
+   */
+  lagAtLastContact(channelDelayMs = 0): number | undefined {
+    if (this.lastContactLagMs === undefined && this.rpoAtContactMs === undefined) return undefined;
+    return Math.max(this.lastContactLagMs ?? 0, this.rpoAtContactMs ?? 0, channelDelayMs);
   }
 
   status(): ReceiverStatus {

@@ -32,6 +32,13 @@ export interface ChannelObservation {
   longestGapMs: number;
   /** Smoothed heartbeat round-trip on the current connection (ms), undefined until measured. */
   rttMs: number | undefined;
+  /**
+   * How late the peer's word may reach us, as of its last sign of life (ms): the last round-trip
+   * sample, or longer while our heartbeats wait for their echo beyond an interval (they, and
+   * the peer's answers, are queued behind data). Frozen while the peer is silent; 0 until
+   * measured. Over a slow link this is how much of the active's journal may be in flight.
+   */
+  delayMs: number;
 }
 
 export class ChannelHeartbeat {
@@ -53,6 +60,14 @@ export class ChannelHeartbeat {
   /** The peer's last heartbeat: its seq and when (monotonic) it arrived, echoed in ours. */
   private heard: { seq: number; at: number } | undefined;
   private rttMs: number | undefined;
+  /** The last round-trip sample, unsmoothed: the delay now, not its trend (see viewDelay). */
+  private lastRttMs: number | undefined;
+  /** Our first heartbeat sent after the last one the peer echoed (seq, monotonic send time). */
+  private firstUnechoed: { seq: number; at: number } | undefined;
+  /** The peer echoes our heartbeats: its protocol says so, or it did on this connection (an older agent never does). */
+  private echoes = false;
+  /** Monotonic time of the peer's last sign of life. */
+  private lastSignMono: number | undefined;
   /** Told each new view of the peer (a heartbeat, or the hello of a new connection). */
   private readonly peerListeners = new Set<(peer: PeerView) => void>();
 
@@ -62,8 +77,12 @@ export class ChannelHeartbeat {
     this.since = opts.clock.now();
   }
 
-  /** Starts beating on a connection whose hellos were exchanged; `peer` is what its hello said. */
-  attach(link: PeerLink, peer: PeerView): void {
+  /**
+   * Starts beating on a connection whose hellos were exchanged; `peer` is what its hello said.
+   * `echoes`: the peer is known to echo heartbeats (its protocol says so); otherwise that is
+   * learnt from its first echo.
+   */
+  attach(link: PeerLink, peer: PeerView, opts: { echoes?: boolean } = {}): void {
     this.detach?.();
     this.link = link;
     this.lastHeardAt = this.opts.clock.now();
@@ -74,6 +93,10 @@ export class ChannelHeartbeat {
     this.sentAt.clear();
     this.heard = undefined;
     this.rttMs = undefined;
+    this.lastRttMs = undefined;
+    this.firstUnechoed = undefined;
+    this.echoes = opts.echoes === true;
+    this.lastSignMono = this.opts.clock.monotonic();
     this.tellPeer(peer);
     const onMessage = (m: Message) => {
       if (m.t !== 'hb') return;
@@ -109,6 +132,7 @@ export class ChannelHeartbeat {
       const echo = this.heard === undefined ? undefined : { seq: this.heard.seq, heldUs: Math.max(0, Math.round((mono - this.heard.at) * 1000)) };
       link.send({ t: 'hb', seq, ...this.opts.own(), ...(echo === undefined ? {} : { echo }) });
       this.sentAt.set(seq, mono);
+      this.firstUnechoed ??= { seq, at: mono };
       if (this.sentAt.size > SENT_KEPT) this.sentAt.delete(this.sentAt.keys().next().value!);
     }
     this.timer = this.opts.clock.setTimeout(() => this.beat(), this.opts.intervalMs);
@@ -138,7 +162,22 @@ export class ChannelHeartbeat {
       // silent one then count the same, from the moment the peer fell silent.
       this.since = fresh ? now : Math.min(now, this.lastSignAt ?? now);
     }
-    return { up: this.up, since: this.since, peer: this.up ? this.peer : undefined, lastHeardAt: this.lastHeardAt, longestGapMs: this.longestGapMs, rttMs: this.up ? this.rttMs : undefined };
+    return { up: this.up, since: this.since, peer: this.up ? this.peer : undefined, lastHeardAt: this.lastHeardAt, longestGapMs: this.longestGapMs, rttMs: this.up ? this.rttMs : undefined, delayMs: this.viewDelay() };
+  }
+
+  /**
+   * The delay of the peer's word as of its last sign: the last round-trip, or, while our
+   * heartbeats go unanswered past the interval the peer may hold one, the time since the first
+   * of them left less that interval. Every reply of the peer left after what it sent before, so
+   * anything it sent within this delay may still be on its way.
+   */
+  private viewDelay(): number {
+    const at = this.lastSignMono;
+    if (at === undefined) return 0;
+    const u = this.firstUnechoed;
+    // A peer that never echoes (an older agent) would look ever later: only its round-trips count.
+    const overdue = u === undefined || !this.echoes ? 0 : at - u.at - this.opts.intervalMs;
+    return Math.round(Math.max(0, this.lastRttMs ?? 0, overdue));
   }
 
   /**
@@ -158,19 +197,25 @@ export class ChannelHeartbeat {
   private sign(now: number): void {
     if (this.lastSignAt !== undefined) this.longestGapMs = Math.max(this.longestGapMs, now - this.lastSignAt);
     this.lastSignAt = now;
+    this.lastSignMono = this.opts.clock.monotonic();
   }
 
   /**
    * Round-trip from the peer's echo of one of our heartbeats: the time since we sent it, less
-   * the time the peer held it. The peer's word is only shown to the operator, never decided on:
-   * a lying peer can make the figure wrong, not the pair.
+   * the time the peer held it. The passive's failover decision counts it (viewDelay): a peer that
+   * lies about the time it held a heartbeat can make this node think itself further behind
+   * (it then refuses to take over), or back to what its own sequence numbers say, never less.
    */
   private sample(m: HeartbeatMessage): void {
     const mono = this.opts.clock.monotonic();
     this.heard = { seq: m.seq, at: mono };
-    const sent = m.echo === undefined ? undefined : this.sentAt.get(m.echo.seq);
-    if (m.echo === undefined || sent === undefined) return;
+    if (m.echo === undefined) return;
+    this.echoes = true;
+    if (this.firstUnechoed !== undefined && m.echo.seq >= this.firstUnechoed.seq) this.firstUnechoed = undefined;
+    const sent = this.sentAt.get(m.echo.seq);
+    if (sent === undefined) return;
     const rtt = Math.max(0, mono - sent - m.echo.heldUs / 1000);
+    this.lastRttMs = rtt;
     this.rttMs = this.rttMs === undefined ? rtt : this.rttMs + RTT_GAIN * (rtt - this.rttMs);
   }
 

@@ -217,7 +217,8 @@ export class RoleController {
         if (protocol < this.protocol.max) {
           this.log.info({ peer: h.node, protocol, peerVersion: h.version ?? null }, `roles: the peer speaks protocol ${protocol}; this session runs at it (a rolling upgrade: docs/install.md)`);
         }
-        this.heartbeat.attach(session.port('heartbeat'), { role: h.role, epoch: h.epoch, serving: h.serving, publicState: 'unknown', inSync: false, at: this.clock.now() });
+        // Every agent of protocol 3 echoes heartbeats; of protocol 2, only the later ones did.
+        this.heartbeat.attach(session.port('heartbeat'), { role: h.role, epoch: h.epoch, serving: h.serving, publicState: 'unknown', inSync: false, at: this.clock.now() }, { echoes: protocol >= 3 });
         // A passive follows its active's epoch, so that a promotion goes beyond it even after
         // a restart of this node.
         if (this.role === 'passive' && h.role === 'active' && h.epoch > this.epoch) {

@@ -40,6 +40,13 @@ describe('status of a passive: in sync within a bound', () => {
     expect([s.state, s.replication.caughtUp]).toEqual(['syncing', false]);
   });
 
+  it('counts the channel\'s delay as lag: an empty queue over a slow link is still that far behind', () => {
+    const slow = passive(receiver({ receivedSeq: 52, appliedSeq: 52 }), { channelDelayMs: 8_000 });
+    expect([slow.replication.lagMs, slow.replication.rpoMs, slow.state]).toEqual([8_000, 8_000, 'in-sync']);
+    const slower = passive(receiver({ receivedSeq: 52, appliedSeq: 52 }), { channelDelayMs: 12_000 });
+    expect([slower.replication.lagMs, slower.replication.caughtUp, slower.state]).toEqual([12_000, false, 'syncing']);
+  });
+
   it('is never caught up with a tree that never synchronised (no generation yet)', () => {
     const s = passive(receiver(), { generation: '' });
     expect([s.state, s.replication.caughtUp]).toEqual(['syncing', false]);

@@ -7,12 +7,15 @@ import type { PeerLink } from '../../../agent/replication/index.ts';
 import { FakeClock } from '../../../shared/clock.ts';
 import type { Message } from '../../../shared/protocol/index.ts';
 
+type TestEnd = PeerLink & { bytesIn: number; delayMs: number; open: boolean };
+
 /**
- * Two ends of a link that deliver each message `delayMs` after it was sent. `bytesIn` of each
- * end is what its stats() report: a test moves it to stand for data arriving.
+ * Two ends of a link that deliver each message `delayMs` after it was sent (`backMs` from the
+ * second end; each end's `delayMs` may change). `bytesIn` of each end is what its stats()
+ * report: a test moves it to stand for data arriving.
  */
-function linkPair(clock: FakeClock, delayMs: number): [PeerLink & { bytesIn: number }, PeerLink & { bytesIn: number }] {
-  const make = (name: string) => {
+function linkPair(clock: FakeClock, delayMs: number, backMs = delayMs): [TestEnd, TestEnd] {
+  const make = (name: string, ms: number) => {
     const listeners = new Set<(m: Message) => void>();
     const end = {
       peer: name,
@@ -20,9 +23,10 @@ function linkPair(clock: FakeClock, delayMs: number): [PeerLink & { bytesIn: num
       bufferedAmount: 0,
       other: undefined as unknown as { listeners: Set<(m: Message) => void> },
       listeners,
+      delayMs: ms,
       send(m: Message) {
         const to = end.other.listeners;
-        clock.setTimeout(() => to.forEach((l) => l(m)), delayMs);
+        clock.setTimeout(() => to.forEach((l) => l(m)), end.delayMs);
       },
       close() {},
       on(event: string, l: (m: Message) => void) {
@@ -36,11 +40,11 @@ function linkPair(clock: FakeClock, delayMs: number): [PeerLink & { bytesIn: num
     };
     return end;
   };
-  const a = make('beta');
-  const b = make('alpha');
+  const a = make('beta', delayMs);
+  const b = make('alpha', backMs);
   a.other = b;
   b.other = a;
-  return [a as unknown as PeerLink & { bytesIn: number }, b as unknown as PeerLink & { bytesIn: number }];
+  return [a as unknown as TestEnd, b as unknown as TestEnd];
 }
 
 const own = (role: 'active' | 'passive') => () => ({ role, epoch: 1, serving: role === 'active', publicState: 'ok' as const, inSync: true });
@@ -146,6 +150,116 @@ describe('channel heartbeat: signs of life', () => {
     // Bytes are seen at the next look: at most one look (here 100 ms) after they came.
     expect(o.since).toBeGreaterThanOrEqual(lastByte - 100);
     expect(o.since).toBeLessThanOrEqual(lastByte);
+    beta.stop();
+  });
+});
+
+describe("channel heartbeat: how late the peer's word arrives", () => {
+  // alpha → beta carries the batches (slow: its heartbeats wait behind them); beta → alpha
+  // carries acknowledgements and beta's heartbeats (fast).
+  it("is the round-trip while alpha's heartbeats wait behind data, and stays what it was once alpha falls silent", () => {
+    const clock = new FakeClock();
+    const [toBeta, toAlpha] = linkPair(clock, 8_000, 1);
+    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
+    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
+    alpha.attach(toBeta, peerView('passive'));
+    beta.attach(toAlpha, peerView('active'));
+    for (let t = 0; t < 20_000; t += 250) {
+      toAlpha.bytesIn += 64 * 1024;
+      clock.advance(250);
+      beta.observe();
+    }
+    const o = beta.observe();
+    expect(o.up).toBe(true);
+    expect(o.delayMs).toBeGreaterThanOrEqual(7_000);
+    expect(o.delayMs).toBeLessThanOrEqual(9_100);
+    // alpha's end of the link dies: nothing more arrives. What beta knew stays as of alpha's
+    // last sign; the silence itself is not delay (else every failover would see a passive behind).
+    alpha.stop();
+    toBeta.open = false;
+    clock.advance(30_000);
+    const down = beta.observe();
+    expect(down.up).toBe(false);
+    expect(down.delayMs).toBe(o.delayMs);
+    beta.stop();
+  });
+
+  it("grows while beta's heartbeats go unanswered and data keeps coming, before any late echo returns", () => {
+    const clock = new FakeClock();
+    const [toBeta, toAlpha] = linkPair(clock, 5, 1);
+    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
+    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
+    alpha.attach(toBeta, peerView('passive'));
+    beta.attach(toAlpha, peerView('active'));
+    clock.advance(3_000);
+    expect(beta.observe().delayMs).toBeLessThanOrEqual(10);
+    // The link slows down to 30 s one way: for the next 10 s no heartbeat of alpha arrives,
+    // only bytes. The last round-trip measured (6 ms) no longer says how late alpha's word is.
+    toBeta.delayMs = 30_000;
+    for (let t = 0; t < 10_000; t += 250) {
+      toAlpha.bytesIn += 64 * 1024;
+      clock.advance(250);
+      beta.observe();
+    }
+    const o = beta.observe();
+    expect(o.up).toBe(true);
+    expect(o.delayMs).toBeGreaterThanOrEqual(8_000);
+    alpha.stop();
+    beta.stop();
+  });
+
+  it('falls back to the round-trip at the first answer once the link is fast again', () => {
+    const clock = new FakeClock();
+    const [toBeta, toAlpha] = linkPair(clock, 8_000, 1);
+    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
+    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
+    alpha.attach(toBeta, peerView('passive'));
+    beta.attach(toAlpha, peerView('active'));
+    for (let t = 0; t < 12_000; t += 250) {
+      toAlpha.bytesIn += 64 * 1024;
+      clock.advance(250);
+    }
+    expect(beta.observe().delayMs).toBeGreaterThanOrEqual(7_000);
+    // The queue drained: heartbeats arrive 5 ms after they leave. The ones still queued arrive
+    // first (8 s late), then the fast ones.
+    toBeta.delayMs = 5;
+    clock.advance(10_000);
+    expect(beta.observe().delayMs).toBeLessThanOrEqual(10);
+    // The smoothed figure for the operator keeps the trend; the delay is the last sample's.
+    expect(beta.observe().rttMs).toBeGreaterThan(10);
+    alpha.stop();
+    beta.stop();
+  });
+
+  it('ignores a peer that never echoes (an older agent): its silence about round-trips is not delay', () => {
+    const clock = new FakeClock();
+    const [, toAlpha] = linkPair(clock, 0);
+    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
+    beta.attach(toAlpha, peerView('active'));
+    for (let t = 0; t < 10_000; t += 250) {
+      toAlpha.bytesIn += 1000;
+      clock.advance(250);
+      beta.observe();
+    }
+    expect(beta.observe().delayMs).toBe(0);
+    beta.stop();
+  });
+
+  it("counts unanswered heartbeats from the start when the peer's protocol says it echoes", () => {
+    const clock = new FakeClock();
+    // Slow from the first byte: no echo comes back for 8 s.
+    const [toBeta, toAlpha] = linkPair(clock, 8_000, 1);
+    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
+    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
+    alpha.attach(toBeta, peerView('passive'), { echoes: true });
+    beta.attach(toAlpha, peerView('active'), { echoes: true });
+    for (let t = 0; t < 6_000; t += 250) {
+      toAlpha.bytesIn += 64 * 1024;
+      clock.advance(250);
+    }
+    expect(beta.observe().rttMs).toBeUndefined();
+    expect(beta.observe().delayMs).toBeGreaterThanOrEqual(4_500);
+    alpha.stop();
     beta.stop();
   });
 });
