@@ -31,6 +31,12 @@ export interface AgentStatus {
       longestGapMs: number;
       /** Smoothed round-trip of the channel heartbeats (ms); null while down or not yet measured. */
       rttMs?: number | null;
+      /**
+       * How late the peer's word arrives (ms): the last round-trip, or longer while heartbeats
+       * wait for their echo (queued behind data). On the passive, the least its lag is. Null
+       * while the channel is down.
+       */
+      delayMs?: number | null;
     };
   };
   replication: {
@@ -140,15 +146,14 @@ export interface StatusInputs {
   failover: FailoverStatus;
   /** The peer as its last heartbeat described it (while the channel is up). */
   peer: PeerView | undefined;
-  heartbeat: { lastHeardAt: number | undefined; longestGapMs: number; rttMs?: number | undefined };
+  /** The channel heartbeat's figures; `delayMs`: how late the peer's word arrives (ChannelObservation.delayMs). */
+  heartbeat: { lastHeardAt: number | undefined; longestGapMs: number; rttMs?: number | undefined; delayMs?: number | undefined };
   channel: { bytesIn: number; bytesOut: number };
   verify?: VerifySummary | undefined;
   /** failover.maxLagOnFailover: the most a passive may be behind and still count as caught up. */
   inSyncBoundMs?: number | undefined;
   /** Passive: how far behind the active it was at its last contact (Receiver.lagAtLastContact). */
   lagAtContactMs?: number | undefined;
-  /** How late the peer's word arrives on the channel (ChannelObservation.delayMs). */
-  channelDelayMs?: number | undefined;
   /** How each root is captured (active: capture's own; passive: what it would be as active). */
   consistency?: { root: string; mode: 'snapshot' | 'file'; reason: string }[] | undefined;
   /** What this node's last promotion left out (RoleController). */
@@ -220,7 +225,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
     const paused = r?.peerPaused ?? false;
     // What the active journaled within the channel's delay may be on its way: a passive whose
     // queue is empty is still that far behind (a slow link holds seconds of batches).
-    const inFlightMs = connected ? (i.channelDelayMs ?? 0) : 0;
+    const inFlightMs = connected ? (i.heartbeat.delayMs ?? 0) : 0;
     const lag = Math.max(r?.lagMs ?? 0, i.lagAtContactMs ?? 0, inFlightMs);
     const point = r?.point;
     const staged = r?.staged;
@@ -279,6 +284,7 @@ export function buildStatus(i: StatusInputs): AgentStatus {
         lastHeardMsAgo: i.heartbeat.lastHeardAt === undefined ? null : Math.max(0, i.now - i.heartbeat.lastHeardAt),
         longestGapMs: i.heartbeat.longestGapMs,
         rttMs: connected && i.heartbeat.rttMs !== undefined ? Math.round(i.heartbeat.rttMs * 1000) / 1000 : null,
+        delayMs: connected && i.heartbeat.delayMs !== undefined ? i.heartbeat.delayMs : null,
       },
     },
     replication,

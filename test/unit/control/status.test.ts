@@ -41,9 +41,9 @@ describe('status of a passive: in sync within a bound', () => {
   });
 
   it('counts the channel\'s delay as lag: an empty queue over a slow link is still that far behind', () => {
-    const slow = passive(receiver({ receivedSeq: 52, appliedSeq: 52 }), { channelDelayMs: 8_000 });
-    expect([slow.replication.lagMs, slow.replication.rpoMs, slow.state]).toEqual([8_000, 8_000, 'in-sync']);
-    const slower = passive(receiver({ receivedSeq: 52, appliedSeq: 52 }), { channelDelayMs: 12_000 });
+    const slow = passive(receiver({ receivedSeq: 52, appliedSeq: 52 }), { heartbeat: { lastHeardAt: 0, longestGapMs: 0, delayMs: 8_000 } });
+    expect([slow.replication.lagMs, slow.replication.rpoMs, slow.state, slow.links.heartbeat.delayMs]).toEqual([8_000, 8_000, 'in-sync', 8_000]);
+    const slower = passive(receiver({ receivedSeq: 52, appliedSeq: 52 }), { heartbeat: { lastHeardAt: 0, longestGapMs: 0, delayMs: 12_000 } });
     expect([slower.replication.lagMs, slower.replication.caughtUp, slower.state]).toEqual([12_000, false, 'syncing']);
   });
 

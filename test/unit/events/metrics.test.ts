@@ -44,17 +44,19 @@ describe('metrics', () => {
     expect(samples.get('tandem_control_refusals_total{reason="host"}')).toBe(2);
     expect(samples.get('tandem_fsyncs_total')).toBe(17);
     expect(samples.get('tandem_heartbeat_rtt_seconds')).toBeCloseTo(0.0004);
+    expect(samples.get('tandem_channel_delay_seconds')).toBe(2.5);
     // Counters that never moved are there, at 0.
     expect(samples.get('tandem_failovers_total{phase="started"}')).toBe(0);
     expect(samples.get('tandem_events_total{kind="failover"}')).toBe(0);
   });
 
   it('say unknown as NaN, not as a guess, and escape label values', () => {
-    const s = statusDoc({ links: { public: 'unknown', heartbeat: { lastHeardMsAgo: null, longestGapMs: 0, rttMs: null } }, alarms: [{ code: 'TANDEM_ERR_APPLY_FAILED', message: 'x', source: 'ap"ply\\' }], generation: 'g"1' });
+    const s = statusDoc({ links: { public: 'unknown', heartbeat: { lastHeardMsAgo: null, longestGapMs: 0, rttMs: null, delayMs: null } }, alarms: [{ code: 'TANDEM_ERR_APPLY_FAILED', message: 'x', source: 'ap"ply\\' }], generation: 'g"1' });
     const text = renderTandemMetrics(inputs({ status: s }));
     const { samples } = parseMetrics(text);
     expect(samples.get('tandem_link_up{link="public"}')).toBeNaN();
     expect(samples.get('tandem_heartbeat_last_seconds')).toBeNaN();
+    expect(samples.get('tandem_channel_delay_seconds')).toBeNaN();
     expect(samples.get('tandem_verify_differences')).toBeNaN();
     expect(text).toContain('tandem_alarm{code="TANDEM_ERR_APPLY_FAILED",source="ap\\"ply\\\\"} 1');
     expect(promtool(text).status).toBe(0);

@@ -13,7 +13,7 @@ export function statusDoc(p: Patch = {}): AgentStatus {
     generation: 'g1',
     version: { tandem: '0.1.0', protocol: 2 },
     peer: { name: 'beta', connected: true, role: 'passive', version: { tandem: '0.1.0', protocol: 2, session: 2 } },
-    links: { channel: 'up', public: 'up', heartbeat: { lastHeardMsAgo: 100, longestGapMs: 1000, rttMs: 0.4 } },
+    links: { channel: 'up', public: 'up', heartbeat: { lastHeardMsAgo: 100, longestGapMs: 1000, rttMs: 0.4, delayMs: 2500 } },
     replication: { headSeq: 10, appliedSeq: 10, lagMs: 0, queueBytes: 0, inSync: true, caughtUp: true, paused: false, sync: null, start: 'resume from sequence 1', splitBrain: null, catchUp: null },
     alarms: [],
     capture: { state: 'running', pendingPaths: 0, filesHashed: 3, bytesHashed: 100, waitingForSpace: false, lastScan: null },
