@@ -32,9 +32,9 @@ export interface AgentStatus {
       /** Smoothed round-trip of the channel heartbeats (ms); null while down or not yet measured. */
       rttMs?: number | null;
       /**
-       * How late the peer's word arrives (ms): the last round-trip, or longer while heartbeats
-       * wait for their echo (queued behind data). On the passive, the least its lag is. Null
-       * while the channel is down.
+       * How late the peer's word arrives while it sends data (ms): the last round-trip, or longer
+       * while heartbeats wait for their echo (queued behind data); 0 below a quarter interval,
+       * and once only heartbeats came for two intervals. On the passive, the least its lag is. Null while the channel is down.
        */
       delayMs?: number | null;
     };

@@ -68,7 +68,7 @@ export function metricFamilies(i: MetricsInputs): MetricFamily[] {
     gauge('tandem_heartbeat_last_seconds', 'Seconds since the peer\'s last heartbeat; NaN if none came since the agent started.', seconds(s.links.heartbeat.lastHeardMsAgo)),
     gauge('tandem_heartbeat_longest_gap_seconds', 'Longest silence (no heartbeat, no other byte from the peer) on one connection since the agent started.', seconds(s.links.heartbeat.longestGapMs)),
     gauge('tandem_heartbeat_rtt_seconds', 'The channel heartbeat round-trip, smoothed; NaN while the channel is down or not yet measured.', seconds(s.links.heartbeat.rttMs)),
-    gauge('tandem_channel_delay_seconds', "How late the peer's word arrives on the channel: the last heartbeat round-trip, or longer while heartbeats wait behind data; NaN while the channel is down.", seconds(s.links.heartbeat.delayMs)),
+    gauge('tandem_channel_delay_seconds', "How late the peer's word arrives on the channel while it sends data: the last heartbeat round-trip, or longer while heartbeats wait behind data; 0 below a quarter interval, or on a link that carried only heartbeats for two intervals; NaN while the channel is down.", seconds(s.links.heartbeat.delayMs)),
     gauge('tandem_replication_lag_seconds', 'Age of the oldest change journaled and not yet applied.', seconds(r.lagMs)),
     gauge('tandem_replication_lag_records', 'Records journaled by the active and not yet applied by the passive.', Math.max(0, r.headSeq - r.appliedSeq)),
     gauge('tandem_replication_queue_bytes', 'Bytes journaled and not acknowledged (active), or received and not applied (passive).', r.queueBytes),

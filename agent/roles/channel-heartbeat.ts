@@ -14,6 +14,12 @@ export type OwnHeartbeat = Omit<HeartbeatMessage, 't' | 'seq' | 'echo'>;
 
 /** Sent heartbeats remembered for the round-trip: the peer echoes one of the last few. */
 const SENT_KEPT = 16;
+/**
+ * More bytes than this since the last look, when a heartbeat arrives, were more than that
+ * heartbeat: data came with it (one heartbeat is ~150 bytes on the wire, TLS and framing
+ * included). Only whether data flows depends on it (see viewDelay).
+ */
+const HEARTBEAT_BYTES_MAX = 1024;
 /** Weight of a new round-trip sample in the smoothed figure (TCP's SRTT uses 1/8). */
 const RTT_GAIN = 1 / 8;
 
@@ -33,10 +39,12 @@ export interface ChannelObservation {
   /** Smoothed heartbeat round-trip on the current connection (ms), undefined until measured. */
   rttMs: number | undefined;
   /**
-   * How late the peer's word may reach us, as of its last sign of life (ms): the last round-trip
-   * sample, or longer while our heartbeats wait for their echo beyond an interval (they, and
-   * the peer's answers, are queued behind data). Frozen while the peer is silent; 0 until
-   * measured. Over a slow link this is how much of the active's journal may be in flight.
+   * How late the peer's word may reach us, as of its last sign of life (ms), while it sends
+   * more than heartbeats: the last round-trip sample, or longer while our heartbeats wait for
+   * their echo beyond an interval (they, and the peer's answers, are queued behind data). Over
+   * a slow link this is how much of the active's journal may be in flight. 0 below a quarter
+   * of the heartbeat interval, once only heartbeats came for two intervals (nothing in flight:
+   * an idle pair's round-trip is no lag), or until measured; frozen while the peer is silent.
    */
   delayMs: number;
 }
@@ -68,6 +76,8 @@ export class ChannelHeartbeat {
   private echoes = false;
   /** Monotonic time of the peer's last sign of life. */
   private lastSignMono: number | undefined;
+  /** Monotonic time of the last look that found bytes besides heartbeats (data, on the passive). */
+  private lastDataMono: number | undefined;
   /** Told each new view of the peer (a heartbeat, or the hello of a new connection). */
   private readonly peerListeners = new Set<(peer: PeerView) => void>();
 
@@ -97,6 +107,7 @@ export class ChannelHeartbeat {
     this.firstUnechoed = undefined;
     this.echoes = opts.echoes === true;
     this.lastSignMono = this.opts.clock.monotonic();
+    this.lastDataMono = undefined;
     this.tellPeer(peer);
     const onMessage = (m: Message) => {
       if (m.t !== 'hb') return;
@@ -104,8 +115,11 @@ export class ChannelHeartbeat {
       if (this.link === link) {
         this.sample(m);
         // The heartbeat's own bytes are this sign, not another one at the next look.
-        this.bytesIn = link.stats().bytesIn;
+        const bytes = link.stats().bytesIn;
+        const data = bytes - this.bytesIn > HEARTBEAT_BYTES_MAX;
+        this.bytesIn = bytes;
         this.sign(now);
+        if (data) this.lastDataMono = this.lastSignMono;
       }
       this.lastHeardAt = now;
       this.peer = { role: m.role, epoch: m.epoch, serving: m.serving, publicState: m.publicState, inSync: m.inSync, at: this.lastHeardAt, ...(m.activeEpoch === undefined ? {} : { activeEpoch: m.activeEpoch }) };
@@ -173,11 +187,14 @@ export class ChannelHeartbeat {
    */
   private viewDelay(): number {
     const at = this.lastSignMono;
-    if (at === undefined) return 0;
+    if (at === undefined || this.lastDataMono === undefined || at - this.lastDataMono > 2 * this.opts.intervalMs) return 0;
     const u = this.firstUnechoed;
     // A peer that never echoes (an older agent) would look ever later: only its round-trips count.
     const overdue = u === undefined || !this.echoes ? 0 : at - u.at - this.opts.intervalMs;
-    return Math.round(Math.max(0, this.lastRttMs ?? 0, overdue));
+    const delay = Math.max(0, this.lastRttMs ?? 0, overdue);
+    // Below a quarter interval it is a round-trip, not data queued: it would only make the lag
+    // flicker by milliseconds (a status line printed on every change would show each).
+    return delay < this.opts.intervalMs / 4 ? 0 : Math.round(delay);
   }
 
   /**
@@ -192,6 +209,7 @@ export class ChannelHeartbeat {
     if (bytes === this.bytesIn) return;
     this.bytesIn = bytes;
     this.sign(this.opts.clock.now());
+    this.lastDataMono = this.lastSignMono;
   }
 
   private sign(now: number): void {

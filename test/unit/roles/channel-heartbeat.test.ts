@@ -169,13 +169,20 @@ describe("channel heartbeat: how late the peer's word arrives", () => {
       clock.advance(250);
       beta.observe();
     }
+    expect(beta.observe().delayMs).toBeGreaterThanOrEqual(7_000);
+    expect(beta.observe().delayMs).toBeLessThanOrEqual(9_100);
+    // alpha dies. What it had sent still arrives for 8 s (its batches, and its heartbeats among
+    // them), then nothing. What beta knew stays as of alpha's last sign; the silence itself is
+    // not delay (else every failover would see a passive behind).
+    alpha.stop();
+    for (let t = 0; t < 8_000; t += 250) {
+      toAlpha.bytesIn += 64 * 1024;
+      clock.advance(250);
+      beta.observe();
+    }
     const o = beta.observe();
     expect(o.up).toBe(true);
     expect(o.delayMs).toBeGreaterThanOrEqual(7_000);
-    expect(o.delayMs).toBeLessThanOrEqual(9_100);
-    // alpha's end of the link dies: nothing more arrives. What beta knew stays as of alpha's
-    // last sign; the silence itself is not delay (else every failover would see a passive behind).
-    alpha.stop();
     toBeta.open = false;
     clock.advance(30_000);
     const down = beta.observe();
@@ -220,13 +227,27 @@ describe("channel heartbeat: how late the peer's word arrives", () => {
       clock.advance(250);
     }
     expect(beta.observe().delayMs).toBeGreaterThanOrEqual(7_000);
-    // The queue drained: heartbeats arrive 5 ms after they leave. The ones still queued arrive
-    // first (8 s late), then the fast ones.
-    toBeta.delayMs = 5;
-    clock.advance(10_000);
-    expect(beta.observe().delayMs).toBeLessThanOrEqual(10);
+    // The queue drained: heartbeats arrive 400 ms after they leave (a long way, nothing queued).
+    // The ones still queued arrive first (8 s late), then the others.
+    toBeta.delayMs = 400;
+    for (let t = 0; t < 10_000; t += 250) {
+      toAlpha.bytesIn += 64 * 1024; // data still flows, now without waiting
+      clock.advance(250);
+      beta.observe();
+    }
+    const o = beta.observe();
+    expect(o.delayMs).toBeGreaterThanOrEqual(400);
+    expect(o.delayMs).toBeLessThanOrEqual(402);
     // The smoothed figure for the operator keeps the trend; the delay is the last sample's.
-    expect(beta.observe().rttMs).toBeGreaterThan(10);
+    expect(o.rttMs).toBeGreaterThan(450);
+    // Below a quarter interval a round-trip is no queue, and no lag.
+    toBeta.delayMs = 5;
+    for (let t = 0; t < 3_000; t += 250) {
+      toAlpha.bytesIn += 64 * 1024;
+      clock.advance(250);
+      beta.observe();
+    }
+    expect(beta.observe().delayMs).toBe(0);
     alpha.stop();
     beta.stop();
   });
@@ -259,6 +280,26 @@ describe("channel heartbeat: how late the peer's word arrives", () => {
     }
     expect(beta.observe().rttMs).toBeUndefined();
     expect(beta.observe().delayMs).toBeGreaterThanOrEqual(4_500);
+    alpha.stop();
+    beta.stop();
+  });
+
+  it("is 0 on a link that carries only heartbeats: an idle pair's round-trip is no lag", () => {
+    const clock = new FakeClock();
+    const [toBeta, toAlpha] = linkPair(clock, 150, 150);
+    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
+    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
+    alpha.attach(toBeta, peerView('passive'), { echoes: true });
+    beta.attach(toAlpha, peerView('active'), { echoes: true });
+    clock.advance(5_000);
+    expect(beta.observe().rttMs).toBeCloseTo(300, 6);
+    expect(beta.observe().delayMs).toBe(0);
+    // A write: its bytes arrive, and for an interval after them the round-trip counts.
+    toAlpha.bytesIn += 4096;
+    clock.advance(100);
+    expect(beta.observe().delayMs).toBe(300);
+    clock.advance(2_500);
+    expect(beta.observe().delayMs).toBe(0);
     alpha.stop();
     beta.stop();
   });
