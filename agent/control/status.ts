@@ -34,7 +34,8 @@ export interface AgentStatus {
       /**
        * How late the peer's word arrives while it sends data (ms): the last round-trip, or longer
        * while heartbeats wait for their echo (queued behind data); 0 below a quarter interval,
-       * and once only heartbeats came for two intervals. On the passive, the least its lag is. Null while the channel is down.
+       * and once only heartbeats came for two intervals. On the passive, the least its lag is.
+       * Null while the channel is down.
        */
       delayMs?: number | null;
     };

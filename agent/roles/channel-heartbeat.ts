@@ -4,7 +4,8 @@
 // is nothing: only `threshold` intervals of silence make the channel down. Bytes count because
 // a heartbeat waits behind the data sent before it: over a slow link, megabytes of batches in
 // the sockets' buffers held it back 12 s (1 MiB/s), and the pair called a working channel down.
-// It never decides anything itself (agent/failover does).
+// It also says how late the peer's word arrives (the round-trip of its echoes), which the
+// passive counts as lag. It never decides anything itself (agent/failover does).
 import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { HeartbeatMessage, Message } from '../../shared/protocol/index.ts';
 import type { PeerView } from '../failover/decision.ts';
@@ -44,7 +45,7 @@ export interface ChannelObservation {
    * their echo beyond an interval (they, and the peer's answers, are queued behind data). Over
    * a slow link this is how much of the active's journal may be in flight. 0 below a quarter
    * of the heartbeat interval, once only heartbeats came for two intervals (nothing in flight:
-   * an idle pair's round-trip is no lag), or until measured; frozen while the peer is silent.
+   * an idle pair's round-trip is no lag), and until measured; frozen while the peer is silent.
    */
   delayMs: number;
 }
