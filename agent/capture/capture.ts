@@ -430,7 +430,8 @@ export class Capture {
     };
   }
 
-  private oldestPendingAt(): number | undefined {
+  /** When the oldest change seen and not journaled yet was seen (a large file being read), if any. */
+  oldestPendingAt(): number | undefined {
     let t = this.dirtySince;
     if (this.roundSince !== undefined) t = t === undefined ? this.roundSince : Math.min(t, this.roundSince);
     for (const w of this.waitingSince.values()) t = t === undefined ? w : Math.min(t, w);

@@ -236,6 +236,17 @@ export class Sender {
     if (!paused) this.pump();
   }
 
+  /**
+   * Age (ms) of the oldest journaled batch not sent yet on this connection (held back by the
+   * window or the socket budget); 0 when everything journaled was sent, or while not streaming.
+   */
+  unsentAgeMs(): number {
+    const j = this.opts.journal;
+    if (this.link === undefined || !this.streaming || this.nextSeq > j.headSeq) return 0;
+    const oldest = j.oldestBatchAfter(this.nextSeq - 1);
+    return oldest === undefined ? 0 : Math.max(0, this.opts.clock.now() - oldest.ts);
+  }
+
   /** Last sequence the passive acknowledged as applied and durable. */
   get acked(): number {
     return this.ackedSeq;

@@ -79,6 +79,8 @@ export class ChannelHeartbeat {
   private lastSignMono: number | undefined;
   /** Monotonic time of the last look that found bytes besides heartbeats (data, on the passive). */
   private lastDataMono: number | undefined;
+  /** The peer's last word on what it holds unsent (HeartbeatMessage.unsentMs), and when (monotonic) it came. */
+  private peerUnsent: { ms: number; at: number } | undefined;
   /** Told each new view of the peer (a heartbeat, or the hello of a new connection). */
   private readonly peerListeners = new Set<(peer: PeerView) => void>();
 
@@ -109,6 +111,7 @@ export class ChannelHeartbeat {
     this.echoes = opts.echoes === true;
     this.lastSignMono = this.opts.clock.monotonic();
     this.lastDataMono = undefined;
+    this.peerUnsent = undefined;
     this.tellPeer(peer);
     const onMessage = (m: Message) => {
       if (m.t !== 'hb') return;
@@ -184,15 +187,24 @@ export class ChannelHeartbeat {
    * The delay of the peer's word as of its last sign: the last round-trip, or, while our
    * heartbeats go unanswered past the interval the peer may hold one, the time since the first
    * of them left less that interval. Every reply of the peer left after what it sent before, so
-   * anything it sent within this delay may still be on its way.
+   * anything it sent within this delay may still be on its way. And at least the age of what
+   * the peer said it had not sent yet, plus the way its word took.
    */
   private viewDelay(): number {
     const at = this.lastSignMono;
-    if (at === undefined || this.lastDataMono === undefined || at - this.lastDataMono > 2 * this.opts.intervalMs) return 0;
-    const u = this.firstUnechoed;
-    // A peer that never echoes (an older agent) would look ever later: only its round-trips count.
-    const overdue = u === undefined || !this.echoes ? 0 : at - u.at - this.opts.intervalMs;
-    const delay = Math.max(0, this.lastRttMs ?? 0, overdue);
+    if (at === undefined) return 0;
+    let delay = 0;
+    if (this.lastDataMono !== undefined && at - this.lastDataMono <= 2 * this.opts.intervalMs) {
+      const u = this.firstUnechoed;
+      // A peer that never echoes (an older agent) would look ever later: only its round-trips count.
+      const overdue = u === undefined || !this.echoes ? 0 : at - u.at - this.opts.intervalMs;
+      delay = Math.max(this.lastRttMs ?? 0, overdue);
+    }
+    // What the peer said it held unsent, older by the time its word took (the round-trip of that
+    // very heartbeat) and by the time since, unless a later word said otherwise. Data waiting
+    // for the window sends no bytes: this counts without them.
+    const p = this.peerUnsent;
+    if (p !== undefined && p.ms > 0) delay = Math.max(delay, p.ms + (this.lastRttMs ?? 0) + (at - p.at));
     // Below a quarter interval it is a round-trip, not data queued: it would only make the lag
     // flicker by milliseconds (a status line printed on every change would show each).
     return delay < this.opts.intervalMs / 4 ? 0 : Math.round(delay);
@@ -228,6 +240,7 @@ export class ChannelHeartbeat {
   private sample(m: HeartbeatMessage): void {
     const mono = this.opts.clock.monotonic();
     this.heard = { seq: m.seq, at: mono };
+    this.peerUnsent = m.unsentMs === undefined ? undefined : { ms: m.unsentMs, at: mono };
     if (m.echo === undefined) return;
     this.echoes = true;
     if (this.firstUnechoed !== undefined && m.echo.seq >= this.firstUnechoed.seq) this.firstUnechoed = undefined;

@@ -96,13 +96,22 @@ export class RoleController {
       intervalMs: opts.config.heartbeat.intervalMs,
       threshold: opts.config.heartbeat.threshold,
       clock: opts.clock,
-      own: () => ({ role: this.role, epoch: this.epoch, activeEpoch: opts.nodeState.get().activeEpoch, serving: opts.serving(), publicState: opts.publicState(), inSync: this.inSync() }),
+      own: () => ({ role: this.role, epoch: this.epoch, activeEpoch: opts.nodeState.get().activeEpoch, serving: opts.serving(), publicState: opts.publicState(), inSync: this.inSync(), ...this.unsent() }),
     });
     opts.channel.on('connection', (conn) => this.onConnection(conn));
   }
 
   get role(): Role {
     return this.opts.nodeState.get().role;
+  }
+
+  /** Active: how old the oldest change is that it has not sent yet (HeartbeatMessage.unsentMs). */
+  private unsent(): { unsentMs?: number } {
+    const a = this.active;
+    if (a === undefined) return {};
+    const pendingAt = a.capture.oldestPendingAt();
+    const pendingMs = pendingAt === undefined ? 0 : this.clock.now() - pendingAt;
+    return { unsentMs: Math.max(0, Math.round(Math.max(a.sender.unsentAgeMs(), pendingMs))) };
   }
 
   get epoch(): number {

@@ -167,6 +167,13 @@ export interface HeartbeatMessage {
    * first heartbeat is heard.
    */
   echo?: { seq: number; heldUs: number };
+  /**
+   * Active: the age (ms) of the oldest change it holds and has not sent yet (journaled and held
+   * back by the window or the socket, or seen and not journaled yet); 0 when it sent everything.
+   * The passive lacks at least that much, plus the time this heartbeat travelled. Absent from
+   * passives and older agents.
+   */
+  unsentMs?: number;
 }
 
 /** Active → passive, planned switchover: everything up to headSeq is yours; take the role. */
@@ -366,6 +373,7 @@ export function messageProblem(m: unknown): string | undefined {
       if (!isUint(r.seq) || !isUint(r.epoch) || typeof r.serving !== 'boolean' || typeof r.inSync !== 'boolean') return 'hb: bad fields';
       if (r.role !== 'active' && r.role !== 'passive') return 'hb: bad role';
       if (r.activeEpoch !== undefined && !isUint(r.activeEpoch)) return 'hb: bad activeEpoch';
+      if (r.unsentMs !== undefined && !isUint(r.unsentMs)) return 'hb: bad unsentMs';
       if (r.echo !== undefined) {
         const e = r.echo as Record<string, unknown> | null;
         if (typeof e !== 'object' || e === null || !isUint(e.seq) || !isUint(e.heldUs)) return 'hb: bad echo';

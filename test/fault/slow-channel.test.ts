@@ -82,6 +82,9 @@ describe('slow channel', () => {
     const why = refused.alarms.find((x) => x.code === 'TANDEM_ERR_FAILOVER_REFUSED')?.message ?? '';
     process.stdout.write(`[slow-channel] alpha ${a.replication.lagMs} ms behind by its own count, beta's lag ${b.replication.lagMs} ms; beta: ${why}\n`);
     expect(why).toMatch(/behind when it last heard from the active \(failover\.maxLagOnFailover is 2000 ms\)/);
+    // As far behind as alpha counted (10 s at the cut): alpha's heartbeats say how old the
+    // oldest change is that it had not sent yet, and beta adds the way their word took.
+    expect(Number(/it was (\d+) ms behind/.exec(why)?.[1])).toBeGreaterThanOrEqual(8_000);
     expect(refused.role).toBe('passive');
     expect(fp.starts('beta', logFrom)).toEqual([]);
   });

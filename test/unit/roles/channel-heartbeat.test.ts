@@ -303,4 +303,29 @@ describe("channel heartbeat: how late the peer's word arrives", () => {
     alpha.stop();
     beta.stop();
   });
+
+  it("counts what the active says it has not sent yet, with no data flowing (its window is full)", () => {
+    const clock = new FakeClock();
+    const [toBeta, toAlpha] = linkPair(clock, 10, 10);
+    let unsentMs = 0;
+    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: () => ({ ...own('active')(), unsentMs }) });
+    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
+    alpha.attach(toBeta, peerView('passive'), { echoes: true });
+    beta.attach(toAlpha, peerView('active'), { echoes: true });
+    clock.advance(3_000);
+    expect(beta.observe().delayMs).toBe(0);
+    // alpha holds 6 s of journal it cannot send (beta acknowledges nothing): only heartbeats come.
+    unsentMs = 6_000;
+    clock.advance(1_100); // alpha's next heartbeat says so
+    const o = beta.observe();
+    // 6 s old when said, 20 ms on the way, and up to an interval since.
+    expect(o.delayMs).toBeGreaterThanOrEqual(6_020);
+    expect(o.delayMs).toBeLessThanOrEqual(7_020);
+    // All sent: the next word says so.
+    unsentMs = 0;
+    clock.advance(1_000);
+    expect(beta.observe().delayMs).toBe(0);
+    alpha.stop();
+    beta.stop();
+  });
 });

@@ -16,4 +16,12 @@ describe('heartbeat message', () => {
       expect(messageProblem({ ...hb, echo }), JSON.stringify(echo)).toBe('hb: bad echo');
     }
   });
+
+  it("accepts an active's unsent age as a whole non-negative number, and refuses anything else", () => {
+    expect(messageProblem({ ...hb, unsentMs: 0 })).toBeUndefined();
+    expect(messageProblem({ ...hb, unsentMs: 8_000 })).toBeUndefined();
+    for (const unsentMs of [null, -1, 1.5, 'x', Number.MAX_VALUE]) {
+      expect(messageProblem({ ...hb, unsentMs }), JSON.stringify(unsentMs)).toBe('hb: bad unsentMs');
+    }
+  });
 });
