@@ -2,7 +2,7 @@
 // it, so the round-trip is the wire's, not the heartbeat interval's. Two heartbeats over an
 // in-memory link with a fixed delay each way, on a fake clock.
 import { describe, expect, it } from 'vitest';
-import { ChannelHeartbeat } from '../../../agent/roles/channel-heartbeat.ts';
+import { ChannelHeartbeat, type OwnHeartbeat } from '../../../agent/roles/channel-heartbeat.ts';
 import type { PeerLink } from '../../../agent/replication/index.ts';
 import { FakeClock } from '../../../shared/clock.ts';
 import type { Message } from '../../../shared/protocol/index.ts';
@@ -49,6 +49,29 @@ function linkPair(clock: FakeClock, delayMs: number, backMs = delayMs): [TestEnd
 
 const own = (role: 'active' | 'passive') => () => ({ role, epoch: 1, serving: role === 'active', publicState: 'ok' as const, inSync: true });
 const peerView = (role: 'active' | 'passive') => ({ role, epoch: 1, serving: role === 'active', publicState: 'ok' as const, inSync: true, at: 0 });
+
+/**
+ * alpha (active) and beta (passive) beating over a link of `delayMs` from alpha, `backMs` back.
+ * `echoes`: what the hello's protocol says (absent: learnt from the first echo).
+ */
+function beating(clock: FakeClock, delayMs: number, backMs: number, opts: { echoes?: boolean; alphaOwn?: () => OwnHeartbeat } = {}) {
+  const [toBeta, toAlpha] = linkPair(clock, delayMs, backMs);
+  const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: opts.alphaOwn ?? own('active') });
+  const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
+  const attach = opts.echoes === undefined ? {} : { echoes: opts.echoes };
+  alpha.attach(toBeta, peerView('passive'), attach);
+  beta.attach(toAlpha, peerView('active'), attach);
+  return { toBeta, toAlpha, alpha, beta };
+}
+
+/** Data arriving at `end` for `ms` (64 KiB every 250 ms), `looker` looking after each step. */
+function flow(clock: FakeClock, end: TestEnd, ms: number, looker?: ChannelHeartbeat, bytes = 64 * 1024): void {
+  for (let t = 0; t < ms; t += 250) {
+    end.bytesIn += bytes;
+    clock.advance(250);
+    looker?.observe();
+  }
+}
 
 describe('channel heartbeat round-trip', () => {
   it('measures twice the one-way delay, whatever the interval between heartbeats', () => {
@@ -159,27 +182,15 @@ describe("channel heartbeat: how late the peer's word arrives", () => {
   // carries acknowledgements and beta's heartbeats (fast).
   it("is the round-trip while alpha's heartbeats wait behind data, and stays what it was once alpha falls silent", () => {
     const clock = new FakeClock();
-    const [toBeta, toAlpha] = linkPair(clock, 8_000, 1);
-    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
-    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
-    alpha.attach(toBeta, peerView('passive'));
-    beta.attach(toAlpha, peerView('active'));
-    for (let t = 0; t < 20_000; t += 250) {
-      toAlpha.bytesIn += 64 * 1024;
-      clock.advance(250);
-      beta.observe();
-    }
+    const { toBeta, toAlpha, alpha, beta } = beating(clock, 8_000, 1);
+    flow(clock, toAlpha, 20_000, beta);
     expect(beta.observe().delayMs).toBeGreaterThanOrEqual(7_000);
     expect(beta.observe().delayMs).toBeLessThanOrEqual(9_100);
     // alpha dies. What it had sent still arrives for 8 s (its batches, and its heartbeats among
     // them), then nothing. What beta knew stays as of alpha's last sign; the silence itself is
     // not delay (else every failover would see a passive behind).
     alpha.stop();
-    for (let t = 0; t < 8_000; t += 250) {
-      toAlpha.bytesIn += 64 * 1024;
-      clock.advance(250);
-      beta.observe();
-    }
+    flow(clock, toAlpha, 8_000, beta);
     const o = beta.observe();
     expect(o.up).toBe(true);
     expect(o.delayMs).toBeGreaterThanOrEqual(7_000);
@@ -193,21 +204,13 @@ describe("channel heartbeat: how late the peer's word arrives", () => {
 
   it("grows while beta's heartbeats go unanswered and data keeps coming, before any late echo returns", () => {
     const clock = new FakeClock();
-    const [toBeta, toAlpha] = linkPair(clock, 5, 1);
-    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
-    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
-    alpha.attach(toBeta, peerView('passive'));
-    beta.attach(toAlpha, peerView('active'));
+    const { toBeta, toAlpha, alpha, beta } = beating(clock, 5, 1);
     clock.advance(3_000);
     expect(beta.observe().delayMs).toBeLessThanOrEqual(10);
     // The link slows down to 30 s one way: for the next 10 s no heartbeat of alpha arrives,
     // only bytes. The last round-trip measured (6 ms) no longer says how late alpha's word is.
     toBeta.delayMs = 30_000;
-    for (let t = 0; t < 10_000; t += 250) {
-      toAlpha.bytesIn += 64 * 1024;
-      clock.advance(250);
-      beta.observe();
-    }
+    flow(clock, toAlpha, 10_000, beta);
     const o = beta.observe();
     expect(o.up).toBe(true);
     expect(o.delayMs).toBeGreaterThanOrEqual(8_000);
@@ -217,24 +220,13 @@ describe("channel heartbeat: how late the peer's word arrives", () => {
 
   it('falls back to the round-trip at the first answer once the link is fast again', () => {
     const clock = new FakeClock();
-    const [toBeta, toAlpha] = linkPair(clock, 8_000, 1);
-    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
-    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
-    alpha.attach(toBeta, peerView('passive'));
-    beta.attach(toAlpha, peerView('active'));
-    for (let t = 0; t < 12_000; t += 250) {
-      toAlpha.bytesIn += 64 * 1024;
-      clock.advance(250);
-    }
+    const { toBeta, toAlpha, alpha, beta } = beating(clock, 8_000, 1);
+    flow(clock, toAlpha, 12_000);
     expect(beta.observe().delayMs).toBeGreaterThanOrEqual(7_000);
     // The queue drained: heartbeats arrive 400 ms after they leave (a long way, nothing queued).
-    // The ones still queued arrive first (8 s late), then the others.
+    // The ones still queued arrive first (8 s late), then the others; data still flows.
     toBeta.delayMs = 400;
-    for (let t = 0; t < 10_000; t += 250) {
-      toAlpha.bytesIn += 64 * 1024; // data still flows, now without waiting
-      clock.advance(250);
-      beta.observe();
-    }
+    flow(clock, toAlpha, 10_000, beta);
     const o = beta.observe();
     expect(o.delayMs).toBeGreaterThanOrEqual(400);
     expect(o.delayMs).toBeLessThanOrEqual(402);
@@ -242,11 +234,7 @@ describe("channel heartbeat: how late the peer's word arrives", () => {
     expect(o.rttMs).toBeGreaterThan(450);
     // Below a quarter interval a round-trip is no queue, and no lag.
     toBeta.delayMs = 5;
-    for (let t = 0; t < 3_000; t += 250) {
-      toAlpha.bytesIn += 64 * 1024;
-      clock.advance(250);
-      beta.observe();
-    }
+    flow(clock, toAlpha, 3_000, beta);
     expect(beta.observe().delayMs).toBe(0);
     alpha.stop();
     beta.stop();
@@ -257,11 +245,7 @@ describe("channel heartbeat: how late the peer's word arrives", () => {
     const [, toAlpha] = linkPair(clock, 0);
     const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
     beta.attach(toAlpha, peerView('active'));
-    for (let t = 0; t < 10_000; t += 250) {
-      toAlpha.bytesIn += 1000;
-      clock.advance(250);
-      beta.observe();
-    }
+    flow(clock, toAlpha, 10_000, beta, 1000);
     expect(beta.observe().delayMs).toBe(0);
     beta.stop();
   });
@@ -269,15 +253,8 @@ describe("channel heartbeat: how late the peer's word arrives", () => {
   it("counts unanswered heartbeats from the start when the peer's protocol says it echoes", () => {
     const clock = new FakeClock();
     // Slow from the first byte: no echo comes back for 8 s.
-    const [toBeta, toAlpha] = linkPair(clock, 8_000, 1);
-    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
-    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
-    alpha.attach(toBeta, peerView('passive'), { echoes: true });
-    beta.attach(toAlpha, peerView('active'), { echoes: true });
-    for (let t = 0; t < 6_000; t += 250) {
-      toAlpha.bytesIn += 64 * 1024;
-      clock.advance(250);
-    }
+    const { toAlpha, alpha, beta } = beating(clock, 8_000, 1, { echoes: true });
+    flow(clock, toAlpha, 6_000);
     expect(beta.observe().rttMs).toBeUndefined();
     expect(beta.observe().delayMs).toBeGreaterThanOrEqual(4_500);
     alpha.stop();
@@ -286,15 +263,11 @@ describe("channel heartbeat: how late the peer's word arrives", () => {
 
   it("is 0 on a link that carries only heartbeats: an idle pair's round-trip is no lag", () => {
     const clock = new FakeClock();
-    const [toBeta, toAlpha] = linkPair(clock, 150, 150);
-    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
-    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
-    alpha.attach(toBeta, peerView('passive'), { echoes: true });
-    beta.attach(toAlpha, peerView('active'), { echoes: true });
+    const { toAlpha, alpha, beta } = beating(clock, 150, 150, { echoes: true });
     clock.advance(5_000);
     expect(beta.observe().rttMs).toBeCloseTo(300, 6);
     expect(beta.observe().delayMs).toBe(0);
-    // A write: its bytes arrive, and for an interval after them the round-trip counts.
+    // A write: its bytes arrive, and for two intervals after them the round-trip counts.
     toAlpha.bytesIn += 4096;
     clock.advance(100);
     expect(beta.observe().delayMs).toBe(300);
@@ -306,12 +279,8 @@ describe("channel heartbeat: how late the peer's word arrives", () => {
 
   it("counts what the active says it has not sent yet, with no data flowing (its window is full)", () => {
     const clock = new FakeClock();
-    const [toBeta, toAlpha] = linkPair(clock, 10, 10);
     let unsentMs = 0;
-    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: () => ({ ...own('active')(), unsentMs }) });
-    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
-    alpha.attach(toBeta, peerView('passive'), { echoes: true });
-    beta.attach(toAlpha, peerView('active'), { echoes: true });
+    const { alpha, beta } = beating(clock, 10, 10, { echoes: true, alphaOwn: () => ({ ...own('active')(), unsentMs }) });
     clock.advance(3_000);
     expect(beta.observe().delayMs).toBe(0);
     // alpha holds 6 s of journal it cannot send (beta acknowledges nothing): only heartbeats come.
