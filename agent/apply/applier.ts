@@ -14,6 +14,7 @@ import { Notices, type Notice } from '../../shared/notices.ts';
 import { systemClock, type Clock } from '../../shared/clock.ts';
 import type { ProtectedRoot } from '../../shared/config/load.ts';
 import {
+  dataVerified,
   decompressWrite,
   isWithin,
   parentOf,
@@ -539,8 +540,9 @@ export class Applier {
   /**
    * Writes the write record at `i` together with the following writes to the same file at
    * contiguous offsets, in one writev: a 4 MiB batch of 64 KiB writes is one syscall, not 64.
-   * Every hash is checked before anything is written; a run stops before a record whose hash
-   * does not match, and that record then fails on its own with nothing of it written.
+   * Every hash is checked before anything is written (here, or when the record's frame was
+   * accepted: dataVerified); a run stops before a record whose hash does not match, and that
+   * record then fails on its own with nothing of it written.
    */
   private async applyWriteRun(records: DataRecord[], i: number): Promise<number> {
     const first = records[i] as WriteRecord;
@@ -550,7 +552,7 @@ export class Applier {
     for (;;) {
       const next = records[i + n];
       if (next === undefined || next.op !== 'write' || next.root !== first.root || next.path !== first.path || next.offset !== end) break;
-      if (!this.hashMatches(next)) break;
+      if (!dataVerified(next) && !this.hashMatches(next)) break;
       end += next.data.length;
       n++;
     }
@@ -617,8 +619,9 @@ export class Applier {
     return r.hash.length === h.length && h.equals(r.hash);
   }
 
+  /** Throws unless the block matches its hash: checked here, or when its frame was accepted (dataVerified). */
   private checkHash(r: WriteRecord): void {
-    if (this.hashMatches(r)) return;
+    if (dataVerified(r) || this.hashMatches(r)) return;
     throw new TandemError({
       code: 'TANDEM_ERR_CHECKSUM',
       op: `apply write ${r.root}/${r.path}`,

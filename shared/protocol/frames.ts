@@ -131,6 +131,20 @@ export function countFrames(buf: Uint8Array, max: number): number {
 }
 
 /**
+ * Write records that decodeAcceptedFrames decoded from a split frame: their data is a view into
+ * bytes whose xxhash64 parseFrames found equal to the record's hash, so the applier need not
+ * hash the block again ("every byte hashed once per side"). Membership is by the decoded object
+ * itself: nothing on the wire can claim it, and a record rebuilt from one (inflated, copied) is
+ * not in it and is hashed as before.
+ */
+const verifiedData = new WeakSet<object>();
+
+/** Whether `record`'s data was checked against its hash when its frame was accepted (see verifiedData). */
+export function dataVerified(record: object): boolean {
+  return verifiedData.has(record);
+}
+
+/**
  * The entries of frames that parseFrames already accepted whole, held since in this process
  * (a batch checked when it arrived, or read back and checked by the receive log): decoded again
  * without hashing and checking them a second time. Throws on frames it cannot read, which only
@@ -141,9 +155,13 @@ export function decodeAcceptedFrames(buf: Uint8Array): LogEntry[] {
   const view = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   for (let off = 0; off < view.length; ) {
     if (view.length - off < FRAME_HEADER_BYTES) throw new Error(`decodeAcceptedFrames: truncated frame at ${off}`);
-    const len = view.readUInt32LE(off) & ~SPLIT;
+    const word = view.readUInt32LE(off);
+    const len = word & ~SPLIT;
     if (view.length - off - FRAME_HEADER_BYTES < len) throw new Error(`decodeAcceptedFrames: truncated frame at ${off}`);
-    out.push(decode(view.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + len)) as LogEntry);
+    const entry = decode(view.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + len)) as LogEntry;
+    // parseFrames accepted this split frame only once its data matched its hash (splitChecksumHolds).
+    if ((word & SPLIT) !== 0 && entry.op === 'write') verifiedData.add(entry);
+    out.push(entry);
     off += FRAME_HEADER_BYTES + len;
   }
   return out;

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hash64, initHash } from '../../../shared/hash.ts';
-import { decodeAcceptedFrames, encodeFrame, encodeFrameInto, parseFrames, type WriteRecord } from '../../../shared/protocol/index.ts';
+import { dataVerified, decodeAcceptedFrames, encodeFrame, encodeFrameInto, compressWrite, parseFrames, type WriteRecord } from '../../../shared/protocol/index.ts';
 
 beforeAll(async () => {
   await initHash();
@@ -48,5 +48,23 @@ describe('frames', () => {
     const plain = (x: unknown) => JSON.parse(JSON.stringify(x, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))) as unknown;
     expect(plain(decodeAcceptedFrames(buf))).toEqual(plain(checked.frames.map((f) => f.entry)));
     expect(() => decodeAcceptedFrames(buf.subarray(0, buf.length - 3))).toThrow(/truncated/);
+  });
+
+  it('mark as hash-checked only the write records decoded from accepted split frames, never a copy or a compressed block', () => {
+    const { frame } = writeFrame();
+    const data = Buffer.from('x'.repeat(64 * 1024));
+    const compressed = compressWrite({ op: 'write', seq: 8, root: 'data', path: 'c.txt', offset: 0, data, hash: hash64(data) }, 1);
+    expect(compressed.encoding).toBeDefined();
+    const buf = Buffer.concat([frame, encodeFrameInto(compressed, (n) => Buffer.alloc(n)), encodeFrame({ op: 'unlink', seq: 9, root: 'data', path: 'gone' })]);
+    expect(parseFrames(buf).stop.kind).toBe('end');
+    const [split, whole, unlink] = decodeAcceptedFrames(buf);
+    expect(dataVerified(split!)).toBe(true);
+    // Its hash is over the raw block, checked only once the applier inflated it.
+    expect(dataVerified(whole!)).toBe(false);
+    expect(dataVerified(unlink!)).toBe(false);
+    // A record built from a checked one (other data, same hash) is hashed again by the applier.
+    expect(dataVerified({ ...split! })).toBe(false);
+    // parseFrames' own entries are not marked: only what decodeAcceptedFrames hands on.
+    expect(dataVerified(parseFrames(frame).frames[0]!.entry)).toBe(false);
   });
 });
