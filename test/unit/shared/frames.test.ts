@@ -53,7 +53,8 @@ describe('frames', () => {
   it('mark as hash-checked only the write records decoded from accepted split frames, never a copy or a compressed block', () => {
     const { frame } = writeFrame();
     const data = Buffer.from('x'.repeat(64 * 1024));
-    const compressed = compressWrite({ op: 'write', seq: 8, root: 'data', path: 'c.txt', offset: 0, data, hash: hash64(data) }, 1);
+    const raw: WriteRecord = { op: 'write', seq: 8, root: 'data', path: 'c.txt', offset: 0, data, hash: hash64(data) };
+    const compressed = compressWrite(raw, 1);
     expect(compressed.encoding).toBeDefined();
     const buf = Buffer.concat([frame, encodeFrameInto(compressed, (n) => Buffer.alloc(n)), encodeFrame({ op: 'unlink', seq: 9, root: 'data', path: 'gone' })]);
     expect(parseFrames(buf).stop.kind).toBe('end');
