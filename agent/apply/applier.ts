@@ -143,9 +143,12 @@ interface OpenFile {
   statPending: boolean;
   /** Created by this call (O_EXCL) and no meta applied since: it holds only what its creation gave it. */
   created: boolean;
-  /** Its owner when opened: while `created`, the one its creation gave it. */
+  /** Its owner and mode (0o7777) when opened, and as this call's metas set them since. */
   uid: number;
   gid: number;
+  mode: number;
+  /** Its size when opened (0 when created): what a file record met right after the open finds. */
+  size: number;
 }
 
 /** A file system error of one record, wrapped at the record boundary with its context. */
@@ -529,8 +532,10 @@ export class Applier {
       // A file created by this very open is empty: when the writes that follow at once end at
       // its size, they make it that size (a truncate per new file was ~4 % of the passive's CPU
       // for 100,000 small files). A tail left as a hole still needs the truncate.
-      const empty = !wasOpen && of.created;
-      if (!(empty && (r.size === 0 || writesEndAt(records, i + 1, r) === r.size))) await of.fh.truncate(r.size);
+      // The same holds for a file just opened that is that size already, or shorter and the
+      // writes extend it (in (o), 80 % of changed files: overwritten in place or appended to).
+      const size = wasOpen ? undefined : of.size;
+      if (!(size !== undefined && (size === r.size || (size < r.size && writesEndAt(records, i + 1, r) === r.size)))) await of.fh.truncate(r.size);
       of.dirty = true;
       of.statPending = true;
     });
@@ -682,9 +687,12 @@ export class Applier {
       if (openHere || st?.isFile() === true) {
         const of = await this.fileFor(loc, { writable: false, create: false });
         if (of !== undefined) {
-          const applied = this.applyMetaTo(of.fh.fd, loc, r, true, of.created ? { uid: of.uid, gid: of.gid } : undefined);
+          // What this walk knows the inode holds: it opened (or created) the file itself.
+          const applied = this.applyMetaTo(of.fh.fd, loc, r, true, openHere || of.created ? { uid: of.uid, gid: of.gid, mode: of.mode, created: of.created } : undefined);
           // Its attributes are the records' from now on, no longer only what creation gave it.
           of.created = false;
+          if (applied.owner !== undefined) ({ uid: of.uid, gid: of.gid } = applied.owner);
+          of.mode = applied.mode;
           await of.fh.utimes(t, t);
           of.dirty = true;
           of.statPending = false;
@@ -721,19 +729,34 @@ export class Applier {
    * setuid/setgid (and file capabilities), so the mode comes last; a file's privilege is applied
    * only when the owner it came with was (owner-policy.ts), and is cleared otherwise, with a notice.
    * Returns the hash of the attributes actually set.
-   * `created`: the file was made by this call and no meta applied since, with the owner its
-   * creation gave it. When that is already the owner to set, no chown: the agent creates as the
-   * owner most files have (one chown per new file was ~4 % of the passive's CPU for 100,000
-   * small files), and the chmod below comes after either way.
+   * `inode`: the owner and mode the file has, known because this walk opened it (fstat) or
+   * created it, and whether it was created by this call with no meta applied since. When the
+   * owner is already the one to set, no chown: the agent creates as the owner most files have,
+   * and a file changed in place keeps its owner (one chown per file was ~4 % of the passive's
+   * CPU for 100,000 small files, fchown and fchmod 3 % in (o)). The chmod is skipped only when
+   * the mode is already the one to set, no chown ran, and the mode holds no setuid/setgid bit
+   * (a write or truncate by a process without CAP_FSETID clears those: nothing else can have
+   * changed since the open).
+   * Returns the hash of the attributes actually set, the owner when chown set it, and the mode.
    */
-  private applyMetaTo(fd: number, loc: Loc, r: MkdirRecord | MetaRecord, isFile: boolean, created?: { uid: number; gid: number }): { xattrHash: Buffer | undefined } {
+  private applyMetaTo(
+    fd: number,
+    loc: Loc,
+    r: MkdirRecord | MetaRecord,
+    isFile: boolean,
+    inode?: { uid: number; gid: number; mode: number; created: boolean },
+  ): { xattrHash: Buffer | undefined; owner?: { uid: number; gid: number }; mode: number } {
     const where = `${r.root}/${r.path}`;
     const dec = decideOwner(this.owners, r, this.users);
+    let owner: { uid: number; gid: number } | undefined;
     let privileged = dec.privileged;
     let withheld = dec.withheld;
     if (dec.uid !== undefined && dec.gid !== undefined) {
       try {
-        if (created === undefined || created.uid !== dec.uid || created.gid !== dec.gid) fs.fchownSync(fd, dec.uid, dec.gid);
+        if (inode === undefined || inode.uid !== dec.uid || inode.gid !== dec.gid) {
+          fs.fchownSync(fd, dec.uid, dec.gid);
+          owner = { uid: dec.uid, gid: dec.gid };
+        }
         if (dec.problem !== undefined) {
           this.notices.add('TANDEM_ERR_OWNER_UNAPPLIED', `apply ${r.op} ${where}: ${dec.problem}`, 'create the user and group on this node with the same names, then run tandem verify --repair', { root: r.root, path: r.path }, where);
         }
@@ -756,7 +779,7 @@ export class Applier {
         want = want.filter(([n]) => n !== CAPABILITY_XATTR);
         clearedCap = true;
       }
-      const { failed } = this.writeXattrsOf(loc, want, isFile && created !== undefined);
+      const { failed } = this.writeXattrsOf(loc, want, isFile && inode?.created === true);
       if (failed.length > 0) {
         const missing = xattrProblem();
         const reason = missing ?? failed.map((f) => `${f.name} (${f.errno})`).join(', ');
@@ -784,8 +807,8 @@ export class Applier {
         where,
       );
     }
-    fs.fchmodSync(fd, mode);
-    return { xattrHash };
+    if (inode === undefined || owner !== undefined || inode.mode !== mode || (inode.mode & PRIVILEGE_BITS) !== 0) fs.fchmodSync(fd, mode);
+    return { xattrHash, ...(owner === undefined ? {} : { owner }), mode };
   }
 
   /**
@@ -1085,6 +1108,7 @@ export class Applier {
       await cached.fh.close();
     }
     let fh: SyncFile | undefined;
+    let opened: Stats | undefined;
     let created = false;
     let triedChmod = false;
     // A path the manifest does not know is most likely new: try to create it first, which saves
@@ -1108,6 +1132,7 @@ export class Applier {
         const st = await h.stat();
         if (st.isFile()) {
           fh = h;
+          opened = st;
           break;
         }
         await h.close();
@@ -1135,14 +1160,15 @@ export class Applier {
         } else throw err;
       }
     }
-    const st = await fh.stat();
+    // An open file's own fstat above; a created one's here (its mode after the umask).
+    const st = opened ?? (await fh.stat());
     if (created) {
       // The umask may have narrowed the creation mode; the manifest says 0600 until a meta.
       // (The agent's own umask, 077, never does: no chmod per new file then.)
       if ((st.mode & 0o7777) !== CREATED_FILE_MODE) await fh.chmod(CREATED_FILE_MODE);
       this.markDir(root, loc.dirRel);
     }
-    const of: OpenFile = { key, root, rel, fh, loc, ino: st.ino, dev: st.dev, writable: want.writable, dirty: created || carryDirty, statPending: created, created, uid: st.uid, gid: st.gid };
+    const of: OpenFile = { key, root, rel, fh, loc, ino: st.ino, dev: st.dev, writable: want.writable, dirty: created || carryDirty, statPending: created, created, uid: st.uid, gid: st.gid, mode: created ? CREATED_FILE_MODE : st.mode & 0o7777, size: created ? 0 : st.size };
     this.open.set(key, of);
     if (this.open.size > MAX_OPEN_FILES) await this.evictOldest(of);
     return of;

@@ -79,6 +79,32 @@ describe.skipIf(!isRoot)('applier metadata', () => {
     expect(applier.noticeList()).toEqual([]);
   });
 
+  it('a file changed in place gets the owner and mode of its meta: kept, a new owner with setuid, setuid kept', async () => {
+    const { run, manifest, applier } = await setup();
+    const first = new RecordBuilder();
+    first.content('same', 'old', BS);
+    first.meta('same', 0o644, T0, { uid: 1, gid: 1 });
+    first.content('moved', 'old', BS);
+    first.meta('moved', 0o4755, T0, { uid: 65534, gid: 65534 });
+    first.content('tool', 'old', BS);
+    first.meta('tool', 0o4755, T0, { uid: 65534, gid: 65534 });
+    await run(first.records);
+    const b = new RecordBuilder(first.records.length + 1);
+    for (const p of ['same', 'moved', 'tool']) {
+      b.file(p, 3);
+      b.write(p, 0, 'new');
+    }
+    b.meta('same', 0o644, T0 + 1000, { uid: 1, gid: 1 });
+    // chown clears setuid: the mode is set again after it.
+    b.meta('moved', 0o4755, T0 + 1000, { uid: 1, gid: 1 });
+    b.meta('tool', 0o4755, T0 + 1000, { uid: 65534, gid: 65534 });
+    await run(b.records);
+    expect(['same', 'moved', 'tool'].map(ownerMode)).toEqual(['1:1 644', '1:1 4755', '65534:65534 4755']);
+    expect(fs.readFileSync(at('moved'), 'utf8')).toBe('new');
+    expect(manifest.get(ROOT, 'moved')).toMatchObject({ uid: 1, gid: 1, mode: 0o4755 });
+    expect(applier.noticeList()).toEqual([]);
+  });
+
   it('gives a new file the owner of its record whether or not its creation already did: root, another user, a setgid directory\'s group', async () => {
     const { run, manifest, applier } = await setup();
     const b = new RecordBuilder();

@@ -252,6 +252,69 @@ describe('setters from every starting state', () => {
     expect(manifestDifferences(manifest, ROOT, rootDir, BS)).toEqual([]);
   });
 
+  it('a file changed in place gets the record\'s size and bytes: appended to, overwritten at its size, shrunk, grown with zeros, or with a hole for a tail', async () => {
+    const { run, manifest } = await setup();
+    const old = (n: number, v: number) => Buffer.alloc(n, v);
+    const first = new RecordBuilder();
+    first.content('grow', old(5000, 1), BS);
+    first.content('same', old(2 * BS, 2), BS);
+    first.content('shrink', old(2 * BS, 3), BS);
+    first.content('tail', old(BS, 4), BS);
+    first.content('gap', old(100, 5), BS);
+    for (const p of ['grow', 'same', 'shrink', 'tail', 'gap']) first.meta(p, 0o644, T0);
+    await run(first.records);
+    // As capture sends a change: the file's new size, the blocks that changed, its meta.
+    const b = new RecordBuilder(first.records.length + 1);
+    b.file('grow', 9000);
+    b.write('grow', BS, old(BS, 6));
+    b.write('grow', 2 * BS, old(9000 - 2 * BS, 6));
+    b.file('same', 2 * BS);
+    b.write('same', 0, old(BS, 7));
+    b.file('shrink', 100);
+    b.write('shrink', 0, old(100, 8));
+    b.file('tail', 3 * BS);
+    b.write('tail', 0, old(BS, 9));
+    // Its first block changed too (it reaches the block's end now, in zeros).
+    b.file('gap', 2 * BS);
+    b.write('gap', 0, Buffer.concat([old(100, 5), old(BS - 100, 0)]));
+    b.write('gap', BS, old(BS, 10));
+    for (const p of ['grow', 'same', 'shrink', 'tail', 'gap']) b.meta(p, 0o644, T0 + 1000);
+    await run(b.records);
+    const read = (rel: string) => fs.readFileSync(path.join(rootDir, rel));
+    expect(read('grow').equals(Buffer.concat([old(BS, 1), old(9000 - BS, 6)]))).toBe(true);
+    expect(read('same').equals(Buffer.concat([old(BS, 7), old(BS, 2)]))).toBe(true);
+    expect(read('shrink').equals(old(100, 8))).toBe(true);
+    expect(read('tail').equals(Buffer.concat([old(BS, 9), old(2 * BS, 0)]))).toBe(true);
+    expect(read('gap').equals(Buffer.concat([old(100, 5), old(BS - 100, 0), old(BS, 10)]))).toBe(true);
+    expect(manifestDifferences(manifest, ROOT, rootDir, BS)).toEqual([]);
+  });
+
+  it('a file changed in place gets the mode of each meta: the same one, a new one, and two in one batch', async () => {
+    const { run, manifest } = await setup();
+    const first = new RecordBuilder();
+    for (const p of ['kept', 'changed', 'twice', 'alone']) {
+      first.content(p, 'old', BS);
+      first.meta(p, 0o644, T0);
+    }
+    await run(first.records);
+    const b = new RecordBuilder(first.records.length + 1);
+    for (const p of ['kept', 'changed', 'twice']) {
+      b.file(p, 3);
+      b.write(p, 0, 'new');
+    }
+    b.meta('kept', 0o644, T0 + 1000);
+    b.meta('changed', 0o640, T0 + 1000);
+    b.meta('twice', 0o600, T0 + 1000);
+    b.meta('twice', 0o604, T0 + 2000);
+    // A meta alone (chmod on the active): the file is opened by the meta's own walk.
+    b.meta('alone', 0o400, T0 + 1000);
+    await run(b.records);
+    const mode = (rel: string) => (fs.statSync(path.join(rootDir, rel)).mode & 0o7777).toString(8);
+    expect(['kept', 'changed', 'twice', 'alone'].map(mode)).toEqual(['644', '640', '604', '400']);
+    expect(fs.readFileSync(path.join(rootDir, 'twice'), 'utf8')).toBe('new');
+    expect(manifestDifferences(manifest, ROOT, rootDir, BS)).toEqual([]);
+  });
+
   it('write replaces a fifo without blocking on it', async () => {
     execFileSync('mkfifo', [x()]);
     const { run } = await setup();
