@@ -20,7 +20,7 @@ import { RootWatcher } from '../capture/watcher.ts';
 import type { Entry, Manifest } from '../manifest/index.ts';
 import type { Alarm, ReceiverApplier } from '../replication/index.ts';
 import { RateLimit } from '../replication/rate-limit.ts';
-import { lstatAt, openParentOrNone, readdirBeneath } from '../tree/index.ts';
+import { ParentDirs, lstatAt, openParentOrNone, readdirBeneath } from '../tree/index.ts';
 import { InFlightPaths } from './in-flight-paths.ts';
 import { ModifiedPaths } from './modified-paths.ts';
 import { standbyDir } from './root-protection.ts';
@@ -121,6 +121,8 @@ export class StandbyWatch {
   private scanning: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
   private drainTimer: TimerHandle | undefined;
+  /** Parent directories held open for one synchronous run of checks (withParents). */
+  private parents: ParentDirs | undefined;
   private scanTimer: TimerHandle | undefined;
   private saveTimer: TimerHandle | undefined;
   private saving: Promise<void> = Promise.resolve();
@@ -292,6 +294,10 @@ export class StandbyWatch {
 
   private drain(): void {
     this.drainTimer = undefined;
+    this.withParents(() => this.drainSlice());
+  }
+
+  private drainSlice(): void {
     const t0 = this.opts.clock.monotonic();
     for (const [key, p] of this.pending) {
       this.pending.delete(key);
@@ -320,7 +326,7 @@ export class StandbyWatch {
       return;
     }
     this.counters.checks++;
-    const st = lstatInRoot(root, rel);
+    const st = this.parents !== undefined ? this.parents.lstat(root.path, rel) : lstatInRoot(root, rel);
     this.keepWatched(root, rel, st);
     const entry = this.opts.manifest.get(root.name, rel);
     const drift = statDrift(entry, st);
@@ -420,6 +426,25 @@ export class StandbyWatch {
   // ---------------------------------------------------------------- after a batch
 
   private afterBatch(fence: InFlightPaths, records: readonly DataRecord[]): void {
+    this.withParents(() => this.afterBatchChecks(fence, records));
+  }
+
+  /**
+   * Runs `fn` (synchronous checks) with each parent directory opened once (ParentDirs): the
+   * paths of a batch share a few directories.
+   */
+  private withParents(fn: () => void): void {
+    if (this.parents !== undefined) return fn();
+    this.parents = new ParentDirs();
+    try {
+      fn();
+    } finally {
+      this.parents.close();
+      this.parents = undefined;
+    }
+  }
+
+  private afterBatchChecks(fence: InFlightPaths, records: readonly DataRecord[]): void {
     const judging = this.judging();
     for (const r of records) {
       if (r.op === 'rename') this.followRename(r);

@@ -204,6 +204,46 @@ export async function withParent<T>(root: RootRef, rel: string, fn: (p: Parent) 
   }
 }
 
+/** Parent directories a ParentDirs keeps open at most; past it, it closes them all and starts again. */
+const PARENT_DIRS_MAX = 64;
+
+/**
+ * lstat of many paths below roots, each parent directory opened (and verified, as openParent
+ * does) once instead of once per path: for one synchronous run of checks (the standby watch
+ * after a batch: the applier's 100 files in one directory cost 100 opens and readlinks of it),
+ * closed by the caller at its end. Within the run, a parent found missing or swapped for a link
+ * stays so, and paths below it are absent; a parent changed by someone else meanwhile is seen
+ * as it was when opened, as with an open a moment before each lstat. Read-only.
+ */
+export class ParentDirs {
+  private readonly dirs = new Map<string, number | null>();
+
+  /** lstat of `rel` (non-empty) below the root at `rootPath`; undefined when absent or below a link. */
+  lstat(rootPath: string, rel: string): Stats | undefined {
+    const i = rel.lastIndexOf('/');
+    const dirRel = i < 0 ? '' : rel.slice(0, i);
+    const key = `${rootPath}\0${dirRel}`;
+    let fd = this.dirs.get(key);
+    if (fd === undefined) {
+      if (this.dirs.size >= PARENT_DIRS_MAX) this.close();
+      let opened: number | undefined;
+      try {
+        opened = openDirBeneath(rootPath, dirRel);
+      } catch (err) {
+        if (!(err instanceof PathSwapped)) throw err;
+      }
+      fd = opened ?? null;
+      this.dirs.set(key, fd);
+    }
+    return fd === null ? undefined : lstatAt(at(fd, i < 0 ? rel : rel.slice(i + 1)));
+  }
+
+  close(): void {
+    for (const fd of this.dirs.values()) if (fd !== null) closeFd(fd);
+    this.dirs.clear();
+  }
+}
+
 /** lstat of `rel` (non-empty) below `root`: undefined when absent; PathSwapped when a parent is a link. */
 export function lstatBeneath(root: RootRef, rel: string): Stats | undefined {
   const p = openParent(root, rel);
