@@ -82,12 +82,10 @@ describe.skipIf(!isRoot)('applier metadata', () => {
   it('a file changed in place gets the owner and mode of its meta: kept, a new owner with setuid, setuid kept', async () => {
     const { run, manifest, applier } = await setup();
     const first = new RecordBuilder();
-    first.content('same', 'old', BS);
-    first.meta('same', 0o644, T0, { uid: 1, gid: 1 });
-    first.content('moved', 'old', BS);
-    first.meta('moved', 0o4755, T0, { uid: 65534, gid: 65534 });
-    first.content('tool', 'old', BS);
-    first.meta('tool', 0o4755, T0, { uid: 65534, gid: 65534 });
+    for (const [p, mode, id] of [['same', 0o644, 1], ['moved', 0o4755, 65534], ['tool', 0o4755, 65534]] as const) {
+      first.content(p, 'old', BS);
+      first.meta(p, mode, T0, { uid: id, gid: id });
+    }
     await run(first.records);
     const b = new RecordBuilder(first.records.length + 1);
     for (const p of ['same', 'moved', 'tool']) {
