@@ -275,6 +275,8 @@ export class Receiver {
   private manifestAnswer: Promise<void> | undefined;
   private manifestNext: string | undefined;
   private drainWaiters: (() => void)[] = [];
+  /** The apply loop runs (applyLoop): whenDrained waits for it, and it resolves the waiters as it ends. */
+  private looping = false;
   private readonly detachLink: (() => void)[] = [];
   /** Consistency points held: from the batches' commits and the active's peer-state. */
   private readonly points = new PointLedger();
@@ -877,7 +879,23 @@ export class Receiver {
     });
   }
 
+  /**
+   * Applies groups while there are any that may be applied, then tells whoever waits for that
+   * (whenDrained). `looping` is cleared here, as the loop ends, not when `applying` settles a few
+   * microtasks later: a whenDrained in between once waited for a loop that had already ended,
+   * and the manifest of a new synchronisation was never sent (seen with one more await here).
+   */
   private async applyLoop(): Promise<void> {
+    this.looping = true;
+    try {
+      await this.applyGroups();
+    } finally {
+      this.looping = false;
+      if (this.queue.length === 0 || !this.releasable(this.queue[0]!)) for (const w of this.drainWaiters.splice(0)) w();
+    }
+  }
+
+  private async applyGroups(): Promise<void> {
     while (this.queue.length > 0 && !this.closed && this.releasable(this.queue[0]!)) {
       const group = this.nextGroup();
       const first = group[0]!.first;
@@ -1036,7 +1054,7 @@ export class Receiver {
 
   /** Resolves once every batch that may be applied is (batches waiting for their point stay). */
   private whenDrained(): Promise<void> {
-    if ((this.queue.length === 0 || !this.releasable(this.queue[0]!)) && this.applying === undefined) return Promise.resolve();
+    if ((this.queue.length === 0 || !this.releasable(this.queue[0]!)) && !this.looping) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
