@@ -80,21 +80,6 @@ function keyOf(root: string, rel: string): string {
   return `${root}\0${rel}`;
 }
 
-/**
- * lstat of `rel` below the root, walked without following a link (agent/tree): a path below a
- * symbolic link is absent here, as it is to the applier. A plain lstat of root/rel would follow
- * a parent swapped for a link and stat (or read) what lies outside the root.
- */
-function lstatInRoot(root: RootCtx, rel: string): Stats | undefined {
-  const p = openParentOrNone(root.path, rel);
-  if (p === undefined) return undefined;
-  try {
-    return lstatAt(p.at);
-  } finally {
-    p.close();
-  }
-}
-
 function sameFile(a: Stats, b: Stats): boolean {
   return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
 }
@@ -325,8 +310,13 @@ export class StandbyWatch {
       this.deferred.set(keyOf(root.name, rel), { root, rel });
       return;
     }
+    // Every check runs inside a run of checks (drain, afterBatch); one outside starts its own.
+    if (this.parents === undefined) return this.withParents(() => this.check(root, rel, descend));
     this.counters.checks++;
-    const st = this.parents !== undefined ? this.parents.lstat(root.path, rel) : lstatInRoot(root, rel);
+    // Walked without following a link (agent/tree): a path below a symbolic link is absent here,
+    // as it is to the applier. A plain lstat of root/rel would follow a parent swapped for a link
+    // and stat (or read) what lies outside the root.
+    const st = this.parents.lstat(root.path, rel);
     this.keepWatched(root, rel, st);
     const entry = this.opts.manifest.get(root.name, rel);
     const drift = statDrift(entry, st);
