@@ -11,7 +11,7 @@
 import fs, { type Stats } from 'node:fs';
 import { TandemError, errnoOf } from '../../shared/errors.ts';
 import { relPathProblem, type PathProblem } from '../../shared/protocol/paths.ts';
-import { at, closeFd, openDirAt, openRoot, openVerifiedDir, type RootRef } from '../tree/index.ts';
+import { at, closeFd, dirStillAt, openDirAt, openRoot, openVerifiedDir, type RootRef } from '../tree/index.ts';
 
 export const OUTSIDE_ROOT_HINT =
   'the active sent a path outside the protected root; this is a bug or an attack: nothing was written';
@@ -113,15 +113,6 @@ export interface GuardHooks {
   foreignLink(op: string, root: string, rel: string, component: string, seq: number | undefined): void;
 }
 
-/** The open directory `fd` is, right now, at exactly the real path `want` (as openVerifiedDir checks a new one). */
-function stillAt(fd: number, want: string): boolean {
-  try {
-    return fs.readlinkSync(`/proc/self/fd/${fd}`) === want;
-  } catch {
-    return false;
-  }
-}
-
 /** Closes a location's parent directory, unless it is a root the guard holds. */
 export function closeLoc(loc: Loc | undefined): void {
   if (loc !== undefined && loc.ownsDir) closeFd(loc.dir);
@@ -193,7 +184,7 @@ export class PathGuard {
       // The common case in one open and one readlink: every parent a real directory already.
       const dirRel = segs.slice(0, -1).join('/');
       const name = segs[segs.length - 1]!;
-      if (prev !== undefined && prev.root === root && prev.dirRel === dirRel && stillAt(prev.dir, `${this.roots.get(root)!}/${dirRel}`)) {
+      if (prev !== undefined && prev.root === root && prev.dirRel === dirRel && dirStillAt(prev.dir, `${this.roots.get(root)!}/${dirRel}`)) {
         return { root, rel: relPath, dir: prev.dir, ownsDir: prev.ownsDir, dirRel, name, at: at(prev.dir, name) };
       }
       const quick = openVerifiedDir(this.roots.get(root)!, dirRel);
