@@ -131,11 +131,12 @@ export function countFrames(buf: Uint8Array, max: number): number {
 }
 
 /**
- * Write records that decodeAcceptedFrames decoded from a split frame: their data is a view into
- * bytes whose xxhash64 parseFrames found equal to the record's hash, so the applier need not
- * hash the block again ("every byte hashed once per side"). Membership is by the decoded object
- * itself: nothing on the wire can claim it, and a record rebuilt from one (inflated, copied) is
- * not in it and is hashed as before.
+ * Write records decoded from a split frame by parseFrames (which hashed their data just then) or
+ * by decodeAcceptedFrames (from frames parseFrames accepted earlier): their data is a view into
+ * bytes whose xxhash64 was found equal to the record's hash, so the applier need not hash the
+ * block again ("every byte hashed once per side"). Membership is by the decoded object itself:
+ * nothing on the wire can claim it, and a record rebuilt from one (inflated, copied) is not in
+ * it and is hashed as before.
  */
 const verifiedData = new WeakSet<object>();
 
@@ -195,7 +196,11 @@ export function parseFramesWith<T>(
     } catch (err) {
       return { frames, stop: split ? { kind: 'checksum', offset: off } : { kind: 'malformed', offset: off, reason: `undecodable: ${(err as Error).message}` } };
     }
-    if (split && !splitChecksumHolds(entry, payload, view.readUInt32LE(off + 4))) return { frames, stop: { kind: 'checksum', offset: off } };
+    if (split) {
+      if (!splitChecksumHolds(entry, payload, view.readUInt32LE(off + 4))) return { frames, stop: { kind: 'checksum', offset: off } };
+      // Its data was just hashed and matched: whoever applies this very record need not again.
+      verifiedData.add(entry as object);
+    }
     const reason = problem(entry);
     if (reason !== undefined) return { frames, stop: { kind: 'malformed', offset: off, reason } };
     frames.push({ entry: entry as T, offset: off, length: FRAME_HEADER_BYTES + len });
