@@ -201,9 +201,11 @@ export const STAGED_MEMORY_BYTES = 64 * 1024 * 1024;
  * dropped and decoded again when applied. So the decoded records held at once stay within those
  * of this many bytes of frames: every batch that kept its records and is not applied yet was held
  * when the last of them arrived. Decoding every record twice was ~2.5 % of the passive's CPU for
- * 100,000 small files (its objects then cost about half their frames' bytes).
+ * 100,000 small files (the objects cost about half their frames' bytes, so up to ~8 MiB of heap
+ * here). A synchronisation runs about this far ahead of what this node holds (the sender's
+ * SYNC_BACKLOG_BYTES), so most of its batches keep theirs (with 8 MiB, most did not).
  */
-export const DECODED_KEEP_BYTES = 8 * 1024 * 1024;
+export const DECODED_KEEP_BYTES = 16 * 1024 * 1024;
 
 /**
  * Inflated bytes applied in one run: a batch whose compressed blocks inflate to more is applied
