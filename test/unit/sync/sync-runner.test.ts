@@ -42,6 +42,22 @@ async function tree(): Promise<{ dir: string; manifest: Manifest }> {
   return { dir, manifest };
 }
 
+/** A runner of root "data" at `dir`, against the stand-in `capture`. */
+function runnerFor(id: string, capture: Capture, manifest: Manifest, dir: string, sliceBytes: number, backlog?: { bytes: () => number; limit: number }): SyncRunner {
+  return new SyncRunner({
+    id,
+    capture,
+    manifest,
+    shadow: new Manifest(['data']),
+    roots: [{ name: 'data', path: dir, exclude: [] } as unknown as ProtectedRoot],
+    blockSize: 64 * 1024,
+    sliceBytes,
+    log: silentLogger(),
+    clock: systemClock,
+    backlog,
+  });
+}
+
 describe('SyncRunner', () => {
   it('journals no more than its backlog bound (and one slice) ahead of what the passive acknowledged, and sends every file', async () => {
     const { dir, manifest } = await tree();
@@ -76,18 +92,7 @@ describe('SyncRunner', () => {
     // The passive: acknowledges 4 KiB every 2 ms, far slower than the runner reads.
     const passive = setInterval(() => (acked = Math.min(journaled, acked + FILE_BYTES)), 2);
     try {
-      const runner = new SyncRunner({
-        id: 's1',
-        capture,
-        manifest,
-        shadow: new Manifest(['data']),
-        roots: [{ name: 'data', path: dir, exclude: [] } as unknown as ProtectedRoot],
-        blockSize: 64 * 1024,
-        sliceBytes: SLICE,
-        log: silentLogger(),
-        clock: systemClock,
-        backlog: { bytes: () => journaled - acked, limit: LIMIT },
-      });
+      const runner = runnerFor('s1', capture, manifest, dir, SLICE, { bytes: () => journaled - acked, limit: LIMIT });
       await runner.run(() => {});
       // Every file made equal is read from the active manifest: the shadow keeps no copy of it.
       expect(runner.convergedPaths).toBe(FILES);
@@ -141,17 +146,7 @@ describe('SyncRunner', () => {
       headSeq: () => seq,
     };
     const capture = { runTask: async (fn: (c: CaptureTaskContext) => Promise<void>) => fn(ctx), onAppend: () => () => {} } as unknown as Capture;
-    const runner = new SyncRunner({
-      id: 's2',
-      capture,
-      manifest,
-      shadow: new Manifest(['data']),
-      roots: [{ name: 'data', path: dir, exclude: [] } as unknown as ProtectedRoot],
-      blockSize: 64 * 1024,
-      sliceBytes: 1 << 20,
-      log: silentLogger(),
-      clock: systemClock,
-    });
+    const runner = runnerFor('s2', capture, manifest, dir, 1 << 20);
     await runner.run(() => {});
     const sent = (rel: string) => metas.get(rel)?.map((m) => (m.xattrs ?? []).map(([n, v]) => `${n}=${Buffer.from(v).toString()}`));
     expect(sent('a/plain')).toEqual([[]]);
