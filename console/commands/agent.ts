@@ -17,6 +17,10 @@ Options:
 
 The agent lets the JavaScript heap grow by 50 % over its live data before a full collection
 (V8 alone allows up to 4×); node --heap-growing-percent=N on its command line overrides that.
+The systemd unit, the installer and tandem demo start node with --initial-old-space-size=96
+as well (a floor under that limit: a small heap with much data streaming through it is
+otherwise collected several times a second). Started by hand, give it too:
+  node --initial-old-space-size=96 /path/to/tandem/bin/tandem.mjs agent -c CONFIG
 
 Exit codes: 0 stopped by a signal, 1 could not start (the error says why), 2 usage error.`,
   async run(args) {

@@ -13,6 +13,7 @@ import { tandem } from '../../helpers/cli.ts';
 import { docsExample, docsExampleDocument, freePorts, killInstalledAgent, snapshotTree, treeChanges } from '../../helpers/install.ts';
 import { exited, killAll, spawnTracked, TEST_MARKER } from '../../helpers/processes.ts';
 import { sleep, TANDEM_BIN } from '../../helpers/pair.ts';
+import { AGENT_NODE_ARGS } from '../../../shared/agent-node-args.ts';
 
 const dirs: string[] = [];
 const roots: string[] = [];
@@ -92,7 +93,7 @@ describe('install under --root', () => {
     expect(fs.readFileSync(pack, 'utf8')).not.toContain(fs.readFileSync(path.join(r1, 'etc/tandem/pair.key'), 'utf8').trim());
 
     // Both agents, started from the written configs as the unit would start them.
-    const agents = [r1, r2].map((r) => spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, TANDEM_BIN, 'agent', '-c', path.join(r, 'etc/tandem/tandem.yaml')], { stdio: 'ignore' }));
+    const agents = [r1, r2].map((r) => spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, ...AGENT_NODE_ARGS, TANDEM_BIN, 'agent', '-c', path.join(r, 'etc/tandem/tandem.yaml')], { stdio: 'ignore' }));
     const ex = docsExampleDocument('answers: primary');
     const url = (n: 'alpha' | 'beta') => `http://${ex.nodes[n].control}`;
     files(path.join(r1, 'srv/data'), { 'later/b.txt': 'written after the start\n' });

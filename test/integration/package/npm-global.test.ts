@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify as stringifyYaml } from 'yaml';
+import { AGENT_NODE_ARGS } from '../../../shared/agent-node-args.ts';
 import { TANDEM_VERSION } from '../../../shared/version.ts';
 import { freePorts } from '../../helpers/install.ts';
 import { PROJECT } from '../../helpers/pair.ts';
@@ -48,7 +49,7 @@ describe('npm pack and npm install -g', () => {
     const primary = run(bin, ['install', 'primary', '--root', root, '--answers', path.join(work, 'a.yaml'), '--pack', path.join(work, 'p.pack'), '--no-start'], { cwd: work });
     expect(primary.status, primary.stderr + primary.stdout).toBe(0);
     const installed = fs.realpathSync(path.join(prefix, 'lib/node_modules/tandem'));
-    expect(fs.readFileSync(path.join(root, 'etc/systemd/system/tandem.service'), 'utf8')).toContain(`ExecStart=${process.execPath} ${installed}/bin/tandem.mjs agent -c ${root}/etc/tandem/tandem.yaml`);
+    expect(fs.readFileSync(path.join(root, 'etc/systemd/system/tandem.service'), 'utf8')).toContain(`ExecStart=${process.execPath} ${AGENT_NODE_ARGS.join(' ')} ${installed}/bin/tandem.mjs agent -c ${root}/etc/tandem/tandem.yaml`);
     expect(run(bin, ['uninstall', '--root', root], { cwd: work }).status).toBe(0);
   }, 600_000);
 });
