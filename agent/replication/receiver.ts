@@ -823,7 +823,8 @@ export class Receiver {
   /**
    * Everything about a batch that can be checked before a byte of it is written, but whether its
    * compressed blocks inflate (checkBlocks: `compressed` are those). The decoded records are
-   * dropped once checked: the queue keeps the frames, which cost what arrived.
+   * returned too: the batch keeps them only while few bytes are held (DECODED_KEEP_BYTES); the
+   * queue always keeps the frames, which cost what arrived.
    */
   private checkBatch(m: BatchMessage): { bytes: number; commit: CommitEntry; compressed: DataRecord[]; records: DataRecord[] } | TandemError {
     const count = countFrames(m.frames, MAX_BATCH_RECORDS + 1);

@@ -6,7 +6,8 @@
 // /proc/self/fd/<fd of the parent>/<name>. A component that is, or becomes, a symbolic link
 // stops the walk (the open fails with ENOTDIR) instead of leading anywhere, whatever swap
 // happens between two calls: an opened directory stays the directory that was checked.
-// Nothing is cached across calls: each record walks from its root again.
+// Nothing is trusted across calls: a directory kept open from one path serves the next only once
+// checked again (dirStillAt), as a directory just opened is.
 import fs, { constants as C, type Stats } from 'node:fs';
 import { errnoOf } from '../../shared/errors.ts';
 
@@ -259,9 +260,10 @@ export class ParentDirs {
  * small files: an open and a close of a directory per file were ~9 % of the active's CPU). The
  * kept descriptor is checked again before each use as a new one would be (dirStillAt: its real
  * path is exactly root/dirRel), so it answers what openParentOrNone would: a directory moved,
- * removed or swapped for a link since is never read through. For readers: it must never serve
- * a writer, which must not trust a directory between two checks any longer than it does now.
- * The Parent it returns is closed by `close()`, not by the caller (its `close()` does nothing).
+ * removed or swapped for a link since is never read through. Its walk is a reader's (a path
+ * below a link is absent): the applier, which writes, keeps its own (PathGuard.locate) with the
+ * same check. The Parent it returns is closed by `close()`, not by the caller (its `close()`
+ * does nothing).
  */
 export class KeptParent {
   private kept: { rootPath: string; dirRel: string; fd: number } | undefined;

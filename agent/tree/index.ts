@@ -1,5 +1,5 @@
 // The protected trees as Tandem touches them on either node: paths resolved below a root one
-// component at a time (never through a symbolic link, nothing cached across records), owners
+// component at a time (never through a symbolic link, nothing kept across records unchecked), owners
 // and their names, extended attributes and ACLs. It must never follow a link below a root nor
 // let a privilege (setuid, setgid, file capabilities) arrive without the owner it belongs to,
 // nor an ACL entry grant a user or group other than the one it names.
