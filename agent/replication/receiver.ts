@@ -177,7 +177,7 @@ interface Pending {
   frames: Uint8Array | undefined;
   /**
    * The records checkBatch decoded from `frames` (binary fields are views into them), kept while
-   * few bytes are held (DECODED_KEEP_BYTES) so that they are not decoded a second time to be
+   * the queue keeps few (DECODED_KEEP_RECORDS) so that they are not decoded a second time to be
    * applied; undefined otherwise, and whenever `frames` is.
    */
   records?: DataRecord[] | undefined;
@@ -196,16 +196,15 @@ interface Pending {
 export const STAGED_MEMORY_BYTES = 64 * 1024 * 1024;
 
 /**
- * A batch that arrives while this node holds at most this many bytes of unacknowledged frames
- * (itself included) keeps the records checkBatch decoded, to be applied from; past it they are
- * dropped and decoded again when applied. So the decoded records held at once stay within those
- * of this many bytes of frames: every batch that kept its records and is not applied yet was held
- * when the last of them arrived. Decoding every record twice was ~2.5 % of the passive's CPU for
- * 100,000 small files (the objects cost about half their frames' bytes, so up to ~8 MiB of heap
- * here). A synchronisation runs about this far ahead of what this node holds (the sender's
- * SYNC_BACKLOG_BYTES), so most of its batches keep theirs (with 8 MiB, most did not).
+ * Records decoded by checkBatch that the queue keeps at most, to be applied from; a batch whose
+ * records would pass the bound drops them, and they are decoded again when it is applied.
+ * Decoding every record twice was ~2.5 % of the passive's CPU for 100,000 small files. The bound
+ * is on records, not bytes: a record costs ~100-200 bytes of heap whatever its frame holds (its
+ * data is a view into the frame), so at most ~8 MiB here, even for batches of tiny records. A
+ * synchronisation of small files runs ~16 MiB of frames ahead of what this node holds (the
+ * sender's SYNC_BACKLOG_BYTES), ~37,000 records: most of its batches keep theirs.
  */
-export const DECODED_KEEP_BYTES = 16 * 1024 * 1024;
+export const DECODED_KEEP_RECORDS = 48_000;
 
 /**
  * Inflated bytes applied in one run: a batch whose compressed blocks inflate to more is applied
@@ -288,6 +287,8 @@ export class Receiver {
   /** Batches received and not yet acknowledged, oldest first, with their bytes on the wire: what counts against the window. */
   private readonly held: { last: number; bytes: number }[] = [];
   private heldBytes = 0;
+  /** Records the queue keeps decoded (Pending.records), at most DECODED_KEEP_RECORDS. */
+  private keptRecords = 0;
   private verifyAnswers = 0;
   /** The manifest request being answered, and the newest one asked for meanwhile (one at a time: each rehashes the tree). */
   private manifestAnswer: Promise<void> | undefined;
@@ -705,7 +706,6 @@ export class Receiver {
     const { bytes, commit } = checked;
     const inflates = this.checkBlocks(m, checked.compressed);
     this.hold(m.last, m.frames.byteLength);
-    const records = this.heldBytes <= DECODED_KEEP_BYTES ? checked.records : undefined;
     // Data again: the split brain was resolved on the active's side.
     if (this.receiveAlarm?.code === 'TANDEM_ERR_SPLIT_BRAIN') this.receiveAlarm = undefined;
     this.receivedSeq = m.last;
@@ -716,7 +716,7 @@ export class Receiver {
       // Applied from memory, in arrival order after what is being persisted before it; it counts
       // as held (the window) until it is applied, and nothing of it is acknowledged before.
       this.directThrough = m.last;
-      const b: Pending = { first: m.first, last: m.last, ts: commit.ts, generation: commit.generation, point: undefined, frames: m.frames, records, bytes, kept: 0, size: m.frames.byteLength };
+      const b: Pending = { first: m.first, last: m.last, ts: commit.ts, generation: commit.generation, point: undefined, frames: m.frames, bytes, kept: 0, size: m.frames.byteLength };
       const failures = this.persistFailures;
       this.appendChain = this.appendChain.then(async () => {
         // A batch before it failed to persist: this node no longer counts either as received
@@ -729,6 +729,7 @@ export class Receiver {
         }
         if (this.persistFailures !== failures) return;
         this.opts.receiveLog.skip(m.last);
+        this.keepRecords(b, checked.records);
         this.queue.push(b);
         this.kick();
       });
@@ -759,19 +760,18 @@ export class Receiver {
         const undecodable = err instanceof TandemError && err.code === 'TANDEM_ERR_BLOCK_UNDECODABLE';
         return this.dropFrom(m, link, undecodable ? err : TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op: `persist batch ${m.first}-${m.last} in the receive log`, hint: 'free space in the state directory; replication resumes by itself' }));
       }
-      const b: Pending = { first: m.first, last: m.last, ts: commit.ts, generation: commit.generation, point: commit.point, frames: m.frames, records, bytes, kept: 0, size: m.frames.byteLength };
+      const b: Pending = { first: m.first, last: m.last, ts: commit.ts, generation: commit.generation, point: commit.point, frames: m.frames, bytes, kept: 0, size: m.frames.byteLength };
       this.queue.push(b);
       this.receivedDurable = Math.max(this.receivedDurable, m.last);
       this.notePointOf(m.last, commit.point);
       // A batch waiting for its point keeps its frames in memory up to a bound; beyond, it is
       // read back from the receive log when the point closes.
       if (!this.releasable(b)) {
-        if (this.stagedKept + m.frames.byteLength > STAGED_MEMORY_BYTES) {
-          b.frames = undefined;
-          b.records = undefined;
-        } else b.kept = m.frames.byteLength;
+        if (this.stagedKept + m.frames.byteLength > STAGED_MEMORY_BYTES) b.frames = undefined;
+        else b.kept = m.frames.byteLength;
         this.stagedKept += b.kept;
       }
+      if (b.frames !== undefined) this.keepRecords(b, checked.records);
       this.ackReceived();
       this.kick();
     });
@@ -823,7 +823,7 @@ export class Receiver {
   /**
    * Everything about a batch that can be checked before a byte of it is written, but whether its
    * compressed blocks inflate (checkBlocks: `compressed` are those). The decoded records are
-   * returned too: the batch keeps them only while few bytes are held (DECODED_KEEP_BYTES); the
+   * returned too: the batch keeps them while the queue keeps few (DECODED_KEEP_RECORDS); the
    * queue always keeps the frames, which cost what arrived.
    */
   private checkBatch(m: BatchMessage): { bytes: number; commit: CommitEntry; compressed: DataRecord[]; records: DataRecord[] } | TandemError {
@@ -1001,8 +1001,16 @@ export class Receiver {
       const b = this.queue.shift()!;
       this.stagedKept -= b.kept;
       b.frames = undefined;
+      if (b.records !== undefined) this.keptRecords -= b.records.length;
       b.records = undefined;
     }
+  }
+
+  /** `b` (queued now, its frames in memory) keeps the records checkBatch decoded, within DECODED_KEEP_RECORDS. */
+  private keepRecords(b: Pending, records: DataRecord[]): void {
+    if (this.keptRecords + records.length > DECODED_KEEP_RECORDS) return;
+    b.records = records;
+    this.keptRecords += records.length;
   }
 
   /**

@@ -262,7 +262,8 @@ export class ParentDirs {
  * path is exactly root/dirRel), so it answers what openParentOrNone would: a directory moved,
  * removed or swapped for a link since is never read through. Its walk is a reader's (a path
  * below a link is absent): the applier, which writes, keeps its own (PathGuard.locate) with the
- * same check. The Parent it returns is closed by `close()`, not by the caller (its `close()`
+ * same check. ParentDirs holds many directories without checking them again, for one
+ * synchronous run only; this holds one across awaits, and checks it at each use. The Parent it returns is closed by `close()`, not by the caller (its `close()`
  * does nothing).
  */
 export class KeptParent {

@@ -55,7 +55,8 @@ export class RecordingApplier implements ReceiverApplier {
  * `protocol`: the highest both sessions offer (the session runs at it). From 3 the passive applies
  * batches without a point from memory; the tests written before it run at 2.
  */
-export async function replicationPair(windowBatches = 4, protocol = 2, opts: { journalSegmentBytes?: number; roots?: typeof ROOTS } = {}) {
+export async function replicationPair(windowBatches = 4, protocol = 2, opts: { journalSegmentBytes?: number; roots?: typeof ROOTS; windowBytes?: number } = {}) {
+  const windowBytes = opts.windowBytes ?? 1 << 20;
   const roots = opts.roots ?? ROOTS;
   const clock = new FakeClock();
   const journal = await Journal.open({ dir: await tempDir(), segmentBytes: opts.journalSegmentBytes ?? 1 << 20, maxBytes: 64 << 20, generation: 'g1', log, clock });
@@ -68,12 +69,12 @@ export async function replicationPair(windowBatches = 4, protocol = 2, opts: { j
   const capture = { status: () => ({ pendingPaths: 0, waitingForSpace: false }) } as unknown as Capture;
   const sender = new Sender({
     pair: 'p1', self: 'alpha', generation: 'g1', history: [], activeEpoch: 1, splitBrainPolicies: [], blockSize: 65536, roots,
-    journal, capture, manifest: new Manifest(['data']), windowBatches, windowBytes: 1 << 20, batchBytes: 64 << 10, log, clock,
+    journal, capture, manifest: new Manifest(['data']), windowBatches, windowBytes, batchBytes: 64 << 10, log, clock,
   });
   const newReceiver = () =>
     new Receiver({
       pair: 'p1', self: 'beta', blockSize: 65536, roots, receiveLog, applier, manifest: new Manifest(['data']), flushManifest: async () => {},
-      nodeState, retryMinMs: 100, retryMaxMs: 1000, window: { batches: windowBatches, bytes: 1 << 20 }, log, clock,
+      nodeState, retryMinMs: 100, retryMaxMs: 1000, window: { batches: windowBatches, bytes: windowBytes }, log, clock,
     });
   let receiver = newReceiver();
   await receiver.recover();
