@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   TANDEM_ERR_PATH_OUTSIDE_ROOT: 'A record names a path outside the protected roots.',
   TANDEM_ERR_APPLY_FAILED: 'The passive could not apply a write (disk full, permission…).',
   TANDEM_ERR_JOURNAL_CORRUPT: 'A journal or receive-log segment is damaged before its tail.',
+  TANDEM_ERR_JOURNAL_REF_LOST: 'A journaled block referred to bytes of a file that no longer holds them.',
   TANDEM_ERR_CONTROL_UNREACHABLE: 'The agent control API did not answer.',
   TANDEM_ERR_CONTROL_REFUSED: 'The agent control API refused the request.',
   TANDEM_ERR_RESOLVE_REFUSED: 'tandem resolve could not act: no split brain, not the active node, or an unknown node.',

@@ -198,6 +198,12 @@ const POINT_RETRY_ROUNDS = 3;
 
 /** Files at least this big are read once they have been quiet for `settleMs`. */
 const LARGE_FILE_BYTES = 4 * 1024 * 1024;
+/**
+ * How far (in bytes on the wire) capture may read a file whose blocks the journal keeps as
+ * references ahead of the passive's acknowledgements: under the journal's send cache (64 MiB),
+ * so every such block is still in memory when the sender gets to it, and is never read back.
+ */
+const REF_AHEAD_BYTES = 48 * 1024 * 1024;
 
 /** …but never later than this after the first hint, so a file that never stops growing still replicates. */
 const MAX_QUIET_WAIT_MS = 2000;
@@ -945,7 +951,7 @@ export class Capture {
    * Journals `r`. A write is compressed here (on the event loop: small files, synchronisation
    * runs) unless `decided`: big files compress their blocks in the thread pool first.
    */
-  private append(r: NewRecord, decided = false): number {
+  private append(r: NewRecord, decided = false, ref?: { ino: number }): number {
     if (this.baseline) return 0;
     const level = this.opts.compressionLevel ?? 0;
     if (r.op === 'write' && level > 0 && !decided) r = compressWrite(r, level);
@@ -954,7 +960,7 @@ export class Capture {
       this.splitDue = false;
       this.startSplit(this.opts.journal.commit(false, { at: this.pointAt, end: false }));
     }
-    const seq = this.opts.journal.append(r);
+    const seq = this.opts.journal.append(r, ref);
     this.counters.recordsJournaled++;
     if (this.appendListeners.size > 0) {
       const full = { ...r, seq } as DataRecord;
@@ -1346,13 +1352,18 @@ export class Capture {
     // A write is kept without its bytes (a 1 GiB file would keep them all): only its length and
     // hash count for the manifest.
     const journaled: NewRecord[] = [];
-    const put = (r: NewRecord, decided = false): void => {
-      this.append(r, decided);
+    const put = (r: NewRecord, decided = false, ref?: { ino: number }): void => {
+      this.append(r, decided, ref);
       if (this.baseline) return;
       journaled.push(r.op === 'write' ? { ...r, data: EMPTY, encoding: 'deflate-raw', rawLength: r.encoding === undefined ? r.data.length : r.rawLength } : r);
     };
+    // The inode whose bytes the journal may keep as references (agent/journal: "Referenced
+    // blocks"): a large file read from the live tree, uncompressed. Never from a snapshot, which
+    // goes once its point is taken, nor in snapshot mode at all: a point's bytes must stay.
+    let refIno: number | undefined;
     // Make the path a regular file of the size being read before any block of it.
     const onOpen = (stat: FileStat) => {
+      if (snap === undefined && !this.pointsMode && (this.opts.compressionLevel ?? 0) === 0) refIno = stat.ino;
       if (prev === undefined || prev.size !== stat.size) {
         put({ op: 'file', root: root.name, path: rel, size: stat.size });
         changed = true;
@@ -1397,6 +1408,19 @@ export class Capture {
     const older = prev;
     const journalChunk = async (offset: number, chunk: Buffer, hashes: Buffer): Promise<void> => {
       await this.makeRoom();
+      const j = this.opts.journal;
+      if (refIno !== undefined && j.refsStored === true) {
+        // Kept as references, a block's bytes are only in the send cache until the passive has
+        // them: read no further ahead of its acknowledgements than the cache holds.
+        await j.waitForAcks?.(REF_AHEAD_BYTES, this.stopping.signal);
+        if (j.refsStored) {
+          for (const w of changedBlocks(offset, chunk, hashes)) {
+            put(w, false, w.op === 'write' ? { ino: refIno } : undefined);
+            changed = true;
+          }
+          return;
+        }
+      }
       if (level === 0) return emit(offset, chunk, hashes);
       // The changed blocks of a 1 MiB chunk compress side by side in the thread pool, off the
       // event loop (bench/results/compression.md); the reader reuses `chunk` only once this

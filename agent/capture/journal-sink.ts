@@ -4,8 +4,19 @@ import type { CommitPoint, NewRecord } from '../../shared/protocol/index.ts';
 
 
 export interface JournalSink {
-  /** Stamps the next sequence number on `record` and buffers it; returns the sequence. */
-  append(record: NewRecord): number;
+  /**
+   * Stamps the next sequence number on `record` and buffers it; returns the sequence. `ref`: an
+   * uncompressed write of bytes read from its file (inode `ino`), which the journal may keep as a
+   * reference to them instead (docs/journal.md, "Referenced blocks").
+   */
+  append(record: NewRecord, ref?: { ino: number }): number;
+  /** Whether a write appended with a `ref` now would be kept as a reference (optional: a sink may never). */
+  readonly refsStored?: boolean;
+  /**
+   * Resolves once at most `limit` bytes are not acknowledged by the passive, or references are
+   * no longer stored: a large file read as references must not outrun what the cache holds.
+   */
+  waitForAcks?(limit: number, signal?: AbortSignal): Promise<void>;
   /**
    * Closes the pending records into a durable batch (no-op when none are pending); `point`
    * marks it as part (or the end) of a consistency point. Resolves with the batch's `last`

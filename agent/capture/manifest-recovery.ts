@@ -3,13 +3,14 @@
 // that the manifest does not reflect; a file created there and deleted while the agent was down
 // would otherwise never have its removal journaled. Replayed entries carry no inode or read time,
 // so the start-up scan reads those files again (their stat cannot prove them unchanged).
-import { parseFrames, type DataRecord } from '../../shared/protocol/index.ts';
+import type { DataRecord } from '../../shared/protocol/index.ts';
 import { applyRecordToManifest, type Manifest } from '../manifest/index.ts';
 
 export interface ReplayableJournal<B extends { first: number; last: number }> {
   oldestBatchAfter(seq: number): B | undefined;
   batchAfter(b: B): B | undefined;
-  readBatch(b: B): Promise<Buffer>;
+  /** The batch's records as stored: a referenced block comes back by its length and hash, its file unread. */
+  readRecords(b: B): Promise<DataRecord[]>;
 }
 
 export async function replayJournalIntoManifest<B extends { first: number; last: number }>(
@@ -21,12 +22,9 @@ export async function replayJournalIntoManifest<B extends { first: number; last:
   let records = 0;
   let batches = 0;
   for (let b = journal.oldestBatchAfter(throughSeq); b !== undefined; b = journal.batchAfter(b)) {
-    const { frames, stop } = parseFrames(await journal.readBatch(b));
-    if (stop.kind !== 'end') throw new Error(`journal batch ${b.first}-${b.last} does not parse (${stop.kind})`);
-    for (const f of frames) {
-      const e = f.entry;
-      if (e.op === 'commit' || e.op === 'applied' || e.seq <= throughSeq) continue;
-      applyRecordToManifest(manifest, e as DataRecord, blockSize);
+    for (const e of await journal.readRecords(b)) {
+      if (e.seq <= throughSeq) continue;
+      applyRecordToManifest(manifest, e, blockSize);
       records++;
     }
     batches++;

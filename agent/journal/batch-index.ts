@@ -14,7 +14,10 @@ export interface BatchInfo {
   /** Wall-clock time the batch was committed, for lag. */
   ts: number;
   generation: string;
-  /** Bytes of the batch on disk and on the wire (the same as `length`), for window accounting. */
+  /**
+   * Bytes of the batch on the wire, for window accounting: `length`, plus the bytes of its
+   * referenced writes (docs/journal.md, "Referenced blocks"), which the journal does not hold.
+   */
   bytes: number;
   /** File data the records carry (write payloads), for progress and throughput. */
   payloadBytes: number;
@@ -22,7 +25,7 @@ export interface BatchInfo {
   segment: string;
   /** Offset of the batch's first record frame in the segment. */
   offset: number;
-  /** Bytes of the record frames and the commit frame: exactly what is stored and what is sent. */
+  /** Bytes of the record frames and the commit frame as stored (what is sent, when it has no referenced write). */
   length: number;
 }
 
@@ -37,8 +40,9 @@ export class BatchIndex {
   private ts = new Float64Array(this.cap);
   private offset = new Float64Array(this.cap);
   private length = new Float64Array(this.cap);
+  private wire = new Float64Array(this.cap);
   private payload = new Float64Array(this.cap);
-  /** Running total of `length` through each batch, so "bytes after seq" is one subtraction. */
+  /** Running total of `bytes` (wire) through each batch, so "bytes after seq" is one subtraction. */
   private cum = new Float64Array(this.cap);
   private seg = new Int32Array(this.cap);
   private gen = new Int32Array(this.cap);
@@ -71,8 +75,9 @@ export class BatchIndex {
     this.ts[i] = b.ts;
     this.offset[i] = b.offset;
     this.length[i] = b.length;
+    this.wire[i] = b.bytes;
     this.payload[i] = b.payloadBytes;
-    this.cum[i] = (i > this.start ? this.cum[i - 1]! : 0) + b.length;
+    this.cum[i] = (i > this.start ? this.cum[i - 1]! : 0) + b.bytes;
     this.seg[i] = this.segmentId(b.segment);
     this.gen[i] = this.generationId(b.generation);
     this.consistent[i] = b.consistent ? 1 : 0;
@@ -104,11 +109,11 @@ export class BatchIndex {
     return i < this.end ? this.info(i) : undefined;
   }
 
-  /** Bytes of the batches holding a record above `seq` (a partly acknowledged batch counts whole). */
+  /** Wire bytes of the batches holding a record above `seq` (a partly acknowledged batch counts whole). */
   lengthAfter(seq: number): number {
     const i = this.firstWithLastAtLeast(seq + 1);
     if (i >= this.end) return 0;
-    return this.cum[this.end - 1]! - (this.cum[i]! - this.length[i]!);
+    return this.cum[this.end - 1]! - (this.cum[i]! - this.wire[i]!);
   }
 
   /** Drops the oldest batches while they lie in `segment` (its file is being deleted). */
@@ -145,7 +150,7 @@ export class BatchIndex {
       consistent: this.consistent[i] === 1,
       ts: this.ts[i]!,
       generation: this.genNames[this.gen[i]!]!,
-      bytes: this.length[i]!,
+      bytes: this.wire[i]!,
       payloadBytes: this.payload[i]!,
       segment: this.segNames.get(this.seg[i]!)!,
       offset: this.offset[i]!,
@@ -200,6 +205,7 @@ export class BatchIndex {
     this.ts = move(this.ts, (n) => new Float64Array(n));
     this.offset = move(this.offset, (n) => new Float64Array(n));
     this.length = move(this.length, (n) => new Float64Array(n));
+    this.wire = move(this.wire, (n) => new Float64Array(n));
     this.payload = move(this.payload, (n) => new Float64Array(n));
     this.cum = move(this.cum, (n) => new Float64Array(n));
     this.seg = move(this.seg, (n) => new Int32Array(n));

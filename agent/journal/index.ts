@@ -1,7 +1,9 @@
 // The journal: the active's durable, segmented, checksummed write log, and the segment store
 // the passive's receive log shares. It must never let anything be sent or acknowledged before
 // it is durable (fdatasync), and never use a sequence number twice, across restarts too.
-export { Journal, batchProblem, DEFAULT_JOURNAL_CACHE_BYTES } from './journal.ts';
+export { Journal, batchProblem, DEFAULT_JOURNAL_CACHE_BYTES, REF_LOST } from './journal.ts';
+export { ProtectedFiles } from './ref-source.ts';
+export type { RefSource, RefSession } from './ref-source.ts';
 export type { JournalOptions, JournalScan } from './journal.ts';
 export { BatchIndex } from './batch-index.ts';
 export { Waiters } from './waiters.ts';

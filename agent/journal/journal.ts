@@ -6,22 +6,28 @@ import type { Clock } from '../../shared/clock.ts';
 import { systemClock } from '../../shared/clock.ts';
 import { TandemError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { hash64 } from '../../shared/hash.ts';
 import {
   FRAME_HEADER_BYTES,
   MAX_ENTRY_BYTES,
   encodeFrameInto,
   entryProblem,
-  parseFrames,
+  parseFramesWith,
+  parseStoredFrames,
   payloadBytes,
+  storedEntryProblem,
   type CommitEntry,
   type CommitPoint,
   type DataRecord,
   type NewRecord,
   type LogEntry,
+  type StoredEntry,
+  type WriteRefRecord,
 } from '../../shared/protocol/index.ts';
 import { BatchIndex, type BatchInfo } from './batch-index.ts';
 import { Waiters } from './waiters.ts';
 import { SegmentLog, type FramePosition, type ScanSummary } from './segment-log.ts';
+import type { RefSource } from './ref-source.ts';
 
 
 
@@ -67,7 +73,19 @@ export interface JournalOptions {
   clock?: Clock;
   /** Bound of the in-memory cache of recent batches. */
   cacheBytes?: number;
+  /**
+   * Where referenced writes are read back when their batch is not in the cache. Without it,
+   * append() journals every write with its bytes.
+   */
+  refs?: RefSource;
 }
+
+/**
+ * A batch read back from disk holds a referenced write whose file no longer has those bytes (it
+ * changed, went, or is another inode now): the batch can never be sent. The sender brings the
+ * passive back by a synchronisation instead.
+ */
+export const REF_LOST = 'TANDEM_ERR_JOURNAL_REF_LOST' as const;
 
 export interface JournalScan extends ScanSummary {
   /** Segments dropped at open because a sequence gap separates them from the newest ones
@@ -77,6 +95,7 @@ export interface JournalScan extends ScanSummary {
 
 interface CachedBatch {
   last: number;
+  /** Bytes of the frames as sent (referenced writes with their bytes). */
   length: number;
   /** The frames as appended; joined into one buffer the first time the batch is read. */
   data: Buffer[] | Buffer;
@@ -98,7 +117,12 @@ export class Journal {
   private nextSeq: number;
   private pendingCount = 0;
   private pendingLength = 0;
+  /** The pending frames as sent: pendingLength plus the bytes of referenced writes. */
+  private pendingWire = 0;
   private pendingPayload = 0;
+  /** Referenced writes may be appended (a passive is streaming: setRefsWanted). */
+  private refsWanted = false;
+  private readonly ackWaiters = new Waiters();
   private pendingAt: FramePosition | undefined;
   /** Frames of the open batch for the cache; dropped when the batch outgrows it. */
   private pendingFrames: Buffer[] | undefined = [];
@@ -150,7 +174,9 @@ export class Journal {
     const segLast = new Map<string, number>();
     let start: FramePosition | undefined;
     let payload = 0;
-    const visit = (e: LogEntry, at: FramePosition): void => {
+    let referenced = 0;
+    const visit = (entry: LogEntry, at: FramePosition): void => {
+      const e = entry as StoredEntry; // the scan checks with storedEntryProblem
       if (e.op === 'commit') {
         const s = start ?? at;
         index.push({
@@ -159,7 +185,9 @@ export class Journal {
           consistent: e.consistent,
           ts: e.ts,
           generation: e.generation,
-          bytes: at.offset + at.length - s.offset,
+          // Referenced bytes travel with their write: counted as their length (the frame's
+          // fields differ by a few bytes, which the window does not need).
+          bytes: at.offset + at.length - s.offset + referenced,
           payloadBytes: payload,
           segment: at.segment,
           offset: s.offset,
@@ -168,9 +196,11 @@ export class Journal {
         segLast.set(at.segment, e.last);
         start = undefined;
         payload = 0;
+        referenced = 0;
       } else if (e.op !== 'applied') {
         start ??= at;
         payload += payloadBytes(e);
+        if (e.op === 'write-ref') referenced += e.length;
       }
     };
     if (opts.maxBytes < 2 * opts.segmentBytes) {
@@ -179,7 +209,7 @@ export class Journal {
         'journal: journal.maxBytes is under twice journal.segmentBytes: trimming frees space in whole segments, so the bound is coarse',
       );
     }
-    const log = await SegmentLog.open({ dir: opts.dir, segmentBytes: opts.segmentBytes, log: opts.log, name: 'journal', firstSeq: 1, visit });
+    const log = await SegmentLog.open({ dir: opts.dir, segmentBytes: opts.segmentBytes, log: opts.log, name: 'journal', firstSeq: 1, visit, entryProblem: storedEntryProblem });
     const scan: JournalScan = { ...log.scan, droppedBeforeGap: [] };
     const j = new Journal(opts, log, index, segLast, scan);
     try {
@@ -201,9 +231,9 @@ export class Journal {
     return this.index.oldest()?.first ?? this.head + 1;
   }
 
-  /** Bytes of frames appended since the last commit. */
+  /** Bytes of frames appended since the last commit, as sent (referenced writes with their bytes): batches are cut by it. */
   get pendingBytes(): number {
-    return this.pendingLength;
+    return this.pendingWire;
   }
 
   /** Bytes of file data appended since the last commit, blocks counted inflated. */
@@ -241,8 +271,13 @@ export class Journal {
     return this.store.segments();
   }
 
-  /** Stamps the next sequence on `record`, frames and buffers it. Returns the sequence. */
-  append(record: NewRecord): number {
+  /**
+   * Stamps the next sequence on `record`, frames and buffers it. Returns the sequence.
+   * `ref`: the record is an uncompressed write of bytes read from its file, inode `ino`; while a
+   * passive streams (setRefsWanted) the journal stores only where they are (a `write-ref`) and
+   * keeps the whole write for the sender in memory (docs/journal.md, "Referenced blocks").
+   */
+  append(record: NewRecord, ref?: { ino: number }): number {
     this.throwIfClosed('append');
     const seq = this.nextSeq;
     const entry = { ...record, seq } as DataRecord;
@@ -257,18 +292,55 @@ export class Journal {
     if (frame.length - FRAME_HEADER_BYTES > MAX_ENTRY_BYTES) {
       throw new TandemError({ code: 'TANDEM_ERR_INTERNAL', op: 'journal: append', reason: `record of ${frame.length} bytes exceeds ${MAX_ENTRY_BYTES}`, details: { seq } });
     }
-    const at = this.store.append(frame);
+    const stored = ref !== undefined && this.refsWanted && this.opts.refs !== undefined && entry.op === 'write' && entry.encoding === undefined ? refFrame(entry, ref.ino) : frame;
+    const at = this.store.append(stored);
     this.arenaMaxSeq = seq;
     this.nextSeq++;
     this.pendingAt ??= at;
     this.pendingCount++;
-    this.pendingLength += frame.length;
+    this.pendingLength += stored.length;
+    this.pendingWire += frame.length;
     this.pendingPayload += payloadBytes(entry);
     if (this.pendingFrames !== undefined) {
-      if (this.pendingLength <= this.cacheBytes) this.pendingFrames.push(frame);
+      if (this.pendingWire <= this.cacheBytes) this.pendingFrames.push(frame);
       else this.pendingFrames = undefined;
     }
     return seq;
+  }
+
+  /**
+   * Whether writes appended with a `ref` are stored as references: set by the sender while a
+   * passive streams, so their bytes go out from the cache before it must let them go. With no
+   * passive, nothing would take them soon, and a file changed meanwhile would cost a
+   * synchronisation: they are journaled whole. Turning it off wakes waitForAcks().
+   */
+  setRefsWanted(on: boolean): void {
+    this.refsWanted = on && this.opts.refs !== undefined;
+    if (!this.refsWanted) this.ackWaiters.resolveAll();
+  }
+
+  /** Whether a write appended with a `ref` now would be stored as one. */
+  get refsStored(): boolean {
+    return this.refsWanted;
+  }
+
+  /** Wire bytes journaled (pending included) that the passive has not acknowledged. */
+  get unackedBytes(): number {
+    return this.index.lengthAfter(this.peerAcked) + this.pendingWire;
+  }
+
+  /**
+   * Resolves once at most `limit` wire bytes are unacknowledged, or references are no longer
+   * wanted (the passive went): capture reading a large file waits here, so that everything it
+   * stored as references is still in the cache when the sender gets to it.
+   */
+  async waitForAcks(limit: number, signal?: AbortSignal): Promise<void> {
+    // Only published batches can be sent and acknowledged: with none left to acknowledge, the
+    // open batch alone (journal.batchBytes over the limit) must not wait for itself.
+    while (this.refsWanted && this.unackedBytes > limit && this.index.lengthAfter(this.peerAcked) > 0) {
+      this.throwIfClosed('wait for acknowledgements');
+      await this.ackWaiters.wait(signal);
+    }
   }
 
   /**
@@ -300,15 +372,16 @@ export class Journal {
       consistent,
       ts: entry.ts,
       generation: entry.generation,
-      bytes: at.offset + frame.length - start.offset,
+      bytes: this.pendingWire + frame.length,
       payloadBytes: this.pendingPayload,
       segment: at.segment,
       offset: start.offset,
       length: at.offset + frame.length - start.offset,
     };
-    const frames = this.pendingFrames !== undefined && info.length <= this.cacheBytes ? [...this.pendingFrames, frame] : undefined;
+    const frames = this.pendingFrames !== undefined && info.bytes <= this.cacheBytes ? [...this.pendingFrames, frame] : undefined;
     this.pendingCount = 0;
     this.pendingLength = 0;
+    this.pendingWire = 0;
     this.pendingPayload = 0;
     this.pendingAt = undefined;
     this.pendingFrames = [];
@@ -349,6 +422,7 @@ export class Journal {
   acknowledged(seq: number): void {
     this.peerAcked = Math.max(this.peerAcked, seq);
     this.evictAcked(seq);
+    this.ackWaiters.resolveAll();
   }
 
   private recycleArenas(): void {
@@ -392,17 +466,70 @@ export class Journal {
     return this.index.lengthAfter(seq);
   }
 
-  /** The batch's frames, exactly as journaled (records then commit): from memory, else disk. */
+  /**
+   * The batch's frames as sent (records then commit): exactly as journaled, from memory, else
+   * from disk, where a referenced write is read back from its file. Throws REF_LOST when that
+   * file no longer holds the bytes journaled.
+   */
   async readBatch(b: BatchInfo): Promise<Buffer> {
     const c = this.cache.get(b.first);
     if (c !== undefined && c.last === b.last) {
       if (Array.isArray(c.data)) c.data = joinFrames(c.data, c.length);
       return c.data;
     }
+    const buf = await this.readStored(b);
+    return b.bytes === b.length ? buf : this.withReferencedBytes(buf, b);
+  }
+
+  /**
+   * The records of a batch, for the manifest (its replay after a crash): from the frames as
+   * stored, so a referenced write's file is not read. Such a write comes back without its bytes,
+   * as a write of its length whose data is not there (as capture keeps what it journaled).
+   */
+  async readRecords(b: BatchInfo): Promise<DataRecord[]> {
+    const c = this.cache.get(b.first);
+    const buf = c !== undefined && c.last === b.last ? await this.readBatch(b) : await this.readStored(b);
+    const out: DataRecord[] = [];
+    for (const f of parseStoredFrames(buf).frames) {
+      const e = f.entry;
+      if (e.op === 'commit' || e.op === 'applied') continue;
+      out.push(e.op === 'write-ref' ? { op: 'write', seq: e.seq, root: e.root, path: e.path, offset: e.offset, hash: e.hash, data: NO_DATA, encoding: 'deflate-raw', rawLength: e.length } : e);
+    }
+    return out;
+  }
+
+  /** A stored batch with its referenced writes made whole again from their files. */
+  private withReferencedBytes(buf: Buffer, b: BatchInfo): Buffer {
+    const source = this.opts.refs;
+    const parts: Buffer[] = [];
+    let total = 0;
+    const session = source?.open();
+    try {
+      for (const f of parseStoredFrames(buf).frames) {
+        const e = f.entry;
+        let frame = buf.subarray(f.offset, f.offset + f.length);
+        if (e.op === 'write-ref') {
+          const data = Buffer.allocUnsafe(e.length);
+          if (session === undefined || !session.read(e, data) || !hash64(data).equals(e.hash)) throw refLost(b, e);
+          // Fields in the order capture builds a write and append() stamps its seq: the very
+          // frame the batch had in memory.
+          frame = encodeFrameInto({ op: 'write', root: e.root, path: e.path, offset: e.offset, data, hash: e.hash, seq: e.seq }, (n) => Buffer.allocUnsafe(n));
+        }
+        parts.push(frame);
+        total += frame.length;
+      }
+    } finally {
+      session?.close();
+    }
+    return Buffer.concat(parts, total);
+  }
+
+  /** The batch's frames as stored on disk, checked. */
+  private async readStored(b: BatchInfo): Promise<Buffer> {
     const buf = await this.store.read(b.segment, b.offset, b.length);
     // A disk read is checked before it leaves: the passive would refuse a damaged batch anyway,
     // and the operator must learn that it is this disk.
-    const problem = batchProblem(buf, b);
+    const problem = batchProblem(buf, b, storedEntryProblem);
     if (problem !== undefined) {
       throw new TandemError({
         code: 'TANDEM_ERR_JOURNAL_CORRUPT',
@@ -505,6 +632,7 @@ export class Journal {
     await this.published;
     await this.maintenance;
     this.spaceWaiters.rejectAll(closedError('wait for space'));
+    this.ackWaiters.rejectAll(closedError('wait for acknowledgements'));
     await this.store.close();
   }
 
@@ -512,8 +640,8 @@ export class Journal {
     this.head = info.last;
     this.index.push(info);
     if (frames !== undefined) {
-      this.cache.set(info.first, { last: info.last, length: info.length, data: frames });
-      this.cachedBytes += info.length;
+      this.cache.set(info.first, { last: info.last, length: info.bytes, data: frames });
+      this.cachedBytes += info.bytes;
       for (const [first, c] of this.cache) {
         if (this.cachedBytes <= this.cacheBytes) break;
         this.cache.delete(first);
@@ -593,9 +721,12 @@ export class Journal {
   }
 }
 
-/** Why `buf` is not exactly the frames of batch `b` (records first..last, then its commit). */
-export function batchProblem(buf: Uint8Array, b: { first: number; last: number }): string | undefined {
-  const { frames, stop } = parseFrames(buf);
+/**
+ * Why `buf` is not exactly the frames of batch `b` (records first..last, then its commit).
+ * `problem`: which entries are valid (storedEntryProblem for the journal as stored).
+ */
+export function batchProblem(buf: Uint8Array, b: { first: number; last: number }, problem: (e: unknown) => string | undefined = entryProblem): string | undefined {
+  const { frames, stop } = parseFramesWith<StoredEntry>(buf, 0, problem);
   if (stop.kind !== 'end') return `${stop.kind} frame at offset ${stop.offset}`;
   if (frames.length !== b.last - b.first + 2) return `${frames.length} frames for records ${b.first}..${b.last}`;
   for (let i = 0; i < frames.length - 1; i++) {
@@ -605,6 +736,24 @@ export function batchProblem(buf: Uint8Array, b: { first: number; last: number }
   const c = frames[frames.length - 1]!.entry;
   if (c.op !== 'commit' || c.first !== b.first || c.last !== b.last) return 'the last frame is not the batch commit';
   return undefined;
+}
+
+/** The frame a referenced write is stored as: where its bytes are, and their hash. */
+function refFrame(w: Extract<DataRecord, { op: 'write' }>, ino: number): Buffer {
+  const ref: WriteRefRecord = { op: 'write-ref', seq: w.seq, root: w.root, path: w.path, offset: w.offset, length: w.data.length, hash: w.hash, ino };
+  return encodeFrameInto(ref, (n) => Buffer.allocUnsafe(n));
+}
+
+const NO_DATA = new Uint8Array(0);
+
+function refLost(b: BatchInfo, e: WriteRefRecord): TandemError {
+  return new TandemError({
+    code: REF_LOST,
+    op: `journal: read batch ${b.first}..${b.last}`,
+    reason: `${e.root}/${e.path} no longer holds the ${e.length} bytes at offset ${e.offset} that record ${e.seq} refers to (it changed, went, or is another file now)`,
+    hint: 'nothing to do: the passive is brought back by a synchronisation, which sends what differs',
+    details: { seq: e.seq, root: e.root, path: e.path, offset: e.offset },
+  });
 }
 
 function closedError(what: string): TandemError {

@@ -19,10 +19,13 @@ import { ioCounters } from '../../shared/io-counters.ts';
 import {
   FRAME_HEADER_BYTES,
   MAX_ENTRY_BYTES,
-  parseFrames,
+  entryProblem,
+  parseFramesWith,
+  storedEntryProblem,
   type FrameStop,
   type LogEntry,
-  type ParsedFrame,
+  type ParsedFrameOf,
+  type StoredEntry,
 } from '../../shared/protocol/index.ts';
 
 export const SEGMENT_SUFFIX = '.seg';
@@ -105,6 +108,11 @@ export interface SegmentLogOptions {
    * buffer: copy what you keep.
    */
   visit: (entry: LogEntry, at: FramePosition) => void;
+  /**
+   * Which entries are valid in this log: log entries (the default: the receive log), or also the
+   * journal's referenced writes (storedEntryProblem), which are then visited too.
+   */
+  entryProblem?: (e: unknown) => string | undefined;
 }
 
 interface Segment {
@@ -133,7 +141,7 @@ export class BatchGrammar {
     return this.open !== undefined;
   }
 
-  accept(e: LogEntry): string | undefined {
+  accept(e: StoredEntry): string | undefined {
     if (e.op === 'commit') {
       const o = this.open;
       if (o === undefined) return 'commit without records';
@@ -155,7 +163,7 @@ export class BatchGrammar {
 }
 
 /** The highest sequence an entry names. */
-export function seqOf(e: LogEntry): number {
+export function seqOf(e: StoredEntry): number {
   return e.op === 'commit' ? e.last : e.seq;
 }
 
@@ -200,7 +208,7 @@ export class SegmentLog {
         const segName = names[k]!;
         const file = path.join(dir, segName);
         const isLast = k === names.length - 1;
-        const res = await scanSegment(file, segName, grammar, opts.visit);
+        const res = await scanSegment(file, segName, grammar, opts.visit as (entry: StoredEntry, at: FramePosition) => void, opts.entryProblem ?? entryProblem);
         summary.frames += res.visited;
         const damaged = res.stop.kind !== 'end' || res.boundary < res.size;
         if (damaged && isLast && res.beyondMaxSeq === undefined) {
@@ -594,15 +602,15 @@ interface SegmentScan {
   beyondMaxSeq: number | undefined;
 }
 
-async function scanSegment(file: string, name: string, grammar: BatchGrammar, visit: SegmentLogOptions['visit']): Promise<SegmentScan> {
+async function scanSegment(file: string, name: string, grammar: BatchGrammar, visit: (entry: StoredEntry, at: FramePosition) => void, problem: (e: unknown) => string | undefined): Promise<SegmentScan> {
   const fh = await fsp.open(file, 'r');
   try {
     const size = (await fh.stat()).size;
-    let pending: { entry: LogEntry; at: FramePosition }[] = [];
+    let pending: { entry: StoredEntry; at: FramePosition }[] = [];
     let boundary = 0;
     let visited = 0;
     let maxSeq = 0;
-    const stop = await forEachFrame(fh, size, 0, (f) => {
+    const stop = await forEachFrame(fh, size, 0, problem, (f) => {
       const problem = grammar.accept(f.entry);
       if (problem !== undefined) return problem;
       const at: FramePosition = { segment: name, offset: f.offset, length: f.length };
@@ -620,7 +628,7 @@ async function scanSegment(file: string, name: string, grammar: BatchGrammar, vi
     });
     // After a bad frame, look for valid ones beyond it: if there are any, the damage is not a
     // torn write at the end but a hole in data that may have been durable and sent.
-    const beyondMaxSeq = stop.kind === 'checksum' || stop.kind === 'malformed' || stop.kind === 'grammar' ? await probeBeyond(fh, size, stop.offset) : undefined;
+    const beyondMaxSeq = stop.kind === 'checksum' || stop.kind === 'malformed' || stop.kind === 'grammar' ? await probeBeyond(fh, size, stop.offset, problem) : undefined;
     return { size, boundary, stop, visited, pendingRecords: pending.length, maxSeq, beyondMaxSeq };
   } finally {
     await fh.close();
@@ -631,7 +639,7 @@ async function scanSegment(file: string, name: string, grammar: BatchGrammar, vi
  * Calls `onFrame` for each valid frame from `from` on, reading in chunks. `onFrame` returns a
  * reason to stop at that frame. Offsets are absolute.
  */
-async function forEachFrame(fh: FileHandle, size: number, from: number, onFrame: (f: ParsedFrame) => string | undefined): Promise<Stop> {
+async function forEachFrame(fh: FileHandle, size: number, from: number, problem: (e: unknown) => string | undefined, onFrame: (f: ParsedFrameOf<StoredEntry>) => string | undefined): Promise<Stop> {
   let base = from;
   let carry: Buffer = Buffer.alloc(0);
   let need = 0;
@@ -646,9 +654,9 @@ async function forEachFrame(fh: FileHandle, size: number, from: number, onFrame:
       buf = carry.length === 0 ? chunk.subarray(0, n) : Buffer.concat([carry, chunk.subarray(0, n)]);
     }
     const atEnd = short || base + buf.length >= size;
-    const { frames, stop } = parseFrames(buf);
+    const { frames, stop } = parseFramesWith<StoredEntry>(buf, 0, problem);
     for (const f of frames) {
-      const abs: ParsedFrame = { entry: f.entry, offset: base + f.offset, length: f.length };
+      const abs: ParsedFrameOf<StoredEntry> = { entry: f.entry, offset: base + f.offset, length: f.length };
       const problem = onFrame(abs);
       if (problem !== undefined) return { kind: 'grammar', offset: abs.offset, reason: problem };
     }
@@ -674,7 +682,7 @@ async function forEachFrame(fh: FileHandle, size: number, from: number, onFrame:
  * frame found after `offset`, or undefined when none is (garbage or zeros to the end: a torn
  * write). Reads the rest of the segment, which is at most about one segment.
  */
-async function probeBeyond(fh: FileHandle, size: number, offset: number): Promise<number | undefined> {
+async function probeBeyond(fh: FileHandle, size: number, offset: number, problem: (e: unknown) => string | undefined = storedEntryProblem): Promise<number | undefined> {
   const rest = Buffer.allocUnsafe(size - offset);
   const n = await readFully(fh, rest, offset);
   const buf = rest.subarray(0, n);
@@ -684,7 +692,7 @@ async function probeBeyond(fh: FileHandle, size: number, offset: number): Promis
     const len = buf.readUInt32LE(off);
     if (len > MAX_ENTRY_BYTES || off + FRAME_HEADER_BYTES + len > buf.length) break;
     off += FRAME_HEADER_BYTES + len;
-    const { frames, stop } = parseFrames(buf, off);
+    const { frames, stop } = parseFramesWith<StoredEntry>(buf, off, problem);
     for (const f of frames) found = Math.max(found ?? 0, f.entry.op === 'applied' ? f.entry.seq : seqOf(f.entry));
     if (stop.kind === 'end' || stop.kind === 'truncated') break;
     off = stop.offset;
@@ -704,7 +712,7 @@ async function highestSeqIn(file: string): Promise<number> {
   try {
     const size = (await fh.stat()).size;
     let max = 0;
-    const stop = await forEachFrame(fh, size, 0, (f) => {
+    const stop = await forEachFrame(fh, size, 0, storedEntryProblem, (f) => {
       max = Math.max(max, f.entry.op === 'applied' ? f.entry.seq : seqOf(f.entry));
       return undefined;
     });

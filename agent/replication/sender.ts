@@ -9,6 +9,7 @@ import { RateLimit } from './rate-limit.ts';
 import { SocketBudget } from './socket-budget.ts';
 import type { ProtectedRoot } from '../../shared/config/index.ts';
 import { TandemError } from '../../shared/errors.ts';
+import { REF_LOST } from '../journal/index.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { HelloMessage, Message, VerifyReplyMessage } from '../../shared/protocol/index.ts';
 import type { Capture } from '../capture/index.ts';
@@ -41,6 +42,8 @@ export interface SenderJournal {
   bytesAfter(seq: number): number;
   /** The passive acknowledged every record up to `seq`: what was sent of them is off the socket. */
   acknowledged?(seq: number): void;
+  /** Whether large files' blocks may be journaled as references: only while a passive takes them now. */
+  setRefsWanted?(on: boolean): void;
 }
 
 export interface SenderOptions {
@@ -229,6 +232,7 @@ export class Sender {
   setPaused(paused: boolean): void {
     if (this.paused === paused) return;
     this.paused = paused;
+    this.syncRefs();
     // The state tracker logs it as an event (replication paused/running); this line adds the sequences.
     this.log.debug({ paused, ackedSeq: this.ackedSeq, headSeq: this.opts.journal.headSeq }, paused ? 'replication: paused by an operator' : 'replication: resumed by an operator');
     // The passive hears it at once (its status shows it), not at the next tick.
@@ -354,6 +358,7 @@ export class Sender {
     // journaling goes on, and the passive resumes it from the journal when it is back.
     this.manifestCollect = undefined;
     this.discarding = false;
+    this.syncRefs();
     if (hadPeer !== undefined) this.log.info({ peer: hadPeer, reason }, 'replication: passive disconnected');
     for (const l of this.detachListeners) l();
   }
@@ -481,6 +486,7 @@ export class Sender {
    * went out, no acknowledgement came back to make room: the pair stalled for good.
    */
   private pump(): void {
+    this.syncRefs();
     if (this.pumping) {
       this.pumpAgain = true;
       return;
@@ -492,6 +498,17 @@ export class Sender {
       this.pumping = false;
       if (this.pumpAgain) this.pump();
     });
+  }
+
+  /**
+   * The journal keeps large files' blocks as references only while this passive takes them as
+   * they come (streaming, not paused, not between a synchronisation's request and its start):
+   * then they leave from the send cache, and capture waits for acknowledgements rather than
+   * outrun it. Otherwise nothing would send them soon, and a file changed meanwhile would cost
+   * a synchronisation.
+   */
+  private syncRefs(): void {
+    this.opts.journal.setRefsWanted?.(this.link?.open === true && this.streaming && !this.discarding && !this.paused);
   }
 
   private async pumpLoop(): Promise<void> {
@@ -523,7 +540,19 @@ export class Sender {
         this.startSync();
         return;
       }
-      const frames = await j.readBatch(batch);
+      let frames: Buffer;
+      try {
+        frames = await j.readBatch(batch);
+      } catch (err) {
+        if (!(err instanceof TandemError) || err.code !== REF_LOST) throw err;
+        // A large file's blocks kept as references were not in memory any more, and the file
+        // no longer holds them: this batch can never be sent. What differs now is sent instead.
+        if (this.link !== link || !link.open) return;
+        this.log.warn({ err, first: batch.first, last: batch.last }, 'replication: a journaled block is no longer in its file, synchronising');
+        this.startLine = 'synchronise: a journaled block is no longer in its file';
+        this.startSync();
+        return;
+      }
       if (this.link !== link || !link.open) return;
       this.inflight.push({ first: batch.first, last: batch.last, bytes: batch.bytes });
       this.inflightBytes += batch.bytes;
@@ -639,6 +668,7 @@ export class Sender {
     this.syncEndSeq = undefined;
     // Nothing journaled from now until the sync-begin record will be sent to this passive.
     this.discarding = true;
+    this.syncRefs();
     this.trim(this.opts.journal.headSeq);
     const id = crypto.randomBytes(6).toString('hex');
     this.manifestCollect = { id, shadow: new Manifest(this.opts.roots.map((r) => r.name)), count: 0 };

@@ -4,7 +4,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Capture, replayJournalIntoManifest, type CapturePoints } from '../capture/index.ts';
-import { Journal } from '../journal/index.ts';
+import { Journal, ProtectedFiles } from '../journal/index.ts';
 import { Btrfs, PointLedger, PointMarker, SnapshotStore, findBtrfs, planRoots, refuseUnsupported } from '../points/index.ts';
 import { Sender } from '../replication/index.ts';
 import { RootProtection } from '../standby/index.ts';
@@ -32,7 +32,9 @@ export class ActiveEngine {
     await RootProtection.releaseLeftovers(config.stateDir, log);
     const dir = path.join(config.stateDir, 'journal');
     if (opts.freshAfterSeq !== undefined) await fsp.rm(dir, { recursive: true, force: true });
-    const journal = await Journal.open({ dir, segmentBytes: config.journal.segmentBytes, maxBytes: config.journal.maxBytes, generation: nodeState.get().generation, log, clock });
+    // A large file's blocks may be journaled as references to its bytes, read back from the file
+    // when their batch is no longer in memory (docs/journal.md, "Referenced blocks").
+    const journal = await Journal.open({ dir, segmentBytes: config.journal.segmentBytes, maxBytes: config.journal.maxBytes, generation: nodeState.get().generation, log, clock, refs: new ProtectedFiles(config.protect) });
     try {
       if (opts.freshAfterSeq !== undefined && journal.headSeq < opts.freshAfterSeq) await journal.skipTo(opts.freshAfterSeq);
       const manifestWasEmpty = manifestStore.manifest.count() === 0;

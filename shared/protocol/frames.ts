@@ -10,7 +10,7 @@
 // appends the same bytes to its receive log, so nothing is re-encoded on the way.
 import { hash32, hash64 } from '../hash.ts';
 import { decode, encodeShared } from './codec.ts';
-import { entryProblem, type LogEntry } from './records.ts';
+import { entryProblem, storedEntryProblem, type LogEntry, type StoredEntry } from './records.ts';
 
 export const FRAME_HEADER_BYTES = 8;
 /** Length-word flag of a write frame whose checksum is split (see the header comment). */
@@ -26,7 +26,7 @@ export function encodeFrame(entry: LogEntry): Buffer {
  * Frames `entry` into memory from `alloc` (the journal's per-batch arena), so the only copy is
  * from msgpackr's buffer into the frame.
  */
-export function encodeFrameInto(entry: LogEntry, alloc: (bytes: number) => Buffer): Buffer {
+export function encodeFrameInto(entry: StoredEntry, alloc: (bytes: number) => Buffer): Buffer {
   if (entry.op === 'write') return encodeWriteFrameInto(entry, alloc);
   const payload = encodeShared(entry);
   const frame = alloc(FRAME_HEADER_BYTES + payload.length);
@@ -170,6 +170,11 @@ export function decodeAcceptedFrames(buf: Uint8Array): LogEntry[] {
 
 export function parseFrames(buf: Uint8Array, start = 0): { frames: ParsedFrame[]; stop: FrameStop } {
   return parseFramesWith<LogEntry>(buf, start, entryProblem);
+}
+
+/** As parseFrames, for the active's journal on disk, which may also hold referenced writes. */
+export function parseStoredFrames(buf: Uint8Array, start = 0): { frames: ParsedFrameOf<StoredEntry>[]; stop: FrameStop } {
+  return parseFramesWith<StoredEntry>(buf, start, storedEntryProblem);
 }
 
 /** Frames whose payload is checked by `problem` instead of as a log entry (manifest deltas…). */

@@ -140,6 +140,31 @@ export interface AppliedEntry { op: 'applied'; seq: number }
 
 export type LogEntry = DataRecord | CommitEntry | AppliedEntry;
 
+/**
+ * The active's journal only, never on the wire: a `write` whose bytes the journal does not hold.
+ * They are `length` bytes at `offset` of the protected file `path`, inode `ino`, whose xxhash64
+ * was `hash` when capture read them. The sender sends them as a plain `write` read back from
+ * that file (from memory while the batch is cached), or, when the file no longer holds exactly
+ * those bytes, not at all: the passive is then brought back by a synchronisation
+ * (docs/journal.md, "Referenced blocks"). So a large new file is written once on the active's
+ * disk, by its application, not twice.
+ */
+export interface WriteRefRecord extends Base { op: 'write-ref'; offset: number; length: number; hash: Uint8Array; ino: number }
+
+/** What the journal's segments hold: log entries, and referenced writes. */
+export type StoredEntry = LogEntry | WriteRefRecord;
+
+/** As entryProblem, for the active's own journal, which may also hold referenced writes. */
+export function storedEntryProblem(e: unknown): string | undefined {
+  const r = e as Record<string, unknown> | null;
+  if (typeof r !== 'object' || r === null || r.op !== 'write-ref') return entryProblem(e);
+  if (!isUint(r.seq) || typeof r.root !== 'string' || r.root.length === 0) return 'write-ref: bad seq/root';
+  const pp = relPathProblem(r.path);
+  if (pp !== undefined) return `write-ref: path ${pp}`;
+  if (!isUint(r.offset) || !isUint(r.length) || r.length === 0 || r.length > MAX_BLOCK_BYTES || !isUint(r.ino) || !isBytes(r.hash) || r.hash.length !== 8) return 'write-ref: bad fields';
+  return undefined;
+}
+
 export type PathOp = PathRecord['op'];
 const PATH_OPS = new Set<string>(['mkdir', 'file', 'write', 'meta', 'symlink', 'unlink', 'rmdir', 'rename', 'hardlink', 'hole']);
 
@@ -229,6 +254,6 @@ export function writeLength(r: WriteRecord): number {
 }
 
 /** Bytes of file data a record carries, uncompressed (for progress and lag accounting). */
-export function payloadBytes(r: DataRecord): number {
-  return r.op === 'write' ? writeLength(r) : 0;
+export function payloadBytes(r: DataRecord | WriteRefRecord): number {
+  return r.op === 'write' ? writeLength(r) : r.op === 'write-ref' ? r.length : 0;
 }

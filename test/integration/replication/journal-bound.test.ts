@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { killAll } from '../../helpers/processes.ts';
 import { sleep, TestPair } from '../../helpers/pair.ts';
@@ -25,13 +26,39 @@ function randomFile(file: string, bytes: number, seed: number): void {
 
 describe('a journal smaller than the data', () => {
   it('replicates a file eight times the journal bound, waiting for room without ever jamming', async () => {
-    pair = await TestPair.create({ emptyData: true, config: smallJournal });
+    // Compressed blocks are journaled whole (only raw ones may be references): the journal fills.
+    pair = await TestPair.create({ emptyData: true, config: (doc) => {
+      smallJournal(doc);
+      doc.channel.compression = 1;
+    } });
     await pair.startBoth();
     await pair.waitIdentical();
     randomFile(pair.data('alpha', 'big.bin'), 64 * 1024 * 1024, 1);
     randomFile(pair.data('alpha', 'second.bin'), 20 * 1024 * 1024, 2);
     await pair.waitIdentical(90_000);
     expect(pair.logLines('alpha').some((l) => l.msg === 'capture: journal full, waiting for the passive to acknowledge')).toBe(true);
+  }, 120_000);
+
+  it('keeps a streamed large file\'s blocks as references: the journal stays far under its bound, and capture waits for acknowledgements instead', async () => {
+    pair = await TestPair.create({ emptyData: true, config: smallJournal });
+    await pair.startBoth();
+    await pair.waitIdentical();
+    const journalDir = path.join(pair.node('alpha').stateDir, 'journal');
+    const onDisk = () => fs.readdirSync(journalDir).reduce((n, f) => n + fs.statSync(path.join(journalDir, f)).size, 0);
+    let peak = 0;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, onDisk());
+    }, 5);
+    try {
+      randomFile(pair.data('alpha', 'big.bin'), 64 * 1024 * 1024, 1);
+      randomFile(pair.data('alpha', 'second.bin'), 20 * 1024 * 1024, 2);
+      await pair.waitIdentical(90_000);
+    } finally {
+      clearInterval(sampler);
+    }
+    // 84 MiB through a journal of 8 MiB that never filled: ~150 bytes on disk per 64 KiB block.
+    expect(peak).toBeLessThan(2 * 1024 * 1024);
+    expect(pair.logLines('alpha').some((l) => l.msg === 'capture: journal full, waiting for the passive to acknowledge')).toBe(false);
   }, 120_000);
 
   it('holds back capture while the passive is away with a full journal, and catches up when it returns', async () => {
