@@ -5,7 +5,9 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
-import { hash64 } from '../../../shared/hash.ts';
+import { afterEach, beforeAll } from 'vitest';
+import type { Journal } from '../../../agent/journal/index.ts';
+import { hash64, initHash } from '../../../shared/hash.ts';
 import type { NewRecord } from '../../../shared/protocol/index.ts';
 
 export interface LogLine {
@@ -34,6 +36,22 @@ export async function tempDir(prefix = 'tandem-journal-'): Promise<string> {
 
 export async function removeTempDirs(): Promise<void> {
   for (const d of made.splice(0)) await fsp.rm(d, { recursive: true, force: true });
+}
+
+/**
+ * The hooks of a journal test file: the hash ready before it, and after each test its temp
+ * directories removed and the journals it pushed to the returned list closed.
+ */
+export function journalTestHooks(): Journal[] {
+  const open: Journal[] = [];
+  beforeAll(async () => {
+    await initHash();
+  });
+  afterEach(removeTempDirs);
+  afterEach(async () => {
+    for (const j of open.splice(0)) await j.close().catch(() => undefined);
+  });
+  return open;
 }
 
 export function writeRecord(pathName: string, size: number, fill = 0x61, offset = 0): NewRecord {

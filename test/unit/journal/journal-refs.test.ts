@@ -6,24 +6,16 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { getEventListeners } from 'node:events';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Journal, ProtectedFiles, REF_LOST, Waiters, batchProblem, type BatchInfo } from '../../../agent/journal/index.ts';
 import { FakeClock } from '../../../shared/clock.ts';
 import { TandemError } from '../../../shared/errors.ts';
-import { hash64, initHash } from '../../../shared/hash.ts';
+import { hash64 } from '../../../shared/hash.ts';
 import { silentLogger } from '../../../shared/log.ts';
 import { parseFrames, parseStoredFrames, type WriteRecord } from '../../../shared/protocol/index.ts';
-import { removeTempDirs, segmentFiles, tempDir } from './helpers.ts';
+import { journalTestHooks, segmentFiles, tempDir } from './helpers.ts';
 
-beforeAll(async () => {
-  await initHash();
-});
-afterEach(removeTempDirs);
-
-const open: Journal[] = [];
-afterEach(async () => {
-  for (const j of open.splice(0)) await j.close().catch(() => undefined);
-});
+const open = journalTestHooks();
 
 const BLOCK = 64 * 1024;
 const BLOCKS = 32; // 2 MiB

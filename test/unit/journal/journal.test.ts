@@ -3,23 +3,15 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Journal, batchProblem as batchProblemOf, segmentName, type BatchInfo, type JournalOptions } from '../../../agent/journal/index.ts';
 import { FakeClock } from '../../../shared/clock.ts';
-import { hash64, initHash } from '../../../shared/hash.ts';
+import { hash64 } from '../../../shared/hash.ts';
 import { silentLogger } from '../../../shared/log.ts';
 import { compressWrite, decompressWrite, encodeFrame, parseFrames, type DataRecord, type WriteRecord } from '../../../shared/protocol/index.ts';
-import { captureLogger, fileRecord, readSegment, removeTempDirs, segmentFiles, tempDir, writeRecord } from './helpers.ts';
+import { captureLogger, fileRecord, journalTestHooks, readSegment, segmentFiles, tempDir, writeRecord } from './helpers.ts';
 
-beforeAll(async () => {
-  await initHash();
-});
-afterEach(removeTempDirs);
-
-const open: Journal[] = [];
-afterEach(async () => {
-  for (const j of open.splice(0)) await j.close().catch(() => undefined);
-});
+const open = journalTestHooks();
 
 async function openJournal(dir: string, extra: Partial<JournalOptions> = {}): Promise<Journal> {
   const j = await Journal.open({ dir, segmentBytes: 1 << 20, maxBytes: 1 << 30, generation: 'gen-1', log: silentLogger(), clock: new FakeClock(), ...extra });
