@@ -1,5 +1,6 @@
 // The active's write log: capture appends records, commits them in batches, and the sender
-// ships each durable batch as the exact bytes on disk. Sequence numbers are stamped here and
+// ships each durable batch as the exact bytes framed (on disk, but for a large file's blocks,
+// whose bytes the file holds: "Referenced blocks", docs/journal.md). Sequence numbers are stamped here and
 // are never used twice, across restarts, skips and damaged segments alike: a passive that
 // holds record N must never be sent a different record N.
 import type { Clock } from '../../shared/clock.ts';

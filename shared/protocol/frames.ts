@@ -6,7 +6,8 @@
 // hashed once per side instead of twice, and a torn or damaged frame is still caught.
 // A compressed write record (block-codec.ts) is framed whole, without the split: its hash is
 // over the raw block, not over the bytes in the frame, so only the frame checksum covers them.
-// A batch travels as the exact bytes the active journaled; the passive checks every frame and
+// A batch travels as the exact bytes the active framed (a block the active's journal keeps as a
+// `write-ref` travels as the `write` it framed in memory); the passive checks every frame and
 // appends the same bytes to its receive log, so nothing is re-encoded on the way.
 import { hash32, hash64 } from '../hash.ts';
 import { decode, encodeShared } from './codec.ts';
