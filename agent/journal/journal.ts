@@ -10,6 +10,7 @@ import type { Logger } from '../../shared/log.ts';
 import { hash64 } from '../../shared/hash.ts';
 import {
   FRAME_HEADER_BYTES,
+  MAX_BATCH_RAW_BYTES,
   MAX_ENTRY_BYTES,
   encodeFrameInto,
   entryProblem,
@@ -501,12 +502,26 @@ export class Journal {
 
   /** A stored batch with its referenced writes made whole again from their files. */
   private withReferencedBytes(buf: Buffer, b: BatchInfo): Buffer {
+    const frames = parseStoredFrames(buf).frames;
+    // What the references ask for is known before anything is read: never more than a batch
+    // may carry (capture cuts batches far below it), whatever the disk says.
+    let referenced = 0;
+    for (const f of frames) if (f.entry.op === 'write-ref') referenced += f.entry.length;
+    if (referenced > MAX_BATCH_RAW_BYTES) {
+      throw new TandemError({
+        code: 'TANDEM_ERR_JOURNAL_CORRUPT',
+        op: `journal: read batch ${b.first}..${b.last} from ${b.segment}`,
+        reason: `its referenced blocks add up to ${referenced} bytes, over the ${MAX_BATCH_RAW_BYTES} a batch may carry`,
+        hint: 'the journal segment was damaged after it was written; check the disk. The passive catches up by synchronisation',
+        details: { segment: b.segment, offset: b.offset, first: b.first, last: b.last },
+      });
+    }
     const source = this.opts.refs;
     const parts: Buffer[] = [];
     let total = 0;
     const session = source?.open();
     try {
-      for (const f of parseStoredFrames(buf).frames) {
+      for (const f of frames) {
         const e = f.entry;
         let frame = buf.subarray(f.offset, f.offset + f.length);
         if (e.op === 'write-ref') {

@@ -7,12 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { Journal, ProtectedFiles, REF_LOST, Waiters, batchProblem, type BatchInfo } from '../../../agent/journal/index.ts';
+import { Journal, ProtectedFiles, REF_LOST, Waiters, batchProblem, segmentName, type BatchInfo } from '../../../agent/journal/index.ts';
 import { FakeClock } from '../../../shared/clock.ts';
 import { TandemError } from '../../../shared/errors.ts';
 import { hash64 } from '../../../shared/hash.ts';
 import { silentLogger } from '../../../shared/log.ts';
-import { parseFrames, parseStoredFrames, type WriteRecord } from '../../../shared/protocol/index.ts';
+import { encodeFrame, encodeFrameOf, parseFrames, parseStoredFrames, type WriteRecord } from '../../../shared/protocol/index.ts';
 import { journalTestHooks, segmentFiles, tempDir } from './helpers.ts';
 
 const open = journalTestHooks();
@@ -229,5 +229,33 @@ describe('referenced writes on the wire', () => {
     const wire = parseFrames(seg);
     expect(wire.stop).toMatchObject({ kind: 'malformed' });
     expect(wire.frames.length).toBe(0);
+  });
+});
+
+describe('a journal whose references ask for more than a batch may carry', () => {
+  it('is refused as damaged before a byte is read or allocated for them', async () => {
+    const s = await setup();
+    // Written by hand, as a damaged or forged segment would be: five references of 16 MiB each.
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 5; i++) {
+      frames.push(encodeFrameOf({ op: 'write-ref', seq: i + 1, root: 'data', path: 'big.bin', offset: i * 16 * 2 ** 20, length: 16 * 2 ** 20, hash: Buffer.alloc(8), ino: s.ino }));
+    }
+    frames.push(encodeFrame({ op: 'commit', first: 1, last: 5, consistent: false, ts: 1, generation: 'gen-1' }));
+    fs.mkdirSync(s.jdir, { recursive: true });
+    fs.writeFileSync(path.join(s.jdir, segmentName(1)), Buffer.concat(frames));
+    let read = 0;
+    const j = await Journal.open({
+      dir: s.jdir,
+      segmentBytes: 1 << 20,
+      maxBytes: 1 << 30,
+      generation: 'gen-1',
+      log: silentLogger(),
+      clock: new FakeClock(),
+      refs: { open: () => ({ read: () => ((read += 1), false), close: () => undefined }) },
+    });
+    open.push(j);
+    const b = j.batchStartingAt(1)!;
+    expect(await lost(j.readBatch(b))).toBe('TANDEM_ERR_JOURNAL_CORRUPT');
+    expect(read).toBe(0);
   });
 });
