@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { Journal, ProtectedFiles, REF_LOST, Waiters, batchProblem, segmentName, type BatchInfo } from '../../../agent/journal/index.ts';
+import { Journal, ProtectedFiles, REF_LOST, Waiters, batchProblem, segmentName, type BatchInfo, type JournalOptions } from '../../../agent/journal/index.ts';
 import { FakeClock } from '../../../shared/clock.ts';
 import { TandemError } from '../../../shared/errors.ts';
 import { hash64 } from '../../../shared/hash.ts';
@@ -37,7 +37,7 @@ async function setup(): Promise<Setup> {
   return { jdir, root, file, content, ino: fs.statSync(file).ino };
 }
 
-async function openJournal(s: Setup, cacheBytes?: number): Promise<Journal> {
+async function openJournal(s: Setup, extra: Partial<JournalOptions> = {}): Promise<Journal> {
   const j = await Journal.open({
     dir: s.jdir,
     segmentBytes: 1 << 20,
@@ -46,7 +46,7 @@ async function openJournal(s: Setup, cacheBytes?: number): Promise<Journal> {
     log: silentLogger(),
     clock: new FakeClock(),
     refs: new ProtectedFiles([{ name: 'data', path: s.root }]),
-    ...(cacheBytes === undefined ? {} : { cacheBytes }),
+    ...extra,
   });
   open.push(j);
   return j;
@@ -161,7 +161,7 @@ describe('Journal: referenced blocks', () => {
 
   it('reads a batch back from the file once it left the cache, without a restart', async () => {
     const s = await setup();
-    const j = await openJournal(s, BLOCK * 8); // smaller than one batch: never cached
+    const j = await openJournal(s, { cacheBytes: BLOCK * 8 }); // smaller than one batch: never cached
     j.setRefsWanted(true);
     const b = await journalFile(j, s);
     expectWireBatch(await j.readBatch(b), b, s);
@@ -244,16 +244,7 @@ describe('a journal whose references ask for more than a batch may carry', () =>
     fs.mkdirSync(s.jdir, { recursive: true });
     fs.writeFileSync(path.join(s.jdir, segmentName(1)), Buffer.concat(frames));
     let read = 0;
-    const j = await Journal.open({
-      dir: s.jdir,
-      segmentBytes: 1 << 20,
-      maxBytes: 1 << 30,
-      generation: 'gen-1',
-      log: silentLogger(),
-      clock: new FakeClock(),
-      refs: { open: () => ({ read: () => ((read += 1), false), close: () => undefined }) },
-    });
-    open.push(j);
+    const j = await openJournal(s, { refs: { open: () => ({ read: () => ((read += 1), false), close: () => undefined }) } });
     const b = j.batchStartingAt(1)!;
     expect(await lost(j.readBatch(b))).toBe('TANDEM_ERR_JOURNAL_CORRUPT');
     expect(read).toBe(0);
