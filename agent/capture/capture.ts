@@ -1394,9 +1394,10 @@ export class Capture {
       }
       return out;
     };
-    const emit = (offset: number, chunk: Buffer, hashes: Buffer) => {
+    // `ino`: the journal may keep the writes as references to this inode's bytes.
+    const emit = (offset: number, chunk: Buffer, hashes: Buffer, ino?: number) => {
       for (const w of changedBlocks(offset, chunk, hashes)) {
-        put(w);
+        put(w, false, ino !== undefined && w.op === 'write' ? { ino } : undefined);
         changed = true;
       }
     };
@@ -1413,13 +1414,7 @@ export class Capture {
         // Kept as references, a block's bytes are only in the send cache until the passive has
         // them: read no further ahead of its acknowledgements than the cache holds.
         await j.waitForAcks?.(REF_AHEAD_BYTES, this.stopping.signal);
-        if (j.refsStored) {
-          for (const w of changedBlocks(offset, chunk, hashes)) {
-            put(w, false, w.op === 'write' ? { ino: refIno } : undefined);
-            changed = true;
-          }
-          return;
-        }
+        if (j.refsStored) return emit(offset, chunk, hashes, refIno);
       }
       if (level === 0) return emit(offset, chunk, hashes);
       // The changed blocks of a 1 MiB chunk compress side by side in the thread pool, off the

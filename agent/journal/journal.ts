@@ -118,8 +118,7 @@ export class Journal {
   /** Sequence the next appended record gets. */
   private nextSeq: number;
   private pendingCount = 0;
-  private pendingLength = 0;
-  /** The pending frames as sent: pendingLength plus the bytes of referenced writes. */
+  /** The pending frames as sent (referenced writes with their bytes; as stored, they lie between pendingAt and the store's end). */
   private pendingWire = 0;
   private pendingPayload = 0;
   /** Referenced writes may be appended (a passive is streaming: setRefsWanted). */
@@ -300,7 +299,6 @@ export class Journal {
     this.nextSeq++;
     this.pendingAt ??= at;
     this.pendingCount++;
-    this.pendingLength += stored.length;
     this.pendingWire += frame.length;
     this.pendingPayload += payloadBytes(entry);
     if (this.pendingFrames !== undefined) {
@@ -382,7 +380,6 @@ export class Journal {
     };
     const frames = this.pendingFrames !== undefined && info.bytes <= this.cacheBytes ? [...this.pendingFrames, frame] : undefined;
     this.pendingCount = 0;
-    this.pendingLength = 0;
     this.pendingWire = 0;
     this.pendingPayload = 0;
     this.pendingAt = undefined;
