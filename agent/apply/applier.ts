@@ -113,6 +113,37 @@ export interface ApplierSeams {
   inTheWayRemoved?: (root: string, rel: string) => void;
 }
 
+/**
+ * A durable point running behind the caller (ApplyOptions.overlap): `done` settles once it
+ * reported (a promise inside an object: an async function's result would wait for it).
+ */
+export interface PointBehind {
+  done: Promise<void>;
+}
+
+/** How one apply() call ends (see Applier.apply). */
+export interface ApplyOptions {
+  /**
+   * Let the last durable point run after apply() returns, while the caller applies what comes
+   * next: apply() then resolves with that point's promise once every record is applied and the
+   * point has started. It runs only when one syncfs per root covers everything it makes durable
+   * (a point of a few files keeps its fsyncs, in the call).
+   */
+  overlap?: boolean;
+  /**
+   * The previous call's point (overlap), which every durable point of this call waits for first:
+   * points complete, and report, in order; and before its own point starts this call waits for
+   * it, so at most one runs behind the caller. A failure of it fails this call.
+   */
+  after?: Promise<void> | undefined;
+  /**
+   * Called once, when every record is applied and the manifest holds their effects, just before
+   * a point that overlaps starts: what the caller persists when that point reports is what the
+   * manifest held then, not what the next call writes into it meanwhile.
+   */
+  applied?: () => void;
+}
+
 export interface ApplierOptions {
   roots: ProtectedRoot[];
   manifest: Manifest;
@@ -243,6 +274,10 @@ export class Applier {
    */
   private suspect = true;
   private closed = false;
+  /** This call's `after` (ApplyOptions): the previous call's point, not yet waited for. */
+  private after: Promise<void> | undefined;
+  /** The last point started to run behind the caller (ApplyOptions.overlap); close() waits for it. */
+  private behind: Promise<void> | undefined;
   /** Most calls are synchronous (sync-fs.ts): the applier lets timers and sockets run every few ms. */
   private readonly slice = new TimeSlice();
   /** The location of the last path located, while the records that follow are for the same path (see `at`). */
@@ -326,8 +361,13 @@ export class Applier {
    * TANDEM_ERR_CHECKSUM. Records before the failing one may have been applied; they were
    * reported durable only if `durable` was called for them. A record whose parent keeps being
    * swapped is skipped with a TANDEM_ERR_PATH_SWAPPED notice (noticeList), not retried.
+   *
+   * With `opts.overlap` the last durable point may run behind the caller: the call then resolves
+   * once every record is applied and that point has started, with the point (PointBehind), and
+   * `durable(last)` is called from it; its failure rejects `done`, and fails the next call that
+   * was given it as `opts.after`.
    */
-  async apply(records: DataRecord[], durable: (seq: number) => Promise<void>): Promise<void> {
+  async apply(records: DataRecord[], durable: (seq: number) => Promise<void>, opts: ApplyOptions = {}): Promise<PointBehind | undefined> {
     if (this.guard === undefined || this.closed) {
       throw new TandemError({ code: 'TANDEM_ERR_INTERNAL', op: 'apply', reason: this.closed ? 'the applier is closed' : 'init() was not awaited' });
     }
@@ -342,6 +382,8 @@ export class Applier {
     this.guard.hold();
     let lastApplied: number | undefined;
     let pending = false;
+    let point: PointBehind | undefined;
+    this.after = opts.after;
     try {
       let i = 0;
       this.slice.restart();
@@ -379,9 +421,15 @@ export class Applier {
         i += n;
       }
       if (pending && lastApplied !== undefined) {
-        await this.makeDurable(lastApplied);
-        await durable(lastApplied);
+        point = opts.overlap === true ? await this.startPoint(lastApplied, durable, opts.applied) : undefined;
+        if (point === undefined) {
+          await this.makeDurable(lastApplied);
+          await durable(lastApplied);
+        }
       }
+      // Nothing left to make durable in this call (or only renames, each its own point): the
+      // previous call's point is still waited for, so that a failure of it fails this call.
+      if (point === undefined) await this.waitAfter();
       this.suspect = false;
     } catch (err) {
       this.suspect = true;
@@ -396,13 +444,16 @@ export class Applier {
       this.guard.release();
       this.dirtyDirs.clear();
       this.defaultAcls.clear();
+      this.after = undefined;
       this.busy = false;
     }
+    return point;
   }
 
   /** Closes any file descriptors kept open. */
   async close(): Promise<void> {
     this.closed = true;
+    await this.behind?.catch(() => undefined);
     for (const h of this.syncfsHelpers.values()) h.close();
     this.syncfsHelpers.clear();
     await this.closeAll();
@@ -1278,6 +1329,7 @@ export class Applier {
    * followed (what it held is gone from the tree, and a redo or verify deals with it).
    */
   private async makeDurable(seq: number): Promise<void> {
+    await this.waitAfter();
     // Roots whose files were closed unsynced get one syncfs, which also covers their open files
     // and directories: those are not fsynced one by one.
     const whole = new Set(this.unsynced);
@@ -1314,6 +1366,61 @@ export class Applier {
       throw failed.reason;
     }
     for (const of of files) if (whole.has(of.root)) of.dirty = false;
+  }
+
+  /** The previous call's point (ApplyOptions.after), once: its failure fails this call. */
+  private async waitAfter(): Promise<void> {
+    const after = this.after;
+    this.after = undefined;
+    await after;
+  }
+
+  /**
+   * The last durable point of an overlapping call (ApplyOptions.overlap), started to run behind
+   * the caller when one syncfs per root covers all of it; undefined when it does not (a point of
+   * a few files: fsyncs cost less than flushing the whole file system), and the call makes it
+   * itself. It waits for the previous point first. Open files get their stat now: their
+   * descriptors close with the call, before the syncfs that covers their data. The point also
+   * waits for the fsyncs started in the background before it. Resolves once `durable(seq)`
+   * returned; rejects with the first failure, after which nothing since the last point reported
+   * can be trusted: the applier is suspect again, and the caller redoes from there.
+   */
+  private async startPoint(seq: number, durable: (seq: number) => Promise<void>, applied: (() => void) | undefined): Promise<PointBehind | undefined> {
+    if (this.syncBin === undefined || (this.seams.syncfsAfterFiles ?? SYNCFS_AFTER_FILES) === Infinity) return undefined;
+    const whole = new Set(this.unsynced);
+    const files = [...this.open.values()];
+    const dirs = [...this.dirtyDirs.values()];
+    const apart = files.filter((of) => of.dirty && !whole.has(of.root)).length + dirs.filter((d) => !whole.has(d.root)).length;
+    if (apart > 0 && apart <= SYNCFS_AT_POINT_AFTER) return undefined;
+    await this.waitAfter();
+    const stats = await Promise.allSettled(files.filter((of) => of.statPending).map((of) => this.settle(of, false).catch((err) => Promise.reject(applyFailed(err, 'stat', seq, of.root, of.rel)))));
+    const statFailed = stats.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+    if (statFailed !== undefined) throw statFailed.reason;
+    for (const of of files) {
+      if (!of.dirty) continue;
+      whole.add(of.root);
+      of.dirty = false;
+    }
+    for (const d of dirs) whole.add(d.root);
+    this.dirtyDirs.clear();
+    this.unsynced.clear();
+    this.evictedDirty = 0;
+    const background = this.syncing.splice(0);
+    applied?.();
+    const point = (async () => {
+      const results = await Promise.allSettled(background);
+      const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+      await this.syncWhole(whole, seq);
+      await durable(seq);
+    })().catch((err: unknown) => {
+      this.suspect = true;
+      throw err;
+    });
+    // Observed by the caller (and the next call); never an unhandled rejection meanwhile.
+    point.catch(() => undefined);
+    this.behind = point;
+    return { done: point };
   }
 
   /** One syncfs per root whose files were closed unsynced. */

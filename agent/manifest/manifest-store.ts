@@ -161,18 +161,51 @@ export class ManifestStore {
   async flush(throughSeq?: number): Promise<void> {
     const marks = throughSeq !== undefined && throughSeq !== this.through;
     if (this.dirty.size === 0 && !marks) return;
+    const parts = this.encodeDirty();
+    if (throughSeq !== undefined) parts.push(encodeFrameOf({ mark: throughSeq } satisfies Mark));
+    const buf = Buffer.concat(parts);
+    await writeAll(this.changesFd, buf);
+    if (throughSeq !== undefined) this.through = throughSeq;
+    this.changesBytes += buf.length;
+    if (this.compactionDue()) await this.writeSnapshot();
+  }
+
+  /**
+   * The entries changed since the last flush, as they are now, no longer counted as changed:
+   * the passive takes them once a group of records is applied, and writes them (writeDeltas)
+   * once that group is durable, while the next group already changes the manifest.
+   */
+  takeDeltas(): Buffer {
+    return Buffer.concat(this.encodeDirty());
+  }
+
+  /**
+   * Writes deltas taken earlier, once what they describe is durable. A compaction that falls due
+   * waits for compact(): it writes the manifest as it is now, which may be ahead of the disk.
+   */
+  async writeDeltas(buf: Buffer): Promise<void> {
+    if (buf.length === 0) return;
+    await writeAll(this.changesFd, buf);
+    this.changesBytes += buf.length;
+  }
+
+  /** Compacts the changes log if it is due; only while every change is written (nothing ahead of the disk). */
+  async compact(): Promise<void> {
+    if (this.dirty.size === 0 && this.compactionDue()) await this.writeSnapshot();
+  }
+
+  private compactionDue(): boolean {
+    return this.changesBytes > Math.max(16 * 1024 * 1024, this.snapshotBytes);
+  }
+
+  private encodeDirty(): Buffer[] {
     const parts: Buffer[] = [];
     for (const { root, path: p } of this.dirty.values()) {
       const e = this.manifest.hasRoot(root) ? (this.manifest.get(root, p) ?? null) : null;
       parts.push(encodeFrameOf({ r: root, p, e } satisfies Delta));
     }
     this.dirty.clear();
-    if (throughSeq !== undefined) parts.push(encodeFrameOf({ mark: throughSeq } satisfies Mark));
-    const buf = Buffer.concat(parts);
-    await writeAll(this.changesFd, buf);
-    if (throughSeq !== undefined) this.through = throughSeq;
-    this.changesBytes += buf.length;
-    if (this.changesBytes > Math.max(16 * 1024 * 1024, this.snapshotBytes)) await this.writeSnapshot();
+    return parts;
   }
 
   private async writeSnapshot(): Promise<void> {

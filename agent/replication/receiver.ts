@@ -74,7 +74,16 @@ export interface ReceiverLog {
 }
 
 export interface ReceiverApplier {
-  apply(records: DataRecord[], durable: (seq: number) => Promise<void>): Promise<void>;
+  /**
+   * agent/apply/applier.ts (its ApplyOptions): with `opts.overlap`, may resolve with its last
+   * durable point still running (waiting first for `opts.after`), `opts.applied` called just
+   * before that point starts.
+   */
+  apply(
+    records: DataRecord[],
+    durable: (seq: number) => Promise<void>,
+    opts?: { overlap?: boolean; after?: Promise<void> | undefined; applied?: () => void },
+  ): Promise<{ done: Promise<void> } | undefined | void>;
   /** Warnings that did not stop applying (agent/apply/applier.ts); shown with the alarms. */
   noticeList?(): Notice[];
 }
@@ -87,8 +96,19 @@ export interface ReceiverOptions {
   receiveLog: ReceiverLog;
   applier: ReceiverApplier;
   manifest: Manifest;
-  /** Persists the manifest; called only once what it describes is durable. */
-  flushManifest: () => Promise<void>;
+  /**
+   * Persists the manifest (or `deltas` taken from it earlier, takeManifestDeltas); called only
+   * once what it describes is durable.
+   */
+  flushManifest: (deltas?: Buffer) => Promise<void>;
+  /**
+   * The manifest's changes as they are now, to be persisted by flushManifest once durable while
+   * the next records already change it (a durable point running behind, ApplyOptions.overlap).
+   * Absent: points never run behind.
+   */
+  takeManifestDeltas?: () => Buffer;
+  /** Compacts the persisted manifest if due; called while nothing is applied or running behind. */
+  compactManifest?: () => Promise<void>;
   nodeState: NodeStateStore;
   retryMinMs: number;
   retryMaxMs: number;
@@ -261,6 +281,15 @@ export class Receiver {
   /** Waiting until everything up to `seq` is applied and durable; told false when the receiver closes. */
   private appliedWaiters: { seq: number; resolve: (ok: boolean) => void }[] = [];
   private appliedSeq: number;
+  /**
+   * Last sequence applied, its durable point perhaps still running behind the next group
+   * (ApplyOptions.overlap): at least appliedSeq. What it passes leaves the window (`released`).
+   */
+  private takenSeq: number;
+  /** The durable point running behind (the last group applied), if any. */
+  private behind: Promise<void> | undefined;
+  /** Wakes the apply loop while it waits for the point behind (kick: more to apply, or closing). */
+  private wake: (() => void) | undefined;
   private peerHeadSeq = 0;
   /** The active's last word on a catch-up in progress (undefined: none). */
   private peerCatchUp: { bytesLeft: number; pathsLeft: number } | undefined;
@@ -316,6 +345,7 @@ export class Receiver {
     this.receivedSeq = opts.receiveLog.receivedSeq;
     this.receivedDurable = opts.receiveLog.receivedSeq;
     this.appliedSeq = opts.receiveLog.appliedSeq;
+    this.takenSeq = this.appliedSeq;
     // A synchronisation interrupted by a restart: its total is known, what was done before is not.
     this.syncBytesTotal = opts.nodeState.get().syncBytesTotal;
     this.syncStartedAt = opts.clock.now();
@@ -534,9 +564,27 @@ export class Receiver {
   /** Tells the active what this node holds durably (and what it applied). */
   private ackReceived(): void {
     const credit = this.creditSeq();
-    while (this.held.length > 0 && this.held[0]!.last <= credit) this.heldBytes -= this.held.shift()!.bytes;
+    const released = this.releasedSeq(credit);
+    while (this.held.length > 0 && this.held[0]!.last <= released) this.heldBytes -= this.held.shift()!.bytes;
     const link = this.link;
-    if (link?.open === true && this.peerHello !== undefined) link.send({ t: 'ack', seq: this.appliedSeq, received: credit });
+    if (link?.open === true && this.peerHello !== undefined) link.send({ t: 'ack', seq: this.appliedSeq, received: credit, ...(released > credit ? { released } : {}) });
+  }
+
+  /**
+   * What leaves the window without being durable yet: everything applied whose durable point
+   * runs behind the next group. It is still in memory here (a failed point applies it again),
+   * at most one group of it (ApplyOptions.after), and the active's journal keeps it until
+   * `credit`.
+   */
+  private releasedSeq(credit: number): number {
+    const head = this.nextUnapplied();
+    return Math.max(credit, head !== undefined && !this.releasable(head) ? this.receivedDurable : this.takenSeq);
+  }
+
+  /** The first batch queued that is not applied yet (its durable point aside). */
+  private nextUnapplied(): Pending | undefined {
+    for (const b of this.queue) if (b.last > this.takenSeq) return b;
+    return undefined;
   }
 
   /**
@@ -561,6 +609,7 @@ export class Receiver {
    */
   async close(opts: { keepLink?: boolean } = {}): Promise<void> {
     this.closed = true;
+    this.wake?.();
     this.retryTimer?.cancel();
     for (const w of this.appliedWaiters.splice(0)) w.resolve(false);
     if (this.link !== undefined) {
@@ -893,11 +942,14 @@ export class Receiver {
   // ------------------------------------------------------------------ applying
 
   private kick(): void {
+    // The loop waits for its point behind: it takes what came meanwhile at once.
+    this.wake?.();
     if (this.applying !== undefined || this.closed || this.retryTimer !== undefined) return;
     this.applying = this.applyLoop().finally(() => {
       this.applying = undefined;
       // Again only for a batch that may be applied: one waiting for its point would spin here.
-      if (this.queue.length > 0 && this.releasable(this.queue[0]!) && this.alarm === undefined) this.kick();
+      const next = this.nextUnapplied();
+      if (next !== undefined && this.releasable(next) && this.alarm === undefined) this.kick();
     });
   }
 
@@ -913,13 +965,40 @@ export class Receiver {
       await this.applyGroups();
     } finally {
       this.looping = false;
-      if (this.queue.length === 0 || !this.releasable(this.queue[0]!)) for (const w of this.drainWaiters.splice(0)) w();
+      const next = this.nextUnapplied();
+      if (next === undefined || !this.releasable(next)) for (const w of this.drainWaiters.splice(0)) w();
     }
   }
 
   private async applyGroups(): Promise<void> {
-    while (this.queue.length > 0 && !this.closed && this.releasable(this.queue[0]!)) {
-      const group = this.nextGroup();
+    for (;;) {
+      if (!(await this.applyReady())) return;
+      // Nothing more to apply now: the loop ends once the point running behind reported, or
+      // goes on at once with batches that arrive meanwhile (the point still runs behind them).
+      const behind = this.behind;
+      if (behind === undefined) break;
+      const more = this.closed ? undefined : new Promise<'more'>((resolve) => (this.wake = () => resolve('more')));
+      const outcome = await Promise.race([behind.then(() => 'done' as const, (err: unknown) => ({ err })), ...(more === undefined ? [] : [more])]);
+      this.wake = undefined;
+      if (outcome === 'more') continue;
+      if (this.behind === behind) this.behind = undefined;
+      if (outcome !== 'done') return this.applyFailed(outcome.err, `make batches up to ${this.takenSeq} durable`);
+    }
+    const next = this.nextUnapplied();
+    if (next === undefined || !this.releasable(next)) {
+      await this.opts.receiveLog.trim().catch((err: unknown) => this.log.warn({ err }, 'receive log: trim failed'));
+      await this.opts.compactManifest?.().catch((err: unknown) => this.log.warn({ err }, 'manifest: compaction failed'));
+      for (const w of this.drainWaiters.splice(0)) w();
+    }
+  }
+
+  /**
+   * Applies the groups that may be applied now, each one's durable point running behind the
+   * next one's records (at most one point behind: ApplyOptions.after). False once it paused.
+   */
+  private async applyReady(): Promise<boolean> {
+    for (let head = this.nextUnapplied(); head !== undefined && !this.closed && this.releasable(head); head = this.nextUnapplied()) {
+      const group = this.nextGroup(head);
       const first = group[0]!.first;
       const last = group[group.length - 1]!.last;
       const what = group.length === 1 ? `batch ${first}-${last}` : `batches ${first}-${last} (${group.length})`;
@@ -928,7 +1007,7 @@ export class Receiver {
       const records: DataRecord[] = [];
       for (const batch of group) {
         if (batch.records !== undefined) {
-          for (const r of batch.records) if (r.seq > this.appliedSeq) records.push(r);
+          for (const r of batch.records) if (r.seq > this.takenSeq) records.push(r);
           continue;
         }
         let frames = batch.frames;
@@ -937,22 +1016,36 @@ export class Receiver {
             frames = await this.opts.receiveLog.readBatch(batch.first, batch.last);
             if (frames === undefined) throw new Error(`batch ${batch.first}-${batch.last} is no longer in the receive log`);
           } catch (err) {
-            this.pause(TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op: `read back batch ${batch.first}-${batch.last}` }));
-            return;
+            await this.applyFailed(err, `read back batch ${batch.first}-${batch.last}`);
+            return false;
           }
         }
-        for (const r of recordsOf(frames)) if (r.seq > this.appliedSeq) records.push(r);
+        for (const r of recordsOf(frames)) if (r.seq > this.takenSeq) records.push(r);
       }
       const markers = { records, next: 0 };
+      // A paused apply retries one batch at a time, each made durable before the next.
+      const overlap = this.alarm === undefined && this.opts.takeManifestDeltas !== undefined;
       try {
         for await (const run of inflatedRuns(records)) {
-          await this.opts.applier.apply(run, (seq) => this.durable(group[0]!.generation, markers, seq));
+          // The manifest as this run left it, persisted once its point behind reported.
+          let deltas: Buffer | undefined;
+          const durable = (seq: number) => {
+            const d = deltas;
+            deltas = undefined;
+            return this.durable(group[0]!.generation, markers, seq, d);
+          };
+          const applied = () => {
+            deltas = this.opts.takeManifestDeltas!();
+          };
+          const behind = (await this.opts.applier.apply(run, durable, overlap ? { overlap, after: this.behind, applied } : {}))?.done;
+          this.behind = behind;
+          if (run.length > 0) this.takenSeq = Math.max(this.takenSeq, run[run.length - 1]!.seq);
+          // Applied: the active may send the next group while this one's point runs.
+          if (behind !== undefined) this.ackReceived();
         }
       } catch (err) {
-        // What a rename made durable before the failure is acknowledged; the rest is applied again.
-        this.dropApplied();
-        this.pause(TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op: `apply ${what}` }));
-        return;
+        await this.applyFailed(err, `apply ${what}`);
+        return false;
       }
       this.dropApplied();
       if (this.alarm !== undefined) {
@@ -961,11 +1054,22 @@ export class Receiver {
         this.retryDelay = this.opts.retryMinMs;
         this.sendPeerState();
       }
-      if (this.queue.length === 0 || !this.releasable(this.queue[0]!)) {
-        await this.opts.receiveLog.trim().catch((err: unknown) => this.log.warn({ err }, 'receive log: trim failed'));
-        for (const w of this.drainWaiters.splice(0)) w();
-      }
     }
+    return true;
+  }
+
+  /**
+   * Applying failed (or a point running behind did): once no point runs behind any more, what is
+   * not durable is applied again from the last durable point, after a pause. What a rename made
+   * durable before the failure is acknowledged.
+   */
+  private async applyFailed(err: unknown, op: string): Promise<void> {
+    const behind = this.behind;
+    this.behind = undefined;
+    await behind?.catch(noop);
+    this.takenSeq = this.appliedSeq;
+    this.dropApplied();
+    this.pause(TandemError.wrap(err, { code: 'TANDEM_ERR_APPLY_FAILED', op }));
   }
 
   /**
@@ -974,16 +1078,15 @@ export class Receiver {
    * within the group's bounds. One at a time while applying is paused: a failing batch then
    * holds back no batch before it.
    */
-  private nextGroup(): Pending[] {
-    const head = this.queue[0]!;
+  private nextGroup(head: Pending): Pending[] {
     const group = [head];
     if (this.alarm !== undefined) return group;
     const maxBatches = Math.max(1, Math.floor(this.opts.window.batches * GROUP_WINDOW_SHARE));
     const maxSize = this.opts.window.bytes * GROUP_WINDOW_SHARE;
-    let records = head.last - Math.max(head.first, this.appliedSeq + 1) + 1;
+    let records = head.last - Math.max(head.first, this.takenSeq + 1) + 1;
     let bytes = head.bytes;
     let size = head.size;
-    for (let i = 1; i < this.queue.length && group.length < maxBatches; i++) {
+    for (let i = this.queue.indexOf(head) + 1; i < this.queue.length && group.length < maxBatches; i++) {
       const b = this.queue[i]!;
       if (!this.releasable(b) || b.generation !== head.generation) break;
       records += b.last - b.first + 1;
@@ -1019,8 +1122,8 @@ export class Receiver {
    * the index of the first not yet reported durable: each durable point looks at the records
    * since the last one only.
    */
-  private async durable(generation: string, markers: { records: DataRecord[]; next: number }, seq: number): Promise<void> {
-    await this.opts.flushManifest();
+  private async durable(generation: string, markers: { records: DataRecord[]; next: number }, seq: number, deltas?: Buffer): Promise<void> {
+    await this.opts.flushManifest(deltas);
     // Sync markers change what the tree is; persist that before the applied mark passes them,
     // or a crash in between would forget that the tree is mid-synchronisation.
     const { records } = markers;
@@ -1045,6 +1148,8 @@ export class Receiver {
     }
     await this.opts.receiveLog.markApplied(seq);
     this.appliedSeq = seq;
+    this.takenSeq = Math.max(this.takenSeq, seq);
+    this.dropApplied();
     if (this.appliedWaiters.length > 0) {
       this.appliedWaiters = this.appliedWaiters.filter((w) => {
         if (w.seq > seq) return true;

@@ -140,8 +140,10 @@ export class Sender {
   private streaming = false;
   private nextSeq = 0;
   private ackedSeq = 0;
-  /** What the passive holds durably (its receive log); the window and the journal trim follow it. */
+  /** What the passive holds durably (its receive log); the journal trim follows it. */
   private receivedSeq = 0;
+  /** What left the passive's window (applied, maybe not yet durable, or held durably): the window follows it. */
+  private releasedSeq = 0;
   private inflight: InFlight[] = [];
   private inflightBytes = 0;
   /** The window of this connection: the smaller of this node's and the one the passive told. */
@@ -375,7 +377,7 @@ export class Sender {
   private onMessage(m: Message): void {
     switch (m.t) {
       case 'ack':
-        return this.onAck(m.seq, m.received ?? m.seq);
+        return this.onAck(m.seq, m.received ?? m.seq, m.released ?? m.received ?? m.seq);
       case 'peer-state':
         this.peerState = { state: m.state, alarm: m.alarm };
         return;
@@ -416,6 +418,9 @@ export class Sender {
     // only (its headSeq), which a crash of it would forget: that stays in the journal.
     // (messageProblem refused a hello whose durableSeq is past its headSeq.)
     this.receivedSeq = Math.max(this.receivedSeq, this.ackedSeq, decision.kind === 'resume' ? Math.min(h.durableSeq ?? h.headSeq, j.headSeq) : 0);
+    // A new connection: what the last one released but the passive never made durable is sent
+    // again, and counts against the window anew (what it still holds came as `held`).
+    this.releasedSeq = this.receivedSeq;
     // Before the first peer-state: the passive must hear at once that it is catching up.
     if (decision.kind === 'resume') {
       this.catchUp = nextCatchUp(undefined, this.catchUpObservation(), true);
@@ -568,19 +573,24 @@ export class Sender {
   /**
    * `seq`: applied and durable on the passive; `received`: held durably in its receive log (a
    * passive that takes consistency points applies a point only once it holds all of it). What it
-   * holds leaves the window and may be trimmed here: the passive applies it by itself.
+   * holds may be trimmed here: the passive applies it by itself. `released`: what left its
+   * window, applied though perhaps not yet durable: the next batches may be sent while its
+   * durable point runs, and the journal still keeps them until `received`.
    */
-  private onAck(seq: number, received: number): void {
+  private onAck(seq: number, received: number, released: number): void {
     const rcv = Math.max(seq, received);
-    if (seq <= this.ackedSeq && rcv <= this.receivedSeq && (this.backlog === undefined || rcv < this.backlog.last)) return;
+    const rel = Math.max(rcv, released);
+    if (seq <= this.ackedSeq && rcv <= this.receivedSeq && rel <= this.releasedSeq && (this.backlog === undefined || rel < this.backlog.last)) return;
     this.ackedSeq = Math.max(this.ackedSeq, seq);
     this.receivedSeq = Math.max(this.receivedSeq, rcv);
+    this.releasedSeq = Math.max(this.releasedSeq, rel);
     // What the passive held at its hello leaves the window once it says so itself (receivedSeq
     // already counts it as held since the hello, for the trim).
-    // The journal may reuse what the passive holds durably (as the trim below).
+    // The journal may reuse what the passive holds durably (as the trim below), not what it
+    // only released.
     this.opts.journal.acknowledged?.(this.receivedSeq);
-    if (this.backlog !== undefined && rcv >= this.backlog.last) this.backlog = undefined;
-    while (this.inflight.length > 0 && this.inflight[0]!.last <= this.receivedSeq) {
+    if (this.backlog !== undefined && rel >= this.backlog.last) this.backlog = undefined;
+    while (this.inflight.length > 0 && this.inflight[0]!.last <= this.releasedSeq) {
       this.inflightBytes -= this.inflight.shift()!.bytes;
     }
     this.opts.points?.trim(this.receivedSeq);

@@ -157,7 +157,7 @@ export class StandbyWatch {
     return {
       // The applier's warnings (bits cleared, owners unapplied, swaps) stay visible through the wrap.
       ...(applier.noticeList === undefined ? {} : { noticeList: () => applier.noticeList!() }),
-      apply: async (records, durable) => {
+      apply: async (records, durable, opts) => {
         const fence = new InFlightPaths(records);
         this.inflight = fence;
         if (this.examining !== undefined && fence.covers(this.examining.root.name, this.examining.rel)) this.examining.dirty = true;
@@ -166,8 +166,9 @@ export class StandbyWatch {
           this.log.info({}, "standby: a synchronisation rewrites the passive's copy; the paths changed by hand are forgotten");
           this.changed();
         }
+        let point: { done: Promise<void> } | undefined | void;
         try {
-          await applier.apply(records, durable);
+          point = await applier.apply(records, durable, opts);
         } catch (err) {
           this.held = fence;
           throw err;
@@ -180,6 +181,9 @@ export class StandbyWatch {
         } catch (err) {
           this.log.warn({ err }, 'standby: cannot check the paths of a batch');
         }
+        // A point still running behind (ApplyOptions.overlap) changes no path: the paths are
+        // judged now, as applied.
+        return point;
       },
     };
   }

@@ -81,6 +81,13 @@ export interface AckMessage {
    * Absent from older agents: then `seq`.
    */
   received?: number | undefined;
+  /**
+   * Every batch up to `released` has left the passive's window: applied (its durable point may
+   * still run) or, like `received`, held durably to be applied by itself. Only the active's
+   * window counts it; the journal keeps everything past `received`. Absent from older agents:
+   * then `received`.
+   */
+  released?: number | undefined;
 }
 
 /** Passive → active: how applying goes, sent when it changes (pauses, alarms, sync progress). */
@@ -342,7 +349,7 @@ export function messageProblem(m: unknown): string | undefined {
       if (!isUint(r.first) || !isUint(r.last) || r.last < r.first) return 'batch: bad first/last';
       return r.frames instanceof Uint8Array ? undefined : 'batch: frames not binary';
     case 'ack':
-      return isUint(r.seq) && (r.received === undefined || isUint(r.received)) ? undefined : 'ack: bad seq';
+      return isUint(r.seq) && (r.received === undefined || isUint(r.received)) && (r.released === undefined || isUint(r.released)) ? undefined : 'ack: bad seq';
     case 'peer-state':
       if (r.alarm !== undefined) {
         const a = r.alarm as Record<string, unknown> | null;

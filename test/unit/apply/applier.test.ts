@@ -58,10 +58,11 @@ async function setup(opts: { dir?: string; seams?: ApplierSeams; log?: Logger; r
     applier,
     manifest,
     durables,
-    run: (records) =>
-      applier.apply(records, async (seq) => {
+    run: async (records) => {
+      await applier.apply(records, async (seq) => {
         durables.push(seq);
-      }),
+      });
+    },
   };
 }
 

@@ -24,14 +24,22 @@ export const PER = 3;
  * Applies nothing: keeps what it was given, in order. `hold` makes it wait (a slow disk);
  * `durableAt` are sequences after which it reports a durable point inside a call (as a rename
  * does); `failAt` makes it throw on reaching that sequence (a full disk) until `failAt` is unset.
+ * With `behind`, a call asked to overlap returns with its last point running behind (as the
+ * applier does for many files): `holdPoints` holds those points, `pointFails` fails them.
  */
 export class RecordingApplier implements ReceiverApplier {
   readonly applied: number[] = [];
   entered = 0;
   durableAt = new Set<number>();
   failAt: number | undefined;
+  behind = false;
+  pointFails: TandemError | undefined;
+  /** Points that ran behind and reported (or failed), in order. */
+  readonly points: { seq: number; ok: boolean }[] = [];
   private gate: Promise<void> | undefined;
   private open: (() => void) | undefined;
+  private pointGate: Promise<void> | undefined;
+  private openPoints: (() => void) | undefined;
   hold(): void {
     this.gate = new Promise((r) => (this.open = r));
   }
@@ -39,15 +47,46 @@ export class RecordingApplier implements ReceiverApplier {
     this.open?.();
     this.gate = undefined;
   }
-  async apply(records: DataRecord[], durable: (seq: number) => Promise<void>): Promise<void> {
+  holdPoints(): void {
+    this.pointGate = new Promise((r) => (this.openPoints = r));
+  }
+  releasePoints(): void {
+    this.openPoints?.();
+    this.pointGate = undefined;
+  }
+  async apply(
+    records: DataRecord[],
+    durable: (seq: number) => Promise<void>,
+    opts: { overlap?: boolean; after?: Promise<void> | undefined; applied?: () => void } = {},
+  ): Promise<{ done: Promise<void> } | undefined> {
     this.entered++;
     if (this.gate !== undefined) await this.gate;
     for (const r of records) {
       if (r.seq === this.failAt) throw new TandemError({ code: 'TANDEM_ERR_APPLY_FAILED', op: `apply record ${r.seq}`, reason: 'ENOSPC: no space left on device' });
       this.applied.push(r.seq);
-      if (this.durableAt.has(r.seq) && r !== records[records.length - 1]) await durable(r.seq);
+      if (this.durableAt.has(r.seq) && r !== records[records.length - 1]) {
+        await opts.after;
+        await durable(r.seq);
+      }
     }
-    await durable(records[records.length - 1]!.seq);
+    // As the applier: the point before this call's is waited for (its failure fails this call).
+    await opts.after;
+    const last = records[records.length - 1]!.seq;
+    if (opts.overlap !== true || !this.behind) {
+      await durable(last);
+      return undefined;
+    }
+    opts.applied?.();
+    const gate = this.pointGate;
+    const done = (async () => {
+      await gate;
+      const fails = this.pointFails;
+      this.points.push({ seq: last, ok: fails === undefined });
+      if (fails !== undefined) throw fails;
+      await durable(last);
+    })();
+    done.catch(() => undefined);
+    return { done };
   }
 }
 
@@ -74,6 +113,7 @@ export async function replicationPair(windowBatches = 4, protocol = 2, opts: { j
   const newReceiver = () =>
     new Receiver({
       pair: 'p1', self: 'beta', blockSize: 65536, roots, receiveLog, applier, manifest: new Manifest(['data']), flushManifest: async () => {},
+      takeManifestDeltas: () => Buffer.alloc(0),
       nodeState, retryMinMs: 100, retryMaxMs: 1000, window: { batches: windowBatches, bytes: windowBytes }, log, clock,
     });
   let receiver = newReceiver();

@@ -63,7 +63,16 @@ async function rig(opts: { manifest?: Manifest; beforeRecord?: (r: DataRecord) =
   watches.push(watch);
   watch.start(Promise.resolve());
   const wrapped = watch.wrap(applier);
-  return { watch, manifest, apply: (records) => wrapped.apply(records, async () => {}), applyWith: (records, durable) => wrapped.apply(records, durable) };
+  return {
+    watch,
+    manifest,
+    apply: async (records) => {
+      await wrapped.apply(records, async () => {});
+    },
+    applyWith: async (records, durable) => {
+      await wrapped.apply(records, durable);
+    },
+  };
 }
 
 /** Until no check ran for a while: every event of what happened so far was looked at. */

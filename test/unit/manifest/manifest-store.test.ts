@@ -1,0 +1,84 @@
+// The passive's manifest persisted behind a durable point that runs while the next records
+// already change it: deltas taken when a group is applied are written as they were then, and
+// the compaction (which writes the manifest as it is now) waits until nothing is unwritten.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ManifestStore } from '../../../agent/manifest/manifest-store.ts';
+import type { FileEntry } from '../../../agent/manifest/index.ts';
+import { silentLogger } from '../../../shared/log.ts';
+import { initHash } from '../../../shared/hash.ts';
+
+let dir: string;
+const stores: ManifestStore[] = [];
+
+beforeAll(initHash);
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-manifest-'));
+});
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close().catch(() => undefined);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+let copies = 0;
+
+async function openAt(at: string): Promise<ManifestStore> {
+  const s = await ManifestStore.open({ dir: at, roots: ['r'], blockSize: 65536, log: silentLogger() });
+  stores.push(s);
+  return s;
+}
+
+const open = () => openAt(dir);
+
+/** What a restart after a crash now would load: a copy of the files as they are (opening rewrites them). */
+function afterCrash(): Promise<ManifestStore> {
+  const copy = path.join(dir, `crash${++copies}`);
+  fs.mkdirSync(copy);
+  for (const f of ['snapshot', 'changes']) fs.copyFileSync(path.join(dir, f), path.join(copy, f));
+  return openAt(copy);
+}
+
+const file = (size: number, blocks = 8): FileEntry => ({ kind: 'file', mode: 0o644, size, mtimeMs: 1, ino: 1, blocks: Buffer.alloc(blocks, size & 0xff), readAt: 0 });
+const sizeOf = (s: ManifestStore, p: string) => (s.manifest.get('r', p) as FileEntry | undefined)?.size;
+
+describe('manifest store: deltas taken, written later', () => {
+  it('writes what the manifest held when the deltas were taken, not what changed since', async () => {
+    const store = await open();
+    store.manifest.set('r', 'a', file(1));
+    const taken = store.takeDeltas();
+    // The next group changes the manifest while the first one's point runs.
+    store.manifest.set('r', 'a', file(2));
+    store.manifest.set('r', 'b', file(3));
+    await store.writeDeltas(taken);
+    const crashed = await afterCrash();
+    expect(sizeOf(crashed, 'a')).toBe(1);
+    expect(crashed.manifest.get('r', 'b')).toBeUndefined();
+    // The next group's point reports: its changes are written too.
+    await store.flush();
+    const later = await afterCrash();
+    expect(sizeOf(later, 'a')).toBe(2);
+    expect(sizeOf(later, 'b')).toBe(3);
+  });
+
+  it('compacts only once nothing changed is unwritten', async () => {
+    const store = await open();
+    const changes = path.join(dir, 'changes');
+    // Over 16 MiB of deltas: a compaction falls due, and waits.
+    for (let i = 0; i < 300; i++) store.manifest.set('r', `f${i}`, file(i, 65536));
+    await store.writeDeltas(store.takeDeltas());
+    expect(fs.statSync(changes).size).toBeGreaterThan(16 * 1024 * 1024);
+    store.manifest.set('r', 'late', file(7));
+    await store.compact();
+    expect(fs.statSync(changes).size).toBeGreaterThan(16 * 1024 * 1024);
+    expect((await afterCrash()).manifest.get('r', 'late')).toBeUndefined();
+    // Written: now it compacts, and nothing is lost.
+    await store.writeDeltas(store.takeDeltas());
+    await store.compact();
+    expect(fs.statSync(changes).size).toBeLessThan(4096);
+    const compacted = await afterCrash();
+    expect(sizeOf(compacted, 'f299')).toBe(299);
+    expect(sizeOf(compacted, 'late')).toBe(7);
+  });
+});
