@@ -579,7 +579,8 @@ export class Sender {
    */
   private onAck(seq: number, received: number, released: number): void {
     const rcv = Math.max(seq, received);
-    const rel = Math.max(rcv, released);
+    // What was sent at most: a `released` past it would leave later batches out of the window.
+    const rel = Math.max(rcv, Math.min(released, this.nextSeq - 1));
     if (seq <= this.ackedSeq && rcv <= this.receivedSeq && rel <= this.releasedSeq && (this.backlog === undefined || rel < this.backlog.last)) return;
     this.ackedSeq = Math.max(this.ackedSeq, seq);
     this.receivedSeq = Math.max(this.receivedSeq, rcv);

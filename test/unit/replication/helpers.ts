@@ -141,6 +141,8 @@ export async function replicationPair(windowBatches = 4, protocol = 2, opts: { j
   });
   let link: MemoryLink | undefined;
   let current: MemoryLink | undefined;
+  /** The passive's end of the last connection: a test sends from it what a passive would. */
+  let passiveEnd: MemoryLink | undefined;
   /** A new connection: both sessions exchange hellos and hand the connection to sender and receiver. */
   const connect = (delayMs = 1) => {
     const [atAlpha, atBeta] = MemoryLink.pair(clock, 'alpha', 'beta', { delayMs });
@@ -151,6 +153,7 @@ export async function replicationPair(windowBatches = 4, protocol = 2, opts: { j
     sb.start(hello('beta', 'passive', receiver.helloFields(protocol)));
     link = atAlpha;
     current = atAlpha;
+    passiveEnd = atBeta;
     return atAlpha;
   };
   /** Journals `n` batches of `per` records each. */
@@ -202,5 +205,5 @@ export async function replicationPair(windowBatches = 4, protocol = 2, opts: { j
     }
     return n;
   };
-  return { clock, journal, sender, receiver, receiveLog, receiveLogDir, applier, stateDir, connect, journalBatches, batch, until, acks, marks, close, restartPassive, loggedRecords };
+  return { clock, journal, sender, receiver, receiveLog, receiveLogDir, applier, stateDir, connect, journalBatches, batch, until, acks, marks, close, restartPassive, loggedRecords, passiveEnd: () => passiveEnd! };
 }

@@ -88,4 +88,18 @@ describe('receiver: a durable point behind the next group', () => {
     await p.close();
     expect(p.marks()).toEqual([PER, 2 * PER]);
   });
+
+  it('an ack whose released is past everything sent trims nothing and acknowledges nothing', async () => {
+    const p = await pairWithPointsHeld(4, 2);
+    await p.until(() => p.applier.entered >= 1 && p.receiver.status().receivedSeq === 2 * PER, 'both batches received, the first point held');
+    // From the passive's end, as a faulty or hostile passive would say it.
+    p.passiveEnd().send({ t: 'ack', seq: 0, received: 0, released: 1_000_000 });
+    await p.until(() => p.ackMessages().some((m) => m.released === 1_000_000), 'the ack delivered to the active');
+    expect(p.sender.acked).toBe(0);
+    expect(p.journal.batchStartingAt(1)).toBeDefined();
+    p.applier.releasePoints();
+    await p.until(() => p.sender.acked === 2 * PER, 'acked up to the head');
+    expect(p.applier.applied).toEqual(upTo(2 * PER));
+    await p.close();
+  });
 });
