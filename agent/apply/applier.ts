@@ -183,6 +183,13 @@ interface OpenFile {
 }
 
 /** A file system error of one record, wrapped at the record boundary with its context. */
+/** Waits for every one of `jobs` (none is left running), then throws the first failure. */
+async function allOrFirstFailure(jobs: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(jobs);
+  const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+}
+
 function applyFailed(err: unknown, op: string, seq: number, root: string, relPath: string, extra: Record<string, unknown> = {}): TandemError {
   if (err instanceof TandemError) return err;
   const errno = errnoOf(err) ?? 'UNKNOWN';
@@ -1281,9 +1288,7 @@ export class Applier {
 
   /** Waits for the oldest `n` background fsyncs (all by default); throws the first failure. */
   private async settleBackground(n = this.syncing.length): Promise<void> {
-    const results = await Promise.allSettled(this.syncing.splice(0, n));
-    const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
+    await allOrFirstFailure(this.syncing.splice(0, n));
   }
 
   /** Copies the stat of a written file into the manifest and fsyncs it if dirty (unless a syncfs will). */
@@ -1332,19 +1337,12 @@ export class Applier {
     await this.waitAfter();
     // Roots whose files were closed unsynced get one syncfs, which also covers their open files
     // and directories: those are not fsynced one by one.
-    const whole = new Set(this.unsynced);
-    this.unsynced.clear();
-    this.evictedDirty = 0;
     const files = [...this.open.values()].filter((of) => of.dirty || of.statPending);
     const dirs = [...this.dirtyDirs.values()];
+    const whole = this.wholeRoots(files, dirs);
+    this.unsynced.clear();
+    this.evictedDirty = 0;
     this.dirtyDirs.clear();
-    if (this.syncBin !== undefined && (this.seams.syncfsAfterFiles ?? SYNCFS_AFTER_FILES) !== Infinity) {
-      const dirty = files.filter((of) => of.dirty && !whole.has(of.root)).length + dirs.filter((d) => !whole.has(d.root)).length;
-      if (dirty > SYNCFS_AT_POINT_AFTER) {
-        for (const of of files) if (of.dirty) whole.add(of.root);
-        for (const d of dirs) whole.add(d.root);
-      }
-    }
     const jobs: Promise<void>[] = [];
     for (const of of files) {
       jobs.push(this.settle(of, !whole.has(of.root)).catch((err) => Promise.reject(applyFailed(err, 'sync', seq, of.root, of.rel))));
@@ -1358,14 +1356,30 @@ export class Applier {
     jobs.push(this.settleBackground());
     // After everything above, whose writes are in the page cache by now.
     jobs.push(Promise.allSettled(jobs).then(() => this.syncWhole(whole, seq)));
-    const results = await Promise.allSettled(jobs);
-    const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
-    if (failed !== undefined) {
-      // After a failed fsync the kernel may have dropped the dirty pages: nothing since the last
-      // durable point can be trusted, and the caller redoes from there.
-      throw failed.reason;
-    }
+    // After a failed fsync the kernel may have dropped the dirty pages: nothing since the last
+    // durable point can be trusted, and the caller redoes from there.
+    await allOrFirstFailure(jobs);
     for (const of of files) if (whole.has(of.root)) of.dirty = false;
+  }
+
+  /** syncfs may make points durable: `sync` is there, and no test seam turned it off. */
+  private syncfsEnabled(): boolean {
+    return this.syncBin !== undefined && (this.seams.syncfsAfterFiles ?? SYNCFS_AFTER_FILES) !== Infinity;
+  }
+
+  /**
+   * The roots a point syncs whole: those with files closed unsynced, and every dirty root when
+   * more than SYNCFS_AT_POINT_AFTER files and directories would otherwise be fsynced one by one.
+   */
+  private wholeRoots(files: OpenFile[], dirs: { root: string }[]): Set<string> {
+    const whole = new Set(this.unsynced);
+    if (!this.syncfsEnabled()) return whole;
+    const apart = files.filter((of) => of.dirty && !whole.has(of.root)).length + dirs.filter((d) => !whole.has(d.root)).length;
+    if (apart > SYNCFS_AT_POINT_AFTER) {
+      for (const of of files) if (of.dirty) whole.add(of.root);
+      for (const d of dirs) whole.add(d.root);
+    }
+    return whole;
   }
 
   /** The previous call's point (ApplyOptions.after), once: its failure fails this call. */
@@ -1386,31 +1400,21 @@ export class Applier {
    * can be trusted: the applier is suspect again, and the caller redoes from there.
    */
   private async startPoint(seq: number, durable: (seq: number) => Promise<void>, applied: (() => void) | undefined): Promise<PointBehind | undefined> {
-    if (this.syncBin === undefined || (this.seams.syncfsAfterFiles ?? SYNCFS_AFTER_FILES) === Infinity) return undefined;
-    const whole = new Set(this.unsynced);
+    if (!this.syncfsEnabled()) return undefined;
     const files = [...this.open.values()];
     const dirs = [...this.dirtyDirs.values()];
-    const apart = files.filter((of) => of.dirty && !whole.has(of.root)).length + dirs.filter((d) => !whole.has(d.root)).length;
-    if (apart > 0 && apart <= SYNCFS_AT_POINT_AFTER) return undefined;
+    const whole = this.wholeRoots(files, dirs);
+    if (!files.every((of) => !of.dirty || whole.has(of.root)) || !dirs.every((d) => whole.has(d.root))) return undefined;
     await this.waitAfter();
-    const stats = await Promise.allSettled(files.filter((of) => of.statPending).map((of) => this.settle(of, false).catch((err) => Promise.reject(applyFailed(err, 'stat', seq, of.root, of.rel)))));
-    const statFailed = stats.find((x): x is PromiseRejectedResult => x.status === 'rejected');
-    if (statFailed !== undefined) throw statFailed.reason;
-    for (const of of files) {
-      if (!of.dirty) continue;
-      whole.add(of.root);
-      of.dirty = false;
-    }
-    for (const d of dirs) whole.add(d.root);
+    await allOrFirstFailure(files.filter((of) => of.statPending).map((of) => this.settle(of, false).catch((err) => Promise.reject(applyFailed(err, 'stat', seq, of.root, of.rel)))));
+    for (const of of files) of.dirty = false;
     this.dirtyDirs.clear();
     this.unsynced.clear();
     this.evictedDirty = 0;
     const background = this.syncing.splice(0);
     applied?.();
     const point = (async () => {
-      const results = await Promise.allSettled(background);
-      const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
-      if (failed !== undefined) throw failed.reason;
+      await allOrFirstFailure(background);
       await this.syncWhole(whole, seq);
       await durable(seq);
     })().catch((err: unknown) => {

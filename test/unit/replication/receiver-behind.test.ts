@@ -89,17 +89,21 @@ describe('receiver: a durable point behind the next group', () => {
     expect(p.marks()).toEqual([PER, 2 * PER]);
   });
 
-  it('an ack whose released is past everything sent trims nothing and acknowledges nothing', async () => {
-    const p = await pairWithPointsHeld(4, 2);
-    await p.until(() => p.applier.entered >= 1 && p.receiver.status().receivedSeq === 2 * PER, 'both batches received, the first point held');
-    // From the passive's end, as a faulty or hostile passive would say it.
+  it('an ack whose released is past everything sent trims nothing, acknowledges nothing, and leaves later batches in the window', async () => {
+    const p = await pairWithPointsHeld(4, 0);
+    await p.until(() => p.sender.status().connected && p.ackMessages().length > 0, 'connected');
+    // From the passive's end, as a faulty or hostile passive would say it, before anything was sent.
     p.passiveEnd().send({ t: 'ack', seq: 0, received: 0, released: 1_000_000 });
     await p.until(() => p.ackMessages().some((m) => m.released === 1_000_000), 'the ack delivered to the active');
+    for (let i = 0; i < 8; i++) await p.batch();
+    // The batches sent after it still count against the window: the passive, whose own count is
+    // right, never has to refuse one (a refusal closes the link, and nothing more is acknowledged).
+    await p.until(() => p.receiver.status().receivedSeq >= 5 * PER, 'more than a window received, the points held');
     expect(p.sender.acked).toBe(0);
     expect(p.journal.batchStartingAt(1)).toBeDefined();
     p.applier.releasePoints();
-    await p.until(() => p.sender.acked === 2 * PER, 'acked up to the head');
-    expect(p.applier.applied).toEqual(upTo(2 * PER));
+    await p.until(() => p.sender.acked === 8 * PER, 'acked up to the head');
+    expect(p.applier.applied).toEqual(upTo(8 * PER));
     await p.close();
   });
 });
