@@ -6,7 +6,6 @@
 // came with, and never report a record durable before it is.
 import fs, { constants as C, type Stats } from 'node:fs';
 import { syncFs, type SyncFile } from './sync-fs.ts';
-import { BEHIND_MIN_BYTES, WritesBehind } from './write-behind.ts';
 import { findSync, SyncfsHelper } from './whole-fs-sync.ts';
 import { TandemError, errnoOf } from '../../shared/errors.ts';
 import { hash64, initHash } from '../../shared/hash.ts';
@@ -265,8 +264,6 @@ export class Applier {
   private readonly dirtyDirs = new Map<string, { root: string; rel: string }>();
   /** fsyncs of evicted files still running (see evictOldest), oldest first. */
   private readonly syncing: Promise<void>[] = [];
-  /** Large writes running in the thread pool (write-behind.ts): none is left running past a durable point, a stat, or the call. */
-  private readonly writes = new WritesBehind();
   /** Dirty files evicted since the last durable point. */
   private evictedDirty = 0;
   /** Roots with files closed unsynced since the last durable point: it syncs their file systems whole. */
@@ -449,7 +446,6 @@ export class Applier {
       // a file, and a kept descriptor would then write into an inode no path leads to. After a
       // failure, fsyncs still running in the background end (and close their files) first.
       await Promise.allSettled(this.syncing.splice(0));
-      await this.writes.drain().catch(() => undefined);
       await this.closeAll();
       this.forgetPathLoc();
       this.guard.release();
@@ -465,7 +461,6 @@ export class Applier {
   async close(): Promise<void> {
     this.closed = true;
     await this.behind?.catch(() => undefined);
-    await this.writes.drain().catch(() => undefined);
     for (const h of this.syncfsHelpers.values()) h.close();
     this.syncfsHelpers.clear();
     await this.closeAll();
@@ -632,7 +627,7 @@ export class Applier {
         for (let k = 0; k < n; k++) buffers.push((records[i + k] as WriteRecord).data);
         of.dirty = true;
         of.statPending = true;
-        await this.writeAll(of, buffers, first.offset, first.seq);
+        await this.writeAll(of.fh, buffers, first.offset);
       });
     } catch (err) {
       if (isSwapped(err)) return this.skipSwapped(err, n);
@@ -672,7 +667,7 @@ export class Applier {
         }
         const buffers: Uint8Array[] = [];
         for (let left = end - first.offset; left > 0; left -= ZERO_CHUNK.length) buffers.push(ZERO_CHUNK.subarray(0, Math.min(left, ZERO_CHUNK.length)));
-        await this.writeAll(of, buffers, first.offset, first.seq);
+        await this.writeAll(of.fh, buffers, first.offset);
       });
     } catch (err) {
       if (isSwapped(err)) return this.skipSwapped(err, n);
@@ -699,22 +694,7 @@ export class Applier {
     });
   }
 
-  /**
-   * Writes `buffers` at `position` into `of`: a large write goes behind (write-behind.ts), in the
-   * thread pool while the next records are applied; a failure of it fails the next call on the
-   * file, the durable point, or the end of this apply call, with this record's seq.
-   */
-  private async writeAll(of: OpenFile, buffers: Uint8Array[], position: number, seq: number): Promise<void> {
-    const fh = of.fh;
-    if (this.seams.writev === undefined) {
-      let bytes = 0;
-      for (const b of buffers) bytes += b.length;
-      if (bytes >= BEHIND_MIN_BYTES) {
-        await this.writes.room(bytes);
-        fh.writeBehind(buffers, position, bytes, this.writes, of.dev, of.ino, (err: unknown) => applyFailed(err, 'write', seq, of.root, of.rel));
-        return;
-      }
-    }
+  private async writeAll(fh: SyncFile, buffers: Uint8Array[], position: number): Promise<void> {
     let pos = position;
     let rest = buffers;
     while (rest.length > 0) {
@@ -765,8 +745,6 @@ export class Applier {
       if (openHere || st?.isFile() === true) {
         const of = await this.fileFor(loc, { writable: false, create: false });
         if (of !== undefined) {
-          // Owner and mode after its writes (a write by a process without CAP_FSETID clears setuid).
-          await of.fh.settled();
           // What this walk knows the inode holds: it opened (or created) the file itself.
           const applied = this.applyMetaTo(of.fh.fd, loc, r, true, openHere || of.created ? { uid: of.uid, gid: of.gid, mode: of.mode, created: of.created } : undefined);
           // Its attributes are the records' from now on, no longer only what creation gave it.
@@ -1242,9 +1220,6 @@ export class Applier {
     }
     // An open file's own fstat above; a created one's here (its mode after the umask).
     const st = opened ?? (await fh.stat());
-    // Writes behind on this inode through a descriptor let go earlier (evicted, or its path
-    // renamed or removed) come before anything this one does.
-    if (this.writes.inFlight > 0) await this.writes.onInode(st.dev, st.ino);
     if (created) {
       // The umask may have narrowed the creation mode; the manifest says 0600 until a meta.
       // (The agent's own umask, 077, never does: no chmod per new file then.)
@@ -1323,7 +1298,6 @@ export class Applier {
       of.statPending = false;
     }
     if (of.dirty && fsync) {
-      await of.fh.settled();
       await this.fsyncFd(of.fh.fd);
       of.dirty = false;
     }
@@ -1361,7 +1335,6 @@ export class Applier {
    */
   private async makeDurable(seq: number): Promise<void> {
     await this.waitAfter();
-    await this.writes.drain();
     // Roots whose files were closed unsynced get one syncfs, which also covers their open files
     // and directories: those are not fsynced one by one.
     const files = [...this.open.values()].filter((of) => of.dirty || of.statPending);
@@ -1433,7 +1406,6 @@ export class Applier {
     const whole = this.wholeRoots(files, dirs);
     if (!files.every((of) => !of.dirty || whole.has(of.root)) || !dirs.every((d) => whole.has(d.root))) return undefined;
     await this.waitAfter();
-    await this.writes.drain();
     await allOrFirstFailure(files.filter((of) => of.statPending).map((of) => this.settle(of, false).catch((err) => Promise.reject(applyFailed(err, 'stat', seq, of.root, of.rel)))));
     for (const of of files) of.dirty = false;
     this.dirtyDirs.clear();
