@@ -979,8 +979,8 @@ export class Receiver {
   private async applyGroups(): Promise<void> {
     for (;;) {
       if (!(await this.applyReady())) return;
-      // Nothing more to apply now (or, while a point runs behind, too little: enoughBehind): the
-      // loop ends once that point reported, or looks again as batches arrive meanwhile.
+      // Nothing more to apply now: the loop ends once the point running behind reported, or
+      // goes on at once with batches that arrive meanwhile (the point still runs behind them).
       const behind = this.behind;
       if (behind === undefined) break;
       const more = this.closed ? undefined : new Promise<'more'>((resolve) => (this.wake = () => resolve('more')));
