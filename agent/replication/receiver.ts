@@ -248,12 +248,6 @@ export const GROUP_MAX_DATA_BYTES = 32 * 1024 * 1024;
  * until the acknowledgement.
  */
 export const GROUP_WINDOW_SHARE = 0.5;
-/**
- * While a point runs behind, the next group starts only once it holds this share of the window
- * (batches or bytes), or the point reported: a group's own costs (its syncfs, applied mark,
- * manifest deltas, the fsyncs of the first files it closes) are then paid for more at once.
- */
-export const GROUP_BEHIND_SHARE = 0.25;
 
 /**
  * `tandem verify` questions answered at once, at most; more get an error reply at once. The
@@ -1004,7 +998,6 @@ export class Receiver {
    */
   private async applyReady(): Promise<boolean> {
     for (let head = this.nextUnapplied(); head !== undefined && !this.closed && this.releasable(head); head = this.nextUnapplied()) {
-      if (!this.enoughBehind(head)) break;
       const group = this.nextGroup(head);
       const first = group[0]!.first;
       const last = group[group.length - 1]!.last;
@@ -1103,27 +1096,6 @@ export class Receiver {
       group.push(b);
     }
     return group;
-  }
-
-  /**
-   * Whether a group from `head` may start now: always when no point runs behind, else once the
-   * batches that may be applied hold GROUP_BEHIND_SHARE of the window (applyGroups waits for
-   * more, or for the point).
-   */
-  private enoughBehind(head: Pending): boolean {
-    if (this.behind === undefined || this.alarm !== undefined) return true;
-    const wantBatches = Math.max(1, Math.floor(this.opts.window.batches * GROUP_BEHIND_SHARE));
-    const wantSize = this.opts.window.bytes * GROUP_BEHIND_SHARE;
-    let batches = 0;
-    let size = 0;
-    for (let i = this.queue.indexOf(head); i < this.queue.length; i++) {
-      const b = this.queue[i]!;
-      if (!this.releasable(b) || b.generation !== head.generation) return true;
-      batches++;
-      size += b.size;
-      if (batches >= wantBatches || size >= wantSize) return true;
-    }
-    return false;
   }
 
   /** Batches whose every record is applied and durable leave the queue. */
