@@ -85,6 +85,15 @@ export const SYNCFS_AFTER_FILES = 32;
  * flushing whatever else the file system holds dirty.
  */
 export const SYNCFS_AT_POINT_AFTER = 16;
+/**
+ * A durable point of at most SYNCFS_AT_POINT_AFTER files, whose group wrote at least this much
+ * file data, runs behind the next group too (ApplyOptions.overlap), each file fsynced through its
+ * own descriptor: a large file's next blocks are then written while the last ones reach the
+ * disk, where the point in the call left the disk idle while they were written, and the writing
+ * idle while they were flushed. A point of a few small writes stays in the call: it costs less
+ * than opening the files again.
+ */
+export const FSYNC_BEHIND_BYTES = 8 * 1024 * 1024;
 /** Linux IOV_MAX: buffers per writev call. */
 const IOV_MAX = 1024;
 /** Zeros written at once for a hole inside a file (Node cannot punch one). */
@@ -126,8 +135,9 @@ export interface ApplyOptions {
   /**
    * Let the last durable point run after apply() returns, while the caller applies what comes
    * next: apply() then resolves with that point's promise once every record is applied and the
-   * point has started. It runs only when one syncfs per root covers everything it makes durable
-   * (a point of a few files keeps its fsyncs, in the call).
+   * point has started. It runs only when one syncfs per root covers everything it makes durable,
+   * or when the call wrote FSYNC_BEHIND_BYTES into files no syncfs covers and changed no
+   * directory outside one (a point of a few small writes keeps its fsyncs, in the call).
    */
   overlap?: boolean;
   /**
@@ -266,6 +276,8 @@ export class Applier {
   private readonly syncing: Promise<void>[] = [];
   /** Dirty files evicted since the last durable point. */
   private evictedDirty = 0;
+  /** File data written since the last durable point (zeros of holes included). */
+  private writtenSincePoint = 0;
   /** Roots with files closed unsynced since the last durable point: it syncs their file systems whole. */
   private readonly unsynced = new Set<string>();
   /** coreutils' `sync` (for syncfs); undefined: every file is fsynced on its own. */
@@ -450,6 +462,7 @@ export class Applier {
       this.forgetPathLoc();
       this.guard.release();
       this.dirtyDirs.clear();
+      this.writtenSincePoint = 0;
       this.defaultAcls.clear();
       this.after = undefined;
       this.busy = false;
@@ -628,6 +641,7 @@ export class Applier {
         of.dirty = true;
         of.statPending = true;
         await this.writeAll(of.fh, buffers, first.offset);
+        this.writtenSincePoint += end - first.offset;
       });
     } catch (err) {
       if (isSwapped(err)) return this.skipSwapped(err, n);
@@ -668,6 +682,7 @@ export class Applier {
         const buffers: Uint8Array[] = [];
         for (let left = end - first.offset; left > 0; left -= ZERO_CHUNK.length) buffers.push(ZERO_CHUNK.subarray(0, Math.min(left, ZERO_CHUNK.length)));
         await this.writeAll(of.fh, buffers, first.offset);
+        this.writtenSincePoint += end - first.offset;
       });
     } catch (err) {
       if (isSwapped(err)) return this.skipSwapped(err, n);
@@ -1342,6 +1357,7 @@ export class Applier {
     const whole = this.wholeRoots(files, dirs);
     this.unsynced.clear();
     this.evictedDirty = 0;
+    this.writtenSincePoint = 0;
     this.dirtyDirs.clear();
     const jobs: Promise<void>[] = [];
     for (const of of files) {
@@ -1391,11 +1407,13 @@ export class Applier {
 
   /**
    * The last durable point of an overlapping call (ApplyOptions.overlap), started to run behind
-   * the caller when one syncfs per root covers all of it; undefined when it does not (a point of
-   * a few files: fsyncs cost less than flushing the whole file system), and the call makes it
-   * itself. It waits for the previous point first. Open files get their stat now: their
-   * descriptors close with the call, before the syncfs that covers their data. The point also
-   * waits for the fsyncs started in the background before it. Resolves once `durable(seq)`
+   * the caller when one syncfs per root covers all of it, or the files no syncfs covers took
+   * FSYNC_BEHIND_BYTES of data and no directory outside one changed; undefined otherwise (a point
+   * of a few small writes: fsyncs cost less than flushing the whole file system), and the call
+   * makes it itself. It waits for the previous point first. Open files get their stat now: the
+   * descriptors of files a syncfs covers close with the call, before that syncfs; the others go
+   * with the point, each closed once its fsync is over. The point also waits for the fsyncs
+   * started in the background before it. Resolves once `durable(seq)`
    * returned; rejects with the first failure, after which nothing since the last point reported
    * can be trusted: the applier is suspect again, and the caller redoes from there.
    */
@@ -1404,14 +1422,28 @@ export class Applier {
     const files = [...this.open.values()];
     const dirs = [...this.dirtyDirs.values()];
     const whole = this.wholeRoots(files, dirs);
-    if (!files.every((of) => !of.dirty || whole.has(of.root)) || !dirs.every((d) => whole.has(d.root))) return undefined;
+    // Files no syncfs covers: fsynced behind only after a group that wrote much (a large file),
+    // and never with a directory to fsync too (its walk belongs to the call).
+    const apart = files.filter((of) => of.dirty && !whole.has(of.root));
+    if (!dirs.every((d) => whole.has(d.root)) || (apart.length > 0 && this.writtenSincePoint < FSYNC_BEHIND_BYTES)) return undefined;
     await this.waitAfter();
     await allOrFirstFailure(files.filter((of) => of.statPending).map((of) => this.settle(of, false).catch((err) => Promise.reject(applyFailed(err, 'stat', seq, of.root, of.rel)))));
     for (const of of files) of.dirty = false;
     this.dirtyDirs.clear();
     this.unsynced.clear();
     this.evictedDirty = 0;
+    this.writtenSincePoint = 0;
     const background = this.syncing.splice(0);
+    // Their descriptors go with the point, closed once their fsync is over (never under it);
+    // the next call opens the files again.
+    for (const of of apart) {
+      this.open.delete(of.key);
+      const done = this.fsyncFd(of.fh.fd)
+        .catch((err: unknown) => Promise.reject(applyFailed(err, 'sync', seq, of.root, of.rel)))
+        .finally(() => of.fh.close());
+      done.catch(() => undefined);
+      background.push(done);
+    }
     applied?.();
     const point = (async () => {
       await allOrFirstFailure(background);

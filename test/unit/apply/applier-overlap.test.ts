@@ -11,7 +11,7 @@ import { silentLogger } from '../../../shared/log.ts';
 import { FakeClock } from '../../../shared/clock.ts';
 import type { DataRecord } from '../../../shared/protocol/index.ts';
 import { Manifest } from '../../../agent/manifest/index.ts';
-import { Applier, type ApplierSeams } from '../../../agent/apply/applier.ts';
+import { Applier, FSYNC_BEHIND_BYTES, type ApplierSeams } from '../../../agent/apply/applier.ts';
 import { ROOT, RecordBuilder, manifestDifferences, tmpDir } from './helpers.ts';
 
 const BS = 4096;
@@ -115,6 +115,69 @@ describe('a durable point behind the caller', () => {
     gate.calls[1]!.release();
     await behind2!.done;
     expect(reported).toEqual([first.at(-1)!.seq, second.at(-1)!.seq]);
+    expect(manifestDifferences(manifest, ROOT, rootDir, BS)).toEqual([]);
+    await applier.close();
+  });
+
+  it('a point of a file into which its group wrote FSYNC_BEHIND_BYTES runs behind, fsyncing the file through its own descriptor, while the next group is written; a point of a few small writes is made in the call', async () => {
+    // fsyncs held while `held`, each run for real once let go.
+    let held = false;
+    const waiting: (() => void)[] = [];
+    const fsync = (fd: number) =>
+      new Promise<void>((resolve, reject) => {
+        const run = () => fs.fsync(fd, (err) => (err ? reject(err) : resolve()));
+        if (held) waiting.push(run);
+        else run();
+      });
+    const { applier, manifest } = await setup({ fsync });
+    const reported: number[] = [];
+    const durable = async (seq: number) => void reported.push(seq);
+    const parts = [0, 1, 2, 3, 4].map((k) => Buffer.alloc(FSYNC_BEHIND_BYTES, k));
+    const part = (k: number) => parts[k]!;
+    // Created: its directory changed too, so this point is made in the call.
+    const first = new RecordBuilder(1);
+    first.content('big', part(1), BS);
+    expect(await applier.apply(first.records, durable, { overlap: true })).toBeUndefined();
+    expect(reported).toEqual([first.records.at(-1)!.seq]);
+
+    held = true;
+    const second = new RecordBuilder(first.records.length + 1);
+    for (let off = 0; off < FSYNC_BEHIND_BYTES; off += BS) second.write('big', FSYNC_BEHIND_BYTES + off, part(2).subarray(0, BS));
+    let returned = false;
+    const second$ = applier.apply(second.records, durable, { overlap: true }).then((r) => {
+      returned = true;
+      return r;
+    });
+    for (let i = 0; i < 500 && waiting.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(waiting).toHaveLength(1);
+    // The call returned with that fsync still held: its point runs behind.
+    for (let i = 0; i < 500 && !returned; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(returned).toBe(true);
+    const point = await second$;
+    expect(point).toBeDefined();
+    expect(reported).toEqual([first.records.at(-1)!.seq]);
+
+    // The next group is written while that fsync is held; its own point waits for it.
+    const third = new RecordBuilder(first.records.length + second.records.length + 1);
+    for (let off = 0; off < FSYNC_BEHIND_BYTES; off += BS) third.write('big', 2 * FSYNC_BEHIND_BYTES + off, part(3).subarray(0, BS));
+    const third$ = applier.apply(third.records, durable, { overlap: true, after: point!.done });
+    const size = () => fs.statSync(path.join(rootDir, 'big')).size;
+    for (let i = 0; i < 500 && size() < 3 * FSYNC_BEHIND_BYTES; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(size()).toBe(3 * FSYNC_BEHIND_BYTES);
+    expect(reported).toEqual([first.records.at(-1)!.seq]);
+    held = false;
+    for (const run of waiting.splice(0)) run();
+    const point3 = await third$;
+    await point3?.done;
+    expect(reported).toEqual([first, second, third].map((b) => b.records.at(-1)!.seq));
+
+    // One block: the file's own fsync, in the call.
+    const small = new RecordBuilder(first.records.length + second.records.length + third.records.length + 1);
+    small.write('big', 0, part(4).subarray(0, BS));
+    expect(await applier.apply(small.records, durable, { overlap: true, after: point3?.done })).toBeUndefined();
+    expect(reported.at(-1)).toBe(small.records.at(-1)!.seq);
+    const want = Buffer.concat([part(4).subarray(0, BS), part(1).subarray(BS), part(2), part(3)]);
+    expect(fs.readFileSync(path.join(rootDir, 'big')).equals(want)).toBe(true);
     expect(manifestDifferences(manifest, ROOT, rootDir, BS)).toEqual([]);
     await applier.close();
   });
