@@ -200,9 +200,8 @@ const POINT_RETRY_ROUNDS = 3;
 const LARGE_FILE_BYTES = 4 * 1024 * 1024;
 /**
  * How far (in bytes on the wire) capture may read a file whose blocks the journal keeps as
- * references ahead of what the passive acknowledged or released (Journal.waitForAcks): under the
- * journal's send cache (64 MiB), so every such block is still in memory when the sender gets to
- * it, and is never read back but after a reconnect.
+ * references ahead of the passive's acknowledgements: under the journal's send cache (64 MiB),
+ * so every such block is still in memory when the sender gets to it, and is never read back.
  */
 const REF_AHEAD_BYTES = 48 * 1024 * 1024;
 

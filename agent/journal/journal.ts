@@ -142,8 +142,6 @@ export class Journal {
   private readonly spare: Buffer[] = [];
   /** The passive's last acknowledgement (acknowledged()), and the sequence up to which no batch is left in the cache (trimmed, or evicted for room). */
   private peerAcked = 0;
-  /** What left the passive's window (released()): sent, applied there, perhaps not durable yet. */
-  private peerReleased = 0;
   private evictedThrough = 0;
   /** Settles when every commit and skip called so far has updated the in-memory state. */
   private published: Promise<void> = Promise.resolve();
@@ -332,20 +330,14 @@ export class Journal {
   }
 
   /**
-   * Resolves once at most `limit` wire bytes are past what the passive acknowledged or released
-   * (released(): sent, and applied there while its durable point runs), or references are no
-   * longer wanted (the passive went): capture reading a large file waits here, so that everything
-   * it stored as references is still in the cache when the sender gets to it. Counted from what
-   * was released, not from what is durable: the passive applies the next blocks while the last
-   * ones reach its disk, instead of waiting for them with nothing to do. A batch released and
-   * then evicted from the cache is only needed again after a reconnect, and is read back then.
+   * Resolves once at most `limit` wire bytes are unacknowledged, or references are no longer
+   * wanted (the passive went): capture reading a large file waits here, so that everything it
+   * stored as references is still in the cache when the sender gets to it.
    */
   async waitForAcks(limit: number, signal?: AbortSignal): Promise<void> {
     // Only published batches can be sent and acknowledged: with none left to acknowledge, the
     // open batch alone (journal.batchBytes over the limit) must not wait for itself.
-    for (;;) {
-      const from = Math.max(this.peerAcked, this.peerReleased);
-      if (!this.refsWanted || this.index.lengthAfter(from) + this.pendingWire <= limit || this.index.lengthAfter(from) === 0) return;
+    while (this.refsWanted && this.unackedBytes > limit && this.index.lengthAfter(this.peerAcked) > 0) {
       this.throwIfClosed('wait for acknowledgements');
       await this.ackWaiters.wait(signal);
     }
@@ -429,17 +421,6 @@ export class Journal {
   acknowledged(seq: number): void {
     this.peerAcked = Math.max(this.peerAcked, seq);
     this.evictAcked(seq);
-    this.ackWaiters.resolveAll();
-  }
-
-  /**
-   * What left the passive's window (an ack's `released`; on a new connection, what it holds
-   * durably): capture's reading ahead counts from there (waitForAcks). It may go back: a passive
-   * that restarted forgot what it held in memory.
-   */
-  released(seq: number): void {
-    if (seq === this.peerReleased) return;
-    this.peerReleased = seq;
     this.ackWaiters.resolveAll();
   }
 

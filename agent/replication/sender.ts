@@ -42,8 +42,6 @@ export interface SenderJournal {
   bytesAfter(seq: number): number;
   /** The passive acknowledged every record up to `seq`: what was sent of them is off the socket. */
   acknowledged?(seq: number): void;
-  /** What left the passive's window (applied there, perhaps not durable yet): capture reads ahead from it. */
-  released?(seq: number): void;
   /** Whether large files' blocks may be journaled as references: only while a passive takes them now. */
   setRefsWanted?(on: boolean): void;
 }
@@ -423,7 +421,6 @@ export class Sender {
     // A new connection: what the last one released but the passive never made durable is sent
     // again, and counts against the window anew (what it still holds came as `held`).
     this.releasedSeq = this.receivedSeq;
-    this.opts.journal.released?.(this.releasedSeq);
     // Before the first peer-state: the passive must hear at once that it is catching up.
     if (decision.kind === 'resume') {
       this.catchUp = nextCatchUp(undefined, this.catchUpObservation(), true);
@@ -593,7 +590,6 @@ export class Sender {
     // The journal may reuse what the passive holds durably (as the trim below), not what it
     // only released.
     this.opts.journal.acknowledged?.(this.receivedSeq);
-    this.opts.journal.released?.(this.releasedSeq);
     if (this.backlog !== undefined && rel >= this.backlog.last) this.backlog = undefined;
     while (this.inflight.length > 0 && this.inflight[0]!.last <= this.releasedSeq) {
       this.inflightBytes -= this.inflight.shift()!.bytes;

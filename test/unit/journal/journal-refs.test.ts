@@ -206,33 +206,6 @@ describe('Journal: referenced blocks', () => {
     expect(j.refsStored).toBe(false);
   });
 
-  it('lets a reader go once the passive released what it holds, before that is durable; a new connection that released less holds it back again', async () => {
-    const s = await setup();
-    const j = await openJournal(s);
-    j.setRefsWanted(true);
-    const b = await journalFile(j, s);
-    let going = false;
-    const wait = j.waitForAcks(BLOCK).then(() => {
-      going = true;
-    });
-    await new Promise((r) => setImmediate(r));
-    expect(going).toBe(false);
-    // Applied on the passive, its point still running: nothing acknowledged, the reader goes on.
-    j.released(b.last);
-    await wait;
-    expect(j.unackedBytes).toBe(b.bytes);
-    // The passive restarted and holds nothing of it: the reader waits again.
-    j.released(0);
-    let again = false;
-    const wait2 = j.waitForAcks(BLOCK).then(() => {
-      again = true;
-    });
-    await new Promise((r) => setImmediate(r));
-    expect(again).toBe(false);
-    j.acknowledged(b.last);
-    await wait2;
-  });
-
   it('takes a released waiter\'s abort listener off the signal', async () => {
     const w = new Waiters();
     const ac = new AbortController();

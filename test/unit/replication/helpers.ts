@@ -5,7 +5,6 @@
 import { ReceiveLog } from '../../../agent/apply/receive-log.ts';
 import type { Capture } from '../../../agent/capture/index.ts';
 import { Journal } from '../../../agent/journal/index.ts';
-import type { RefSource } from '../../../agent/journal/ref-source.ts';
 import { Manifest } from '../../../agent/manifest/index.ts';
 import { Receiver, Sender, type ReceiverApplier } from '../../../agent/replication/index.ts';
 import { MemoryLink, Session } from '../../../agent/session/index.ts';
@@ -95,11 +94,11 @@ export class RecordingApplier implements ReceiverApplier {
  * `protocol`: the highest both sessions offer (the session runs at it). From 3 the passive applies
  * batches without a point from memory; the tests written before it run at 2.
  */
-export async function replicationPair(windowBatches = 4, protocol = 2, opts: { journalSegmentBytes?: number; roots?: typeof ROOTS; windowBytes?: number; refs?: RefSource } = {}) {
+export async function replicationPair(windowBatches = 4, protocol = 2, opts: { journalSegmentBytes?: number; roots?: typeof ROOTS; windowBytes?: number } = {}) {
   const windowBytes = opts.windowBytes ?? 1 << 20;
   const roots = opts.roots ?? ROOTS;
   const clock = new FakeClock();
-  const journal = await Journal.open({ dir: await tempDir(), segmentBytes: opts.journalSegmentBytes ?? 1 << 20, maxBytes: 64 << 20, generation: 'g1', log, clock, ...(opts.refs === undefined ? {} : { refs: opts.refs }) });
+  const journal = await Journal.open({ dir: await tempDir(), segmentBytes: opts.journalSegmentBytes ?? 1 << 20, maxBytes: 64 << 20, generation: 'g1', log, clock });
   const stateDir = await tempDir();
   const { store: nodeState } = await NodeStateStore.open(stateDir, 'passive');
   await nodeState.update({ generation: 'g1' });

@@ -15,8 +15,8 @@ beforeAll(initHash);
 afterEach(removeTempDirs);
 
 /** A pair at protocol 3 (batches applied from memory) whose points run behind and are held. */
-async function pairWithPointsHeld(windowBatches: number, batches: number, opts: Parameters<typeof replicationPair>[2] = {}) {
-  const p = await replicationPair(windowBatches, 3, opts);
+async function pairWithPointsHeld(windowBatches: number, batches: number) {
+  const p = await replicationPair(windowBatches, 3);
   p.applier.behind = true;
   p.applier.holdPoints();
   for (let i = 0; i < batches; i++) await p.batch();
@@ -50,25 +50,6 @@ describe('receiver: a durable point behind the next group', () => {
     await p.close();
     // One applied mark per point, in order, each written once its point reported.
     expect(p.marks()).toEqual(points);
-  });
-
-  it("lets the active's reader of a large file go on once a group is released, its point still running", async () => {
-    // A journal that may keep blocks as references (never read back here: every batch is in its cache).
-    const refs = { open: () => { throw new Error('no block is read back in this test'); } };
-    const p = await pairWithPointsHeld(8, 1, { refs });
-    p.journal.setRefsWanted(true);
-    await p.until(() => p.ackMessages().some((m) => (m.released ?? 0) === PER), 'the batch applied and released, its point held');
-    expect(p.sender.acked).toBe(0);
-    // Nothing is durable on the passive, and nothing is left to send: capture reads on.
-    let going = false;
-    const wait = p.journal.waitForAcks(0).then(() => {
-      going = true;
-    });
-    await p.until(() => going, 'the reader let go before any acknowledgement');
-    await wait;
-    p.applier.releasePoints();
-    await p.until(() => p.sender.acked === PER, 'acknowledged');
-    await p.close();
   });
 
   it('a point that fails: nothing of it is acknowledged, and its group is applied again with the one after it', async () => {
