@@ -1,7 +1,7 @@
 // Reads a regular file in chunks and hashes it block by block, without following a symlink and
-// without ever holding the whole file: the next chunk is read while the current one is hashed
-// and handed on, so a 1 GiB file costs two chunk buffers and the event loop never stalls for
-// more than one chunk's hashing (about a millisecond).
+// without ever holding the whole file: the next chunks are read while the current one is hashed
+// and handed on, so a 1 GiB file costs a few chunk buffers (two, or READS_IN_FLIGHT for capture)
+// and the event loop never stalls for more than one chunk's hashing (about a millisecond).
 import fs, { constants as fsConstants } from 'node:fs';
 import fsp from 'node:fs/promises';
 import { HASH_BYTES, hash64Into } from '../../shared/hash.ts';
@@ -85,7 +85,10 @@ export function hashBlocks(chunk: Buffer, blockSize: number): Buffer {
   return hashes;
 }
 
-/** Chunks of a large file read ahead of the one being hashed (see readBlocks). */
+/**
+ * Chunk buffers of a large file that capture reads (readBlocks): the next three are read while
+ * one is hashed. Verify keeps the default two: up to 32 answers may read at once on the passive.
+ */
 export const READS_IN_FLIGHT = 4;
 
 export function chunkBytesFor(blockSize: number): number {
@@ -99,6 +102,8 @@ export async function readBlocks(
   onChunk: ChunkHandler,
   /** Called once the file is open, with its stat, before the first chunk. */
   onOpen?: (stat: FileStat) => void,
+  /** Chunk buffers, each with a read in flight while another is hashed (capture: READS_IN_FLIGHT). */
+  buffers = 2,
 ): Promise<BlockReadOutcome> {
   const opened = await openRegular(absPath);
   if (!('fh' in opened)) return opened;
@@ -107,9 +112,9 @@ export async function readBlocks(
     const stat = fileStatOf(st0);
     onOpen?.(stat);
     const total = st0.size;
-    // Never larger than the file: a small file must not cost READS_IN_FLIGHT 1 MiB buffers.
+    // Never larger than the file: a small file must not cost several 1 MiB buffers.
     const chunkBytes = Math.min(chunkBytesFor(blockSize), Math.max(blockSize, Math.ceil(total / blockSize) * blockSize));
-    const depth = Math.max(1, Math.min(READS_IN_FLIGHT, Math.ceil(total / chunkBytes)));
+    const depth = Math.max(1, Math.min(buffers, Math.ceil(total / chunkBytes)));
     const bufs = Array.from({ length: depth }, () => Buffer.allocUnsafe(chunkBytes));
     const nBlocks = Math.ceil(total / blockSize);
     const blocks = Buffer.allocUnsafe(nBlocks * HASH_BYTES);

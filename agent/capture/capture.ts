@@ -35,7 +35,7 @@ import {
   type RootRef,
   type UserNames,
 } from '../tree/index.ts';
-import { readBlocks, readBlocksSync, SYNC_READ_MAX_BYTES, type BlockReadOutcome, type FileStat } from './block-reader.ts';
+import { READS_IN_FLIGHT, readBlocks, readBlocksSync, SYNC_READ_MAX_BYTES, type BlockReadOutcome, type FileStat } from './block-reader.ts';
 import { readChangedBlocks } from './changed-blocks.ts';
 import { compileExcludes, type ExcludeMatcher } from './exclude.ts';
 import type { JournalSink } from './journal-sink.ts';
@@ -1441,7 +1441,7 @@ export class Capture {
         outcome = readBlocksSync(at, bs, clockNow, emit, onOpen);
       }
       if (outcome.kind === 'too-large') {
-        outcome = await readBlocks(at, bs, clockNow, journalChunk, onOpen);
+        outcome = await readBlocks(at, bs, clockNow, journalChunk, onOpen, READS_IN_FLIGHT);
       }
       if (outcome.kind === 'vanished') {
         if (m.get(root.name, rel) !== undefined) this.deferRemoval({ root, path: rel, force: false, since: now });

@@ -34,14 +34,21 @@ describe('readBlocks', () => {
     const bytes = (READS_IN_FLIGHT * 2 + 1) * chunk + 3 * BS + 1234;
     const { file, content } = bigFile(bytes);
     const offsets: number[] = [];
-    const out = await readBlocks(file, BS, () => 0, async (offset, data, hashes) => {
-      offsets.push(offset);
-      expect(data.equals(content.subarray(offset, offset + data.length))).toBe(true);
-      expect(hashes.length).toBe(Math.ceil(data.length / BS) * HASH_BYTES);
-      // The buffer must stay as it is until this handler settles, with reads running meanwhile.
-      await new Promise((r) => setTimeout(r, 1));
-      expect(data.equals(content.subarray(offset, offset + data.length))).toBe(true);
-    });
+    const out = await readBlocks(
+      file,
+      BS,
+      () => 0,
+      async (offset, data, hashes) => {
+        offsets.push(offset);
+        expect(data.equals(content.subarray(offset, offset + data.length))).toBe(true);
+        expect(hashes.length).toBe(Math.ceil(data.length / BS) * HASH_BYTES);
+        // The buffer must stay as it is until this handler settles, with reads running meanwhile.
+        await new Promise((r) => setTimeout(r, 1));
+        expect(data.equals(content.subarray(offset, offset + data.length))).toBe(true);
+      },
+      undefined,
+      READS_IN_FLIGHT,
+    );
     if (out.kind !== 'file') throw new Error(out.kind);
     expect(out.torn).toBe(false);
     expect(out.size).toBe(bytes);
@@ -57,13 +64,20 @@ describe('readBlocks', () => {
     const cutAt = (READS_IN_FLIGHT + 1) * chunk + 5 * BS;
     const offsets: number[] = [];
     let shortSeen = false;
-    const out = await readBlocks(file, BS, () => 0, (offset, data) => {
-      expect(shortSeen).toBe(false);
-      offsets.push(offset);
-      if (data.length < chunk) shortSeen = true;
-      expect(data.equals(content.subarray(offset, offset + data.length))).toBe(true);
-      if (offset === 0) fs.truncateSync(file, cutAt);
-    });
+    const out = await readBlocks(
+      file,
+      BS,
+      () => 0,
+      (offset, data) => {
+        expect(shortSeen).toBe(false);
+        offsets.push(offset);
+        if (data.length < chunk) shortSeen = true;
+        expect(data.equals(content.subarray(offset, offset + data.length))).toBe(true);
+        if (offset === 0) fs.truncateSync(file, cutAt);
+      },
+      undefined,
+      READS_IN_FLIGHT,
+    );
     if (out.kind !== 'file') throw new Error(out.kind);
     expect(out.torn).toBe(true);
     // The reads already running may have got their whole chunks; none past the cut is whole.
