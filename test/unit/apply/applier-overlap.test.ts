@@ -148,10 +148,10 @@ describe('a durable point behind the caller', () => {
       returned = true;
       return r;
     });
-    for (let i = 0; i < 500 && waiting.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 3000 && waiting.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(waiting).toHaveLength(1);
     // The call returned with that fsync still held: its point runs behind.
-    for (let i = 0; i < 500 && !returned; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 3000 && !returned; i++) await new Promise((r) => setTimeout(r, 10));
     expect(returned).toBe(true);
     const point = await second$;
     expect(point).toBeDefined();
@@ -162,7 +162,7 @@ describe('a durable point behind the caller', () => {
     for (let off = 0; off < FSYNC_BEHIND_BYTES; off += BS) third.write('big', 2 * FSYNC_BEHIND_BYTES + off, part(3).subarray(0, BS));
     const third$ = applier.apply(third.records, durable, { overlap: true, after: point!.done });
     const size = () => fs.statSync(path.join(rootDir, 'big')).size;
-    for (let i = 0; i < 500 && size() < 3 * FSYNC_BEHIND_BYTES; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 3000 && size() < 3 * FSYNC_BEHIND_BYTES; i++) await new Promise((r) => setTimeout(r, 10));
     expect(size()).toBe(3 * FSYNC_BEHIND_BYTES);
     expect(reported).toEqual([first.records.at(-1)!.seq]);
     held = false;
