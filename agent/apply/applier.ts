@@ -1290,15 +1290,20 @@ export class Applier {
         this.unsynced.add(of.root);
         of.dirty = false;
       }
-      // The descriptor is closed only once its fsync is over: never under a running fsync.
-      const done = this.settle(of)
-        .catch((err: unknown) => Promise.reject(applyFailed(err, 'sync', 0, of.root, of.rel)))
-        .finally(() => of.fh.close());
-      // Observed at the durable point; never an unhandled rejection meanwhile.
-      done.catch(() => undefined);
-      this.syncing.push(done);
+      this.syncing.push(this.closeAfter(of, this.settle(of), 0));
     }
     if (this.syncing.length >= BACKGROUND_SYNCS_MAX) await this.settleBackground(this.syncing.length - BACKGROUND_SYNCS_MAX / 2);
+  }
+
+  /**
+   * A file taken out of the open set, synced in the background (`sync`): its descriptor is closed
+   * only once that is over, never under a running fsync. The result is observed at the durable
+   * point; never an unhandled rejection meanwhile.
+   */
+  private closeAfter(of: OpenFile, sync: Promise<void>, seq: number): Promise<void> {
+    const done = sync.catch((err: unknown) => Promise.reject(applyFailed(err, 'sync', seq, of.root, of.rel))).finally(() => of.fh.close());
+    done.catch(() => undefined);
+    return done;
   }
 
   /** Waits for the oldest `n` background fsyncs (all by default); throws the first failure. */
@@ -1438,11 +1443,7 @@ export class Applier {
     // the next call opens the files again.
     for (const of of apart) {
       this.open.delete(of.key);
-      const done = this.fsyncFd(of.fh.fd)
-        .catch((err: unknown) => Promise.reject(applyFailed(err, 'sync', seq, of.root, of.rel)))
-        .finally(() => of.fh.close());
-      done.catch(() => undefined);
-      background.push(done);
+      background.push(this.closeAfter(of, this.fsyncFd(of.fh.fd), seq));
     }
     applied?.();
     const point = (async () => {

@@ -123,11 +123,13 @@ describe('a durable point behind the caller', () => {
     // fsyncs held while `held`, each run for real once let go.
     let held = false;
     const waiting: (() => void)[] = [];
+    const heldFds: number[] = [];
     const fsync = (fd: number) =>
       new Promise<void>((resolve, reject) => {
         const run = () => fs.fsync(fd, (err) => (err ? reject(err) : resolve()));
-        if (held) waiting.push(run);
-        else run();
+        if (!held) return run();
+        heldFds.push(fd);
+        waiting.push(run);
       });
     const { applier, manifest } = await setup({ fsync });
     const reported: number[] = [];
@@ -150,6 +152,8 @@ describe('a durable point behind the caller', () => {
     });
     for (let i = 0; i < 3000 && waiting.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(waiting).toHaveLength(1);
+    // The file's own descriptor, still open while its fsync is held.
+    expect(fs.fstatSync(heldFds[0]!).ino).toBe(fs.statSync(path.join(rootDir, 'big')).ino);
     // The call returned with that fsync still held: its point runs behind.
     for (let i = 0; i < 3000 && !returned; i++) await new Promise((r) => setTimeout(r, 10));
     expect(returned).toBe(true);
