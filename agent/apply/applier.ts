@@ -57,6 +57,7 @@ import {
 import { PathGuard, SWAPPED_HINT, closeLoc, lstatOrUndefined, outsideRootError, type Loc, type WalkMode } from './path-guard.ts';
 import { ioCounters } from '../../shared/io-counters.ts';
 import { TimeSlice } from '../../shared/time-slice.ts';
+import { NEW_FILES_MAX, NEW_FILES_MAX_BYTES, NEW_FILES_MIN, NewFileWorker, newFileAt, type NewFile, type NewFileJob, type NewFileStat } from './new-files.ts';
 
 /** Files kept open inside one apply call; beyond this the least recently used is synced and closed. */
 export const MAX_OPEN_FILES = 64;
@@ -120,6 +121,10 @@ export interface ApplierSeams {
   syncfsAfterFiles?: number;
   /** Called after something standing where a parent directory must be was removed (a race's other half). */
   inTheWayRemoved?: (root: string, rel: string) => void;
+  /** False: every new file takes the record-by-record path, never the worker's (new-files.ts). */
+  newFilesWorker?: boolean;
+  /** Called when a run of new files is about to go to the worker, its parents walked and open. */
+  newFilesHandOver?: (files: number) => void | Promise<void>;
 }
 
 /**
@@ -305,6 +310,12 @@ export class Applier {
   private readonly defaultAcls = new Map<string, boolean>();
   /** Per root: whether a file created there came with attributes of its own (a security label). */
   private readonly labelsNewFiles = new Map<string, boolean>();
+  /** Creates runs of new small files off the main thread (new-files.ts); started on first use. */
+  private readonly newFiles = new NewFileWorker(CREATED_FILE_MODE);
+  /** Records before this index of this call were found not to start a run of new files. */
+  private newFilesScanEnd = 0;
+  /** Files the worker created, since the start (for tests and benchmarks). */
+  filesCreatedOffThread = 0;
 
   constructor(opts: ApplierOptions) {
     if (!Number.isSafeInteger(opts.blockSize) || opts.blockSize <= 0) {
@@ -403,6 +414,7 @@ export class Applier {
     let pending = false;
     let point: PointBehind | undefined;
     this.after = opts.after;
+    this.newFilesScanEnd = 0;
     try {
       let i = 0;
       this.slice.restart();
@@ -428,6 +440,13 @@ export class Applier {
           pending = false;
           await durable(r.seq);
           i++;
+          continue;
+        }
+        const made = await this.applyNewFiles(records, i);
+        if (made > 0) {
+          lastApplied = records[i + made - 1]!.seq;
+          pending = true;
+          i += made;
           continue;
         }
         const n = await this.applyAt(records, i);
@@ -476,7 +495,124 @@ export class Applier {
     await this.behind?.catch(() => undefined);
     for (const h of this.syncfsHelpers.values()) h.close();
     this.syncfsHelpers.clear();
+    await this.newFiles.close();
     await this.closeAll();
+  }
+
+  // ---- a run of new small files, created by the worker ---------------------------------------
+
+  /**
+   * Applies the run of new files whose records start at `i` in the worker thread (new-files.ts),
+   * when there is one of at least NEW_FILES_MIN files that the records create from nothing: a
+   * path the manifest does not know, an owner applied as it came, no attribute to write, and a
+   * root whose points are made by syncfs (the worker closes the files unsynced). Returns how many
+   * records it applied (0: none; the caller applies record `i` itself). The files' parents are
+   * walked here as for any record, once per directory of the run, and kept open until the worker
+   * is done; the worker checks each again before each file. A run the worker stops (a name there
+   * already, a parent moved, an error) ends at that file, which the caller then applies itself
+   * with everything that entails (its error, its notice).
+   */
+  private async applyNewFiles(records: DataRecord[], i: number): Promise<number> {
+    if (i < this.newFilesScanEnd || records[i]!.op !== 'file') return 0;
+    if (this.seams.newFilesWorker === false || this.seams.beforeRecord !== undefined || this.seams.writev !== undefined || !this.newFiles.usable || !this.syncfsEnabled()) return 0;
+    const run: { f: NewFile; uid: number; gid: number }[] = [];
+    const keys = new Set<string>();
+    let bytes = 0;
+    for (let k = i; run.length < NEW_FILES_MAX && bytes < NEW_FILES_MAX_BYTES; ) {
+      const f = newFileAt(records, k);
+      if (f === undefined) break;
+      const { root, path: rel } = f.file;
+      const key = keyOf(root, rel);
+      // Known to the manifest or touched earlier in this run or call: the applier's own path.
+      if (keys.has(key) || this.open.has(key) || !this.manifest.hasRoot(root) || this.manifest.get(root, rel) !== undefined) break;
+      if (f.meta.xattrs !== undefined && (f.meta.xattrs.length > 0 || this.labelsNewFiles.get(root) !== false)) break;
+      const dec = decideOwner(this.owners, f.meta, this.users);
+      if (dec.problem !== undefined) break;
+      if (!f.writes.every((w) => dataVerified(w) || this.hashMatches(w))) break;
+      keys.add(key);
+      run.push({ f, uid: dec.uid ?? -1, gid: dec.gid ?? -1 });
+      bytes += f.file.size;
+      k = f.next;
+    }
+    if (run.length < NEW_FILES_MIN) {
+      // Any later start inside this stretch makes a shorter run still.
+      this.newFilesScanEnd = run.length === 0 ? i + 1 : run[run.length - 1]!.f.next;
+      return 0;
+    }
+    // The parents, walked (and made, when missing) in the order the run names them.
+    const dirs = new Map<string, { loc: Loc; want: string }>();
+    const jobs: NewFileJob[] = [];
+    const data = new Uint8Array(bytes);
+    let at = 0;
+    try {
+      for (const { f, uid, gid } of run) {
+        const { root, path: rel } = f.file;
+        const dirRel = parentOf(rel);
+        const dkey = keyOf(root, dirRel);
+        let d = dirs.get(dkey);
+        if (d === undefined) {
+          let loc: Loc | undefined;
+          try {
+            loc = await this.guard!.locate(f.file.op, root, rel, f.file.seq, 'create');
+          } catch {
+            loc = undefined; // the applier's path meets it again, and reports it
+          }
+          if (loc === undefined) break;
+          const rootPath = this.rootPaths.get(root)!;
+          d = { loc, want: dirRel === '' ? rootPath : `${rootPath}/${dirRel}` };
+          dirs.set(dkey, d);
+        }
+        // A directory whose new files inherit an ACL: writing none removes it (writeXattrsOf).
+        if (f.meta.xattrs !== undefined && this.inheritsAcl(d.loc)) break;
+        const start = at;
+        for (const w of f.writes) {
+          data.set(w.data, at);
+          at += w.data.length;
+        }
+        jobs.push({ dir: d.loc.dir, want: d.want, name: rel.slice(rel.lastIndexOf('/') + 1), start, end: at, uid, gid, mode: f.meta.mode & 0o7777, time: toSeconds(f.meta.mtimeMs) });
+      }
+      if (jobs.length < NEW_FILES_MIN) {
+        this.newFilesScanEnd = run[jobs.length]?.f.next ?? run[run.length - 1]!.f.next;
+        return 0;
+      }
+      await this.seams.newFilesHandOver?.(jobs.length);
+      let result;
+      try {
+        result = await this.newFiles.run(jobs, data.buffer);
+      } catch (err) {
+        // The worker itself failed (not a file): every file takes the applier's path from now
+        // on, these too (whatever the worker created of them, that path finds and completes).
+        this.log.warn({ err }, 'apply: the new-file worker failed: new files are created one record at a time from now on');
+        this.newFilesScanEnd = run[jobs.length - 1]!.f.next;
+        return 0;
+      }
+      for (let j = 0; j < result.done; j++) this.newFileApplied(run[j]!.f, result.stats[j]!);
+      if (result.stop !== undefined) {
+        // The file it stopped at goes the applier's way; a run may start again after it.
+        this.newFilesScanEnd = run[result.done]!.f.next;
+        if (result.stop.reason !== 'exists') this.log.debug({ stop: result.stop, root: run[result.done]!.f.file.root, path: run[result.done]!.f.file.path }, 'apply: new-file run stopped');
+      }
+      this.filesCreatedOffThread += result.done;
+      return result.done === 0 ? 0 : run[result.done - 1]!.f.next - i;
+    } finally {
+      for (const d of dirs.values()) closeLoc(d.loc);
+    }
+  }
+
+  /** What the applier's own path leaves behind a new file, once the worker created it. */
+  private newFileApplied(f: NewFile, st: NewFileStat): void {
+    const { root, path: rel } = f.file;
+    const bs = this.opts.blockSize;
+    applyRecordToManifest(this.manifest, f.file, bs);
+    for (const w of f.writes) applyRecordToManifest(this.manifest, w, bs);
+    applyRecordToManifest(this.manifest, f.meta, bs);
+    this.fillFileStat(root, rel, st);
+    this.fillMeta(root, rel, undefined, f.meta.xattrs === undefined ? undefined : xattrsHash([]), f.meta.xattrs !== undefined);
+    this.markDir(root, parentOf(rel));
+    if (this.suspect) this.markAncestors(root, rel);
+    // Closed unsynced: the next point syncs the root's file system whole.
+    this.unsynced.add(root);
+    this.writtenSincePoint += f.file.size;
   }
 
   // ---- one record (or a run of coalesced writes) -------------------------------------------
@@ -1527,7 +1663,7 @@ export class Applier {
 
   // ---- manifest ------------------------------------------------------------------------------
 
-  private fillFileStat(root: string, rel: string, st: Stats): void {
+  private fillFileStat(root: string, rel: string, st: NewFileStat): void {
     if (!this.manifest.hasRoot(root)) return;
     const e = this.manifest.get(root, rel);
     if (e?.kind !== 'file') return;

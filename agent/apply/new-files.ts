@@ -1,0 +1,229 @@
+// New small files in bulk (an initial synchronisation, thousands of files a second): a run of
+// records that each create a file the passive does not have yet (its file record, its writes
+// from offset 0 to its size, its meta) is handed to one worker thread, which makes the system
+// calls of each file in order while the main thread goes on receiving and decoding. The worker
+// must never do anything the applier's own path would not: the same calls in the same order on
+// the same descriptors, each parent checked before each file as the applier checks a kept one
+// (dirStillAt). Anything unexpected (a name already there, a parent moved, any error) stops the
+// run at that file, which the applier then applies record by record and reports as it would.
+import { Worker } from 'node:worker_threads';
+import { constants as C } from 'node:fs';
+import type { DataRecord, FileRecord, MetaRecord, WriteRecord } from '../../shared/protocol/index.ts';
+import { PRIVILEGE_BITS } from '../tree/owner-policy.ts';
+
+/** A run hands over at least this many files (fewer cost more in messages than they save). */
+export const NEW_FILES_MIN = 32;
+/** At most this many files per hand-over... */
+export const NEW_FILES_MAX = 512;
+/** ...and this many bytes of their data (copied once into the message). */
+export const NEW_FILES_MAX_BYTES = 4 * 1024 * 1024;
+/** A file larger than this is written by the applier itself (its writes may be large). */
+export const NEW_FILE_MAX_BYTES = 256 * 1024;
+
+/** One new file of a run, as the records say it. */
+export interface NewFile {
+  file: FileRecord;
+  writes: WriteRecord[];
+  meta: MetaRecord;
+  /** Index of the record after its meta. */
+  next: number;
+}
+
+/**
+ * The new file whose records start at `i`, pure: a file record, then its write records in order
+ * from offset 0 with no gap up to exactly its size (raw data, no hole), then its meta with no
+ * setuid/setgid bit (those take the applier's path, which decides and reports them). Undefined
+ * for anything else; the caller still checks what depends on the tree (the manifest, owners).
+ */
+export function newFileAt(records: readonly DataRecord[], i: number, maxBytes = NEW_FILE_MAX_BYTES): NewFile | undefined {
+  const file = records[i];
+  if (file?.op !== 'file' || file.size > maxBytes) return undefined;
+  const writes: WriteRecord[] = [];
+  let end = 0;
+  let k = i + 1;
+  for (;;) {
+    const w = records[k];
+    if (w?.op !== 'write' || w.root !== file.root || w.path !== file.path) break;
+    if (w.offset !== end || w.encoding !== undefined || w.data.length === 0) return undefined;
+    end += w.data.length;
+    writes.push(w);
+    k++;
+  }
+  const meta = records[k];
+  if (end !== file.size || meta?.op !== 'meta' || meta.root !== file.root || meta.path !== file.path) return undefined;
+  if ((meta.mode & PRIVILEGE_BITS) !== 0) return undefined;
+  return { file, writes, meta, next: k + 1 };
+}
+
+/** What the worker is asked to do for one file. */
+export interface NewFileJob {
+  /** The parent directory's descriptor (held open by the caller until the run is over)... */
+  dir: number;
+  /** ...and the real path it must still be at, checked before the file is created. */
+  want: string;
+  name: string;
+  /** Where its bytes are in the run's data. */
+  start: number;
+  end: number;
+  /** The owner to give it (-1: leave it as created). */
+  uid: number;
+  gid: number;
+  mode: number;
+  /** Its mtime (and atime), in seconds. */
+  time: number;
+}
+
+/** Why a run stopped before its end. */
+export interface NewFilesStop {
+  /** `exists`: something is at the name; `moved`: the parent is no longer at its path; `error`: a call failed. */
+  reason: 'exists' | 'moved' | 'error';
+  errno?: string;
+  message?: string;
+}
+
+/** The stat of a created file after its meta, as the manifest keeps it. */
+export interface NewFileStat {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  ctimeMs: number;
+}
+
+export interface NewFilesResult {
+  /** Files created, in order, with everything their records say: the first `done` jobs. */
+  done: number;
+  stats: NewFileStat[];
+  stop?: NewFilesStop;
+}
+
+/** Numbers per file in the worker's answer (NewFileStat's fields in order). */
+const STAT_FIELDS = 8;
+
+/** Flags and mode of a created file, as the applier's own path creates one (applier.ts). */
+export const NEW_FILE_FLAGS = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
+
+/**
+ * The worker's code, plain JavaScript evaluated as a script: it runs under tests (from sources)
+ * and from the build alike, with nothing to resolve. For each file in order: the parent still at
+ * its path (readlink of its descriptor), create with O_EXCL|O_NOFOLLOW (never through a link,
+ * never over anything), write, stat, chown if the owner differs, chmod if the owner changed or
+ * the mode differs (chown first: it clears setuid/setgid), utimes, stat again, close.
+ */
+const WORKER_SOURCE = `
+'use strict';
+const fs = require('node:fs');
+const { parentPort } = require('node:worker_threads');
+parentPort.on('message', (job) => {
+  const files = job.files;
+  const data = new Uint8Array(job.data);
+  const stats = new Float64Array(files.length * ${STAT_FIELDS});
+  let done = 0;
+  let stop;
+  for (const f of files) {
+    let here;
+    try { here = fs.readlinkSync('/proc/self/fd/' + f.dir); } catch { here = undefined; }
+    if (here !== f.want) { stop = { reason: 'moved' }; break; }
+    let fd;
+    try {
+      fd = fs.openSync('/proc/self/fd/' + f.dir + '/' + f.name, job.flags, job.createMode);
+    } catch (err) {
+      stop = { reason: err.code === 'EEXIST' ? 'exists' : 'error', errno: err.code, message: err.message };
+      break;
+    }
+    try {
+      let st = fs.fstatSync(fd);
+      if ((st.mode & 0o7777) !== job.createMode) fs.fchmodSync(fd, job.createMode);
+      for (let pos = 0, len = f.end - f.start; pos < len; ) {
+        const w = fs.writeSync(fd, data, f.start + pos, len - pos, pos);
+        if (w === 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
+        pos += w;
+      }
+      let chowned = false;
+      if (f.uid >= 0 && (st.uid !== f.uid || st.gid !== f.gid)) { fs.fchownSync(fd, f.uid, f.gid); chowned = true; }
+      if (chowned || f.mode !== job.createMode) fs.fchmodSync(fd, f.mode);
+      fs.futimesSync(fd, f.time, f.time);
+      st = fs.fstatSync(fd);
+      const o = done * ${STAT_FIELDS};
+      stats[o] = st.ino; stats[o + 1] = st.size; stats[o + 2] = st.mtimeMs; stats[o + 3] = st.mode & 0o7777;
+      stats[o + 4] = st.uid; stats[o + 5] = st.gid; stats[o + 6] = st.nlink; stats[o + 7] = st.ctimeMs;
+    } catch (err) {
+      try { fs.closeSync(fd); } catch {}
+      stop = { reason: 'error', errno: err.code, message: err.message };
+      break;
+    }
+    fs.closeSync(fd);
+    done++;
+  }
+  parentPort.postMessage({ done, stats, stop }, [stats.buffer]);
+});
+`;
+
+/**
+ * The one worker thread that creates new files, started on first use. One run at a time (the
+ * applier applies in order); a worker that fails is not used again: the caller falls back to its
+ * own path for good.
+ */
+export class NewFileWorker {
+  private worker: Worker | undefined;
+  private pending: { resolve: (r: NewFilesResult) => void; reject: (err: Error) => void } | undefined;
+  private failed: Error | undefined;
+
+  constructor(private readonly createMode: number) {}
+
+  /** False once the worker failed: every file then takes the applier's own path. */
+  get usable(): boolean {
+    return this.failed === undefined;
+  }
+
+  /** Creates the files of `jobs` in order, their bytes in `data` (transferred: unusable after). */
+  run(jobs: NewFileJob[], data: ArrayBuffer): Promise<NewFilesResult> {
+    if (this.failed !== undefined) return Promise.reject(this.failed);
+    if (this.pending !== undefined) return Promise.reject(new Error('new-file worker: a run is already going'));
+    const w = this.start();
+    return new Promise<NewFilesResult>((resolve, reject) => {
+      this.pending = { resolve, reject };
+      w.postMessage({ files: jobs, data, flags: NEW_FILE_FLAGS, createMode: this.createMode }, [data]);
+    });
+  }
+
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.worker = undefined;
+    this.fail(new Error('new-file worker: closed'));
+    if (w !== undefined) await w.terminate();
+  }
+
+  private start(): Worker {
+    if (this.worker !== undefined) return this.worker;
+    const w = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false });
+    // Never what keeps the agent alive: it only ever works for a run the applier awaits.
+    w.unref();
+    w.on('message', (m: { done: number; stats: Float64Array; stop?: NewFilesStop }) => {
+      const p = this.pending;
+      this.pending = undefined;
+      if (p === undefined) return;
+      const stats: NewFileStat[] = [];
+      for (let j = 0; j < m.done; j++) {
+        const o = j * STAT_FIELDS;
+        const s = m.stats;
+        stats.push({ ino: s[o]!, size: s[o + 1]!, mtimeMs: s[o + 2]!, mode: s[o + 3]!, uid: s[o + 4]!, gid: s[o + 5]!, nlink: s[o + 6]!, ctimeMs: s[o + 7]! });
+      }
+      p.resolve({ done: m.done, stats, ...(m.stop === undefined ? {} : { stop: m.stop }) });
+    });
+    w.on('error', (err) => this.fail(err instanceof Error ? err : new Error(String(err))));
+    w.on('exit', (code) => this.fail(new Error(`new-file worker: exited with code ${code}`)));
+    this.worker = w;
+    return w;
+  }
+
+  private fail(err: Error): void {
+    this.failed ??= err;
+    const p = this.pending;
+    this.pending = undefined;
+    p?.reject(err);
+  }
+}

@@ -1,0 +1,218 @@
+// Runs of new small files created by the applier's worker thread (agent/apply/new-files.ts): the
+// tree and the manifest they leave are those of the record-by-record path, and anything the run
+// did not expect (a name already there, a parent moved away) stops it at that file, which the
+// applier's own path then applies, never writing through a link or into a moved directory.
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { initHash } from '../../../shared/hash.ts';
+import { silentLogger } from '../../../shared/log.ts';
+import { FakeClock } from '../../../shared/clock.ts';
+import type { DataRecord } from '../../../shared/protocol/index.ts';
+import { Manifest } from '../../../agent/manifest/index.ts';
+import { Applier, type ApplierSeams } from '../../../agent/apply/applier.ts';
+import { NEW_FILES_MIN, newFileAt } from '../../../agent/apply/new-files.ts';
+import { ROOT, RecordBuilder, manifestDifferences, snapshot, tmpDir } from './helpers.ts';
+
+const BS = 4096;
+const T0 = 1_700_000_000_000;
+
+let base: string;
+
+beforeAll(async () => {
+  await initHash();
+});
+
+beforeEach(() => {
+  base = tmpDir();
+});
+
+afterEach(() => {
+  fs.rmSync(base, { recursive: true, force: true });
+});
+
+/** Bytes of file `i`: sizes from empty to several blocks, content that differs per file. */
+function bytesOf(i: number): Buffer {
+  const sizes = [0, 1, 100, BS - 1, BS, BS + 1, 3 * BS + 17, 9000];
+  const b = Buffer.alloc(sizes[i % sizes.length]!);
+  for (let k = 0; k < b.length; k++) b[k] = (i * 31 + k * 7) & 0xff;
+  return b;
+}
+
+const MODES = [0o644, 0o600, 0o755, 0o640, 0o444];
+
+/**
+ * `n` new files as a synchronisation sends them (file, its writes block by block, its meta with
+ * owner and an empty attribute list), in directories d0 and d1 (made by mkdir records) and in
+ * d2/deep (never made by a record: its walk makes it).
+ */
+function newFiles(n: number): DataRecord[] {
+  const b = new RecordBuilder(1);
+  b.mkdir('d0', 0o755);
+  b.mkdir('d1', 0o750);
+  for (let i = 0; i < n; i++) {
+    const p = i % 5 === 4 ? `d2/deep/f${i}` : `d${i % 2}/f${i}`;
+    b.content(p, bytesOf(i), BS);
+    b.meta(p, MODES[i % MODES.length]!, T0 + i * 1000 + 0.5, { uid: i % 3 === 0 ? 1234 : 0, gid: i % 3 === 0 ? 2345 : 0, xattrs: [] });
+  }
+  return b.records;
+}
+
+async function setup(dir: string, seams: ApplierSeams = {}) {
+  fs.mkdirSync(dir, { recursive: true });
+  const manifest = new Manifest([ROOT]);
+  const syncfs: string[] = [];
+  const applier = new Applier({
+    roots: [{ name: ROOT, path: dir, exclude: [] }],
+    manifest,
+    blockSize: BS,
+    log: silentLogger(),
+    clock: new FakeClock(T0),
+    seams: {
+      syncfs: async (root) => {
+        syncfs.push(root);
+        execFileSync('sync', ['-f', root]);
+      },
+      ...seams,
+    },
+  });
+  await applier.init();
+  return { applier, manifest, syncfs };
+}
+
+const owners = (dir: string) =>
+  snapshot(dir)
+    .filter((e) => e.kind === 'file')
+    .map((e) => {
+      const st = fs.lstatSync(path.join(dir, e.path));
+      return `${e.path} ${st.uid}:${st.gid}`;
+    });
+
+/** A manifest's entries by path, without what differs between two trees of the same content (inode, ctime, read time). */
+const entries = (m: Manifest) =>
+  [...m.entries(ROOT)]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([p, e]) => {
+      const { ino: _ino, ctimeMs: _ctime, readAt: _readAt, ...rest } = e as typeof e & { readAt?: number; ctimeMs?: number };
+      return [p, rest];
+    });
+
+describe('newFileAt', () => {
+  it('takes a file with its writes from offset 0 to its size and its meta, and nothing else', () => {
+    const b = new RecordBuilder(1);
+    b.content('a', bytesOf(6), BS);
+    b.meta('a', 0o644, T0);
+    const r = newFileAt(b.records, 0)!;
+    expect(r.writes.length).toBe(4);
+    expect(r.next).toBe(b.records.length);
+    // A gap, a missing meta, a setuid bit, another path's meta: not a new file of a run.
+    const gap = new RecordBuilder(1);
+    gap.file('a', 10);
+    gap.write('a', 5, 'xxxxx');
+    gap.meta('a', 0o644, T0);
+    expect(newFileAt(gap.records, 0)).toBeUndefined();
+    const noMeta = new RecordBuilder(1);
+    noMeta.content('a', 'abc', BS);
+    expect(newFileAt(noMeta.records, 0)).toBeUndefined();
+    const suid = new RecordBuilder(1);
+    suid.content('a', 'abc', BS);
+    suid.meta('a', 0o4755, T0);
+    expect(newFileAt(suid.records, 0)).toBeUndefined();
+    const other = new RecordBuilder(1);
+    other.content('a', 'abc', BS);
+    other.meta('b', 0o644, T0);
+    expect(newFileAt(other.records, 0)).toBeUndefined();
+  });
+});
+
+describe('a run of new files', () => {
+  it("is created by the worker with the bytes, modes, owners and times its records say, leaving the tree and manifest of the applier's own path", async () => {
+    const records = newFiles(300);
+    const worker = await setup(path.join(base, 'worker'));
+    const own = await setup(path.join(base, 'own'), { newFilesWorker: false });
+    try {
+      await worker.applier.apply(records, async () => undefined);
+      await own.applier.apply(records, async () => undefined);
+      // The first file of the root goes the applier's way (it learns whether new files get a
+      // security label); the others in the worker.
+      expect(worker.applier.filesCreatedOffThread).toBe(299);
+      expect(own.applier.filesCreatedOffThread).toBe(0);
+      const tree = snapshot(path.join(base, 'worker'));
+      expect(tree).toEqual(snapshot(path.join(base, 'own')));
+      expect(tree.filter((e) => e.kind === 'file').length).toBe(300);
+      expect(fs.readFileSync(path.join(base, 'worker', 'd1/f7'))).toEqual(bytesOf(7));
+      expect(fs.statSync(path.join(base, 'worker', 'd0/f6')).mtimeMs).toBeCloseTo(T0 + 6000 + 0.5, 2);
+      expect(owners(path.join(base, 'worker'))).toEqual(owners(path.join(base, 'own')));
+      expect(fs.statSync(path.join(base, 'worker', 'd0/f0')).uid).toBe(1234);
+      expect(manifestDifferences(worker.manifest, ROOT, path.join(base, 'worker'), BS)).toEqual([]);
+      expect(entries(worker.manifest)).toEqual(entries(own.manifest));
+      // Closed unsynced by the worker: the point synced the root's file system.
+      expect(worker.syncfs).toEqual([fs.realpathSync(path.join(base, 'worker'))]);
+    } finally {
+      await worker.applier.close();
+      await own.applier.close();
+    }
+  });
+
+  it('is not started for fewer files than NEW_FILES_MIN', async () => {
+    const w = await setup(path.join(base, 'few'));
+    try {
+      await w.applier.apply(newFiles(NEW_FILES_MIN), async () => undefined);
+      expect(w.applier.filesCreatedOffThread).toBe(0);
+      expect(snapshot(path.join(base, 'few')).filter((e) => e.kind === 'file').length).toBe(NEW_FILES_MIN);
+    } finally {
+      await w.applier.close();
+    }
+  });
+
+  it("stops at a name already there (a link to outside), which the applier's path replaces: nothing is written through the link", async () => {
+    const dir = path.join(base, 'root');
+    const outside = path.join(base, 'outside');
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(outside, 'secret'), 'secret');
+    fs.mkdirSync(path.join(dir, 'd0'), { recursive: true });
+    fs.symlinkSync(path.join(outside, 'secret'), path.join(dir, 'd0/f100'));
+    const w = await setup(dir);
+    try {
+      await w.applier.apply(newFiles(300), async () => undefined);
+      expect(fs.readFileSync(path.join(outside, 'secret'), 'utf8')).toBe('secret');
+      expect(fs.lstatSync(path.join(dir, 'd0/f100')).isFile()).toBe(true);
+      expect(fs.readFileSync(path.join(dir, 'd0/f100'))).toEqual(bytesOf(100));
+      // The run went on after it: all but the root's first file and that one in the worker.
+      expect(w.applier.filesCreatedOffThread).toBe(298);
+      expect(manifestDifferences(w.manifest, ROOT, dir, BS)).toEqual([]);
+    } finally {
+      await w.applier.close();
+    }
+  });
+
+  it('stops at a parent moved away and replaced by a link after its walk: nothing lands in the moved directory or outside', async () => {
+    const dir = path.join(base, 'root');
+    const outside = path.join(base, 'outside');
+    fs.mkdirSync(outside);
+    let moved = false;
+    const w = await setup(dir, {
+      newFilesHandOver: () => {
+        if (moved) return;
+        moved = true;
+        fs.renameSync(path.join(dir, 'd1'), path.join(base, 'moved'));
+        fs.symlinkSync(outside, path.join(dir, 'd1'));
+      },
+    });
+    try {
+      await w.applier.apply(newFiles(300), async () => undefined);
+      expect(moved).toBe(true);
+      expect(fs.readdirSync(outside)).toEqual([]);
+      expect(fs.readdirSync(path.join(base, 'moved'))).toEqual([]);
+      // The link was replaced by the directory the records say is there, with every file of it.
+      expect(fs.lstatSync(path.join(dir, 'd1')).isDirectory()).toBe(true);
+      expect(fs.readFileSync(path.join(dir, 'd1/f1'))).toEqual(bytesOf(1));
+      expect(snapshot(dir).filter((e) => e.kind === 'file').length).toBe(300);
+      expect(w.applier.noticeList().map((n) => n.code)).toContain('TANDEM_ERR_PATH_SWAPPED');
+      expect(manifestDifferences(w.manifest, ROOT, dir, BS)).toEqual([]);
+    } finally {
+      await w.applier.close();
+    }
+  });
+});
