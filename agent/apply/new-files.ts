@@ -6,10 +6,10 @@
 // the same descriptors, each parent checked before each file as the applier checks a kept one
 // (dirStillAt). Anything unexpected (a name already there, a parent moved, any error) stops the
 // run at that file, which the applier then applies record by record and reports as it would.
-import { Worker } from 'node:worker_threads';
 import { constants as C } from 'node:fs';
 import type { DataRecord, FileRecord, MetaRecord, WriteRecord } from '../../shared/protocol/index.ts';
 import { PRIVILEGE_BITS } from '../tree/owner-policy.ts';
+import { JobWorker } from '../../shared/job-worker.ts';
 
 /** A run hands over at least this many files (fewer cost more in messages than they save). */
 export const NEW_FILES_MIN = 32;
@@ -163,67 +163,32 @@ parentPort.on('message', (job) => {
 `;
 
 /**
- * The one worker thread that creates new files, started on first use. One run at a time (the
- * applier applies in order); a worker that fails is not used again: the caller falls back to its
- * own path for good.
+ * The worker thread that creates new files (JobWorker: started on first use, one run at a time;
+ * once it failed, the caller applies every file itself).
  */
 export class NewFileWorker {
-  private worker: Worker | undefined;
-  private pending: { resolve: (r: NewFilesResult) => void; reject: (err: Error) => void } | undefined;
-  private failed: Error | undefined;
+  private readonly worker = new JobWorker<{ files: NewFileJob[]; data: ArrayBuffer; flags: number; createMode: number }, { done: number; stats: Float64Array; stop?: NewFilesStop }>('new-file worker', WORKER_SOURCE);
 
   constructor(private readonly createMode: number) {}
 
   /** False once the worker failed: every file then takes the applier's own path. */
   get usable(): boolean {
-    return this.failed === undefined;
+    return this.worker.usable;
   }
 
   /** Creates the files of `jobs` in order, their bytes in `data` (transferred: unusable after). */
-  run(jobs: NewFileJob[], data: ArrayBuffer): Promise<NewFilesResult> {
-    if (this.failed !== undefined) return Promise.reject(this.failed);
-    if (this.pending !== undefined) return Promise.reject(new Error('new-file worker: a run is already going'));
-    const w = this.start();
-    return new Promise<NewFilesResult>((resolve, reject) => {
-      this.pending = { resolve, reject };
-      w.postMessage({ files: jobs, data, flags: NEW_FILE_FLAGS, createMode: this.createMode }, [data]);
-    });
+  async run(jobs: NewFileJob[], data: ArrayBuffer): Promise<NewFilesResult> {
+    const m = await this.worker.run({ files: jobs, data, flags: NEW_FILE_FLAGS, createMode: this.createMode }, [data]);
+    const stats: NewFileStat[] = [];
+    const s = m.stats;
+    for (let j = 0; j < m.done; j++) {
+      const o = j * STAT_FIELDS;
+      stats.push({ ino: s[o]!, size: s[o + 1]!, mtimeMs: s[o + 2]!, mode: s[o + 3]!, uid: s[o + 4]!, gid: s[o + 5]!, nlink: s[o + 6]!, ctimeMs: s[o + 7]! });
+    }
+    return { done: m.done, stats, ...(m.stop === undefined ? {} : { stop: m.stop }) };
   }
 
-  async close(): Promise<void> {
-    const w = this.worker;
-    this.worker = undefined;
-    this.fail(new Error('new-file worker: closed'));
-    if (w !== undefined) await w.terminate();
-  }
-
-  private start(): Worker {
-    if (this.worker !== undefined) return this.worker;
-    const w = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false });
-    // Never what keeps the agent alive: it only ever works for a run the applier awaits.
-    w.unref();
-    w.on('message', (m: { done: number; stats: Float64Array; stop?: NewFilesStop }) => {
-      const p = this.pending;
-      this.pending = undefined;
-      if (p === undefined) return;
-      const stats: NewFileStat[] = [];
-      for (let j = 0; j < m.done; j++) {
-        const o = j * STAT_FIELDS;
-        const s = m.stats;
-        stats.push({ ino: s[o]!, size: s[o + 1]!, mtimeMs: s[o + 2]!, mode: s[o + 3]!, uid: s[o + 4]!, gid: s[o + 5]!, nlink: s[o + 6]!, ctimeMs: s[o + 7]! });
-      }
-      p.resolve({ done: m.done, stats, ...(m.stop === undefined ? {} : { stop: m.stop }) });
-    });
-    w.on('error', (err) => this.fail(err instanceof Error ? err : new Error(String(err))));
-    w.on('exit', (code) => this.fail(new Error(`new-file worker: exited with code ${code}`)));
-    this.worker = w;
-    return w;
-  }
-
-  private fail(err: Error): void {
-    this.failed ??= err;
-    const p = this.pending;
-    this.pending = undefined;
-    p?.reject(err);
+  close(): Promise<void> {
+    return this.worker.close();
   }
 }

@@ -19,6 +19,7 @@ import type { Entry, FileEntry, Manifest } from '../manifest/index.ts';
 import { KeptParent, aclNamesField, aclNamesOf, lstatAt, openParentOrNone, readXattrs, sameXattrHash, xattrsHash, type Parent } from '../tree/index.ts';
 import { actionBytes, diffEntry, type LinkView, type SyncAction } from './entry-diff.ts';
 import { ShadowTree, type PassiveView } from './shadow-tree.ts';
+import { READ_AHEAD_BYTES, READ_AHEAD_FILES, READ_AHEAD_FILE_MAX, READ_AHEAD_JOB_BYTES, ReadAhead, type ReadAheadFile, type ReadAheadRequest } from './read-ahead.ts';
 
 export interface SyncProgress {
   id: string;
@@ -52,6 +53,8 @@ export interface SyncRunnerOptions {
    * the journal's send cache and arenas (130-180 MiB of the active's peak during (e)).
    */
   backlog?: { bytes: () => number; limit: number } | undefined;
+  /** False: every file is read by the runner itself when its turn comes (read-ahead.ts). */
+  readAhead?: boolean;
 }
 
 interface PlanItem {
@@ -73,6 +76,8 @@ interface PlanRoot {
 class PlanCursor {
   private r = 0;
   private i = 0;
+  /** Items handed out so far. */
+  position = 0;
   constructor(private readonly plan: PlanRoot[]) {}
 
   next(): PlanItem | undefined {
@@ -80,7 +85,10 @@ class PlanCursor {
       const pr = this.plan[this.r];
       if (pr === undefined) return undefined;
       const path = pr.paths[this.i++];
-      if (path !== undefined) return { root: pr.root, path };
+      if (path !== undefined) {
+        this.position++;
+        return { root: pr.root, path };
+      }
       this.r++;
       this.i = 0;
     }
@@ -92,7 +100,8 @@ class PlanCursor {
   }
 }
 
-const SLICE_PATHS = 2000;
+/** Paths one slice (one capture task) takes at most: as many as one read-ahead job reads. */
+const SLICE_PATHS = READ_AHEAD_FILES;
 /** How often a runner held back by the backlog bound looks again: the passive has the bound's worth to apply meanwhile. */
 const BACKLOG_POLL_MS = 20;
 const MAX_REFRESH_TRIES = 3;
@@ -108,9 +117,12 @@ export class SyncRunner {
   private readonly parents = new KeptParent();
   /** What the passive will hold: its manifest, followed through every record journaled since sync-begin. */
   private readonly shadow: ShadowTree;
+  /** Small files of the plan read ahead by a worker thread; undefined when turned off. */
+  private readonly ahead: ReadAhead | undefined;
 
   constructor(private readonly opts: SyncRunnerOptions) {
     this.shadow = new ShadowTree(opts.shadow, opts.manifest, opts.blockSize);
+    this.ahead = opts.readAhead === false ? undefined : new ReadAhead();
     this.log = opts.log.child({ component: 'sync', sync: opts.id });
     for (const r of opts.roots) this.rootPaths.set(r.name, r.path);
     this.progress = { id: opts.id, startedAt: opts.clock.now(), bytesTotal: 0, bytesDone: 0, pathsTotal: 0, pathsDone: 0, beginSeq: 0, endSeq: undefined };
@@ -139,10 +151,18 @@ export class SyncRunner {
 
     const retry: PlanItem[] = [];
     const cursor = new PlanCursor(plan);
+    const aheadCursor = new PlanCursor(plan);
     try {
       while (!cursor.done) {
         this.throwIfCancelled();
         await this.waitForPassive();
+        // The files of this slice were asked for before the last one (before the first, now):
+        // wait for them (the worker reads a file in a fraction of the time the slice takes to
+        // journal it), then ask for the next slice's, read while this one runs.
+        if (aheadCursor.position === 0) this.readAhead(cursor, aheadCursor);
+        await this.ahead?.settled();
+        this.ahead?.dropBefore(cursor.position);
+        this.readAhead(cursor, aheadCursor);
         await capture.runTask(async (ctx) => {
           const t0 = this.opts.clock.monotonic();
           const sliceEnd = this.progress.bytesDone + this.opts.sliceBytes;
@@ -171,10 +191,11 @@ export class SyncRunner {
         endSeq = ctx.append({ op: 'sync-end', id: this.opts.id });
       });
       this.progress.endSeq = endSeq;
-      this.log.info({ endSeq, bytesSent: this.progress.bytesDone }, 'sync: all differences journaled');
+      this.log.info({ endSeq, bytesSent: this.progress.bytesDone, filesReadAhead: this.filesReadAhead }, 'sync: all differences journaled');
       return endSeq;
     } finally {
       this.parents.close();
+      await this.ahead?.close();
       this.unlisten?.();
       this.unlisten = undefined;
     }
@@ -182,6 +203,39 @@ export class SyncRunner {
 
   cancel(): void {
     this.cancelled = true;
+  }
+
+  /** Files the worker read ahead that the runner took (tests, benchmarks). */
+  get filesReadAhead(): number {
+    return this.ahead?.used ?? 0;
+  }
+
+  /**
+   * Asks the worker for the small files of the plan past those it was last asked for, up to a
+   * slice and READ_AHEAD_FILES items past the runner and READ_AHEAD_BYTES held: read while the
+   * runner journals this slice, they are there for the next one (a job's answer arrives only
+   * once the slice gives the event loop back). Only files whose blocks can come from what was read: a
+   * manifest entry of a regular file with no attribute to read (provenWithoutXattrs).
+   */
+  private readAhead(cursor: PlanCursor, ahead: PlanCursor): void {
+    const ra = this.ahead;
+    if (ra === undefined || !ra.idle) return;
+    while (ahead.position < cursor.position && ahead.next() !== undefined);
+    const files: ReadAheadRequest[] = [];
+    const room = Math.min(READ_AHEAD_JOB_BYTES, READ_AHEAD_BYTES - ra.bytes);
+    let bytes = 0;
+    while (files.length < READ_AHEAD_FILES && ahead.position < cursor.position + SLICE_PATHS + READ_AHEAD_FILES) {
+      const item = ahead.next();
+      if (item === undefined) break;
+      const e = this.opts.manifest.get(item.root, item.path);
+      if (e?.kind !== 'file' || e.size === 0 || e.size > READ_AHEAD_FILE_MAX || e.xattrHash !== undefined || e.ctimeMs === undefined) continue;
+      if (bytes + e.size > room) break;
+      const i = item.path.lastIndexOf('/');
+      const rootPath = this.realRoot(item.root);
+      files.push({ key: keyOf(item), pos: ahead.position - 1, dir: i < 0 ? rootPath : `${rootPath}/${item.path.slice(0, i)}`, name: item.path.slice(i + 1), size: e.size });
+      bytes += e.size;
+    }
+    ra.request(files);
   }
 
   private throwIfCancelled(): void {
@@ -229,6 +283,8 @@ export class SyncRunner {
   private async syncPath(ctx: CaptureTaskContext, item: PlanItem): Promise<boolean> {
     const { manifest, blockSize } = this.opts;
     const shadow = this.shadow;
+    // Read ahead or not, taken now: a retry reads the file anew.
+    let pre = this.ahead?.take(keyOf(item));
     for (let attempt = 0; attempt < MAX_REFRESH_TRIES; attempt++) {
       const a = manifest.get(item.root, item.path);
       const links = linkView(manifest, shadow, item.root, item.path);
@@ -239,7 +295,8 @@ export class SyncRunner {
       }
       // A name to link to a first name the passive does not hold yet (it is being retried): later.
       if (action.kind === 'hardlink' && shadow.get(item.root, action.target)?.kind !== 'file') return false;
-      const done = await journalAction(ctx, { root: item.root, path: item.path, rootPath: this.realRoot(item.root) }, action, a, blockSize, (n) => (this.progress.bytesDone += n), this.parents);
+      const done = await journalAction(ctx, { root: item.root, path: item.path, rootPath: this.realRoot(item.root) }, action, a, blockSize, (n) => (this.progress.bytesDone += n), this.parents, pre);
+      pre = undefined;
       if (done) {
         this.converge(item);
         return true;
@@ -310,6 +367,7 @@ export async function journalAction(
   blockSize: number,
   onBytes: (n: number) => void,
   parents?: KeptParent,
+  pre?: ReadAheadFile,
 ): Promise<boolean> {
   const { root, path: p } = file;
   switch (action.kind) {
@@ -331,7 +389,7 @@ export async function journalAction(
     }
     case 'file':
       if (entry?.kind !== 'file') return false;
-      return journalFileBlocks(ctx, file, entry, { setSize: action.setSize, blocks: action.blocks, blockSize, passiveSize: action.passiveSize, replace: action.replace }, onBytes, parents);
+      return journalFileBlocks(ctx, file, entry, { setSize: action.setSize, blocks: action.blocks, blockSize, passiveSize: action.passiveSize, replace: action.replace }, onBytes, parents, pre);
   }
 }
 
@@ -368,7 +426,7 @@ function parentOf(rootPath: string, p: string, parents: KeptParent | undefined):
  * the same proof. A listxattr per file was ~7 % of the active's CPU synchronising 100,000
  * small files; a file with attributes is still read, its values are sent.
  */
-function provenWithoutXattrs(entry: FileEntry, st: fs.Stats): boolean {
+function provenWithoutXattrs(entry: FileEntry, st: { ctimeMs: number }): boolean {
   return entry.xattrHash === undefined && entry.ctimeMs !== undefined && st.ctimeMs === entry.ctimeMs;
 }
 
@@ -388,20 +446,28 @@ export async function journalFileBlocks(
   what: { setSize: boolean; blocks: number[]; blockSize: number; passiveSize?: number; replace?: boolean },
   onBytes: (n: number) => void,
   parents?: KeptParent,
+  pre?: ReadAheadFile,
 ): Promise<boolean> {
   const bs = what.blockSize;
   const { blocks } = what;
-  const parent = parentOf(file.rootPath, file.path, parents);
-  if (parent === undefined) return false;
-  const src = await openSource(parent.at, entry.size);
+  // Read ahead (read-ahead.ts) as the very inode, size and mtime the manifest holds, with no
+  // attribute to read: its bytes are the source, checked block by block below as any read.
+  const ahead = pre !== undefined && pre.ino === entry.ino && pre.size === entry.size && pre.mtimeMs === entry.mtimeMs && provenWithoutXattrs(entry, pre) ? pre : undefined;
+  const parent = ahead === undefined ? parentOf(file.rootPath, file.path, parents) : undefined;
+  if (ahead === undefined && parent === undefined) return false;
+  const src = ahead !== undefined ? aheadSource(ahead) : await openSource(parent!.at, entry.size);
   if (src === undefined) {
-    parent.close();
+    parent?.close();
     return false;
   }
   try {
     const st = await src.stat();
     if (!st.isFile() || st.ino !== entry.ino || st.size !== entry.size || st.mtimeMs !== entry.mtimeMs) return false;
-    const xattrs = provenWithoutXattrs(entry, st) ? [] : readXattrs(parent.at).xattrs;
+    let xattrs: Xattr[] = [];
+    if (!provenWithoutXattrs(entry, st)) {
+      if (parent === undefined) return false;
+      xattrs = readXattrs(parent.at).xattrs;
+    }
     if (!sameXattrHash(xattrsHash(xattrs), entry.xattrHash)) return false;
     if (what.replace === true) ctx.append({ op: 'unlink', root: file.root, path: file.path });
     if (what.setSize || what.replace === true) ctx.append({ op: 'file', root: file.root, path: file.path, size: entry.size });
@@ -442,8 +508,18 @@ export async function journalFileBlocks(
     return true;
   } finally {
     await src.close();
-    parent.close();
+    parent?.close();
   }
+}
+
+/** A file read ahead as a source: its stat as read, its bytes copied out of what was read. */
+function aheadSource(f: ReadAheadFile): Source {
+  const st: SourceStat = { isFile: () => true, ino: f.ino, size: f.size, mtimeMs: f.mtimeMs, ctimeMs: f.ctimeMs };
+  return { sync: true, stat: () => st, read: (b, o, l, p) => f.data.copy(b, o, p, Math.min(f.data.length, p + l)), close: () => undefined };
+}
+
+function keyOf(item: PlanItem): string {
+  return `${item.root}\0${item.path}`;
 }
 
 /** Blocks read in one call from a file being synchronised. */
@@ -457,9 +533,18 @@ const RUN_BYTES = 4 << 20;
 const SYNC_SOURCE_MAX_BYTES = 256 * 1024;
 
 /** The file being read, synchronously (small) or through the thread pool (large). */
+/** What journalFileBlocks asks of a source's stat. */
+interface SourceStat {
+  isFile(): boolean;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
 interface Source {
   readonly sync: boolean;
-  stat(): Promise<fs.Stats> | fs.Stats;
+  stat(): Promise<SourceStat> | SourceStat;
   read(buf: Buffer, offset: number, length: number, position: number): Promise<number> | number;
   close(): Promise<void> | void;
 }

@@ -1,0 +1,72 @@
+// One worker thread that does one job at a time for the main thread (system calls that would
+// otherwise hold its event loop), started on first use. Its code is plain JavaScript evaluated
+// as a script, so that it runs from the sources under tests and from the build alike with
+// nothing to resolve. It must never keep the process alive, and never hide a failure: once the
+// thread fails (an error, an exit), every job waiting or to come is refused with that failure,
+// and the caller does the work itself from then on.
+import { Worker, type TransferListItem } from 'node:worker_threads';
+
+export class JobWorker<Req, Res> {
+  private worker: Worker | undefined;
+  private pending: { resolve: (r: Res) => void; reject: (err: Error) => void } | undefined;
+  private failed: Error | undefined;
+
+  /** `source`: a script that answers each message on parentPort with one message. */
+  constructor(
+    private readonly name: string,
+    private readonly source: string,
+  ) {}
+
+  /** False once the thread failed or was closed. */
+  get usable(): boolean {
+    return this.failed === undefined;
+  }
+
+  /** True while a job is out. */
+  get busy(): boolean {
+    return this.pending !== undefined;
+  }
+
+  /** Sends one job (`transfer`: buffers handed over, unusable here after) and resolves with its answer. */
+  run(req: Req, transfer: readonly TransferListItem[] = []): Promise<Res> {
+    if (this.failed !== undefined) return Promise.reject(this.failed);
+    if (this.pending !== undefined) return Promise.reject(new Error(`${this.name}: a job is already out`));
+    const w = this.start();
+    return new Promise<Res>((resolve, reject) => {
+      this.pending = { resolve, reject };
+      w.postMessage(req, [...transfer]);
+    });
+  }
+
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.worker = undefined;
+    this.fail(new Error(`${this.name}: closed`));
+    if (w !== undefined) await w.terminate();
+  }
+
+  private start(): Worker {
+    if (this.worker !== undefined) return this.worker;
+    // A small heap: the jobs' bytes live in buffers outside it, and a worker's default heap
+    // would let its garbage grow to tens of MiB of the agent's memory.
+    const w = new Worker(this.source, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 } });
+    // Only ever works for a job its caller awaits: never what keeps the agent alive.
+    w.unref();
+    w.on('message', (m: Res) => {
+      const p = this.pending;
+      this.pending = undefined;
+      p?.resolve(m);
+    });
+    w.on('error', (err) => this.fail(err instanceof Error ? err : new Error(String(err))));
+    w.on('exit', (code) => this.fail(new Error(`${this.name}: the thread exited with code ${code}`)));
+    this.worker = w;
+    return w;
+  }
+
+  private fail(err: Error): void {
+    this.failed ??= err;
+    const p = this.pending;
+    this.pending = undefined;
+    p?.reject(err);
+  }
+}
