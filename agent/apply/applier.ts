@@ -57,7 +57,7 @@ import {
 import { PathGuard, SWAPPED_HINT, closeLoc, lstatOrUndefined, outsideRootError, type Loc, type WalkMode } from './path-guard.ts';
 import { ioCounters } from '../../shared/io-counters.ts';
 import { TimeSlice } from '../../shared/time-slice.ts';
-import { NEW_FILES_MAX, NEW_FILES_MAX_BYTES, NEW_FILES_MIN, NewFileWorker, newFileAt, type NewFile, type NewFileJob, type NewFileStat } from './new-files.ts';
+import { NEW_FILES_MAX, NEW_FILES_MAX_BYTES, NEW_FILES_MIN, NewFileWorker, newFileAt, type NewFile, type NewFileJob, type NewFilesResult, type NewFileStat } from './new-files.ts';
 
 /** Files kept open inside one apply call; beyond this the least recently used is synced and closed. */
 export const MAX_OPEN_FILES = 64;
@@ -250,6 +250,31 @@ function writesEndAt(records: DataRecord[], from: number, file: FileRecord): num
 
 function keyOf(root: string, rel: string): string {
   return `${root}\0${rel}`;
+}
+
+/** A run of new files ready for the worker (Applier.prepareNewFiles). */
+interface NewFilesRun {
+  files: NewFile[];
+  /** keyOf each of its files. */
+  keys: Set<string>;
+  jobs: NewFileJob[];
+  data: Uint8Array<ArrayBuffer>;
+  /** Its parents, open until the worker is done with the run. */
+  dirs: Map<string, { loc: Loc; want: string }>;
+  /** Index of the record after its last file's meta. */
+  end: number;
+}
+
+function closeNewFilesRun(run: NewFilesRun | undefined): void {
+  if (run === undefined) return;
+  for (const d of run.dirs.values()) closeLoc(d.loc);
+  run.dirs.clear();
+}
+
+/** Whether a directory above `rel` is one of `keys` (keyOf paths of root `root`). */
+function underAny(keys: Set<string>, root: string, rel: string): boolean {
+  for (let i = rel.indexOf('/'); i >= 0; i = rel.indexOf('/', i + 1)) if (keys.has(keyOf(root, rel.slice(0, i)))) return true;
+  return false;
 }
 
 /** Seconds as a double, the unit of futimes/utimes: number keeps sub-millisecond precision, a Date would not. */
@@ -502,54 +527,111 @@ export class Applier {
   // ---- a run of new small files, created by the worker ---------------------------------------
 
   /**
-   * Applies the run of new files whose records start at `i` in the worker thread (new-files.ts),
-   * when there is one of at least NEW_FILES_MIN files that the records create from nothing: a
-   * path the manifest does not know, an owner applied as it came, no attribute to write, and a
-   * root whose points are made by syncfs (the worker closes the files unsynced). Returns how many
-   * records it applied (0: none; the caller applies record `i` itself). The files' parents are
-   * walked here as for any record, once per directory of the run, and kept open until the worker
-   * is done; the worker checks each again before each file. A run the worker stops (a name there
-   * already, a parent moved, an error) ends at that file, which the caller then applies itself
-   * with everything that entails (its error, its notice).
+   * Applies the runs of new files whose records start at `i` in the worker thread
+   * (new-files.ts), when there is one of at least NEW_FILES_MIN files that the records create
+   * from nothing: a path the manifest does not know, an owner applied as it came, no attribute
+   * to write, and a root whose points are made by syncfs (the worker closes the files unsynced).
+   * Returns how many records it applied (0: none; the caller applies record `i` itself). The
+   * files' parents are walked here as for any record, once per directory of a run, and kept
+   * open until the worker is done with it; the worker checks each again before each file. While
+   * the worker creates one run, the next is prepared (walked, its bytes gathered), unless one of
+   * its parents is a path of the run being created. A run the worker stops (a name there already,
+   * a parent moved, an error) ends at that file, which the caller then applies itself with
+   * everything that entails (its error, its notice); a run prepared behind it is dropped.
    */
   private async applyNewFiles(records: DataRecord[], i: number): Promise<number> {
     if (i < this.newFilesScanEnd || records[i]!.op !== 'file') return 0;
     if (this.seams.newFilesWorker === false || this.seams.beforeRecord !== undefined || this.seams.writev !== undefined || !this.newFiles.usable || !this.syncfsEnabled()) return 0;
-    const run: { f: NewFile; uid: number; gid: number }[] = [];
+    let run = await this.prepareNewFiles(records, i, undefined);
+    let applied = 0;
+    while (run !== undefined) {
+      let next: NewFilesRun | undefined;
+      let result: NewFilesResult | undefined;
+      try {
+        await this.seams.newFilesHandOver?.(run.jobs.length);
+        const job = this.newFiles.run(run.jobs, run.data.buffer);
+        // Not waited for yet: a failure is the worker's, handled below, never unhandled.
+        job.catch(() => undefined);
+        try {
+          next = await this.prepareNewFiles(records, run.end, run.keys);
+        } finally {
+          try {
+            result = await job;
+          } catch (err) {
+            // The worker itself failed (not a file): every file takes the applier's path from
+            // now on, these too (whatever the worker created of them, that path finds and
+            // completes).
+            this.log.warn({ err }, 'apply: the new-file worker failed: new files are created one record at a time from now on');
+            this.newFilesScanEnd = run.end;
+            closeNewFilesRun(next);
+            next = undefined;
+          }
+        }
+      } finally {
+        closeNewFilesRun(run);
+      }
+      if (result === undefined) return applied;
+      for (let j = 0; j < result.done; j++) this.newFileApplied(run.files[j]!, result.stats[j]!);
+      this.filesCreatedOffThread += result.done;
+      if (result.done > 0) applied = run.files[result.done - 1]!.next - i;
+      if (result.stop !== undefined) {
+        // The file it stopped at goes the applier's way; a run may start again after it.
+        const at = run.files[result.done]!;
+        this.newFilesScanEnd = at.next;
+        if (result.stop.reason !== 'exists') this.log.debug({ stop: result.stop, root: at.file.root, path: at.file.path }, 'apply: new-file run stopped');
+        closeNewFilesRun(next);
+        return applied;
+      }
+      run = next;
+    }
+    return applied;
+  }
+
+  /**
+   * The run of new files from record `i`, its parents walked and its bytes gathered, ready for
+   * the worker; undefined when there is none of NEW_FILES_MIN files. `busy`: the paths of the run
+   * the worker is creating meanwhile (not in the manifest yet): a path among them, or below one,
+   * ends this run.
+   */
+  private async prepareNewFiles(records: DataRecord[], i: number, busy: Set<string> | undefined): Promise<NewFilesRun | undefined> {
+    if (i >= records.length || i < this.newFilesScanEnd || records[i]!.op !== 'file') return undefined;
+    const files: NewFile[] = [];
+    const owners: { uid: number; gid: number }[] = [];
     const keys = new Set<string>();
     let bytes = 0;
-    for (let k = i; run.length < NEW_FILES_MAX && bytes < NEW_FILES_MAX_BYTES; ) {
+    for (let k = i; files.length < NEW_FILES_MAX && bytes < NEW_FILES_MAX_BYTES; ) {
       const f = newFileAt(records, k);
       if (f === undefined) break;
       const { root, path: rel } = f.file;
       const key = keyOf(root, rel);
       // Known to the manifest or touched earlier in this run or call: the applier's own path.
       if (keys.has(key) || this.open.has(key) || !this.manifest.hasRoot(root) || this.manifest.get(root, rel) !== undefined) break;
+      if (busy !== undefined && (busy.has(key) || underAny(busy, root, rel))) break;
       if (f.meta.xattrs !== undefined && (f.meta.xattrs.length > 0 || this.labelsNewFiles.get(root) !== false)) break;
       const dec = decideOwner(this.owners, f.meta, this.users);
       if (dec.problem !== undefined) break;
       if (!f.writes.every((w) => dataVerified(w) || this.hashMatches(w))) break;
       keys.add(key);
-      run.push({ f, uid: dec.uid ?? -1, gid: dec.gid ?? -1 });
+      files.push(f);
+      owners.push({ uid: dec.uid ?? -1, gid: dec.gid ?? -1 });
       bytes += f.file.size;
       k = f.next;
     }
-    if (run.length < NEW_FILES_MIN) {
+    if (files.length < NEW_FILES_MIN) {
       // Any later start inside this stretch makes a shorter run still.
-      this.newFilesScanEnd = run.length === 0 ? i + 1 : run[run.length - 1]!.f.next;
-      return 0;
+      if (busy === undefined) this.newFilesScanEnd = files.length === 0 ? i + 1 : files[files.length - 1]!.next;
+      return undefined;
     }
     // The parents, walked (and made, when missing) in the order the run names them.
-    const dirs = new Map<string, { loc: Loc; want: string }>();
-    const jobs: NewFileJob[] = [];
-    const data = new Uint8Array(bytes);
+    const run: NewFilesRun = { files, keys, jobs: [], data: new Uint8Array(bytes), dirs: new Map(), end: i };
     let at = 0;
     try {
-      for (const { f, uid, gid } of run) {
+      for (let j = 0; j < files.length; j++) {
+        const f = files[j]!;
         const { root, path: rel } = f.file;
         const dirRel = parentOf(rel);
         const dkey = keyOf(root, dirRel);
-        let d = dirs.get(dkey);
+        let d = run.dirs.get(dkey);
         if (d === undefined) {
           let loc: Loc | undefined;
           try {
@@ -560,43 +642,32 @@ export class Applier {
           if (loc === undefined) break;
           const rootPath = this.rootPaths.get(root)!;
           d = { loc, want: dirRel === '' ? rootPath : `${rootPath}/${dirRel}` };
-          dirs.set(dkey, d);
+          run.dirs.set(dkey, d);
         }
         // A directory whose new files inherit an ACL: writing none removes it (writeXattrsOf).
         if (f.meta.xattrs !== undefined && this.inheritsAcl(d.loc)) break;
         const start = at;
         for (const w of f.writes) {
-          data.set(w.data, at);
+          run.data.set(w.data, at);
           at += w.data.length;
         }
-        jobs.push({ dir: d.loc.dir, want: d.want, name: rel.slice(rel.lastIndexOf('/') + 1), start, end: at, uid, gid, mode: f.meta.mode & 0o7777, time: toSeconds(f.meta.mtimeMs) });
+        const { uid, gid } = owners[j]!;
+        run.jobs.push({ dir: d.loc.dir, want: d.want, name: rel.slice(rel.lastIndexOf('/') + 1), start, end: at, uid, gid, mode: f.meta.mode & 0o7777, time: toSeconds(f.meta.mtimeMs) });
       }
-      if (jobs.length < NEW_FILES_MIN) {
-        this.newFilesScanEnd = run[jobs.length]?.f.next ?? run[run.length - 1]!.f.next;
-        return 0;
-      }
-      await this.seams.newFilesHandOver?.(jobs.length);
-      let result;
-      try {
-        result = await this.newFiles.run(jobs, data.buffer);
-      } catch (err) {
-        // The worker itself failed (not a file): every file takes the applier's path from now
-        // on, these too (whatever the worker created of them, that path finds and completes).
-        this.log.warn({ err }, 'apply: the new-file worker failed: new files are created one record at a time from now on');
-        this.newFilesScanEnd = run[jobs.length - 1]!.f.next;
-        return 0;
-      }
-      for (let j = 0; j < result.done; j++) this.newFileApplied(run[j]!.f, result.stats[j]!);
-      if (result.stop !== undefined) {
-        // The file it stopped at goes the applier's way; a run may start again after it.
-        this.newFilesScanEnd = run[result.done]!.f.next;
-        if (result.stop.reason !== 'exists') this.log.debug({ stop: result.stop, root: run[result.done]!.f.file.root, path: run[result.done]!.f.file.path }, 'apply: new-file run stopped');
-      }
-      this.filesCreatedOffThread += result.done;
-      return result.done === 0 ? 0 : run[result.done - 1]!.f.next - i;
-    } finally {
-      for (const d of dirs.values()) closeLoc(d.loc);
+    } catch (err) {
+      closeNewFilesRun(run);
+      throw err;
     }
+    if (run.jobs.length < NEW_FILES_MIN) {
+      closeNewFilesRun(run);
+      if (busy === undefined) this.newFilesScanEnd = files[run.jobs.length]?.next ?? files[files.length - 1]!.next;
+      return undefined;
+    }
+    // The files it got that far with (a parent that could not be walked ends it).
+    run.files.length = run.jobs.length;
+    run.keys = new Set(run.files.map((f) => keyOf(f.file.root, f.file.path)));
+    run.end = run.files[run.files.length - 1]!.next;
+    return run;
   }
 
   /** What the applier's own path leaves behind a new file, once the worker created it. */

@@ -155,6 +155,42 @@ describe('a run of new files', () => {
     }
   });
 
+  it('prepares the next run while the worker creates one, but not past a path below a file of the run being created', async () => {
+    // 700 files: the worker takes them in runs of NEW_FILES_MAX; "d0/x" is a file of the first
+    // run and "d0/x/y" one of the second, which the records make a directory again by then.
+    // The worker's first file is "d0/x"; "d0/x/y" is far into the second run, so the worker has
+    // long created "d0/x" when the next run's walk reaches it.
+    const b = new RecordBuilder(1);
+    b.mkdir('d0', 0o755);
+    for (let i = 0; i < 700; i++) {
+      const p = i === 1 ? 'd0/x' : i === 690 ? 'd0/x/y' : `d0/f${i}`;
+      b.content(p, bytesOf(i), BS);
+      b.meta(p, 0o644, T0 + i, { uid: 0, gid: 0, xattrs: [] });
+    }
+    const worker = await setup(path.join(base, 'worker'));
+    const own = await setup(path.join(base, 'own'), { newFilesWorker: false });
+    try {
+      // A first run, so that the worker thread is up when the test's runs come.
+      const warm = new RecordBuilder(10_000);
+      for (let i = 0; i < 40; i++) {
+        warm.content(`warm/w${i}`, 'w', BS);
+        warm.meta(`warm/w${i}`, 0o644, T0, { uid: 0, gid: 0, xattrs: [] });
+      }
+      await worker.applier.apply(warm.records, async () => undefined);
+      await own.applier.apply(warm.records, async () => undefined);
+      await worker.applier.apply(b.records, async () => undefined);
+      await own.applier.apply(b.records, async () => undefined);
+      expect(worker.applier.filesCreatedOffThread).toBeGreaterThan(600);
+      expect(fs.readFileSync(path.join(base, 'worker', 'd0/x/y'))).toEqual(bytesOf(690));
+      expect(snapshot(path.join(base, 'worker'))).toEqual(snapshot(path.join(base, 'own')));
+      expect(manifestDifferences(worker.manifest, ROOT, path.join(base, 'worker'), BS)).toEqual([]);
+      expect(entries(worker.manifest)).toEqual(entries(own.manifest));
+    } finally {
+      await worker.applier.close();
+      await own.applier.close();
+    }
+  });
+
   it('is not started for fewer files than NEW_FILES_MIN', async () => {
     const w = await setup(path.join(base, 'few'));
     try {
