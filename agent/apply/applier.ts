@@ -259,8 +259,8 @@ interface NewFilesRun {
   keys: Set<string>;
   jobs: NewFileJob[];
   data: Uint8Array<ArrayBuffer>;
-  /** Its parents, open until the worker is done with the run. */
-  dirs: Map<string, { loc: Loc; want: string }>;
+  /** Its parents, open until the worker is done with the run, and the group a new file gets there. */
+  dirs: Map<string, { loc: Loc; want: string; newGid: number }>;
   /** Index of the record after its last file's meta. */
   end: number;
 }
@@ -341,6 +341,9 @@ export class Applier {
   private newFilesScanEnd = 0;
   /** Files the worker created, since the start (for tests and benchmarks). */
   filesCreatedOffThread = 0;
+  /** The owner this process gives the files it creates (the group unless a parent is setgid). */
+  private readonly euid = process.geteuid?.() ?? 0;
+  private readonly egid = process.getegid?.() ?? 0;
 
   constructor(opts: ApplierOptions) {
     if (!Number.isSafeInteger(opts.blockSize) || opts.blockSize <= 0) {
@@ -641,7 +644,9 @@ export class Applier {
           }
           if (loc === undefined) break;
           const rootPath = this.rootPaths.get(root)!;
-          d = { loc, want: dirRel === '' ? rootPath : `${rootPath}/${dirRel}` };
+          // A new file's group is the directory's when it is setgid, else this process's.
+          const ds = fs.fstatSync(loc.dir);
+          d = { loc, want: dirRel === '' ? rootPath : `${rootPath}/${dirRel}`, newGid: (ds.mode & 0o2000) !== 0 ? ds.gid : this.egid };
           run.dirs.set(dkey, d);
         }
         // A directory whose new files inherit an ACL: writing none removes it (writeXattrsOf).
@@ -652,7 +657,7 @@ export class Applier {
           at += w.data.length;
         }
         const { uid, gid } = owners[j]!;
-        run.jobs.push({ dir: d.loc.dir, want: d.want, name: rel.slice(rel.lastIndexOf('/') + 1), start, end: at, uid, gid, mode: f.meta.mode & 0o7777, time: toSeconds(f.meta.mtimeMs) });
+        run.jobs.push({ dir: d.loc.dir, want: d.want, name: rel.slice(rel.lastIndexOf('/') + 1), start, end: at, uid, gid, newUid: this.euid, newGid: d.newGid, mode: f.meta.mode & 0o7777, time: toSeconds(f.meta.mtimeMs) });
       }
     } catch (err) {
       closeNewFilesRun(run);

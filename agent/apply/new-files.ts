@@ -68,6 +68,9 @@ export interface NewFileJob {
   /** The owner to give it (-1: leave it as created). */
   uid: number;
   gid: number;
+  /** The owner it gets when created (this process's, or the group of a setgid parent). */
+  newUid: number;
+  newGid: number;
   mode: number;
   /** Its mtime (and atime), in seconds. */
   time: number;
@@ -110,8 +113,11 @@ export const NEW_FILE_FLAGS = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
  * The worker's code, plain JavaScript evaluated as a script: it runs under tests (from sources)
  * and from the build alike, with nothing to resolve. For each file in order: the parent still at
  * its path (readlink of its descriptor), create with O_EXCL|O_NOFOLLOW (never through a link,
- * never over anything), write, stat, chown if the owner differs, chmod if the owner changed or
- * the mode differs (chown first: it clears setuid/setgid), utimes, stat again, close.
+ * never over anything), write, chown if the owner it was created with differs, chmod if the owner
+ * changed or the mode differs (chown first: it clears setuid/setgid), utimes, stat, close. The
+ * owner and mode a new file gets are what the caller expects (its mode 0600 under the agent's
+ * umask); the stat after checks them, and a file that came out otherwise (a default ACL, a
+ * mount's group rule) gets its owner and mode set then.
  */
 const WORKER_SOURCE = `
 'use strict';
@@ -135,18 +141,21 @@ parentPort.on('message', (job) => {
       break;
     }
     try {
-      let st = fs.fstatSync(fd);
-      if ((st.mode & 0o7777) !== job.createMode) fs.fchmodSync(fd, job.createMode);
       for (let pos = 0, len = f.end - f.start; pos < len; ) {
         const w = fs.writeSync(fd, data, f.start + pos, len - pos, pos);
         if (w === 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
         pos += w;
       }
       let chowned = false;
-      if (f.uid >= 0 && (st.uid !== f.uid || st.gid !== f.gid)) { fs.fchownSync(fd, f.uid, f.gid); chowned = true; }
+      if (f.uid >= 0 && (f.newUid !== f.uid || f.newGid !== f.gid)) { fs.fchownSync(fd, f.uid, f.gid); chowned = true; }
       if (chowned || f.mode !== job.createMode) fs.fchmodSync(fd, f.mode);
       fs.futimesSync(fd, f.time, f.time);
-      st = fs.fstatSync(fd);
+      let st = fs.fstatSync(fd);
+      if ((f.uid >= 0 && (st.uid !== f.uid || st.gid !== f.gid)) || (st.mode & 0o7777) !== f.mode) {
+        if (f.uid >= 0) fs.fchownSync(fd, f.uid, f.gid);
+        fs.fchmodSync(fd, f.mode);
+        st = fs.fstatSync(fd);
+      }
       const o = done * ${STAT_FIELDS};
       stats[o] = st.ino; stats[o + 1] = st.size; stats[o + 2] = st.mtimeMs; stats[o + 3] = st.mode & 0o7777;
       stats[o + 4] = st.uid; stats[o + 5] = st.gid; stats[o + 6] = st.nlink; stats[o + 7] = st.ctimeMs;

@@ -44,13 +44,14 @@ const MODES = [0o644, 0o600, 0o755, 0o640, 0o444];
 
 /**
  * `n` new files as a synchronisation sends them (file, its writes block by block, its meta with
- * owner and an empty attribute list), in directories d0 and d1 (made by mkdir records) and in
- * d2/deep (never made by a record: its walk makes it).
+ * owner and an empty attribute list), in directories d0 and d1 (made by mkdir records; d1 setgid
+ * with group 3456, whose new files get that group) and in d2/deep (never made by a record: its
+ * walk makes it).
  */
 function newFiles(n: number): DataRecord[] {
   const b = new RecordBuilder(1);
   b.mkdir('d0', 0o755);
-  b.mkdir('d1', 0o750);
+  b.mkdir('d1', 0o2750, { uid: 0, gid: 3456 });
   for (let i = 0; i < n; i++) {
     const p = i % 5 === 4 ? `d2/deep/f${i}` : `d${i % 2}/f${i}`;
     b.content(p, bytesOf(i), BS);
