@@ -10,6 +10,7 @@ import { constants as C } from 'node:fs';
 import type { DataRecord, FileRecord, MetaRecord, WriteRecord } from '../../shared/protocol/index.ts';
 import { PRIVILEGE_BITS } from '../tree/owner-policy.ts';
 import { JobWorker } from '../../shared/job-worker.ts';
+import type { FileStat } from '../tree/file-stat.ts';
 
 /** A run hands over at least this many files (fewer cost more in messages than they save). */
 export const NEW_FILES_MIN = 32;
@@ -85,16 +86,7 @@ export interface NewFilesStop {
 }
 
 /** The stat of a created file after its meta, as the manifest keeps it. */
-export interface NewFileStat {
-  ino: number;
-  size: number;
-  mtimeMs: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  nlink: number;
-  ctimeMs: number;
-}
+export type NewFileStat = FileStat;
 
 export interface NewFilesResult {
   /** Files created, in order, with everything their records say: the first `done` jobs. */

@@ -7,20 +7,9 @@ import fsp from 'node:fs/promises';
 import { HASH_BYTES, hash64Into } from '../../shared/hash.ts';
 import { errnoOf } from '../../shared/errors.ts';
 
-export interface FileStat {
-  ino: number;
-  size: number;
-  mtimeMs: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  nlink: number;
-  ctimeMs: number;
-}
+import { fileStatOf, type FileStat } from '../tree/file-stat.ts';
 
-export function fileStatOf(st: fs.Stats): FileStat {
-  return { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, nlink: st.nlink, ctimeMs: st.ctimeMs };
-}
+export { fileStatOf, type FileStat };
 
 export interface BlockReadResult {
   kind: 'file';

@@ -4,6 +4,7 @@
 // let a privilege (setuid, setgid, file capabilities) arrive without the owner it belongs to,
 // nor an ACL entry grant a user or group other than the one it names.
 export * from './beneath.ts';
+export { fileStatOf, type FileStat } from './file-stat.ts';
 export { UserDb, parseIdFile } from './user-db.ts';
 export type { UserDbFiles } from './user-db.ts';
 export { readXattrs, writeXattrs, hasDefaultAcl, xattrsHash, xattrProblem, xattrErrno, disableXattrsForTests, CAPABILITY_XATTR } from './xattrs.ts';
