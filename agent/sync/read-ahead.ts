@@ -119,8 +119,12 @@ export class ReadAhead {
   private held = 0;
   private asked = 0;
   private job: Promise<void> | undefined;
+  private closed = false;
   /** Files taken that were read ahead (for tests and benchmarks). */
   used = 0;
+
+  /** `onFail`: told once, when the thread failed (every file is then read by the runner itself). */
+  constructor(private readonly onFail: (err: unknown) => void = () => undefined) {}
 
   /** Whether a new job may go out now (none out, the thread usable). */
   get idle(): boolean {
@@ -167,7 +171,9 @@ export class ReadAhead {
         }
       })
       // A failed thread is not used again (idle stays false): the runner reads every file itself.
-      .catch(() => undefined)
+      .catch((err: unknown) => {
+        if (!this.closed) this.onFail(err);
+      })
       .finally(() => {
         this.asked = 0;
         this.job = undefined;
@@ -199,6 +205,7 @@ export class ReadAhead {
   }
 
   close(): Promise<void> {
+    this.closed = true;
     this.ready.clear();
     this.held = 0;
     this.data = undefined;

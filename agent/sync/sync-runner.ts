@@ -122,7 +122,7 @@ export class SyncRunner {
 
   constructor(private readonly opts: SyncRunnerOptions) {
     this.shadow = new ShadowTree(opts.shadow, opts.manifest, opts.blockSize);
-    this.ahead = opts.readAhead === false ? undefined : new ReadAhead();
+    this.ahead = opts.readAhead === false ? undefined : new ReadAhead((err) => this.log.warn({ err }, 'sync: the read-ahead worker failed: files are read in their turn from now on'));
     this.log = opts.log.child({ component: 'sync', sync: opts.id });
     for (const r of opts.roots) this.rootPaths.set(r.name, r.path);
     this.progress = { id: opts.id, startedAt: opts.clock.now(), bytesTotal: 0, bytesDone: 0, pathsTotal: 0, pathsDone: 0, beginSeq: 0, endSeq: undefined };
