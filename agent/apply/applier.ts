@@ -53,11 +53,12 @@ import {
   type OwnerLookup,
   type OwnersMode,
   type Xattr,
+  type FileStat,
 } from '../tree/index.ts';
 import { PathGuard, SWAPPED_HINT, closeLoc, lstatOrUndefined, outsideRootError, type Loc, type WalkMode } from './path-guard.ts';
 import { ioCounters } from '../../shared/io-counters.ts';
 import { TimeSlice } from '../../shared/time-slice.ts';
-import { NEW_FILES_MAX, NEW_FILES_MAX_BYTES, NEW_FILES_MIN, NewFileWorker, newFileAt, type NewFile, type NewFileJob, type NewFilesResult, type NewFileStat } from './new-files.ts';
+import { NEW_FILES_MAX, NEW_FILES_MAX_BYTES, NEW_FILES_MIN, NewFileWorker, newFileAt, type NewFile, type NewFileJob, type NewFilesResult, NEW_FILE_FLAGS } from './new-files.ts';
 
 /** Files kept open inside one apply call; beyond this the least recently used is synced and closed. */
 export const MAX_OPEN_FILES = 64;
@@ -102,7 +103,6 @@ const ZERO_CHUNK = Buffer.alloc(1 << 20);
 
 const OPEN_WRITE = C.O_WRONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
 const OPEN_READ = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
-const CREATE_WRITE = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
 
 /**
  * Test seams. Production code leaves them unset; tests use them to simulate a crash at a given
@@ -676,7 +676,7 @@ export class Applier {
   }
 
   /** What the applier's own path leaves behind a new file, once the worker created it. */
-  private newFileApplied(f: NewFile, st: NewFileStat): void {
+  private newFileApplied(f: NewFile, st: FileStat): void {
     const { root, path: rel } = f.file;
     const bs = this.opts.blockSize;
     applyRecordToManifest(this.manifest, f.file, bs);
@@ -1404,7 +1404,7 @@ export class Applier {
       if (createFirst) {
         createFirst = false;
         try {
-          fh = await syncFs.open(loc.at, CREATE_WRITE, CREATED_FILE_MODE);
+          fh = await syncFs.open(loc.at, NEW_FILE_FLAGS, CREATED_FILE_MODE);
           created = true;
           break;
         } catch (err) {
@@ -1428,7 +1428,7 @@ export class Applier {
         if (code === 'ENOENT') {
           if (!want.create) return undefined;
           try {
-            fh = await syncFs.open(loc.at, CREATE_WRITE, CREATED_FILE_MODE);
+            fh = await syncFs.open(loc.at, NEW_FILE_FLAGS, CREATED_FILE_MODE);
             created = true;
           } catch (e2) {
             if (errnoOf(e2) !== 'EEXIST') throw e2;
@@ -1739,7 +1739,7 @@ export class Applier {
 
   // ---- manifest ------------------------------------------------------------------------------
 
-  private fillFileStat(root: string, rel: string, st: NewFileStat): void {
+  private fillFileStat(root: string, rel: string, st: FileStat): void {
     if (!this.manifest.hasRoot(root)) return;
     const e = this.manifest.get(root, rel);
     if (e?.kind !== 'file') return;

@@ -2,9 +2,9 @@
 // records that each create a file the passive does not have yet (its file record, its writes
 // from offset 0 to its size, its meta) is handed to one worker thread, which makes the system
 // calls of each file in order while the main thread goes on receiving and decoding. The worker
-// must never do anything the applier's own path would not: the same calls in the same order on
-// the same descriptors, each parent checked before each file as the applier checks a kept one
-// (dirStillAt). Anything unexpected (a name already there, a parent moved, any error) stops the
+// must never do anything the applier's own path would not: the same kinds of calls on the same
+// descriptors (WORKER_SOURCE says which, in what order), each parent checked before each file as
+// the applier checks a kept one (dirStillAt). Anything unexpected (a name already there, a parent moved, any error) stops the
 // run at that file, which the applier then applies record by record and reports as it would.
 import { constants as C } from 'node:fs';
 import type { DataRecord, FileRecord, MetaRecord, WriteRecord } from '../../shared/protocol/index.ts';
@@ -85,20 +85,18 @@ export interface NewFilesStop {
   message?: string;
 }
 
-/** The stat of a created file after its meta, as the manifest keeps it. */
-export type NewFileStat = FileStat;
-
 export interface NewFilesResult {
   /** Files created, in order, with everything their records say: the first `done` jobs. */
   done: number;
-  stats: NewFileStat[];
+  /** The stat of each created file after its meta, as the manifest keeps it. */
+  stats: FileStat[];
   stop?: NewFilesStop;
 }
 
-/** Numbers per file in the worker's answer (NewFileStat's fields in order). */
+/** Numbers per file in the worker's answer (FileStat's fields in order). */
 const STAT_FIELDS = 8;
 
-/** Flags and mode of a created file, as the applier's own path creates one (applier.ts). */
+/** How a new file is created, by the worker and by the applier's own path alike (never through a link, never over anything). */
 export const NEW_FILE_FLAGS = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
 
 /**
@@ -180,7 +178,7 @@ export class NewFileWorker {
   /** Creates the files of `jobs` in order, their bytes in `data` (transferred: unusable after). */
   async run(jobs: NewFileJob[], data: ArrayBuffer): Promise<NewFilesResult> {
     const m = await this.worker.run({ files: jobs, data, flags: NEW_FILE_FLAGS, createMode: this.createMode }, [data]);
-    const stats: NewFileStat[] = [];
+    const stats: FileStat[] = [];
     const s = m.stats;
     for (let j = 0; j < m.done; j++) {
       const o = j * STAT_FIELDS;
