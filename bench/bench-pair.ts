@@ -13,7 +13,7 @@ import { initDemoPair, type DemoNode } from '../console/demo/init-pair.ts';
 import { loadConfig, type TandemConfig } from '../shared/config/index.ts';
 import { sleep } from './clock.ts';
 import { killDemoApps, spawnTracked, stopChild } from './children.ts';
-import { AGENT_NODE_ARGS } from '../shared/agent-node-args.ts';
+import { AGENT_NODE_ARGS, agentEnv } from '../shared/agent-node-args.ts';
 
 export const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TANDEM_BIN = path.join(PROJECT, 'bin/tandem.mjs');
@@ -81,7 +81,7 @@ export class BenchPair {
     const prof = this.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${this.cpuProfileDir}`, `--cpu-prof-name=${name}.cpuprofile`];
     // TANDEM_BENCH_NODE_FLAGS: node flags for the agents that NODE_OPTIONS refuses (e.g. --trace-gc).
     const extra = (process.env.TANDEM_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter((f) => f !== '');
-    const child = spawnTracked(process.execPath, [...prof, ...AGENT_NODE_ARGS, ...extra, TANDEM_BIN, 'agent', '-c', n.config], { stdio: ['ignore', out, out] });
+    const child = spawnTracked(process.execPath, [...prof, ...AGENT_NODE_ARGS, ...extra, TANDEM_BIN, 'agent', '-c', n.config], { stdio: ['ignore', out, out], env: agentEnv() });
     fs.closeSync(out);
     this.procs.set(name, child);
     const deadline = Date.now() + timeoutMs;

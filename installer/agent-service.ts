@@ -9,7 +9,7 @@ import path from 'node:path';
 import { TandemError } from '../shared/errors.ts';
 import { PACKAGE_ROOT } from '../shared/version.ts';
 import { UNIT_NAME, type InstallLayout } from './install-layout.ts';
-import { AGENT_NODE_ARGS } from '../shared/agent-node-args.ts';
+import { AGENT_NODE_ARGS, agentEnv } from '../shared/agent-node-args.ts';
 
 /** What the unit and the scripts run: this Node.js and this installation's command. */
 export function tandemInstallation(): { nodeBin: string; tandemEntry: string; docsDir: string } {
@@ -52,7 +52,7 @@ export async function startAgentService(layout: InstallLayout, config: string, n
     const { nodeBin, tandemEntry } = tandemInstallation();
     const fd = fs.openSync(out, 'a', 0o600);
     try {
-      child = spawn(nodeBin, [...AGENT_NODE_ARGS, tandemEntry, 'agent', '-c', config], { detached: true, stdio: ['ignore', fd, fd] });
+      child = spawn(nodeBin, [...AGENT_NODE_ARGS, tandemEntry, 'agent', '-c', config], { detached: true, stdio: ['ignore', fd, fd], env: agentEnv() });
     } finally {
       fs.closeSync(fd);
     }

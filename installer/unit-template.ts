@@ -6,7 +6,7 @@
 //   an operator's sudo; ProtectSystem would hide the protected directories): the agent runs as
 //   root because the copy must keep owners and modes, and its scripts act on the system.
 
-import { AGENT_NODE_ARGS } from '../shared/agent-node-args.ts';
+import { AGENT_NODE_ARGS, agentEnvironmentLines } from '../shared/agent-node-args.ts';
 
 export interface UnitSpec {
   pair: string;
@@ -37,7 +37,7 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-ExecStart=${[spec.nodeBin, ...AGENT_NODE_ARGS, spec.tandemEntry, 'agent', '-c', spec.config].map(execArg).join(' ')}
+${agentEnvironmentLines().map((l) => `Environment=${execArg(l)}\n`).join('')}ExecStart=${[spec.nodeBin, ...AGENT_NODE_ARGS, spec.tandemEntry, 'agent', '-c', spec.config].map(execArg).join(' ')}
 KillMode=process
 TimeoutStopSec=90s
 Restart=on-failure

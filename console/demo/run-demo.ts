@@ -19,7 +19,7 @@ import type { AgentStatus } from '../../agent/control/index.ts';
 import { consoleLink } from '../console-link.ts';
 import { controlTokenFor, fetchStatus } from '../control-client.ts';
 import type { DemoNode, DemoPair } from './init-pair.ts';
-import { AGENT_NODE_ARGS } from '../../shared/agent-node-args.ts';
+import { AGENT_NODE_ARGS, agentEnv } from '../../shared/agent-node-args.ts';
 
 const BIN = path.join(projectRoot(), 'bin/tandem.mjs');
 
@@ -55,7 +55,7 @@ export async function runDemo(pair: DemoPair): Promise<number> {
   const spawnAgent = (n: DemoNode): void => {
     const out = fs.openSync(path.join(path.dirname(n.config), 'agent.out'), 'a');
     // Its own process group: the terminal's Ctrl-C reaches the demo alone, which stops the agents.
-    const child = spawn(process.execPath, [...AGENT_NODE_ARGS, BIN, 'agent', '-c', n.config], { stdio: ['ignore', out, out], detached: true });
+    const child = spawn(process.execPath, [...AGENT_NODE_ARGS, BIN, 'agent', '-c', n.config], { stdio: ['ignore', out, out], detached: true, env: agentEnv() });
     fs.closeSync(out);
     children.set(n.name, child);
     child.once('exit', (code, signal) => {

@@ -13,7 +13,7 @@ import { initDemoPair, type DemoNode, type DemoPair } from '../../console/demo/i
 import { testPortRange } from './ports.ts';
 import { exited, spawnTracked, TEST_MARKER } from './processes.ts';
 import { digestTree, treeDiff } from './tree-hash.ts';
-import { AGENT_NODE_ARGS } from '../../shared/agent-node-args.ts';
+import { AGENT_NODE_ARGS, agentEnv } from '../../shared/agent-node-args.ts';
 
 export const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const TANDEM_BIN = path.join(PROJECT, 'bin/tandem.mjs');
@@ -74,7 +74,7 @@ export class TestPair {
     const out = fs.openSync(path.join(path.dirname(n.config), 'agent.out'), 'a');
     const argv = [process.execPath, `--title=${TEST_MARKER}`, ...AGENT_NODE_ARGS, TANDEM_BIN, 'agent', '-c', n.config];
     const [command, ...args] = [...(opts.wrap ?? []), ...argv] as [string, ...string[]];
-    const child = spawnTracked(command, args, { stdio: ['ignore', out, out], env: { ...process.env, ...opts.env } });
+    const child = spawnTracked(command, args, { stdio: ['ignore', out, out], env: agentEnv({ ...process.env, ...opts.env }) });
     fs.closeSync(out);
     this.procs.set(name, child);
     const deadline = Date.now() + 20_000;

@@ -15,7 +15,7 @@ import { overlappingStarts, parseScriptsLog } from '../../agent/scripts/index.ts
 import { NetworkLab } from '../helpers/network-lab.ts';
 import { PROJECT, sleep, TANDEM_BIN } from '../helpers/pair.ts';
 import { killAll, TEST_MARKER } from '../helpers/processes.ts';
-import { AGENT_NODE_ARGS } from '../../shared/agent-node-args.ts';
+import { AGENT_NODE_ARGS, agentEnv } from '../../shared/agent-node-args.ts';
 
 const VIP = '10.202.0.50';
 const INTERVAL_MS = 500;
@@ -95,7 +95,7 @@ describe('two hosts in network namespaces', () => {
     const nsOf = { alpha: A, beta: B };
     for (const n of ['alpha', 'beta'] as const) {
       const out = fs.openSync(path.join(work, `${n}.out`), 'a');
-      L.spawn(nsOf[n], process.execPath, [`--title=${TEST_MARKER}`, ...AGENT_NODE_ARGS, TANDEM_BIN, 'agent', '-c', config(n)], { stdio: ['ignore', out, out] });
+      L.spawn(nsOf[n], process.execPath, [`--title=${TEST_MARKER}`, ...AGENT_NODE_ARGS, TANDEM_BIN, 'agent', '-c', config(n)], { stdio: ['ignore', out, out], env: agentEnv() });
       fs.closeSync(out);
     }
     const status = (n: 'alpha' | 'beta'): AgentStatus | undefined => {

@@ -13,7 +13,7 @@ import { tandem } from '../../helpers/cli.ts';
 import { docsExample, docsExampleDocument, freePorts, killInstalledAgent, snapshotTree, treeChanges } from '../../helpers/install.ts';
 import { exited, killAll, spawnTracked, TEST_MARKER } from '../../helpers/processes.ts';
 import { sleep, TANDEM_BIN } from '../../helpers/pair.ts';
-import { AGENT_NODE_ARGS } from '../../../shared/agent-node-args.ts';
+import { AGENT_NODE_ARGS, agentEnv } from '../../../shared/agent-node-args.ts';
 
 const dirs: string[] = [];
 const roots: string[] = [];
@@ -84,6 +84,7 @@ describe('install under --root', () => {
       expect(fs.readlinkSync(path.join(r, 'etc/systemd/system/multi-user.target.wants/tandem.service'))).toBe('/etc/systemd/system/tandem.service');
       const unit = path.join(r, 'etc/systemd/system/tandem.service');
       expect(fs.readFileSync(unit, 'utf8')).toContain(`agent -c ${path.join(r, 'etc/tandem/tandem.yaml')}`);
+      expect(fs.readFileSync(unit, 'utf8')).toContain('\nEnvironment=GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864\n');
       const verify = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
       expect(verify.status, verify.stderr).toBe(0);
       expect(verify.stderr.split('\n').filter((l) => l.includes('tandem.service'))).toEqual([]);
@@ -93,7 +94,7 @@ describe('install under --root', () => {
     expect(fs.readFileSync(pack, 'utf8')).not.toContain(fs.readFileSync(path.join(r1, 'etc/tandem/pair.key'), 'utf8').trim());
 
     // Both agents, started from the written configs as the unit would start them.
-    const agents = [r1, r2].map((r) => spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, ...AGENT_NODE_ARGS, TANDEM_BIN, 'agent', '-c', path.join(r, 'etc/tandem/tandem.yaml')], { stdio: 'ignore' }));
+    const agents = [r1, r2].map((r) => spawnTracked(process.execPath, [`--title=${TEST_MARKER}`, ...AGENT_NODE_ARGS, TANDEM_BIN, 'agent', '-c', path.join(r, 'etc/tandem/tandem.yaml')], { stdio: 'ignore', env: agentEnv() }));
     const ex = docsExampleDocument('answers: primary');
     const url = (n: 'alpha' | 'beta') => `http://${ex.nodes[n].control}`;
     files(path.join(r1, 'srv/data'), { 'later/b.txt': 'written after the start\n' });
@@ -146,6 +147,12 @@ describe('install under --root', () => {
     const p = await tandem(['install', 'primary', '--root', r1, '--answers', path.join(work, 'a.yaml'), '--pack', pack], 120_000);
     expect(p.code, p.stderr + p.stdout).toBe(0);
     expect(p.stdout).toMatch(/Agent started \(process \d+/);
+    // Started with the agent's allocator settings, as the unit starts it.
+    const pid = fs.readFileSync(path.join(r1, 'run/tandem/agent.pid'), 'utf8').trim();
+    // (glibc cuts the variable where it parsed it, in the process's own copy: each tunable is looked for alone.)
+    const environ = fs.readFileSync(`/proc/${pid}/environ`, 'latin1');
+    for (const t of agentEnv({}).GLIBC_TUNABLES!.split(':')) expect(environ).toContain(t);
+    expect(environ).toContain('\0GLIBC_TUNABLES=glibc.malloc.');
     const code = /Pack code \(shown once; the pack opens only with it\): {2}([0-9A-Z-]{23})/.exec(p.stdout)?.[1];
     expect(code).toBeDefined();
     fs.writeFileSync(path.join(work, 'b.yaml'), stringifyYaml({ packCode: code }));
