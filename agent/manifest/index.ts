@@ -4,4 +4,4 @@
 export { Manifest, blockCount } from './manifest.ts';
 export type { Entry, FileEntry, DirEntry, LinkEntry, EntryOwner, EntryAttrs } from './manifest.ts';
 export { ManifestStore, fsyncDir } from './manifest-store.ts';
-export { applyRecordToManifest, resizeBlocks, ownerOf, UNKNOWN_BLOCK } from './record-effects.ts';
+export { applyRecordToManifest, newFileEntry, resizeBlocks, ownerOf, UNKNOWN_BLOCK } from './record-effects.ts';

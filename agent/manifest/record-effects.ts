@@ -1,10 +1,10 @@
 // What a record does to a manifest, as a pure function. The passive's applier uses it to keep
 // its manifest true to its disk; the initial synchronisation uses it to follow, record by
 // record, what the passive's tree is at each point of the stream.
-import { writeLength, type DataRecord, type MetaFields, type OwnerFields } from '../../shared/protocol/index.ts';
+import { writeLength, type DataRecord, type FileRecord, type HoleRecord, type MetaFields, type MetaRecord, type OwnerFields, type WriteRecord } from '../../shared/protocol/index.ts';
 import { HASH_BYTES, zeroBlockHash } from '../../shared/hash.ts';
 import { xattrsHash } from '../tree/xattrs.ts';
-import { blockCount, type EntryAttrs, type EntryOwner, type FileEntry, type Manifest } from './manifest.ts';
+import { blockCount, type Entry, type EntryAttrs, type EntryOwner, type FileEntry, type Manifest } from './manifest.ts';
 
 /** A placeholder hash for blocks that no write has described yet (never equals a real one by intent). */
 export const UNKNOWN_BLOCK = Buffer.alloc(HASH_BYTES, 0xff);
@@ -82,32 +82,15 @@ function applyOne(m: Manifest, r: Exclude<DataRecord, { op: 'sync-begin' | 'sync
       if (prev?.kind === 'dir') m.set(r.root, r.path, copyOf(prev, { mode: r.mode }, attrsOf(r)));
       else m.set(r.root, r.path, Object.assign({ kind: 'dir' as const, mode: r.mode, ino: 0, mtimeMs: 0 }, attrsOf(r)));
       return;
-    case 'file': {
-      const base = prev?.kind === 'file' ? prev : emptyFile(0o600);
-      m.set(r.root, r.path, copyOf(base, { size: r.size, blocks: resizeBlocks(base.blocks, base.size, r.size, blockSize) }));
+    case 'file':
+      m.set(r.root, r.path, afterFile(prev, r, blockSize));
       return;
-    }
     case 'write':
-    case 'hole': {
-      const base = prev?.kind === 'file' ? prev : emptyFile(0o600);
-      const index = Math.floor(r.offset / blockSize);
-      const length = r.op === 'write' ? writeLength(r) : r.length; // the block's, also when the record carries it compressed
-      const end = r.offset + length;
-      const size = Math.max(base.size, end);
-      const blocks = resizeBlocks(base.blocks, base.size, size, blockSize);
-      if (r.offset % blockSize === 0 && (length === blockSize || end === size)) {
-        const h = r.op === 'write' ? Buffer.from(r.hash.buffer, r.hash.byteOffset, HASH_BYTES) : zeroBlockHash(length);
-        h.copy(blocks, index * HASH_BYTES);
-      } else {
-        // An unaligned write leaves the block's hash unknown until it is read again.
-        for (let i = index; i * blockSize < end; i++) UNKNOWN_BLOCK.copy(blocks, i * HASH_BYTES);
-      }
-      m.set(r.root, r.path, copyOf(base, { size, blocks }));
+    case 'hole':
+      m.set(r.root, r.path, afterWrite(prev, r, blockSize));
       return;
-    }
     case 'meta':
-      if (prev !== undefined && prev.kind !== 'symlink') m.set(r.root, r.path, copyOf(prev, { mode: r.mode, mtimeMs: r.mtimeMs }, attrsOf(r)));
-      else if (prev?.kind === 'symlink') m.set(r.root, r.path, copyOf(prev, { mtimeMs: r.mtimeMs }));
+      if (prev !== undefined) m.set(r.root, r.path, afterMeta(prev, r));
       return;
     case 'symlink':
       m.set(r.root, r.path, Object.assign({ kind: 'symlink' as const, target: r.target, ino: 0, mtimeMs: 0 }, ownerOf(r)));
@@ -134,6 +117,46 @@ function applyOne(m: Manifest, r: Exclude<DataRecord, { op: 'sync-begin' | 'sync
       if (prev !== undefined) m.move(r.root, r.path, r.to);
       return;
   }
+}
+
+/** What a `file` record makes of the entry `prev` (undefined: a path not in the manifest). */
+function afterFile(prev: Entry | undefined, r: FileRecord, blockSize: number): FileEntry {
+  const base = prev?.kind === 'file' ? prev : emptyFile(0o600);
+  return copyOf(base, { size: r.size, blocks: resizeBlocks(base.blocks, base.size, r.size, blockSize) });
+}
+
+/** What a `write` or `hole` record makes of the entry `prev`. */
+function afterWrite(prev: Entry | undefined, r: WriteRecord | HoleRecord, blockSize: number): FileEntry {
+  const base = prev?.kind === 'file' ? prev : emptyFile(0o600);
+  const index = Math.floor(r.offset / blockSize);
+  const length = r.op === 'write' ? writeLength(r) : r.length; // the block's, also when the record carries it compressed
+  const end = r.offset + length;
+  const size = Math.max(base.size, end);
+  const blocks = resizeBlocks(base.blocks, base.size, size, blockSize);
+  if (r.offset % blockSize === 0 && (length === blockSize || end === size)) {
+    const h = r.op === 'write' ? Buffer.from(r.hash.buffer, r.hash.byteOffset, HASH_BYTES) : zeroBlockHash(length);
+    h.copy(blocks, index * HASH_BYTES);
+  } else {
+    // An unaligned write leaves the block's hash unknown until it is read again.
+    for (let i = index; i * blockSize < end; i++) UNKNOWN_BLOCK.copy(blocks, i * HASH_BYTES);
+  }
+  return copyOf(base, { size, blocks });
+}
+
+/** What a `meta` record makes of the entry `prev`. */
+function afterMeta<E extends Entry>(prev: E, r: MetaRecord): E {
+  return prev.kind === 'symlink' ? copyOf(prev, { mtimeMs: r.mtimeMs }) : copyOf(prev, { mode: r.mode, mtimeMs: r.mtimeMs }, attrsOf(r));
+}
+
+/**
+ * The entry that a new file's records (its `file`, its writes in order, its `meta`), applied one
+ * by one to a manifest that does not know its path and holds no other name of it, leave there:
+ * one entry made instead of one per record (the passive's new-file worker, bench (e)).
+ */
+export function newFileEntry(file: FileRecord, writes: readonly WriteRecord[], meta: MetaRecord, blockSize: number): FileEntry {
+  let e = afterFile(undefined, file, blockSize);
+  for (const w of writes) e = afterWrite(e, w, blockSize);
+  return afterMeta(e, meta);
 }
 
 /**

@@ -55,7 +55,7 @@ function newFiles(n: number): DataRecord[] {
   for (let i = 0; i < n; i++) {
     const p = i % 5 === 4 ? `d2/deep/f${i}` : `d${i % 2}/f${i}`;
     b.content(p, bytesOf(i), BS);
-    b.meta(p, MODES[i % MODES.length]!, T0 + i * 1000 + 0.5, { uid: i % 3 === 0 ? 1234 : 0, gid: i % 3 === 0 ? 2345 : 0, xattrs: [] });
+    b.meta(p, MODES[i % MODES.length]!, T0 + i * 1000 + 0.5, { uid: i % 3 === 0 ? 1234 : 0, gid: i % 3 === 0 ? 2345 : 0, ...(i % 7 === 3 ? {} : { xattrs: [] }) });
   }
   return b.records;
 }
