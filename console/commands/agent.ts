@@ -22,7 +22,7 @@ as well (a floor under that limit: a small heap with much data streaming through
 otherwise collected several times a second), and set glibc's allocator to keep the memory of
 large buffers (GLIBC_TUNABLES, added to yours: every batch would otherwise fault its pages in
 afresh). Started by hand, give both too:
-  GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864 \\
+  GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864:glibc.malloc.arena_max=2 \\
   node --initial-old-space-size=96 /path/to/tandem/bin/tandem.mjs agent -c CONFIG
 
 Exit codes: 0 stopped by a signal, 1 could not start (the error says why), 2 usage error.`,

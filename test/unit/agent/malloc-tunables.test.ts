@@ -28,10 +28,10 @@ describe("the agent's allocator settings", () => {
   });
 
   it("adds to the operator's GLIBC_TUNABLES without overriding what they set", () => {
-    expect(agentEnv({}).GLIBC_TUNABLES).toBe('glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864');
-    expect(agentEnv({ GLIBC_TUNABLES: '' }).GLIBC_TUNABLES).toBe('glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864');
-    const theirs = agentEnv({ GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=1048576:glibc.malloc.arena_max=2', PATH: '/bin' });
-    expect(theirs).toEqual({ PATH: '/bin', GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=1048576:glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=33554432' });
-    expect(agentEnvironmentLines()).toEqual(['GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864']);
+    expect(agentEnv({}).GLIBC_TUNABLES).toBe('glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864:glibc.malloc.arena_max=2');
+    expect(agentEnv({ GLIBC_TUNABLES: '' }).GLIBC_TUNABLES).toBe('glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864:glibc.malloc.arena_max=2');
+    const theirs = agentEnv({ GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=1048576:glibc.malloc.arena_max=4', PATH: '/bin' });
+    expect(theirs).toEqual({ PATH: '/bin', GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=1048576:glibc.malloc.arena_max=4:glibc.malloc.mmap_threshold=33554432' });
+    expect(agentEnvironmentLines()).toEqual(['GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864:glibc.malloc.arena_max=2']);
   });
 });
