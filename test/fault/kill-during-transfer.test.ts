@@ -114,23 +114,36 @@ describe('SIGKILL of either agent at random points of a bulk transfer', () => {
     await p.startBoth();
     await p.waitIdentical(60_000);
 
-    // 1 GiB of distinct blocks (a block applied at the wrong place or twice would show).
+    // 1 GiB of distinct blocks (a block applied at the wrong place or twice would show), written
+    // while the kills begin: capture reads a large file being written after 2 s at most, and the
+    // pair moves it in a few seconds once it is complete, so kills that waited for the end of the
+    // write found the transfer over after one restart (one full run: 1 kill of 2 during it).
     const t0 = Date.now();
     const file = p.data('alpha', 'big.bin');
-    const fd = fs.openSync(file, 'w', 0o640);
-    const chunk = Buffer.allocUnsafe(4 * MiB);
-    const key = crypto.randomBytes(32);
-    for (let off = 0; off < GiB; off += chunk.length) {
-      // AES-CTR over zeros: random-looking, fast, and different for every offset.
-      const iv = Buffer.alloc(16);
-      iv.writeUInt32BE(off / chunk.length, 12);
-      const c = crypto.createCipheriv('aes-256-ctr', key, iv);
-      c.update(Buffer.alloc(chunk.length)).copy(chunk);
-      fs.writeSync(fd, chunk, 0, chunk.length, off);
-    }
-    fs.closeSync(fd);
+    let written = false;
+    const writing = (async () => {
+      const fh = await fs.promises.open(file, 'w', 0o640);
+      try {
+        const chunk = Buffer.allocUnsafe(4 * MiB);
+        const key = crypto.randomBytes(32);
+        for (let off = 0; off < GiB; off += chunk.length) {
+          // AES-CTR over zeros: random-looking, fast, and different for every offset.
+          const iv = Buffer.alloc(16);
+          iv.writeUInt32BE(off / chunk.length, 12);
+          const c = crypto.createCipheriv('aes-256-ctr', key, iv);
+          c.update(Buffer.alloc(chunk.length)).copy(chunk);
+          await fh.write(chunk, 0, chunk.length, off);
+        }
+      } finally {
+        await fh.close();
+        written = true;
+      }
+    })();
+    // Its failure is thrown where it is awaited, below; not an unhandled rejection meanwhile.
+    writing.catch(() => undefined);
 
-    const kills = await killDuring(p, rand, () => bothSettled(p));
+    const kills = await killDuring(p, rand, async () => written && (await bothSettled(p)));
+    await writing;
     await p.waitIdentical(600_000);
     report('1 GiB file', seed, kills, Date.now() - t0);
     expect(treeDiff(digestTree(p.data('alpha')), digestTree(p.data('beta')))).toBe('');
