@@ -29,7 +29,7 @@ import {
   type SymlinkRecord,
   type WriteRecord,
 } from '../../shared/protocol/index.ts';
-import { applyRecordToManifest, newFileEntry, type FileEntry, type Manifest } from '../manifest/index.ts';
+import { applyRecordToManifest, newFileEntry, type Manifest } from '../manifest/index.ts';
 import {
   CAPABILITY_XATTR,
   DIR_FLAGS,
@@ -682,11 +682,10 @@ export class Applier {
     if (this.manifest.hasRoot(root) && st.nlink === 1) {
       // What the records, then fillFileStat and fillMeta, leave in the manifest, set once: each
       // set copies the entry and tells the manifest's listener (five per file, ~10 % of the
-      // passive's main thread over bench (e)). The run's path was unknown to the manifest.
+      // passive's main thread over bench (e)). The run's path was unknown to the manifest, and its
+      // meta's attribute list, when it has one, is empty: newFileEntry hashed it already.
       const e = newFileEntry(f.file, f.writes, f.meta, bs);
-      const next: FileEntry = { ...e, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, readAt: this.clock.now(), uid: st.uid, gid: st.gid, nlink: st.nlink, ctimeMs: st.ctimeMs };
-      if (f.meta.xattrs !== undefined) next.xattrHash = xattrsHash([]);
-      this.manifest.set(root, rel, next);
+      this.manifest.set(root, rel, { ...e, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, readAt: this.clock.now(), uid: st.uid, gid: st.gid, nlink: st.nlink, ctimeMs: st.ctimeMs });
     } else {
       applyRecordToManifest(this.manifest, f.file, bs);
       for (const w of f.writes) applyRecordToManifest(this.manifest, w, bs);
