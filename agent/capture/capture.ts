@@ -44,6 +44,7 @@ import { RACY_WINDOW_MS } from '../../shared/constants.ts';
 import { scanRoot } from './tree-scanner.ts';
 import { HotDirs } from './hot-dirs.ts';
 import { RootWatcher } from './watcher.ts';
+import { shallowCopy, withSeq } from '../../shared/copy-with.ts';
 
 export interface CaptureOptions {
   roots: ProtectedRoot[];
@@ -963,7 +964,7 @@ export class Capture {
     const seq = this.opts.journal.append(r, ref);
     this.counters.recordsJournaled++;
     if (this.appendListeners.size > 0) {
-      const full = { ...r, seq } as DataRecord;
+      const full = withSeq(r, seq) as DataRecord;
       for (const l of this.appendListeners) l(full);
     }
     return seq;
@@ -1355,7 +1356,15 @@ export class Capture {
     const put = (r: NewRecord, decided = false, ref?: { ino: number }): void => {
       this.append(r, decided, ref);
       if (this.baseline) return;
-      journaled.push(r.op === 'write' ? { ...r, data: EMPTY, encoding: 'deflate-raw', rawLength: r.encoding === undefined ? r.data.length : r.rawLength } : r);
+      if (r.op !== 'write') {
+        journaled.push(r);
+        return;
+      }
+      const w = shallowCopy(r);
+      w.data = EMPTY;
+      w.encoding = 'deflate-raw';
+      w.rawLength = r.encoding === undefined ? r.data.length : r.rawLength;
+      journaled.push(w);
     };
     // The inode whose bytes the journal may keep as references (agent/journal: "Referenced
     // blocks"): a large file read from the live tree, uncompressed. Never from a snapshot, which
@@ -1508,9 +1517,13 @@ export class Capture {
   private reflectJournaled(root: RootCtx, rel: string, records: NewRecord[]): void {
     if (records.length === 0) return;
     const m = this.opts.manifest;
-    for (const r of records) applyRecordToManifest(m, { ...r, seq: 0 } as DataRecord, this.opts.blockSize);
+    for (const r of records) applyRecordToManifest(m, withSeq(r, 0) as DataRecord, this.opts.blockSize);
     const e = m.get(root.name, rel);
-    if (e?.kind === 'file') m.set(root.name, rel, { ...e, readAt: 0 });
+    if (e?.kind === 'file') {
+      const c = shallowCopy(e);
+      c.readAt = 0;
+      m.set(root.name, rel, c);
+    }
   }
 
   /** The other names of a hard-linked file share what was just journaled for one of them: nothing to send for them. */

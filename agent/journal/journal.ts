@@ -30,6 +30,7 @@ import { BatchIndex, type BatchInfo } from './batch-index.ts';
 import { Waiters } from './waiters.ts';
 import { SegmentLog, type FramePosition, type ScanSummary } from './segment-log.ts';
 import type { RefSource } from './ref-source.ts';
+import { withSeq } from '../../shared/copy-with.ts';
 
 
 
@@ -281,7 +282,7 @@ export class Journal {
   append(record: NewRecord, ref?: { ino: number }): number {
     this.throwIfClosed('append');
     const seq = this.nextSeq;
-    const entry = { ...record, seq } as DataRecord;
+    const entry = withSeq(record, seq) as DataRecord;
     // A record the scan would refuse must never reach the disk: it would read back as damage.
     const problem = entryProblem(entry);
     if (problem !== undefined) {

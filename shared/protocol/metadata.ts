@@ -72,6 +72,8 @@ const isName = (v: unknown): boolean => typeof v === 'string' && v.length > 0 &&
 export function xattrsProblem(v: unknown): string | undefined {
   if (!Array.isArray(v)) return 'not a list';
   if (v.length > MAX_XATTRS) return 'too many';
+  // Most files have none: no set made for them (every meta record passes here, on both agents).
+  if (v.length === 0) return undefined;
   let listBytes = 0;
   const seen = new Set<string>();
   for (const x of v) {
