@@ -685,7 +685,24 @@ export class Applier {
       // passive's main thread over bench (e)). The run's path was unknown to the manifest, and its
       // meta's attribute list, when it has one, is empty: newFileEntry hashed it already.
       const e = newFileEntry(f.file, f.writes, f.meta, bs);
-      this.manifest.set(root, rel, { ...e, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, readAt: this.clock.now(), uid: st.uid, gid: st.gid, nlink: st.nlink, ctimeMs: st.ctimeMs });
+      // Every field of a file entry, spelled out (not `{ ...e, ino, ... }`, a copy the manifest's
+      // compactEntry made again).
+      this.manifest.set(root, rel, {
+        kind: 'file',
+        mode: st.mode & 0o7777,
+        size: st.size,
+        mtimeMs: st.mtimeMs,
+        ino: st.ino,
+        blocks: e.blocks,
+        readAt: this.clock.now(),
+        nlink: st.nlink,
+        uid: st.uid,
+        gid: st.gid,
+        user: e.user,
+        group: e.group,
+        xattrHash: e.xattrHash,
+        ctimeMs: st.ctimeMs,
+      });
     } else {
       applyRecordToManifest(this.manifest, f.file, bs);
       for (const w of f.writes) applyRecordToManifest(this.manifest, w, bs);
