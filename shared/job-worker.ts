@@ -38,6 +38,11 @@ export class JobWorker<Req, Res> {
     });
   }
 
+  /** Starts the thread now (it takes tens of milliseconds), when a job is known to come soon. */
+  warm(): void {
+    if (this.failed === undefined) this.start();
+  }
+
   async close(): Promise<void> {
     const w = this.worker;
     this.worker = undefined;

@@ -187,6 +187,11 @@ export class NewFileWorker {
     return { done: m.done, stats, ...(m.stop === undefined ? {} : { stop: m.stop }) };
   }
 
+  /** Starts the thread ahead of the first run (a synchronisation began). */
+  warm(): void {
+    this.worker.warm();
+  }
+
   close(): Promise<void> {
     return this.worker.close();
   }

@@ -252,4 +252,24 @@ describe('a run of new files', () => {
       await w.applier.close();
     }
   });
+  it('starts the thread that creates new files as soon as a synchronisation begins, before its first file', async () => {
+    // The threads of this test process (vitest runs each file in a process of its own): one
+    // more once the sync-begin record is applied, and none for an applier without the worker.
+    const threads = () => fs.readdirSync('/proc/self/task').length;
+    const syncBegin = [{ op: 'sync-begin', seq: 1, id: 'sync-1', baseSeq: 0, bytesTotal: 1 } as DataRecord];
+    const without = await setup(path.join(base, 'without'), { newFilesWorker: false });
+    const withWorker = await setup(path.join(base, 'with'));
+    try {
+      const before = threads();
+      await without.applier.apply(syncBegin, async () => undefined);
+      expect(threads()).toBe(before);
+      await withWorker.applier.apply(syncBegin, async () => undefined);
+      const deadline = Date.now() + 30_000;
+      while (threads() <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(threads()).toBe(before + 1);
+    } finally {
+      await without.applier.close();
+      await withWorker.applier.close();
+    }
+  });
 });
