@@ -1,5 +1,6 @@
-// One worker thread that does one job at a time for the main thread (system calls that would
-// otherwise hold its event loop), started on first use. Its code is plain JavaScript evaluated
+// One worker thread that does jobs for the main thread one at a time, in the order sent (system
+// calls that would otherwise hold its event loop), started on first use. A job may be sent while
+// another is out: it waits in the thread's queue, so the thread goes on to it at once. Its code is plain JavaScript evaluated
 // as a script, so that it runs from the sources under tests and from the build alike with
 // nothing to resolve. It must never keep the process alive, and never hide a failure: once the
 // thread fails (an error, an exit), every job waiting or to come is refused with that failure,
@@ -8,7 +9,8 @@ import { Worker, type TransferListItem } from 'node:worker_threads';
 
 export class JobWorker<Req, Res> {
   private worker: Worker | undefined;
-  private pending: { resolve: (r: Res) => void; reject: (err: Error) => void } | undefined;
+  /** Jobs out, oldest first: the thread answers them in order. */
+  private readonly pending: { resolve: (r: Res) => void; reject: (err: Error) => void }[] = [];
   private failed: Error | undefined;
 
   /** `source`: a script that answers each message on parentPort with one message. */
@@ -24,16 +26,18 @@ export class JobWorker<Req, Res> {
 
   /** True while a job is out. */
   get busy(): boolean {
-    return this.pending !== undefined;
+    return this.pending.length > 0;
   }
 
-  /** Sends one job (`transfer`: buffers handed over, unusable here after) and resolves with its answer. */
+  /**
+   * Sends one job (`transfer`: buffers handed over, unusable here after) and resolves with its
+   * answer; after the jobs already out.
+   */
   run(req: Req, transfer: readonly TransferListItem[] = []): Promise<Res> {
     if (this.failed !== undefined) return Promise.reject(this.failed);
-    if (this.pending !== undefined) return Promise.reject(new Error(`${this.name}: a job is already out`));
     const w = this.start();
     return new Promise<Res>((resolve, reject) => {
-      this.pending = { resolve, reject };
+      this.pending.push({ resolve, reject });
       w.postMessage(req, [...transfer]);
     });
   }
@@ -57,11 +61,7 @@ export class JobWorker<Req, Res> {
     const w = new Worker(this.source, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 } });
     // Only ever works for a job its caller awaits: never what keeps the agent alive.
     w.unref();
-    w.on('message', (m: Res) => {
-      const p = this.pending;
-      this.pending = undefined;
-      p?.resolve(m);
-    });
+    w.on('message', (m: Res) => this.pending.shift()?.resolve(m));
     w.on('error', (err) => this.fail(err instanceof Error ? err : new Error(String(err))));
     w.on('exit', (code) => this.fail(new Error(`${this.name}: the thread exited with code ${code}`)));
     this.worker = w;
@@ -70,8 +70,6 @@ export class JobWorker<Req, Res> {
 
   private fail(err: Error): void {
     this.failed ??= err;
-    const p = this.pending;
-    this.pending = undefined;
-    p?.reject(err);
+    for (const p of this.pending.splice(0)) p.reject(err);
   }
 }

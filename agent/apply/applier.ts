@@ -538,56 +538,78 @@ export class Applier {
    * files' parents are walked here as for any record, once per directory of a run, and kept
    * open until the worker is done with it; the worker checks each again before each file. While
    * the worker creates one run, the next is prepared (walked, its bytes gathered), unless one of
-   * its parents is a path of the run being created. A run the worker stops (a name there already,
-   * a parent moved, an error) ends at that file, which the caller then applies itself with
-   * everything that entails (its error, its notice); a run prepared behind it is dropped.
+   * its parents is a path of the run being created, and sent behind it: the thread goes on to it
+   * without waiting for the main thread to take the first one's answer (its gaps between runs
+   * were a fifth of bench (e)'s synchronisation). A run the worker stops (a name there already, a
+   * parent moved, an error) ends at that file, which the caller then applies itself with
+   * everything that entails (its error, its notice); a run sent behind it is waited for and not
+   * counted: its files, if it made them, are made again by their records, as after a crash.
    */
   private async applyNewFiles(records: DataRecord[], i: number): Promise<number> {
     if (i < this.newFilesScanEnd || records[i]!.op !== 'file') return 0;
     if (this.seams.newFilesWorker === false || this.seams.beforeRecord !== undefined || this.seams.writev !== undefined || !this.newFiles.usable || !this.syncfsEnabled()) return 0;
     let run = await this.prepareNewFiles(records, i, undefined);
+    if (run === undefined) return 0;
+    let next: NewFilesRun | undefined;
     let applied = 0;
-    while (run !== undefined) {
-      let next: NewFilesRun | undefined;
-      let result: NewFilesResult | undefined;
-      try {
-        await this.seams.newFilesHandOver?.(run.jobs.length);
-        const job = this.newFiles.run(run.jobs, run.data.buffer);
-        // Not waited for yet: a failure is the worker's, handled below, never unhandled.
-        job.catch(() => undefined);
+    try {
+      let job = (await this.sendNewFiles(run)).answer;
+      for (;;) {
+        let nextJob: Promise<NewFilesResult> | undefined;
+        let result: NewFilesResult | undefined;
         try {
           next = await this.prepareNewFiles(records, run.end, run.keys);
+          if (next !== undefined) nextJob = (await this.sendNewFiles(next)).answer;
         } finally {
+          // Whatever happened meanwhile, the thread is done with a run before its parents close.
           try {
             result = await job;
           } catch (err) {
             // The worker itself failed (not a file): every file takes the applier's path from
             // now on, these too (whatever the worker created of them, that path finds and
-            // completes).
+            // completes). A run sent behind it was refused with the same failure.
             this.log.warn({ err }, 'apply: the new-file worker failed: new files are created one record at a time from now on');
-            this.newFilesScanEnd = run.end;
-            closeNewFilesRun(next);
-            next = undefined;
+            this.newFilesScanEnd = next?.end ?? run.end;
           }
         }
-      } finally {
-        closeNewFilesRun(run);
+        const current = run;
+        closeNewFilesRun(current);
+        run = undefined;
+        if (result === undefined) {
+          await nextJob?.catch(() => undefined);
+          return applied;
+        }
+        for (let j = 0; j < result.done; j++) this.newFileApplied(current.files[j]!, result.stats[j]!);
+        this.filesCreatedOffThread += result.done;
+        if (result.done > 0) applied = current.files[result.done - 1]!.next - i;
+        if (result.stop !== undefined) {
+          // The file it stopped at goes the applier's way. A run may start again after it, but
+          // not before the end of a run sent behind this one: that one's files are their
+          // records' to make (again), in order, once the thread is done with it.
+          const at = current.files[result.done]!;
+          this.newFilesScanEnd = Math.max(at.next, next?.end ?? 0);
+          if (result.stop.reason !== 'exists') this.log.debug({ stop: result.stop, root: at.file.root, path: at.file.path }, 'apply: new-file run stopped');
+          await nextJob?.catch(() => undefined);
+          return applied;
+        }
+        if (next === undefined || nextJob === undefined) return applied;
+        run = next;
+        next = undefined;
+        job = nextJob;
       }
-      if (result === undefined) return applied;
-      for (let j = 0; j < result.done; j++) this.newFileApplied(run.files[j]!, result.stats[j]!);
-      this.filesCreatedOffThread += result.done;
-      if (result.done > 0) applied = run.files[result.done - 1]!.next - i;
-      if (result.stop !== undefined) {
-        // The file it stopped at goes the applier's way; a run may start again after it.
-        const at = run.files[result.done]!;
-        this.newFilesScanEnd = at.next;
-        if (result.stop.reason !== 'exists') this.log.debug({ stop: result.stop, root: at.file.root, path: at.file.path }, 'apply: new-file run stopped');
-        closeNewFilesRun(next);
-        return applied;
-      }
-      run = next;
+    } finally {
+      // Whatever ended it (a stop, a failure, a hand-over refused): nothing is left open.
+      closeNewFilesRun(run);
+      closeNewFilesRun(next);
     }
-    return applied;
+  }
+
+  /** Hands `run` to the worker (its bytes transferred), behind any run out; its answer, never an unhandled rejection. */
+  private async sendNewFiles(run: NewFilesRun): Promise<{ answer: Promise<NewFilesResult> }> {
+    await this.seams.newFilesHandOver?.(run.jobs.length);
+    const answer = this.newFiles.run(run.jobs, run.data.buffer);
+    answer.catch(() => undefined);
+    return { answer };
   }
 
   /**

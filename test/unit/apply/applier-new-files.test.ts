@@ -192,6 +192,39 @@ describe('a run of new files', () => {
     }
   });
 
+  it('sends the next run behind the one out; when that one stops at a name already there, the files of the run behind it are made again by their records', async () => {
+    // 1,100 files in d0 (f0 is empty: its own path), runs of NEW_FILES_MAX (512) from f1:
+    // d0/f100 is already on the disk (not in the manifest), so the first run stops there with 99
+    // files made, while the second (f513-f1024) was sent behind it. Those are then their
+    // records' to make, in order; the worker takes the last 75. Before, the second run was sent
+    // only after the first one's answer, dropped on a stop, and the worker made 1,098 files.
+    const b = new RecordBuilder(1);
+    b.mkdir('d0', 0o755);
+    for (let i = 0; i < 1100; i++) {
+      b.content(`d0/f${i}`, bytesOf(i), BS);
+      b.meta(`d0/f${i}`, MODES[i % MODES.length]!, T0 + i, { uid: 0, gid: 0, xattrs: [] });
+    }
+    const handOvers: number[] = [];
+    const worker = await setup(path.join(base, 'worker'), { newFilesHandOver: (n) => void handOvers.push(n) });
+    const own = await setup(path.join(base, 'own'), { newFilesWorker: false });
+    try {
+      fs.mkdirSync(path.join(base, 'worker', 'd0'));
+      fs.writeFileSync(path.join(base, 'worker', 'd0/f100'), 'there before');
+      await worker.applier.apply(b.records, async () => undefined);
+      await own.applier.apply(b.records, async () => undefined);
+      expect(handOvers).toEqual([512, 512, 75]);
+      expect(worker.applier.filesCreatedOffThread).toBe(99 + 75);
+      expect(fs.readFileSync(path.join(base, 'worker', 'd0/f100'))).toEqual(bytesOf(100));
+      expect(fs.readFileSync(path.join(base, 'worker', 'd0/f700'))).toEqual(bytesOf(700));
+      expect(snapshot(path.join(base, 'worker'))).toEqual(snapshot(path.join(base, 'own')));
+      expect(manifestDifferences(worker.manifest, ROOT, path.join(base, 'worker'), BS)).toEqual([]);
+      expect(entries(worker.manifest)).toEqual(entries(own.manifest));
+    } finally {
+      await worker.applier.close();
+      await own.applier.close();
+    }
+  });
+
   it('is not started for fewer files than NEW_FILES_MIN', async () => {
     const w = await setup(path.join(base, 'few'));
     try {
