@@ -154,12 +154,16 @@ export class ShadowTree implements PassiveView {
     if (a?.kind !== 'file' || (a.nlink ?? 1) > 1 || (a.ino !== 0 && this.active.pathsForIno(root, a.ino).length > 1)) return false;
     const e = newFileEntry(h.file, h.writes, h.meta, this.blockSize);
     // `equal` may read this shadow (linkView): the path is then absent, which reads as the held
-    // entry does for links (no inode number, no other names).
+    // entry does for links (no inode number, no other names). Whatever it does, the records are
+    // held again unless the path converged.
     this.held = undefined;
-    if (!equal(a, e)) {
-      this.held = h;
-      return false;
+    let same = false;
+    try {
+      same = equal(a, e);
+    } finally {
+      if (!same) this.held = h;
     }
+    if (!same) return false;
     let set = this.converged.get(root);
     if (set === undefined) this.converged.set(root, (set = new Set()));
     set.add(path);

@@ -99,6 +99,13 @@ const entries = (m: Manifest) =>
       return [p, rest];
     });
 
+/** The worker's tree and manifest are what the record-by-record path left in `ownDir`, and its manifest says what its disk holds. */
+function expectAsOwnPath(m: Manifest, dir: string, ownManifest: Manifest, ownDir: string): void {
+  expect(snapshot(dir)).toEqual(snapshot(ownDir));
+  expect(manifestDifferences(m, ROOT, dir, BS)).toEqual([]);
+  expect(entries(m)).toEqual(entries(ownManifest));
+}
+
 describe('newFileAt', () => {
   it('takes a file with its writes from offset 0 to its size and its meta, and nothing else', () => {
     const b = new RecordBuilder(1);
@@ -183,9 +190,7 @@ describe('a run of new files', () => {
       await own.applier.apply(b.records, async () => undefined);
       expect(worker.applier.filesCreatedOffThread).toBeGreaterThan(600);
       expect(fs.readFileSync(path.join(base, 'worker', 'd0/x/y'))).toEqual(bytesOf(690));
-      expect(snapshot(path.join(base, 'worker'))).toEqual(snapshot(path.join(base, 'own')));
-      expect(manifestDifferences(worker.manifest, ROOT, path.join(base, 'worker'), BS)).toEqual([]);
-      expect(entries(worker.manifest)).toEqual(entries(own.manifest));
+      expectAsOwnPath(worker.manifest, path.join(base, 'worker'), own.manifest, path.join(base, 'own'));
     } finally {
       await worker.applier.close();
       await own.applier.close();
@@ -216,9 +221,7 @@ describe('a run of new files', () => {
       expect(worker.applier.filesCreatedOffThread).toBe(99 + 75);
       expect(fs.readFileSync(path.join(base, 'worker', 'd0/f100'))).toEqual(bytesOf(100));
       expect(fs.readFileSync(path.join(base, 'worker', 'd0/f700'))).toEqual(bytesOf(700));
-      expect(snapshot(path.join(base, 'worker'))).toEqual(snapshot(path.join(base, 'own')));
-      expect(manifestDifferences(worker.manifest, ROOT, path.join(base, 'worker'), BS)).toEqual([]);
-      expect(entries(worker.manifest)).toEqual(entries(own.manifest));
+      expectAsOwnPath(worker.manifest, path.join(base, 'worker'), own.manifest, path.join(base, 'own'));
     } finally {
       await worker.applier.close();
       await own.applier.close();
