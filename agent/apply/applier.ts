@@ -547,7 +547,7 @@ export class Applier {
    */
   private async applyNewFiles(records: DataRecord[], i: number): Promise<number> {
     if (i < this.newFilesScanEnd || records[i]!.op !== 'file') return 0;
-    if (this.seams.newFilesWorker === false || this.seams.beforeRecord !== undefined || this.seams.writev !== undefined || !this.newFiles.usable || !this.syncfsEnabled()) return 0;
+    if (!this.newFilesWorkerOn()) return 0;
     let run = await this.prepareNewFiles(records, i, undefined);
     if (run === undefined) return 0;
     let next: NewFilesRun | undefined;
@@ -602,6 +602,15 @@ export class Applier {
       closeNewFilesRun(run);
       closeNewFilesRun(next);
     }
+  }
+
+  /**
+   * Whether runs of new files go to the worker: not when a test's seam watches each record or
+   * write, not once the thread failed, and only where points are made by syncfs (the worker
+   * closes its files unsynced).
+   */
+  private newFilesWorkerOn(): boolean {
+    return this.seams.newFilesWorker !== false && this.seams.beforeRecord === undefined && this.seams.writev === undefined && this.newFiles.usable && this.syncfsEnabled();
   }
 
   /** Hands `run` to the worker (its bytes transferred), behind any run out; its answer, never an unhandled rejection. */
@@ -747,7 +756,7 @@ export class Applier {
     if (r.op === 'sync-begin' || r.op === 'sync-end') {
       // A synchronisation brings new files in bulk: the thread that creates them starts now (its
       // first run took 330 ms in bench (e), 90-135 ms with the thread started here).
-      if (r.op === 'sync-begin' && this.seams.newFilesWorker !== false && this.newFiles.usable) this.newFiles.warm();
+      if (r.op === 'sync-begin' && this.newFilesWorkerOn()) this.newFiles.warm();
       await this.seams.beforeRecord?.(r);
       return 1;
     }
