@@ -110,6 +110,11 @@ export class BenchPair {
     killDemoApps(this.dir);
   }
 
+  /** The node's control API, e.g. http://127.0.0.1:PORT. */
+  controlUrl(name: NodeName): string {
+    return this.node(name).controlUrl;
+  }
+
   status(name: NodeName, timeoutMs = 2000): Promise<AgentStatus> {
     return fetchStatus(this.node(name).controlUrl, timeoutMs);
   }

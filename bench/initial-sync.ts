@@ -2,8 +2,9 @@
 // (default 100,000) of TANDEM_BENCH_SYNC_FILE_BYTES (default 1 KiB), 1,000 to a directory, on
 // the active; the active started first and left to hash it into its manifest (its baseline, not
 // measured), then the empty passive started: from the passive's start until both nodes say in
-// sync (the passive acknowledged the sync's end, every byte durable there). Side by side, in the
-// same run, `rsync -a` of the same tree into an empty directory, alone and followed by `sync`
+// sync (the passive acknowledged the sync's end, every byte durable there): the later of the two
+// nodes' `state → in-sync` events, read from their event histories once the poll sees the pair
+// settled (the poll alone would add up to its interval). Side by side, in the same run, `rsync -a` of the same tree into an empty directory, alone and followed by `sync`
 // (rsync does not fsync). Both agents' peak RSS (VmHWM) and CPU; the status is polled twice a
 // second, so the poll itself costs the agents nothing that shows.
 import { spawnSync } from 'node:child_process';
@@ -11,7 +12,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { digestTree, treeDiff } from '../test/helpers/tree-hash.ts';
-import { BenchPair } from './bench-pair.ts';
+import { callControl } from '../console/control-client.ts';
+import { BenchPair, type NodeName } from './bench-pair.ts';
 import { nowMs, sleep } from './clock.ts';
 import { procCpuSeconds, procStatusBytes } from './process-sampler.ts';
 
@@ -25,8 +27,10 @@ export interface InitialSyncResult {
   /** The active's first start: hashing the tree into its manifest (not part of the synchronisation). */
   baselineSeconds: number;
   tandem: {
-    /** The passive's start → both nodes in sync. */
+    /** The passive's start → both nodes in sync (the later of their in-sync events). */
     seconds: number;
+    /** The passive's start → the poll that first saw both in sync (up to POLL_MS later). */
+    polledSeconds: number;
     /** The passive's start → its first status answer (the agent's own start-up). */
     startSeconds: number;
     /** Peak RSS (VmHWM) at the end, bytes. */
@@ -98,6 +102,7 @@ export async function measureInitialSync(
     const before = await pair.status('alpha');
     progress(`(e) baseline took ${baselineSeconds.toFixed(1)} s; starting the empty passive: timing until both are in sync`);
     const t0 = nowMs();
+    const t0Wall = Date.now();
     await pair.start('beta');
     const startSeconds = (nowMs() - t0) / 1000;
     const betaPid = pair.pid('beta')!;
@@ -112,7 +117,9 @@ export async function measureInitialSync(
         break;
       }
     }
-    const seconds = (nowMs() - t0) / 1000;
+    const polledSeconds = (nowMs() - t0) / 1000;
+    const inSyncAt = await Promise.all((['alpha', 'beta'] as const).map((n) => lastInSyncEvent(pair, n, t0Wall)));
+    const seconds = inSyncAt.every((x) => x !== undefined) ? (Math.max(...(inSyncAt as number[])) - t0Wall) / 1000 : polledSeconds;
     const cpuA1 = procCpuSeconds(alphaPid);
     const passiveCpu = procCpuSeconds(betaPid);
     const activeRss = procStatusBytes(alphaPid, 'VmHWM');
@@ -142,6 +149,7 @@ export async function measureInitialSync(
       baselineSeconds,
       tandem: {
         seconds,
+        polledSeconds,
         startSeconds,
         activeRss,
         passiveRss,
@@ -156,6 +164,19 @@ export async function measureInitialSync(
     };
   } finally {
     await pair.stop().catch(() => undefined);
+  }
+}
+
+/** When `name` last said `state → in-sync` (ms since the epoch, its clock: this machine's), at or after `since`. */
+async function lastInSyncEvent(pair: BenchPair, name: NodeName, since: number): Promise<number | undefined> {
+  let after = 0;
+  let last: number | undefined;
+  for (;;) {
+    const a = await callControl(pair.controlUrl(name), 'GET', `/v1/events?since=${after}&limit=1000`, undefined, 5000);
+    const events = (a.body.events ?? []) as { seq: number; time: number; kind: string; to: string }[];
+    for (const e of events) if (e.kind === 'state' && e.to === 'in-sync' && e.time >= since) last = e.time;
+    if (events.length < 1000) return last;
+    after = events[events.length - 1]!.seq;
   }
 }
 
@@ -174,7 +195,8 @@ Machine: ${machine}.
 ${r.files.toLocaleString('en-US')} files of ${r.fileBytes} bytes (${(r.files * r.fileBytes / MiB).toFixed(0)} MiB), ${FILES_PER_DIR} to a directory, on the active (product
 defaults, channel encryption as configured); the active started first and hashed the tree into its
 manifest (${s(r.baselineSeconds)}, not measured); then the empty passive started. Time: the passive's
-start until both nodes say in sync (every byte durable on the passive). rsync: \`rsync -a\` of the
+start until both nodes say in sync (every byte durable on the passive): the later of their in-sync
+events (the status poll, every ${POLL_MS} ms, saw it at ${s(t.polledSeconds)}). rsync: \`rsync -a\` of the
 same tree into an empty directory on the same disk, then \`sync\`.
 
 | measure | Tandem | rsync -a | rsync -a + sync | Tandem / (rsync + sync) |
