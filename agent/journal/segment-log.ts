@@ -174,6 +174,13 @@ export class SegmentLog {
   private current: Segment;
   private chunks: Buffer[] = [];
   private chunkBytes = 0;
+  /**
+   * The frames appended since the last chunk that lie side by side in one buffer (the journal
+   * frames into arenas): one chunk for all of them, made when the next one does not follow or
+   * at the flush. A flush of 1 MiB of small files' frames was ~1,000 chunks copied into one new
+   * buffer; now it is a few views.
+   */
+  private run: { buf: ArrayBufferLike; start: number; end: number } | undefined;
   private total: number;
   /** Settles when every segment before `current` is synced and closed, and `current` exists. */
   private rotation: Promise<void> = Promise.resolve();
@@ -323,7 +330,12 @@ export class SegmentLog {
     this.throwIfUnusable(`append to ${this.current.name}`);
     const seg = this.current;
     const at: FramePosition = { segment: seg.name, offset: seg.size, length: frame.length };
-    this.chunks.push(frame);
+    const run = this.run;
+    if (run !== undefined && run.buf === frame.buffer && run.end === frame.byteOffset) run.end += frame.length;
+    else {
+      this.closeRun();
+      this.run = { buf: frame.buffer, start: frame.byteOffset, end: frame.byteOffset + frame.length };
+    }
     this.chunkBytes += frame.length;
     seg.size += frame.length;
     this.total += frame.length;
@@ -514,6 +526,7 @@ export class SegmentLog {
 
   private flushBuffer(): void {
     if (this.chunkBytes === 0) return;
+    this.closeRun();
     const seg = this.current;
     const bufs = this.chunks.length > WRITEV_MAX_CHUNKS ? [Buffer.concat(this.chunks, this.chunkBytes)] : this.chunks;
     const at = seg.flushed;
@@ -526,6 +539,13 @@ export class SegmentLog {
       if (this.failure !== undefined) return;
       await writevFully(seg.fh!, bufs, at);
     });
+  }
+
+  private closeRun(): void {
+    const run = this.run;
+    if (run === undefined) return;
+    this.chunks.push(Buffer.from(run.buf, run.start, run.end - run.start));
+    this.run = undefined;
   }
 
   /** Runs `fn`; a failure poisons the log (every later call fails) instead of rejecting. */

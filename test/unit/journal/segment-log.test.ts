@@ -281,6 +281,40 @@ describe('SegmentLog', () => {
     await again.close();
   });
 
+  it('writes frames that lie side by side in one buffer, and frames that do not, exactly as appended', async () => {
+    const dir = await tempDir();
+    const { log } = await openLog(dir);
+    const frames = batchFrames(1, 400);
+    // The journal frames into arenas: most frames follow the one before in memory. Some here
+    // do not: after a gap of bytes that are not a frame, in a buffer of their own, or earlier in
+    // the arena than the frame before (each must be written where it comes, and the gap not at all).
+    const arena = Buffer.alloc(1 << 20, 0xee);
+    let at = 64 * 1024;
+    let low = 0;
+    const placed: Buffer[] = [];
+    frames.forEach((fr, i) => {
+      let view: Buffer;
+      if (i % 7 === 3) view = Buffer.from(fr);
+      else if (i % 11 === 5) {
+        view = arena.subarray(low, low + fr.length);
+        low += fr.length + 3;
+      } else {
+        if (i % 13 === 0) at += 5;
+        view = arena.subarray(at, at + fr.length);
+        at += fr.length;
+      }
+      fr.copy(view);
+      placed.push(view);
+    });
+    for (const v of placed) log.append(v);
+    await log.sync();
+    await log.close();
+    expect(readSegment(dir, segmentName(1)).equals(Buffer.concat(frames))).toBe(true);
+    const { log: again, visited } = await openLog(dir);
+    expect(visited.map((v) => (v.entry.op === 'file' ? v.entry.seq : v.entry.op))).toEqual([...Array.from({ length: 400 }, (_, k) => k + 1), 'commit']);
+    await again.close();
+  });
+
   it('writes through once more than 1 MiB is buffered', async () => {
     const dir = await tempDir();
     const { log } = await openLog(dir);
