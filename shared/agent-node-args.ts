@@ -14,30 +14,22 @@
 export const AGENT_NODE_ARGS: readonly string[] = ['--initial-old-space-size=96'];
 
 /**
- * glibc's allocator, told to keep the memory of large buffers for the next ones, and to back its
- * memory with huge pages where the kernel allows them. A batch arrives in a buffer of its own (the
- * WebSocket receiver joins the socket's chunks into a new one of up to 16 MiB), and the sender
- * frames blocks into new ones: by default glibc maps each such buffer afresh (or gives the top of
- * its heap back to the system as soon as the collector frees it), so every page of the next one
- * is a page fault on first write. A 1 GiB file through the pair cost the passive 2.0 s in that
- * join alone, ~500 MB/s; with the first three 0.6 s (README, issue 13 phase 23). Buffers up to 32
- * MiB (glibc's most) come from the heap. At most two malloc arenas: each thread that allocates
- * (the worker threads, the thread pool) otherwise gets one of its own, whose heap keeps what it
- * freed (bench (e)'s peak RSS grew by 10-20 MiB).
- * `hugetlb=1`: glibc asks for transparent huge pages (madvise) on its heap, so new memory faults
- * in 2 MiB at a time instead of 4 KiB. On this VM a fault costs ~10-20 µs: bench (e)'s active took
- * 57,000 of them during the synchronisation (its frame arenas, TLS records, the send path), 8,800
- * with huge pages, and both agents' CPU fell by a sixth; (b) 1.05-1.26× → 0.72-0.93× rsync + sync
- * (README, issue 13 phase 25). Huge pages keep more of a freed heap resident, so only 8 MiB of
- * free memory stays at its top (64 MiB before them: taking it back now costs a fault per 2 MiB):
- * bench (e)'s active peaked at 269-289 MiB with 64, 270-272 MiB with 8. A kernel whose huge pages
- * are off (`never`) ignores the request; other C libraries ignore the variable.
+ * glibc's allocator, told to keep the memory of large buffers for the next ones. A batch arrives
+ * in a buffer of its own (the WebSocket receiver joins the socket's chunks into a new one of up to
+ * 16 MiB), and the sender frames blocks into new ones: by default glibc maps each such buffer
+ * afresh (or gives the top of its heap back to the system as soon as the collector frees it), so
+ * every page of the next one is a page fault on first write. A 1 GiB file through the pair cost the
+ * passive 2.0 s in that join alone, ~500 MB/s; with these 0.6 s (README, issue 13 phase 23).
+ * Buffers up to 32 MiB (glibc's most) come from the heap, and up to 64 MiB of free memory stays
+ * at its top. At most two malloc arenas: each thread that allocates (the worker threads, the
+ * thread pool) otherwise gets one of its own, whose heap now keeps what it freed: bench (e) peaked
+ * at 284-293 / 254-272 MiB RSS (active / passive) with a heap per thread, 273-275 / 239-250 MiB with
+ * two (the same as without any of these). Other C libraries ignore the variable.
  */
 export const AGENT_MALLOC_TUNABLES: Readonly<Record<string, string>> = {
   'glibc.malloc.mmap_threshold': String(32 * 1024 * 1024),
-  'glibc.malloc.trim_threshold': String(8 * 1024 * 1024),
+  'glibc.malloc.trim_threshold': String(64 * 1024 * 1024),
   'glibc.malloc.arena_max': '2',
-  'glibc.malloc.hugetlb': '1',
 };
 
 /** The systemd unit's form of the agent's environment: `NAME=value` lines for `Environment=`. */

@@ -20,10 +20,9 @@ The agent lets the JavaScript heap grow by 50 % over its live data before a full
 The systemd unit, the installer and tandem demo start node with --initial-old-space-size=96
 as well (a floor under that limit: a small heap with much data streaming through it is
 otherwise collected several times a second), and set glibc's allocator to keep the memory of
-large buffers and to back them with transparent huge pages where the kernel allows them
-(GLIBC_TUNABLES, added to yours: every batch would otherwise fault its pages in afresh, 4 KiB
-at a time). Started by hand, give both too:
-  GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=8388608:glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1 \\
+large buffers (GLIBC_TUNABLES, added to yours: every batch would otherwise fault its pages in
+afresh). Started by hand, give both too:
+  GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864:glibc.malloc.arena_max=2 \\
   node --initial-old-space-size=96 /path/to/tandem/bin/tandem.mjs agent -c CONFIG
 
 Exit codes: 0 stopped by a signal, 1 could not start (the error says why), 2 usage error.`,
