@@ -4,8 +4,9 @@
 // measured), then the empty passive started: from the passive's start until both nodes say in
 // sync (the passive acknowledged the sync's end, every byte durable there): the later of the two
 // nodes' `state → in-sync` events, read from their event histories once the poll sees the pair
-// settled (the poll alone would add up to its interval). Side by side, in the same run, `rsync -a` of the same tree into an empty directory, alone and followed by `sync`
-// (rsync does not fsync). Both agents' peak RSS (VmHWM) and CPU; the status is polled twice a
+// settled (the poll alone would add up to its interval). Side by side, in the same run, `rsync
+// -a` of the same tree into an empty directory, alone and followed by `sync` (rsync does not
+// fsync). Both agents' peak RSS (VmHWM) and CPU; the status is polled twice a
 // second, so the poll itself costs the agents nothing that shows.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';

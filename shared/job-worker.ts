@@ -2,9 +2,9 @@
 // calls that would otherwise hold its event loop), started on first use. A job may be sent while
 // another is out: it waits in the thread's queue, so the thread goes on to it at once. Its code
 // is plain JavaScript evaluated as a script, so that it runs from the sources under tests and
-// from the build alike with nothing to resolve. It must never keep the process alive, and never hide a failure: once the
-// thread fails (an error, an exit), every job waiting or to come is refused with that failure,
-// and the caller does the work itself from then on.
+// from the build alike with nothing to resolve. It must never keep the process alive, and never
+// hide a failure: once the thread fails (an error, an exit), every job waiting or to come is
+// refused with that failure, and the caller does the work itself from then on.
 import { Worker, type TransferListItem } from 'node:worker_threads';
 
 export class JobWorker<Req, Res> {
