@@ -14,8 +14,13 @@ import { encodeFrameOf, parseFramesWith } from '../../shared/protocol/index.ts';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../shared/constants.ts';
 import { TandemError } from '../../shared/errors.ts';
 import { Manifest, type Entry } from './manifest.ts';
+import { FrameWriter } from './frame-writer.ts';
 
 const FORMAT = 1;
+/** A flush this many changed entries or more, half the manifest or more, writes a snapshot instead. */
+const SNAPSHOT_INSTEAD_MIN = 4096;
+/** The passive's deltas of one group are mostly small: a chunk of 64 KiB, grown by more chunks. */
+const DELTAS_CHUNK_BYTES = 64 * 1024;
 
 interface Header {
   format: number;
@@ -143,7 +148,7 @@ export class ManifestStore {
     // Start a fresh changes log after a compacting snapshot, so a damaged tail is never appended to.
     const store = new ManifestStore(opts, manifest, -1, 0, snapshotBytes);
     store.through = throughSeq;
-    await store.writeSnapshot();
+    await store.writeSnapshot(throughSeq);
     store.dirty.clear();
     log.debug({ entries: manifest.count(), loadedChangeBytes: changesBytes }, 'manifest: loaded');
     return store;
@@ -161,13 +166,24 @@ export class ManifestStore {
   async flush(throughSeq?: number): Promise<void> {
     const marks = throughSeq !== undefined && throughSeq !== this.through;
     if (this.dirty.size === 0 && !marks) return;
-    const parts = this.encodeDirty();
-    if (throughSeq !== undefined) parts.push(encodeFrameOf({ mark: throughSeq } satisfies Mark));
-    const buf = Buffer.concat(parts);
-    await writeAll(this.changesFd, buf);
+    if (this.dirty.size >= SNAPSHOT_INSTEAD_MIN && this.dirty.size * 2 >= this.manifest.count()) {
+      // Most of the manifest changed (a baseline): its changes would be about a snapshot's size
+      // and compacted into one at once, so the snapshot is written straight away.
+      this.dirty.clear();
+      await this.writeSnapshot(throughSeq ?? this.through);
+      return;
+    }
+    const w = new FrameWriter();
+    const write = (chunk: Buffer) => writeAll(this.changesFd, chunk);
+    for (const d of this.takeDirty()) if (!w.add(d)) (await write(w.take()), w.add(d));
+    if (throughSeq !== undefined) {
+      const mark = { mark: throughSeq } satisfies Mark;
+      if (!w.add(mark)) (await write(w.take()), w.add(mark));
+    }
+    await write(w.take());
     if (throughSeq !== undefined) this.through = throughSeq;
-    this.changesBytes += buf.length;
-    if (this.compactionDue()) await this.writeSnapshot();
+    this.changesBytes += w.bytes;
+    if (this.compactionDue()) await this.writeSnapshot(this.through);
   }
 
   /**
@@ -176,7 +192,13 @@ export class ManifestStore {
    * once that group is durable, while the next group already changes the manifest.
    */
   takeDeltas(): Buffer {
-    return Buffer.concat(this.encodeDirty());
+    const w = new FrameWriter(DELTAS_CHUNK_BYTES);
+    const chunks: Buffer[] = [];
+    for (const d of this.takeDirty()) if (!w.add(d)) (chunks.push(Buffer.from(w.take())), w.add(d));
+    const last = w.take();
+    if (chunks.length === 0) return Buffer.from(last);
+    chunks.push(last);
+    return Buffer.concat(chunks);
   }
 
   /**
@@ -191,57 +213,49 @@ export class ManifestStore {
 
   /** Compacts the changes log if it is due; only while every change is written (nothing ahead of the disk). */
   async compact(): Promise<void> {
-    if (this.dirty.size === 0 && this.compactionDue()) await this.writeSnapshot();
+    if (this.dirty.size === 0 && this.compactionDue()) await this.writeSnapshot(this.through);
   }
 
   private compactionDue(): boolean {
     return this.changesBytes > Math.max(16 * 1024 * 1024, this.snapshotBytes);
   }
 
-  private encodeDirty(): Buffer[] {
-    const parts: Buffer[] = [];
-    for (const { root, path: p } of this.dirty.values()) {
-      const e = this.manifest.hasRoot(root) ? (this.manifest.get(root, p) ?? null) : null;
-      parts.push(encodeFrameOf({ r: root, p, e } satisfies Delta));
-    }
+  /** The entries changed since the last flush, as they are now, no longer counted as changed. */
+  private *takeDirty(): Generator<Delta> {
+    const dirty = [...this.dirty.values()];
     this.dirty.clear();
-    return parts;
+    for (const { root, path: p } of dirty) yield { r: root, p, e: this.manifest.hasRoot(root) ? (this.manifest.get(root, p) ?? null) : null };
   }
 
-  private async writeSnapshot(): Promise<void> {
+  /** Writes the whole manifest as the snapshot, reflecting journal sequence `throughSeq`, and starts an empty changes log. */
+  private async writeSnapshot(throughSeq: number): Promise<void> {
     const dir = this.opts.dir;
     const tmp = path.join(dir, 'snapshot.tmp');
     const fh = await fsp.open(tmp, 'w', PRIVATE_FILE_MODE);
     try {
-      const header: Header = { format: FORMAT, blockSize: this.opts.blockSize, roots: this.opts.roots, throughSeq: this.through };
-      let chunk: Buffer[] = [encodeFrameOf(header)];
-      let chunkBytes = chunk[0]!.length;
-      let total = 0;
+      const w = new FrameWriter();
+      const write = async (chunk: Buffer) => {
+        for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+      };
+      w.add({ format: FORMAT, blockSize: this.opts.blockSize, roots: this.opts.roots, throughSeq } satisfies Header);
       for (const root of this.manifest.rootNames()) {
         for (const [p, e] of this.manifest.entries(root)) {
-          const f = encodeFrameOf({ r: root, p, e } satisfies Delta);
-          chunk.push(f);
-          chunkBytes += f.length;
-          if (chunkBytes > 1 << 20) {
-            await fh.write(Buffer.concat(chunk));
-            total += chunkBytes;
-            chunk = [];
-            chunkBytes = 0;
-          }
+          const d = { r: root, p, e } satisfies Delta;
+          if (!w.add(d)) (await write(w.take()), w.add(d));
         }
       }
-      await fh.write(Buffer.concat(chunk));
-      total += chunkBytes;
+      await write(w.take());
       await fh.datasync();
-      this.snapshotBytes = total;
+      this.snapshotBytes = w.bytes;
     } finally {
       await fh.close();
     }
     await fsp.rename(tmp, path.join(dir, 'snapshot'));
     await fsyncDir(dir);
+    this.through = throughSeq;
     if (this.changesFd >= 0) fs.closeSync(this.changesFd);
     this.changesFd = fs.openSync(path.join(dir, 'changes'), 'w', PRIVATE_FILE_MODE);
-    await writeAll(this.changesFd, encodeFrameOf({ format: FORMAT, blockSize: this.opts.blockSize, roots: this.opts.roots, throughSeq: this.through } satisfies Header));
+    await writeAll(this.changesFd, encodeFrameOf({ format: FORMAT, blockSize: this.opts.blockSize, roots: this.opts.roots, throughSeq } satisfies Header));
     this.changesBytes = 0;
   }
 

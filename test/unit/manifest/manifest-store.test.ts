@@ -82,3 +82,31 @@ describe('manifest store: deltas taken, written later', () => {
     expect(sizeOf(compacted, 'late')).toBe(7);
   });
 });
+
+describe('manifest store: a flush of most of the manifest', () => {
+  it('writes a snapshot straight away (the changes log keeps only its header), and loses nothing', async () => {
+    const store = await open();
+    const snapshot = path.join(dir, 'snapshot');
+    const changes = path.join(dir, 'changes');
+    const emptySnapshot = fs.statSync(snapshot).size;
+    // A baseline: every entry changed at once, far less than 16 MiB of deltas.
+    for (let i = 0; i < 5000; i++) store.manifest.set('r', `d${i % 40}/f${i}`, file(i, 1));
+    await store.flush(41);
+    expect(fs.statSync(changes).size).toBeLessThan(4096);
+    expect(fs.statSync(snapshot).size).toBeGreaterThan(emptySnapshot + 5000 * 20);
+    const crashed = await afterCrash();
+    expect(crashed.throughSeq).toBe(41);
+    expect(crashed.manifest.count()).toBe(store.manifest.count());
+    expect(sizeOf(crashed, 'd7/f4927')).toBe(4927);
+    // A few changes after it go to the changes log as deltas again.
+    store.manifest.set('r', 'd7/f4927', file(3, 1));
+    store.manifest.delete('r', 'd0/f0');
+    await store.flush(42);
+    expect(fs.statSync(changes).size).toBeGreaterThan(100);
+    const later = await afterCrash();
+    expect(later.throughSeq).toBe(42);
+    expect(sizeOf(later, 'd7/f4927')).toBe(3);
+    expect(later.manifest.get('r', 'd0/f0')).toBeUndefined();
+    expect(later.manifest.count()).toBe(store.manifest.count());
+  });
+});
