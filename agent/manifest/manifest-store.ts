@@ -21,6 +21,8 @@ const FORMAT = 1;
 const SNAPSHOT_INSTEAD_MIN = 4096;
 /** The passive's deltas of one group are mostly small: a chunk of 64 KiB, grown by more chunks. */
 const DELTAS_CHUNK_BYTES = 64 * 1024;
+/** A flush's deltas are framed whole before they are written, in chunks of this size. */
+const FLUSH_CHUNK_BYTES = 1024 * 1024;
 
 interface Header {
   format: number;
@@ -173,16 +175,15 @@ export class ManifestStore {
       await this.writeSnapshot(throughSeq ?? this.through);
       return;
     }
-    const w = new FrameWriter();
-    const write = (chunk: Buffer) => writeAll(this.changesFd, chunk);
-    for (const d of this.takeDirty()) if (!w.add(d)) (await write(w.take()), w.add(d));
-    if (throughSeq !== undefined) {
-      const mark = { mark: throughSeq } satisfies Mark;
-      if (!w.add(mark)) (await write(w.take()), w.add(mark));
+    // Framed now, before any write is awaited: an entry's block hashes may change in place later.
+    const chunks = this.frameDirty(FLUSH_CHUNK_BYTES, throughSeq === undefined ? undefined : ({ mark: throughSeq } satisfies Mark));
+    let bytes = 0;
+    for (const chunk of chunks) {
+      await writeAll(this.changesFd, chunk);
+      bytes += chunk.length;
     }
-    await write(w.take());
     if (throughSeq !== undefined) this.through = throughSeq;
-    this.changesBytes += w.bytes;
+    this.changesBytes += bytes;
     if (this.compactionDue()) await this.writeSnapshot(this.through);
   }
 
@@ -192,13 +193,8 @@ export class ManifestStore {
    * once that group is durable, while the next group already changes the manifest.
    */
   takeDeltas(): Buffer {
-    const w = new FrameWriter(DELTAS_CHUNK_BYTES);
-    const chunks: Buffer[] = [];
-    for (const d of this.takeDirty()) if (!w.add(d)) (chunks.push(Buffer.from(w.take())), w.add(d));
-    const last = w.take();
-    if (chunks.length === 0) return Buffer.from(last);
-    chunks.push(last);
-    return Buffer.concat(chunks);
+    const chunks = this.frameDirty(DELTAS_CHUNK_BYTES);
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   }
 
   /**
@@ -220,14 +216,29 @@ export class ManifestStore {
     return this.changesBytes > Math.max(16 * 1024 * 1024, this.snapshotBytes);
   }
 
-  /** The entries changed since the last flush, as they are now, no longer counted as changed. */
-  private *takeDirty(): Generator<Delta> {
-    const dirty = [...this.dirty.values()];
+  /**
+   * The entries changed since the last flush as they are now (and `last` after them), framed in
+   * chunks of about `chunkBytes` of their own, and no longer counted as changed. Synchronous: no
+   * entry can change while it is framed.
+   */
+  private frameDirty(chunkBytes: number, last?: Mark): Buffer[] {
+    const w = new FrameWriter(chunkBytes);
+    const chunks: Buffer[] = [];
+    const add = (d: Delta | Mark) => {
+      if (!w.add(d)) (chunks.push(Buffer.from(w.take())), w.add(d));
+    };
+    for (const { root, path: p } of this.dirty.values()) add({ r: root, p, e: this.manifest.hasRoot(root) ? (this.manifest.get(root, p) ?? null) : null });
     this.dirty.clear();
-    for (const { root, path: p } of dirty) yield { r: root, p, e: this.manifest.hasRoot(root) ? (this.manifest.get(root, p) ?? null) : null };
+    if (last !== undefined) add(last);
+    chunks.push(Buffer.from(w.take()));
+    return chunks;
   }
 
-  /** Writes the whole manifest as the snapshot, reflecting journal sequence `throughSeq`, and starts an empty changes log. */
+  /**
+   * Writes the whole manifest as the snapshot, reflecting journal sequence `throughSeq`, and
+   * starts an empty changes log. It reads the manifest as it writes: its callers change nothing
+   * meanwhile (capture's round waits for its flush; the passive compacts between groups).
+   */
   private async writeSnapshot(throughSeq: number): Promise<void> {
     const dir = this.opts.dir;
     const tmp = path.join(dir, 'snapshot.tmp');
