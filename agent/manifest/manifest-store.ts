@@ -74,11 +74,13 @@ export interface ManifestStoreOptions {
 
 export class ManifestStore {
   readonly manifest: Manifest;
-  private readonly dirty = new Map<string, { root: string; path: string }>();
+  private dirty = new Map<string, { root: string; path: string }>();
   private changesFd: number;
   private changesBytes: number;
   private snapshotBytes: number;
   private through = 0;
+  /** A flush failed: the changes log may end torn, and the next flush writes a snapshot. */
+  private failed = false;
 
   private constructor(
     private readonly opts: ManifestStoreOptions,
@@ -168,22 +170,30 @@ export class ManifestStore {
   async flush(throughSeq?: number): Promise<void> {
     const marks = throughSeq !== undefined && throughSeq !== this.through;
     if (this.dirty.size === 0 && !marks) return;
-    if (this.dirty.size >= SNAPSHOT_INSTEAD_MIN && this.dirty.size * 2 >= this.manifest.count()) {
-      // Most of the manifest changed (a baseline): its changes would be about a snapshot's size
-      // and compacted into one at once, so the snapshot is written straight away.
-      this.dirty.clear();
-      await this.writeSnapshot(throughSeq ?? this.through);
-      return;
-    }
-    // Framed now, before any write is awaited: an entry's block hashes may change in place later.
-    const chunks = this.frameDirty(FLUSH_CHUNK_BYTES, throughSeq === undefined ? undefined : ({ mark: throughSeq } satisfies Mark));
-    let bytes = 0;
-    for (const chunk of chunks) {
-      await writeAll(this.changesFd, chunk);
-      bytes += chunk.length;
+    // What changed is taken now; if it cannot be written, it counts as changed again (else the
+    // next flush would write a mark past entries the disk never got), and the next flush writes
+    // a snapshot: the failed write may have left a torn frame, which a reload would stop at.
+    const taken = this.takeDirty();
+    try {
+      if (this.failed || (taken.size >= SNAPSHOT_INSTEAD_MIN && taken.size * 2 >= this.manifest.count())) {
+        // Most of the manifest changed (a baseline): its changes would be about a snapshot's size
+        // and compacted into one at once, so the snapshot is written straight away.
+        await this.writeSnapshot(throughSeq ?? this.through);
+        this.failed = false;
+        return;
+      }
+      // Framed now, before any write is awaited: an entry's block hashes may change in place later.
+      const chunks = this.frame(taken, FLUSH_CHUNK_BYTES, throughSeq === undefined ? undefined : ({ mark: throughSeq } satisfies Mark));
+      for (const chunk of chunks) {
+        await writeAll(this.changesFd, chunk);
+        this.changesBytes += chunk.length;
+      }
+    } catch (err) {
+      for (const [k, v] of taken) if (!this.dirty.has(k)) this.dirty.set(k, v);
+      this.failed = true;
+      throw err;
     }
     if (throughSeq !== undefined) this.through = throughSeq;
-    this.changesBytes += bytes;
     if (this.compactionDue()) await this.writeSnapshot(this.through);
   }
 
@@ -193,7 +203,7 @@ export class ManifestStore {
    * once that group is durable, while the next group already changes the manifest.
    */
   takeDeltas(): Buffer {
-    const chunks = this.frameDirty(DELTAS_CHUNK_BYTES);
+    const chunks = this.frame(this.takeDirty(), DELTAS_CHUNK_BYTES);
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   }
 
@@ -216,19 +226,24 @@ export class ManifestStore {
     return this.changesBytes > Math.max(16 * 1024 * 1024, this.snapshotBytes);
   }
 
+  /** The paths changed since the last flush, no longer counted as changed. */
+  private takeDirty(): Map<string, { root: string; path: string }> {
+    const taken = this.dirty;
+    this.dirty = new Map();
+    return taken;
+  }
+
   /**
-   * The entries changed since the last flush as they are now (and `last` after them), framed in
-   * chunks of about `chunkBytes` of their own, and no longer counted as changed. Synchronous: no
-   * entry can change while it is framed.
+   * The entries at `paths` as they are now (and `last` after them), framed in chunks of about
+   * `chunkBytes` of their own. Synchronous: no entry can change while it is framed.
    */
-  private frameDirty(chunkBytes: number, last?: Mark): Buffer[] {
+  private frame(paths: Map<string, { root: string; path: string }>, chunkBytes: number, last?: Mark): Buffer[] {
     const w = new FrameWriter(chunkBytes);
     const chunks: Buffer[] = [];
     const add = (d: Delta | Mark) => {
       if (!w.add(d)) (chunks.push(Buffer.from(w.take())), w.add(d));
     };
-    for (const { root, path: p } of this.dirty.values()) add({ r: root, p, e: this.manifest.hasRoot(root) ? (this.manifest.get(root, p) ?? null) : null });
-    this.dirty.clear();
+    for (const { root, path: p } of paths.values()) add({ r: root, p, e: this.manifest.hasRoot(root) ? (this.manifest.get(root, p) ?? null) : null });
     if (last !== undefined) add(last);
     chunks.push(Buffer.from(w.take()));
     return chunks;
@@ -265,6 +280,8 @@ export class ManifestStore {
     await fsyncDir(dir);
     this.through = throughSeq;
     if (this.changesFd >= 0) fs.closeSync(this.changesFd);
+    // Never left naming a closed descriptor (the number may be another file's by the next write).
+    this.changesFd = -1;
     this.changesFd = fs.openSync(path.join(dir, 'changes'), 'w', PRIVATE_FILE_MODE);
     await writeAll(this.changesFd, encodeFrameOf({ format: FORMAT, blockSize: this.opts.blockSize, roots: this.opts.roots, throughSeq } satisfies Header));
     this.changesBytes = 0;

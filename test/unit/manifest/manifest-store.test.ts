@@ -109,4 +109,43 @@ describe('manifest store: a flush of most of the manifest', () => {
     expect(later.manifest.get('r', 'd0/f0')).toBeUndefined();
     expect(later.manifest.count()).toBe(store.manifest.count());
   });
+
+  it('keeps what a failed flush could not write: the next flush writes it, as a snapshot', async () => {
+    const store = await open();
+    for (let i = 0; i < 10; i++) store.manifest.set('r', `a${i}`, file(i, 1));
+    await store.flush(5);
+    // Most of the manifest changed (written as a snapshot), and the write fails: a directory
+    // stands where the snapshot's temporary file goes.
+    store.manifest.set('r', 'a3', file(33, 1));
+    for (let i = 0; i < 5000; i++) store.manifest.set('r', `b${i}`, file(i, 1));
+    fs.mkdirSync(path.join(dir, 'snapshot.tmp'));
+    await expect(store.flush(6)).rejects.toThrow();
+    fs.rmdirSync(path.join(dir, 'snapshot.tmp'));
+    // Nothing changed since, and the sequence moves on: the entries must still be written.
+    await store.flush(7);
+    const crashed = await afterCrash();
+    expect(crashed.throughSeq).toBe(7);
+    expect(sizeOf(crashed, 'a3')).toBe(33);
+    expect(sizeOf(crashed, 'b4999')).toBe(4999);
+    expect(crashed.manifest.count()).toBe(store.manifest.count());
+  });
+
+  it('writes a snapshot after a failed flush of a few deltas (the changes log may end torn)', async () => {
+    const store = await open();
+    const changes = path.join(dir, 'changes');
+    store.manifest.set('r', 'a', file(1, 1));
+    await store.flush(1);
+    store.manifest.set('r', 'a', file(2, 1));
+    // The changes log's descriptor is taken from the store: the deltas' write fails (EBADF).
+    const inner = store as unknown as { changesFd: number };
+    const fd = inner.changesFd;
+    inner.changesFd = -1;
+    await expect(store.flush(2)).rejects.toThrow();
+    fs.closeSync(fd);
+    await store.flush(3);
+    expect(fs.statSync(changes).size).toBeLessThan(200);
+    const crashed = await afterCrash();
+    expect(crashed.throughSeq).toBe(3);
+    expect(sizeOf(crashed, 'a')).toBe(2);
+  });
 });
