@@ -19,10 +19,12 @@ import { FrameWriter } from './frame-writer.ts';
 const FORMAT = 1;
 /** A flush this many changed entries or more, half the manifest or more, writes a snapshot instead. */
 const SNAPSHOT_INSTEAD_MIN = 4096;
-/** The passive's deltas of one group are mostly small: a chunk of 64 KiB, grown by more chunks. */
-const DELTAS_CHUNK_BYTES = 64 * 1024;
-/** A flush's deltas are framed whole before they are written, in chunks of this size. */
-const FLUSH_CHUNK_BYTES = 1024 * 1024;
+/**
+ * Deltas (a flush's, a group's on the passive) are framed whole, synchronously, into one buffer
+ * of this size the store keeps, and copied out as each chunk fills: a flush of a few entries
+ * after every commit must not cost a fresh 1 MiB buffer each time.
+ */
+const FRAME_CHUNK_BYTES = 1024 * 1024;
 
 interface Header {
   format: number;
@@ -81,6 +83,8 @@ export class ManifestStore {
   private through = 0;
   /** A flush failed: the changes log may end torn, and the next flush writes a snapshot. */
   private failed = false;
+  /** Frames deltas (frame()); a snapshot, which awaits its writes, has a writer of its own. */
+  private readonly writer = new FrameWriter(FRAME_CHUNK_BYTES);
 
   private constructor(
     private readonly opts: ManifestStoreOptions,
@@ -183,7 +187,7 @@ export class ManifestStore {
         return;
       }
       // Framed now, before any write is awaited: an entry's block hashes may change in place later.
-      const chunks = this.frame(taken, FLUSH_CHUNK_BYTES, throughSeq === undefined ? undefined : ({ mark: throughSeq } satisfies Mark));
+      const chunks = this.frame(taken, throughSeq === undefined ? undefined : ({ mark: throughSeq } satisfies Mark));
       for (const chunk of chunks) {
         await writeAll(this.changesFd, chunk);
         this.changesBytes += chunk.length;
@@ -203,7 +207,7 @@ export class ManifestStore {
    * once that group is durable, while the next group already changes the manifest.
    */
   takeDeltas(): Buffer {
-    const chunks = this.frame(this.takeDirty(), DELTAS_CHUNK_BYTES);
+    const chunks = this.frame(this.takeDirty());
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   }
 
@@ -235,10 +239,11 @@ export class ManifestStore {
 
   /**
    * The entries at `paths` as they are now (and `last` after them), framed in chunks of about
-   * `chunkBytes` of their own. Synchronous: no entry can change while it is framed.
+   * 1 MiB of their own. Synchronous: no entry can change while it is framed.
    */
-  private frame(paths: Map<string, { root: string; path: string }>, chunkBytes: number, last?: Mark): Buffer[] {
-    const w = new FrameWriter(chunkBytes);
+  private frame(paths: Map<string, { root: string; path: string }>, last?: Mark): Buffer[] {
+    const w = this.writer;
+    w.take(); // empty, even if an earlier call threw halfway
     const chunks: Buffer[] = [];
     const add = (d: Delta | Mark) => {
       if (!w.add(d)) (chunks.push(Buffer.from(w.take())), w.add(d));
