@@ -2,8 +2,7 @@
 // fills: a snapshot of 100,000 entries is a hundred writes of 1 MiB, not 100,000 small buffers
 // gathered and concatenated (that cost the active ~45 MiB of peak RSS at the end of its
 // baseline). It never overwrites bytes before the caller has taken them and is done with them.
-import { FRAME_HEADER_BYTES, encodeShared } from '../../shared/protocol/index.ts';
-import { hash32 } from '../../shared/hash.ts';
+import { FRAME_HEADER_BYTES, encodeShared, putFrame } from '../../shared/protocol/index.ts';
 
 export class FrameWriter {
   private buf: Buffer;
@@ -31,11 +30,8 @@ export class FrameWriter {
       if (this.used > 0) return false;
       this.buf = Buffer.allocUnsafeSlow(need);
     }
-    const o = this.used;
-    this.buf.writeUInt32LE(payload.length, o);
-    this.buf.writeUInt32LE(hash32(payload), o + 4);
-    payload.copy(this.buf, o + FRAME_HEADER_BYTES);
-    this.used = o + need;
+    putFrame(payload, this.buf, this.used);
+    this.used += need;
     this.total += need;
     return true;
   }

@@ -192,13 +192,14 @@ export class ManifestStore {
         await writeAll(this.changesFd, chunk);
         this.changesBytes += chunk.length;
       }
+      if (throughSeq !== undefined) this.through = throughSeq;
+      // A compaction that fails may leave no changes log open: the next flush writes a snapshot.
+      if (this.compactionDue()) await this.writeSnapshot(this.through);
     } catch (err) {
       for (const [k, v] of taken) if (!this.dirty.has(k)) this.dirty.set(k, v);
       this.failed = true;
       throw err;
     }
-    if (throughSeq !== undefined) this.through = throughSeq;
-    if (this.compactionDue()) await this.writeSnapshot(this.through);
   }
 
   /**

@@ -31,10 +31,15 @@ export function encodeFrameInto(entry: StoredEntry, alloc: (bytes: number) => Bu
   if (entry.op === 'write') return encodeWriteFrameInto(entry, alloc);
   const payload = encodeShared(entry);
   const frame = alloc(FRAME_HEADER_BYTES + payload.length);
-  frame.writeUInt32LE(payload.length, 0);
-  frame.writeUInt32LE(hash32(payload), 4);
-  payload.copy(frame, FRAME_HEADER_BYTES);
+  putFrame(payload, frame, 0);
   return frame;
+}
+
+/** Lays `payload` out as one frame (its header, then itself) at `offset` of `target`, which has room for it. */
+export function putFrame(payload: Buffer, target: Buffer, offset: number): void {
+  target.writeUInt32LE(payload.length, offset);
+  target.writeUInt32LE(hash32(payload), offset + 4);
+  payload.copy(target, offset + FRAME_HEADER_BYTES);
 }
 
 const DATA_KEY = Buffer.from([0xa4, 0x64, 0x61, 0x74, 0x61]); // msgpack fixstr "data"
@@ -76,9 +81,7 @@ function encodeWriteFrameInto(entry: Extract<LogEntry, { op: 'write' }>, alloc: 
 export function encodeFrameOf(entry: unknown): Buffer {
   const payload = encodeShared(entry);
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
-  frame.writeUInt32LE(payload.length, 0);
-  frame.writeUInt32LE(hash32(payload), 4);
-  payload.copy(frame, FRAME_HEADER_BYTES);
+  putFrame(payload, frame, 0);
   return frame;
 }
 
