@@ -1,5 +1,5 @@
-// (o) Catch-up after an outage: a pair in sync on a base tree, the channel cut (TCP proxy
-// refusing) for the outage while block-aligned changes of known size are made on the active,
+// (o) Catch-up after an outage: a pair in sync on a base tree, the channel cut (see below) for
+// the outage while block-aligned changes of known size are made on the active,
 // then the time from reconnect to both sides in sync and the bytes sent; against rsync -a of the
 // same before/after trees, run locally between two copies of the base tree, once with its
 // default for local copies (whole files) and once with --no-whole-file (its delta algorithm, as
@@ -8,6 +8,14 @@
 //   TANDEM_BENCH_CATCHUP_OUTAGE  outage, default 60s
 //   TANDEM_BENCH_CATCHUP_BYTES   bytes changed, default 1GiB (rounded to whole blocks per file)
 //   TANDEM_BENCH_CATCHUP_FILES   files changed, default 10000 (80 % existing, 20 % new)
+//   TANDEM_BENCH_CATCHUP_CHANNEL direct (the default where the benchmark runs as root with `ip`)
+//                                or proxy
+//
+// direct: the whole part runs in a private network namespace (catch-up-isolated.ts) and the
+// channel joins the agents with nothing between them; the outage removes its addresses. proxy:
+// the fault tests' userspace TCP proxy carries the channel and refuses during the outage; every
+// byte of the catch-up then crosses one more process (this benchmark's own), which is work and
+// latency the real pair does not have, on a machine of two CPUs where the catch-up is CPU-bound.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,7 +33,11 @@ export interface CatchUpBenchOptions {
   keep: boolean;
   /** Run the agents under node --cpu-prof; each writes its profile there once the catch-up is measured. */
   cpuProfileDir?: string | undefined;
+  /** How the channel is carried and cut (see the head of this file); direct only in a private network namespace. */
+  channel: CatchUpChannel;
 }
+
+export type CatchUpChannel = 'direct' | 'proxy';
 
 export interface RsyncCatchUp {
   mode: string;
@@ -38,6 +50,7 @@ export interface RsyncCatchUp {
 }
 
 export interface CatchUpResult {
+  channel: CatchUpChannel;
   outageMs: number;
   blockSize: number;
   baseFiles: number;
@@ -49,6 +62,8 @@ export interface CatchUpResult {
   journalMaxBytes: number;
   tandem: {
     seconds: number;
+    /** From the reconnect until both agents report the channel connected (status polled every 50 ms). */
+    connectSeconds: number | null;
     /** Active → passive, and passive → active (acks, peer-state, heartbeats), on the channel's TCP socket. */
     bytesOut: number;
     bytesBack: number;
@@ -118,7 +133,7 @@ export async function measureCatchUp(o: CatchUpBenchOptions, progress: (l: strin
     for (const n of ['alpha', 'beta'] as const) for (const e of fs.readdirSync(p.pair.data(n))) fs.rmSync(path.join(p.pair.data(n), e), { recursive: true });
     baseBytes = writeBaseTree([p.pair.data('alpha'), p.pair.data('beta'), ...rsyncDirs], spec.base);
     spawnSync('sync');
-  }, o.cpuProfileDir);
+  }, o.cpuProfileDir, o.channel === 'direct');
   try {
     progress('(o) pair in sync; cutting the channel');
     const notes: string[] = [];
@@ -145,8 +160,10 @@ export async function measureCatchUp(o: CatchUpBenchOptions, progress: (l: strin
     await fp.cutChannel(false);
     // In sync on both sides, and capture has nothing left (polling status only: digesting the trees would compete).
     const deadline = t0 + 60 * 60_000;
+    let connectSeconds: number | null = null;
     for (;;) {
       const [a, b] = await Promise.all([fp.pair.status('alpha').catch(() => undefined), fp.pair.status('beta').catch(() => undefined)]);
+      if (connectSeconds === null && a?.peer.connected === true && b?.peer.connected === true) connectSeconds = (nowMs() - t0) / 1000;
       if (a?.replication.inSync === true && b?.replication.inSync === true && a.capture?.pendingPaths === 0) break;
       if (nowMs() > deadline) throw new Error('(o) the passive did not catch up within an hour');
       await sleep(50);
@@ -168,6 +185,7 @@ export async function measureCatchUp(o: CatchUpBenchOptions, progress: (l: strin
     rsync.push(runRsync('rsync -a --no-whole-file (delta)', ['--no-whole-file'], fp.pair.data('alpha'), rsyncDirs[1]!));
     notes.push('rsync ran after the catch-up, with both agents idle, on warm page caches like the agents had; each is followed by a \`sync\`, timed apart ("+ sync"): Tandem acknowledges only data fsynced on the passive.');
     return {
+      channel: o.channel,
       outageMs,
       blockSize: BLOCK,
       baseFiles: spec.base.files,
@@ -179,6 +197,7 @@ export async function measureCatchUp(o: CatchUpBenchOptions, progress: (l: strin
       journalMaxBytes: alphaCfgMax,
       tandem: {
         seconds,
+        connectSeconds,
         bytesOut: a1.channel.bytesOut - atCut.channel.bytesOut,
         bytesBack: b1.channel.bytesOut - betaAtCut.channel.bytesOut,
         filesHashedActive: (a1.capture?.filesHashed ?? 0) - (a0.capture?.filesHashed ?? 0),
@@ -220,13 +239,15 @@ const mib = (n: number) => (n < 2 ** 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n
 export function renderCatchUp(r: CatchUpResult, when: string, machine: string): string {
   const t = r.tandem;
   const rows = [
-    `| Tandem (journal, then held-back capture) | ${t.seconds.toFixed(1)} s | ${mib(t.bytesOut)} (+ ${mib(t.bytesBack)} back) | ${(t.bytesOut / r.bytesChanged).toFixed(3)} × | ${t.filesHashedActive} files hashed after reconnect (active), ${t.synchronisations} synchronisations; CPU active / passive ${secs(t.cpuActive)} / ${secs(t.cpuPassive)}; the passive's fsyncs and syncfs ${t.fsyncsPassive ?? '?'} |`,
+    `| Tandem (journal, then held-back capture) | ${t.seconds.toFixed(1)} s | ${mib(t.bytesOut)} (+ ${mib(t.bytesBack)} back) | ${(t.bytesOut / r.bytesChanged).toFixed(3)} × | channel connected after ${secs(t.connectSeconds)}; ${t.filesHashedActive} files hashed after reconnect (active), ${t.synchronisations} synchronisations; CPU active / passive ${secs(t.cpuActive)} / ${secs(t.cpuPassive)}; the passive's fsyncs and syncfs ${t.fsyncsPassive ?? '?'} |`,
     ...r.rsync.map((x) => `| ${x.mode} | ${x.seconds.toFixed(1)} s; + sync ${(x.seconds + x.syncSeconds).toFixed(1)} s | ${mib(x.bytesSent)} (+ ${mib(x.bytesReceived)} back) | ${(x.bytesSent / r.bytesChanged).toFixed(3)} × | literal data ${x.literalBytes === null ? '?' : mib(x.literalBytes)}; Tandem's time ${(t.seconds / x.seconds).toFixed(2)} × rsync's, ${(t.seconds / (x.seconds + x.syncSeconds)).toFixed(2)} × rsync + sync; bytes ${(x.bytesSent / t.bytesOut).toFixed(2)} × |`),
   ];
   return [
     '# (o) Catch-up after an outage',
     '',
     `Run ${when} on ${machine}. \`npm run bench -- --only o\`; sizes from TANDEM_BENCH_CATCHUP_{OUTAGE,BYTES,FILES}.`,
+    '',
+    `Channel: ${r.channel === 'direct' ? 'direct (both agents in a private network namespace, the outage removes the channel addresses)' : 'through a userspace TCP proxy in the benchmark process (it refuses during the outage)'}.`,
     '',
     `Base tree: ${r.baseFiles} files, ${mib(r.baseBytes)} (identical on both nodes and in the two rsync copies). Channel cut for ${r.outageMs / 1000} s; during it ${r.changes} block-aligned writes (block ${r.blockSize / 1024} KiB, product defaults otherwise, journal.maxBytes ${mib(r.journalMaxBytes)}) changed ${mib(r.bytesChanged)} in ${r.filesTouched} files, in ${r.writeSeconds.toFixed(1)} s. Capture ${t.captureHeldBack ? 'was held back by a full journal at reconnect' : 'had journaled everything before the reconnect'}. Trees identical after: ${t.identical ? 'yes' : 'NO'}.`,
     '',

@@ -61,12 +61,13 @@ export async function openHaPairRetrying(timing: FailoverTiming, encryption: Enc
  */
 /** `prepare` runs once the pair is written and before its agents start (e.g. to fill the trees). */
 /** `cpuProfileDir`: the agents run under node --cpu-prof and write there when they stop (see stopProfiled). */
-export async function openHaPair(timing: FailoverTiming, encryption: Encryption, baseDir: string, prepare?: (fp: FailoverPair) => void, cpuProfileDir?: string): Promise<FailoverPair> {
+/** `directChannel`: no proxy on the channel (only inside a private network namespace: test/helpers/direct-channel.ts). */
+export async function openHaPair(timing: FailoverTiming, encryption: Encryption, baseDir: string, prepare?: (fp: FailoverPair) => void, cpuProfileDir?: string, directChannel = false): Promise<FailoverPair> {
   // TestPair writes the pair into os.tmpdir(), which follows TMPDIR: put it in the benchmark's
   // own temp dir, where nothing else cleans up and --keep keeps it.
   const before = process.env.TMPDIR;
   process.env.TMPDIR = baseDir;
-  const pending = FailoverPair.create(timing, (doc) => productDefaults(doc, encryption));
+  const pending = FailoverPair.create(timing, (doc) => productDefaults(doc, encryption), { directChannel });
   creating.add(pending);
   let fp: FailoverPair;
   try {

@@ -11,6 +11,7 @@ import { BenchPair, PROJECT } from './bench-pair.ts';
 import { BIG_FILE_NAME, QUIET_MS, measureNewFile, measureOverwrite } from './big-file.ts';
 import { killAllChildrenNow, stopAllChildren } from './children.ts';
 import { measureCatchUp, renderCatchUp } from './catch-up.ts';
+import { catchUpChannel, measureCatchUpIsolated } from './catch-up-isolated.ts';
 import { measureCliStartup, writeCliStartup } from './cli-startup.ts';
 import { measureCompression, writeCompressionResults } from './compression.ts';
 import { measureFailover } from './failover-gap.ts';
@@ -352,7 +353,8 @@ async function main(): Promise<void> {
 
     if (want('o')) {
       await attempt('o', async () => {
-        const c = await measureCatchUp({ encryption: opts.encryption, baseDir: dir, keep: opts.keep, cpuProfileDir: opts.cpuProf ? path.join(PROJECT, 'bench/results/profiles', 'o') : undefined }, progress);
+        const co = { encryption: opts.encryption, baseDir: dir, keep: opts.keep, cpuProfileDir: opts.cpuProf ? path.join(PROJECT, 'bench/results/profiles', 'o') : undefined };
+        const c = catchUpChannel() === 'direct' ? await measureCatchUpIsolated(co, progress) : await measureCatchUp({ ...co, channel: 'proxy' }, progress);
         results.catchUp = c;
         const outDir = path.join(PROJECT, 'bench/results');
         fs.mkdirSync(outDir, { recursive: true });

@@ -21,7 +21,7 @@ describe('slow channel', () => {
     const p = fp.pair;
     await p.startBoth();
     await p.waitFor('beta', 'connected and in sync', (s) => s.peer.connected && s.replication.inSync, 60_000);
-    for (const x of [fp.proxies.chToAlpha, fp.proxies.chToBeta]) await x.throttle(MIB);
+    for (const x of fp.channelProxies()) await x.throttle(MIB);
     const t0 = Date.now();
     const data = crypto.randomBytes(24 * MIB);
     fs.writeFileSync(p.data('alpha', 'big.bin'), data);
@@ -68,7 +68,7 @@ describe('slow channel', () => {
     const p = fp.pair;
     await p.startBoth();
     await p.waitFor('beta', 'connected and in sync', (s) => s.peer.connected && s.replication.inSync, 60_000);
-    for (const x of [fp.proxies.chToAlpha, fp.proxies.chToBeta]) await x.throttle(MIB);
+    for (const x of fp.channelProxies()) await x.throttle(MIB);
     fs.writeFileSync(p.data('alpha', 'big.bin'), crypto.randomBytes(24 * MIB));
     // alpha's own measure: what it journaled has waited this long for beta's acknowledgement.
     // 10 s: the sockets' queues are full by then (beta's view of alpha is ~8 s old at most).

@@ -7,12 +7,15 @@
 //
 // "Cutting alpha's public side" refuses gwAlpha (its own checks fail) and presAlpha (the peer
 // no longer sees it on the public network). The demo application itself is reached directly.
+// With `directChannel` (only inside a private network namespace) the channel has no proxy: each
+// node listens on an address of its own that cutting removes (direct-channel.ts).
 import net from 'node:net';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { parseDuration } from '../../shared/sizes.ts';
 import fs from 'node:fs';
 import { readScriptsLog, overlappingStarts, type ScriptsLogEntry } from '../../agent/scripts/index.ts';
 import { TestPair, servedBy, sleep, type NodeName, type PairOptions } from './pair.ts';
+import { DirectChannel } from './direct-channel.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 
 export interface FailoverTiming {
@@ -34,10 +37,18 @@ export class FailoverPair {
     readonly pair: TestPair,
     readonly gateway: net.Server,
     private readonly gatewaySockets: Set<net.Socket>,
-    readonly proxies: Record<'chToAlpha' | 'chToBeta' | 'presAlpha' | 'presBeta' | 'gwAlpha' | 'gwBeta', TcpProxy>,
+    readonly proxies: Record<'presAlpha' | 'presBeta' | 'gwAlpha' | 'gwBeta', TcpProxy> & Partial<Record<'chToAlpha' | 'chToBeta', TcpProxy>>,
+    private readonly direct: DirectChannel | undefined,
   ) {}
 
-  static async create(timing: FailoverTiming, extra?: PairOptions['config']): Promise<FailoverPair> {
+  /** The two channel proxies (toward alpha, toward beta); a pair with a direct channel has none. */
+  channelProxies(): [TcpProxy, TcpProxy] {
+    const { chToAlpha, chToBeta } = this.proxies;
+    if (chToAlpha === undefined || chToBeta === undefined) throw new Error('this pair has a direct channel: no proxies on it');
+    return [chToAlpha, chToBeta];
+  }
+
+  static async create(timing: FailoverTiming, extra?: PairOptions['config'], opts: { directChannel?: boolean } = {}): Promise<FailoverPair> {
     // The gateway ends each connection at once; its sockets are kept so that cleanup can destroy
     // them: server.close() waits for every connection, and a half-closed one could hold it.
     const gatewaySockets = new Set<net.Socket>();
@@ -68,8 +79,11 @@ export class FailoverPair {
       // each node's view of its peer (and of the gateway) at the proxies.
       const first = parseYaml(fs.readFileSync(pair.node('alpha').config, 'utf8')) as Record<string, any>;
       const real = first.nodes as Record<NodeName, { channel: string; public: string }>;
-      proxies.chToAlpha = await TcpProxy.start({ targetPort: hostPort(real.alpha.channel).port });
-      proxies.chToBeta = await TcpProxy.start({ targetPort: hostPort(real.beta.channel).port });
+      const direct = opts.directChannel === true ? DirectChannel.open() : undefined;
+      if (direct === undefined) {
+        proxies.chToAlpha = await TcpProxy.start({ targetPort: hostPort(real.alpha.channel).port });
+        proxies.chToBeta = await TcpProxy.start({ targetPort: hostPort(real.beta.channel).port });
+      }
       proxies.presAlpha = await TcpProxy.start({ targetPort: hostPort(real.alpha.public).port });
       proxies.presBeta = await TcpProxy.start({ targetPort: hostPort(real.beta.public).port });
       proxies.gwAlpha = await TcpProxy.start({ targetPort: gwPort });
@@ -79,12 +93,16 @@ export class FailoverPair {
         const file = pair.node(n).config;
         const doc = parseYaml(fs.readFileSync(file, 'utf8')) as Record<string, any>;
         const peer: NodeName = n === 'alpha' ? 'beta' : 'alpha';
-        doc.nodes[peer].channel = `127.0.0.1:${(peer === 'alpha' ? p.chToAlpha : p.chToBeta).port}`;
+        if (direct !== undefined) {
+          for (const x of ['alpha', 'beta'] as const) doc.nodes[x].channel = `${direct.addresses[x]}:${hostPort(real[x].channel).port}`;
+        } else {
+          doc.nodes[peer].channel = `127.0.0.1:${(peer === 'alpha' ? p.chToAlpha : p.chToBeta)!.port}`;
+        }
         doc.nodes[peer].public = `127.0.0.1:${(peer === 'alpha' ? p.presAlpha : p.presBeta).port}`;
         doc.links.public.targets = [`tcp://127.0.0.1:${(n === 'alpha' ? p.gwAlpha : p.gwBeta).port}`];
         fs.writeFileSync(file, stringifyYaml(doc));
       }
-      return new FailoverPair(pair, gateway, gatewaySockets, p);
+      return new FailoverPair(pair, gateway, gatewaySockets, p, direct);
     } catch (err) {
       await pair?.cleanup();
       for (const x of Object.values(proxies)) await x.close();
@@ -95,7 +113,8 @@ export class FailoverPair {
 
   /** Cuts (or restores) the replication channel in both directions. */
   async cutChannel(cut: boolean): Promise<void> {
-    for (const p of [this.proxies.chToAlpha, this.proxies.chToBeta]) await (cut ? p.refuse() : p.pass());
+    if (this.direct !== undefined) return this.direct.cut(cut);
+    for (const p of this.channelProxies()) await (cut ? p.refuse() : p.pass());
   }
 
   /** Cuts (or restores) a node's public side: its own checks fail and its peer stops seeing it. */
