@@ -103,7 +103,7 @@ export const configSchema = z.strictObject({
         .transform((v) => (v === 'off' || v === false ? 0 : v)),
       maxFrameBytes: size('16MiB'),
       reconnectMin: duration('100ms'),
-      reconnectMax: duration('5s'),
+      reconnectMax: duration('1s'),
       handshakeTimeout: duration('5s'),
     })
     .prefault({}),
