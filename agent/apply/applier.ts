@@ -265,10 +265,12 @@ interface NewFilesRun {
   end: number;
 }
 
-function closeNewFilesRun(run: NewFilesRun | undefined): void {
+/** Closes a run's parents; its bytes' buffer goes back to `worker` unless it was sent. */
+function closeNewFilesRun(run: NewFilesRun | undefined, worker: NewFileWorker): void {
   if (run === undefined) return;
   for (const d of run.dirs.values()) closeLoc(d.loc);
   run.dirs.clear();
+  worker.giveBack(run.data);
 }
 
 /** Whether a directory above `rel` is one of `keys` (keyOf paths of root `root`). */
@@ -573,7 +575,7 @@ export class Applier {
           }
         }
         const current = run;
-        closeNewFilesRun(current);
+        closeNewFilesRun(current, this.newFiles);
         run = undefined;
         if (result === undefined) {
           await nextJob?.catch(() => undefined);
@@ -599,8 +601,8 @@ export class Applier {
       }
     } finally {
       // Whatever ended it (a stop, a failure, a hand-over refused): nothing is left open.
-      closeNewFilesRun(run);
-      closeNewFilesRun(next);
+      closeNewFilesRun(run, this.newFiles);
+      closeNewFilesRun(next, this.newFiles);
     }
   }
 
@@ -657,7 +659,7 @@ export class Applier {
       return undefined;
     }
     // The parents, walked (and made, when missing) in the order the run names them.
-    const run: NewFilesRun = { files, keys, jobs: [], data: new Uint8Array(bytes), dirs: new Map(), end: i };
+    const run: NewFilesRun = { files, keys, jobs: [], data: this.newFiles.buffer(bytes), dirs: new Map(), end: i };
     let at = 0;
     try {
       for (let j = 0; j < files.length; j++) {
@@ -691,11 +693,11 @@ export class Applier {
         run.jobs.push({ dir: d.loc.dir, want: d.want, name: rel.slice(rel.lastIndexOf('/') + 1), start, end: at, uid, gid, newUid: this.euid, newGid: d.newGid, mode: f.meta.mode & 0o7777, time: toSeconds(f.meta.mtimeMs) });
       }
     } catch (err) {
-      closeNewFilesRun(run);
+      closeNewFilesRun(run, this.newFiles);
       throw err;
     }
     if (run.jobs.length < NEW_FILES_MIN) {
-      closeNewFilesRun(run);
+      closeNewFilesRun(run, this.newFiles);
       if (busy === undefined) this.newFilesScanEnd = files[run.jobs.length]?.next ?? files[files.length - 1]!.next;
       return undefined;
     }

@@ -20,6 +20,13 @@ export const NEW_FILES_MAX = 512;
 export const NEW_FILES_MAX_BYTES = 4 * 1024 * 1024;
 /** A file larger than this is written by the applier itself (its writes may be large). */
 export const NEW_FILE_MAX_BYTES = 256 * 1024;
+/**
+ * The size of the buffers a run's bytes travel in: any run fits (it closes once past
+ * NEW_FILES_MAX_BYTES, with one file of at most NEW_FILE_MAX_BYTES more).
+ */
+export const RUN_BUFFER_BYTES = NEW_FILES_MAX_BYTES + NEW_FILE_MAX_BYTES;
+/** Buffers kept for the next runs: one being created, one sent behind it, one being filled. */
+const SPARE_BUFFERS = 3;
 
 /** One new file of a run, as the records say it. */
 export interface NewFile {
@@ -157,7 +164,8 @@ parentPort.on('message', (job) => {
     fs.closeSync(fd);
     done++;
   }
-  parentPort.postMessage({ done, stats, stop }, [stats.buffer]);
+  // The bytes' buffer goes back too: the next run is gathered into it (see NewFileWorker.buffer).
+  parentPort.postMessage({ done, stats, stop, data: job.data }, [stats.buffer, job.data]);
 });
 `;
 
@@ -166,18 +174,43 @@ parentPort.on('message', (job) => {
  * once it failed, the caller applies every file itself).
  */
 export class NewFileWorker {
-  private readonly worker = new JobWorker<{ files: NewFileJob[]; data: ArrayBuffer; flags: number; createMode: number }, { done: number; stats: Float64Array; stop?: NewFilesStop }>('new-file worker', WORKER_SOURCE);
+  private readonly worker = new JobWorker<{ files: NewFileJob[]; data: ArrayBuffer; flags: number; createMode: number }, { done: number; stats: Float64Array; stop?: NewFilesStop; data: ArrayBuffer }>('new-file worker', WORKER_SOURCE);
+  /** Buffers the worker handed back, to gather the next runs' bytes in. */
+  private readonly spare: ArrayBuffer[] = [];
 
   constructor(private readonly createMode: number) {}
+
+  /**
+   * A buffer for a run's `bytes` (at most RUN_BUFFER_BYTES): one the worker handed back when
+   * there is one. A fresh buffer for every run cost the passive a page fault per 4 KiB of new
+   * files' data on first write, and its memory stayed out until the worker's heap collected it.
+   * The bytes past `bytes` are whatever an earlier run left there: a job names its range.
+   */
+  buffer(bytes: number): Uint8Array<ArrayBuffer> {
+    if (bytes > RUN_BUFFER_BYTES) return new Uint8Array(bytes);
+    return new Uint8Array(this.spare.pop() ?? new ArrayBuffer(RUN_BUFFER_BYTES), 0, bytes);
+  }
+
+  /** A buffer from buffer() that was never sent (its run was given up): kept for the next. */
+  giveBack(data: Uint8Array<ArrayBuffer>): void {
+    this.keep(data.buffer);
+  }
+
+  private keep(b: ArrayBuffer): void {
+    // A detached buffer (sent) has no bytes; one of another size came from elsewhere.
+    // Kept once only: two runs gathered into one buffer would write each other's bytes.
+    if (b.byteLength === RUN_BUFFER_BYTES && this.spare.length < SPARE_BUFFERS && !this.spare.includes(b)) this.spare.push(b);
+  }
 
   /** False once the worker failed: every file then takes the applier's own path. */
   get usable(): boolean {
     return this.worker.usable;
   }
 
-  /** Creates the files of `jobs` in order, their bytes in `data` (transferred: unusable after). */
+  /** Creates the files of `jobs` in order, their bytes in `data` (transferred: unusable after; it comes back to the spare buffers). */
   async run(jobs: NewFileJob[], data: ArrayBuffer): Promise<NewFilesResult> {
     const m = await this.worker.run({ files: jobs, data, flags: NEW_FILE_FLAGS, createMode: this.createMode }, [data]);
+    this.keep(m.data);
     const stats: FileStat[] = [];
     const s = m.stats;
     for (let j = 0; j < m.done; j++) {

@@ -12,7 +12,7 @@ import { FakeClock } from '../../../shared/clock.ts';
 import type { DataRecord } from '../../../shared/protocol/index.ts';
 import { Manifest } from '../../../agent/manifest/index.ts';
 import { Applier, type ApplierSeams } from '../../../agent/apply/applier.ts';
-import { NEW_FILES_MIN, newFileAt } from '../../../agent/apply/new-files.ts';
+import { NEW_FILES_MIN, NewFileWorker, RUN_BUFFER_BYTES, newFileAt, type NewFileJob } from '../../../agent/apply/new-files.ts';
 import { ROOT, RecordBuilder, manifestDifferences, snapshot, tmpDir } from './helpers.ts';
 
 const BS = 4096;
@@ -306,6 +306,46 @@ describe('a run of new files', () => {
     } finally {
       await without.applier.close();
       await withWorker.applier.close();
+    }
+  });
+});
+
+describe('the new-file worker', () => {
+  it("hands each run's buffer back, and the next run is gathered into that memory with only its own bytes written", async () => {
+    const dir = path.join(base, 'w');
+    fs.mkdirSync(dir);
+    const dfd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    const w = new NewFileWorker(0o600);
+    const job = (name: string, end: number): NewFileJob => ({ dir: dfd, want: fs.realpathSync(dir), name, start: 0, end, uid: -1, gid: -1, newUid: process.getuid!(), newGid: process.getgid!(), mode: 0o600, time: T0 / 1000 });
+    try {
+      const first = w.buffer(9000);
+      expect(first.byteLength).toBe(9000);
+      first.fill(0x11);
+      // A mark past the run's bytes: what the next buffer holds tells whether it is this memory.
+      new Uint8Array(first.buffer)[RUN_BUFFER_BYTES - 1] = 0xab;
+      const r1 = await w.run([job('big', 9000)], first.buffer);
+      expect(r1.done).toBe(1);
+      expect(first.buffer.byteLength).toBe(0); // transferred
+      const second = w.buffer(5);
+      expect(second.buffer.byteLength).toBe(RUN_BUFFER_BYTES);
+      expect(new Uint8Array(second.buffer)[RUN_BUFFER_BYTES - 1]).toBe(0xab);
+      second.set([1, 2, 3, 4, 5]);
+      expect((await w.run([job('small', 5)], second.buffer)).done).toBe(1);
+      expect(fs.readFileSync(path.join(dir, 'big'))).toEqual(Buffer.alloc(9000, 0x11));
+      expect(fs.readFileSync(path.join(dir, 'small'))).toEqual(Buffer.from([1, 2, 3, 4, 5]));
+      // A buffer given back twice is kept once: two runs never share one.
+      const a = w.buffer(1);
+      const b = w.buffer(1);
+      w.giveBack(a);
+      w.giveBack(a);
+      w.giveBack(b);
+      const x = w.buffer(1);
+      const y = w.buffer(1);
+      const z = w.buffer(1);
+      expect(new Set([x.buffer, y.buffer, z.buffer]).size).toBe(3);
+    } finally {
+      fs.closeSync(dfd);
+      await w.close();
     }
   });
 });
