@@ -62,7 +62,7 @@ export interface CatchUpResult {
   journalMaxBytes: number;
   tandem: {
     seconds: number;
-    /** From the reconnect until both agents report the channel connected (status polled every 50 ms). */
+    /** From the reconnect until both agents report the channel up again (status polled every 50 ms). */
     connectSeconds: number | null;
     /** Active → passive, and passive → active (acks, peer-state, heartbeats), on the channel's TCP socket. */
     bytesOut: number;
@@ -239,7 +239,7 @@ const mib = (n: number) => (n < 2 ** 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n
 export function renderCatchUp(r: CatchUpResult, when: string, machine: string): string {
   const t = r.tandem;
   const rows = [
-    `| Tandem (journal, then held-back capture) | ${t.seconds.toFixed(1)} s | ${mib(t.bytesOut)} (+ ${mib(t.bytesBack)} back) | ${(t.bytesOut / r.bytesChanged).toFixed(3)} × | channel connected after ${secs(t.connectSeconds)}; ${t.filesHashedActive} files hashed after reconnect (active), ${t.synchronisations} synchronisations; CPU active / passive ${secs(t.cpuActive)} / ${secs(t.cpuPassive)}; the passive's fsyncs and syncfs ${t.fsyncsPassive ?? '?'} |`,
+    `| Tandem (journal, then held-back capture) | ${t.seconds.toFixed(1)} s | ${mib(t.bytesOut)} (+ ${mib(t.bytesBack)} back) | ${(t.bytesOut / r.bytesChanged).toFixed(3)} × | channel up after ${secs(t.connectSeconds)}; ${t.filesHashedActive} files hashed after reconnect (active), ${t.synchronisations} synchronisations; CPU active / passive ${secs(t.cpuActive)} / ${secs(t.cpuPassive)}; the passive's fsyncs and syncfs ${t.fsyncsPassive ?? '?'} |`,
     ...r.rsync.map((x) => `| ${x.mode} | ${x.seconds.toFixed(1)} s; + sync ${(x.seconds + x.syncSeconds).toFixed(1)} s | ${mib(x.bytesSent)} (+ ${mib(x.bytesReceived)} back) | ${(x.bytesSent / r.bytesChanged).toFixed(3)} × | literal data ${x.literalBytes === null ? '?' : mib(x.literalBytes)}; Tandem's time ${(t.seconds / x.seconds).toFixed(2)} × rsync's, ${(t.seconds / (x.seconds + x.syncSeconds)).toFixed(2)} × rsync + sync; bytes ${(x.bytesSent / t.bytesOut).toFixed(2)} × |`),
   ];
   return [
@@ -247,7 +247,7 @@ export function renderCatchUp(r: CatchUpResult, when: string, machine: string): 
     '',
     `Run ${when} on ${machine}. \`npm run bench -- --only o\`; sizes from TANDEM_BENCH_CATCHUP_{OUTAGE,BYTES,FILES}.`,
     '',
-    `Channel: ${r.channel === 'direct' ? 'direct (both agents in a private network namespace, the outage removes the channel addresses)' : 'through a userspace TCP proxy in the benchmark process (it refuses during the outage)'}.`,
+    `Channel: ${r.channel === 'direct' ? "direct (both agents in a private network namespace, the outage removes the channel addresses: packets are lost, nothing is refused, and the agents' connection, never closed, carries on when TCP retransmits)" : 'through a userspace TCP proxy in the benchmark process (it refuses during the outage: the agents dial again)'}.`,
     '',
     `Base tree: ${r.baseFiles} files, ${mib(r.baseBytes)} (identical on both nodes and in the two rsync copies). Channel cut for ${r.outageMs / 1000} s; during it ${r.changes} block-aligned writes (block ${r.blockSize / 1024} KiB, product defaults otherwise, journal.maxBytes ${mib(r.journalMaxBytes)}) changed ${mib(r.bytesChanged)} in ${r.filesTouched} files, in ${r.writeSeconds.toFixed(1)} s. Capture ${t.captureHeldBack ? 'was held back by a full journal at reconnect' : 'had journaled everything before the reconnect'}. Trees identical after: ${t.identical ? 'yes' : 'NO'}.`,
     '',

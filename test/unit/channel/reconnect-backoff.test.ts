@@ -90,8 +90,8 @@ describe('ReconnectBackoff', () => {
   });
 
   it("with the product's defaults, dials again within a second however long the peer was away", () => {
-    // A catch-up after an outage starts when the channel opens again: with a cap of 5 s the pair
-    // waited for the next dial 0.7-1.2 s of bench (o)'s ~14 s.
+    // A catch-up after an outage starts when the channel opens again: with a cap of 5 s the
+    // next dial after the peer came back was up to 5 s away.
     const { reconnectMin, reconnectMax } = configSchema.shape.channel.parse(undefined);
     for (const random of [() => 0, () => 0.5, () => 0.999_999]) {
       const clock = new FakeClock();
