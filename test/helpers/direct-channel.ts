@@ -6,26 +6,33 @@
 // never does. It must never run in the machine's own namespace: there a removed address could
 // send the agents' packets out by the default route, so every change first checks that the
 // namespace has no interface but its loopback.
-import { spawnSync } from 'node:child_process';
+import { ip } from './network-lab.ts';
 
 /** The two channel addresses: a /32 each on the namespace's loopback. */
 export const DIRECT_CHANNEL_ADDRESSES = { alpha: '10.203.0.1', beta: '10.203.0.2' } as const;
 
 /** True when this process's network namespace has no interface but `lo`: nothing sent here can leave. */
 export function loopbackOnly(): boolean {
-  const r = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8', timeout: 30_000 });
-  if (r.status !== 0) return false;
-  const names = r.stdout
+  let links: string;
+  try {
+    links = ip(['-o', 'link', 'show']);
+  } catch {
+    return false;
+  }
+  const names = links
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => /^\d+:\s*([^:@\s]+)/.exec(l)?.[1]);
   return names.length === 1 && names[0] === 'lo';
 }
 
-function ip(args: string[]): void {
-  const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 30_000 });
-  // Adding an address already there, or removing one already gone, is the state wanted.
-  if (r.status !== 0 && !/File exists|Cannot assign requested address/.test(r.stderr)) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim() || r.error?.message}`);
+/** network-lab's ip(), where adding an address already there, or removing one already gone, is the state wanted. */
+function ipAddr(args: string[]): void {
+  try {
+    ip(args);
+  } catch (err) {
+    if (!/File exists|Cannot assign requested address/.test((err as Error).message)) throw err;
+  }
 }
 
 export class DirectChannel {
@@ -45,6 +52,6 @@ export class DirectChannel {
 
   private set(up: boolean): void {
     if (!loopbackOnly()) throw new Error('a direct channel is cut by removing its addresses: only in a network namespace with no interface but lo (ip netns exec)');
-    for (const a of Object.values(this.addresses)) ip(['addr', up ? 'add' : 'del', `${a}/32`, 'dev', 'lo']);
+    for (const a of Object.values(this.addresses)) ipAddr(['addr', up ? 'add' : 'del', `${a}/32`, 'dev', 'lo']);
   }
 }

@@ -7,6 +7,13 @@ import { spawnTracked } from './processes.ts';
 
 let counter = 0;
 
+/** `ip ARGS`; throws with ip's message when it fails. */
+export function ip(args: string[]): string {
+  const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 30_000 });
+  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim() || r.error?.message}`);
+  return r.stdout;
+}
+
 export class NetworkLab {
   private readonly names: string[] = [];
   readonly tag: string;
@@ -26,9 +33,7 @@ export class NetworkLab {
 
   /** `ip ARGS`; throws with ip's message when it fails. */
   run(args: string[]): string {
-    const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 30_000 });
-    if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim() || r.error?.message}`);
-    return r.stdout;
+    return ip(args);
   }
 
   /** A veth pair from (nsA, ifA) to (nsB, ifB), both ends up. */
