@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   TANDEM_ERR_FAILOVER_REFUSED: 'A node did not take over or hand over its role although asked to: the message says why.',
   TANDEM_ERR_FAILOVER_FAILED: 'A node took the active role but its start script failed: nothing serves.',
   TANDEM_ERR_TWO_ACTIVE: 'Both nodes are active at once.',
+  TANDEM_ERR_CHANNEL_SILENT: 'The peer sent nothing on the channel connection for twice the silence that calls the channel down: it was closed and is dialed again.',
   TANDEM_ERR_PEER_STALLED: 'The active peer accepts connections but its agent does not answer; no takeover.',
   TANDEM_ERR_SWITCHOVER_FAILED: 'A switchover failed and was rolled back to the original active.',
   TANDEM_ERR_SWITCHOVER_REFUSED: 'A switchover was refused before anything changed (peer not connected, not in sync…).',

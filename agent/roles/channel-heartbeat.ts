@@ -5,7 +5,11 @@
 // a heartbeat waits behind the data sent before it: over a slow link, megabytes of batches in
 // the sockets' buffers held it back 12 s (1 MiB/s), and the pair called a working channel down.
 // It also says how late the peer's word arrives (the round-trip of its echoes), which the
-// passive counts as lag. It never decides anything itself (agent/failover does).
+// passive counts as lag. It never decides a role (agent/failover does); it only drops a connection
+// that stayed silent twice as long as the silence that calls the channel down: after an outage in
+// which packets were lost rather than refused, TCP retransmits on an exponential backoff (a 60 s
+// outage may leave the next try ~50 s away) and a firewall that forgot the flow never lets it
+// through again, while a new connection passes at once (DRBD's ping timeout does the same).
 import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { HeartbeatMessage, Message } from '../../shared/protocol/index.ts';
 import type { PeerView } from '../failover/decision.ts';
@@ -23,6 +27,13 @@ const SENT_KEPT = 16;
 const HEARTBEAT_BYTES_MAX = 1024;
 /** Weight of a new round-trip sample in the smoothed figure (TCP's SRTT uses 1/8). */
 const RTT_GAIN = 1 / 8;
+/**
+ * A connection silent for this many times `interval × threshold` is closed, so that both nodes
+ * dial again. Twice the silence that calls the channel down, never the same moment: a peer
+ * that was only slow (a stalled event loop, a long collection) has had the whole of a second
+ * threshold to speak, and its connection, with what is in flight on it, is kept.
+ */
+export const SILENT_CLOSE_FACTOR = 2;
 
 export interface ChannelObservation {
   up: boolean;
@@ -143,6 +154,7 @@ export class ChannelHeartbeat {
   beat(): void {
     this.timer?.cancel();
     this.noteBytes();
+    this.closeIfSilent();
     const link = this.link;
     if (link?.open === true) {
       const seq = ++this.seq;
@@ -154,6 +166,26 @@ export class ChannelHeartbeat {
       if (this.sentAt.size > SENT_KEPT) this.sentAt.delete(this.sentAt.keys().next().value!);
     }
     this.timer = this.opts.clock.setTimeout(() => this.beat(), this.opts.intervalMs);
+  }
+
+  /**
+   * Closes the connection when the peer sent nothing on it (no heartbeat, no byte) for
+   * SILENT_CLOSE_FACTOR × interval × threshold. Its 'close' reaches onClose before this returns,
+   * and the channel's dialers open a new connection; what was in flight is sent again from the
+   * last acknowledged sequence, as after any drop. Measured on the monotonic clock: a wall clock
+   * set back or forth must not drop a live connection.
+   */
+  private closeIfSilent(): void {
+    const link = this.link;
+    const at = this.lastSignMono;
+    if (link?.open !== true || at === undefined) return;
+    const silentMs = this.opts.clock.monotonic() - at;
+    const limitMs = SILENT_CLOSE_FACTOR * this.opts.intervalMs * this.opts.threshold;
+    if (silentMs <= limitMs) return;
+    link.close(
+      'TANDEM_ERR_CHANNEL_SILENT',
+      `nothing came from the peer on this connection for ${Math.round(silentMs)} ms (${SILENT_CLOSE_FACTOR} × heartbeat.interval × heartbeat.threshold = ${limitMs} ms): closing it to dial again`,
+    );
   }
 
   /**

@@ -169,6 +169,8 @@ class Link {
   /** The connection existed during a blackhole: nothing flows on it any more, and it is
    *  destroyed when traffic resumes (see `TcpProxy.pass`). */
   tainted = false;
+  /** Held by `strand()`: unlike a blackhole's, never destroyed when the proxy relays again. */
+  stranded = false;
   /** The proxy itself destroyed it: the close events that follow are not news to pass on. */
   cutByProxy = false;
   upstream: net.Socket | undefined;
@@ -222,6 +224,8 @@ class Link {
  *   proxy stops reading, so the senders' buffers fill as over a dead link); new connections
  *   are accepted (the client's connect succeeds) and then held without a byte relayed. Neither
  *   end learns anything: not a FIN, not a reset. Only their own timeouts and keepalives tell.
+ * - `strand()`: the open connections go silent for good, new ones relay (a firewall that
+ *   forgot a flow). Not a mode: it only acts on the connections open when it is called.
  * - `refuse()`: a dead port. Open connections are reset, new connects fail with ECONNREFUSED
  *   (the proxy stops listening and listens again on the same port when it leaves this mode).
  *
@@ -339,6 +343,21 @@ export class TcpProxy {
     return this.syncListener();
   }
 
+  /**
+   * A firewall or NAT on the way forgot the connections open now: they stay open, nothing flows
+   * on them any more either way, and neither end is told (no FIN, no reset), for as long as the
+   * proxy lives; a later mode change does not end them as it ends a blackhole's. New connections
+   * relay in the current mode. Only the ends' own timeouts can tell them; TCP itself would
+   * retransmit into the void for about a quarter of an hour.
+   */
+  strand(): void {
+    this.assertOpen();
+    for (const link of this.links) {
+      link.hold();
+      link.stranded = true;
+    }
+  }
+
   /** A dead port: open connections are reset, new connects get ECONNREFUSED. */
   refuse(): Promise<void> {
     this.assertOpen();
@@ -366,7 +385,7 @@ export class TcpProxy {
     const wasBlackhole = this.currentMode === 'blackhole';
     this.currentMode = mode;
     // Only a blackhole leaves tainted links; see the class comment for why they are destroyed.
-    const gone = wasBlackhole ? [...this.links].filter((l) => l.tainted).map((l) => l.destroy()) : [];
+    const gone = wasBlackhole ? [...this.links].filter((l) => l.tainted && !l.stranded).map((l) => l.destroy()) : [];
     return Promise.all([this.syncListener(), ...gone]).then(() => undefined);
   }
 

@@ -138,6 +138,30 @@ describe('TcpProxy', () => {
     expect(proxy.stats()).toMatchObject({ connectionsAccepted: 1, connectionsHeld: 1, bytesToTarget: 0 });
   });
 
+  it('strand: the open connections go silent for good, even across a blackhole and back; new ones relay', async () => {
+    const target = await startTarget();
+    const proxy = await startProxy(target.port);
+    const old = await connected(proxy.port);
+    await roundTrip(old, 'before');
+    proxy.strand();
+    const fresh = await connected(proxy.port);
+    await roundTrip(fresh, 'new connection');
+    old.sock.write('lost');
+    await sleep(QUIET_MS);
+    // A blackhole's end destroys the connections it held: a stranded one stays as it was.
+    await proxy.blackhole();
+    await proxy.pass();
+    old.sock.write('still lost');
+    await sleep(QUIET_MS);
+    expect(old.text).toBe('before');
+    expect(old.ended || old.closed || old.error !== undefined).toBe(false);
+    expect(target.ends[0]!.text).toBe('before');
+    expect(target.ends[0]!.ended || target.ends[0]!.closed).toBe(false);
+    const after = await connected(proxy.port);
+    await roundTrip(after, 'and after');
+    expect(proxy.stats()).toMatchObject({ mode: 'pass', connectionsHeld: 1 });
+  });
+
   it('refuse: open connections are reset and new connects fail with ECONNREFUSED', async () => {
     const target = await startTarget();
     const proxy = await startProxy(target.port);

@@ -7,7 +7,7 @@ import type { PeerLink } from '../../../agent/replication/index.ts';
 import { FakeClock } from '../../../shared/clock.ts';
 import type { Message } from '../../../shared/protocol/index.ts';
 
-type TestEnd = PeerLink & { bytesIn: number; delayMs: number; open: boolean };
+type TestEnd = PeerLink & { bytesIn: number; delayMs: number; open: boolean; closedWith: { code: string; message: string } | undefined; sent: Message[] };
 
 /**
  * Two ends of a link that deliver each message `delayMs` after it was sent (`backMs` from the
@@ -17,6 +17,7 @@ type TestEnd = PeerLink & { bytesIn: number; delayMs: number; open: boolean };
 function linkPair(clock: FakeClock, delayMs: number, backMs = delayMs): [TestEnd, TestEnd] {
   const make = (name: string, ms: number) => {
     const listeners = new Set<(m: Message) => void>();
+    const closeListeners = new Set<() => void>();
     const end = {
       peer: name,
       open: true,
@@ -24,16 +25,27 @@ function linkPair(clock: FakeClock, delayMs: number, backMs = delayMs): [TestEnd
       other: undefined as unknown as { listeners: Set<(m: Message) => void> },
       listeners,
       delayMs: ms,
+      closedWith: undefined as { code: string; message: string } | undefined,
+      sent: [] as Message[],
       send(m: Message) {
+        end.sent.push(m);
         const to = end.other.listeners;
         clock.setTimeout(() => to.forEach((l) => l(m)), end.delayMs);
       },
-      close() {},
+      // Like PeerConnection: closed at once, its 'close' told before close() returns.
+      close(code: string, message: string) {
+        if (!end.open) return;
+        end.open = false;
+        end.closedWith = { code, message };
+        closeListeners.forEach((l) => l());
+      },
       on(event: string, l: (m: Message) => void) {
         if (event === 'message') listeners.add(l);
+        if (event === 'close') closeListeners.add(l as () => void);
       },
       off(event: string, l: (m: Message) => void) {
         if (event === 'message') listeners.delete(l);
+        if (event === 'close') closeListeners.delete(l as () => void);
       },
       bytesIn: 0,
       stats: () => ({ bytesIn: end.bytesIn, bytesOut: 0 }),
@@ -149,6 +161,8 @@ describe('channel heartbeat: signs of life', () => {
       expect(beta.observe().up).toBe(true);
     }
     expect(beta.observe().longestGapMs).toBeLessThanOrEqual(1000);
+    // 20 s without a heartbeat in time, bytes all along: the connection is kept.
+    expect(toAlpha.closedWith).toBeUndefined();
     alpha.stop();
     beta.stop();
   });
@@ -173,6 +187,77 @@ describe('channel heartbeat: signs of life', () => {
     // Bytes are seen at the next look: at most one look (here 100 ms) after they came.
     expect(o.since).toBeGreaterThanOrEqual(lastByte - 100);
     expect(o.since).toBeLessThanOrEqual(lastByte);
+    beta.stop();
+  });
+});
+
+describe('channel heartbeat: a silent connection', () => {
+  it('is called down after interval × threshold, kept until twice that, then closed with TANDEM_ERR_CHANNEL_SILENT', () => {
+    const clock = new FakeClock();
+    const [, toAlpha] = linkPair(clock, 0);
+    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
+    beta.attach(toAlpha, peerView('active'));
+    // alpha says nothing from its hello on (the link lost every packet since).
+    clock.advance(5_500);
+    expect(beta.observe().up).toBe(false);
+    expect(toAlpha.open).toBe(true);
+    clock.advance(4_500); // 10 s: twice the threshold, not more
+    expect(toAlpha.open).toBe(true);
+    const sentBefore = toAlpha.sent.length;
+    clock.advance(1_000); // the next beat finds 11 s of silence
+    expect(toAlpha.open).toBe(false);
+    expect(toAlpha.closedWith?.code).toBe('TANDEM_ERR_CHANNEL_SILENT');
+    expect(toAlpha.closedWith?.message).toMatch(/for 11000 ms \(2 × heartbeat\.interval × heartbeat\.threshold = 10000 ms\)/);
+    const o = beta.observe();
+    expect(o.up).toBe(false);
+    // Down since the last sign (the hello), not since the close.
+    expect(o.since).toBe(clock.now() - 11_000);
+    // No heartbeat went out on it at the close, nor after.
+    clock.advance(5_000);
+    expect(toAlpha.sent.length).toBe(sentBefore);
+    beta.stop();
+  });
+
+  it('counts the silence from the last byte: a connection that carried data until a moment ago is kept', () => {
+    const clock = new FakeClock();
+    const [, toAlpha] = linkPair(clock, 0);
+    const beta = new ChannelHeartbeat({ intervalMs: 250, threshold: 4, clock, own: own('passive') });
+    beta.attach(toAlpha, peerView('active'));
+    // 30 s of data and not one heartbeat, then silence: closed 2 s after the last byte (the
+    // tuned timing), at the first beat past it.
+    flow(clock, toAlpha, 30_000, beta);
+    expect(toAlpha.open).toBe(true);
+    clock.advance(2_000);
+    expect(toAlpha.open).toBe(true);
+    clock.advance(250);
+    expect(toAlpha.closedWith?.code).toBe('TANDEM_ERR_CHANNEL_SILENT');
+    beta.stop();
+  });
+
+  it('is closed on each side by its own count, and a new connection starts from a fresh sign', () => {
+    const clock = new FakeClock();
+    const [toBeta, toAlpha] = linkPair(clock, 5);
+    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
+    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
+    alpha.attach(toBeta, peerView('passive'));
+    beta.attach(toAlpha, peerView('active'));
+    clock.advance(30_000);
+    expect([toBeta.open, toAlpha.open]).toEqual([true, true]);
+    // Both directions lose every packet from now on.
+    toBeta.delayMs = Number.MAX_SAFE_INTEGER;
+    toAlpha.delayMs = Number.MAX_SAFE_INTEGER;
+    clock.advance(11_000);
+    expect(toBeta.closedWith?.code).toBe('TANDEM_ERR_CHANNEL_SILENT');
+    expect(toAlpha.closedWith?.code).toBe('TANDEM_ERR_CHANNEL_SILENT');
+    // The dialers' new connection: up at once, and kept while heartbeats pass.
+    const [again, back] = linkPair(clock, 5);
+    alpha.attach(again, peerView('passive'));
+    beta.attach(back, peerView('active'));
+    expect(beta.observe().up).toBe(true);
+    clock.advance(30_000);
+    expect([again.open, back.open]).toEqual([true, true]);
+    expect(beta.observe().up).toBe(true);
+    alpha.stop();
     beta.stop();
   });
 });
