@@ -247,7 +247,7 @@ export function renderCatchUp(r: CatchUpResult, when: string, machine: string): 
     '',
     `Run ${when} on ${machine}. \`npm run bench -- --only o\`; sizes from TANDEM_BENCH_CATCHUP_{OUTAGE,BYTES,FILES}.`,
     '',
-    `Channel: ${r.channel === 'direct' ? "direct (both agents in a private network namespace, the outage removes the channel addresses: packets are lost, nothing is refused, and the agents' connection, never closed, carries on when TCP retransmits)" : 'through a userspace TCP proxy in the benchmark process (it refuses during the outage: the agents dial again)'}.`,
+    `Channel: ${r.channel === 'direct' ? "direct (both agents in a private network namespace, the outage removes the channel addresses: packets are lost, nothing is refused; the agents close the silent connection after twice the heartbeat's threshold and dial again)" : 'through a userspace TCP proxy in the benchmark process (it refuses during the outage: the agents dial again)'}.`,
     '',
     `Base tree: ${r.baseFiles} files, ${mib(r.baseBytes)} (identical on both nodes and in the two rsync copies). Channel cut for ${r.outageMs / 1000} s; during it ${r.changes} block-aligned writes (block ${r.blockSize / 1024} KiB, product defaults otherwise, journal.maxBytes ${mib(r.journalMaxBytes)}) changed ${mib(r.bytesChanged)} in ${r.filesTouched} files, in ${r.writeSeconds.toFixed(1)} s. Capture ${t.captureHeldBack ? 'was held back by a full journal at reconnect' : 'had journaled everything before the reconnect'}. Trees identical after: ${t.identical ? 'yes' : 'NO'}.`,
     '',

@@ -62,6 +62,13 @@ export interface CaptureOptions {
   compressionLevel?: number;
   /** Hints are collected this long before a round starts, so a burst becomes one batch. */
   batchDelayMs: number;
+  /**
+   * True while the sender has journaled batches it could send now (room in its window and in
+   * the socket): capture then lets the event loop run every YIELD_TO_SENDER_MS rather than
+   * YIELD_EVERY_MS. After an outage capture reads the files a full journal held back while the
+   * journal is sent: the passive, the slower side, must not wait for the active's capture.
+   */
+  senderWaiting?: () => boolean;
   /** A file that may still be changing is checked again this long after it was read. */
   settleMs: number;
   /** Interval of the full stat scan that catches what the watcher missed (0: never). */
@@ -192,8 +199,15 @@ type NewHole = Extract<NewRecord, { op: 'hole' }>;
 
 /** The bytes of a write kept only for its effect on the manifest (see processFile). */
 const EMPTY = new Uint8Array(0);
-/** Capture works at most this long before it lets the event loop run other callbacks. */
+/** Capture works at most this long before it lets the event loop run other callbacks... */
 const YIELD_EVERY_MS = 5;
+/**
+ * ...and at most this long while the sender has journaled batches it could send now (see
+ * CaptureOptions.senderWaiting): each batch it sends waits for one turn of the event loop (its
+ * read from the journal, its write into the socket), so 5 ms slices let it send a batch per
+ * slice while the passive sat idle.
+ */
+const YIELD_TO_SENDER_MS = 1;
 /** Points that wait for a path of theirs that could not be journaled, at most (pointUnfinished). */
 const POINT_RETRY_ROUNDS = 3;
 
@@ -1015,7 +1029,8 @@ export class Capture {
    * handed to the journal a few blocks at a time: the heartbeat keeps its rhythm.
    */
   private async breathe(): Promise<void> {
-    if (this.opts.clock.monotonic() - this.breathStart <= YIELD_EVERY_MS) return;
+    const held = this.opts.clock.monotonic() - this.breathStart;
+    if (held <= YIELD_TO_SENDER_MS || (held <= YIELD_EVERY_MS && this.opts.senderWaiting?.() !== true)) return;
     await new Promise<void>((resolve) => setImmediate(resolve));
     this.breathStart = this.opts.clock.monotonic();
   }

@@ -253,6 +253,19 @@ export class Sender {
     return oldest === undefined ? 0 : Math.max(0, this.opts.clock.now() - oldest.ts);
   }
 
+  /**
+   * Whether batches journaled wait that this sender could send now: streaming, not paused, with
+   * room in the window and in the socket's budget (capture then gives the event loop up sooner).
+   */
+  hasSendable(): boolean {
+    const link = this.link;
+    if (link === undefined || !link.open || !this.streaming || this.discarding || this.paused) return false;
+    if (this.nextSeq > this.opts.journal.headSeq) return false;
+    if (this.inflight.length + (this.backlog?.batches ?? 0) >= this.window.batches) return false;
+    if (this.inflightBytes + (this.backlog?.bytes ?? 0) >= this.window.bytes) return false;
+    return link.bufferedAmount < this.socketBudget.bytes;
+  }
+
   /** Last sequence the passive acknowledged as applied and durable. */
   get acked(): number {
     return this.ackedSeq;

@@ -65,6 +65,7 @@ export class ActiveEngine {
         clock,
         ...(points.capture === undefined ? {} : { points: { ...points.capture, onPoint: () => sender?.notePoint() } }),
         fileReasons: points.fileReasons,
+        senderWaiting: () => sender?.hasSendable() === true,
       });
       sender = new Sender({
         pair: config.pair,

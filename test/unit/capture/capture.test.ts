@@ -29,7 +29,7 @@ interface Rig {
 
 const rigs: Rig[] = [];
 
-async function makeRig(opts: { clock?: Clock; watch?: boolean; baseline?: boolean; exclude?: string[]; populate?: (dir: string) => void; manifest?: Manifest; compressionLevel?: number; journalMaxBytes?: number; blockSize?: number; batchBytes?: number } = {}): Promise<Rig> {
+async function makeRig(opts: { clock?: Clock; senderWaiting?: () => boolean; watch?: boolean; baseline?: boolean; exclude?: string[]; populate?: (dir: string) => void; manifest?: Manifest; compressionLevel?: number; journalMaxBytes?: number; blockSize?: number; batchBytes?: number } = {}): Promise<Rig> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-capture-'));
   opts.populate?.(dir);
   const journal = new MemoryJournal();
@@ -51,6 +51,7 @@ async function makeRig(opts: { clock?: Clock; watch?: boolean; baseline?: boolea
     log: silentLogger(),
     clock: opts.clock ?? systemClock,
     watch: opts.watch ?? false,
+    ...(opts.senderWaiting === undefined ? {} : { senderWaiting: opts.senderWaiting }),
   });
   const model: TreeModel = new Map();
   let replayed = 0;
@@ -158,6 +159,45 @@ describe('capture', () => {
     expect(raw.length).toBeGreaterThanOrEqual(3);
     expect(Math.max(...raw)).toBeLessThanOrEqual(BATCH_RAW_CUT_BYTES + (1 << 20));
     expect(Math.max(...raw)).toBeLessThanOrEqual(MAX_BATCH_RAW_BYTES);
+  });
+
+  it('lets the event loop run after every millisecond of its work while the sender has batches to send, every 5 ms otherwise', async () => {
+    // Capture's work is counted on a clock that moves 0.25 ms for each record journaled, so how
+    // many records it journals between two turns of the event loop (where the sender's reads and
+    // writes complete) does not depend on this machine's speed. 600 small files, first without
+    // and then with batches waiting to be sent.
+    const runs: number[][] = [];
+    for (const waiting of [false, true]) {
+      let mono = 0;
+      const clock: Clock = { ...systemClock, monotonic: () => mono };
+      const rig = await makeRig({ clock, senderWaiting: () => waiting, populate: (dir) => {
+        for (let i = 0; i < 600; i++) fs.writeFileSync(path.join(dir, `f${i}`), `file ${i}\n`);
+      } });
+      let sinceTurn = 0;
+      const between: number[] = [];
+      const append = rig.journal.append.bind(rig.journal);
+      rig.journal.append = (r) => {
+        mono += 0.25;
+        sinceTurn++;
+        return append(r);
+      };
+      let probing = true;
+      const turn = () => {
+        if (sinceTurn > 0) between.push(sinceTurn);
+        sinceTurn = 0;
+        if (probing) setImmediate(turn);
+      };
+      setImmediate(turn);
+      await touch(rig, ...Array.from({ length: 600 }, (_, i) => `f${i}`));
+      probing = false;
+      expect(rig.journal.records.filter((r) => r.op === 'file')).toHaveLength(600);
+      runs.push(between);
+    }
+    const [alone, waiting] = runs.map((b) => Math.max(...b));
+    // Slices end at the first record past 5 ms (21 records) or past 1 ms (5 records).
+    expect(alone).toBeGreaterThan(12);
+    expect(alone).toBeLessThanOrEqual(24);
+    expect(waiting).toBeLessThanOrEqual(6);
   });
 
   it('reads on while the batches before are made durable: several commits in flight, never unbounded', async () => {

@@ -97,6 +97,41 @@ describe('sender → receiver over the in-memory link', () => {
     await p.close();
   });
 
+  it('has batches to send only while it could send one now: connected, room in the window, journaled past what it sent', async () => {
+    const p = await pair();
+    p.applier.hold();
+    await p.journalBatches(12, 2);
+    // No passive: nothing can be sent (capture keeps its long slices).
+    expect(p.sender.hasSendable()).toBe(false);
+    p.connect();
+    await p.until(() => p.receiver.status().receivedSeq >= 8, 'the window filled');
+    // Eight batches still journaled, but the window is full: capture has nothing to give way to.
+    expect(p.sender.hasSendable()).toBe(false);
+    p.applier.release();
+    await p.until(() => p.sender.acked === 24, 'acked up to 24');
+    expect(p.sender.hasSendable()).toBe(false);
+    // A batch journaled while its read from the journal is under way: it could go now.
+    const readBatch = p.journal.readBatch.bind(p.journal);
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    let reading = false;
+    p.journal.readBatch = async (b) => {
+      reading = true;
+      await gate;
+      return readBatch(b);
+    };
+    await p.journalBatches(1, 2);
+    await p.until(() => reading, 'the read under way');
+    expect(p.sender.hasSendable()).toBe(true);
+    p.sender.setPaused(true);
+    expect(p.sender.hasSendable()).toBe(false);
+    p.sender.setPaused(false);
+    release();
+    await p.until(() => p.sender.acked === 26, 'acked up to 26');
+    expect(p.sender.hasSendable()).toBe(false);
+    await p.close();
+  });
+
   it('sends again what was in flight when the link dropped: the passive ends with every record once', async () => {
     const p = await pair();
     await p.journalBatches(10, 3);
