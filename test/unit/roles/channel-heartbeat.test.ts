@@ -76,6 +76,14 @@ function beating(clock: FakeClock, delayMs: number, backMs: number, opts: { echo
   return { toBeta, toAlpha, alpha, beta };
 }
 
+/** beta (passive) alone on a link from alpha, which says nothing after its hello unless a test moves bytes. */
+function betaAlone(clock: FakeClock, timing = { intervalMs: 1000, threshold: 5 }) {
+  const [, toAlpha] = linkPair(clock, 0);
+  const beta = new ChannelHeartbeat({ ...timing, clock, own: own('passive') });
+  beta.attach(toAlpha, peerView('active'));
+  return { toAlpha, beta };
+}
+
 /** Data arriving at `end` for `ms` (64 KiB every 250 ms), `looker` looking after each step. */
 function flow(clock: FakeClock, end: TestEnd, ms: number, looker?: ChannelHeartbeat, bytes = 64 * 1024): void {
   for (let t = 0; t < ms; t += 250) {
@@ -169,9 +177,7 @@ describe('channel heartbeat: signs of life', () => {
 
   it('calls the channel down threshold intervals after the last byte, from the moment it came', () => {
     const clock = new FakeClock();
-    const [, toAlpha] = linkPair(clock, 0);
-    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
-    beta.attach(toAlpha, peerView('active'));
+    const { toAlpha, beta } = betaAlone(clock);
     // Bytes for 3 s, no heartbeat at all (alpha hangs after its hello), then nothing.
     for (let t = 0; t < 3000; t += 100) {
       toAlpha.bytesIn += 1000;
@@ -194,9 +200,7 @@ describe('channel heartbeat: signs of life', () => {
 describe('channel heartbeat: a silent connection', () => {
   it('is called down after interval × threshold, kept until twice that, then closed with TANDEM_ERR_CHANNEL_SILENT', () => {
     const clock = new FakeClock();
-    const [, toAlpha] = linkPair(clock, 0);
-    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
-    beta.attach(toAlpha, peerView('active'));
+    const { toAlpha, beta } = betaAlone(clock);
     // alpha says nothing from its hello on (the link lost every packet since).
     clock.advance(5_500);
     expect(beta.observe().up).toBe(false);
@@ -220,9 +224,7 @@ describe('channel heartbeat: a silent connection', () => {
 
   it('counts the silence from the last byte: a connection that carried data until a moment ago is kept', () => {
     const clock = new FakeClock();
-    const [, toAlpha] = linkPair(clock, 0);
-    const beta = new ChannelHeartbeat({ intervalMs: 250, threshold: 4, clock, own: own('passive') });
-    beta.attach(toAlpha, peerView('active'));
+    const { toAlpha, beta } = betaAlone(clock, { intervalMs: 250, threshold: 4 });
     // 30 s of data and not one heartbeat, then silence: closed 2 s after the last byte (the
     // tuned timing), at the first beat past it.
     flow(clock, toAlpha, 30_000, beta);
@@ -236,11 +238,7 @@ describe('channel heartbeat: a silent connection', () => {
 
   it('is closed on each side by its own count, and a new connection starts from a fresh sign', () => {
     const clock = new FakeClock();
-    const [toBeta, toAlpha] = linkPair(clock, 5);
-    const alpha = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('active') });
-    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
-    alpha.attach(toBeta, peerView('passive'));
-    beta.attach(toAlpha, peerView('active'));
+    const { toBeta, toAlpha, alpha, beta } = beating(clock, 5, 5);
     clock.advance(30_000);
     expect([toBeta.open, toAlpha.open]).toEqual([true, true]);
     // Both directions lose every packet from now on.
@@ -327,9 +325,7 @@ describe("channel heartbeat: how late the peer's word arrives", () => {
 
   it('ignores a peer that never echoes (an older agent): its silence about round-trips is not delay', () => {
     const clock = new FakeClock();
-    const [, toAlpha] = linkPair(clock, 0);
-    const beta = new ChannelHeartbeat({ intervalMs: 1000, threshold: 5, clock, own: own('passive') });
-    beta.attach(toAlpha, peerView('active'));
+    const { toAlpha, beta } = betaAlone(clock);
     flow(clock, toAlpha, 10_000, beta, 1000);
     expect(beta.observe().delayMs).toBe(0);
     beta.stop();
