@@ -255,15 +255,19 @@ export class Sender {
 
   /**
    * Whether batches journaled wait that this sender could send now: streaming, not paused, with
-   * room in the window and in the socket's budget (capture then gives the event loop up sooner).
+   * room in the window and in the socket's budget. The send loop goes on while it holds; capture
+   * gives the event loop up sooner while it does.
    */
   hasSendable(): boolean {
     const link = this.link;
     if (link === undefined || !link.open || !this.streaming || this.discarding || this.paused) return false;
-    if (this.nextSeq > this.opts.journal.headSeq) return false;
+    // Waiting for channel.bandwidthLimit's bucket: its timer pumps again.
+    if (this.rateTimer !== undefined) return false;
     if (this.inflight.length + (this.backlog?.batches ?? 0) >= this.window.batches) return false;
     if (this.inflightBytes + (this.backlog?.bytes ?? 0) >= this.window.bytes) return false;
-    return link.bufferedAmount < this.socketBudget.bytes;
+    // Beyond the socket's budget batches wait; the heartbeat does not, but it waits behind it.
+    if (link.bufferedAmount >= this.socketBudget.bytes) return false;
+    return this.nextSeq <= this.opts.journal.headSeq;
   }
 
   /** Last sequence the passive acknowledged as applied and durable. */
@@ -533,12 +537,7 @@ export class Sender {
     const j = this.opts.journal;
     for (;;) {
       const link = this.link;
-      if (link === undefined || !link.open || !this.streaming || this.discarding || this.paused) return;
-      if (this.inflight.length + (this.backlog?.batches ?? 0) >= this.window.batches) return;
-      if (this.inflightBytes + (this.backlog?.bytes ?? 0) >= this.window.bytes) return;
-      // Beyond the socket's budget batches wait; the heartbeat does not, but it waits behind it.
-      if (link.bufferedAmount >= this.socketBudget.bytes) return;
-      if (this.nextSeq > j.headSeq) return;
+      if (link === undefined || !this.hasSendable()) return;
       const batch = j.batchStartingAt(this.nextSeq);
       if (batch !== undefined && this.rateLimit !== undefined) {
         // channel.bandwidthLimit: wait for the bucket, then pump again.
