@@ -142,8 +142,11 @@ describe('Journal: referenced blocks', () => {
         fs.renameSync(`${s.file}.new`, s.file);
       }],
       ['a link to the same file', (s) => {
-        fs.renameSync(s.file, path.join(path.dirname(s.root), `${path.basename(s.root)}-moved.bin`));
-        fs.symlinkSync(path.join(path.dirname(s.root), `${path.basename(s.root)}-moved.bin`), s.file);
+        // Moved out of the root, into the journal's directory: a temporary one, removed after
+        // the test like the root (a sibling of the root was left behind).
+        const moved = path.join(s.jdir, 'moved.bin');
+        fs.renameSync(s.file, moved);
+        fs.symlinkSync(moved, s.file);
       }],
     ];
     for (const [what, change] of cases) {
