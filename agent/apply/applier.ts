@@ -5,7 +5,7 @@
 // protected root, never follow a symbolic link, never grant a privilege without the owner it
 // came with, and never report a record durable before it is.
 import fs, { constants as C, type Stats } from 'node:fs';
-import { syncFs, type SyncFile } from './sync-fs.ts';
+import { IOV_MAX, WRITE_BEHIND_MIN_BYTES, skipBytes, syncFs, type SyncFile } from './sync-fs.ts';
 import { findSync, SyncfsHelper } from './whole-fs-sync.ts';
 import { TandemError, errnoOf } from '../../shared/errors.ts';
 import { hash64, initHash } from '../../shared/hash.ts';
@@ -96,8 +96,6 @@ export const SYNCFS_AT_POINT_AFTER = 16;
  * than opening the files again.
  */
 export const FSYNC_BEHIND_BYTES = 8 * 1024 * 1024;
-/** Linux IOV_MAX: buffers per writev call. */
-const IOV_MAX = 1024;
 /** Zeros written at once for a hole inside a file (Node cannot punch one). */
 const ZERO_CHUNK = Buffer.alloc(1 << 20);
 
@@ -113,6 +111,8 @@ export interface ApplierSeams {
   beforeRecord?: (record: DataRecord) => void | Promise<void>;
   /** Replaces the positional writev of file data; returns the bytes written. */
   writev?: (fd: number, buffers: Uint8Array[], position: number) => Promise<number>;
+  /** Replaces WRITE_BEHIND_MIN_BYTES (0: every write behind). */
+  writeBehindMinBytes?: number;
   /** Replaces fsync of files and directories at durable points. */
   fsync?: (fd: number) => Promise<void>;
   /** Replaces the syncfs of a root's file system (its path given); absent, `sync -f` runs it. */
@@ -914,7 +914,7 @@ export class Applier {
         for (let k = 0; k < n; k++) buffers.push((records[i + k] as WriteRecord).data);
         of.dirty = true;
         of.statPending = true;
-        await this.writeAll(of.fh, buffers, first.offset);
+        await this.writeAll(of.fh, buffers, first.offset, (err) => applyFailed(err, 'write', first.seq, first.root, first.path, n > 1 ? { records: n } : {}));
         this.writtenSincePoint += end - first.offset;
       });
     } catch (err) {
@@ -955,7 +955,7 @@ export class Applier {
         }
         const buffers: Uint8Array[] = [];
         for (let left = end - first.offset; left > 0; left -= ZERO_CHUNK.length) buffers.push(ZERO_CHUNK.subarray(0, Math.min(left, ZERO_CHUNK.length)));
-        await this.writeAll(of.fh, buffers, first.offset);
+        await this.writeAll(of.fh, buffers, first.offset, (err) => applyFailed(err, 'hole', first.seq, first.root, first.path, n > 1 ? { records: n } : {}));
         this.writtenSincePoint += end - first.offset;
       });
     } catch (err) {
@@ -983,7 +983,19 @@ export class Applier {
     });
   }
 
-  private async writeAll(fh: SyncFile, buffers: Uint8Array[], position: number): Promise<void> {
+  /**
+   * Writes `buffers` at `position`: behind (SyncFile.writeBehind) from WRITE_BEHIND_MIN_BYTES on,
+   * or while earlier writes of the file are behind: the thread pool copies them into the page
+   * cache while this thread goes on with the next records (the copy was the largest share of the
+   * passive's CPU in a catch-up), and the file's next calls wait for them. Smaller ones at once.
+   * A failure behind is reported as this write's (`wrap`).
+   */
+  private async writeAll(fh: SyncFile, buffers: Uint8Array[], position: number, wrap: (err: unknown) => Error): Promise<void> {
+    const bytes = buffers.reduce((s, b) => s + b.length, 0);
+    if (this.seams.writev === undefined && (fh.behind || bytes >= (this.seams.writeBehindMinBytes ?? WRITE_BEHIND_MIN_BYTES))) {
+      fh.writeBehind(buffers, position, wrap);
+      return;
+    }
     let pos = position;
     let rest = buffers;
     while (rest.length > 0) {
@@ -997,16 +1009,7 @@ export class Applier {
       }
       if (wrote === 0) throw Object.assign(new Error('writev wrote nothing'), { code: 'EIO' });
       // A short write (rare on a regular file): drop what was written and go on from there.
-      let skip = wrote;
-      const left: Uint8Array[] = [];
-      for (const b of rest) {
-        if (skip >= b.length) skip -= b.length;
-        else {
-          left.push(skip > 0 ? b.subarray(skip) : b);
-          skip = 0;
-        }
-      }
-      rest = left;
+      rest = skipBytes(rest, wrote);
     }
   }
 
@@ -1034,17 +1037,28 @@ export class Applier {
       if (openHere || st?.isFile() === true) {
         const of = await this.fileFor(loc, { writable: false, create: false });
         if (of !== undefined) {
+          // A write clears setuid/setgid (without CAP_FSETID) and file capabilities whenever it
+          // lands: such a meta waits for the writes behind. Owner, mode and other attributes do
+          // not depend on the data, and go on while the writes run.
+          if (of.fh.behind && ((r.mode & PRIVILEGE_BITS) !== 0 || r.xattrs?.some(([n]) => n === CAPABILITY_XATTR) === true)) await of.fh.settled();
           // What this walk knows the inode holds: it opened (or created) the file itself.
           const applied = this.applyMetaTo(of.fh.fd, loc, r, true, openHere || of.created ? { uid: of.uid, gid: of.gid, mode: of.mode, created: of.created } : undefined);
           // Its attributes are the records' from now on, no longer only what creation gave it.
           of.created = false;
           if (applied.owner !== undefined) ({ uid: of.uid, gid: of.gid } = applied.owner);
           of.mode = applied.mode;
-          await of.fh.utimes(t, t);
           of.dirty = true;
-          of.statPending = false;
           applyRecordToManifest(this.manifest, r, this.opts.blockSize);
-          this.fillFileStat(r.root, r.path, await of.fh.stat());
+          if (of.fh.behind) {
+            // The times after the writes (one landing later would move them); the stat for the
+            // manifest once they are over (settle).
+            of.fh.utimesBehind(t, t);
+            of.statPending = true;
+          } else {
+            await of.fh.utimes(t, t);
+            of.statPending = false;
+            this.fillFileStat(r.root, r.path, await of.fh.stat());
+          }
           this.fillMeta(r.root, r.path, undefined, applied.xattrHash, r.xattrs !== undefined);
           return;
         }
@@ -1585,8 +1599,9 @@ export class Applier {
     await allOrFirstFailure(this.syncing.splice(0, n));
   }
 
-  /** Copies the stat of a written file into the manifest and fsyncs it if dirty (unless a syncfs will). */
+  /** Waits for the writes behind, copies the stat of a written file into the manifest and fsyncs it if dirty (unless a syncfs will). */
   private async settle(of: OpenFile, fsync = true): Promise<void> {
+    await of.fh.settled();
     if (of.statPending) {
       this.fillFileStat(of.root, of.rel, await of.fh.stat());
       of.statPending = false;
@@ -1606,8 +1621,9 @@ export class Applier {
     for (const of of this.open.values()) {
       if (of.root === root && isWithin(of.rel, rel)) {
         this.open.delete(of.key);
-        // Nothing to wait for: the path's content is replaced; errors on close are moot.
-        of.fh.close().catch(() => undefined);
+        // The path's content is replaced: errors on close are moot. Its descriptor closes once
+        // its writes behind are over, and the durable point waits for that as for an eviction.
+        this.syncing.push(of.fh.close().catch(() => undefined));
       }
     }
   }
@@ -1631,7 +1647,7 @@ export class Applier {
     await this.waitAfter();
     // Roots whose files were closed unsynced get one syncfs, which also covers their open files
     // and directories: those are not fsynced one by one.
-    const files = [...this.open.values()].filter((of) => of.dirty || of.statPending);
+    const files = [...this.open.values()].filter((of) => of.dirty || of.statPending || of.fh.behind);
     const dirs = [...this.dirtyDirs.values()];
     const whole = this.wholeRoots(files, dirs);
     this.unsynced.clear();
@@ -1706,7 +1722,7 @@ export class Applier {
     const apart = files.filter((of) => of.dirty && !whole.has(of.root));
     if (!dirs.every((d) => whole.has(d.root)) || (apart.length > 0 && this.writtenSincePoint < FSYNC_BEHIND_BYTES)) return undefined;
     await this.waitAfter();
-    await allOrFirstFailure(files.filter((of) => of.statPending).map((of) => this.settle(of, false).catch((err) => Promise.reject(applyFailed(err, 'stat', seq, of.root, of.rel)))));
+    await allOrFirstFailure(files.filter((of) => of.statPending || of.fh.behind).map((of) => this.settle(of, false).catch((err) => Promise.reject(applyFailed(err, 'stat', seq, of.root, of.rel)))));
     for (const of of files) of.dirty = false;
     this.dirtyDirs.clear();
     this.unsynced.clear();
@@ -1717,7 +1733,7 @@ export class Applier {
     // the next call opens the files again.
     for (const of of apart) {
       this.open.delete(of.key);
-      background.push(this.closeAfter(of, this.fsyncFd(of.fh.fd), seq));
+      background.push(this.closeAfter(of, of.fh.settled().then(() => this.fsyncFd(of.fh.fd)), seq));
     }
     applied?.();
     const point = (async () => {

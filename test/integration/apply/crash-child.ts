@@ -1,5 +1,5 @@
 // Applies a batch in a child process so that a test can kill it with SIGKILL at any point.
-// argv: RECORDS_FILE ROOT_DIR KILL_AT_SEQ (-1: never) [marker]. Prints "ready" after init and
+// argv: RECORDS_FILE ROOT_DIR KILL_AT_SEQ (-1: never) [marker] [WRITE_BEHIND_MIN_BYTES]. Prints "ready" after init and
 // "durable N" for every durable report, synchronously, before the report returns, and
 // "notice CODE" for each warning the applier kept, at the end.
 import fs from 'node:fs';
@@ -9,7 +9,7 @@ import type { DataRecord } from '../../../shared/protocol/index.ts';
 import { Manifest } from '../../../agent/manifest/index.ts';
 import { Applier } from '../../../agent/apply/applier.ts';
 
-const [recordsFile, rootDir, killAt] = process.argv.slice(2);
+const [recordsFile, rootDir, killAt, , behindMin] = process.argv.slice(2);
 const records = v8.deserialize(fs.readFileSync(recordsFile!)) as DataRecord[];
 const killSeq = Number(killAt);
 const applier = new Applier({
@@ -18,6 +18,7 @@ const applier = new Applier({
   blockSize: 4096,
   log: silentLogger(),
   seams: {
+    ...(behindMin === undefined ? {} : { writeBehindMinBytes: Number(behindMin) }),
     beforeRecord: (r) => {
       if (r.seq === killSeq) process.kill(process.pid, 'SIGKILL');
     },
