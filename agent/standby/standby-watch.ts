@@ -71,6 +71,12 @@ const SLICE_MS = 5;
 const SAVE_DELAY_MS = 200;
 /** Waits (of HINT_DELAY_MS) for a scan's hints to be checked before it decides on the overflow. */
 const SCAN_SETTLE_ROUNDS = 100;
+/**
+ * A periodic scan waits while the applier applied a batch less than this long ago (a catch-up, a
+ * burst): its lstat of every path cost the passive ~1 s of main thread in the middle of bench
+ * (o)'s catch-up, and its findings there would only be checked again after the next batch.
+ */
+export const SCAN_QUIET_MS = 1000;
 /** New changed paths logged one by one; beyond this only the alarm says how many. */
 const LOGGED_PATHS = 100;
 
@@ -109,6 +115,8 @@ export class StandbyWatch {
   /** Parent directories held open for one synchronous run of checks (withParents). */
   private parents: ParentDirs | undefined;
   private scanTimer: TimerHandle | undefined;
+  /** When (monotonic) the applier last started or ended a batch; -Infinity: never. */
+  private lastBatchMs = -Infinity;
   private saveTimer: TimerHandle | undefined;
   private saving: Promise<void> = Promise.resolve();
   private lastAlarm = '';
@@ -160,6 +168,7 @@ export class StandbyWatch {
       apply: async (records, durable, opts) => {
         const fence = new InFlightPaths(records);
         this.inflight = fence;
+        this.lastBatchMs = this.opts.clock.monotonic();
         if (this.examining !== undefined && fence.covers(this.examining.root.name, this.examining.rel)) this.examining.dirty = true;
         if (fence.syncBegins && this.modified.clearAll()) {
           this.examined.clear();
@@ -174,6 +183,7 @@ export class StandbyWatch {
           throw err;
         } finally {
           this.inflight = undefined;
+          this.lastBatchMs = this.opts.clock.monotonic();
         }
         this.held = undefined;
         try {
@@ -587,9 +597,29 @@ export class StandbyWatch {
         this.scanning = undefined;
         if (this.stopped) return;
         if (this.rescan && this.judging()) void this.scanAll('hints were dropped');
-        else if (this.opts.scanIntervalMs > 0) this.scanTimer ??= this.opts.clock.setTimeout(() => void this.scanAll('periodic'), this.opts.scanIntervalMs);
+        else if (this.opts.scanIntervalMs > 0) this.scanTimer ??= this.opts.clock.setTimeout(() => this.periodicDue(this.opts.clock.monotonic()), this.opts.scanIntervalMs);
       });
     return this.scanning;
+  }
+
+  /**
+   * The periodic scan, due since `dueMs` (monotonic): run now, unless the applier is at work
+   * (a batch less than SCAN_QUIET_MS ago); then it waits for a pause, at most one more
+   * capture.scanInterval, so that a passive that is never idle is still scanned.
+   */
+  private periodicDue(dueMs: number): void {
+    this.scanTimer = undefined;
+    if (this.stopped) return;
+    const now = this.opts.clock.monotonic();
+    const quietIn = this.lastBatchMs + SCAN_QUIET_MS - now;
+    if (this.inflight !== undefined || (quietIn > 0 && now - dueMs < this.opts.scanIntervalMs)) {
+      const wait = Math.min(Math.max(quietIn, SCAN_QUIET_MS / 4), dueMs + this.opts.scanIntervalMs - now);
+      if (wait > 0) {
+        this.scanTimer = this.opts.clock.setTimeout(() => this.periodicDue(dueMs), wait);
+        return;
+      }
+    }
+    void this.scanAll('periodic');
   }
 
   /**

@@ -8,7 +8,8 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Applier } from '../../../agent/apply/applier.ts';
 import { Manifest } from '../../../agent/manifest/index.ts';
 import { StandbyWatch } from '../../../agent/standby/index.ts';
-import { systemClock } from '../../../shared/clock.ts';
+import { SCAN_QUIET_MS } from '../../../agent/standby/standby-watch.ts';
+import { FakeClock, systemClock, type Clock } from '../../../shared/clock.ts';
 import { initHash } from '../../../shared/hash.ts';
 import { silentLogger } from '../../../shared/log.ts';
 import type { DataRecord } from '../../../shared/protocol/index.ts';
@@ -44,7 +45,7 @@ interface Rig {
   applyWith(records: DataRecord[], durable: () => Promise<void>): Promise<void>;
 }
 
-async function rig(opts: { manifest?: Manifest; beforeRecord?: (r: DataRecord) => void | Promise<void> } = {}): Promise<Rig> {
+async function rig(opts: { manifest?: Manifest; beforeRecord?: (r: DataRecord) => void | Promise<void>; clock?: Clock; scanIntervalMs?: number } = {}): Promise<Rig> {
   const manifest = opts.manifest ?? new Manifest([ROOT]);
   const roots = [{ name: ROOT, path: rootDir, exclude: [] }];
   const applier = new Applier({ roots, manifest, blockSize: BS, log: silentLogger(), ...(opts.beforeRecord === undefined ? {} : { seams: { beforeRecord: opts.beforeRecord } }) });
@@ -54,11 +55,11 @@ async function rig(opts: { manifest?: Manifest; beforeRecord?: (r: DataRecord) =
     manifest,
     blockSize: BS,
     stateDir: path.join(base, 'state'),
-    scanIntervalMs: 0,
+    scanIntervalMs: opts.scanIntervalMs ?? 0,
     rateBytesPerSec: 0,
     holdsReplica: () => true,
     log: silentLogger(),
-    clock: systemClock,
+    clock: opts.clock ?? systemClock,
   });
   watches.push(watch);
   watch.start(Promise.resolve());
@@ -290,6 +291,44 @@ describe('StandbyWatch', () => {
     // The intruder takes the directory away again (moved out of the root): nothing is left to report.
     fs.renameSync(abs('extra'), path.join(base, 'moved-out'));
     await until('cleared', () => (alarmText(r.watch) === '' ? true : undefined), 5000);
+  });
+
+  it('waits with a periodic scan while the applier is at work, for a pause or at most one more interval', async () => {
+    const clock = new FakeClock();
+    const interval = 60_000;
+    const r = await rig({ clock, scanIntervalMs: interval });
+    // Real I/O between the steps of the fake clock: long enough for a scan of this small tree to end.
+    const settle = () => sleep(150);
+    await until('the scan at start', () => (r.watch.stats().scans === 1 ? true : undefined), 30_000);
+    let n = 0;
+    const batch = async () => {
+      const b = new RecordBuilder(++n * 10);
+      b.mkdir(`d${n}`);
+      await r.apply(b.records);
+    };
+    // Due at 60 s: a batch half a second before puts it off until a second after that batch...
+    await clock.advanceAsync(interval - 500, settle);
+    await batch();
+    await clock.advanceAsync(500, settle);
+    expect(r.watch.stats().scans).toBe(1);
+    // ...and another batch, again.
+    await batch();
+    await clock.advanceAsync(SCAN_QUIET_MS - 1, settle);
+    expect(r.watch.stats().scans).toBe(1);
+    await clock.advanceAsync(1, settle);
+    await until('the periodic scan after the pause', () => (r.watch.stats().scans === 2 ? true : undefined), 30_000);
+    const due = clock.monotonic() + interval;
+    // A batch every 500 ms from before the next one is due: it waits one more interval at most.
+    await clock.advanceAsync(interval - 1000);
+    while (clock.monotonic() < due + interval - 500) {
+      await batch();
+      await clock.advanceAsync(500);
+    }
+    await settle();
+    expect(r.watch.stats().scans).toBe(2);
+    await batch();
+    await clock.advanceAsync(500, settle);
+    await until('the periodic scan one interval late', () => (r.watch.stats().scans === 3 ? true : undefined), 30_000);
   });
 
   it('forgets the changed paths when a synchronisation begins (it rewrites the tree)', async () => {
