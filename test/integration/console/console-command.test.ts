@@ -39,10 +39,11 @@ describe('tandem console', () => {
     expect(session).toMatchObject({ loggedIn: true, node: 'alpha' });
     expect((await fetch(url, { redirect: 'manual' })).headers.get('location')).toBe('/console/?login=refused');
 
-    // --open: $BROWSER gets the link (a stand-in that writes down what it was given).
+    // --open: $BROWSER gets the link (a stand-in that writes down what it was given, into a
+    // file it then renames: the test never reads the file between its creation and the write).
     const seen = path.join(pair.dir, 'browser-got');
     const fake = path.join(pair.dir, 'fake-browser.sh');
-    fs.writeFileSync(fake, `#!/bin/sh\nprintf '%s' "$1" > ${JSON.stringify(seen)}\n`, { mode: 0o755 });
+    fs.writeFileSync(fake, `#!/bin/sh\nprintf '%s' "$1" > ${JSON.stringify(`${seen}.tmp`)} && mv ${JSON.stringify(`${seen}.tmp`)} ${JSON.stringify(seen)}\n`, { mode: 0o755 });
     const prev = process.env.BROWSER;
     process.env.BROWSER = fake;
     try {
