@@ -5,7 +5,7 @@
 // protected root, never follow a symbolic link, never grant a privilege without the owner it
 // came with, and never report a record durable before it is.
 import fs, { constants as C, type Stats } from 'node:fs';
-import { IOV_MAX, WRITE_BEHIND_MIN_BYTES, skipBytes, syncFs, type SyncFile } from './sync-fs.ts';
+import { WRITE_BEHIND_MIN_BYTES, syncFs, writeAllWith, type SyncFile } from './sync-fs.ts';
 import { findSync, SyncfsHelper } from './whole-fs-sync.ts';
 import { TandemError, errnoOf } from '../../shared/errors.ts';
 import { hash64, initHash } from '../../shared/hash.ts';
@@ -996,21 +996,8 @@ export class Applier {
       fh.writeBehind(buffers, position, wrap);
       return;
     }
-    let pos = position;
-    let rest = buffers;
-    while (rest.length > 0) {
-      const chunk = rest.length > IOV_MAX ? rest.slice(0, IOV_MAX) : rest;
-      const want = chunk.reduce((s, b) => s + b.length, 0);
-      const wrote = this.seams.writev !== undefined ? await this.seams.writev(fh.fd, chunk, pos) : (await fh.writev(chunk, pos)).bytesWritten;
-      pos += wrote;
-      if (wrote >= want) {
-        rest = rest.slice(chunk.length);
-        continue;
-      }
-      if (wrote === 0) throw Object.assign(new Error('writev wrote nothing'), { code: 'EIO' });
-      // A short write (rare on a regular file): drop what was written and go on from there.
-      rest = skipBytes(rest, wrote);
-    }
+    const seam = this.seams.writev;
+    await writeAllWith(buffers, position, async (chunk, pos) => (seam !== undefined ? seam(fh.fd, [...chunk], pos) : (await fh.writev(chunk, pos)).bytesWritten));
   }
 
   private async applyMeta(r: MetaRecord): Promise<void> {

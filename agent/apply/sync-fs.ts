@@ -12,7 +12,7 @@ import fs, { type Mode, type PathLike, type Stats } from 'node:fs';
 /** Writes from this size on go behind (writeBehind); smaller ones cost less made at once than handed over. */
 export const WRITE_BEHIND_MIN_BYTES = 32 * 1024;
 /** Linux IOV_MAX: buffers per writev call. */
-export const IOV_MAX = 1024;
+const IOV_MAX = 1024;
 
 /** A file descriptor with the FileHandle methods the applier uses. */
 export class SyncFile {
@@ -109,14 +109,22 @@ export class SyncFile {
   }
 }
 
-/** writev in the thread pool until every byte is written (IOV_MAX buffers a call; a short write goes on where it stopped). */
-async function writeFully(fd: number, buffers: readonly Uint8Array[], position: number): Promise<void> {
+/** writev in the thread pool until every byte is written. */
+function writeFully(fd: number, buffers: readonly Uint8Array[], position: number): Promise<void> {
+  return writeAllWith(buffers, position, (chunk, pos) => new Promise<number>((resolve, reject) => fs.writev(fd, chunk, pos, (err, n) => (err ? reject(err) : resolve(n)))));
+}
+
+/**
+ * Writes every byte of `buffers` from `position` with `writev` (which returns the bytes it
+ * wrote): IOV_MAX buffers a call; a short write (rare on a regular file) goes on where it stopped.
+ */
+export async function writeAllWith(buffers: readonly Uint8Array[], position: number, writev: (chunk: readonly Uint8Array[], position: number) => Promise<number>): Promise<void> {
   let pos = position;
   let rest = buffers;
   while (rest.length > 0) {
     const chunk = rest.length > IOV_MAX ? rest.slice(0, IOV_MAX) : rest;
     const want = chunk.reduce((s, b) => s + b.length, 0);
-    const wrote = await new Promise<number>((resolve, reject) => fs.writev(fd, chunk, pos, (err, n) => (err ? reject(err) : resolve(n))));
+    const wrote = await writev(chunk, pos);
     pos += wrote;
     if (wrote >= want) {
       rest = rest.slice(chunk.length);
